@@ -98,14 +98,16 @@ def generate(model):
     for name in sorted(shapes):
         s = shapes[name]
         if s["type"] == "string" and "enum" in s:
-            w("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]")
+            w("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]")
             w("pub enum %s {" % name)
             seen = set()
-            for v in s["enum"]:
+            for i, v in enumerate(s["enum"]):
                 vn = variant(v)
                 while vn in seen:
                     vn += "_"
                 seen.add(vn)
+                if i == 0:
+                    w("    #[default]")
                 w('    #[serde(rename = "%s")]' % v)
                 w("    %s," % vn)
             w("}")

@@ -17,8 +17,9 @@ pub struct AcceleratorCountRequest {
     pub max: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AcceleratorManufacturer {
+    #[default]
     #[serde(rename = "amazon-web-services")]
     AmazonWebServices,
     #[serde(rename = "amd")]
@@ -60,8 +61,9 @@ impl std::str::FromStr for AcceleratorManufacturer {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AcceleratorName {
+    #[default]
     #[serde(rename = "a100")]
     A100,
     #[serde(rename = "inferentia")]
@@ -132,8 +134,9 @@ pub struct AcceleratorTotalMemoryMiBRequest {
     pub max: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AcceleratorType {
+    #[default]
     #[serde(rename = "gpu")]
     Gpu,
     #[serde(rename = "fpga")]
@@ -175,8 +178,9 @@ pub struct AccessDeniedException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AccessType {
+    #[default]
     #[serde(rename = "PUBLIC")]
     Public,
     #[serde(rename = "PRIVATE")]
@@ -221,8 +225,9 @@ pub struct AdvancedConfiguration {
     pub role_arn: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AgentUpdateStatus {
+    #[default]
     #[serde(rename = "PENDING")]
     Pending,
     #[serde(rename = "STAGING")]
@@ -267,8 +272,9 @@ impl std::str::FromStr for AgentUpdateStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ApplicationProtocol {
+    #[default]
     #[serde(rename = "http")]
     Http,
     #[serde(rename = "http2")]
@@ -304,8 +310,9 @@ impl std::str::FromStr for ApplicationProtocol {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AssignPublicIp {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -376,8 +383,9 @@ pub struct AttributeLimitExceededException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AutoRepairActionsStatus {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -438,8 +446,9 @@ pub struct AutoScalingGroupProviderUpdate {
     pub managed_draining: Option<ManagedDraining>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum AvailabilityZoneRebalancing {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -482,8 +491,9 @@ pub struct AwsVpcConfiguration {
     pub assign_public_ip: Option<AssignPublicIp>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum BareMetal {
+    #[default]
     #[serde(rename = "included")]
     Included,
     #[serde(rename = "required")]
@@ -533,8 +543,9 @@ pub struct BlockedException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum BurstablePerformance {
+    #[default]
     #[serde(rename = "included")]
     Included,
     #[serde(rename = "required")]
@@ -570,8 +581,9 @@ impl std::str::FromStr for BurstablePerformance {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CPUArchitecture {
+    #[default]
     #[serde(rename = "X86_64")]
     X8664,
     #[serde(rename = "ARM64")]
@@ -612,8 +624,9 @@ pub struct CanaryConfiguration {
     pub canary_bake_time_in_minutes: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CapacityOptionType {
+    #[default]
     #[serde(rename = "ON_DEMAND")]
     OnDemand,
     #[serde(rename = "SPOT")]
@@ -673,8 +686,9 @@ pub struct CapacityProvider {
     pub r#type: Option<CapacityProviderType>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CapacityProviderField {
+    #[default]
     #[serde(rename = "TAGS")]
     Tags,
 }
@@ -704,8 +718,9 @@ impl std::str::FromStr for CapacityProviderField {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CapacityProviderStatus {
+    #[default]
     #[serde(rename = "PROVISIONING")]
     Provisioning,
     #[serde(rename = "ACTIVE")]
@@ -754,8 +769,9 @@ pub struct CapacityProviderStrategyItem {
     pub base: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CapacityProviderType {
+    #[default]
     #[serde(rename = "EC2_AUTOSCALING")]
     Ec2Autoscaling,
     #[serde(rename = "MANAGED_INSTANCES")]
@@ -794,8 +810,9 @@ impl std::str::FromStr for CapacityProviderType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CapacityProviderUpdateStatus {
+    #[default]
     #[serde(rename = "CREATE_IN_PROGRESS")]
     CreateInProgress,
     #[serde(rename = "CREATE_COMPLETE")]
@@ -849,8 +866,9 @@ impl std::str::FromStr for CapacityProviderUpdateStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CapacityReservationPreference {
+    #[default]
     #[serde(rename = "RESERVATIONS_ONLY")]
     ReservationsOnly,
     #[serde(rename = "RESERVATIONS_FIRST")]
@@ -968,8 +986,9 @@ pub struct ClusterContainsTasksException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ClusterField {
+    #[default]
     #[serde(rename = "ATTACHMENTS")]
     Attachments,
     #[serde(rename = "CONFIGURATIONS")]
@@ -1037,8 +1056,9 @@ pub struct ClusterSetting {
     pub value: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ClusterSettingName {
+    #[default]
     #[serde(rename = "containerInsights")]
     ContainerInsights,
 }
@@ -1068,8 +1088,9 @@ impl std::str::FromStr for ClusterSettingName {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum Compatibility {
+    #[default]
     #[serde(rename = "EC2")]
     Ec2,
     #[serde(rename = "FARGATE")]
@@ -1116,8 +1137,9 @@ pub struct ConflictException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum Connectivity {
+    #[default]
     #[serde(rename = "CONNECTED")]
     Connected,
     #[serde(rename = "DISCONNECTED")]
@@ -1188,8 +1210,9 @@ pub struct Container {
     pub gpu_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ContainerCondition {
+    #[default]
     #[serde(rename = "START")]
     Start,
     #[serde(rename = "COMPLETE")]
@@ -1374,8 +1397,9 @@ pub struct ContainerInstance {
     pub health_status: Option<ContainerInstanceHealthStatus>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ContainerInstanceField {
+    #[default]
     #[serde(rename = "TAGS")]
     Tags,
     #[serde(rename = "CONTAINER_INSTANCE_HEALTH")]
@@ -1416,8 +1440,9 @@ pub struct ContainerInstanceHealthStatus {
     pub details: Option<Vec<InstanceHealthCheckResult>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ContainerInstanceStatus {
+    #[default]
     #[serde(rename = "ACTIVE")]
     Active,
     #[serde(rename = "DRAINING")]
@@ -1523,8 +1548,9 @@ pub struct ContinueServiceDeploymentResponse {
     pub service_deployment_arn: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum CpuManufacturer {
+    #[default]
     #[serde(rename = "intel")]
     Intel,
     #[serde(rename = "amd")]
@@ -1966,8 +1992,9 @@ pub struct DaemonDeploymentRevisionDetail {
     pub total_draining_instance_count: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DaemonDeploymentRollbackMonitorsStatus {
+    #[default]
     #[serde(rename = "TRIGGERED")]
     Triggered,
     #[serde(rename = "MONITORING")]
@@ -2006,8 +2033,9 @@ impl std::str::FromStr for DaemonDeploymentRollbackMonitorsStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DaemonDeploymentStatus {
+    #[default]
     #[serde(rename = "PENDING")]
     Pending,
     #[serde(rename = "SUCCESSFUL")]
@@ -2124,8 +2152,9 @@ pub struct DaemonNotFoundException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DaemonPropagateTags {
+    #[default]
     #[serde(rename = "DAEMON")]
     Daemon,
     #[serde(rename = "NONE")]
@@ -2202,8 +2231,9 @@ pub struct DaemonRollback {
     pub rollback_capacity_providers: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DaemonStatus {
+    #[default]
     #[serde(rename = "ACTIVE")]
     Active,
     #[serde(rename = "DELETE_IN_PROGRESS")]
@@ -2278,8 +2308,9 @@ pub struct DaemonTaskDefinition {
     pub registered_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DaemonTaskDefinitionRevisionFilter {
+    #[default]
     #[serde(rename = "LAST_REGISTERED")]
     LastRegistered,
 }
@@ -2309,8 +2340,9 @@ impl std::str::FromStr for DaemonTaskDefinitionRevisionFilter {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DaemonTaskDefinitionStatus {
+    #[default]
     #[serde(rename = "ACTIVE")]
     Active,
     #[serde(rename = "DELETE_IN_PROGRESS")]
@@ -2346,8 +2378,9 @@ impl std::str::FromStr for DaemonTaskDefinitionStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DaemonTaskDefinitionStatusFilter {
+    #[default]
     #[serde(rename = "ACTIVE")]
     Active,
     #[serde(rename = "DELETE_IN_PROGRESS")]
@@ -2643,8 +2676,9 @@ pub struct DeploymentController {
     pub r#type: DeploymentControllerType,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeploymentControllerType {
+    #[default]
     #[serde(rename = "ECS")]
     Ecs,
     #[serde(rename = "CODE_DEPLOY")]
@@ -2702,8 +2736,9 @@ pub struct DeploymentLifecycleHook {
     pub timeout_configuration: Option<DeploymentLifecycleHookTimeoutConfiguration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeploymentLifecycleHookAction {
+    #[default]
     #[serde(rename = "ROLLBACK")]
     Rollback,
     #[serde(rename = "CONTINUE")]
@@ -2752,8 +2787,9 @@ pub struct DeploymentLifecycleHookDetail {
     pub timeout_action: Option<DeploymentLifecycleHookAction>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeploymentLifecycleHookStage {
+    #[default]
     #[serde(rename = "RECONCILE_SERVICE")]
     ReconcileService,
     #[serde(rename = "PRE_SCALE_UP")]
@@ -2804,8 +2840,9 @@ impl std::str::FromStr for DeploymentLifecycleHookStage {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeploymentLifecycleHookStatus {
+    #[default]
     #[serde(rename = "AWAITING_ACTION")]
     AwaitingAction,
     #[serde(rename = "IN_PROGRESS")]
@@ -2847,8 +2884,9 @@ impl std::str::FromStr for DeploymentLifecycleHookStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeploymentLifecycleHookTargetType {
+    #[default]
     #[serde(rename = "AWS_LAMBDA")]
     AwsLambda,
     #[serde(rename = "PAUSE")]
@@ -2889,8 +2927,9 @@ pub struct DeploymentLifecycleHookTimeoutConfiguration {
     pub action: Option<DeploymentLifecycleHookAction>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeploymentRolloutState {
+    #[default]
     #[serde(rename = "COMPLETED")]
     Completed,
     #[serde(rename = "FAILED")]
@@ -2926,8 +2965,9 @@ impl std::str::FromStr for DeploymentRolloutState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeploymentStrategy {
+    #[default]
     #[serde(rename = "ROLLING")]
     Rolling,
     #[serde(rename = "BLUE_GREEN")]
@@ -3218,8 +3258,9 @@ pub struct DescribeTasksResponse {
     pub failures: Option<Vec<Failure>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DesiredStatus {
+    #[default]
     #[serde(rename = "RUNNING")]
     Running,
     #[serde(rename = "PENDING")]
@@ -3265,8 +3306,9 @@ pub struct Device {
     pub permissions: Option<Vec<DeviceCgroupPermission>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum DeviceCgroupPermission {
+    #[default]
     #[serde(rename = "read")]
     Read,
     #[serde(rename = "write")]
@@ -3334,8 +3376,9 @@ pub struct DockerVolumeConfiguration {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum EBSResourceType {
+    #[default]
     #[serde(rename = "volume")]
     Volume,
 }
@@ -3421,8 +3464,9 @@ pub struct EFSAuthorizationConfig {
     pub iam: Option<EFSAuthorizationConfigIAM>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum EFSAuthorizationConfigIAM {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -3455,8 +3499,9 @@ impl std::str::FromStr for EFSAuthorizationConfigIAM {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum EFSTransitEncryption {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -3511,8 +3556,9 @@ pub struct EnvironmentFile {
     pub r#type: EnvironmentFileType,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum EnvironmentFileType {
+    #[default]
     #[serde(rename = "s3")]
     S3,
 }
@@ -3572,8 +3618,9 @@ pub struct ExecuteCommandLogConfiguration {
     pub s3_key_prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ExecuteCommandLogging {
+    #[default]
     #[serde(rename = "NONE")]
     None,
     #[serde(rename = "DEFAULT")]
@@ -3709,8 +3756,9 @@ pub struct ExpressGatewayServiceConfiguration {
     pub created_at: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ExpressGatewayServiceInclude {
+    #[default]
     #[serde(rename = "TAGS")]
     Tags,
 }
@@ -3748,8 +3796,9 @@ pub struct ExpressGatewayServiceNetworkConfiguration {
     pub subnets: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ExpressGatewayServiceScalingMetric {
+    #[default]
     #[serde(rename = "AVERAGE_CPU")]
     AverageCpu,
     #[serde(rename = "AVERAGE_MEMORY")]
@@ -3793,8 +3842,9 @@ pub struct ExpressGatewayServiceStatus {
     pub status_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ExpressGatewayServiceStatusCode {
+    #[default]
     #[serde(rename = "ACTIVE")]
     Active,
     #[serde(rename = "DRAINING")]
@@ -3866,8 +3916,9 @@ pub struct FirelensConfiguration {
     pub options: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum FirelensConfigurationType {
+    #[default]
     #[serde(rename = "fluentd")]
     Fluentd,
     #[serde(rename = "fluentbit")]
@@ -3930,8 +3981,9 @@ pub struct HealthCheck {
     pub start_period: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum HealthStatus {
+    #[default]
     #[serde(rename = "HEALTHY")]
     Healthy,
     #[serde(rename = "UNHEALTHY")]
@@ -4015,8 +4067,9 @@ pub struct IngressPathSummary {
     pub endpoint: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum InstanceGeneration {
+    #[default]
     #[serde(rename = "current")]
     Current,
     #[serde(rename = "previous")]
@@ -4063,8 +4116,9 @@ pub struct InstanceHealthCheckResult {
     pub last_status_change: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum InstanceHealthCheckState {
+    #[default]
     #[serde(rename = "OK")]
     Ok,
     #[serde(rename = "IMPAIRED")]
@@ -4103,8 +4157,9 @@ impl std::str::FromStr for InstanceHealthCheckState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum InstanceHealthCheckType {
+    #[default]
     #[serde(rename = "CONTAINER_RUNTIME")]
     ContainerRuntime,
     #[serde(rename = "ACCELERATED_COMPUTE")]
@@ -4242,8 +4297,9 @@ pub struct InvalidParameterException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum IpcMode {
+    #[default]
     #[serde(rename = "host")]
     Host,
     #[serde(rename = "task")]
@@ -4295,8 +4351,9 @@ pub struct KeyValuePair {
     pub value: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum LaunchType {
+    #[default]
     #[serde(rename = "EC2")]
     Ec2,
     #[serde(rename = "FARGATE")]
@@ -4687,8 +4744,9 @@ pub struct LoadBalancer {
     pub advanced_configuration: Option<AdvancedConfiguration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum LocalStorage {
+    #[default]
     #[serde(rename = "included")]
     Included,
     #[serde(rename = "required")]
@@ -4724,8 +4782,9 @@ impl std::str::FromStr for LocalStorage {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum LocalStorageType {
+    #[default]
     #[serde(rename = "hdd")]
     Hdd,
     #[serde(rename = "ssd")]
@@ -4768,8 +4827,9 @@ pub struct LogConfiguration {
     pub secret_options: Option<Vec<Secret>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum LogDriver {
+    #[default]
     #[serde(rename = "json-file")]
     JsonFile,
     #[serde(rename = "syslog")]
@@ -4832,8 +4892,9 @@ pub struct ManagedAgent {
     pub last_status: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ManagedAgentName {
+    #[default]
     #[serde(rename = "ExecuteCommandAgent")]
     ExecuteCommandAgent,
 }
@@ -4915,8 +4976,9 @@ pub struct ManagedCertificate {
     pub domain_name: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ManagedDraining {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -4975,8 +5037,9 @@ pub struct ManagedInstancesLocalStorageConfiguration {
     pub use_local_storage: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ManagedInstancesMonitoringOptions {
+    #[default]
     #[serde(rename = "BASIC")]
     Basic,
     #[serde(rename = "DETAILED")]
@@ -5105,8 +5168,9 @@ pub struct ManagedMetricAlarm {
     pub updated_at: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ManagedResourceStatus {
+    #[default]
     #[serde(rename = "PROVISIONING")]
     Provisioning,
     #[serde(rename = "ACTIVE")]
@@ -5178,8 +5242,9 @@ pub struct ManagedScaling {
     pub instance_warmup_period: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ManagedScalingStatus {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -5250,8 +5315,9 @@ pub struct ManagedTargetGroup {
     pub port: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ManagedTerminationProtection {
+    #[default]
     #[serde(rename = "ENABLED")]
     Enabled,
     #[serde(rename = "DISABLED")]
@@ -5370,8 +5436,9 @@ pub struct NetworkInterfaceCountRequest {
     pub max: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum NetworkMode {
+    #[default]
     #[serde(rename = "bridge")]
     Bridge,
     #[serde(rename = "host")]
@@ -5416,8 +5483,9 @@ pub struct NoUpdateAvailableException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum OSFamily {
+    #[default]
     #[serde(rename = "WINDOWS_SERVER_2019_FULL")]
     WindowsServer2019Full,
     #[serde(rename = "WINDOWS_SERVER_2019_CORE")]
@@ -5474,8 +5542,9 @@ impl std::str::FromStr for OSFamily {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum PidMode {
+    #[default]
     #[serde(rename = "host")]
     Host,
     #[serde(rename = "task")]
@@ -5516,8 +5585,9 @@ pub struct PlacementConstraint {
     pub expression: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum PlacementConstraintType {
+    #[default]
     #[serde(rename = "distinctInstance")]
     DistinctInstance,
     #[serde(rename = "memberOf")]
@@ -5558,8 +5628,9 @@ pub struct PlacementStrategy {
     pub field: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum PlacementStrategyType {
+    #[default]
     #[serde(rename = "random")]
     Random,
     #[serde(rename = "spread")]
@@ -5603,8 +5674,9 @@ pub struct PlatformDevice {
     pub r#type: PlatformDeviceType,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum PlatformDeviceType {
+    #[default]
     #[serde(rename = "GPU")]
     Gpu,
 }
@@ -5662,8 +5734,9 @@ pub struct PortMapping {
     pub container_port_range: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum PropagateMITags {
+    #[default]
     #[serde(rename = "CAPACITY_PROVIDER")]
     CapacityProvider,
     #[serde(rename = "NONE")]
@@ -5696,8 +5769,9 @@ impl std::str::FromStr for PropagateMITags {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum PropagateTags {
+    #[default]
     #[serde(rename = "TASK_DEFINITION")]
     TaskDefinition,
     #[serde(rename = "SERVICE")]
@@ -5753,8 +5827,9 @@ pub struct ProxyConfiguration {
     pub properties: Option<Vec<KeyValuePair>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ProxyConfigurationType {
+    #[default]
     #[serde(rename = "APPMESH")]
     Appmesh,
 }
@@ -5980,8 +6055,9 @@ pub struct ResourceInUseException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ResourceManagementType {
+    #[default]
     #[serde(rename = "CUSTOMER")]
     Customer,
     #[serde(rename = "ECS")]
@@ -6028,8 +6104,9 @@ pub struct ResourceRequirement {
     pub r#type: ResourceType,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ResourceType {
+    #[default]
     #[serde(rename = "GPU")]
     Gpu,
     #[serde(rename = "InferenceAccelerator")]
@@ -6150,8 +6227,9 @@ pub struct Scale {
     pub unit: Option<ScaleUnit>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ScaleUnit {
+    #[default]
     #[serde(rename = "PERCENT")]
     Percent,
 }
@@ -6181,8 +6259,9 @@ impl std::str::FromStr for ScaleUnit {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum SchedulingStrategy {
+    #[default]
     #[serde(rename = "REPLICA")]
     Replica,
     #[serde(rename = "DAEMON")]
@@ -6215,8 +6294,9 @@ impl std::str::FromStr for SchedulingStrategy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum Scope {
+    #[default]
     #[serde(rename = "task")]
     Task,
     #[serde(rename = "shared")]
@@ -6345,8 +6425,9 @@ pub struct ServiceConnectAccessLogConfiguration {
     pub include_query_parameters: Option<ServiceConnectIncludeQueryParameters>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ServiceConnectAccessLoggingFormat {
+    #[default]
     #[serde(rename = "TEXT")]
     Text,
     #[serde(rename = "JSON")]
@@ -6403,8 +6484,9 @@ pub struct ServiceConnectConfiguration {
     pub access_log_configuration: Option<ServiceConnectAccessLogConfiguration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ServiceConnectIncludeQueryParameters {
+    #[default]
     #[serde(rename = "DISABLED")]
     Disabled,
     #[serde(rename = "ENABLED")]
@@ -6591,8 +6673,9 @@ pub struct ServiceDeploymentCircuitBreaker {
     pub threshold: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ServiceDeploymentLifecycleStage {
+    #[default]
     #[serde(rename = "RECONCILE_SERVICE")]
     ReconcileService,
     #[serde(rename = "PRE_SCALE_UP")]
@@ -6655,8 +6738,9 @@ pub struct ServiceDeploymentNotFoundException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ServiceDeploymentRollbackMonitorsStatus {
+    #[default]
     #[serde(rename = "TRIGGERED")]
     Triggered,
     #[serde(rename = "MONITORING")]
@@ -6695,8 +6779,9 @@ impl std::str::FromStr for ServiceDeploymentRollbackMonitorsStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ServiceDeploymentStatus {
+    #[default]
     #[serde(rename = "PENDING")]
     Pending,
     #[serde(rename = "SUCCESSFUL")]
@@ -6760,8 +6845,9 @@ pub struct ServiceEvent {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum ServiceField {
+    #[default]
     #[serde(rename = "TAGS")]
     Tags,
 }
@@ -6939,8 +7025,9 @@ pub struct Setting {
     pub r#type: Option<SettingType>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum SettingName {
+    #[default]
     #[serde(rename = "serviceLongArnFormat")]
     ServiceLongArnFormat,
     #[serde(rename = "taskLongArnFormat")]
@@ -7000,8 +7087,9 @@ impl std::str::FromStr for SettingName {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum SettingType {
+    #[default]
     #[serde(rename = "user")]
     User,
     #[serde(rename = "aws_managed")]
@@ -7034,8 +7122,9 @@ impl std::str::FromStr for SettingType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum SortOrder {
+    #[default]
     #[serde(rename = "ASC")]
     Asc,
     #[serde(rename = "DESC")]
@@ -7068,8 +7157,9 @@ impl std::str::FromStr for SortOrder {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum StabilityStatus {
+    #[default]
     #[serde(rename = "STEADY_STATE")]
     SteadyState,
     #[serde(rename = "STABILIZING")]
@@ -7154,8 +7244,9 @@ pub struct StopServiceDeploymentResponse {
     pub service_deployment_arn: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum StopServiceDeploymentStopType {
+    #[default]
     #[serde(rename = "ABORT")]
     Abort,
     #[serde(rename = "ROLLBACK")]
@@ -7314,8 +7405,9 @@ pub struct TargetNotFoundException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TargetType {
+    #[default]
     #[serde(rename = "container-instance")]
     ContainerInstance,
 }
@@ -7479,8 +7571,9 @@ pub struct TaskDefinition {
     pub enable_fault_injection: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskDefinitionFamilyStatus {
+    #[default]
     #[serde(rename = "ACTIVE")]
     Active,
     #[serde(rename = "INACTIVE")]
@@ -7516,8 +7609,9 @@ impl std::str::FromStr for TaskDefinitionFamilyStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskDefinitionField {
+    #[default]
     #[serde(rename = "TAGS")]
     Tags,
 }
@@ -7555,8 +7649,9 @@ pub struct TaskDefinitionPlacementConstraint {
     pub expression: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskDefinitionPlacementConstraintType {
+    #[default]
     #[serde(rename = "memberOf")]
     MemberOf,
 }
@@ -7586,8 +7681,9 @@ impl std::str::FromStr for TaskDefinitionPlacementConstraintType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskDefinitionStatus {
+    #[default]
     #[serde(rename = "ACTIVE")]
     Active,
     #[serde(rename = "INACTIVE")]
@@ -7631,8 +7727,9 @@ pub struct TaskEphemeralStorage {
     pub kms_key_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskField {
+    #[default]
     #[serde(rename = "TAGS")]
     Tags,
 }
@@ -7662,8 +7759,9 @@ impl std::str::FromStr for TaskField {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskFilesystemType {
+    #[default]
     #[serde(rename = "ext3")]
     Ext3,
     #[serde(rename = "ext4")]
@@ -7808,8 +7906,9 @@ pub struct TaskSet {
     pub fargate_ephemeral_storage: Option<DeploymentEphemeralStorage>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskSetField {
+    #[default]
     #[serde(rename = "TAGS")]
     Tags,
 }
@@ -7845,8 +7944,9 @@ pub struct TaskSetNotFoundException {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TaskStopCode {
+    #[default]
     #[serde(rename = "TaskFailedToStart")]
     TaskFailedToStart,
     #[serde(rename = "EssentialContainerExited")]
@@ -7925,8 +8025,9 @@ pub struct TotalLocalStorageGBRequest {
     pub max: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum TransportProtocol {
+    #[default]
     #[serde(rename = "tcp")]
     Tcp,
     #[serde(rename = "udp")]
@@ -7969,8 +8070,9 @@ pub struct Ulimit {
     pub hard_limit: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum UlimitName {
+    #[default]
     #[serde(rename = "core")]
     Core,
     #[serde(rename = "cpu")]
@@ -8356,8 +8458,9 @@ pub struct VCpuCountRangeRequest {
     pub max: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub enum VersionConsistency {
+    #[default]
     #[serde(rename = "enabled")]
     Enabled,
     #[serde(rename = "disabled")]

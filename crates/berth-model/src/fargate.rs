@@ -1,0 +1,1 @@
+//! Fargate task sizes. (Being written: see task_definition.rs.)

@@ -1,0 +1,1 @@
+//! Task definitions. (Being written.)
