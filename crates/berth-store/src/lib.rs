@@ -10,7 +10,8 @@
 //! The same test suite (`tests/store.rs`) runs against both backends.
 
 use async_trait::async_trait;
-use berth_wire::ecs::{Cluster, Service, Task, TaskDefinition};
+use berth_model::records::TaskDefinitionRecord;
+use berth_wire::ecs::{Cluster, Service, Task};
 
 mod backend;
 
@@ -132,23 +133,30 @@ pub trait Store: Send + Sync + 'static {
     /// Registers the next revision of `family`: atomically takes the
     /// family's next revision number (never reused, even after deletion),
     /// calls `build(revision)` and stores the result at version 1.
+    /// (A record is the wire `TaskDefinition` plus its tags, which ECS
+    /// keeps beside the definition; family, revision and status columns
+    /// come from `record.definition`.)
     async fn register_task_definition(
         &self,
         family: &str,
-        build: &(dyn Fn(i32) -> TaskDefinition + Send + Sync),
-    ) -> Result<Versioned<TaskDefinition>, StoreError>;
-    async fn get_task_definition(&self, family: &str, revision: i32) -> Result<Option<Versioned<TaskDefinition>>, StoreError>;
+        build: &(dyn Fn(i32) -> TaskDefinitionRecord + Send + Sync),
+    ) -> Result<Versioned<TaskDefinitionRecord>, StoreError>;
+    async fn get_task_definition(&self, family: &str, revision: i32) -> Result<Option<Versioned<TaskDefinitionRecord>>, StoreError>;
     /// The highest ACTIVE revision of a family.
-    async fn latest_active_task_definition(&self, family: &str) -> Result<Option<Versioned<TaskDefinition>>, StoreError>;
+    async fn latest_active_task_definition(&self, family: &str) -> Result<Option<Versioned<TaskDefinitionRecord>>, StoreError>;
     /// Replaces a task definition (status, tags) if its stored version is
     /// `expected_version`. `Conflict` otherwise.
-    async fn update_task_definition(&self, td: &TaskDefinition, expected_version: i64) -> Result<Versioned<TaskDefinition>, StoreError>;
+    async fn update_task_definition(
+        &self,
+        record: &TaskDefinitionRecord,
+        expected_version: i64,
+    ) -> Result<Versioned<TaskDefinitionRecord>, StoreError>;
     /// Task definitions in (family, revision) order, page key = (family, revision).
     async fn list_task_definitions(
         &self,
         filter: &TaskDefinitionFilter,
         page: Page<(String, i32)>,
-    ) -> Result<Vec<Versioned<TaskDefinition>>, StoreError>;
+    ) -> Result<Vec<Versioned<TaskDefinitionRecord>>, StoreError>;
     /// Family names starting with `prefix`, ordered by name.
     async fn list_task_definition_families(
         &self,

@@ -1,0 +1,14 @@
+//! Stored records whose wire shape lacks something ECS keeps beside it.
+
+use berth_wire::ecs::{Tag, TaskDefinition};
+use serde::{Deserialize, Serialize};
+
+/// A registered task definition and its tags. ECS returns the tags of a
+/// task definition apart from it (`DescribeTaskDefinition.tags`), so the
+/// wire `TaskDefinition` has no member for them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TaskDefinitionRecord {
+    pub definition: TaskDefinition,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
