@@ -108,6 +108,10 @@ pub struct ClusterUsage {
     pub active_services: i64,
     /// Tasks whose lastStatus is not STOPPED.
     pub live_tasks: i64,
+    /// Tasks whose lastStatus is RUNNING.
+    pub running_tasks: i64,
+    /// Tasks whose lastStatus is PROVISIONING, PENDING or ACTIVATING.
+    pub pending_tasks: i64,
 }
 
 /// Persistence of Berth's model. Implementations must make each method
