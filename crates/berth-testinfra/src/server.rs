@@ -1,1 +1,188 @@
-//! (being written)
+//! The real `berth` binary as a child process, and signed ECS calls to it.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+
+use crate::sign::{Creds, sign};
+
+/// A running `berth up`, killed (SIGKILL) when dropped.
+pub struct BerthProcess {
+    child: Child,
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    /// Everything the process printed on stdout before it was up.
+    pub banner: String,
+}
+
+impl BerthProcess {
+    /// Starts `BIN up --data-dir DIR --listen 127.0.0.1:0` plus `args`, and
+    /// waits (up to 60 s) until it prints its endpoint.
+    pub fn start(bin: &Path, data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("up").arg("--data-dir").arg(data_dir).arg("--listen").arg("127.0.0.1:0").args(args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .env_remove("BERTH_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = String::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    banner.push_str(&line);
+                    banner.push('\n');
+                    if let Some(ep) = line.trim().strip_prefix("endpoint:") {
+                        // Keep draining stdout so the child never blocks on a full pipe.
+                        std::thread::spawn(move || while rx.recv().is_ok() {});
+                        return Ok(Self { child, endpoint: ep.trim().to_owned(), data_dir: data_dir.to_owned(), banner });
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait()?;
+                    bail!("berth did not come up ({status}); it printed:\n{banner}");
+                }
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for the process to exit (up to 30 s).
+    pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("berth did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The root access key from the data dir's `credentials` file.
+    pub fn creds(&self) -> anyhow::Result<Creds> {
+        read_credentials(&self.data_dir.join("credentials"))
+    }
+
+    /// A signed ECS call: returns the HTTP status and the JSON body.
+    pub fn ecs(&self, op: &str, body: &serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
+        let creds = self.creds()?;
+        let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+        call(&self.endpoint, &target, body.to_string().as_bytes(), Some((&creds, "us-east-1", "ecs")))
+    }
+}
+
+impl Drop for BerthProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `aws_access_key_id`/`aws_secret_access_key` of profile `default`.
+pub fn read_credentials(path: &Path) -> anyhow::Result<Creds> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_owned())
+            .with_context(|| format!("{key} missing in {}", path.display()))
+    };
+    Ok(Creds { access_key_id: get("aws_access_key_id")?, secret_access_key: get("aws_secret_access_key")? })
+}
+
+/// POSTs an AWS JSON 1.1 request to `endpoint` (http://HOST:PORT), signed
+/// with `signer` (credentials, region, service) unless it is `None`.
+pub fn call(
+    endpoint: &str,
+    target: &str,
+    body: &[u8],
+    signer: Option<(&Creds, &str, &str)>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let host = endpoint.strip_prefix("http://").context("endpoint must be http://")?.trim_end_matches('/');
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{endpoint}/"))
+        .header("host", host)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", target)
+        .body(body.to_vec())?;
+    if let Some((creds, region, service)) = signer {
+        sign(&mut req, creds, region, service, SystemTime::now())?;
+    }
+    send(host, &req)
+}
+
+/// Sends a request over a fresh connection and reads the whole response.
+pub fn send(host: &str, req: &http::Request<Vec<u8>>) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut stream = TcpStream::connect(host).with_context(|| format!("cannot connect to {host}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), path);
+    for (k, v) in req.headers() {
+        head.push_str(&format!("{}: {}\r\n", k, v.to_str()?));
+    }
+    head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", req.body().len()));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(req.body())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let status: u16 = head.split_whitespace().nth(1).context("no status")?.parse()?;
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let json = if body.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&body)? };
+    Ok((status, json))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,5 @@
+.PHONY: up test
+up:
+	./scripts/up.sh
+test:
+	./scripts/test.sh

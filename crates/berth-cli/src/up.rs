@@ -1,0 +1,136 @@
+//! `berth up`: the all-in-one server in the foreground.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use berth_api::{Api, ApiConfig};
+use berth_model::Account;
+use berth_store::{AccessKey, Store, StoreError};
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+
+use crate::datadir::{self, DataDir};
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where Berth keeps its state [default: $XDG_DATA_HOME/berth or ~/.local/share/berth].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address the API listens on (port 0 picks a free port).
+    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:7420")]
+    listen: SocketAddr,
+    /// Store URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite in the data dir].
+    #[arg(long, env = "BERTH_STORE")]
+    store: Option<String>,
+    /// The AWS region Berth answers as (in ARNs and SigV4 scopes).
+    #[arg(long, env = "BERTH_REGION", default_value = "us-east-1")]
+    region: String,
+    /// The 12-digit account id in ARNs.
+    #[arg(long, env = "BERTH_ACCOUNT_ID", default_value = "000000000000")]
+    account_id: String,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("--account-id must be 12 digits, got {:?}", args.account_id);
+    }
+    let dir = DataDir::open(&args.data_dir.clone().unwrap_or_else(datadir::default_dir))?;
+    let store_url = args.store.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path.join("berth.db").display()));
+    let store = berth_store::open(&store_url).await.with_context(|| format!("cannot open store {}", redact(&store_url)))?;
+    let created = ensure_root_key(store.as_ref(), &dir).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    dir.write_config(&args.region, &endpoint)?;
+
+    let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
+    let app = berth_api::router(Api::new(store, ApiConfig::new(account)));
+
+    println!("Berth is up.");
+    println!("  endpoint:     {endpoint}");
+    println!("  data dir:     {}", dir.path.display());
+    println!("  store:        {}", redact(&store_url));
+    println!(
+        "  credentials:  {}{}",
+        dir.credentials_path().display(),
+        if created { " (new root access key)" } else { "" }
+    );
+    println!("  config:       {}", dir.config_path().display());
+    println!(
+        "  try:          AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={} aws ecs list-clusters",
+        dir.credentials_path().display(),
+        dir.config_path().display()
+    );
+    tracing::info!(%endpoint, data_dir = %dir.path.display(), "berth is up");
+
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("berth stopped");
+    drop(dir);
+    Ok(())
+}
+
+/// Creates the root access key on first start (from `BERTH_ACCESS_KEY_ID`
+/// and `BERTH_SECRET_ACCESS_KEY` if set, else random) and writes the
+/// credentials file. Returns whether a key was created.
+async fn ensure_root_key(store: &dyn Store, dir: &DataDir) -> anyhow::Result<bool> {
+    if store.count_access_keys().await? > 0 {
+        return Ok(false);
+    }
+    let id = std::env::var("BERTH_ACCESS_KEY_ID").ok().filter(|s| !s.is_empty());
+    let secret = std::env::var("BERTH_SECRET_ACCESS_KEY").ok().filter(|s| !s.is_empty());
+    let (access_key_id, secret_access_key) = match (id, secret) {
+        (Some(i), Some(s)) => (i, s),
+        (None, None) => (format!("AKIA{}", random(16).to_uppercase()), random(40)),
+        _ => anyhow::bail!("set both BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY, or neither"),
+    };
+    let created_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let key = AccessKey { access_key_id, secret_access_key, created_at };
+    match store.insert_access_key(&key).await {
+        Ok(()) | Err(StoreError::Conflict) => {}
+        Err(e) => return Err(e.into()),
+    }
+    dir.write_credentials(&key.access_key_id, &key.secret_access_key)?;
+    tracing::info!(access_key_id = %key.access_key_id, "created root access key");
+    Ok(true)
+}
+
+fn random(len: usize) -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// A store URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn store_urls_are_printed_without_passwords() {
+        assert_eq!(redact("postgres://berth:hunter2@db:5432/berth"), "postgres://berth@db:5432/berth");
+        assert_eq!(redact("sqlite:///var/lib/berth/berth.db"), "sqlite:///var/lib/berth/berth.db");
+    }
+}

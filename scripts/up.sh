@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what `berth up` needs, builds Berth, and runs `berth up` in the
+# foreground with the embedded store. Arguments go to `berth up`
+# (e.g. --data-dir DIR --listen 127.0.0.1:7420).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+apt_install ca-certificates
+need_cargo
+cargo build --release --locked -p berth-cli
+exec target/release/berth up "$@"

@@ -1,0 +1,183 @@
+"""Fixtures: a real `berth up` on a fresh data dir, and clients for it.
+
+The aws CLI and boto3 are pointed at Berth only through the two files
+Berth writes (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE), exactly as a
+user would; every other AWS_* variable is removed from their environment.
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+import boto3
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+import pytest
+
+BERTH_BIN = os.environ.get("BERTH_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/berth"))
+TARGET = "AmazonEC2ContainerServiceV20141113."
+
+
+class Berth:
+    """A `berth up` child process on a data dir."""
+
+    def __init__(self, data_dir, extra_env=None):
+        self.data_dir = data_dir
+        self.extra_env = extra_env or {}
+        self.proc = None
+        self.endpoint = None
+        self.banner = ""
+
+    def start(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BERTH_"))}
+        env.update(self.extra_env)
+        self.log_path = self.data_dir.rstrip("/") + ".log"
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        self.log_file = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [BERTH_BIN, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=self.log_file, stdin=subprocess.DEVNULL, env=env, text=True)
+        deadline = time.time() + 60
+        lines = []
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.strip().startswith("endpoint:"):
+                self.endpoint = line.split(":", 1)[1].strip()
+                self.banner = "".join(lines)
+                # keep draining stdout so the server never blocks on output
+                threading.Thread(target=lambda p=self.proc.stdout: [None for _ in p], daemon=True).start()
+                return self
+        self.proc.kill()
+        self.proc.wait(30)
+        raise RuntimeError("berth did not come up: %s %s" % ("".join(lines), self.log()))
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def terminate(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    @property
+    def credentials_file(self):
+        return os.path.join(self.data_dir, "credentials")
+
+    @property
+    def config_file(self):
+        return os.path.join(self.data_dir, "config")
+
+    def client_env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["AWS_SHARED_CREDENTIALS_FILE"] = self.credentials_file
+        env["AWS_CONFIG_FILE"] = self.config_file
+        return env
+
+    def aws(self, *args, check=True):
+        """Runs the real aws CLI with only the two env vars; returns (rc, stdout json or text, stderr)."""
+        p = subprocess.run(["aws", *args], env=self.client_env(), capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError("aws %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+        try:
+            out = json.loads(p.stdout) if p.stdout.strip() else None
+        except json.JSONDecodeError:
+            out = p.stdout
+        return p.returncode, out, p.stderr
+
+    def credentials(self):
+        creds = {}
+        with open(self.credentials_file) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    creds[k.strip()] = v.strip()
+        return creds["aws_access_key_id"], creds["aws_secret_access_key"]
+
+    def boto3_session(self):
+        saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("AWS_")}
+        os.environ["AWS_SHARED_CREDENTIALS_FILE"] = self.credentials_file
+        os.environ["AWS_CONFIG_FILE"] = self.config_file
+        try:
+            session = boto3.Session()
+            session.client("ecs")  # resolve config now, while the env is set
+            return session
+        finally:
+            del os.environ["AWS_SHARED_CREDENTIALS_FILE"]
+            del os.environ["AWS_CONFIG_FILE"]
+            os.environ.update(saved)
+
+    def ecs(self):
+        return self.boto3_session().client("ecs")
+
+    def raw(self, op, body, sign=True, secret=None, access_key=None, headers=None, region="us-east-1",
+            service="ecs", target=None):
+        """A hand-made POST, signed with botocore's own SigV4 signer unless sign=False."""
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        if isinstance(data, str):
+            data = data.encode()
+        hdrs = {"Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": target if target is not None else TARGET + op}
+        hdrs.update(headers or {})
+        req = botocore.awsrequest.AWSRequest(method="POST", url=self.endpoint + "/", data=data, headers=hdrs)
+        if sign:
+            ak, sk = self.credentials()
+            creds = botocore.credentials.Credentials(access_key or ak, secret or sk)
+            botocore.auth.SigV4Auth(creds, service, region).add_auth(req)
+        prepared = req.prepare()
+        r = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers), method="POST")
+        try:
+            with urllib.request.urlopen(r, timeout=60) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+
+@pytest.fixture
+def berth():
+    with tempfile.TemporaryDirectory(prefix="berth-compat-") as d:
+        b = Berth(os.path.join(d, "data")).start()
+        try:
+            yield b
+        finally:
+            b.stop()
+
+
+@pytest.fixture
+def data_dir():
+    with tempfile.TemporaryDirectory(prefix="berth-compat-") as d:
+        yield os.path.join(d, "data")
+
+
+SEED = {
+    "family": "api-service", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+    "cpu": "512", "memory": "1024",
+    "containerDefinitions": [{
+        "name": "api", "image": "123456789.dkr.ecr.us-east-1.amazonaws.com/api:latest",
+        "portMappings": [{"containerPort": 8080}],
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/api-service", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "ecs"}}}],
+}
+
+
+@pytest.fixture
+def seed_file(tmp_path):
+    p = tmp_path / "seed.json"
+    p.write_text(json.dumps(SEED))
+    return str(p)
