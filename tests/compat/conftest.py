@@ -19,6 +19,8 @@ import botocore.awsrequest
 import botocore.credentials
 import pytest
 
+import shapes
+
 BERTH_BIN = os.environ.get("BERTH_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/berth"))
 TARGET = "AmazonEC2ContainerServiceV20141113."
 
@@ -124,7 +126,8 @@ class Berth:
             os.environ.update(saved)
 
     def ecs(self):
-        return self.boto3_session().client("ecs")
+        """A boto3 ECS client whose every response is checked against botocore's model."""
+        return shapes.install(self.boto3_session().client("ecs"))
 
     def raw(self, op, body, sign=True, secret=None, access_key=None, headers=None, region="us-east-1",
             service="ecs", target=None):

@@ -6,6 +6,7 @@ import json
 import botocore.exceptions
 import pytest
 
+import shapes
 from conftest import SEED
 
 ACCOUNT_ARN = "arn:aws:ecs:us-east-1:000000000000"
@@ -134,7 +135,7 @@ def test_fifty_concurrent_registrations_get_revisions_1_to_50(berth):
     session = berth.boto3_session()
 
     def register(_):
-        ecs = session.client("ecs")
+        ecs = shapes.install(session.client("ecs"))
         return ecs.register_task_definition(**SEED)["taskDefinition"]["revision"]
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:

@@ -1,0 +1,204 @@
+//! API tests through the router (`oneshot`), on a real SQLite store, with
+//! requests signed by AWS's own SigV4 implementation.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use berth_api::{Api, ApiConfig, router};
+use berth_model::Account;
+use berth_store::{AccessKey, Store};
+use berth_testinfra::sign::{Creds, sign};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const AKID: &str = "AKIDROUTERTEST000001";
+const SECRET: &str = "router-test-secret";
+
+struct Harness {
+    api: Api,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    store
+        .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
+        .await
+        .unwrap();
+    let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
+    Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
+}
+
+fn request(op: &str, body: &[u8], signed: Option<(&str, SystemTime)>) -> http::Request<Vec<u8>> {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri("http://berth.test/")
+        .header("host", "berth.test")
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("AmazonEC2ContainerServiceV20141113.{op}"))
+        .body(body.to_vec())
+        .unwrap();
+    if let Some((secret, at)) = signed {
+        let creds = Creds { access_key_id: AKID.into(), secret_access_key: secret.into() };
+        sign(&mut req, &creds, "us-east-1", "ecs", at).unwrap();
+    }
+    req
+}
+
+async fn send(h: &Harness, req: http::Request<Vec<u8>>) -> (u16, Value) {
+    let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    (status, v)
+}
+
+async fn ecs(h: &Harness, op: &str, body: Value) -> (u16, Value) {
+    send(h, request(op, body.to_string().as_bytes(), Some((SECRET, SystemTime::now())))).await
+}
+
+fn seed() -> Value {
+    json!({"family":"api-service","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"512","memory":"1024",
+      "containerDefinitions":[{"name":"api","image":"123456789.dkr.ecr.us-east-1.amazonaws.com/api:latest",
+        "portMappings":[{"containerPort":8080}],
+        "logConfiguration":{"logDriver":"awslogs","options":{"awslogs-group":"/ecs/api-service","awslogs-region":"us-east-1","awslogs-stream-prefix":"ecs"}}}]})
+}
+
+#[tokio::test]
+async fn create_and_list_clusters_with_pages() {
+    let h = harness().await;
+    for name in ["b", "a", "c"] {
+        let (s, v) = ecs(&h, "CreateCluster", json!({"clusterName": name})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["cluster"]["clusterArn"], format!("arn:aws:ecs:us-east-1:123456789012:cluster/{name}"));
+    }
+    let (_, p1) = ecs(&h, "ListClusters", json!({"maxResults": 2})).await;
+    assert_eq!(p1["clusterArns"].as_array().unwrap().len(), 2);
+    let token = p1["nextToken"].as_str().expect("a second page exists");
+    let (_, p2) = ecs(&h, "ListClusters", json!({"maxResults": 2, "nextToken": token})).await;
+    assert_eq!(p2["clusterArns"].as_array().unwrap().len(), 1);
+    assert!(p2.get("nextToken").is_none(), "{p2}");
+}
+
+#[tokio::test]
+async fn register_describe_and_errors_in_ecs_shape() {
+    let h = harness().await;
+    let (s, v) = ecs(&h, "RegisterTaskDefinition", seed()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["taskDefinition"]["revision"], 1);
+    assert_eq!(v["taskDefinition"]["taskDefinitionArn"], "arn:aws:ecs:us-east-1:123456789012:task-definition/api-service:1");
+
+    let mut bad = seed();
+    bad["memory"] = json!("4096");
+    bad["cpu"] = json!("256");
+    let (s, v) = ecs(&h, "RegisterTaskDefinition", bad).await;
+    assert_eq!(s, 400);
+    assert_eq!(v["__type"], "ClientException", "{v}");
+
+    let (s, v) = ecs(&h, "DescribeTaskDefinition", json!({"taskDefinition": "api-service"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["taskDefinition"]["status"], "ACTIVE");
+}
+
+#[tokio::test]
+async fn authentication_failures_change_nothing() {
+    let h = harness().await;
+    let body = json!({"clusterName": "x"}).to_string();
+    let (_, v) = send(&h, request("CreateCluster", body.as_bytes(), None)).await;
+    assert_eq!(v["__type"], "MissingAuthenticationTokenException", "{v}");
+    let (_, v) = send(&h, request("CreateCluster", body.as_bytes(), Some(("wrong", SystemTime::now())))).await;
+    assert_eq!(v["__type"], "InvalidSignatureException", "{v}");
+    let stale = SystemTime::now() - Duration::from_secs(16 * 60);
+    let (_, v) = send(&h, request("CreateCluster", body.as_bytes(), Some((SECRET, stale)))).await;
+    assert_eq!(v["__type"], "InvalidSignatureException", "{v}");
+    let future = SystemTime::now() + Duration::from_secs(16 * 60);
+    let (_, v) = send(&h, request("CreateCluster", body.as_bytes(), Some((SECRET, future)))).await;
+    assert_eq!(v["__type"], "InvalidSignatureException", "{v}");
+    assert!(h.store.get_cluster("x").await.unwrap().is_none(), "no unauthenticated write happened");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_aws_errors() {
+    let h = harness().await;
+    let (s, v) = send(&h, request("CreateCluster", b"{nope", Some((SECRET, SystemTime::now())))).await;
+    assert_eq!((s, v["__type"].as_str()), (400, Some("SerializationException")), "{v}");
+    let (s, v) = ecs(&h, "ListClusters", json!({"maxResults": "ten"})).await;
+    assert_eq!((s, v["__type"].as_str()), (400, Some("SerializationException")), "{v}");
+    let (s, v) = ecs(&h, "DescribeTaskDefinition", json!({})).await;
+    assert_eq!((s, v["__type"].as_str()), (400, Some("InvalidParameterException")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("taskDefinition"), "{v}");
+    let (s, v) = ecs(&h, "NoSuchOperation", json!({})).await;
+    assert_eq!((s, v["__type"].as_str()), (400, Some("UnknownOperationException")), "{v}");
+    // an empty body is an empty request
+    let (s, v) = send(&h, request("ListClusters", b"", Some((SECRET, SystemTime::now())))).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test]
+async fn delete_cluster_is_refused_while_tasks_or_services_live() {
+    let h = harness().await;
+    ecs(&h, "CreateCluster", json!({"clusterName": "busy"})).await;
+    let cluster_arn = "arn:aws:ecs:us-east-1:123456789012:cluster/busy";
+    let task = berth_wire::ecs::Task {
+        task_arn: Some("arn:aws:ecs:us-east-1:123456789012:task/busy/abc".into()),
+        cluster_arn: Some(cluster_arn.into()),
+        last_status: Some("RUNNING".into()),
+        ..Default::default()
+    };
+    let stored = h.store.put_task(&task, None).await.unwrap();
+    let (s, v) = ecs(&h, "DeleteCluster", json!({"cluster": "busy"})).await;
+    assert_eq!((s, v["__type"].as_str()), (400, Some("ClusterContainsTasksException")), "{v}");
+    let (_, v) = ecs(&h, "DescribeClusters", json!({"clusters": ["busy"]})).await;
+    assert_eq!(v["clusters"][0]["runningTasksCount"], 1, "{v}");
+
+    let stopped = berth_wire::ecs::Task { last_status: Some("STOPPED".into()), ..task };
+    h.store.put_task(&stopped, Some(stored.version)).await.unwrap();
+    let service = berth_wire::ecs::Service {
+        service_arn: Some("arn:aws:ecs:us-east-1:123456789012:service/busy/web".into()),
+        cluster_arn: Some(cluster_arn.into()),
+        status: Some("ACTIVE".into()),
+        ..Default::default()
+    };
+    h.store.put_service(&service, None).await.unwrap();
+    let (_, v) = ecs(&h, "DeleteCluster", json!({"cluster": "busy"})).await;
+    assert_eq!(v["__type"], "ClusterContainsServicesException", "{v}");
+}
+
+#[tokio::test]
+async fn tags_on_task_definitions() {
+    let h = harness().await;
+    let mut td = seed();
+    td["tags"] = json!([{"key": "a", "value": "1"}]);
+    ecs(&h, "RegisterTaskDefinition", td).await;
+    let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/api-service:1";
+    let (s, v) = ecs(&h, "TagResource", json!({"resourceArn": arn, "tags": [{"key": "b", "value": "2"}]})).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = ecs(&h, "UntagResource", json!({"resourceArn": arn, "tagKeys": ["a"]})).await;
+    assert_eq!(v, json!({}));
+    let (_, v) = ecs(&h, "ListTagsForResource", json!({"resourceArn": arn})).await;
+    assert_eq!(v["tags"], json!([{"key": "b", "value": "2"}]));
+    let (_, v) = ecs(&h, "DescribeTaskDefinition", json!({"taskDefinition": "api-service:1", "include": ["TAGS"]})).await;
+    assert_eq!(v["tags"], json!([{"key": "b", "value": "2"}]));
+    let (_, v) = ecs(&h, "TagResource", json!({"resourceArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/nope:1", "tags": []})).await;
+    assert_eq!(v["__type"], "ResourceNotFoundException", "{v}");
+    let (_, v) = ecs(&h, "TagResource", json!({"resourceArn": arn, "tags": [{"key": "aws:x", "value": "1"}]})).await;
+    assert_eq!(v["__type"], "InvalidParameterException", "{v}");
+}
+
+#[tokio::test]
+async fn metrics_count_calls_per_action() {
+    let h = harness().await;
+    ecs(&h, "ListClusters", json!({})).await;
+    ecs(&h, "DeleteCluster", json!({"cluster": "ghost"})).await;
+    let resp = router(h.api.clone())
+        .oneshot(http::Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains("action=\"ListClusters\",outcome=\"ok\"} 1"), "{text}");
+    assert!(text.contains("action=\"DeleteCluster\",outcome=\"ClusterNotFoundException\"} 1"), "{text}");
+}

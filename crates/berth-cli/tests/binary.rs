@@ -1,0 +1,135 @@
+//! The real `berth` binary: start-up, data dir lock, shutdown, crash
+//! safety, and the PostgreSQL store, driven with signed requests.
+
+use std::path::Path;
+
+use berth_testinfra::server::BerthProcess;
+use serde_json::json;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+#[test]
+fn up_prints_endpoint_and_writes_private_credentials_and_config() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let b = BerthProcess::start(bin(), &data, &[], &[]).unwrap();
+    assert!(b.endpoint.starts_with("http://127.0.0.1:"), "{}", b.banner);
+    assert!(b.banner.contains(&data.join("credentials").display().to_string()), "{}", b.banner);
+    for f in ["credentials", "config"] {
+        let mode = std::fs::metadata(data.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f} must be private");
+    }
+    let config = std::fs::read_to_string(data.join("config")).unwrap();
+    assert!(config.contains(&format!("endpoint_url = {}", b.endpoint)), "{config}");
+    assert!(config.contains("region = us-east-1"), "{config}");
+    let creds = b.creds().unwrap();
+    assert!(!b.banner.contains(&creds.secret_access_key), "the secret is never printed");
+    let (status, v) = b.ecs("ListClusters", &json!({})).unwrap();
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn second_up_on_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = BerthProcess::start(bin(), &data, &[], &[]).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another berth"), "{err}");
+    assert!(err.contains(&first.pid().to_string()), "names the holder: {err}");
+    let (status, _) = first.ecs("ListClusters", &json!({})).unwrap();
+    assert_eq!(status, 200, "the first server is unharmed");
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_frees_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut b = BerthProcess::start(bin(), &data, &[], &[]).unwrap();
+    let status = b.terminate().unwrap();
+    assert!(status.success(), "{status}");
+    BerthProcess::start(bin(), &data, &[], &[]).expect("the lock is free after a clean stop");
+}
+
+#[test]
+fn state_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut b = BerthProcess::start(bin(), &data, &[], &[]).unwrap();
+    let creds = b.creds().unwrap();
+    b.ecs("CreateCluster", &json!({"clusterName": "survivor"})).unwrap();
+    for _ in 0..3 {
+        let (s, v) = b.ecs("RegisterTaskDefinition", &seed()).unwrap();
+        assert_eq!(s, 200, "{v}");
+    }
+    b.kill9().unwrap();
+    let b = BerthProcess::start(bin(), &data, &[], &[]).unwrap();
+    assert_eq!(b.creds().unwrap().secret_access_key, creds.secret_access_key, "the key is kept");
+    let (_, v) = b.ecs("DescribeClusters", &json!({"clusters": ["survivor"]})).unwrap();
+    assert_eq!(v["clusters"][0]["status"], "ACTIVE", "{v}");
+    let (_, v) = b.ecs("RegisterTaskDefinition", &seed()).unwrap();
+    assert_eq!(v["taskDefinition"]["revision"], 4, "{v}");
+}
+
+#[test]
+fn env_chooses_the_first_key_and_bad_flags_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let b = BerthProcess::start(
+        bin(),
+        &data,
+        &["--region", "eu-central-1", "--account-id", "111122223333"],
+        &[("BERTH_ACCESS_KEY_ID", "AKIDFROMENV00000001"), ("BERTH_SECRET_ACCESS_KEY", "from-env-secret")],
+    )
+    .unwrap();
+    assert_eq!(b.creds().unwrap().access_key_id, "AKIDFROMENV00000001");
+    let creds = b.creds().unwrap();
+    let (s, v) = berth_testinfra::server::call(
+        &b.endpoint,
+        "AmazonEC2ContainerServiceV20141113.CreateCluster",
+        br#"{"clusterName":"eu"}"#,
+        Some((&creds, "eu-central-1", "ecs")),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["cluster"]["clusterArn"], "arn:aws:ecs:eu-central-1:111122223333:cluster/eu");
+
+    let out = std::process::Command::new(bin())
+        .args(["up", "--account-id", "12ab", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 digits"));
+}
+
+#[test]
+fn postgres_store_serves_the_api_and_survives_restart() {
+    let pg = berth_testinfra::postgres::TempPostgres::start().unwrap();
+    let url = pg.create_database("berth_binary").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut b = BerthProcess::start(bin(), &data, &["--store", &url], &[]).unwrap();
+    assert!(b.banner.contains("postgres://"), "{}", b.banner);
+    let (s, v) = b.ecs("RegisterTaskDefinition", &seed()).unwrap();
+    assert_eq!(s, 200, "{v}");
+    b.kill9().unwrap();
+    let b = BerthProcess::start(bin(), &data, &["--store", &url], &[]).unwrap();
+    let (_, v) = b.ecs("DescribeTaskDefinition", &json!({"taskDefinition": "api-service"})).unwrap();
+    assert_eq!(v["taskDefinition"]["revision"], 1, "{v}");
+    assert!(!data.join("berth.db").exists(), "no SQLite file when the store is PostgreSQL");
+}
+
+fn seed() -> serde_json::Value {
+    json!({"family":"api-service","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"512","memory":"1024",
+      "containerDefinitions":[{"name":"api","image":"123456789.dkr.ecr.us-east-1.amazonaws.com/api:latest",
+        "portMappings":[{"containerPort":8080}]}]})
+}
