@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-apt_install ca-certificates
+apt_install ca-certificates runc
 need_cargo
 cargo build --release --locked -p berth-cli
 exec target/release/berth up "$@"
