@@ -85,13 +85,9 @@ pub fn sign_with(
             .map(|(k, v)| Ok((k.as_str(), v.to_str().with_context(|| format!("header {k} is not text"))?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let uri = req.uri().to_string();
-        let signable = SignableRequest::new(
-            req.method().as_str(),
-            uri,
-            headers.into_iter(),
-            SignableBody::Bytes(req.body()),
-        )
-        .context("request cannot be signed")?;
+        let signable =
+            SignableRequest::new(req.method().as_str(), uri, headers.into_iter(), SignableBody::Bytes(req.body()))
+                .context("request cannot be signed")?;
         aws_sigv4::http_request::sign(signable, &params).context("signing failed")?.into_parts()
     };
     instructions.apply_to_request_http1x(req);
@@ -99,6 +95,7 @@ pub fn sign_with(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
