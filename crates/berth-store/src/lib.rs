@@ -34,6 +34,9 @@ pub enum StoreError {
     /// A record the write depends on does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The record lacks the member it is stored under (e.g. `clusterName`).
+    #[error("the record has no {0}")]
+    MissingKey(&'static str),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
