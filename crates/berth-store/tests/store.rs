@@ -1,0 +1,638 @@
+//! The store's contract, run against both backends: every case in
+//! [`both_backends!`] becomes `sqlite::<case>` (a fresh file in a temp dir)
+//! and `postgres::<case>` (a fresh database on a throwaway server, one
+//! server per test process). SQLite-only behaviour (file, WAL, several
+//! processes on one file, SIGKILL) is tested at the end.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use berth_model::records::TaskDefinitionRecord;
+use berth_store::{AccessKey, FamilyStatus, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, Versioned};
+use berth_testinfra::postgres::TempPostgres;
+use berth_wire::ecs::{Cluster, Service, Tag, Task, TaskDefinition, TaskDefinitionStatus};
+
+/// A store on a fresh database, and what keeps that database alive.
+struct Backend {
+    store: Arc<dyn Store>,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let store = berth_store::open(&url).await.expect("open SQLite store");
+        Self { store, url, _dir: Some(dir) }
+    }
+
+    async fn postgres(test: &str) -> Self {
+        let pg = TempPostgres::shared().expect("PostgreSQL for tests");
+        let url = pg.create_database(test).expect("create database");
+        let store = berth_store::open(&url).await.expect("open PostgreSQL store");
+        Self { store, url, _dir: None }
+    }
+
+    /// Opens the same database again, as a restarted process would.
+    async fn reopen(&mut self) {
+        self.store = berth_store::open(&self.url).await.expect("reopen store");
+    }
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Backend::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Backend::postgres(stringify!($case)).await).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    cluster_insert_get_update_with_conflicts,
+    clusters_list_in_name_order_by_pages_and_status,
+    task_definition_revisions_count_up,
+    concurrent_registrations_take_each_revision_once,
+    revisions_are_never_reused,
+    latest_active_revision,
+    task_definitions_filtered_sorted_and_paged,
+    families_by_prefix_and_status,
+    tasks_and_services_put_and_cluster_usage,
+    access_keys,
+    data_survives_reopen,
+);
+
+// --- fixtures ---
+
+fn cluster(name: &str, status: &str) -> Cluster {
+    Cluster {
+        cluster_name: Some(name.to_owned()),
+        cluster_arn: Some(format!("arn:aws:ecs:eu-central-1:111122223333:cluster/{name}")),
+        status: Some(status.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// A builder for `register_task_definition`, as the API would pass.
+fn definition(family: &str) -> impl Fn(i32) -> TaskDefinitionRecord + Send + Sync + 'static {
+    let family = family.to_owned();
+    move |revision| TaskDefinitionRecord {
+        definition: TaskDefinition {
+            task_definition_arn: Some(format!(
+                "arn:aws:ecs:eu-central-1:111122223333:task-definition/{family}:{revision}"
+            )),
+            family: Some(family.clone()),
+            revision: Some(revision),
+            status: Some(TaskDefinitionStatus::Active),
+            cpu: Some("256".to_owned()),
+            memory: Some("512".to_owned()),
+            ..Default::default()
+        },
+        tags: vec![Tag { key: Some("team".to_owned()), value: Some("core".to_owned()) }],
+    }
+}
+
+async fn register(store: &dyn Store, family: &str) -> Versioned<TaskDefinitionRecord> {
+    store.register_task_definition(family, &definition(family)).await.expect("register")
+}
+
+/// Sets the status of a stored revision (as DeregisterTaskDefinition and
+/// DeleteTaskDefinitions do).
+async fn set_status(store: &dyn Store, family: &str, revision: i32, status: TaskDefinitionStatus) {
+    let mut stored = store.get_task_definition(family, revision).await.expect("get").expect("stored");
+    stored.value.definition.status = Some(status);
+    store.update_task_definition(&stored.value, stored.version).await.expect("update status");
+}
+
+fn names(clusters: &[Versioned<Cluster>]) -> Vec<String> {
+    clusters.iter().map(|c| c.value.cluster_name.clone().unwrap_or_default()).collect()
+}
+
+fn keys(defs: &[Versioned<TaskDefinitionRecord>]) -> Vec<(String, i32)> {
+    defs.iter()
+        .map(|d| {
+            (d.value.definition.family.clone().unwrap_or_default(), d.value.definition.revision.unwrap_or_default())
+        })
+        .collect()
+}
+
+fn page<K>(after: Option<K>, limit: u32) -> Page<K> {
+    Page { after, limit }
+}
+
+fn task(arn: &str, cluster_arn: &str, last_status: Option<&str>) -> Task {
+    Task {
+        task_arn: Some(arn.to_owned()),
+        cluster_arn: Some(cluster_arn.to_owned()),
+        last_status: last_status.map(str::to_owned),
+        desired_status: Some("RUNNING".to_owned()),
+        ..Default::default()
+    }
+}
+
+fn service(arn: &str, cluster_arn: &str, status: &str) -> Service {
+    Service {
+        service_arn: Some(arn.to_owned()),
+        cluster_arn: Some(cluster_arn.to_owned()),
+        status: Some(status.to_owned()),
+        desired_count: Some(1),
+        ..Default::default()
+    }
+}
+
+// --- the cases ---
+
+async fn cluster_insert_get_update_with_conflicts(db: Backend) {
+    let s = db.store.as_ref();
+    let c = cluster("prod", "ACTIVE");
+    let inserted = s.insert_cluster(&c).await.expect("insert");
+    assert_eq!(inserted, Versioned { version: 1, value: c.clone() });
+    assert!(matches!(s.insert_cluster(&cluster("prod", "INACTIVE")).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_cluster("prod").await.expect("get"), Some(inserted));
+    assert_eq!(s.get_cluster("Prod").await.expect("get"), None, "names are case-sensitive");
+    assert_eq!(s.get_cluster("nope").await.expect("get"), None);
+
+    let mut changed = c.clone();
+    changed.status = Some("INACTIVE".to_owned());
+    changed.active_services_count = Some(3);
+    let updated = s.update_cluster(&changed, 1).await.expect("update at the read version");
+    assert_eq!(updated, Versioned { version: 2, value: changed.clone() });
+    // A second writer that read version 1 loses and changes nothing.
+    assert!(matches!(s.update_cluster(&c, 1).await, Err(StoreError::Conflict)));
+    assert!(matches!(s.update_cluster(&c, 3).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_cluster("prod").await.expect("get"), Some(Versioned { version: 2, value: changed }));
+    // Updating what does not exist is a conflict too, and creates nothing.
+    assert!(matches!(s.update_cluster(&cluster("ghost", "ACTIVE"), 1).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_cluster("ghost").await.expect("get"), None);
+
+    let nameless = Cluster { cluster_name: None, ..c };
+    assert!(matches!(s.insert_cluster(&nameless).await, Err(StoreError::MissingKey("clusterName"))));
+}
+
+async fn clusters_list_in_name_order_by_pages_and_status(db: Backend) {
+    let s = db.store.as_ref();
+    // Names whose byte order differs from natural-language orders
+    // (upper case first, punctuation before letters).
+    let all = [
+        ("B-prod", "ACTIVE"),
+        ("a", "ACTIVE"),
+        ("a-c", "INACTIVE"),
+        ("ab", "ACTIVE"),
+        ("b", "ACTIVE"),
+        ("c_1", "INACTIVE"),
+        ("c1", "ACTIVE"),
+    ];
+    for (name, status) in all {
+        s.insert_cluster(&cluster(name, status)).await.expect("insert");
+    }
+    let mut expected: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+    expected.sort_unstable();
+    assert_eq!(expected, ["B-prod", "a", "a-c", "ab", "b", "c1", "c_1"]);
+
+    let everything = s.list_clusters(None, page(None, 100)).await.expect("list");
+    assert_eq!(names(&everything), expected);
+    assert!(everything.iter().all(|c| c.version == 1));
+
+    // Page through three at a time: no gaps, no repeats.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = s.list_clusters(None, page(after.clone(), 3)).await.expect("list page");
+        assert!(rows.len() <= 3);
+        if rows.is_empty() {
+            break;
+        }
+        after = rows.last().and_then(|c| c.value.cluster_name.clone());
+        seen.extend(names(&rows));
+    }
+    assert_eq!(seen, expected);
+
+    let active = s.list_clusters(Some("ACTIVE"), page(None, 100)).await.expect("list active");
+    assert_eq!(names(&active), ["B-prod", "a", "ab", "b", "c1"]);
+    let active_after_a = s.list_clusters(Some("ACTIVE"), page(Some("a".to_owned()), 2)).await.expect("list");
+    assert_eq!(names(&active_after_a), ["ab", "b"]);
+    let inactive = s.list_clusters(Some("INACTIVE"), page(None, 100)).await.expect("list inactive");
+    assert_eq!(names(&inactive), ["a-c", "c_1"]);
+    assert!(s.list_clusters(None, page(Some("c_1".to_owned()), 10)).await.expect("list").is_empty());
+    assert!(s.list_clusters(None, page(None, 0)).await.expect("list").is_empty());
+}
+
+async fn task_definition_revisions_count_up(db: Backend) {
+    let s = db.store.as_ref();
+    for expected in 1..=3 {
+        let stored = register(s, "web").await;
+        assert_eq!(stored.version, 1);
+        assert_eq!(stored.value, definition("web")(expected));
+        assert_eq!(s.get_task_definition("web", expected).await.expect("get"), Some(stored));
+    }
+    // Families count independently.
+    assert_eq!(register(s, "api").await.value.definition.revision, Some(1));
+    assert_eq!(s.get_task_definition("web", 4).await.expect("get"), None);
+    assert_eq!(s.get_task_definition("nope", 1).await.expect("get"), None);
+
+    // The store decides family and revision, whatever the builder says.
+    let sloppy = |_: i32| TaskDefinitionRecord {
+        definition: TaskDefinition { family: Some("other".to_owned()), revision: Some(99), ..Default::default() },
+        tags: Vec::new(),
+    };
+    let stored = s.register_task_definition("web", &sloppy).await.expect("register");
+    let d = &stored.value.definition;
+    assert_eq!((d.family.as_deref(), d.revision, d.status), (Some("web"), Some(4), Some(TaskDefinitionStatus::Active)));
+    assert_eq!(s.get_task_definition("web", 4).await.expect("get"), Some(stored));
+    assert_eq!(s.get_task_definition("other", 99).await.expect("get"), None);
+}
+
+async fn concurrent_registrations_take_each_revision_once(db: Backend) {
+    let handles: Vec<_> = (0..50)
+        .map(|_| {
+            let store = Arc::clone(&db.store);
+            tokio::spawn(async move { store.register_task_definition("burst", &definition("burst")).await })
+        })
+        .collect();
+    let mut revisions = Vec::new();
+    for handle in handles {
+        let stored = handle.await.expect("join").expect("register under contention");
+        revisions.push(stored.value.definition.revision.expect("revision"));
+    }
+    revisions.sort_unstable();
+    assert_eq!(revisions, (1..=50).collect::<Vec<i32>>());
+
+    let listed = db
+        .store
+        .list_task_definitions(
+            &TaskDefinitionFilter { family: Some("burst".to_owned()), ..Default::default() },
+            page(None, 100),
+        )
+        .await
+        .expect("list");
+    assert_eq!(keys(&listed), (1..=50).map(|r| ("burst".to_owned(), r)).collect::<Vec<_>>());
+    assert_eq!(register(db.store.as_ref(), "burst").await.value.definition.revision, Some(51));
+}
+
+async fn revisions_are_never_reused(db: Backend) {
+    let s = db.store.as_ref();
+    for _ in 0..3 {
+        register(s, "svc").await;
+    }
+    set_status(s, "svc", 3, TaskDefinitionStatus::DeleteInProgress).await;
+    assert_eq!(register(s, "svc").await.value.definition.revision, Some(4));
+
+    set_status(s, "svc", 4, TaskDefinitionStatus::Inactive).await;
+    set_status(s, "svc", 4, TaskDefinitionStatus::DeleteInProgress).await;
+    for r in 1..=2 {
+        set_status(s, "svc", r, TaskDefinitionStatus::Inactive).await;
+        set_status(s, "svc", r, TaskDefinitionStatus::DeleteInProgress).await;
+    }
+    // Every revision is on its way out; the next one is still new.
+    assert_eq!(register(s, "svc").await.value.definition.revision, Some(5));
+    let stored = s.get_task_definition("svc", 4).await.expect("get").expect("kept");
+    assert_eq!(stored.version, 3, "two status changes");
+    assert_eq!(stored.value.definition.status, Some(TaskDefinitionStatus::DeleteInProgress));
+
+    // Status updates are optimistic too.
+    let mut stale = stored.value.clone();
+    stale.definition.status = Some(TaskDefinitionStatus::Active);
+    assert!(matches!(s.update_task_definition(&stale, 2).await, Err(StoreError::Conflict)));
+    let mut unknown = stale.clone();
+    unknown.definition.revision = Some(77);
+    assert!(matches!(s.update_task_definition(&unknown, 1).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_task_definition("svc", 77).await.expect("get"), None);
+}
+
+async fn latest_active_revision(db: Backend) {
+    let s = db.store.as_ref();
+    assert_eq!(s.latest_active_task_definition("web").await.expect("latest"), None);
+    for _ in 0..3 {
+        register(s, "web").await;
+    }
+    register(s, "webx").await; // a longer name must not leak in
+    let latest = |r: Option<Versioned<TaskDefinitionRecord>>| r.and_then(|v| v.value.definition.revision);
+    assert_eq!(latest(s.latest_active_task_definition("web").await.expect("latest")), Some(3));
+    set_status(s, "web", 3, TaskDefinitionStatus::Inactive).await;
+    assert_eq!(latest(s.latest_active_task_definition("web").await.expect("latest")), Some(2));
+    set_status(s, "web", 2, TaskDefinitionStatus::DeleteInProgress).await;
+    assert_eq!(latest(s.latest_active_task_definition("web").await.expect("latest")), Some(1));
+    set_status(s, "web", 1, TaskDefinitionStatus::Inactive).await;
+    assert_eq!(s.latest_active_task_definition("web").await.expect("latest"), None);
+    assert_eq!(latest(s.latest_active_task_definition("webx").await.expect("latest")), Some(1));
+}
+
+async fn task_definitions_filtered_sorted_and_paged(db: Backend) {
+    let s = db.store.as_ref();
+    // Registered interleaved, so insertion order is not listing order.
+    for family in ["web", "Api", "web", "db-x", "Api", "web", "db_x", "dbx"] {
+        register(s, family).await;
+    }
+    set_status(s, "web", 2, TaskDefinitionStatus::Inactive).await;
+    set_status(s, "Api", 1, TaskDefinitionStatus::DeleteInProgress).await;
+
+    let k = |f: &str, r: i32| (f.to_owned(), r);
+    let asc =
+        vec![k("Api", 1), k("Api", 2), k("db-x", 1), k("db_x", 1), k("dbx", 1), k("web", 1), k("web", 2), k("web", 3)];
+    let mut desc = asc.clone();
+    desc.reverse();
+    let list =
+        |family: Option<&str>, status: Option<&str>, sort: SortOrder, after: Option<(String, i32)>, limit: u32| {
+            let filter =
+                TaskDefinitionFilter { family: family.map(str::to_owned), status: status.map(str::to_owned), sort };
+            async move { keys(&s.list_task_definitions(&filter, page(after, limit)).await.expect("list")) }
+        };
+
+    assert_eq!(list(None, None, SortOrder::Asc, None, 100).await, asc);
+    assert_eq!(list(None, None, SortOrder::Desc, None, 100).await, desc);
+    let active = |v: &Vec<(String, i32)>| -> Vec<(String, i32)> {
+        v.iter().filter(|x| **x != k("web", 2) && **x != k("Api", 1)).cloned().collect()
+    };
+    assert_eq!(list(None, Some("ACTIVE"), SortOrder::Asc, None, 100).await, active(&asc));
+    assert_eq!(list(None, Some("ACTIVE"), SortOrder::Desc, None, 100).await, active(&desc));
+    assert_eq!(list(None, Some("INACTIVE"), SortOrder::Asc, None, 100).await, [k("web", 2)]);
+    assert_eq!(list(None, Some("DELETE_IN_PROGRESS"), SortOrder::Asc, None, 100).await, [k("Api", 1)]);
+    assert_eq!(list(Some("web"), None, SortOrder::Desc, None, 100).await, [k("web", 3), k("web", 2), k("web", 1)]);
+    assert_eq!(list(Some("web"), Some("ACTIVE"), SortOrder::Asc, None, 100).await, [k("web", 1), k("web", 3)]);
+    assert_eq!(list(Some("db"), None, SortOrder::Asc, None, 100).await, [], "the family filter is a whole name");
+
+    // `after` is a position in the listing's own order.
+    assert_eq!(list(None, None, SortOrder::Asc, Some(k("db_x", 1)), 2).await, [k("dbx", 1), k("web", 1)]);
+    assert_eq!(list(None, None, SortOrder::Desc, Some(k("db_x", 1)), 2).await, [k("db-x", 1), k("Api", 2)]);
+    assert_eq!(list(Some("web"), None, SortOrder::Desc, Some(k("web", 2)), 5).await, [k("web", 1)]);
+
+    // Paging by every page size, both ways, with and without filters,
+    // gives the full listing with no gaps or repeats.
+    for (family, status, sort, want) in [
+        (None, None, SortOrder::Asc, asc.clone()),
+        (None, None, SortOrder::Desc, desc.clone()),
+        (None, Some("ACTIVE"), SortOrder::Desc, active(&desc)),
+        (Some("web"), None, SortOrder::Asc, vec![k("web", 1), k("web", 2), k("web", 3)]),
+    ] {
+        for limit in 1..=4 {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let rows = list(family, status, sort, after.clone(), limit).await;
+                assert!(rows.len() <= limit as usize);
+                let Some(last) = rows.last().cloned() else { break };
+                seen.extend(rows);
+                after = Some(last);
+            }
+            assert_eq!(seen, want, "family {family:?} status {status:?} {sort:?} limit {limit}");
+        }
+    }
+}
+
+async fn families_by_prefix_and_status(db: Backend) {
+    let s = db.store.as_ref();
+    for family in ["api", "api-v2", "api_v3", "apix", "Api", "web", "worker", "gone"] {
+        register(s, family).await;
+    }
+    register(s, "worker").await;
+    set_status(s, "worker", 1, TaskDefinitionStatus::Inactive).await; // revision 2 still ACTIVE
+    set_status(s, "web", 1, TaskDefinitionStatus::Inactive).await;
+    set_status(s, "gone", 1, TaskDefinitionStatus::DeleteInProgress).await;
+
+    let list = |prefix: Option<&'static str>, status: FamilyStatus, after: Option<&str>, limit: u32| {
+        let after = after.map(str::to_owned);
+        async move { s.list_task_definition_families(prefix, status, page(after, limit)).await.expect("families") }
+    };
+    let all = ["Api", "api", "api-v2", "api_v3", "apix", "gone", "web", "worker"];
+    assert_eq!(list(None, FamilyStatus::All, None, 100).await, all);
+    assert_eq!(list(None, FamilyStatus::Active, None, 100).await, ["Api", "api", "api-v2", "api_v3", "apix", "worker"]);
+    assert_eq!(list(None, FamilyStatus::Inactive, None, 100).await, ["gone", "web"]);
+    assert_eq!(list(Some("api"), FamilyStatus::All, None, 100).await, ["api", "api-v2", "api_v3", "apix"]);
+    // `_` and `%` are plain characters in a prefix, not wildcards.
+    assert_eq!(list(Some("api_"), FamilyStatus::All, None, 100).await, ["api_v3"]);
+    assert_eq!(list(Some("a%"), FamilyStatus::All, None, 100).await, Vec::<String>::new());
+    assert_eq!(list(Some("w"), FamilyStatus::Active, None, 100).await, ["worker"]);
+    assert_eq!(list(Some("w"), FamilyStatus::Inactive, None, 100).await, ["web"]);
+    assert_eq!(list(Some("zzz"), FamilyStatus::All, None, 100).await, Vec::<String>::new());
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let rows = list(None, FamilyStatus::All, after.as_deref(), 3).await;
+        let Some(last) = rows.last().cloned() else { break };
+        seen.extend(rows);
+        after = Some(last);
+    }
+    assert_eq!(seen, all);
+    assert_eq!(list(Some("api"), FamilyStatus::Active, Some("api-v2"), 1).await, ["api_v3"]);
+}
+
+async fn tasks_and_services_put_and_cluster_usage(db: Backend) {
+    let s = db.store.as_ref();
+    let a = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    let b = "arn:aws:ecs:eu-central-1:111122223333:cluster/b";
+    let t = |id: &str| format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{id}");
+
+    // put_task: None inserts, Some(v) replaces version v.
+    let t1 = task(&t("1"), a, Some("PROVISIONING"));
+    assert_eq!(s.put_task(&t1, None).await.expect("insert"), Versioned { version: 1, value: t1.clone() });
+    assert!(matches!(s.put_task(&t1, None).await, Err(StoreError::Conflict)));
+    let t1_pending = task(&t("1"), a, Some("PENDING"));
+    assert_eq!(s.put_task(&t1_pending, Some(1)).await.expect("update").version, 2);
+    assert!(matches!(s.put_task(&t1, Some(1)).await, Err(StoreError::Conflict)));
+    assert!(matches!(s.put_task(&task(&t("new"), a, None), Some(1)).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_task(&t("new")).await.expect("get"), None);
+    assert_eq!(s.get_task(&t("1")).await.expect("get"), Some(Versioned { version: 2, value: t1_pending }));
+    let no_arn = Task { task_arn: None, ..t1.clone() };
+    assert!(matches!(s.put_task(&no_arn, None).await, Err(StoreError::MissingKey("taskArn"))));
+
+    for (id, status) in [
+        ("2", Some("PENDING")),
+        ("3", Some("ACTIVATING")),
+        ("4", Some("RUNNING")),
+        ("5", Some("RUNNING")),
+        ("6", Some("STOPPED")),
+        ("7", None), // not reported yet: live
+        ("8", Some("DEACTIVATING")),
+    ] {
+        s.put_task(&task(&t(id), a, status), None).await.expect("put task");
+    }
+    s.put_task(&task("arn:aws:ecs:eu-central-1:111122223333:task/b/1", b, Some("RUNNING")), None).await.expect("put");
+
+    let svc = |n: &str| format!("arn:aws:ecs:eu-central-1:111122223333:service/a/{n}");
+    let s1 = service(&svc("s1"), a, "ACTIVE");
+    assert_eq!(s.put_service(&s1, None).await.expect("insert"), Versioned { version: 1, value: s1.clone() });
+    assert!(matches!(s.put_service(&s1, None).await, Err(StoreError::Conflict)));
+    s.put_service(&service(&svc("s2"), a, "DRAINING"), None).await.expect("put");
+    s.put_service(&service(&svc("s3"), a, "INACTIVE"), None).await.expect("put");
+    s.put_service(&service("arn:aws:ecs:eu-central-1:111122223333:service/b/s", b, "ACTIVE"), None).await.expect("put");
+
+    let usage = s.cluster_usage(a).await.expect("usage");
+    assert_eq!(usage.active_services, 2);
+    assert_eq!(usage.live_tasks, 7, "all but the STOPPED one");
+    assert_eq!(usage.running_tasks, 2);
+    assert_eq!(usage.pending_tasks, 3, "PENDING (1 and 2) and ACTIVATING");
+
+    // Stop a running task, drain the last active service away.
+    let stopped = task(&t("4"), a, Some("STOPPED"));
+    s.put_task(&stopped, Some(1)).await.expect("stop task");
+    let s1_inactive = service(&svc("s1"), a, "INACTIVE");
+    assert_eq!(s.put_service(&s1_inactive, Some(1)).await.expect("update").version, 2);
+    assert!(matches!(s.put_service(&s1, Some(1)).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_service(&svc("s1")).await.expect("get"), Some(Versioned { version: 2, value: s1_inactive }));
+    assert_eq!(s.get_service(&svc("nope")).await.expect("get"), None);
+
+    let usage = s.cluster_usage(a).await.expect("usage");
+    assert_eq!((usage.active_services, usage.live_tasks, usage.running_tasks, usage.pending_tasks), (1, 6, 1, 3));
+    let usage = s.cluster_usage(b).await.expect("usage");
+    assert_eq!((usage.active_services, usage.live_tasks, usage.running_tasks, usage.pending_tasks), (1, 1, 1, 0));
+    assert_eq!(
+        s.cluster_usage("arn:aws:ecs:eu-central-1:111122223333:cluster/none").await.expect("usage"),
+        Default::default()
+    );
+}
+
+async fn access_keys(db: Backend) {
+    let s = db.store.as_ref();
+    assert_eq!(s.count_access_keys().await.expect("count"), 0);
+    let key = AccessKey {
+        access_key_id: "AKIAEXAMPLE000000001".to_owned(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+        created_at: 1_767_225_600,
+    };
+    s.insert_access_key(&key).await.expect("insert");
+    assert_eq!(s.get_access_key(&key.access_key_id).await.expect("get"), Some(key.clone()));
+    let other_secret = AccessKey { secret_access_key: "different".to_owned(), ..key.clone() };
+    assert!(matches!(s.insert_access_key(&other_secret).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_access_key(&key.access_key_id).await.expect("get"), Some(key.clone()), "the first key stays");
+    let second = AccessKey { access_key_id: "AKIAEXAMPLE000000002".to_owned(), ..key };
+    s.insert_access_key(&second).await.expect("insert");
+    assert_eq!(s.count_access_keys().await.expect("count"), 2);
+    assert_eq!(s.get_access_key("AKIANOPE").await.expect("get"), None);
+}
+
+async fn data_survives_reopen(mut db: Backend) {
+    let c = cluster("keep", "ACTIVE");
+    db.store.insert_cluster(&c).await.expect("insert");
+    db.store.update_cluster(&c, 1).await.expect("update");
+    register(db.store.as_ref(), "web").await;
+    register(db.store.as_ref(), "web").await;
+    set_status(db.store.as_ref(), "web", 2, TaskDefinitionStatus::Inactive).await;
+    let key = AccessKey { access_key_id: "AKIAKEEP".to_owned(), secret_access_key: "s".to_owned(), created_at: 1 };
+    db.store.insert_access_key(&key).await.expect("insert key");
+
+    db.reopen().await; // migrations run again: a no-op
+    let s = db.store.as_ref();
+    assert_eq!(s.get_cluster("keep").await.expect("get"), Some(Versioned { version: 2, value: c }));
+    assert_eq!(s.get_access_key("AKIAKEEP").await.expect("get"), Some(key));
+    let web2 = s.get_task_definition("web", 2).await.expect("get").expect("kept");
+    assert_eq!((web2.version, web2.value.definition.status), (2, Some(TaskDefinitionStatus::Inactive)));
+    assert_eq!(register(s, "web").await.value.definition.revision, Some(3), "the counter survives too");
+}
+
+// --- SQLite only ---
+
+#[tokio::test]
+async fn sqlite_file_is_private_and_in_wal_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("berth.db");
+    let store = berth_store::open(&format!("sqlite://{}", path.display())).await.expect("open");
+    store.insert_cluster(&cluster("x", "ACTIVE")).await.expect("insert");
+    let mode = std::fs::metadata(&path).expect("db file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the store holds secrets");
+    assert!(dir.path().join("berth.db-wal").exists(), "WAL journal in use");
+    let wal_mode = std::fs::metadata(dir.path().join("berth.db-wal")).expect("wal").permissions().mode() & 0o777;
+    assert_eq!(wal_mode, 0o600);
+}
+
+#[tokio::test]
+async fn sqlite_rejects_what_it_cannot_open() {
+    assert!(
+        matches!(berth_store::open("mysql://u:pw@db/x").await, Err(StoreError::UnsupportedUrl(u)) if !u.contains("pw"))
+    );
+    assert!(matches!(berth_store::open("sqlite::memory:").await, Err(StoreError::UnsupportedUrl(_))));
+    assert!(berth_store::open("sqlite:///nonexistent-dir/berth.db").await.is_err());
+}
+
+/// Two stores on one file behave like two processes: each has its own
+/// writer connection, and they contend for SQLite's lock. Nobody sees
+/// SQLITE_BUSY; every revision is taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writers_of_two_stores_on_one_file_never_see_busy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+    let one = berth_store::open(&url).await.expect("open");
+    let two = berth_store::open(&url).await.expect("open again");
+    let handles: Vec<_> = (0..40)
+        .map(|i| {
+            let store = Arc::clone(if i % 2 == 0 { &one } else { &two });
+            tokio::spawn(async move {
+                store.insert_cluster(&cluster(&format!("c{i}"), "ACTIVE")).await?;
+                store.register_task_definition("shared", &definition("shared")).await
+            })
+        })
+        .collect();
+    let mut revisions = Vec::new();
+    for h in handles {
+        revisions.push(h.await.expect("join").expect("write").value.definition.revision.expect("revision"));
+    }
+    revisions.sort_unstable();
+    assert_eq!(revisions, (1..=40).collect::<Vec<i32>>());
+    assert_eq!(two.list_clusters(None, page(None, 100)).await.expect("list").len(), 40);
+}
+
+const CHILD_ENV: &str = "BERTH_STORE_TEST_SIGKILL_CHILD_DB";
+const COMMITTED: &str = "sigkill-child: committed";
+
+/// What a process killed with SIGKILL had committed is there after a
+/// restart. The child is this test binary running the ignored test below.
+#[test]
+fn sqlite_commits_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("berth.db");
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "sigkill_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let committed = BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains(COMMITTED));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert!(committed, "the child reported its writes");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = berth_store::open(&format!("sqlite://{}", path.display())).await.expect("reopen");
+        assert_eq!(store.count_access_keys().await.expect("count"), 20);
+        assert_eq!(store.get_cluster("killed").await.expect("get").map(|c| c.version), Some(2));
+        let last = store.latest_active_task_definition("web").await.expect("latest").expect("kept");
+        assert_eq!(last.value.definition.revision, Some(20));
+    });
+}
+
+#[tokio::test]
+#[ignore = "run by sqlite_commits_survive_sigkill as its child"]
+async fn sigkill_child() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else { return };
+    let store = berth_store::open(&format!("sqlite://{}", std::path::Path::new(&path).display())).await.expect("open");
+    let c = cluster("killed", "ACTIVE");
+    store.insert_cluster(&c).await.expect("insert");
+    store.update_cluster(&c, 1).await.expect("update");
+    for i in 0..20 {
+        let key = AccessKey { access_key_id: format!("AKIA{i:04}"), secret_access_key: "s".to_owned(), created_at: i };
+        store.insert_access_key(&key).await.expect("insert key");
+        register(store.as_ref(), "web").await;
+    }
+    // libtest may have started the line with the test's name.
+    println!("\n{COMMITTED}");
+    // Hold the connections open (no checkpoint, no clean close) until killed.
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+}
