@@ -4,6 +4,7 @@ The aws CLI and boto3 are pointed at Berth only through the two files
 Berth writes (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE), exactly as a
 user would; every other AWS_* variable is removed from their environment.
 """
+import datetime
 import json
 import os
 import signal
@@ -130,7 +131,7 @@ class Berth:
         return shapes.install(self.boto3_session().client("ecs"))
 
     def raw(self, op, body, sign=True, secret=None, access_key=None, headers=None, region="us-east-1",
-            service="ecs", target=None):
+            service="ecs", target=None, clock_skew=0):
         """A hand-made POST, signed with botocore's own SigV4 signer unless sign=False."""
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         if isinstance(data, str):
@@ -142,7 +143,12 @@ class Berth:
         if sign:
             ak, sk = self.credentials()
             creds = botocore.credentials.Credentials(access_key or ak, secret or sk)
-            botocore.auth.SigV4Auth(creds, service, region).add_auth(req)
+            real_now = botocore.auth.get_current_datetime
+            botocore.auth.get_current_datetime = lambda: real_now() + datetime.timedelta(seconds=clock_skew)
+            try:
+                botocore.auth.SigV4Auth(creds, service, region).add_auth(req)
+            finally:
+                botocore.auth.get_current_datetime = real_now
         prepared = req.prepare()
         r = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers), method="POST")
         try:

@@ -100,7 +100,12 @@ async fn aws_json(State(api): State<Api>, req: Request) -> Response {
         .unwrap_or("")
         .to_owned();
     let op_name = target.rsplit('.').next().unwrap_or("").to_owned();
-    let span = tracing::info_span!("api", action = %op_name, request_id = %request_id);
+    let span = tracing::info_span!(
+        "api",
+        action = %op_name,
+        request_id = %request_id,
+        access_key_id = tracing::field::Empty
+    );
     let started = Instant::now();
     let result = handle(&api, &target, req).instrument(span.clone()).await;
     let _enter = span.enter();
@@ -130,13 +135,14 @@ async fn handle(api: &Api, target: &str, req: Request) -> Result<Vec<u8>, ApiErr
     let signed = sigv4::parse(&parts)?;
     let (service, op) = split_target(target)?;
     authenticate(api, &signed, &parts, &body, service).await?;
+    tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
     let json: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
     match service {
         Service::Ecs => {
             let action = ecs::Action::parse(op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
-            let call = crate::ecs::Call { api, body_len: body.len(), caller: signed.access_key_id.clone() };
+            let call = crate::ecs::Call { api, body_len: body.len() };
             let value = crate::ecs::dispatch(&call, action).await?;
             Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
         }

@@ -1,1 +1,18 @@
-//! placeholder
+//! Berth's HTTP API: the AWS JSON 1.1 protocol (`POST /` with
+//! `X-Amz-Target`), SigV4 verification, AWS error shapes, and the ECS
+//! handlers on top of the store.
+//!
+//! Only this crate knows the AWS wire protocol. The edge ([`edge`]) reads
+//! the HTTP request once, authenticates it and parses it into a typed
+//! [`berth_wire::ecs::Action`]; handlers take typed requests and return
+//! typed responses and never touch HTTP.
+
+mod ecs;
+mod edge;
+mod error;
+mod metrics;
+mod paging;
+pub mod sigv4;
+
+pub use edge::{Api, ApiConfig, router};
+pub use error::ApiError;

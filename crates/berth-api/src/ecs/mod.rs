@@ -19,8 +19,6 @@ pub(crate) struct Call<'a> {
     pub api: &'a Api,
     /// Size of the raw request body (RegisterTaskDefinition's 64 KiB rule).
     pub body_len: usize,
-    /// The access key that signed the request.
-    pub caller: String,
 }
 
 impl Call<'_> {
