@@ -34,8 +34,7 @@ use serde::de::DeserializeOwned;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyConnection, AnyPool, ConnectOptions as _, Executor as _, Row as _};
+use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 
 use crate::{
     AccessKey, ClusterUsage, FamilyStatus, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, Versioned,
@@ -104,16 +103,22 @@ struct SqlStore {
 }
 
 impl SqlStore {
+    /// `sqlite://PATH` or `sqlite:PATH`, PATH a file path taken as it is
+    /// (no URL decoding, no query parameters), as `format!("sqlite://{}",
+    /// path.display())` makes it.
     async fn open_sqlite(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
-        if url.contains(":memory:") {
-            // Each pool would get a database of its own.
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            // (An in-memory database would be a different one per connection.)
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
-        create_private(options.get_filename())?;
-        // The `Any` driver is configured by URL, which carries the file
-        // and open mode; the rest is set per connection below.
-        let any = AnyConnectOptions::from_url(&options.to_url_lossy())?;
+        create_private(Path::new(path))?;
+        // Absolute and free of `..`, which URL parsing would resolve lexically.
+        let path = std::fs::canonicalize(path).map_err(sqlx::Error::Io)?;
+        let path = path.as_path();
+        // The `Any` driver takes SQLite's file and open mode from a URL (the
+        // rest is set per connection below); sqlx decodes its path.
+        let any = AnyConnectOptions::from_str(&sqlite_url(path))?;
 
         let write = AnyPoolOptions::new()
             .max_connections(1)
@@ -126,7 +131,7 @@ impl SqlStore {
             .after_connect(|conn, _| Box::pin(sqlite_reader_setup(conn)))
             .connect_with(any)
             .await?;
-        tracing::debug!(path = %options.get_filename().display(), "opened SQLite store");
+        tracing::debug!(path = %path.display(), "opened SQLite store");
         Ok(Self { dialect: Dialect::Sqlite, write, read })
     }
 
@@ -568,6 +573,23 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// A URL for sqlx's SQLite driver naming `path` exactly: every byte
+/// that could mean something in a URL is percent-encoded.
+fn sqlite_url(path: &Path) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut url = String::from("sqlite://");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            url.push(char::from(b));
+        } else {
+            let _ = write!(url, "%{b:02X}");
+        }
+    }
+    url.push_str("?mode=rwc");
+    url
+}
+
 /// `url` without the password, if it has one.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
@@ -591,6 +613,12 @@ mod tests {
         assert_eq!(redact("postgres://u@db/berth"), "postgres://u@db/berth");
         assert_eq!(redact("mysql://db/x"), "mysql://db/x");
         assert_eq!(redact("sqlite:///a@b/c.db"), "sqlite:///a@b/c.db");
+    }
+
+    #[test]
+    fn sqlite_urls_name_the_path_exactly() {
+        assert_eq!(sqlite_url(Path::new("/var/lib/berth/berth.db")), "sqlite:///var/lib/berth/berth.db?mode=rwc");
+        assert_eq!(sqlite_url(Path::new("rel/a b#?%20.db")), "sqlite://rel/a%20b%23%3F%2520.db?mode=rwc");
     }
 
     #[test]

@@ -551,6 +551,30 @@ async fn sqlite_file_is_private_and_in_wal_mode() {
 }
 
 #[tokio::test]
+async fn sqlite_path_with_spaces_and_url_characters() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sub = dir.path().join("my data #1 %20");
+    std::fs::create_dir(&sub).expect("mkdir");
+    let url = format!("sqlite://{}", sub.join("berth.db").display());
+    berth_store::open(&url).await.expect("open").insert_cluster(&cluster("x", "ACTIVE")).await.expect("insert");
+    assert!(sub.join("berth.db").is_file(), "the file is where the path says");
+    let again = berth_store::open(&url).await.expect("reopen");
+    assert_eq!(again.get_cluster("x").await.expect("get").map(|c| c.version), Some(1));
+}
+
+#[tokio::test]
+async fn sqlite_relative_path_with_dot_dot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cwd = std::env::current_dir().expect("cwd");
+    let up = "../".repeat(cwd.components().count() - 1);
+    let target = dir.path().join("berth.db");
+    let relative = format!("{up}{}", target.display().to_string().trim_start_matches('/'));
+    let store = berth_store::open(&format!("sqlite://{relative}")).await.expect("open");
+    store.insert_cluster(&cluster("rel", "ACTIVE")).await.expect("insert");
+    assert!(target.is_file(), "{relative} is {}", target.display());
+}
+
+#[tokio::test]
 async fn sqlite_rejects_what_it_cannot_open() {
     assert!(
         matches!(berth_store::open("mysql://u:pw@db/x").await, Err(StoreError::UnsupportedUrl(u)) if !u.contains("pw"))
