@@ -141,8 +141,9 @@ pub trait Store: Send + Sync + 'static {
     /// family's next revision number (never reused, even after deletion),
     /// calls `build(revision)` and stores the result at version 1.
     /// (A record is the wire `TaskDefinition` plus its tags, which ECS
-    /// keeps beside the definition; family, revision and status columns
-    /// come from `record.definition`.)
+    /// keeps beside the definition.) The stored definition's `family` and
+    /// `revision` are `family` and that number, whatever `build` put
+    /// there; a missing `status` becomes ACTIVE.
     async fn register_task_definition(
         &self,
         family: &str,
