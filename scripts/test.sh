@@ -25,8 +25,8 @@ echo "== wire types are up to date with botocore's model"
 "$VENV/bin/python" tools/codegen/gen_wire.py ecs 2014-11-13 crates/berth-wire/src/ecs.rs --check
 
 echo "== cargo nextest (unit, router, store on SQLite and PostgreSQL, binary)"
-cargo build --locked --workspace --bins
-cargo nextest run --locked --workspace --no-fail-fast
+cargo build --workspace --bins
+cargo nextest run --workspace --no-fail-fast
 
 echo "== compatibility: the aws CLI and boto3 against a real berth up"
 BERTH_BIN="$PWD/target/debug/berth" PATH="$PWD/$VENV/bin:$PATH" \

@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 
 apt_install ca-certificates runc
 need_cargo
-cargo build --release --locked -p berth-cli
+cargo build --release -p berth-cli
 exec target/release/berth up "$@"

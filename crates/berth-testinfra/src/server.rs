@@ -46,6 +46,7 @@ impl BerthProcess {
             }
         });
         let mut banner = String::new();
+        let mut endpoint = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -54,9 +55,13 @@ impl BerthProcess {
                     banner.push_str(&line);
                     banner.push('\n');
                     if let Some(ep) = line.trim().strip_prefix("endpoint:") {
+                        endpoint = Some(ep.trim().to_owned());
+                    }
+                    // The banner ends with the "try:" line.
+                    if let (Some(ep), true) = (&endpoint, line.trim().starts_with("try:")) {
                         // Keep draining stdout so the child never blocks on a full pipe.
                         std::thread::spawn(move || while rx.recv().is_ok() {});
-                        return Ok(Self { child, endpoint: ep.trim().to_owned(), data_dir: data_dir.to_owned(), banner });
+                        return Ok(Self { child, endpoint: ep.clone(), data_dir: data_dir.to_owned(), banner });
                     }
                 }
                 Err(_) => {
