@@ -7,6 +7,7 @@ pub mod arn;
 pub mod cluster;
 pub mod error;
 pub mod fargate;
+pub mod lifecycle;
 pub mod records;
 pub mod tags;
 pub mod task_definition;
