@@ -4,5 +4,6 @@
 //! handle on the real `berth` binary.
 
 pub mod postgres;
+pub mod registry;
 pub mod server;
 pub mod sign;
