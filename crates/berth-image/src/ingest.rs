@@ -105,13 +105,15 @@ impl ImageStore {
             )));
         }
 
-        let layers = futures_util::stream::iter(manifest.layers().iter().zip(diff_ids))
-            .map(|(descriptor, diff_id)| async move {
-                check_media_type(descriptor, LAYER_TYPES, "layer", reference)?;
-                let blob = descriptor_digest(descriptor, reference)?;
-                self.ensure_layer(blobs, &blob, &diff_id, reference).await?;
-                Ok::<_, ImageError>(LayerRecord { blob, diff_id, size: descriptor.size() })
-            })
+        // A vector of futures rather than a closure over borrowed items:
+        // keeps the whole future `Send` (rust-lang/rust#102211).
+        let fetches: Vec<_> = manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(descriptor, diff_id)| self.layer(blobs, descriptor.clone(), diff_id, reference))
+            .collect();
+        let layers = futures_util::stream::iter(fetches)
             .buffered(self.config.max_concurrent_downloads.max(1))
             .try_collect::<Vec<_>>()
             .await?;
@@ -129,6 +131,19 @@ impl ImageStore {
         };
         self.records.put(&record)?;
         Ok(record)
+    }
+
+    async fn layer(
+        &self,
+        blobs: &impl BlobSource,
+        descriptor: Descriptor,
+        diff_id: Digest,
+        reference: &str,
+    ) -> Result<LayerRecord, ImageError> {
+        check_media_type(&descriptor, LAYER_TYPES, "layer", reference)?;
+        let blob = descriptor_digest(&descriptor, reference)?;
+        self.ensure_layer(blobs, &blob, &diff_id, reference).await?;
+        Ok(LayerRecord { blob, diff_id, size: descriptor.size() })
     }
 
     /// The blob's path in the cache, fetching it first if needed.

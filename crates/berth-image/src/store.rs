@@ -99,3 +99,22 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agent runs these on spawned tasks: their futures must be `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(store: &ImageStore, path: &std::path::Path) {
+        fn send<T: Send>(_: T) {}
+        send(store.pull("busybox", None));
+        send(store.get("busybox"));
+        send(store.list());
+        send(store.remove("busybox"));
+        send(store.gc());
+        send(store.import_dir(path, "x"));
+        send(store.import_tar(path, "x"));
+        send(store.load(path, None));
+    }
+}

@@ -602,6 +602,8 @@ pub fn write_docker_save(out: &Path, repo_tags: &[&str], layers: &[Vec<u8>], spe
         let mut header = tar::Header::new_ustar();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
         header.set_mtime(1_700_000_000);
         tar.append_data(&mut header, path, bytes)?;
         Ok(())
