@@ -143,10 +143,13 @@ async fn delete_cluster_is_refused_while_tasks_or_services_live() {
     let h = harness().await;
     ecs(&h, "CreateCluster", json!({"clusterName": "busy"})).await;
     let cluster_arn = "arn:aws:ecs:us-east-1:123456789012:cluster/busy";
-    let task = berth_wire::ecs::Task {
-        task_arn: Some("arn:aws:ecs:us-east-1:123456789012:task/busy/abc".into()),
-        cluster_arn: Some(cluster_arn.into()),
-        last_status: Some("RUNNING".into()),
+    let task = berth_model::records::TaskRecord {
+        task: berth_wire::ecs::Task {
+            task_arn: Some("arn:aws:ecs:us-east-1:123456789012:task/busy/abc".into()),
+            cluster_arn: Some(cluster_arn.into()),
+            last_status: Some("RUNNING".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let stored = h.store.put_task(&task, None).await.unwrap();
@@ -155,7 +158,8 @@ async fn delete_cluster_is_refused_while_tasks_or_services_live() {
     let (_, v) = ecs(&h, "DescribeClusters", json!({"clusters": ["busy"]})).await;
     assert_eq!(v["clusters"][0]["runningTasksCount"], 1, "{v}");
 
-    let stopped = berth_wire::ecs::Task { last_status: Some("STOPPED".into()), ..task };
+    let mut stopped = task;
+    stopped.task.last_status = Some("STOPPED".into());
     h.store.put_task(&stopped, Some(stored.version)).await.unwrap();
     let service = berth_wire::ecs::Service {
         service_arn: Some("arn:aws:ecs:us-east-1:123456789012:service/busy/web".into()),

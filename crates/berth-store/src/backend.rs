@@ -27,8 +27,8 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_model::records::TaskDefinitionRecord;
-use berth_wire::ecs::{Cluster, Service, Task};
+use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
+use berth_wire::ecs::{Cluster, Service};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -37,12 +37,16 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 
 use crate::{
-    AccessKey, ClusterUsage, FamilyStatus, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, Versioned,
+    AccessKey, ClusterUsage, FamilyStatus, NodeUsage, Page, SortOrder, Store, StoreError, TaskDefinitionFilter,
+    TaskFilter, Versioned,
 };
 
 /// The schema, in order. Applied on open; applied ones are skipped (sqlx
 /// records them, with a checksum, in `_sqlx_migrations`).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "tasks and nodes", include_str!("../migrations/0002_tasks_and_nodes.sql")),
+];
 
 /// How long an SQLite connection waits for another process's lock.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
@@ -158,7 +162,7 @@ impl SqlStore {
         );
         let mut query = sqlx::query(&sql).bind(key).bind(serde_json::to_string(record)?);
         for value in record.columns() {
-            query = query.bind(value);
+            query = value.bind_to(query);
         }
         match query.execute(&self.write).await?.rows_affected() {
             0 => Err(StoreError::Conflict),
@@ -177,7 +181,7 @@ impl SqlStore {
         );
         let mut query = sqlx::query(&sql).bind(key).bind(expected_version).bind(serde_json::to_string(record)?);
         for value in record.columns() {
-            query = query.bind(value);
+            query = value.bind_to(query);
         }
         match query.execute(&self.write).await?.rows_affected() {
             0 => Err(StoreError::Conflict),
@@ -209,7 +213,29 @@ trait Keyed: Serialize + DeserializeOwned + Clone + Send + Sync {
     /// The filter columns, in the order [`Keyed::columns`] gives values.
     const COLUMNS: &'static [&'static str];
     fn key(&self) -> Option<&str>;
-    fn columns(&self) -> Vec<Option<String>>;
+    fn columns(&self) -> Vec<Col>;
+}
+
+/// A filter column's value.
+enum Col {
+    Text(Option<String>),
+    Int(i64),
+}
+
+impl Col {
+    fn bind_to<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Self::Text(v) => query.bind(v),
+            Self::Int(v) => query.bind(v),
+        }
+    }
+}
+
+fn text(v: Option<&str>) -> Col {
+    Col::Text(v.map(str::to_owned))
 }
 
 impl Keyed for Cluster {
@@ -220,21 +246,63 @@ impl Keyed for Cluster {
     fn key(&self) -> Option<&str> {
         self.cluster_name.as_deref()
     }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![self.status.clone()]
+    fn columns(&self) -> Vec<Col> {
+        vec![text(self.status.as_deref())]
     }
 }
 
-impl Keyed for Task {
+impl Keyed for TaskRecord {
     const TABLE: &'static str = "tasks";
     const KEY: &'static str = "task_arn";
     const KEY_MEMBER: &'static str = "taskArn";
-    const COLUMNS: &'static [&'static str] = &["cluster_arn", "last_status"];
+    const COLUMNS: &'static [&'static str] = &[
+        "cluster_arn",
+        "last_status",
+        "desired_status",
+        "family",
+        "started_by",
+        "task_group",
+        "launch_type",
+        "node_id",
+        "cpu",
+        "memory",
+    ];
     fn key(&self) -> Option<&str> {
-        self.task_arn.as_deref()
+        self.task.task_arn.as_deref()
     }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![self.cluster_arn.clone(), self.last_status.clone()]
+    fn columns(&self) -> Vec<Col> {
+        let t = &self.task;
+        let family = t
+            .task_definition_arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit_once("task-definition/"))
+            .and_then(|(_, rest)| rest.rsplit_once(':'))
+            .map(|(family, _)| family);
+        vec![
+            text(t.cluster_arn.as_deref()),
+            text(t.last_status.as_deref()),
+            text(t.desired_status.as_deref()),
+            text(family),
+            text(t.started_by.as_deref()),
+            text(t.group.as_deref()),
+            text(t.launch_type.map(|l| l.as_str())),
+            text(self.node_id.as_deref()),
+            Col::Int(i64::from(self.cpu)),
+            Col::Int(i64::from(self.memory)),
+        ]
+    }
+}
+
+impl Keyed for NodeRecord {
+    const TABLE: &'static str = "nodes";
+    const KEY: &'static str = "id";
+    const KEY_MEMBER: &'static str = "id";
+    const COLUMNS: &'static [&'static str] = &["status"];
+    fn key(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+    fn columns(&self) -> Vec<Col> {
+        vec![text(Some(&self.status))]
     }
 }
 
@@ -246,8 +314,8 @@ impl Keyed for Service {
     fn key(&self) -> Option<&str> {
         self.service_arn.as_deref()
     }
-    fn columns(&self) -> Vec<Option<String>> {
-        vec![self.cluster_arn.clone(), self.status.clone()]
+    fn columns(&self) -> Vec<Col> {
+        vec![text(self.cluster_arn.as_deref()), text(self.status.as_deref())]
     }
 }
 
@@ -260,6 +328,16 @@ fn versioned<T: DeserializeOwned>(row: &AnyRow) -> Result<Versioned<T>, StoreErr
 
 fn all_versioned<T: DeserializeOwned>(rows: &[AnyRow]) -> Result<Vec<Versioned<T>>, StoreError> {
     rows.iter().map(versioned).collect()
+}
+
+/// A node's body and the three usage sums of a node query.
+fn node_usage(row: &AnyRow) -> Result<NodeUsage, StoreError> {
+    let body: String = row.try_get(0)?;
+    let sum = |i: usize| -> Result<u32, StoreError> {
+        let v: i64 = row.try_get(i)?;
+        Ok(u32::try_from(v).unwrap_or(u32::MAX))
+    };
+    Ok(NodeUsage { node: serde_json::from_str(&body)?, cpu_used: sum(1)?, memory_used: sum(2)?, tasks: sum(3)? })
 }
 
 /// The key columns of a stored task definition.
@@ -463,12 +541,122 @@ impl Store for SqlStore {
         Ok(families)
     }
 
-    async fn put_task(&self, task: &Task, expected_version: Option<i64>) -> Result<Versioned<Task>, StoreError> {
-        self.put(task, expected_version).await
+    async fn upsert_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, status, version, body) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (id) DO UPDATE SET status = $2, body = $3, version = nodes.version + 1",
+        )
+        .bind(&node.id)
+        .bind(&node.status)
+        .bind(serde_json::to_string(node)?)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
-    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<Task>>, StoreError> {
+    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
+        Ok(self.get::<NodeRecord>(id).await?.map(|v| v.value))
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeUsage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT n.body, \
+             (SELECT CAST(COALESCE(SUM(t.cpu), 0) AS BIGINT) FROM tasks t WHERE t.node_id = n.id AND (t.last_status IS NULL OR t.last_status <> 'STOPPED')), \
+             (SELECT CAST(COALESCE(SUM(t.memory), 0) AS BIGINT) FROM tasks t WHERE t.node_id = n.id AND (t.last_status IS NULL OR t.last_status <> 'STOPPED')), \
+             (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND (t.last_status IS NULL OR t.last_status <> 'STOPPED')) \
+             FROM nodes n ORDER BY n.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(node_usage).collect()
+    }
+
+    async fn place_task(
+        &self,
+        record: &TaskRecord,
+        node_id: &str,
+        fits: &(dyn for<'u> Fn(&'u NodeUsage) -> bool + Send + Sync),
+    ) -> Result<Versioned<TaskRecord>, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // Touching the node's row first holds its lock (PostgreSQL) or the
+        // database write lock (SQLite) until commit: placements on one node
+        // are serialised, so the usage read below stays true.
+        let touched = sqlx::query("UPDATE nodes SET version = version + 1 WHERE id = $1")
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("node {node_id}")));
+        }
+        let row = sqlx::query(
+            "SELECT n.body, \
+             (SELECT CAST(COALESCE(SUM(t.cpu), 0) AS BIGINT) FROM tasks t WHERE t.node_id = n.id AND (t.last_status IS NULL OR t.last_status <> 'STOPPED')), \
+             (SELECT CAST(COALESCE(SUM(t.memory), 0) AS BIGINT) FROM tasks t WHERE t.node_id = n.id AND (t.last_status IS NULL OR t.last_status <> 'STOPPED')), \
+             (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND (t.last_status IS NULL OR t.last_status <> 'STOPPED')) \
+             FROM nodes n WHERE n.id = $1",
+        )
+        .bind(node_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !fits(&node_usage(&row)?) {
+            return Err(StoreError::Rejected);
+        }
+        let mut placed = record.clone();
+        placed.node_id = Some(node_id.to_owned());
+        let key = placed.key().ok_or(StoreError::MissingKey(TaskRecord::KEY_MEMBER))?.to_owned();
+        let params: Vec<String> = (0..TaskRecord::COLUMNS.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "INSERT INTO tasks (task_arn, body, {columns}, version) VALUES ($1, $2, {params}, 1) \
+             ON CONFLICT (task_arn) DO NOTHING",
+            columns = TaskRecord::COLUMNS.join(", "),
+            params = params.join(", "),
+        );
+        let mut query = sqlx::query(&sql).bind(key).bind(serde_json::to_string(&placed)?);
+        for value in placed.columns() {
+            query = value.bind_to(query);
+        }
+        if query.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
+        tx.commit().await?;
+        Ok(Versioned { version: 1, value: placed })
+    }
+
+    async fn put_task(
+        &self,
+        record: &TaskRecord,
+        expected_version: Option<i64>,
+    ) -> Result<Versioned<TaskRecord>, StoreError> {
+        self.put(record, expected_version).await
+    }
+
+    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<TaskRecord>>, StoreError> {
         self.get(task_arn).await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<TaskRecord>>, StoreError> {
+        let c = self.dialect.bytewise();
+        let live = if filter.live_only { "AND (last_status IS NULL OR last_status <> 'STOPPED')" } else { "" };
+        let sql = format!(
+            "SELECT version, body FROM tasks WHERE ($1 IS NULL OR cluster_arn = $1) AND ($2 IS NULL OR family = $2) \
+             AND ($3 IS NULL OR started_by = $3) AND ($4 IS NULL OR task_group = $4) \
+             AND ($5 IS NULL OR desired_status = $5) AND ($6 IS NULL OR launch_type = $6) \
+             AND ($7 IS NULL OR node_id = $7) AND ($8 IS NULL OR task_arn{c} > $8) {live} \
+             ORDER BY task_arn{c} LIMIT $9"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.cluster_arn.as_deref())
+            .bind(filter.family.as_deref())
+            .bind(filter.started_by.as_deref())
+            .bind(filter.group.as_deref())
+            .bind(filter.desired_status.as_deref())
+            .bind(filter.launch_type.as_deref())
+            .bind(filter.node_id.as_deref())
+            .bind(page.after)
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.read)
+            .await?;
+        all_versioned(&rows)
     }
 
     async fn put_service(

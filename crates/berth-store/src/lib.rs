@@ -10,8 +10,8 @@
 //! The same test suite (`tests/store.rs`) runs against both backends.
 
 use async_trait::async_trait;
-use berth_model::records::TaskDefinitionRecord;
-use berth_wire::ecs::{Cluster, Service, Task};
+use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
+use berth_wire::ecs::{Cluster, Service};
 
 mod backend;
 
@@ -41,6 +41,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A conditional write's own check said no (e.g. no capacity left).
+    #[error("the write was rejected by its check")]
+    Rejected,
     #[error("stored record is not valid JSON")]
     Corrupt(#[from] serde_json::Error),
     #[error("unsupported store URL {0:?}: use sqlite://PATH or postgres://...")]
@@ -83,6 +86,30 @@ pub enum FamilyStatus {
     Inactive,
     #[default]
     All,
+}
+
+/// Filters of ListTasks (and of an agent's own view). `None` means any.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskFilter {
+    pub cluster_arn: Option<String>,
+    pub family: Option<String>,
+    pub started_by: Option<String>,
+    /// ECS's task `group` (`service:NAME` for a service's tasks).
+    pub group: Option<String>,
+    pub desired_status: Option<String>,
+    pub launch_type: Option<String>,
+    pub node_id: Option<String>,
+    /// Leave out tasks whose lastStatus is STOPPED.
+    pub live_only: bool,
+}
+
+/// A node and what its live tasks reserve on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUsage {
+    pub node: NodeRecord,
+    pub cpu_used: u32,
+    pub memory_used: u32,
+    pub tasks: u32,
 }
 
 /// A stored API access key (SigV4). The secret is needed in the clear to
@@ -173,13 +200,39 @@ pub trait Store: Send + Sync + 'static {
         page: Page<String>,
     ) -> Result<Vec<String>, StoreError>;
 
-    // --- tasks and services (written by later components; the API reads
-    //     them for cluster statistics and DeleteCluster) ---
+    // --- nodes ---
 
+    /// Registers a node or refreshes it (capacity, status, heartbeat). The
+    /// node's agent owns its record, so this writes without a version check.
+    async fn upsert_node(&self, node: &NodeRecord) -> Result<(), StoreError>;
+    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError>;
+    /// Every node, with what its live tasks reserve on it.
+    async fn list_nodes(&self) -> Result<Vec<NodeUsage>, StoreError>;
+
+    // --- tasks ---
+
+    /// The applier of a placement: in one transaction, reads `node_id`'s
+    /// record and what its live tasks (not STOPPED) reserve, asks
+    /// `fits(node, used)` and inserts the task only if it does. Placements
+    /// on one node are serialised, so a stale snapshot can never
+    /// over-commit it. `NotFound` if the node is unknown; `Rejected` if
+    /// `fits` said no; `Conflict` if the task exists.
+    async fn place_task(
+        &self,
+        record: &TaskRecord,
+        node_id: &str,
+        fits: &(dyn for<'u> Fn(&'u NodeUsage) -> bool + Send + Sync),
+    ) -> Result<Versioned<TaskRecord>, StoreError>;
     /// Inserts or replaces a task keyed by its ARN. `expected_version`
     /// `None` means "must not exist yet".
-    async fn put_task(&self, task: &Task, expected_version: Option<i64>) -> Result<Versioned<Task>, StoreError>;
-    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<Task>>, StoreError>;
+    async fn put_task(&self, record: &TaskRecord, expected_version: Option<i64>) -> Result<Versioned<TaskRecord>, StoreError>;
+    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<TaskRecord>>, StoreError>;
+    /// Tasks matching `filter`, ordered by ARN, page key = task ARN.
+    async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<TaskRecord>>, StoreError>;
+
+    // --- services (written by later components; the API reads them for
+    //     cluster statistics and DeleteCluster) ---
+
     /// Inserts or replaces a service keyed by its ARN, as `put_task`.
     async fn put_service(&self, service: &Service, expected_version: Option<i64>) -> Result<Versioned<Service>, StoreError>;
     async fn get_service(&self, service_arn: &str) -> Result<Option<Versioned<Service>>, StoreError>;

@@ -9,8 +9,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use berth_model::records::TaskDefinitionRecord;
-use berth_store::{AccessKey, FamilyStatus, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, Versioned};
+use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
+use berth_store::{
+    AccessKey, FamilyStatus, NodeUsage, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, TaskFilter, Versioned,
+};
 use berth_testinfra::postgres::TempPostgres;
 use berth_wire::ecs::{Cluster, Service, Tag, Task, TaskDefinition, TaskDefinitionStatus};
 
@@ -73,6 +75,10 @@ both_backends!(
     task_definitions_filtered_sorted_and_paged,
     families_by_prefix_and_status,
     tasks_and_services_put_and_cluster_usage,
+    nodes_register_and_report_usage,
+    placement_never_over_commits_a_node,
+    concurrent_placements_never_over_commit,
+    tasks_listed_by_filters_and_pages,
     access_keys,
     data_survives_reopen,
 );
@@ -135,13 +141,27 @@ fn page<K>(after: Option<K>, limit: u32) -> Page<K> {
     Page { after, limit }
 }
 
-fn task(arn: &str, cluster_arn: &str, last_status: Option<&str>) -> Task {
-    Task {
-        task_arn: Some(arn.to_owned()),
-        cluster_arn: Some(cluster_arn.to_owned()),
-        last_status: last_status.map(str::to_owned),
-        desired_status: Some("RUNNING".to_owned()),
+fn task(arn: &str, cluster_arn: &str, last_status: Option<&str>) -> TaskRecord {
+    TaskRecord {
+        task: Task {
+            task_arn: Some(arn.to_owned()),
+            cluster_arn: Some(cluster_arn.to_owned()),
+            last_status: last_status.map(str::to_owned),
+            desired_status: Some("RUNNING".to_owned()),
+            ..Default::default()
+        },
         ..Default::default()
+    }
+}
+
+fn node(id: &str, cpu: u32, memory: u32) -> NodeRecord {
+    NodeRecord {
+        id: id.to_owned(),
+        zone: "eu-central-1a".to_owned(),
+        cpu,
+        memory,
+        status: NodeRecord::ACTIVE.to_owned(),
+        heartbeat_at: 1,
     }
 }
 
@@ -448,7 +468,8 @@ async fn tasks_and_services_put_and_cluster_usage(db: Backend) {
     assert!(matches!(s.put_task(&task(&t("new"), a, None), Some(1)).await, Err(StoreError::Conflict)));
     assert_eq!(s.get_task(&t("new")).await.expect("get"), None);
     assert_eq!(s.get_task(&t("1")).await.expect("get"), Some(Versioned { version: 2, value: t1_pending }));
-    let no_arn = Task { task_arn: None, ..t1.clone() };
+    let mut no_arn = t1.clone();
+    no_arn.task.task_arn = None;
     assert!(matches!(s.put_task(&no_arn, None).await, Err(StoreError::MissingKey("taskArn"))));
 
     for (id, status) in [
@@ -659,4 +680,138 @@ async fn sigkill_child() {
     println!("\n{COMMITTED}");
     // Hold the connections open (no checkpoint, no clean close) until killed.
     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+}
+
+// --- nodes and placement ---
+
+/// The scheduler's rule, as the API passes it to `place_task`.
+fn fits(cpu: u32, memory: u32) -> impl Fn(&NodeUsage) -> bool + Send + Sync {
+    move |u: &NodeUsage| u.node.cpu >= u.cpu_used + cpu && u.node.memory >= u.memory_used + memory
+}
+
+fn sized(mut t: TaskRecord, cpu: u32, memory: u32) -> TaskRecord {
+    t.cpu = cpu;
+    t.memory = memory;
+    t
+}
+
+async fn nodes_register_and_report_usage(db: Backend) {
+    let s = db.store.as_ref();
+    assert!(s.list_nodes().await.expect("list").is_empty());
+    s.upsert_node(&node("n1", 2048, 4096)).await.expect("register");
+    s.upsert_node(&node("n2", 1024, 2048)).await.expect("register");
+    let mut again = node("n1", 4096, 8192);
+    again.heartbeat_at = 99;
+    s.upsert_node(&again).await.expect("refresh");
+    assert_eq!(s.get_node("n1").await.expect("get"), Some(again.clone()));
+    assert_eq!(s.get_node("nope").await.expect("get"), None);
+
+    let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    let t = |id: &str| format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{id}");
+    s.place_task(&sized(task(&t("1"), cluster, Some("RUNNING")), 512, 1024), "n1", &fits(512, 1024)).await.expect("place");
+    s.place_task(&sized(task(&t("2"), cluster, Some("PENDING")), 256, 512), "n1", &fits(256, 512)).await.expect("place");
+    let stopped = s.place_task(&sized(task(&t("3"), cluster, Some("RUNNING")), 1024, 2048), "n2", &fits(1024, 2048)).await.expect("place");
+    let mut done = stopped.value.clone();
+    done.task.last_status = Some("STOPPED".into());
+    s.put_task(&done, Some(stopped.version)).await.expect("stop");
+
+    let usage = s.list_nodes().await.expect("list");
+    assert_eq!(usage.len(), 2);
+    assert_eq!((usage[0].node.id.as_str(), usage[0].cpu_used, usage[0].memory_used, usage[0].tasks), ("n1", 768, 1536, 2));
+    assert_eq!((usage[1].node.id.as_str(), usage[1].cpu_used, usage[1].memory_used, usage[1].tasks), ("n2", 0, 0, 0), "a STOPPED task reserves nothing");
+    assert_eq!(s.get_task(&t("1")).await.expect("get").expect("placed").value.node_id.as_deref(), Some("n1"));
+}
+
+async fn placement_never_over_commits_a_node(db: Backend) {
+    let s = db.store.as_ref();
+    s.upsert_node(&node("n1", 1024, 2048)).await.expect("register");
+    let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    let t = |id: usize| format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{id}");
+    for i in 0..4 {
+        s.place_task(&sized(task(&t(i), cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await.expect("fits");
+    }
+    let over = s.place_task(&sized(task(&t(4), cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await;
+    assert!(matches!(over, Err(StoreError::Rejected)), "{over:?}");
+    assert_eq!(s.get_task(&t(4)).await.expect("get"), None, "a rejected placement stores nothing");
+    let unknown = s.place_task(&task(&t(5), cluster, None), "ghost", &fits(0, 0)).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+    let twice = s.place_task(&sized(task(&t(0), cluster, None), 0, 0), "n1", &fits(0, 0)).await;
+    assert!(matches!(twice, Err(StoreError::Conflict)), "{twice:?}");
+}
+
+async fn concurrent_placements_never_over_commit(db: Backend) {
+    let store = db.store.clone();
+    store.upsert_node(&node("n1", 2048, 4096)).await.expect("register");
+    let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let arn = format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{i}");
+            store.place_task(&sized(task(&arn, cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await
+        }));
+    }
+    let mut placed = 0;
+    for h in handles {
+        match h.await.expect("join") {
+            Ok(_) => placed += 1,
+            Err(StoreError::Rejected) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(placed, 8, "2048 CPU holds exactly eight 256-CPU tasks");
+    let usage = store.list_nodes().await.expect("list");
+    assert_eq!((usage[0].cpu_used, usage[0].memory_used), (2048, 4096));
+}
+
+async fn tasks_listed_by_filters_and_pages(db: Backend) {
+    let s = db.store.as_ref();
+    let a = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    let b = "arn:aws:ecs:eu-central-1:111122223333:cluster/b";
+    for i in 0..7 {
+        let mut r = task(&format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{i:02}"), a, Some("RUNNING"));
+        r.task.task_definition_arn = Some(format!(
+            "arn:aws:ecs:eu-central-1:111122223333:task-definition/{}:3",
+            if i % 2 == 0 { "web" } else { "worker" }
+        ));
+        r.task.started_by = (i < 2).then(|| "ci".to_owned());
+        r.task.group = Some(if i == 6 { "service:front".into() } else { "family:web".into() });
+        if i == 5 {
+            r.task.desired_status = Some("STOPPED".into());
+            r.task.last_status = Some("STOPPED".into());
+        }
+        r.node_id = Some(if i < 3 { "n1".into() } else { "n2".into() });
+        s.put_task(&r, None).await.expect("put");
+    }
+    s.put_task(&task("arn:aws:ecs:eu-central-1:111122223333:task/b/x", b, Some("RUNNING")), None).await.expect("put");
+
+    let ids = |rows: Vec<Versioned<TaskRecord>>| -> Vec<String> {
+        rows.into_iter().map(|r| r.value.task.task_arn.unwrap_or_default().rsplit('/').next().unwrap_or("").to_owned()).collect()
+    };
+    let page = |limit| Page { after: None, limit };
+    let f = |filter: TaskFilter| filter;
+    let in_a = TaskFilter { cluster_arn: Some(a.into()), ..Default::default() };
+    assert_eq!(ids(s.list_tasks(&in_a, page(100)).await.expect("list")), ["00", "01", "02", "03", "04", "05", "06"]);
+    let web = f(TaskFilter { family: Some("web".into()), ..in_a.clone() });
+    assert_eq!(ids(s.list_tasks(&web, page(100)).await.expect("list")), ["00", "02", "04", "06"]);
+    let ci = f(TaskFilter { started_by: Some("ci".into()), ..in_a.clone() });
+    assert_eq!(ids(s.list_tasks(&ci, page(100)).await.expect("list")), ["00", "01"]);
+    let svc = f(TaskFilter { group: Some("service:front".into()), ..in_a.clone() });
+    assert_eq!(ids(s.list_tasks(&svc, page(100)).await.expect("list")), ["06"]);
+    let running = f(TaskFilter { desired_status: Some("RUNNING".into()), ..in_a.clone() });
+    assert_eq!(ids(s.list_tasks(&running, page(100)).await.expect("list")).len(), 6);
+    let on_n1 = TaskFilter { node_id: Some("n1".into()), live_only: true, ..Default::default() };
+    assert_eq!(ids(s.list_tasks(&on_n1, page(100)).await.expect("list")), ["00", "01", "02"]);
+    let live_n2 = TaskFilter { node_id: Some("n2".into()), live_only: true, ..Default::default() };
+    assert_eq!(ids(s.list_tasks(&live_n2, page(100)).await.expect("list")), ["03", "04", "06"]);
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = s.list_tasks(&in_a, Page { after: after.clone(), limit: 3 }).await.expect("page");
+        let Some(last) = rows.last() else { break };
+        after = last.value.task.task_arn.clone();
+        seen.extend(ids(rows));
+    }
+    assert_eq!(seen, ["00", "01", "02", "03", "04", "05", "06"], "pages without gaps or repeats");
 }

@@ -27,7 +27,9 @@ pub async fn list(call: &Call<'_>, req: ListTagsForResourceRequest) -> Result<Li
         ResourceArn::TaskDefinition { family, revision } => {
             Some(task_definition(call, &family, revision).await?.value.tags)
         }
-        ResourceArn::Task { .. } => call.store().get_task(&req.resource_arn).await?.ok_or_else(not_found)?.value.tags,
+        ResourceArn::Task { .. } => {
+            call.store().get_task(&req.resource_arn).await?.ok_or_else(not_found)?.value.task.tags
+        }
         ResourceArn::Service { .. } => {
             call.store().get_service(&req.resource_arn).await?.ok_or_else(not_found)?.value.tags
         }
@@ -72,7 +74,7 @@ async fn modify(
             ResourceArn::Task { .. } => {
                 let current = store.get_task(resource_arn).await?.ok_or_else(not_found)?;
                 let mut t = current.value;
-                t.tags = Some(change(t.tags.as_deref().unwrap_or_default())?);
+                t.task.tags = Some(change(t.task.tags.as_deref().unwrap_or_default())?);
                 store.put_task(&t, Some(current.version)).await?;
             }
             ResourceArn::Service { .. } => {
