@@ -10,6 +10,7 @@ pub mod fargate;
 pub mod lifecycle;
 pub mod records;
 pub mod tags;
+pub mod task;
 pub mod task_definition;
 
 pub use arn::Account;
