@@ -251,6 +251,30 @@ async fn basic_auth() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_auth() -> TestResult {
+    if !registry_tools_available(true) {
+        return Ok(());
+    }
+    let registry = Registry::start_with_token_auth("berth", "t0ken-pw")?;
+    push_busybox(&registry, "team/private:v1")?;
+    let reference = registry.reference("team/private:v1");
+    let (_dir, store) = store(ImageStoreConfig::default())?;
+
+    let anonymous = store.pull(&reference, None).await.expect_err("the token server wants credentials");
+    assert!(matches!(anonymous, ImageError::Unauthorized { .. }), "{anonymous:?}");
+    let wrong = Credentials::new("berth", "not-the-t0ken-pw");
+    let err = store.pull(&reference, Some(&wrong)).await.expect_err("wrong password");
+    assert!(matches!(err, ImageError::Unauthorized { .. }), "{err:?}");
+    assert!(!err.report().contains("not-the-t0ken-pw"), "{}", err.report());
+
+    let image = store.pull(&reference, Some(&Credentials::new("berth", "t0ken-pw"))).await?;
+    assert!(image.layers[0].join("bin/busybox").exists());
+    let again = store.pull(&reference, Some(&Credentials::new("berth", "t0ken-pw"))).await?;
+    assert_eq!(again.digest, image.digest);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_tag_and_unknown_repository_are_told_apart() -> TestResult {
     if !registry_tools_available(false) {
         return Ok(());

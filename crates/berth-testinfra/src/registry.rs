@@ -2,7 +2,8 @@
 //! loopback port with its own storage, killed when dropped; test images
 //! built from Debian's busybox-static as OCI layouts (written here, byte
 //! for byte) and pushed into it with `skopeo`; `docker save` tarballs
-//! written by hand.
+//! written by hand. Auth: none, htpasswd (basic), or bearer tokens from a
+//! small token server of ours.
 
 use std::fs;
 use std::io::{Read as _, Write as _};
@@ -13,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -50,23 +53,53 @@ pub fn registry_tools_available(needs_root: bool) -> bool {
 /// when dropped.
 pub struct Registry {
     child: Child,
+    /// Declared before `dir`: stopped before its key files go.
+    _token_server: Option<TokenServer>,
     dir: tempfile::TempDir,
     port: u16,
     credentials: Option<(String, String)>,
 }
 
+/// How a test registry wants clients to authenticate.
+enum Auth {
+    None,
+    /// HTTP basic auth against an htpasswd file (bcrypt).
+    Basic,
+    /// Bearer tokens from a token server of ours, which wants basic auth.
+    Token,
+}
+
 impl Registry {
     /// An open registry (no auth).
     pub fn start() -> anyhow::Result<Self> {
-        Self::start_inner(None)
+        Self::start_retrying(Auth::None, None)
     }
 
     /// A registry that wants HTTP basic auth (htpasswd, bcrypt) as `user`.
     pub fn start_with_basic_auth(user: &str, password: &str) -> anyhow::Result<Self> {
-        Self::start_inner(Some((user.to_owned(), password.to_owned())))
+        Self::start_retrying(Auth::Basic, Some((user.to_owned(), password.to_owned())))
     }
 
-    fn start_inner(credentials: Option<(String, String)>) -> anyhow::Result<Self> {
+    /// A registry that wants bearer tokens (the `WWW-Authenticate: Bearer`
+    /// challenge), issued by a token server on loopback to `user`.
+    pub fn start_with_token_auth(user: &str, password: &str) -> anyhow::Result<Self> {
+        Self::start_retrying(Auth::Token, Some((user.to_owned(), password.to_owned())))
+    }
+
+    /// Starts, trying another port if another process took the free one
+    /// between our probe and the registry's bind.
+    fn start_retrying(auth: Auth, credentials: Option<(String, String)>) -> anyhow::Result<Self> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_inner(&auth, credentials.clone()) {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("address already in use") => continue,
+                result => return result,
+            }
+        }
+    }
+
+    fn start_inner(auth: &Auth, credentials: Option<(String, String)>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir()?;
         let port = free_port()?;
         let mut config = format!(
@@ -77,14 +110,28 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             storage = dir.path().join("storage").display(),
         );
-        if let Some((user, password)) = &credentials {
-            let hash = bcrypt::hash(password, 4).context("bcrypt")?;
-            let htpasswd = dir.path().join("htpasswd");
-            fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                htpasswd.display()
-            ));
+        let mut token_server = None;
+        match (auth, &credentials) {
+            (Auth::Basic, Some((user, password))) => {
+                let hash = bcrypt::hash(password, 4).context("bcrypt")?;
+                let htpasswd = dir.path().join("htpasswd");
+                fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    htpasswd.display()
+                ));
+            }
+            (Auth::Token, Some((user, password))) => {
+                let server = TokenServer::start(dir.path(), user, password)?;
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {TOKEN_SERVICE}\n    \
+                     issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                    server.port,
+                    server.cert_pem.display()
+                ));
+                token_server = Some(server);
+            }
+            _ => {}
         }
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config)?;
@@ -97,7 +144,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start {REGISTRY_BIN}"))?;
-        let mut registry = Self { child, dir, port, credentials };
+        let mut registry = Self { child, _token_server: token_server, dir, port, credentials };
         registry.wait_ready()?;
         Ok(registry)
     }
@@ -258,6 +305,159 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const TOKEN_SERVICE: &str = "berth-test-registry";
+const TOKEN_ISSUER: &str = "berth-test-token-server";
+
+/// A Docker-style token server: `GET /token?service=..&scope=..` with
+/// basic auth answers `{"token": JWT}`, the JWT RS256-signed (by the
+/// `openssl` command) with a self-signed certificate the registry trusts.
+struct TokenServer {
+    port: u16,
+    cert_pem: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenServer {
+    fn start(dir: &Path, user: &str, password: &str) -> anyhow::Result<Self> {
+        let (key, cert_pem, cert_der) = (dir.join("token.key"), dir.join("token.crt"), dir.join("token.der"));
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=berth-test-token"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert_pem)
+            .output()
+            .context("cannot run openssl")?;
+        ensure!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(&cert_pem).arg("-out").arg(&cert_der).output()?;
+        ensure!(out.status.success(), "openssl x509: {}", String::from_utf8_lossy(&out.stderr));
+        let issuer = TokenIssuer {
+            key,
+            cert: STANDARD.encode(fs::read(&cert_der)?),
+            basic: format!("Basic {}", STANDARD.encode(format!("{user}:{password}"))),
+            user: user.to_owned(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(mut stream) = stream {
+                    let _ = issuer.serve(&mut stream);
+                }
+            }
+        });
+        Ok(Self { port, cert_pem, stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wakes the accept loop
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct TokenIssuer {
+    key: PathBuf,
+    /// Base64 DER of the certificate, for the JWT's `x5c`.
+    cert: String,
+    /// The `Authorization` header value that gets a token.
+    basic: String,
+    user: String,
+}
+
+impl TokenIssuer {
+    fn serve(&self, stream: &mut TcpStream) -> anyhow::Result<()> {
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf)?;
+            ensure!(n > 0, "connection closed");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8_lossy(&request);
+        let target = request.split(' ').nth(1).unwrap_or_default();
+        let authorized = request.lines().any(|l| {
+            l.split_once(':').is_some_and(|(k, v)| k.eq_ignore_ascii_case("authorization") && v.trim() == self.basic)
+        });
+        let (status, body) = if authorized {
+            ("200 OK", json!({"token": self.token(target)?, "expires_in": 600}).to_string())
+        } else {
+            ("401 Unauthorized", json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}).to_string())
+        };
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        Ok(())
+    }
+
+    /// A JWT granting every scope asked for in the query of `target`.
+    fn token(&self, target: &str) -> anyhow::Result<String> {
+        let query = target.split_once('?').map_or("", |(_, q)| q);
+        let access: Vec<_> = query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("scope="))
+            .map(percent_decode)
+            .filter_map(|scope| {
+                let mut parts = scope.splitn(3, ':');
+                let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+                Some(json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+            })
+            .collect();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [self.cert]});
+        let claims = json!({
+            "iss": TOKEN_ISSUER, "sub": self.user, "aud": TOKEN_SERVICE,
+            "exp": now + 600, "nbf": now - 10, "iat": now - 10, "jti": format!("{now}-{}", access.len()),
+            "access": access,
+        });
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let mut openssl = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&self.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        openssl.stdin.take().context("stdin")?.write_all(signing_input.as_bytes())?;
+        let out = openssl.wait_with_output()?;
+        ensure!(out.status.success(), "openssl dgst failed");
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(out.stdout)))
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%').then(|| text.get(i + 1..i + 3)).flatten();
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn free_port() -> anyhow::Result<u16> {
