@@ -1,0 +1,112 @@
+//! Where a task's state lives on disk: `<tasks-dir>/<task-id>/`.
+//!
+//! ```text
+//! task.json                  the TaskRecord (spec, runtime binary, root)
+//! shim.pid  shim.log         the shim's "pid starttime" and its own log
+//! containers/<name>/
+//!   bundle/config.json       OCI bundle; bundle/rootfs is the overlay
+//!   upper/ work/             the overlay's writable layer
+//!   stdout.log stderr.log    the container's output
+//!   init.pid runc.log        written by the OCI runtime
+//!   exit.json                the ContainerExit, written by the shim
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// A task's directory.
+#[derive(Clone, Debug)]
+pub struct TaskDir(PathBuf);
+
+impl TaskDir {
+    /// The directory of `task` under `tasks_dir`.
+    pub fn new(tasks_dir: &Path, task: &str) -> Self {
+        Self(tasks_dir.join(task))
+    }
+
+    /// The task directory at `path`.
+    pub fn at(path: &Path) -> Self {
+        Self(path.to_path_buf())
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The task record.
+    pub fn record(&self) -> PathBuf {
+        self.0.join("task.json")
+    }
+
+    /// The shim's pid file.
+    pub fn shim_pid(&self) -> PathBuf {
+        self.0.join("shim.pid")
+    }
+
+    /// The shim's log.
+    pub fn shim_log(&self) -> PathBuf {
+        self.0.join("shim.log")
+    }
+
+    /// A container's directory.
+    pub fn container(&self, name: &str) -> ContainerDir {
+        ContainerDir(self.0.join("containers").join(name))
+    }
+}
+
+/// A container's directory.
+#[derive(Clone, Debug)]
+pub struct ContainerDir(PathBuf);
+
+impl ContainerDir {
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    /// The OCI bundle.
+    pub fn bundle(&self) -> PathBuf {
+        self.0.join("bundle")
+    }
+    /// The root filesystem mount point.
+    pub fn rootfs(&self) -> PathBuf {
+        self.0.join("bundle/rootfs")
+    }
+    /// The OCI config.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("bundle/config.json")
+    }
+    /// The overlay's upper dir.
+    pub fn upper(&self) -> PathBuf {
+        self.0.join("upper")
+    }
+    /// The overlay's work dir.
+    pub fn work(&self) -> PathBuf {
+        self.0.join("work")
+    }
+    /// Captured stdout.
+    pub fn stdout(&self) -> PathBuf {
+        self.0.join("stdout.log")
+    }
+    /// Captured stderr.
+    pub fn stderr(&self) -> PathBuf {
+        self.0.join("stderr.log")
+    }
+    /// The container init's host pid, written by the OCI runtime.
+    pub fn pid_file(&self) -> PathBuf {
+        self.0.join("init.pid")
+    }
+    /// The OCI runtime's log.
+    pub fn runtime_log(&self) -> PathBuf {
+        self.0.join("runc.log")
+    }
+    /// The exit record.
+    pub fn exit_file(&self) -> PathBuf {
+        self.0.join("exit.json")
+    }
+}
+
+/// The OCI runtime's id of a container: `<task>.<container>` (neither
+/// part can contain a dot, so ids never collide).
+pub fn oci_id(task: &str, container: &str) -> String {
+    format!("{task}.{container}")
+}

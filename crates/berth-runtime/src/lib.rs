@@ -1,0 +1,62 @@
+//! Berth's task runtime: runs an ECS task's containers in sandboxes and
+//! supervises them so they outlive the agent.
+//!
+//! - [`TaskRuntime`] is the one interface the agent drives (start, wait,
+//!   stop, recover, stats); [`SandboxRuntime`] implements it over an OCI
+//!   runtime binary. A micro-VM runtime will be a second implementation.
+//! - A task is containers sharing a task cgroup (`berth/<task-id>`: CPU
+//!   quota of cpu/1024 cores, hard memory limit without swap, pids limit;
+//!   [`cgroup`]) and optionally a network namespace. Each container has an
+//!   overlay root ([`rootfs`]) and an OCI config with Docker's defaults:
+//!   its capability set, a seccomp allow-list, no_new_privileges, masked
+//!   and read-only /proc paths, own mount/PID/IPC/UTS namespaces ([`oci`]).
+//! - At start [`probe`] picks the OCI runtime that really runs a container
+//!   here (crun, else runc) and the cgroup version.
+//!
+//! # Supervision: why Berth's own shim
+//! Each task has one `berth-shim` process ([`shim`]): double-spawned and
+//! `setsid` so it belongs to neither the agent's process tree nor its
+//! session, a child subreaper so each container's PID 1 becomes its child
+//! when `runc run --detach` exits, writing each container's exit code (and
+//! OOM kills) to the task directory. Container stdout/stderr go straight to
+//! files (no copying process in between), so output survives the agent and
+//! the shim alike. Killing the agent leaves the shim and containers
+//! running; a new agent reads the same directory ([`TaskRuntime::recover`]).
+//! conmon would do the same per container, but adds a Debian package
+//! dependency and its own protocol (sockets, exit files in its format)
+//! for nothing Berth needs; the shim is ~200 lines that share the task
+//! record's types with the agent.
+//!
+//! Under systemd the agent's unit needs `KillMode=process`, or a restart
+//! would kill the shims in its cgroup.
+
+pub mod cgroup;
+mod config;
+mod error;
+pub mod layout;
+pub mod oci;
+mod oci_cli;
+pub mod probe;
+mod record;
+pub mod rootfs;
+mod runtime;
+mod sandbox;
+pub mod shim;
+mod spec;
+mod status;
+pub mod user;
+
+pub use cgroup::CgroupVersion;
+pub use config::RuntimeConfig;
+pub use error::RuntimeError;
+pub use probe::Probe;
+pub use runtime::TaskRuntime;
+pub use sandbox::SandboxRuntime;
+pub use spec::{
+    BindMount, ContainerSpec, DEFAULT_PATH, DEFAULT_STOP_TIMEOUT, ImageConfig, TaskId, TaskSpec,
+    Ulimit,
+};
+pub use status::{
+    ContainerExit, ContainerState, ContainerStatus, LogPaths, OOM_REASON, TaskStats, TaskStatus,
+    Usage,
+};

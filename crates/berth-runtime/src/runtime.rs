@@ -1,0 +1,48 @@
+//! The one interface the agent drives tasks through.
+
+use async_trait::async_trait;
+
+use crate::status::{LogPaths, TaskStats, TaskStatus};
+use crate::{RuntimeError, TaskId, TaskSpec};
+
+/// Runs tasks: sandboxes today, micro-VMs later (backend chosen at run time).
+///
+/// A task's state lives on disk, owned by its shim, not in the value that
+/// implements this: an implementation can be dropped (the agent killed) and
+/// a new one [`recover`](TaskRuntime::recover)s the tasks it finds.
+#[async_trait]
+pub trait TaskRuntime: Send + Sync {
+    /// Starts every container of the task, in order. On error nothing of
+    /// the task is left behind.
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError>;
+
+    /// Waits until the task is finished by ECS rules (an essential
+    /// container exited, or all did) and reports every container.
+    async fn wait(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError>;
+
+    /// Reports every container now, without waiting.
+    async fn status(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError>;
+
+    /// Stops the task: SIGTERM to every running container, SIGKILL to those
+    /// still running after their stopTimeout, then releases everything the
+    /// task holds but its logs and exit records (see [`remove`](TaskRuntime::remove)).
+    async fn stop(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError>;
+
+    /// Re-attaches to a task started by an earlier instance (before an agent
+    /// restart), reporting its containers, including exits that happened
+    /// while no agent ran.
+    async fn recover(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError>;
+
+    /// CPU and memory use of the task and its running containers.
+    async fn stats(&self, task: &TaskId) -> Result<TaskStats, RuntimeError>;
+
+    /// Deletes what [`stop`](TaskRuntime::stop) kept (logs, exit records).
+    /// Refuses while a container runs.
+    async fn remove(&self, task: &TaskId) -> Result<(), RuntimeError>;
+
+    /// The tasks this node holds state for (to recover after a restart).
+    async fn list(&self) -> Result<Vec<TaskId>, RuntimeError>;
+
+    /// Where a container's stdout and stderr are captured.
+    fn logs(&self, task: &TaskId, container: &str) -> LogPaths;
+}

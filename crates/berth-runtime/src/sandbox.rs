@@ -1,0 +1,497 @@
+//! The sandbox [`TaskRuntime`]: OCI containers under a per-task shim.
+//!
+//! The value holds configuration only; each task's state is its directory
+//! (see [`layout`](crate::layout)), so any instance can wait on, stop or
+//! clean up any task, including those an earlier agent started.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::cgroup::{Cgroups, Limits};
+use crate::layout::{TaskDir, oci_id};
+use crate::oci_cli::OciCli;
+use crate::probe::{Probe, probe};
+use crate::record::{ProcessId, TaskRecord, read_json, write_json};
+use crate::status::{ContainerState, ContainerStatus, LogPaths, TaskStats, TaskStatus};
+use crate::{RuntimeConfig, RuntimeError, TaskId, TaskRuntime, TaskSpec, oci, rootfs, spec, user};
+
+const MIB: u64 = 1024 * 1024;
+/// How long a container may take to die after SIGKILL before stop gives up
+/// waiting for its exit record.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+/// How long the shim may take to exit once its containers have.
+const SHIM_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs tasks as OCI containers through runc or crun.
+#[derive(Clone, Debug)]
+pub struct SandboxRuntime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: RuntimeConfig,
+    probe: Probe,
+    cgroups: Cgroups,
+}
+
+impl SandboxRuntime {
+    /// Detects cgroups, probes for a working OCI runtime and prepares the
+    /// state directories.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        for dir in [&config.tasks_dir, &config.oci_root] {
+            std::fs::create_dir_all(dir).map_err(RuntimeError::io("creating", dir))?;
+        }
+        let cgroups = Cgroups::detect()?;
+        let probe = probe(&config, &cgroups)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                probe,
+                cgroups,
+            }),
+        })
+    }
+
+    /// What the start-up probe chose.
+    pub fn probe(&self) -> &Probe {
+        &self.inner.probe
+    }
+
+    /// [`TaskRuntime::start`], blocking.
+    pub fn start_blocking(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+        self.inner.start(spec)
+    }
+
+    /// [`TaskRuntime::status`], blocking.
+    pub fn status_blocking(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        self.inner.status(task)
+    }
+
+    /// [`TaskRuntime::stop`], blocking; `grace` replaces every container's
+    /// stopTimeout when given (`Duration::ZERO`: SIGKILL at once).
+    pub fn stop_blocking(
+        &self,
+        task: &TaskId,
+        grace: Option<Duration>,
+    ) -> Result<TaskStatus, RuntimeError> {
+        self.inner.stop(task, grace)
+    }
+
+    /// [`TaskRuntime::remove`], blocking.
+    pub fn remove_blocking(&self, task: &TaskId) -> Result<(), RuntimeError> {
+        self.inner.remove(task)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, RuntimeError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| RuntimeError::Shim(format!("runtime worker failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl TaskRuntime for SandboxRuntime {
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+        let spec = spec.clone();
+        self.blocking(move |i| i.start(&spec)).await
+    }
+
+    async fn wait(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        let mut delay = Duration::from_millis(2);
+        loop {
+            let status = self.inner.status(task)?;
+            if status.is_finished() {
+                return Ok(status);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn status(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        self.inner.status(task)
+    }
+
+    async fn stop(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        let task = task.clone();
+        self.blocking(move |i| i.stop(&task, None)).await
+    }
+
+    async fn recover(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        let status = self.inner.status(task)?;
+        tracing::info!(task = %task, finished = status.is_finished(), "recovered task");
+        Ok(status)
+    }
+
+    async fn stats(&self, task: &TaskId) -> Result<TaskStats, RuntimeError> {
+        let task = task.clone();
+        self.blocking(move |i| i.stats(&task)).await
+    }
+
+    async fn remove(&self, task: &TaskId) -> Result<(), RuntimeError> {
+        let task = task.clone();
+        self.blocking(move |i| i.remove(&task)).await
+    }
+
+    async fn list(&self) -> Result<Vec<TaskId>, RuntimeError> {
+        self.inner.list()
+    }
+
+    fn logs(&self, task: &TaskId, container: &str) -> LogPaths {
+        let dir = self.inner.dir(task).container(container);
+        LogPaths {
+            stdout: dir.stdout(),
+            stderr: dir.stderr(),
+        }
+    }
+}
+
+impl Inner {
+    fn dir(&self, task: &TaskId) -> TaskDir {
+        TaskDir::new(&self.config.tasks_dir, task.as_str())
+    }
+
+    fn cli(&self, record: &TaskRecord) -> OciCli {
+        OciCli {
+            binary: record.oci_runtime.clone(),
+            root: record.oci_root.clone(),
+        }
+    }
+
+    fn record(&self, task: &TaskId) -> Result<TaskRecord, RuntimeError> {
+        read_json(&self.dir(task).record())?
+            .ok_or_else(|| RuntimeError::TaskNotFound(task.to_string()))
+    }
+
+    fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+        spec::validate(spec)?;
+        let dir = self.dir(&spec.task_id);
+        match std::fs::create_dir(dir.path()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::TaskExists(spec.task_id.to_string()));
+            }
+            Err(e) => return Err(RuntimeError::io("creating", dir.path())(e)),
+        }
+        let record = TaskRecord {
+            spec: spec.clone(),
+            oci_runtime: self.probe.oci_runtime.clone(),
+            oci_root: self.config.oci_root.clone(),
+        };
+        let started = Instant::now();
+        match self.prepare(&record, &dir).and_then(|()| self.launch(&dir)) {
+            Ok(()) => {
+                tracing::debug!(task = %spec.task_id, elapsed = ?started.elapsed(), "task started");
+                self.status(&spec.task_id)
+            }
+            Err(e) => {
+                tracing::warn!(task = %spec.task_id, error = %e, "task failed to start");
+                if let Err(cleanup) = self
+                    .terminate(&record, Some(Duration::ZERO))
+                    .and_then(|_| self.release(&record))
+                {
+                    tracing::error!(task = %spec.task_id, error = %cleanup, "cleaning up a task that failed to start");
+                }
+                let _ = std::fs::remove_dir_all(dir.path());
+                Err(e)
+            }
+        }
+    }
+
+    /// Cgroup, root filesystems, bundles and the record: everything but
+    /// the processes.
+    fn prepare(&self, record: &TaskRecord, dir: &TaskDir) -> Result<(), RuntimeError> {
+        let spec = &record.spec;
+        // The record goes first so that a failure below can be cleaned up
+        // like any task.
+        write_json(&dir.record(), record)?;
+        let pids_limit = spec.pids_limit.unwrap_or(self.config.pids_limit);
+        let cgroup = self.cgroups.task(&spec.task_id);
+        cgroup.create(&Limits {
+            cpu_units: spec.cpu,
+            memory_bytes: spec.memory_mib.map(|m| m * MIB),
+            pids: Some(pids_limit),
+        })?;
+        let hostname = spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| spec.task_id.to_string());
+        for c in &spec.containers {
+            let cdir = dir.container(&c.name);
+            for d in [cdir.rootfs(), cdir.upper(), cdir.work()] {
+                std::fs::create_dir_all(&d).map_err(RuntimeError::io("creating", &d))?;
+            }
+            rootfs::mount_overlay(&c.layers, &cdir.upper(), &cdir.work(), &cdir.rootfs())?;
+            let init = if c.init_process_enabled {
+                if !self.config.init.is_file() {
+                    return Err(RuntimeError::InvalidSpec(format!(
+                        "container {}: initProcessEnabled needs a static init at {} (Debian package tini)",
+                        c.name,
+                        self.config.init.display()
+                    )));
+                }
+                Some(self.config.init.as_path())
+            } else {
+                None
+            };
+            let config = oci::build(&oci::Context {
+                container: c,
+                hostname: &hostname,
+                cgroups_path: cgroup.container_path(&c.name),
+                netns: spec.netns.as_deref(),
+                user: user::resolve(c.user(), &cdir.rootfs())?,
+                pids_limit,
+                init,
+                cgroup_ns: self.probe.cgroups == crate::CgroupVersion::V2,
+            })?;
+            config.save(cdir.config())?;
+        }
+        Ok(())
+    }
+
+    fn launch(&self, dir: &TaskDir) -> Result<(), RuntimeError> {
+        let out = Command::new(&self.probe.shim)
+            .arg("start")
+            .arg(dir.path())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(RuntimeError::io("running", &self.probe.shim))?;
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && answer == crate::shim::READY {
+            return Ok(());
+        }
+        let message = answer
+            .strip_prefix("error: ")
+            .unwrap_or(&answer)
+            .to_string();
+        let message = if message.is_empty() {
+            String::from_utf8_lossy(&out.stderr).trim().to_string()
+        } else {
+            message
+        };
+        Err(RuntimeError::Shim(message))
+    }
+
+    fn status(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        let record = self.record(task)?;
+        Ok(self.status_of(&record))
+    }
+
+    fn shim(&self, task: &TaskId) -> Option<ProcessId> {
+        ProcessId::read(&self.dir(task).shim_pid()).filter(ProcessId::is_alive)
+    }
+
+    fn status_of(&self, record: &TaskRecord) -> TaskStatus {
+        let task = &record.spec.task_id;
+        let dir = self.dir(task);
+        let shim_alive = self.shim(task).is_some();
+        let containers = record
+            .spec
+            .containers
+            .iter()
+            .map(|c| {
+                let cdir = dir.container(&c.name);
+                let exited = || {
+                    read_json(&cdir.exit_file())
+                        .ok()
+                        .flatten()
+                        .map(ContainerState::Exited)
+                };
+                let state = exited().unwrap_or_else(|| {
+                    if shim_alive {
+                        let pid = std::fs::read_to_string(cdir.pid_file())
+                            .ok()
+                            .and_then(|p| p.trim().parse().ok());
+                        ContainerState::Running {
+                            pid: pid.unwrap_or(0),
+                        }
+                    } else {
+                        // The shim may have recorded the exit and gone
+                        // between the two looks.
+                        exited().unwrap_or(ContainerState::Lost)
+                    }
+                });
+                ContainerStatus {
+                    name: c.name.clone(),
+                    essential: c.essential,
+                    state,
+                }
+            })
+            .collect();
+        TaskStatus {
+            task_id: task.clone(),
+            containers,
+        }
+    }
+
+    /// SIGTERM to every running container, SIGKILL to those still running
+    /// after their stop timeout (or `grace`), until all are done.
+    fn terminate(
+        &self,
+        record: &TaskRecord,
+        grace: Option<Duration>,
+    ) -> Result<TaskStatus, RuntimeError> {
+        let task = record.spec.task_id.as_str();
+        let cli = self.cli(record);
+        let now = Instant::now();
+        let mut kill_at: HashMap<&str, Instant> = HashMap::new();
+        let mut give_up_at: HashMap<&str, Instant> = HashMap::new();
+        let mut status = self.status_of(record);
+        for c in &record.spec.containers {
+            if !status
+                .container(&c.name)
+                .is_some_and(ContainerState::is_done)
+            {
+                let timeout = grace.unwrap_or_else(|| c.stop_timeout());
+                let term = if timeout.is_zero() {
+                    Ok(())
+                } else {
+                    cli.kill(&oci_id(task, &c.name), "TERM")
+                };
+                if let Err(e) = term {
+                    tracing::warn!(task, container = %c.name, error = %e, "SIGTERM failed");
+                }
+                kill_at.insert(&c.name, now + timeout);
+            }
+        }
+        while !status.all_done() {
+            let now = Instant::now();
+            for c in &record.spec.containers {
+                if status
+                    .container(&c.name)
+                    .is_some_and(ContainerState::is_done)
+                {
+                    continue;
+                }
+                if kill_at.get(c.name.as_str()).is_some_and(|at| now >= *at)
+                    && !give_up_at.contains_key(c.name.as_str())
+                {
+                    if let Err(e) = cli.kill(&oci_id(task, &c.name), "KILL") {
+                        tracing::warn!(task, container = %c.name, error = %e, "SIGKILL failed");
+                    }
+                    give_up_at.insert(&c.name, now + KILL_GRACE);
+                }
+            }
+            if give_up_at.values().any(|at| now >= *at) {
+                tracing::error!(task, "containers did not exit after SIGKILL");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            status = self.status_of(record);
+        }
+        Ok(status)
+    }
+
+    fn stop(&self, task: &TaskId, grace: Option<Duration>) -> Result<TaskStatus, RuntimeError> {
+        let record = self.record(task)?;
+        self.terminate(&record, grace)?;
+        self.release(&record)?;
+        Ok(self.status_of(&record))
+    }
+
+    /// Releases what a task holds once its containers are done: the shim,
+    /// the OCI runtime's state, the overlay mounts, the cgroups, the
+    /// writable layers and bundles. Idempotent.
+    fn release(&self, record: &TaskRecord) -> Result<(), RuntimeError> {
+        let task = &record.spec.task_id;
+        let dir = self.dir(task);
+        if let Some(shim) = self.shim(task) {
+            let deadline = Instant::now() + SHIM_GRACE;
+            while shim.is_alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if shim.is_alive() {
+                tracing::warn!(task = %task, pid = shim.pid, "shim still running; killing it");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(shim.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let cli = self.cli(record);
+        let mut first_error = None;
+        for c in &record.spec.containers {
+            if let Err(e) = cli.delete(&oci_id(task.as_str(), &c.name)) {
+                tracing::warn!(task = %task, container = %c.name, error = %e, "deleting the OCI container");
+                first_error.get_or_insert(e);
+            }
+        }
+        for c in &record.spec.containers {
+            let cdir = dir.container(&c.name);
+            match rootfs::unmount(&cdir.rootfs()) {
+                Ok(()) => {
+                    for d in [cdir.bundle(), cdir.upper(), cdir.work()] {
+                        if let Err(e) = remove_dir(&d) {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.cgroups.task(task).remove() {
+            first_error.get_or_insert(e);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn remove(&self, task: &TaskId) -> Result<(), RuntimeError> {
+        let record = self.record(task)?;
+        if !self.status_of(&record).all_done() {
+            return Err(RuntimeError::TaskRunning(task.to_string()));
+        }
+        self.release(&record)?;
+        remove_dir(self.dir(task).path())
+    }
+
+    fn stats(&self, task: &TaskId) -> Result<TaskStats, RuntimeError> {
+        let record = self.record(task)?;
+        let cgroup = self.cgroups.task(task);
+        let containers = record
+            .spec
+            .containers
+            .iter()
+            .filter_map(|c| cgroup.container_usage(&c.name).map(|u| (c.name.clone(), u)))
+            .collect();
+        Ok(TaskStats {
+            task: cgroup.usage()?,
+            containers,
+        })
+    }
+
+    fn list(&self) -> Result<Vec<TaskId>, RuntimeError> {
+        let dir = &self.config.tasks_dir;
+        let entries = std::fs::read_dir(dir).map_err(RuntimeError::io("listing", dir))?;
+        let mut ids: Vec<TaskId> = entries
+            .flatten()
+            .filter(|e| e.path().join("task.json").is_file())
+            .filter_map(|e| TaskId::new(e.file_name().to_string_lossy().into_owned()).ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn remove_dir(path: &Path) -> Result<(), RuntimeError> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(RuntimeError::io("removing", path)(e))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,177 @@
+//! What the runtime reports about a task: container states, exits, usage.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::TaskId;
+
+/// ECS's reason for a container the kernel killed for memory.
+pub const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
+
+/// How a container's main process ended, as the shim saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerExit {
+    /// The exit code, Docker-style: `128 + signal` when killed by a signal.
+    pub exit_code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer killed a process of this container.
+    pub oom_killed: bool,
+    /// When the shim reaped it.
+    pub finished_at: SystemTime,
+}
+
+impl ContainerExit {
+    /// The ECS `reason` for this exit, if it has one.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.oom_killed.then_some(OOM_REASON)
+    }
+}
+
+/// Where a container is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Its main process runs (with this host pid).
+    Running {
+        /// Host pid of the container's PID 1.
+        pid: i32,
+    },
+    /// It exited and the shim recorded how.
+    Exited(ContainerExit),
+    /// It is gone, but nobody recorded how: the shim died (or the host
+    /// rebooted) before it could.
+    Lost,
+}
+
+impl ContainerState {
+    /// True unless it runs.
+    pub fn is_done(&self) -> bool {
+        !matches!(self, Self::Running { .. })
+    }
+}
+
+/// One container's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerStatus {
+    /// The container's name.
+    pub name: String,
+    /// Whether its exit ends the task.
+    pub essential: bool,
+    /// Its state.
+    pub state: ContainerState,
+}
+
+/// A task's containers, in spec order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its containers.
+    pub containers: Vec<ContainerStatus>,
+}
+
+impl TaskStatus {
+    /// True when the task should stop (ECS rules): an essential container
+    /// is done, or every container is.
+    pub fn is_finished(&self) -> bool {
+        self.containers
+            .iter()
+            .any(|c| c.essential && c.state.is_done())
+            || self.containers.iter().all(|c| c.state.is_done())
+    }
+
+    /// True when no container runs any more.
+    pub fn all_done(&self) -> bool {
+        self.containers.iter().all(|c| c.state.is_done())
+    }
+
+    /// The named container's state.
+    pub fn container(&self, name: &str) -> Option<&ContainerState> {
+        self.containers
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.state)
+    }
+}
+
+/// CPU and memory use of a cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time used, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use now, in bytes.
+    pub memory_bytes: u64,
+    /// Highest memory use seen, in bytes (None where the kernel does not say).
+    pub memory_peak_bytes: Option<u64>,
+}
+
+/// Usage of a task and of its running containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStats {
+    /// The whole task.
+    pub task: Usage,
+    /// Running containers, by name.
+    pub containers: Vec<(String, Usage)>,
+}
+
+/// Where a container's output is captured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogPaths {
+    /// The container's standard output, appended to as it writes.
+    pub stdout: PathBuf,
+    /// The container's standard error.
+    pub stderr: PathBuf,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn status(states: &[(bool, ContainerState)]) -> TaskStatus {
+        TaskStatus {
+            task_id: TaskId::new("t").unwrap(),
+            containers: states
+                .iter()
+                .enumerate()
+                .map(|(i, (essential, state))| ContainerStatus {
+                    name: format!("c{i}"),
+                    essential: *essential,
+                    state: state.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn finished_by_ecs_rules() {
+        let run = ContainerState::Running { pid: 1 };
+        let exit = ContainerState::Exited(ContainerExit {
+            exit_code: 0,
+            signal: None,
+            oom_killed: false,
+            finished_at: SystemTime::UNIX_EPOCH,
+        });
+        assert!(!status(&[(true, run.clone()), (false, exit.clone())]).is_finished());
+        assert!(status(&[(true, exit.clone()), (false, run.clone())]).is_finished());
+        assert!(status(&[(false, exit.clone()), (false, ContainerState::Lost)]).is_finished());
+        assert!(!status(&[(false, exit), (false, run)]).is_finished());
+    }
+
+    #[test]
+    fn oom_reason_is_ecs_text() {
+        let e = ContainerExit {
+            exit_code: 137,
+            signal: Some(9),
+            oom_killed: true,
+            finished_at: SystemTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            e.reason(),
+            Some("OutOfMemoryError: Container killed due to memory usage")
+        );
+    }
+}
