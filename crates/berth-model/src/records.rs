@@ -24,6 +24,10 @@ pub struct TaskRecord {
     pub cpu: u32,
     /// Memory in MiB reserved on the node.
     pub memory: u32,
+    /// RunTask's `networkConfiguration` (ECS keeps it; the wire `Task`
+    /// shows it as the ENI attachment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<berth_wire::ecs::NetworkConfiguration>,
 }
 
 /// A node: a host whose agent runs tasks, and the capacity it offers.

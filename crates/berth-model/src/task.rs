@@ -122,7 +122,7 @@ pub fn build(new: &NewTask<'_>) -> Result<TaskRecord, ModelError> {
         version: Some(1),
         ..Task::default()
     };
-    Ok(TaskRecord { task, node_id: None, cpu, memory })
+    Ok(TaskRecord { task, node_id: None, cpu, memory, network_configuration: None })
 }
 
 #[cfg(test)]

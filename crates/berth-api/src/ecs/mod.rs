@@ -4,6 +4,7 @@
 mod clusters;
 mod tagging;
 mod task_definitions;
+mod tasks;
 
 use std::future::Future;
 
@@ -50,6 +51,11 @@ pub(crate) async fn dispatch(call: &Call<'_>, action: Action) -> Result<Value, A
         Action::ListTaskDefinitionFamilies(r) => json(task_definitions::list_families(call, r).await?),
         Action::DeregisterTaskDefinition(r) => json(task_definitions::deregister(call, r).await?),
         Action::DeleteTaskDefinitions(r) => json(task_definitions::delete(call, r).await?),
+        Action::RunTask(r) => json(tasks::run(call, r).await?),
+        Action::StartTask(r) => json(tasks::start(call, r).await?),
+        Action::StopTask(r) => json(tasks::stop(call, r).await?),
+        Action::DescribeTasks(r) => json(tasks::describe(call, r).await?),
+        Action::ListTasks(r) => json(tasks::list(call, r).await?),
         Action::TagResource(r) => json(tagging::tag(call, r).await?),
         Action::UntagResource(r) => json(tagging::untag(call, r).await?),
         Action::ListTagsForResource(r) => json(tagging::list(call, r).await?),

@@ -1,0 +1,184 @@
+//! RunTask, StopTask, DescribeTasks, ListTasks through the router, on a
+//! real SQLite store with a registered node.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use berth_api::{Api, ApiConfig, router};
+use berth_model::Account;
+use berth_model::records::NodeRecord;
+use berth_store::{AccessKey, Store};
+use berth_testinfra::sign::{Creds, sign};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const AKID: &str = "AKIDTASKTEST00000001";
+const SECRET: &str = "task-test-secret";
+
+struct Harness {
+    api: Api,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+/// A store with one node of `cpu` units and `memory` MiB.
+async fn harness(cpu: u32, memory: u32) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    store
+        .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
+        .await
+        .unwrap();
+    store
+        .upsert_node(&NodeRecord {
+            id: "node-1".into(),
+            zone: "us-east-1a".into(),
+            cpu,
+            memory,
+            status: NodeRecord::ACTIVE.into(),
+            heartbeat_at: 0,
+        })
+        .await
+        .unwrap();
+    let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
+    Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
+}
+
+async fn ecs(h: &Harness, op: &str, body: Value) -> (u16, Value) {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri("http://berth.test/")
+        .header("host", "berth.test")
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("AmazonEC2ContainerServiceV20141113.{op}"))
+        .body(body.to_string().into_bytes())
+        .unwrap();
+    let creds = Creds { access_key_id: AKID.into(), secret_access_key: SECRET.into() };
+    sign(&mut req, &creds, "us-east-1", "ecs", SystemTime::now()).unwrap();
+    let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn register(h: &Harness, cpu: &str, memory: &str) {
+    let td = json!({"family":"sleeper","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":cpu,"memory":memory,
+        "containerDefinitions":[{"name":"main","image":"busybox","command":["sleep","1000"]}],
+        "tags":[{"key":"team","value":"core"}]});
+    let (s, v) = ecs(h, "RegisterTaskDefinition", td).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+fn net() -> Value {
+    json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}})
+}
+
+#[tokio::test]
+async fn run_places_tasks_and_reports_shortages_without_storing_them() {
+    let h = harness(1024, 4096).await;
+    register(&h, "256", "512").await;
+    let (s, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper", "count": 6, "networkConfiguration": net(),
+        "startedBy": "ci", "propagateTags": "TASK_DEFINITION"})).await;
+    assert_eq!(s, 200, "{v}");
+    let tasks = v["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4, "1024 CPU holds four 256-CPU tasks: {v}");
+    assert_eq!(v["failures"], json!([{"reason": "RESOURCE:CPU"}, {"reason": "RESOURCE:CPU"}]));
+    let t = &tasks[0];
+    assert_eq!(t["lastStatus"], "PROVISIONING");
+    assert_eq!(t["desiredStatus"], "RUNNING");
+    assert_eq!(t["launchType"], "FARGATE");
+    assert_eq!(t["availabilityZone"], "us-east-1a");
+    assert_eq!(t["startedBy"], "ci");
+    assert_eq!(t["group"], "family:sleeper");
+    assert_eq!(t["tags"], json!([{"key": "team", "value": "core"}]), "tags propagated from the definition");
+    assert!(t["taskArn"].as_str().unwrap().starts_with("arn:aws:ecs:us-east-1:123456789012:task/default/"));
+    assert_eq!(t["containers"][0]["lastStatus"], "PENDING");
+
+    let (_, v) = ecs(&h, "ListTasks", json!({})).await;
+    assert_eq!(v["taskArns"].as_array().unwrap().len(), 4, "only placed tasks are stored: {v}");
+    let nodes = h.store.list_nodes().await.unwrap();
+    assert_eq!((nodes[0].cpu_used, nodes[0].memory_used), (1024, 2048));
+}
+
+#[tokio::test]
+async fn memory_shortage_is_named() {
+    let h = harness(4096, 1024).await;
+    register(&h, "512", "2048").await;
+    let (_, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper", "networkConfiguration": net()})).await;
+    assert_eq!(v["failures"], json!([{"reason": "RESOURCE:MEMORY"}]), "{v}");
+}
+
+#[tokio::test]
+async fn run_task_input_errors() {
+    let h = harness(4096, 8192).await;
+    register(&h, "256", "512").await;
+    let cases = [
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": net(), "count": 11}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper"}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": net(), "launchType": "EC2"}), "InvalidParameterException"),
+        (json!({"taskDefinition": "nope", "networkConfiguration": net()}), "ClientException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": net(), "cluster": "ghost"}), "ClusterNotFoundException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": net(),
+            "overrides": {"containerOverrides": [{"name": "ghost", "command": ["true"]}]}}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": net(),
+            "capacityProviderStrategy": [{"capacityProvider": "MY_ASG"}]}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": net(), "launchType": "FARGATE",
+            "capacityProviderStrategy": [{"capacityProvider": "FARGATE"}]}), "InvalidParameterException"),
+    ];
+    for (body, want) in cases {
+        let (s, v) = ecs(&h, "RunTask", body.clone()).await;
+        assert_eq!((s, v["__type"].as_str()), (400, Some(want)), "{body} → {v}");
+    }
+    let (_, v) = ecs(&h, "ListTasks", json!({})).await;
+    assert_eq!(v["taskArns"], json!([]), "nothing was stored: {v}");
+    let (_, v) = ecs(&h, "StartTask", json!({"taskDefinition": "sleeper", "containerInstances": ["x"]})).await;
+    assert_eq!(v["__type"], "InvalidParameterException", "{v}");
+
+    ecs(&h, "DeregisterTaskDefinition", json!({"taskDefinition": "sleeper:1"})).await;
+    let (_, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper:1", "networkConfiguration": net()})).await;
+    assert_eq!(v["__type"], "ClientException", "an INACTIVE definition runs no new task: {v}");
+}
+
+#[tokio::test]
+async fn stop_describe_and_list_filters() {
+    let h = harness(4096, 8192).await;
+    register(&h, "256", "512").await;
+    let (_, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper", "count": 3, "networkConfiguration": net(),
+        "capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]})).await;
+    let arns: Vec<String> = v["tasks"].as_array().unwrap().iter().map(|t| t["taskArn"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(v["tasks"][0]["capacityProviderName"], "FARGATE_SPOT");
+    let id = arns[0].rsplit('/').next().unwrap();
+
+    let (s, v) = ecs(&h, "StopTask", json!({"task": id, "reason": "done here"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["task"]["desiredStatus"], "STOPPED");
+    assert_eq!(v["task"]["stopCode"], "UserInitiated");
+    assert_eq!(v["task"]["stoppedReason"], "done here");
+
+    let (_, v) = ecs(&h, "ListTasks", json!({})).await;
+    assert_eq!(v["taskArns"].as_array().unwrap().len(), 2, "desiredStatus RUNNING by default: {v}");
+    let (_, v) = ecs(&h, "ListTasks", json!({"desiredStatus": "STOPPED"})).await;
+    assert_eq!(v["taskArns"], json!([arns[0]]));
+    let (_, v) = ecs(&h, "ListTasks", json!({"family": "sleeper", "maxResults": 1})).await;
+    assert_eq!(v["taskArns"].as_array().unwrap().len(), 1);
+    let (_, v2) = ecs(&h, "ListTasks", json!({"family": "sleeper", "maxResults": 1, "nextToken": v["nextToken"]})).await;
+    assert_ne!(v["taskArns"], v2["taskArns"]);
+    let (_, v) = ecs(&h, "ListTasks", json!({"family": "other"})).await;
+    assert_eq!(v["taskArns"], json!([]));
+    let (_, v) = ecs(&h, "ListTasks", json!({"cluster": "ghost"})).await;
+    assert_eq!(v["__type"], "ClusterNotFoundException");
+
+    let (_, v) = ecs(&h, "DescribeTasks", json!({"tasks": [arns[1], "0000000000000000000000000000dead"], "include": ["TAGS"]})).await;
+    assert_eq!(v["tasks"][0]["taskArn"], arns[1].as_str());
+    assert_eq!(v["failures"][0]["reason"], "MISSING");
+    let (_, v) = ecs(&h, "StopTask", json!({"task": "0000000000000000000000000000dead"})).await;
+    assert_eq!(v["__type"], "InvalidParameterException", "{v}");
+    let (_, v) = ecs(&h, "DescribeTasks", json!({"tasks": []})).await;
+    assert_eq!(v["__type"], "InvalidParameterException", "{v}");
+
+    // A cluster with live tasks cannot be deleted.
+    let (_, v) = ecs(&h, "DeleteCluster", json!({"cluster": "default"})).await;
+    assert_eq!(v["__type"], "ClusterContainsTasksException", "{v}");
+}
