@@ -59,6 +59,19 @@ impl DataDir {
         Ok(Self { path: path.to_owned(), _lock: lock })
     }
 
+    /// This host's node id, made once and kept in `DATA_DIR/node-id`.
+    pub fn node_id(&self) -> anyhow::Result<String> {
+        let path = self.path.join("node-id");
+        match std::fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+            _ => {
+                let id = format!("node-{:016x}", rand::random::<u64>());
+                write_private(&path, &id)?;
+                Ok(id)
+            }
+        }
+    }
+
     pub fn credentials_path(&self) -> PathBuf {
         self.path.join("credentials")
     }

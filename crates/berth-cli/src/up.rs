@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use berth_api::{Api, ApiConfig};
 use berth_model::Account;
+use berth_model::records::NodeRecord;
 use berth_store::{AccessKey, Store, StoreError};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -29,6 +30,18 @@ pub struct UpArgs {
     /// The 12-digit account id in ARNs.
     #[arg(long, env = "BERTH_ACCOUNT_ID", default_value = "000000000000")]
     account_id: String,
+    /// CPU units this node offers to tasks [default: 1024 per host CPU].
+    #[arg(long, env = "BERTH_NODE_CPU")]
+    node_cpu: Option<u32>,
+    /// Memory in MiB this node offers to tasks [default: host memory less 10%, at least 512 MiB].
+    #[arg(long, env = "BERTH_NODE_MEMORY")]
+    node_memory: Option<u32>,
+    /// The Availability Zone this node's tasks report [default: REGION + "a"].
+    #[arg(long, env = "BERTH_ZONE")]
+    zone: Option<String>,
+    /// Run the API and store only, without this host's node agent.
+    #[arg(long)]
+    no_agent: bool,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -50,6 +63,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     dir.write_config(&args.region, &endpoint)?;
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
+    let agent = if args.no_agent { None } else { Some(start_agent(&args, &dir, store.clone()).await?) };
     let app = berth_api::router(Api::new(store, ApiConfig::new(account)));
 
     println!("Berth is up.");
@@ -70,9 +84,46 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!(%endpoint, data_dir = %dir.path.display(), "berth is up");
 
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    if let Some((stop, handle)) = agent {
+        let _ = stop.send(());
+        let _ = handle.await;
+    }
     tracing::info!("berth stopped");
     drop(dir);
     Ok(())
+}
+
+/// Registers this host as a node and starts its agent. Tasks belong to
+/// their shims: stopping the agent (or killing berth) leaves them running.
+async fn start_agent(
+    args: &UpArgs,
+    dir: &DataDir,
+    store: std::sync::Arc<dyn Store>,
+) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
+    use std::sync::Arc;
+
+    let capacity = berth_agent::host_capacity();
+    let node = NodeRecord {
+        id: dir.node_id()?,
+        zone: args.zone.clone().unwrap_or_else(|| format!("{}a", args.region)),
+        cpu: args.node_cpu.unwrap_or(capacity.cpu),
+        memory: args.node_memory.unwrap_or(capacity.memory),
+        status: NodeRecord::ACTIVE.to_owned(),
+        heartbeat_at: 0,
+    };
+    let images = berth_image::ImageStore::open(dir.path.join("images"), berth_image::ImageStoreConfig::default())
+        .context("cannot open the image cache")?;
+    let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
+        .context("no task runtime on this host (install runc, or run with --no-agent)")?;
+    tracing::info!(runtime = ?runtime.probe(), "task runtime");
+    let config = berth_agent::AgentConfig { node, poll_interval: std::time::Duration::from_millis(100) };
+    let agent = Arc::new(berth_agent::Agent::new(store, Arc::new(images), Arc::new(runtime), config));
+    agent.register().await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok((stop, handle))
 }
 
 /// Creates the root access key on first start (from `BERTH_ACCESS_KEY_ID`

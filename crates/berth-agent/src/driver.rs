@@ -1,0 +1,284 @@
+//! One task's driver: reads the task as stored and as the runtime sees
+//! it, and moves it one lifecycle step at a time until it is STOPPED.
+//! Every step is a store write with optimistic concurrency (the API may
+//! change `desiredStatus` at the same time), through the model's single
+//! transition function.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_image::ImageStore;
+use berth_model::lifecycle::{TaskEvent, TaskStatus, transition};
+use berth_model::records::TaskRecord;
+use berth_runtime::{ContainerState, RuntimeError, TaskId, TaskRuntime};
+use berth_store::{Store, StoreError, Versioned};
+use berth_wire::ecs::{Connectivity, Task, TaskStopCode};
+
+use crate::now_epoch;
+use crate::spec::{self, Pulled};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("store")]
+    Store(#[from] StoreError),
+    #[error("runtime")]
+    Runtime(#[from] RuntimeError),
+    #[error("task {0} is not in the store")]
+    Gone(String),
+}
+
+pub struct Driver {
+    pub store: Arc<dyn Store>,
+    pub images: Arc<ImageStore>,
+    pub runtime: Arc<dyn TaskRuntime>,
+    pub poll: Duration,
+}
+
+/// The runtime's id of a task: the last part of its ARN.
+fn runtime_id(arn: &str) -> Result<TaskId, RuntimeError> {
+    TaskId::new(arn.rsplit('/').next().unwrap_or(arn))
+}
+
+impl Driver {
+    /// Drives the task until it is STOPPED.
+    pub async fn drive(&self, arn: &str) -> Result<(), DriverError> {
+        let id = runtime_id(arn)?;
+        loop {
+            let record = self.load(arn).await?;
+            let task = &record.value.task;
+            let status = task.last_status.as_deref().and_then(TaskStatus::parse).unwrap_or(TaskStatus::Provisioning);
+            let stop_wanted = task.desired_status.as_deref() == Some("STOPPED");
+            match status {
+                TaskStatus::Stopped => return Ok(()),
+                TaskStatus::Provisioning if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
+                TaskStatus::Provisioning => {
+                    self.advance(arn, TaskEvent::Provisioned, |t| {
+                        t.connectivity = Some(Connectivity::Connected);
+                        t.connectivity_at = Some(now_epoch());
+                    })
+                    .await?;
+                }
+                TaskStatus::Pending if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
+                TaskStatus::Pending => self.start(arn, &id, &record.value).await?,
+                TaskStatus::Activating => {
+                    self.advance(arn, TaskEvent::Activated, |t| t.started_at = Some(now_epoch())).await?;
+                }
+                TaskStatus::Running => self.watch(arn, &id, stop_wanted).await?,
+                TaskStatus::Deactivating => {
+                    let exits = self.stop_containers(&id).await?;
+                    self.advance(arn, TaskEvent::Deactivated, |t| record_exits(t, exits.as_ref())).await?;
+                }
+                TaskStatus::Stopping => {
+                    let exits = self.stop_containers(&id).await?;
+                    self.advance(arn, TaskEvent::ContainersStopped, |t| {
+                        record_exits(t, exits.as_ref());
+                        t.execution_stopped_at = Some(now_epoch());
+                    })
+                    .await?;
+                }
+                TaskStatus::Deprovisioning => {
+                    match self.runtime.remove(&id).await {
+                        Ok(()) | Err(RuntimeError::TaskNotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    self.advance(arn, TaskEvent::Deprovisioned, |t| t.stopped_at = Some(now_epoch())).await?;
+                    tracing::info!(task = %arn, "task stopped");
+                }
+            }
+        }
+    }
+
+    /// PENDING: pull the images and start the containers. A task an earlier
+    /// agent already started is re-attached instead.
+    async fn start(&self, arn: &str, id: &TaskId, record: &TaskRecord) -> Result<(), DriverError> {
+        if self.runtime.list().await?.contains(id) {
+            let status = self.runtime.recover(id).await?;
+            tracing::info!(task = %arn, "re-attached to a task started before an agent restart");
+            return self.advance(arn, TaskEvent::ContainersStarted, |t| record_states(t, &status.containers)).await;
+        }
+        let Some(definition) = self.definition(record).await? else {
+            return self.fail(arn, "TaskDefinition not found: it was deleted before the task started.").await;
+        };
+        self.update(arn, |t| t.pull_started_at = Some(now_epoch())).await?;
+        let mut pulled = Vec::new();
+        for c in definition.container_definitions.iter().flatten() {
+            let image = c.image.as_deref().unwrap_or_default();
+            match self.images.pull(image, None).await {
+                Ok(img) => pulled.push(Pulled { layers: img.layers, config: img.config }),
+                Err(e) => {
+                    tracing::info!(task = %arn, image, error = %e.report(), "pull failed");
+                    return self.fail(arn, &format!("CannotPullContainerError: {}", e.report())).await;
+                }
+            }
+        }
+        self.update(arn, |t| t.pull_stopped_at = Some(now_epoch())).await?;
+        let spec = spec::task(
+            id.clone(),
+            &definition,
+            record.task.overrides.as_ref(),
+            record.cpu,
+            record.memory,
+            &pulled,
+        );
+        match self.runtime.start(&spec).await {
+            Ok(status) => {
+                self.advance(arn, TaskEvent::ContainersStarted, |t| record_states(t, &status.containers)).await
+            }
+            Err(e) => {
+                tracing::info!(task = %arn, error = %e, "start failed");
+                self.fail(arn, &format!("CannotStartContainerError: {e}")).await
+            }
+        }
+    }
+
+    /// RUNNING: waits until an essential container exits or a stop is
+    /// wanted, checking the store every poll interval.
+    async fn watch(&self, arn: &str, id: &TaskId, stop_wanted: bool) -> Result<(), DriverError> {
+        let status = match self.runtime.recover(id).await {
+            Ok(s) => s,
+            Err(RuntimeError::TaskNotFound(_)) => {
+                return self.fail(arn, "The task's containers are gone: its state was lost on the node.").await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if status.is_finished() {
+            return self
+                .advance(arn, TaskEvent::EssentialContainerExited, |t| {
+                    record_states(t, &status.containers);
+                    if t.stop_code.is_none() {
+                        t.stop_code = Some(TaskStopCode::EssentialContainerExited);
+                        t.stopped_reason = Some("Essential container in task exited".into());
+                    }
+                    t.stopping_at.get_or_insert(now_epoch());
+                })
+                .await;
+        }
+        if stop_wanted {
+            return self
+                .advance(arn, TaskEvent::StopRequested, |t| {
+                    t.stopping_at.get_or_insert(now_epoch());
+                })
+                .await;
+        }
+        // Wake on an exit, or after a poll interval to look at the store.
+        let _ = tokio::time::timeout(self.poll, self.runtime.wait(id)).await;
+        Ok(())
+    }
+
+    /// Stops the task's containers (SIGTERM, then SIGKILL after their
+    /// stopTimeout) and returns how they ended; `None` when the runtime
+    /// holds nothing for the task (it never started).
+    async fn stop_containers(&self, id: &TaskId) -> Result<Option<Vec<berth_runtime::ContainerStatus>>, DriverError> {
+        match self.runtime.stop(id).await {
+            Ok(status) => Ok(Some(status.containers)),
+            Err(RuntimeError::TaskNotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The task could not start: TaskFailedToStart with `reason`.
+    async fn fail(&self, arn: &str, reason: &str) -> Result<(), DriverError> {
+        self.advance(arn, TaskEvent::StartFailed, |t| {
+            t.stop_code = Some(TaskStopCode::TaskFailedToStart);
+            t.stopped_reason = Some(reason.to_owned());
+            t.stopping_at.get_or_insert(now_epoch());
+            for c in t.containers.iter_mut().flatten() {
+                c.last_status = Some("STOPPED".into());
+                c.reason = Some(reason.to_owned());
+            }
+        })
+        .await
+    }
+
+    async fn definition(&self, record: &TaskRecord) -> Result<Option<berth_wire::ecs::TaskDefinition>, DriverError> {
+        let Some((family, rev)) = record
+            .task
+            .task_definition_arn
+            .as_deref()
+            .and_then(|a| a.rsplit_once("task-definition/"))
+            .and_then(|(_, r)| r.rsplit_once(':'))
+            .and_then(|(f, r)| Some((f.to_owned(), r.parse::<i32>().ok()?)))
+        else {
+            return Ok(None);
+        };
+        Ok(self.store.get_task_definition(&family, rev).await?.map(|v| v.value.definition))
+    }
+
+    async fn load(&self, arn: &str) -> Result<Versioned<TaskRecord>, DriverError> {
+        self.store.get_task(arn).await?.ok_or_else(|| DriverError::Gone(arn.to_owned()))
+    }
+
+    /// Applies `event` through the lifecycle's transition function, with
+    /// `change`, retrying on version conflicts.
+    async fn advance(&self, arn: &str, event: TaskEvent, change: impl Fn(&mut Task)) -> Result<(), DriverError> {
+        self.write(arn, |t| {
+            let from = t.last_status.as_deref().and_then(TaskStatus::parse).unwrap_or(TaskStatus::Provisioning);
+            let to = transition(from, event).ok()?;
+            change(t);
+            t.last_status = Some(to.as_str().to_owned());
+            Some(())
+        })
+        .await
+    }
+
+    /// A change that is not a lifecycle step (timestamps).
+    async fn update(&self, arn: &str, change: impl Fn(&mut Task)) -> Result<(), DriverError> {
+        self.write(arn, |t| {
+            change(t);
+            Some(())
+        })
+        .await
+    }
+
+    /// Read-modify-write of the task; `change` returning `None` writes nothing.
+    async fn write(&self, arn: &str, change: impl Fn(&mut Task) -> Option<()>) -> Result<(), DriverError> {
+        loop {
+            let current = self.load(arn).await?;
+            let mut record = current.value;
+            if change(&mut record.task).is_none() {
+                return Ok(());
+            }
+            record.task.version = Some(record.task.version.unwrap_or(1) + 1);
+            match self.store.put_task(&record, Some(current.version)).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => tokio::task::yield_now().await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Copies the runtime's container states into the ECS containers.
+fn record_states(task: &mut Task, states: &[berth_runtime::ContainerStatus]) {
+    for c in task.containers.iter_mut().flatten() {
+        let Some(s) = states.iter().find(|s| Some(&s.name) == c.name.as_ref()) else { continue };
+        match &s.state {
+            ContainerState::Running { pid } => {
+                c.last_status = Some("RUNNING".into());
+                c.runtime_id.get_or_insert_with(|| format!("{}-{pid}", s.name));
+            }
+            ContainerState::Exited(exit) => {
+                c.last_status = Some("STOPPED".into());
+                c.exit_code = Some(exit.exit_code);
+                if let Some(reason) = exit.reason() {
+                    c.reason = Some(reason.to_owned());
+                }
+            }
+            ContainerState::Lost => {
+                c.last_status = Some("STOPPED".into());
+                c.reason.get_or_insert_with(|| "Container exit status unknown: its supervisor was gone.".into());
+            }
+        }
+    }
+}
+
+fn record_exits(task: &mut Task, exits: Option<&Vec<berth_runtime::ContainerStatus>>) {
+    match exits {
+        Some(states) => record_states(task, states),
+        None => {
+            for c in task.containers.iter_mut().flatten() {
+                c.last_status = Some("STOPPED".into());
+            }
+        }
+    }
+}

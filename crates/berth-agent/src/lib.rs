@@ -1,0 +1,142 @@
+//! The node agent. It registers its node (capacity, zone) and keeps it
+//! fresh with heartbeats, and it drives every task the scheduler placed on
+//! the node through the ECS lifecycle:
+//!
+//! PROVISIONING → PENDING (pull images) → ACTIVATING (containers started)
+//! → RUNNING → DEACTIVATING → STOPPING → DEPROVISIONING → STOPPED,
+//!
+//! writing each step to the store, so DescribeTasks tells the truth.
+//!
+//! Level-triggered: each pass reads the store and the runtime as they are
+//! and moves every task one step towards what it should be; one driver
+//! per task at a time. Containers belong to the runtime's per-task shims,
+//! not to the agent: when the agent restarts, it re-attaches to running
+//! tasks (`recover`) and records exits that happened while it was away.
+//! **An agent restart never stops a task.**
+
+mod capacity;
+mod driver;
+mod spec;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_image::ImageStore;
+use berth_model::records::NodeRecord;
+use berth_runtime::TaskRuntime;
+use berth_store::{Page, Store, StoreError, TaskFilter};
+
+pub use capacity::{HostCapacity, host_capacity};
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node: NodeRecord,
+    /// How often the agent looks for work and heartbeats.
+    pub poll_interval: Duration,
+}
+
+/// The agent of one node.
+pub struct Agent {
+    store: Arc<dyn Store>,
+    images: Arc<ImageStore>,
+    runtime: Arc<dyn TaskRuntime>,
+    config: AgentConfig,
+    /// Tasks with a driver running now (one driver per task).
+    active: Arc<Mutex<HashSet<String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("store")]
+    Store(#[from] StoreError),
+}
+
+impl Agent {
+    pub fn new(
+        store: Arc<dyn Store>,
+        images: Arc<ImageStore>,
+        runtime: Arc<dyn TaskRuntime>,
+        config: AgentConfig,
+    ) -> Self {
+        Self { store, images, runtime, config, active: Arc::default() }
+    }
+
+    /// Registers the node; call before the API takes RunTask calls.
+    pub async fn register(&self) -> Result<(), AgentError> {
+        let mut node = self.config.node.clone();
+        node.heartbeat_at = now_secs();
+        self.store.upsert_node(&node).await?;
+        tracing::info!(node = %node.id, cpu = node.cpu, memory = node.memory, zone = %node.zone, "node registered");
+        Ok(())
+    }
+
+    /// Runs until `shutdown` resolves. Leaves tasks running when it ends.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.config.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heartbeat = 0;
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = tick.tick() => {}
+            }
+            if now_secs() - last_heartbeat >= 10 {
+                match self.register().await {
+                    Ok(()) => last_heartbeat = now_secs(),
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "agent pass failed");
+            }
+        }
+        tracing::info!("agent stopped; its tasks keep running");
+    }
+
+    /// One pass: starts a driver for every live task on this node that has
+    /// none. Drivers end when their task is STOPPED.
+    pub async fn pass(&self) -> Result<(), AgentError> {
+        let filter = TaskFilter { node_id: Some(self.config.node.id.clone()), live_only: true, ..Default::default() };
+        let mut after = None;
+        loop {
+            let page = self.store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
+            let Some(last) = page.last() else { break };
+            after = last.value.task.task_arn.clone();
+            for record in page {
+                let Some(arn) = record.value.task.task_arn.clone() else { continue };
+                if !self.claim(&arn) {
+                    continue;
+                }
+                let driver = driver::Driver {
+                    store: self.store.clone(),
+                    images: self.images.clone(),
+                    runtime: self.runtime.clone(),
+                    poll: self.config.poll_interval,
+                };
+                let active = self.active.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = driver.drive(&arn).await {
+                        tracing::warn!(task = %arn, error = %e, "task driver failed; retrying on the next pass");
+                    }
+                    active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&arn);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn claim(&self, arn: &str) -> bool {
+        self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(arn.to_owned())
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+}

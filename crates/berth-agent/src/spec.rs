@@ -1,0 +1,158 @@
+//! ECS task definition + overrides + pulled images → the runtime's
+//! `TaskSpec`. Pure mapping, no I/O.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_image::ImageConfiguration;
+use berth_runtime::{ContainerSpec, ImageConfig, TaskId, TaskSpec, Ulimit};
+use berth_wire::ecs::{ContainerDefinition, TaskDefinition, TaskOverride};
+
+/// A container's pulled image: its unpacked layers and config.
+pub struct Pulled {
+    pub layers: Vec<PathBuf>,
+    pub config: ImageConfiguration,
+}
+
+fn image_config(c: &ImageConfiguration) -> ImageConfig {
+    let Some(cfg) = c.config() else { return ImageConfig::default() };
+    ImageConfig {
+        env: cfg.env().clone().unwrap_or_default(),
+        entrypoint: cfg.entrypoint().clone(),
+        cmd: cfg.cmd().clone(),
+        working_dir: cfg.working_dir().clone().filter(|w| !w.is_empty()),
+        user: cfg.user().clone().filter(|u| !u.is_empty()),
+    }
+}
+
+/// One container, with the task's overrides for it applied.
+pub fn container(def: &ContainerDefinition, overrides: Option<&TaskOverride>, image: &Pulled) -> ContainerSpec {
+    let name = def.name.clone().unwrap_or_default();
+    let over = overrides
+        .and_then(|o| o.container_overrides.as_ref())
+        .and_then(|list| list.iter().find(|c| c.name.as_deref() == Some(name.as_str())));
+    let mut spec = ContainerSpec::new(name, image.layers.clone(), image_config(&image.config));
+    spec.command = over.and_then(|o| o.command.clone()).or_else(|| def.command.clone());
+    spec.entry_point = def.entry_point.clone();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for kv in def.environment.iter().flatten().chain(over.and_then(|o| o.environment.as_ref()).into_iter().flatten()) {
+        if let Some(k) = &kv.name {
+            env.insert(k.clone(), kv.value.clone().unwrap_or_default());
+        }
+    }
+    spec.environment = env;
+    spec.working_directory = def.working_directory.clone();
+    spec.user = def.user.clone();
+    spec.readonly_root_filesystem = def.readonly_root_filesystem.unwrap_or(false);
+    spec.ulimits = def
+        .ulimits
+        .iter()
+        .flatten()
+        .map(|u| Ulimit {
+            name: u.name.as_str().to_owned(),
+            soft_limit: u64::try_from(u.soft_limit).unwrap_or(0),
+            hard_limit: u64::try_from(u.hard_limit).unwrap_or(0),
+        })
+        .collect();
+    spec.stop_timeout = def.stop_timeout.map(|s| Duration::from_secs(u64::try_from(s.max(0)).unwrap_or(0)));
+    spec.init_process_enabled =
+        def.linux_parameters.as_ref().and_then(|l| l.init_process_enabled).unwrap_or(false);
+    spec.cpu = over.and_then(|o| o.cpu).or(def.cpu).and_then(|c| u32::try_from(c).ok()).filter(|c| *c > 0);
+    spec.memory_mib = over.and_then(|o| o.memory).or(def.memory).and_then(|m| u64::try_from(m).ok());
+    spec.memory_reservation_mib =
+        over.and_then(|o| o.memory_reservation).or(def.memory_reservation).and_then(|m| u64::try_from(m).ok());
+    spec.essential = def.essential.unwrap_or(true);
+    spec
+}
+
+/// The whole task: its size and its containers in definition order.
+pub fn task(
+    id: TaskId,
+    definition: &TaskDefinition,
+    overrides: Option<&TaskOverride>,
+    cpu: u32,
+    memory: u32,
+    images: &[Pulled],
+) -> TaskSpec {
+    let containers = definition
+        .container_definitions
+        .iter()
+        .flatten()
+        .zip(images)
+        .map(|(def, image)| container(def, overrides, image))
+        .collect();
+    let mut spec = TaskSpec::new(id, containers);
+    spec.cpu = Some(cpu);
+    spec.memory_mib = Some(u64::from(memory));
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_wire::ecs::{ContainerOverride, KeyValuePair, LinuxParameters};
+
+    use super::*;
+
+    fn pulled() -> Pulled {
+        let config: ImageConfiguration = serde_json_from(
+            r#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"],"WorkingDir":"/srv"},
+               "rootfs":{"type":"layers","diff_ids":[]}}"#,
+        );
+        Pulled { layers: vec![PathBuf::from("/layers/a")], config }
+    }
+
+    fn serde_json_from(s: &str) -> ImageConfiguration {
+        ImageConfiguration::from_reader(s.as_bytes()).unwrap()
+    }
+
+    fn kv(k: &str, v: &str) -> KeyValuePair {
+        KeyValuePair { name: Some(k.into()), value: Some(v.into()) }
+    }
+
+    #[test]
+    fn definition_and_overrides_map_onto_the_container() {
+        let def = ContainerDefinition {
+            name: Some("app".into()),
+            image: Some("busybox".into()),
+            command: Some(vec!["sleep".into(), "5".into()]),
+            environment: Some(vec![kv("A", "1"), kv("B", "2")]),
+            memory: Some(128),
+            essential: Some(false),
+            stop_timeout: Some(7),
+            linux_parameters: Some(LinuxParameters { init_process_enabled: Some(true), ..Default::default() }),
+            ..Default::default()
+        };
+        let overrides = TaskOverride {
+            container_overrides: Some(vec![ContainerOverride {
+                name: Some("app".into()),
+                command: Some(vec!["echo".into(), "hi".into()]),
+                environment: Some(vec![kv("B", "3")]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let c = container(&def, Some(&overrides), &pulled());
+        assert_eq!(c.command, Some(vec!["echo".into(), "hi".into()]));
+        assert_eq!(c.environment.get("A").map(String::as_str), Some("1"));
+        assert_eq!(c.environment.get("B").map(String::as_str), Some("3"), "overrides win");
+        assert_eq!(c.memory_mib, Some(128));
+        assert!(!c.essential);
+        assert!(c.init_process_enabled);
+        assert_eq!(c.stop_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(c.image.cmd, Some(vec!["sh".into()]));
+        assert_eq!(c.image.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(c.layers, vec![PathBuf::from("/layers/a")]);
+    }
+
+    #[test]
+    fn task_size_is_enforced_from_the_record() {
+        let def = TaskDefinition {
+            container_definitions: Some(vec![ContainerDefinition { name: Some("a".into()), ..Default::default() }]),
+            ..Default::default()
+        };
+        let t = task(TaskId::new("abc").unwrap(), &def, None, 256, 512, &[pulled()]);
+        assert_eq!((t.cpu, t.memory_mib, t.containers.len()), (Some(256), Some(512), 1));
+        assert!(t.containers[0].essential, "essential defaults to true");
+    }
+}

@@ -1,0 +1,214 @@
+//! Tasks for real, through the real binary: a busybox image built by the
+//! test and pushed into a real registry (Debian's docker-registry) on
+//! loopback, pulled by Berth over the distribution API and run by the
+//! node agent through the OCI runtime. Needs root (mounts, cgroups,
+//! namespaces); CI runs as root.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_testinfra::registry::{ImageSpec, LayerBuilder, OciLayout, Registry, registry_tools_available};
+use berth_testinfra::server::BerthProcess;
+use serde_json::{Value, json};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// Root and the registry tools, or a loud skip (CI fails on one: see CI=true).
+fn can_run(test: &str) -> bool {
+    let ok = nix::unistd::geteuid().is_root() && registry_tools_available(true);
+    if !ok {
+        eprintln!("SKIPPED: {test}: needs root, runc, docker-registry, skopeo and busybox-static");
+        assert!(std::env::var_os("CI").is_none(), "{test} must run in CI");
+    }
+    ok
+}
+
+struct World {
+    registry: Registry,
+    berth: BerthProcess,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::start().unwrap();
+        let layer = LayerBuilder::new().busybox().unwrap().build();
+        let mut layout = OciLayout::create(&dir.path().join("layout")).unwrap();
+        layout.add_image(Some("latest"), &[layer], &ImageSpec::default()).unwrap();
+        registry.push(&layout, "latest", "busybox:latest").unwrap();
+        let berth = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[]).unwrap();
+        Self { registry, berth, dir }
+    }
+
+    fn restart_after_kill9(&mut self) {
+        self.berth.kill9().unwrap();
+        self.berth = BerthProcess::start(bin(), &self.dir.path().join("data"), &[], &[]).unwrap();
+    }
+
+    fn ecs(&self, op: &str, body: Value) -> Value {
+        let (status, v) = self.berth.ecs(op, &body).unwrap();
+        assert_eq!(status, 200, "{op} {body} → {v}");
+        v
+    }
+
+    /// Registers `family` running `script` in busybox sh, and runs it.
+    fn run(&self, family: &str, script: &str, cpu: &str, memory: &str, image: Option<&str>) -> String {
+        let image = image.map_or_else(|| self.registry.reference("busybox:latest"), str::to_owned);
+        self.ecs(
+            "RegisterTaskDefinition",
+            json!({"family": family, "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+                   "cpu": cpu, "memory": memory,
+                   "containerDefinitions": [{"name": "main", "image": image, "command": ["sh", "-c", script],
+                                             "stopTimeout": 2}]}),
+        );
+        let v = self.ecs(
+            "RunTask",
+            json!({"taskDefinition": family, "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}),
+        );
+        assert_eq!(v["failures"], json!([]), "{v}");
+        v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
+    }
+
+    fn describe(&self, arn: &str) -> Value {
+        self.ecs("DescribeTasks", json!({"tasks": [arn]}))["tasks"][0].clone()
+    }
+
+    /// Polls until the task's lastStatus is `status`.
+    fn wait_for(&self, arn: &str, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let t = self.describe(arn);
+            if t["lastStatus"] == status {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "task not {status} within {within:?}: {t:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_task_runs_and_reports_its_exit_code() {
+    if !can_run("a_task_runs_and_reports_its_exit_code") {
+        return;
+    }
+    let w = World::start();
+    let arn = w.run("exit3", "echo hi; exit 3", "256", "512", None);
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(60));
+    assert_eq!(t["containers"][0]["exitCode"], 3, "{t:#}");
+    assert_eq!(t["containers"][0]["lastStatus"], "STOPPED");
+    assert_eq!(t["stopCode"], "EssentialContainerExited");
+    assert_eq!(t["stoppedReason"], "Essential container in task exited");
+    assert_eq!(t["desiredStatus"], "RUNNING", "ECS leaves desiredStatus as it was");
+    for ts in ["createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "stoppingAt", "executionStoppedAt", "stoppedAt"] {
+        assert!(t[ts].is_number(), "{ts} missing: {t:#}");
+    }
+    let order = |a: &str, b: &str| t[a].as_f64().unwrap() <= t[b].as_f64().unwrap();
+    assert!(order("createdAt", "pullStartedAt") && order("pullStoppedAt", "startedAt") && order("startedAt", "stoppedAt"), "{t:#}");
+    // The node's capacity is free again.
+    let (_, v) = w.berth.ecs("DescribeClusters", &json!({})).unwrap();
+    assert_eq!(v["clusters"][0]["runningTasksCount"], 0, "{v}");
+}
+
+#[test]
+fn a_missing_image_fails_the_task_with_cannot_pull() {
+    if !can_run("a_missing_image_fails_the_task_with_cannot_pull") {
+        return;
+    }
+    let w = World::start();
+    let missing = w.registry.reference("no-such-image:latest");
+    let arn = w.run("ghost", "true", "256", "512", Some(&missing));
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(60));
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t:#}");
+    let reason = t["stoppedReason"].as_str().unwrap();
+    assert!(reason.starts_with("CannotPullContainerError: "), "{reason}");
+    assert!(reason.contains("no-such-image"), "{reason}");
+}
+
+#[test]
+fn stop_task_ends_a_sleeper_within_its_stop_timeout() {
+    if !can_run("stop_task_ends_a_sleeper_within_its_stop_timeout") {
+        return;
+    }
+    let w = World::start();
+    // A process that ignores SIGTERM: SIGKILL must follow after stopTimeout (2 s).
+    let arn = w.run("sleeper", "trap '' TERM; sleep 1000", "256", "512", None);
+    w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
+    let asked = Instant::now();
+    let v = w.ecs("StopTask", json!({"task": arn, "reason": "enough"}));
+    assert_eq!(v["task"]["desiredStatus"], "STOPPED");
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(30));
+    let took = asked.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(15), "took {took:?}");
+    assert_eq!(t["stopCode"], "UserInitiated");
+    assert_eq!(t["stoppedReason"], "enough");
+    assert_eq!(t["containers"][0]["exitCode"], 137, "SIGKILLed: {t:#}");
+}
+
+#[test]
+fn memory_limit_oom_kills_and_is_reported() {
+    if !can_run("memory_limit_oom_kills_and_is_reported") {
+        return;
+    }
+    let w = World::start();
+    let arn = w.run("hog", "x=0123456789abcdef; while :; do x=$x$x; done", "256", "512", None);
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(90));
+    assert_eq!(t["containers"][0]["reason"], "OutOfMemoryError: Container killed due to memory usage", "{t:#}");
+    assert_eq!(t["containers"][0]["exitCode"], 137);
+    assert_eq!(t["stopCode"], "EssentialContainerExited");
+}
+
+#[test]
+fn cpu_is_held_to_the_task_size() {
+    if !can_run("cpu_is_held_to_the_task_size") {
+        return;
+    }
+    let w = World::start();
+    let arn = w.run("spin", "while :; do :; done", "256", "512", None);
+    w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
+    let id = arn.rsplit('/').next().unwrap();
+    let usage = || cpu_usage_ns(id).expect("the task's cgroup");
+    std::thread::sleep(Duration::from_millis(500));
+    let (t0, u0) = (Instant::now(), usage());
+    std::thread::sleep(Duration::from_secs(3));
+    let (t1, u1) = (Instant::now(), usage());
+    let cores = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;
+    eprintln!("a 256-CPU task used {cores:.3} cores");
+    assert!((0.15..=0.35).contains(&cores), "256 CPU units should hold it to a quarter core, got {cores:.3}");
+    w.ecs("StopTask", json!({"task": arn}));
+    w.wait_for(&arn, "STOPPED", Duration::from_secs(30));
+    assert!(cpu_usage_ns(id).is_none(), "the task's cgroup is removed at stop");
+}
+
+/// CPU time of the task's cgroup (v1 cpuacct, else v2 cpu.stat).
+fn cpu_usage_ns(id: &str) -> Option<u64> {
+    let v1 = PathBuf::from(format!("/sys/fs/cgroup/cpuacct/berth/{id}/cpuacct.usage"));
+    if let Ok(s) = std::fs::read_to_string(&v1) {
+        return s.trim().parse().ok();
+    }
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        if let Ok(s) = std::fs::read_to_string(format!("{root}/berth/{id}/cpu.stat")) {
+            let usec: u64 = s.lines().find_map(|l| l.strip_prefix("usage_usec "))?.trim().parse().ok()?;
+            return Some(usec * 1000);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_running_task_survives_sigkill_of_berth_and_its_exit_is_recorded() {
+    if !can_run("a_running_task_survives_sigkill_of_berth_and_its_exit_is_recorded") {
+        return;
+    }
+    let mut w = World::start();
+    let arn = w.run("survivor", "sleep 4; exit 7", "256", "512", None);
+    w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
+    w.restart_after_kill9();
+    assert_eq!(w.describe(&arn)["lastStatus"], "RUNNING", "the task outlives berth");
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(60));
+    assert_eq!(t["containers"][0]["exitCode"], 7, "the real exit code, seen after the restart: {t:#}");
+    assert_eq!(t["stopCode"], "EssentialContainerExited");
+}
