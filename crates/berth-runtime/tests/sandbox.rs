@@ -153,10 +153,28 @@ async fn init_process_forwards_sigterm() {
     let mut c = h.sh("main", "unused");
     c.command = Some(vec!["sleep".into(), "1000".into()]);
     c.init_process_enabled = true;
+    c.stop_timeout = Some(Duration::from_secs(20));
     let spec = h.task("init", c);
     let _guard = h.guard(&spec.task_id);
-    h.runtime.start(&spec).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = h.runtime.start(&spec).await.unwrap();
+    let Some(ContainerState::Running { pid }) = status.container("main") else {
+        panic!("{status:?}")
+    };
+    // A SIGTERM before the init has set up its handlers would be dropped
+    // (PID 1 of a namespace): wait until it has started its child.
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let t = Instant::now();
+    while std::fs::read_to_string(&children)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the init never started its child"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let t = Instant::now();
     let status = h.runtime.stop(&spec.task_id).await.unwrap();
     assert!(
@@ -321,6 +339,8 @@ async fn twenty_cycles_leak_nothing() {
         let mut c = h.sh("main", "unused");
         c.command = Some(vec!["sleep".into(), "1000".into()]);
         c.init_process_enabled = true;
+        // SIGTERM right after start can come before the init handles it.
+        c.stop_timeout = Some(Duration::from_secs(1));
         let mut spec = h.task("cycle", c);
         spec.cpu = Some(512);
         spec.memory_mib = Some(128);
@@ -341,4 +361,231 @@ async fn twenty_cycles_leak_nothing() {
         );
     }
     assert!(h.runtime.list().await.unwrap().is_empty());
+}
+
+const AGENT_ENV: &str = "BERTH_RUNTIME_TEST_AGENT";
+
+/// Not a test by itself: the fake agent `agent_killed_...` runs in a child
+/// process and SIGKILLs. Does nothing unless that test set its variable.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_child() {
+    let Ok(args) = std::env::var(AGENT_ENV) else {
+        return;
+    };
+    let mut args = args.lines();
+    let (dir, layer, task) = (
+        args.next().unwrap(),
+        args.next().unwrap(),
+        args.next().unwrap(),
+    );
+    let runtime =
+        berth_runtime::SandboxRuntime::new(Harness::config(std::path::Path::new(dir))).unwrap();
+    let mut c = berth_runtime::ContainerSpec::new("main", vec![layer.into()], common::image());
+    c.command = Some(vec!["sh".into(), "-c".into(), "sleep 2; exit 7".into()]);
+    let spec = berth_runtime::TaskSpec::new(berth_runtime::TaskId::new(task).unwrap(), vec![c]);
+    runtime.start(&spec).await.unwrap();
+    println!("\nBERTH-AGENT-STARTED");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_killed_task_runs_on_and_its_exit_is_recorded() {
+    use std::io::BufRead;
+    let Some(()) = require_root("agent_killed_task_runs_on_and_its_exit_is_recorded") else {
+        return;
+    };
+    let h = Harness::new();
+    let task = common::unique_id("killed");
+    let _guard = h.guard(&task);
+    let mut agent = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["agent_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(
+            AGENT_ENV,
+            format!(
+                "{}\n{}\n{}",
+                h.dir.path().display(),
+                h.layer.display(),
+                task
+            ),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = agent.stdout.take().unwrap();
+    let started = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("BERTH-AGENT-STARTED"));
+    agent.kill().unwrap(); // SIGKILL
+    agent.wait().unwrap();
+    assert!(started, "the fake agent did not start its task");
+
+    let runtime = h.restart();
+    let status = runtime.recover(&task).await.unwrap();
+    assert!(
+        matches!(
+            status.container("main"),
+            Some(ContainerState::Running { .. })
+        ),
+        "{status:?}"
+    );
+    drop(runtime);
+    // The container exits (after 2 s) while no runtime exists.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let runtime = h.restart();
+    let status = runtime.recover(&task).await.unwrap();
+    assert!(status.is_finished());
+    assert_eq!(exited(status.container("main")).exit_code, 7);
+    runtime.stop(&task).await.unwrap();
+    runtime.remove(&task).await.unwrap();
+    assert_eq!(
+        common::leftovers(&task, &h.state_dir()),
+        Vec::<String>::new()
+    );
+}
+
+/// A network namespace made with `ip netns`, deleted on drop.
+struct NetNs(String);
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_join_the_tasks_network_namespace() {
+    let Some(()) = require_root("containers_join_the_tasks_network_namespace") else {
+        return;
+    };
+    let name = format!("berth-rt-{}", std::process::id());
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .is_ok_and(|s| s.success());
+    let netns = NetNs(name);
+    if !ok {
+        eprintln!(
+            "SKIPPED: containers_join_the_tasks_network_namespace: `ip netns add` failed (iproute2 needed)"
+        );
+        return;
+    }
+    let path = std::path::Path::new("/run/netns").join(&netns.0);
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let h = Harness::new();
+    let mut a = h.sh("a", "readlink /proc/self/ns/net");
+    a.essential = false;
+    let b = h.sh("b", "sleep 0.3; readlink /proc/self/ns/net");
+    let mut spec = berth_runtime::TaskSpec::new(common::unique_id("netns"), vec![a, b]);
+    spec.netns = Some(path);
+    let _guard = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    h.runtime.wait(&spec.task_id).await.unwrap();
+    let expected = format!("net:[{inode}]\n");
+    assert_eq!(h.stdout(&spec.task_id, "a"), expected);
+    assert_eq!(h.stdout(&spec.task_id, "b"), expected);
+
+    let own = h.task("netns", h.sh("c", "readlink /proc/self/ns/net"));
+    let _guard = h.guard(&own.task_id);
+    h.runtime.start(&own).await.unwrap();
+    h.runtime.wait(&own.task_id).await.unwrap();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let seen = h.stdout(&own.task_id, "c");
+    assert!(
+        seen.starts_with("net:[") && seen.trim() != host.to_string_lossy() && seen != expected,
+        "{seen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pids_limit_holds() {
+    let Some(()) = require_root("pids_limit_holds") else {
+        return;
+    };
+    let h = Harness::new();
+    let mut spec = h.task(
+        "pids",
+        h.sh("main", "for i in $(seq 30); do sleep 5 & done; echo done"),
+    );
+    spec.pids_limit = Some(10);
+    let _guard = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    h.runtime.wait(&spec.task_id).await.unwrap();
+    let stderr = h.stderr(&spec.task_id, "main");
+    assert!(stderr.contains("can't fork"), "{stderr}");
+}
+
+/// Prints the start latency of a busybox `true` task through the runtime
+/// (start until the exit is recorded) beside a bare `runc run`.
+#[tokio::test(flavor = "multi_thread")]
+async fn start_latency_against_bare_runc() {
+    let Some(()) = require_root("start_latency_against_bare_runc") else {
+        return;
+    };
+    let h = Harness::new();
+    const RUNS: usize = 10;
+    let (mut ours, mut starts) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let mut c = h.sh("main", "unused");
+        c.command = Some(vec!["true".into()]);
+        let spec = h.task("latency", c);
+        let _guard = h.guard(&spec.task_id);
+        let t = Instant::now();
+        h.runtime.start(&spec).await.unwrap();
+        starts.push(t.elapsed());
+        let status = h.runtime.wait(&spec.task_id).await.unwrap();
+        ours.push(t.elapsed());
+        assert_eq!(exited(status.container("main")).exit_code, 0);
+        h.runtime.stop(&spec.task_id).await.unwrap();
+        h.runtime.remove(&spec.task_id).await.unwrap();
+    }
+    // The same container for bare runc: runc's own default config, `true`.
+    let bundle = h.dir.path().join("bare");
+    std::fs::create_dir(&bundle).unwrap();
+    std::os::unix::fs::symlink(&h.layer, bundle.join("rootfs")).unwrap();
+    let runc = h.runtime.probe().oci_runtime.clone();
+    assert!(
+        std::process::Command::new(&runc)
+            .arg("spec")
+            .current_dir(&bundle)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let config = bundle.join("config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    json["process"]["terminal"] = false.into();
+    json["process"]["args"] = serde_json::json!(["true"]);
+    json["root"]["path"] = h.layer.display().to_string().into();
+    std::fs::write(&config, serde_json::to_vec(&json).unwrap()).unwrap();
+    let root = h.dir.path().join("bare-root");
+    let mut bare = Vec::new();
+    for i in 0..RUNS {
+        let t = Instant::now();
+        let ok = std::process::Command::new(&runc)
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("bare-{}-{i}", std::process::id()))
+            .status()
+            .unwrap()
+            .success();
+        bare.push(t.elapsed());
+        assert!(ok);
+    }
+    ours.sort();
+    starts.sort();
+    bare.sort();
+    eprintln!(
+        "start latency of busybox `true` (median of {RUNS}): berth-runtime start {:?}, start+wait {:?}, bare `{} run` {:?}",
+        starts[RUNS / 2],
+        ours[RUNS / 2],
+        runc.display(),
+        bare[RUNS / 2]
+    );
+    assert!(ours[RUNS / 2] < Duration::from_secs(2));
 }
