@@ -317,13 +317,17 @@ impl Inner {
                         .map(ContainerState::Exited)
                 };
                 let state = exited().unwrap_or_else(|| {
+                    let pid: Option<i32> = std::fs::read_to_string(cdir.pid_file())
+                        .ok()
+                        .and_then(|p| p.trim().parse().ok());
+                    let cgroup = self.cgroups.task(task).container_path(&c.name);
                     if shim_alive {
-                        let pid = std::fs::read_to_string(cdir.pid_file())
-                            .ok()
-                            .and_then(|p| p.trim().parse().ok());
                         ContainerState::Running {
                             pid: pid.unwrap_or(0),
                         }
+                    } else if let Some(pid) = pid.filter(|pid| in_cgroup(*pid, &cgroup)) {
+                        // Unsupervised: the shim died, the container did not.
+                        ContainerState::Running { pid }
                     } else {
                         // The shim may have recorded the exit and gone
                         // between the two looks.
@@ -491,6 +495,23 @@ impl Inner {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// True when `pid` is a live (not zombie) process in the cgroup at `path`
+/// (as `/proc/PID/cgroup` shows it): only the container's own process can
+/// be, so a reused pid is not mistaken for it.
+fn in_cgroup(pid: i32, path: &Path) -> bool {
+    let proc = Path::new("/proc").join(pid.to_string());
+    let alive = std::fs::read_to_string(proc.join("stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| !s[i + 1..].trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    let cgroups = std::fs::read_to_string(proc.join("cgroup")).unwrap_or_default();
+    let path = path.display().to_string();
+    alive && cgroups.lines().any(|l| l.ends_with(&path))
 }
 
 fn remove_dir(path: &Path) -> Result<(), RuntimeError> {

@@ -146,7 +146,7 @@ async fn stop_kills_after_the_stop_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn init_process_forwards_sigterm() {
-    let Some(()) = require_root("init_process_forwards_sigterm") else {
+    let Some(()) = common::require_init("init_process_forwards_sigterm") else {
         return;
     };
     let h = Harness::new();
@@ -331,7 +331,7 @@ fn a_failed_start_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_cycles_leak_nothing() {
-    let Some(()) = require_root("twenty_cycles_leak_nothing") else {
+    let Some(()) = common::require_init("twenty_cycles_leak_nothing") else {
         return;
     };
     let h = Harness::new();
@@ -588,4 +588,50 @@ async fn start_latency_against_bare_runc() {
         bare[RUNS / 2]
     );
     assert!(ours[RUNS / 2] < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_shim_still_lets_the_task_be_stopped_and_released() {
+    let Some(()) = require_root("a_dead_shim_still_lets_the_task_be_stopped_and_released") else {
+        return;
+    };
+    let h = Harness::new();
+    let mut c = h.sh("main", "unused");
+    c.command = Some(vec!["sleep".into(), "1000".into()]);
+    c.stop_timeout = Some(Duration::from_secs(1));
+    let spec = h.task("noshim", c);
+    let _guard = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    let pid_file = h
+        .state_dir()
+        .join("tasks")
+        .join(spec.task_id.as_str())
+        .join("shim.pid");
+    let shim_pid = std::fs::read_to_string(pid_file).unwrap();
+    let shim_pid: i32 = shim_pid.split_whitespace().next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let status = h.runtime.status(&spec.task_id).await.unwrap();
+    assert!(
+        matches!(
+            status.container("main"),
+            Some(ContainerState::Running { .. })
+        ),
+        "unsupervised but running: {status:?}"
+    );
+    let status = h.runtime.stop(&spec.task_id).await.unwrap();
+    assert_eq!(
+        status.container("main"),
+        Some(&ContainerState::Lost),
+        "nobody saw how it ended"
+    );
+    h.runtime.remove(&spec.task_id).await.unwrap();
+    assert_eq!(
+        common::leftovers(&spec.task_id, &h.state_dir()),
+        Vec::<String>::new()
+    );
 }

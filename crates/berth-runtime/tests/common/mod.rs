@@ -8,14 +8,32 @@ use std::time::Duration;
 
 use berth_runtime::{ContainerSpec, ImageConfig, RuntimeConfig, SandboxRuntime, TaskId, TaskSpec};
 
-/// None (after a loud message) when the test cannot run here.
+/// None (after a loud message) when the test cannot run here: it needs
+/// root (mounts, cgroups, namespaces) and Debian's busybox-static.
 pub fn require_root(test: &str) -> Option<()> {
-    if nix::unistd::geteuid().is_root() {
-        Some(())
-    } else {
+    if !nix::unistd::geteuid().is_root() {
         eprintln!("SKIPPED: {test}: needs root (mounts, cgroups, namespaces)");
-        None
+        return None;
     }
+    if !Path::new("/bin/busybox").is_file() {
+        eprintln!("SKIPPED: {test}: needs /bin/busybox (Debian package busybox-static)");
+        return None;
+    }
+    Some(())
+}
+
+/// Like [`require_root`], and the static init for initProcessEnabled.
+pub fn require_init(test: &str) -> Option<()> {
+    require_root(test)?;
+    let init = RuntimeConfig::default().init;
+    if !init.is_file() {
+        eprintln!(
+            "SKIPPED: {test}: needs {} (Debian package tini)",
+            init.display()
+        );
+        return None;
+    }
+    Some(())
 }
 
 /// A temp dir holding a busybox layer and the runtime's state.
@@ -169,6 +187,15 @@ pub fn leftovers(task: &TaskId, state_dir: &Path) -> Vec<String> {
         found.push("cgroup: /sys/fs/cgroup/berth/TASK".into());
     }
     for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        // A zombie holds nothing but its pid until its parent reaps it;
+        // an orphan's parent is the host's init, which is not ours to hurry.
+        let stat = std::fs::read_to_string(proc.path().join("stat")).unwrap_or_default();
+        if stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'))
+        {
+            continue;
+        }
         let cgroup = std::fs::read_to_string(proc.path().join("cgroup")).unwrap_or_default();
         let cmdline = std::fs::read(proc.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
