@@ -212,3 +212,100 @@ fn a_running_task_survives_sigkill_of_berth_and_its_exit_is_recorded() {
     assert_eq!(t["containers"][0]["exitCode"], 7, "the real exit code, seen after the restart: {t:#}");
     assert_eq!(t["stopCode"], "EssentialContainerExited");
 }
+
+#[test]
+fn a_hundred_run_stop_cycles_leak_nothing() {
+    if !can_run("a_hundred_run_stop_cycles_leak_nothing") {
+        return;
+    }
+    let w = World::start();
+    let runtime_dir = w.dir.path().join("data/runtime");
+    // Warm up: the image is pulled and unpacked once, outside the count.
+    let arn = w.run("cycle", "sleep 60", "256", "512", None);
+    w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
+    w.ecs("StopTask", json!({"task": arn}));
+    w.wait_for(&arn, "STOPPED", Duration::from_secs(30));
+    let mut ids = vec![arn.rsplit('/').next().unwrap().to_owned()];
+    let before = Footprint::now(&runtime_dir, &ids);
+
+    // 20 rounds of 5: the node (2048 CPU units on a 2-core host) never
+    // holds more than it can give, and Berth never over-commits it.
+    for round in 0..20 {
+        let v = w.ecs(
+            "RunTask",
+            json!({"taskDefinition": "cycle", "count": 5,
+                   "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}),
+        );
+        assert_eq!(v["failures"], json!([]), "round {round}: {v}");
+        let arns: Vec<String> = v["tasks"].as_array().unwrap().iter().map(|t| t["taskArn"].as_str().unwrap().to_owned()).collect();
+        ids.extend(arns.iter().map(|a| a.rsplit('/').next().unwrap().to_owned()));
+        for arn in &arns {
+            w.wait_for(arn, "RUNNING", Duration::from_secs(60));
+        }
+        for arn in &arns {
+            w.ecs("StopTask", json!({"task": arn}));
+        }
+        for arn in &arns {
+            let t = w.wait_for(arn, "STOPPED", Duration::from_secs(60));
+            assert_eq!(t["stopCode"], "UserInitiated");
+        }
+    }
+    assert_eq!(ids.len(), 101);
+    let after = Footprint::now(&runtime_dir, &ids);
+    assert_eq!(after, before, "100 run/stop cycles left something behind");
+    assert_eq!((after.overlay_mounts, after.task_cgroups, after.shims), (0, 0, 0), "{after:?}");
+}
+
+/// What this Berth's tasks hold on the host: overlay mounts under its data
+/// dir, cgroups of its tasks, shim processes working for it, task state.
+/// (Scoped to this instance: other tests run tasks at the same time.)
+#[derive(Debug, PartialEq, Eq)]
+struct Footprint {
+    overlay_mounts: usize,
+    task_cgroups: usize,
+    shims: usize,
+    runtime_entries: usize,
+    runtime_bytes: u64,
+}
+
+impl Footprint {
+    fn now(runtime_dir: &Path, task_ids: &[String]) -> Self {
+        let ours = runtime_dir.display().to_string();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let task_cgroups = ["memory", "cpu", "cpuacct", "pids", "unified"]
+            .iter()
+            .flat_map(|c| task_ids.iter().map(move |id| PathBuf::from(format!("/sys/fs/cgroup/{c}/berth/{id}"))))
+            .filter(|p| p.exists())
+            .count();
+        let shims = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "berth-shim")
+                    && std::fs::read(e.path().join("cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&ours))
+            })
+            .count();
+        let (runtime_entries, runtime_bytes) = tree_size(runtime_dir);
+        Self {
+            overlay_mounts: mountinfo.lines().filter(|l| l.contains(" - overlay ") && l.contains(&ours)).count(),
+            task_cgroups,
+            shims,
+            runtime_entries,
+            runtime_bytes,
+        }
+    }
+}
+
+fn tree_size(dir: &Path) -> (usize, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return (0, 0) };
+    entries.filter_map(Result::ok).fold((0, 0), |(n, bytes), e| {
+        let meta = e.metadata().unwrap();
+        if meta.is_dir() {
+            let (sub_n, sub_bytes) = tree_size(&e.path());
+            (n + 1 + sub_n, bytes + sub_bytes)
+        } else {
+            (n + 1, bytes + meta.len())
+        }
+    })
+}
