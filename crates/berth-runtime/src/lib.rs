@@ -13,6 +13,22 @@
 //! - At start [`probe`] picks the OCI runtime that really runs a container
 //!   here (crun, else runc) and the cgroup version.
 //!
+//! # How the agent drives it
+//! ```text
+//! SandboxRuntime::new(config)      probe once at agent start
+//! start(&TaskSpec)                 PENDING → RUNNING (Err: TaskFailedToStart, nothing left)
+//! wait(&id)                        an essential container exited (or all did)
+//! stop(&id)                        SIGTERM, stopTimeout, SIGKILL; releases all but logs
+//!                                  and exit records; returns every container's exit
+//! (ship the rest of logs(&id, c))
+//! remove(&id)                      deletes the task's directory
+//! after an agent restart: list() → recover(&id) for each → wait/stop as usual
+//! ```
+//! A container's exit carries its code (`128 + signal` when killed) and
+//! whether the OOM killer struck ([`ContainerExit::reason`] gives ECS's
+//! `OutOfMemoryError: ...`). [`ContainerState::Lost`] means nobody saw how
+//! it ended (its shim was killed, or the host rebooted).
+//!
 //! # Supervision: why Berth's own shim
 //! Each task has one `berth-shim` process ([`shim`]): double-spawned and
 //! `setsid` so it belongs to neither the agent's process tree nor its

@@ -49,10 +49,14 @@ impl OciCli {
         if status.success() {
             Ok(())
         } else {
-            Err(RuntimeError::OciRuntime {
-                command: format!("{} run", self.name()),
-                message: last_error(log),
-            })
+            let command = format!("{} run", self.name());
+            let message = last_error(log);
+            // runc logs "runc run failed: ..." itself.
+            let message = message
+                .strip_prefix(&format!("{command} failed: "))
+                .unwrap_or(&message)
+                .to_string();
+            Err(RuntimeError::OciRuntime { command, message })
         }
     }
 

@@ -122,7 +122,7 @@ struct Supervised {
     cgroups: Option<Cgroups>,
     /// Host pid of each started container's PID 1 → (name, exit file).
     running: HashMap<i32, (String, PathBuf)>,
-    failure: Option<RuntimeError>,
+    failure: Option<String>,
 }
 
 fn start_containers(task_dir: &TaskDir) -> Result<Supervised, RuntimeError> {
@@ -173,7 +173,7 @@ fn start_containers(task_dir: &TaskDir) -> Result<Supervised, RuntimeError> {
                     .insert(pid, (c.name.clone(), dir.exit_file()));
             }
             Err(e) => {
-                supervised.failure = Some(RuntimeError::Shim(format!("container {}: {e}", c.name)));
+                supervised.failure = Some(format!("container {}: {e}", c.name));
                 break;
             }
         }
