@@ -90,6 +90,39 @@ impl World {
     }
 }
 
+impl Drop for World {
+    /// Stops every task of this Berth and waits (bounded) until they are
+    /// STOPPED, so a failing test leaves no container, mount or cgroup.
+    fn drop(&mut self) {
+        let list = |desired: &str| -> Vec<String> {
+            self.berth
+                .ecs("ListTasks", &json!({"desiredStatus": desired}))
+                .ok()
+                .and_then(|(_, v)| v["taskArns"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect()
+        };
+        for arn in list("RUNNING") {
+            let _ = self.berth.ecs("StopTask", &json!({"task": arn, "reason": "test teardown"}));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let live = list("STOPPED").into_iter().any(|arn| {
+                self.berth
+                    .ecs("DescribeTasks", &json!({"tasks": [arn]}))
+                    .map_or(false, |(_, v)| v["tasks"][0]["lastStatus"] != "STOPPED")
+            });
+            if !live {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("teardown: tasks still not STOPPED after 60 s");
+    }
+}
+
 #[test]
 fn a_task_runs_and_reports_its_exit_code() {
     if !can_run("a_task_runs_and_reports_its_exit_code") {
