@@ -324,6 +324,12 @@ fn check_container(c: &ContainerDefinition, all: &[ContainerDefinition], mode: N
             "Environment variable names can not be blank: container '{name}' has an 'environment' entry without a name."
         )));
     }
+    if c.environment_files.as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(ModelError::client(format!(
+            "Container '{name}' uses environmentFiles, which Berth does not support: they are objects in Amazon S3, \
+             which Berth cannot read. Put the variables in 'environment' instead."
+        )));
+    }
     Ok(())
 }
 
@@ -669,6 +675,7 @@ mod tests {
         ("health startPeriod 301", |r| api(r).health_check = Some(HealthCheck { start_period: Some(301), ..health(&["CMD", "true"]) }), "ClientException", "Give between 0 and 300 seconds"),
         ("blank environment name", |r| api(r).environment = Some(vec![KeyValuePair { name: Some(String::new()), value: Some("x".into()) }]), "ClientException", "Environment variable names can not be blank"),
         ("environment without name", |r| api(r).environment = Some(vec![KeyValuePair { name: None, value: Some("x".into()) }]), "ClientException", "container 'api' has an 'environment' entry"),
+        ("environment files", |r| api(r).environment_files = Some(vec![berth_wire::ecs::EnvironmentFile { value: "arn:aws:s3:::b/k.env".into(), r#type: berth_wire::ecs::EnvironmentFileType::S3 }]), "ClientException", "environmentFiles, which Berth does not support"),
     ];
 
     #[test]
