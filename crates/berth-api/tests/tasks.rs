@@ -38,7 +38,7 @@ async fn harness(cpu: u32, memory: u32) -> Harness {
             cpu,
             memory,
             status: NodeRecord::ACTIVE.into(),
-            heartbeat_at: 0,
+            heartbeat_at: now_secs(),
         })
         .await
         .unwrap();
@@ -69,6 +69,10 @@ async fn register(h: &Harness, cpu: &str, memory: &str) {
         "tags":[{"key":"team","value":"core"}]});
     let (s, v) = ecs(h, "RegisterTaskDefinition", td).await;
     assert_eq!(s, 200, "{v}");
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn net() -> Value {
@@ -181,4 +185,16 @@ async fn stop_describe_and_list_filters() {
     // A cluster with live tasks cannot be deleted.
     let (_, v) = ecs(&h, "DeleteCluster", json!({"cluster": "default"})).await;
     assert_eq!(v["__type"], "ClusterContainsTasksException", "{v}");
+}
+
+#[tokio::test]
+async fn a_node_whose_agent_went_quiet_takes_no_tasks() {
+    let h = harness(4096, 8192).await;
+    register(&h, "256", "512").await;
+    let mut node = h.store.get_node("node-1").await.unwrap().unwrap();
+    node.heartbeat_at = now_secs() - 120;
+    h.store.upsert_node(&node).await.unwrap();
+    let (_, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper", "networkConfiguration": net()})).await;
+    assert_eq!(v["tasks"], json!([]), "{v}");
+    assert_eq!(v["failures"], json!([{"reason": "RESOURCE:CPU"}]), "{v}");
 }

@@ -26,6 +26,9 @@ use crate::{ApiError, paging};
 const MAX_DESCRIBE: usize = 100;
 /// How often RunTask re-plans one task whose placement lost a race.
 const PLACEMENT_ATTEMPTS: usize = 3;
+/// A node whose agent has not heartbeated for this long takes no tasks
+/// (agents heartbeat every 10 s).
+const NODE_STALE_AFTER_SECS: i64 = 60;
 
 pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse, ApiError> {
     let count = req.count.unwrap_or(1);
@@ -131,7 +134,7 @@ fn as_scheduler_node(u: &NodeUsage) -> scheduler::Node {
         cpu_used: u.cpu_used,
         memory_used: u.memory_used,
         tasks: u.tasks,
-        schedulable: u.node.status == NodeRecord::ACTIVE,
+        schedulable: u.node.status == NodeRecord::ACTIVE && now_epoch() as i64 - u.node.heartbeat_at <= NODE_STALE_AFTER_SECS,
     }
 }
 
