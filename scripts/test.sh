@@ -23,6 +23,7 @@ fi
 
 echo "== wire types are up to date with botocore's model"
 "$VENV/bin/python" tools/codegen/gen_wire.py ecs 2014-11-13 crates/berth-wire/src/ecs.rs --check
+"$VENV/bin/python" tools/codegen/gen_wire.py logs 2014-03-28 crates/berth-wire/src/logs.rs --check
 
 echo "== cargo nextest (unit, router, store on SQLite and PostgreSQL, binary)"
 cargo build --workspace --bins

@@ -79,6 +79,21 @@ def rust_type(shapes, name):
     raise ValueError("unknown shape type %s for %s" % (t, name))
 
 
+def reaches(shapes, start, goal):
+    """Whether structure `start` contains `goal` by value (through
+    structure members only: lists and maps are already indirect)."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name == goal:
+            return True
+        if name in seen or shapes[name]["type"] != "structure":
+            continue
+        seen.add(name)
+        todo.extend(m["shape"] for m in shapes[name]["members"].values())
+    return False
+
+
 def generate(model):
     shapes = model["shapes"]
     meta = model["metadata"]
@@ -151,6 +166,8 @@ def generate(model):
             for mname, m in members.items():
                 wire = m.get("locationName", mname)
                 ty = rust_type(shapes, m["shape"])
+                if shapes[m["shape"]]["type"] == "structure" and reaches(shapes, m["shape"], name):
+                    ty = "Box<%s>" % ty  # a recursive shape (Logs' LogFieldType) needs indirection
                 w('    #[serde(rename = "%s"' % wire + ("" if mname in required else ', default, skip_serializing_if = "Option::is_none"') + ")]")
                 if mname in required:
                     w("    pub %s: %s," % (snake(mname), ty))
