@@ -3,12 +3,16 @@
 //! ```text
 //! task.json                  the TaskRecord (spec, runtime binary, root)
 //! shim.pid  shim.log         the shim's "pid starttime" and its own log
+//! stopping                   written by `stop`: start no more containers
 //! containers/<name>/
 //!   bundle/config.json       OCI bundle; bundle/rootfs is the overlay
 //!   upper/ work/             the overlay's writable layer
 //!   stdout.log stderr.log    the container's output
 //!   init.pid runc.log        written by the OCI runtime
 //!   exit.json                the ContainerExit, written by the shim
+//!   not-started.json         why it never started (NotStarted), by the shim
+//!   health.json              its health check's findings (Health), by the shim
+//!   check.pid                the running health check's pid (runc exec)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -46,6 +50,11 @@ impl TaskDir {
     /// The shim's log.
     pub fn shim_log(&self) -> PathBuf {
         self.0.join("shim.log")
+    }
+
+    /// Present once a stop began: the shim starts no more containers.
+    pub fn stop_marker(&self) -> PathBuf {
+        self.0.join("stopping")
     }
 
     /// A container's directory.
@@ -102,6 +111,18 @@ impl ContainerDir {
     /// The exit record.
     pub fn exit_file(&self) -> PathBuf {
         self.0.join("exit.json")
+    }
+    /// The record of a container that never started.
+    pub fn not_started_file(&self) -> PathBuf {
+        self.0.join("not-started.json")
+    }
+    /// The health record.
+    pub fn health_file(&self) -> PathBuf {
+        self.0.join("health.json")
+    }
+    /// The pid of a running health check (inside the container).
+    pub fn check_pid_file(&self) -> PathBuf {
+        self.0.join("check.pid")
     }
 }
 

@@ -48,7 +48,9 @@
 
 pub mod cgroup;
 mod config;
+mod deps;
 mod error;
+mod health;
 pub mod layout;
 pub mod oci;
 mod oci_cli;
@@ -69,10 +71,10 @@ pub use probe::Probe;
 pub use runtime::TaskRuntime;
 pub use sandbox::SandboxRuntime;
 pub use spec::{
-    BindMount, ContainerSpec, DEFAULT_PATH, DEFAULT_STOP_TIMEOUT, ImageConfig, TaskId, TaskSpec,
-    Ulimit,
+    BindMount, Condition, ContainerSpec, DEFAULT_PATH, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit,
 };
 pub use status::{
-    ContainerExit, ContainerState, ContainerStatus, LogPaths, OOM_REASON, TaskStats, TaskStatus,
-    Usage,
+    ContainerExit, ContainerState, ContainerStatus, Health, HealthStatus, LogPaths, NotStarted,
+    OOM_REASON, TaskStats, TaskStatus, Usage,
 };

@@ -60,6 +60,27 @@ impl OciCli {
         }
     }
 
+    /// Spawns `exec --pid-file FILE ID ARGS...`: runs a process in the
+    /// running container (with its environment, user and working
+    /// directory), output discarded. The caller reaps the child.
+    pub fn spawn_exec(
+        &self,
+        id: &str,
+        args: &[String],
+        pid_file: &Path,
+    ) -> Result<std::process::Child, RuntimeError> {
+        self.command()
+            .arg("exec")
+            .arg("--pid-file")
+            .arg(pid_file)
+            .arg(id)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(RuntimeError::io("running", &self.binary))
+    }
+
     /// `run` in the foreground, output captured: for the start-up probe.
     pub fn run_foreground(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
         self.checked(

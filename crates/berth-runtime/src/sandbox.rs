@@ -17,7 +17,7 @@ use crate::layout::{TaskDir, oci_id};
 use crate::oci_cli::OciCli;
 use crate::probe::{Probe, probe};
 use crate::record::{ProcessId, TaskRecord, read_json, write_json};
-use crate::status::{ContainerState, ContainerStatus, LogPaths, TaskStats, TaskStatus};
+use crate::status::{ContainerState, ContainerStatus, Health, LogPaths, TaskStats, TaskStatus};
 use crate::{RuntimeConfig, RuntimeError, TaskId, TaskRuntime, TaskSpec, oci, rootfs, spec, user};
 
 const MIB: u64 = 1024 * 1024;
@@ -310,34 +310,44 @@ impl Inner {
             .iter()
             .map(|c| {
                 let cdir = dir.container(&c.name);
-                let exited = || {
-                    read_json(&cdir.exit_file())
+                let recorded = || {
+                    let exited = read_json(&cdir.exit_file())
                         .ok()
                         .flatten()
-                        .map(ContainerState::Exited)
+                        .map(ContainerState::Exited);
+                    exited.or_else(|| {
+                        read_json(&cdir.not_started_file())
+                            .ok()
+                            .flatten()
+                            .map(ContainerState::NotStarted)
+                    })
                 };
-                let state = exited().unwrap_or_else(|| {
+                let state = recorded().unwrap_or_else(|| {
                     let pid: Option<i32> = std::fs::read_to_string(cdir.pid_file())
                         .ok()
                         .and_then(|p| p.trim().parse().ok());
                     let cgroup = self.cgroups.task(task).container_path(&c.name);
-                    if shim_alive {
-                        ContainerState::Running {
-                            pid: pid.unwrap_or(0),
-                        }
-                    } else if let Some(pid) = pid.filter(|pid| in_cgroup(*pid, &cgroup)) {
+                    match pid {
+                        Some(pid) if shim_alive => ContainerState::Running { pid },
+                        None if shim_alive => ContainerState::Waiting,
                         // Unsupervised: the shim died, the container did not.
-                        ContainerState::Running { pid }
-                    } else {
-                        // The shim may have recorded the exit and gone
+                        Some(pid) if in_cgroup(pid, &cgroup) => ContainerState::Running { pid },
+                        // The shim may have recorded the end and gone
                         // between the two looks.
-                        exited().unwrap_or(ContainerState::Lost)
+                        _ => recorded().unwrap_or(ContainerState::Lost),
                     }
+                });
+                let health = c.health_check.as_ref().map(|_| {
+                    read_json(&cdir.health_file())
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(Health::unknown)
                 });
                 ContainerStatus {
                     name: c.name.clone(),
                     essential: c.essential,
                     state,
+                    health,
                 }
             })
             .collect();
@@ -347,62 +357,65 @@ impl Inner {
         }
     }
 
-    /// SIGTERM to every running container, SIGKILL to those still running
-    /// after their stop timeout (or `grace`), until all are done.
+    /// Stops the task's containers: dependents before what they depend on
+    /// (ECS's shutdown order), each with SIGTERM, then SIGKILL once its
+    /// stop timeout (or `grace`) has passed, until all are done. Writes the
+    /// stop marker first, so the shim starts no container that still waits.
     fn terminate(
         &self,
         record: &TaskRecord,
         grace: Option<Duration>,
     ) -> Result<TaskStatus, RuntimeError> {
         let task = record.spec.task_id.as_str();
-        let cli = self.cli(record);
-        let now = Instant::now();
-        let mut kill_at: HashMap<&str, Instant> = HashMap::new();
-        let mut give_up_at: HashMap<&str, Instant> = HashMap::new();
-        let mut status = self.status_of(record);
-        for c in &record.spec.containers {
-            if !status
-                .container(&c.name)
-                .is_some_and(ContainerState::is_done)
-            {
-                let timeout = grace.unwrap_or_else(|| c.stop_timeout());
-                let term = if timeout.is_zero() {
-                    Ok(())
-                } else {
-                    cli.kill(&oci_id(task, &c.name), "TERM")
-                };
-                if let Err(e) = term {
-                    tracing::warn!(task, container = %c.name, error = %e, "SIGTERM failed");
-                }
-                kill_at.insert(&c.name, now + timeout);
-            }
+        let marker = self.dir(&record.spec.task_id).stop_marker();
+        if let Err(e) = std::fs::write(&marker, b"") {
+            tracing::warn!(task, error = %e, "writing the stop marker");
         }
-        while !status.all_done() {
+        let cli = self.cli(record);
+        let containers = &record.spec.containers;
+        // When each container was sent SIGTERM, SIGKILL.
+        let mut termed: HashMap<&str, Instant> = HashMap::new();
+        let mut killed: HashMap<&str, Instant> = HashMap::new();
+        loop {
+            let status = self.status_of(record);
+            if status.all_done() {
+                return Ok(status);
+            }
+            let done = |name: &str| status.container(name).is_none_or(ContainerState::is_done);
             let now = Instant::now();
-            for c in &record.spec.containers {
-                if status
-                    .container(&c.name)
-                    .is_some_and(ContainerState::is_done)
-                {
+            for c in containers {
+                let name = c.name.as_str();
+                if done(name) {
                     continue;
                 }
-                if kill_at.get(c.name.as_str()).is_some_and(|at| now >= *at)
-                    && !give_up_at.contains_key(c.name.as_str())
+                let timeout = grace.unwrap_or_else(|| c.stop_timeout());
+                let dependents_done = containers
+                    .iter()
+                    .filter(|d| d.depends_on.iter().any(|dep| dep.container == c.name))
+                    .all(|d| done(&d.name));
+                if !termed.contains_key(name) && (dependents_done || grace == Some(Duration::ZERO))
                 {
-                    if let Err(e) = cli.kill(&oci_id(task, &c.name), "KILL") {
-                        tracing::warn!(task, container = %c.name, error = %e, "SIGKILL failed");
+                    if !timeout.is_zero()
+                        && let Err(e) = cli.kill(&oci_id(task, name), "TERM")
+                    {
+                        tracing::warn!(task, container = name, error = %e, "SIGTERM failed");
                     }
-                    give_up_at.insert(&c.name, now + KILL_GRACE);
+                    termed.insert(name, now);
+                }
+                let term_due = termed.get(name).is_some_and(|at| now >= *at + timeout);
+                if term_due && !killed.contains_key(name) {
+                    if let Err(e) = cli.kill(&oci_id(task, name), "KILL") {
+                        tracing::warn!(task, container = name, error = %e, "SIGKILL failed");
+                    }
+                    killed.insert(name, now);
                 }
             }
-            if give_up_at.values().any(|at| now >= *at) {
+            if killed.values().any(|at| now >= *at + KILL_GRACE) {
                 tracing::error!(task, "containers did not exit after SIGKILL");
-                break;
+                return Ok(status);
             }
             std::thread::sleep(Duration::from_millis(10));
-            status = self.status_of(record);
         }
-        Ok(status)
     }
 
     fn stop(&self, task: &TaskId, grace: Option<Duration>) -> Result<TaskStatus, RuntimeError> {

@@ -15,6 +15,9 @@ use crate::RuntimeError;
 /// ECS's default stopTimeout.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// ECS's default startTimeout: how long a dependency is waited for.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// A task id: the last part of the task ARN. Used in paths, cgroup names
 /// and OCI container ids, so it is limited to `[A-Za-z0-9_-]{1,64}`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -157,6 +160,17 @@ pub struct ContainerSpec {
     pub essential: bool,
     /// Extra bind mounts (volumes, resolv.conf, ...).
     pub mounts: Vec<BindMount>,
+    /// ECS `dependsOn`: conditions on other containers of the task that
+    /// must hold before this one starts.
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
+    /// ECS `startTimeout`: how long containers that depend on this one
+    /// wait for it to reach their condition before giving up.
+    #[serde(default)]
+    pub start_timeout: Option<Duration>,
+    /// ECS `healthCheck`, run inside the container by the shim.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
 }
 
 impl ContainerSpec {
@@ -180,7 +194,15 @@ impl ContainerSpec {
             memory_reservation_mib: None,
             essential: true,
             mounts: Vec::new(),
+            depends_on: Vec::new(),
+            start_timeout: None,
+            health_check: None,
         }
+    }
+
+    /// The start timeout in force (ECS's default on Fargate: 3 minutes).
+    pub fn start_timeout(&self) -> Duration {
+        self.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT)
     }
 
     /// The stop timeout in force.
@@ -277,6 +299,72 @@ pub struct Ulimit {
     pub hard_limit: u64,
 }
 
+/// ECS `dependsOn` entry: `container` must reach `condition` first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    /// The container waited for.
+    pub container: String,
+    /// What it must do.
+    pub condition: Condition,
+}
+
+/// ECS's dependency conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Condition {
+    /// It has started.
+    Start,
+    /// It has exited, with any code.
+    Complete,
+    /// It has exited with code 0.
+    Success,
+    /// Its health check passed.
+    Healthy,
+}
+
+impl Condition {
+    /// ECS's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "START",
+            Self::Complete => "COMPLETE",
+            Self::Success => "SUCCESS",
+            Self::Healthy => "HEALTHY",
+        }
+    }
+}
+
+/// A container health check, with ECS's defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// The process to run in the container: ECS's `CMD` arguments as
+    /// they are, `CMD-SHELL` ones as `/bin/sh -c STRING`.
+    pub command: Vec<String>,
+    /// Time between checks (ECS default 30 s).
+    pub interval: Duration,
+    /// How long one check may take before it counts as failed (default 5 s).
+    pub timeout: Duration,
+    /// Consecutive failures that make the container UNHEALTHY (default 3).
+    pub retries: u32,
+    /// Grace period after start in which failures do not count (default 0).
+    pub start_period: Duration,
+}
+
+impl HealthCheck {
+    /// A check with ECS's default timings.
+    pub fn new(command: Vec<String>) -> Self {
+        Self {
+            command,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            start_period: Duration::ZERO,
+        }
+    }
+}
+
 /// A bind mount into a container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -335,11 +423,74 @@ pub(crate) fn validate(spec: &TaskSpec) -> Result<(), RuntimeError> {
             }
         }
     }
+    check_dependencies(spec)?;
     if spec.cpu == Some(0) {
         return bad("task cpu must be positive".into());
     }
     if spec.memory_mib == Some(0) {
         return bad("task memory must be positive".into());
+    }
+    Ok(())
+}
+
+/// Dependencies name other containers of the task, HEALTHY ones have a
+/// health check, and there are no cycles.
+fn check_dependencies(spec: &TaskSpec) -> Result<(), RuntimeError> {
+    let bad = |m: String| Err(RuntimeError::InvalidSpec(m));
+    let find = |name: &str| spec.containers.iter().find(|c| c.name == name);
+    for c in &spec.containers {
+        if let Some(hc) = &c.health_check
+            && (hc.command.is_empty() || hc.retries == 0 || hc.interval.is_zero())
+        {
+            return bad(format!(
+                "container {}: the health check needs a command, an interval and retries",
+                c.name
+            ));
+        }
+        for d in &c.depends_on {
+            let Some(target) = find(&d.container).filter(|t| t.name != c.name) else {
+                return bad(format!(
+                    "container {} depends on {}, which is not another container of the task",
+                    c.name, d.container
+                ));
+            };
+            if d.condition == Condition::Healthy && target.health_check.is_none() {
+                return bad(format!(
+                    "container {} waits for {} to be HEALTHY, but {} has no health check",
+                    c.name, d.container, d.container
+                ));
+            }
+        }
+    }
+    // A container is startable once everything it depends on is: anything
+    // left over is on a cycle.
+    let mut startable: Vec<&str> = Vec::new();
+    loop {
+        let before = startable.len();
+        for c in &spec.containers {
+            if !startable.contains(&c.name.as_str())
+                && c.depends_on
+                    .iter()
+                    .all(|d| startable.contains(&d.container.as_str()))
+            {
+                startable.push(&c.name);
+            }
+        }
+        if startable.len() == before {
+            break;
+        }
+    }
+    if startable.len() < spec.containers.len() {
+        let cycle: Vec<&str> = spec
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| !startable.contains(n))
+            .collect();
+        return bad(format!(
+            "containers {} depend on each other in a cycle",
+            cycle.join(", ")
+        ));
     }
     Ok(())
 }
@@ -396,6 +547,53 @@ mod tests {
             ContainerSpec::new("a", vec![], ImageConfig::default()).cwd(),
             "/"
         );
+    }
+
+    #[test]
+    fn dependencies_are_checked() {
+        let layer = std::env::temp_dir();
+        let c = |name: &str, deps: &[(&str, Condition)]| {
+            let mut c = ContainerSpec::new(name, vec![layer.clone()], image());
+            c.depends_on = deps
+                .iter()
+                .map(|(n, cond)| Dependency {
+                    container: (*n).into(),
+                    condition: *cond,
+                })
+                .collect();
+            c
+        };
+        let task = |cs: Vec<ContainerSpec>| TaskSpec::new(TaskId::new("t").unwrap(), cs);
+        let ok = task(vec![
+            c("a", &[]),
+            c("b", &[("a", Condition::Start)]),
+            c("c", &[("b", Condition::Complete)]),
+        ]);
+        validate(&ok).unwrap();
+        let err = |t: TaskSpec| validate(&t).unwrap_err().to_string();
+        assert!(
+            err(task(vec![
+                c("a", &[("b", Condition::Start)]),
+                c("b", &[("a", Condition::Start)])
+            ]))
+            .contains("cycle")
+        );
+        assert!(
+            err(task(vec![c("a", &[("a", Condition::Start)])])).contains("not another container")
+        );
+        assert!(
+            err(task(vec![c("a", &[("x", Condition::Start)])])).contains("not another container")
+        );
+        assert!(
+            err(task(vec![
+                c("a", &[]),
+                c("b", &[("a", Condition::Healthy)])
+            ]))
+            .contains("no health check")
+        );
+        let mut healthy = task(vec![c("a", &[]), c("b", &[("a", Condition::Healthy)])]);
+        healthy.containers[0].health_check = Some(HealthCheck::new(vec!["true".into()]));
+        validate(&healthy).unwrap();
     }
 
     #[test]

@@ -31,9 +31,19 @@ impl ContainerExit {
     }
 }
 
+/// Why a container was never started, as the shim recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotStarted {
+    /// ECS-style reason, e.g. `CannotStartContainerError: ...`.
+    pub reason: String,
+}
+
 /// Where a container is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContainerState {
+    /// It waits for its dependencies (ECS: PENDING).
+    Waiting,
     /// Its main process runs (with this host pid).
     Running {
         /// Host pid of the container's PID 1.
@@ -41,15 +51,67 @@ pub enum ContainerState {
     },
     /// It exited and the shim recorded how.
     Exited(ContainerExit),
+    /// It never started: a dependency failed or timed out, the task was
+    /// stopped first, or the OCI runtime refused it.
+    NotStarted(NotStarted),
     /// It is gone, but nobody recorded how: the shim died (or the host
     /// rebooted) before it could.
     Lost,
 }
 
 impl ContainerState {
-    /// True unless it runs.
+    /// True when it neither runs nor may still start.
     pub fn is_done(&self) -> bool {
-        !matches!(self, Self::Running { .. })
+        !matches!(self, Self::Running { .. } | Self::Waiting)
+    }
+}
+
+/// ECS's health statuses of a container with a health check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HealthStatus {
+    /// No check has decided yet.
+    Unknown,
+    /// The last check passed.
+    Healthy,
+    /// `retries` checks in a row failed.
+    Unhealthy,
+}
+
+impl HealthStatus {
+    /// ECS's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "UNKNOWN",
+            Self::Healthy => "HEALTHY",
+            Self::Unhealthy => "UNHEALTHY",
+        }
+    }
+}
+
+/// A container's health, as the shim's checks found it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// The status.
+    pub status: HealthStatus,
+    /// Failed checks in a row (those in the start period do not count).
+    pub failing_streak: u32,
+    /// Checks run so far.
+    pub checks: u64,
+    /// The exit code of the last check (`None`: it timed out or could not run).
+    pub last_exit_code: Option<i32>,
+}
+
+impl Health {
+    /// Before the first check.
+    pub fn unknown() -> Self {
+        Self {
+            status: HealthStatus::Unknown,
+            failing_streak: 0,
+            checks: 0,
+            last_exit_code: None,
+        }
     }
 }
 
@@ -62,6 +124,8 @@ pub struct ContainerStatus {
     pub essential: bool,
     /// Its state.
     pub state: ContainerState,
+    /// Its health, when it has a health check.
+    pub health: Option<Health>,
 }
 
 /// A task's containers, in spec order.
@@ -75,7 +139,7 @@ pub struct TaskStatus {
 
 impl TaskStatus {
     /// True when the task should stop (ECS rules): an essential container
-    /// is done, or every container is.
+    /// is done (exited, or will never start), or every container is.
     pub fn is_finished(&self) -> bool {
         self.containers
             .iter()
@@ -86,6 +150,13 @@ impl TaskStatus {
     /// True when no container runs any more.
     pub fn all_done(&self) -> bool {
         self.containers.iter().all(|c| c.state.is_done())
+    }
+
+    /// True while some container waits for its dependencies.
+    pub fn any_waiting(&self) -> bool {
+        self.containers
+            .iter()
+            .any(|c| c.state == ContainerState::Waiting)
     }
 
     /// The named container's state.
@@ -141,6 +212,7 @@ mod tests {
                     name: format!("c{i}"),
                     essential: *essential,
                     state: state.clone(),
+                    health: None,
                 })
                 .collect(),
         }
@@ -158,7 +230,13 @@ mod tests {
         assert!(!status(&[(true, run.clone()), (false, exit.clone())]).is_finished());
         assert!(status(&[(true, exit.clone()), (false, run.clone())]).is_finished());
         assert!(status(&[(false, exit.clone()), (false, ContainerState::Lost)]).is_finished());
-        assert!(!status(&[(false, exit), (false, run)]).is_finished());
+        assert!(!status(&[(false, exit), (false, run.clone())]).is_finished());
+        let never = ContainerState::NotStarted(NotStarted { reason: "x".into() });
+        assert!(!status(&[(true, run.clone()), (false, ContainerState::Waiting)]).is_finished());
+        assert!(
+            status(&[(false, run), (true, never)]).is_finished(),
+            "an essential container that will never start"
+        );
     }
 
     #[test]
