@@ -1,0 +1,565 @@
+//! The whole Berth ruleset from a [`FirewallState`]: pure, so it is tested
+//! as data; [`super::Firewall::apply`] hands it to `nft` in one transaction.
+//!
+//! ```text
+//! table inet T                                  stateful, sees bridged IPv4 (br_netfilter)
+//!   set bridges, set egress (interval), set members_<sg> per group
+//!   chain forward  hook forward  prio 0:
+//!     iifname != @bridges oifname != @bridges accept    not Berth's traffic
+//!     ct state established,related accept              replies
+//!     ct state invalid drop
+//!     oifname != @bridges jump egress                   a task to elsewhere
+//!     iifname != @bridges drop                          elsewhere to a task
+//!     jump to_task                                      task to task
+//!   chain egress:   ip saddr @egress accept; drop
+//!   chain to_task:  ip daddr vmap { <task ip> : jump task_<ip> }; drop
+//!   chain task_<ip>: jump <sg> for each of its groups   (falls back: drop)
+//!   chain <sg>:     one rule per ingress rule, each ending in accept
+//!   chain input    hook input   prio 0:
+//!     iifname != @bridges accept
+//!     ct state established,related accept               replies to the host
+//!     ip daddr <addr> tcp dport <port> accept           allowed host services
+//!     drop
+//!   chain postrouting  nat hook postrouting prio 100    only with egress:
+//!     ip saddr @egress oifname != @bridges masquerade
+//! table bridge T                                stateless: who a port may be
+//!   chain prerouting  hook prerouting  prio -200:
+//!     iifname vmap { <task veth> : jump port_<veth> }
+//!   chain port_<veth>:
+//!     ether saddr != <mac> drop
+//!     arp saddr ip <ip> arp saddr ether <mac> accept
+//!     ip saddr <ip> accept
+//!     drop                                              no IPv6, no spoofing
+//! ```
+//!
+//! Host-to-task traffic leaves through the output hook, which Berth does
+//! not filter, so the host always reaches a task (and the reply is
+//! `established` on input).
+
+use std::collections::BTreeSet;
+
+use nftables::batch::Batch;
+use nftables::expr::MetaKey;
+use nftables::schema::{Nftables, SetType};
+use nftables::types::{NfChainType, NfFamily, NfHook};
+
+use super::model::{FirewallState, Protocol, Rule, Source, Transport};
+use super::nft::*;
+
+/// The set of Berth's bridges, in both tables.
+const BRIDGES: &str = "bridges";
+/// The interval set of subnets with egress.
+const EGRESS: &str = "egress";
+
+/// The chain of a security group (`sg-0abc` is a valid nft identifier).
+fn group_chain(id: &str) -> String {
+    id.to_string()
+}
+
+/// The set of a security group's member addresses.
+fn members_set(id: &str) -> String {
+    format!("members_{id}")
+}
+
+fn task_chain(ip: std::net::Ipv4Addr) -> String {
+    format!("task_{}", ip.to_string().replace('.', "_"))
+}
+
+fn port_chain(veth: &str) -> String {
+    format!("port_{veth}")
+}
+
+/// Commands that replace both of Berth's tables named `table` with the
+/// rules for `state` (which must be valid).
+pub(crate) fn render(table: &str, state: &FirewallState) -> Nftables<'static> {
+    let mut batch = Batch::new();
+    inet(
+        &mut TableBuilder {
+            batch: &mut batch,
+            family: NfFamily::INet,
+            table: table.to_string(),
+        },
+        state,
+    );
+    bridge(
+        &mut TableBuilder {
+            batch: &mut batch,
+            family: NfFamily::Bridge,
+            table: table.to_string(),
+        },
+        state,
+    );
+    batch.to_nftables()
+}
+
+/// Commands that delete both tables, whether they exist or not.
+pub(crate) fn render_delete(table: &str) -> Nftables<'static> {
+    let mut batch = Batch::new();
+    for family in [NfFamily::INet, NfFamily::Bridge] {
+        TableBuilder {
+            batch: &mut batch,
+            family,
+            table: table.to_string(),
+        }
+        .delete_table();
+    }
+    batch.to_nftables()
+}
+
+fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
+    t.replace_table();
+    let bridges = state.subnets.iter().map(|s| string(&s.bridge)).collect();
+    t.set(BRIDGES, SetType::Ifname, false, bridges);
+    let egress: Vec<_> = state
+        .subnets
+        .iter()
+        .filter(|s| s.egress)
+        .map(|s| prefix(s.subnet.net()))
+        .collect();
+    let any_egress = !egress.is_empty();
+    t.set(EGRESS, SetType::Ipv4Addr, true, egress);
+    for g in &state.groups {
+        let members = state
+            .tasks
+            .iter()
+            .filter(|task| task.groups.contains(&g.id))
+            .map(|task| ip(task.ip))
+            .collect();
+        t.set(&members_set(&g.id), SetType::Ipv4Addr, false, members);
+    }
+
+    let not_ours = || {
+        vec![
+            ne(meta(MetaKey::Iifname), set_ref(BRIDGES)),
+            ne(meta(MetaKey::Oifname), set_ref(BRIDGES)),
+            accept(),
+        ]
+    };
+    let established = || {
+        vec![
+            is_in(ct_state(), list(&["established", "related"])),
+            accept(),
+        ]
+    };
+
+    t.base_chain("forward", NfChainType::Filter, NfHook::Forward, 0);
+    t.chain("egress");
+    t.chain("to_task");
+    t.rule("forward", Some("not Berth's"), not_ours());
+    t.rule("forward", Some("replies"), established());
+    t.rule(
+        "forward",
+        None,
+        vec![eq(ct_state(), string("invalid")), drop()],
+    );
+    t.rule(
+        "forward",
+        Some("a task to elsewhere"),
+        vec![ne(meta(MetaKey::Oifname), set_ref(BRIDGES)), jump("egress")],
+    );
+    t.rule(
+        "forward",
+        Some("elsewhere to a task"),
+        vec![ne(meta(MetaKey::Iifname), set_ref(BRIDGES)), drop()],
+    );
+    t.rule("forward", Some("task to task"), vec![jump("to_task")]);
+    t.rule(
+        "egress",
+        Some("subnets with egress"),
+        vec![eq(payload("ip", "saddr"), set_ref(EGRESS)), accept()],
+    );
+    t.rule("egress", None, vec![drop()]);
+
+    for g in &state.groups {
+        let chain = group_chain(&g.id);
+        t.chain(&chain);
+        for rule in &g.ingress {
+            t.rule(&chain, None, rule_statements(rule));
+        }
+    }
+    let mut targets = Vec::new();
+    for task in &state.tasks {
+        let chain = task_chain(task.ip);
+        t.chain(&chain);
+        let groups: BTreeSet<&String> = task.groups.iter().collect();
+        for g in groups {
+            t.rule(&chain, None, vec![jump(&group_chain(g))]);
+        }
+        targets.push((ip(task.ip), chain));
+    }
+    if !targets.is_empty() {
+        t.rule(
+            "to_task",
+            Some("the destination's groups"),
+            vec![jump_map(payload("ip", "daddr"), targets)],
+        );
+    }
+    t.rule("to_task", Some("no group allows it"), vec![drop()]);
+
+    t.base_chain("input", NfChainType::Filter, NfHook::Input, 0);
+    t.rule(
+        "input",
+        Some("not from a task"),
+        vec![ne(meta(MetaKey::Iifname), set_ref(BRIDGES)), accept()],
+    );
+    t.rule("input", Some("replies"), established());
+    for svc in &state.host_services {
+        let l4 = match svc.transport {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        };
+        t.rule(
+            "input",
+            Some("host service"),
+            vec![
+                eq(payload("ip", "daddr"), ip(svc.addr)),
+                eq(payload(l4, "dport"), ports(svc.port, svc.port)),
+                accept(),
+            ],
+        );
+    }
+    t.rule(
+        "input",
+        Some("tasks reach no other host service"),
+        vec![drop()],
+    );
+
+    if any_egress {
+        t.base_chain("postrouting", NfChainType::NAT, NfHook::Postrouting, 100);
+        t.rule(
+            "postrouting",
+            Some("egress"),
+            vec![
+                eq(payload("ip", "saddr"), set_ref(EGRESS)),
+                ne(meta(MetaKey::Oifname), set_ref(BRIDGES)),
+                masquerade(),
+            ],
+        );
+    }
+}
+
+/// The match of one ingress rule, ending in accept.
+fn rule_statements(rule: &Rule) -> Vec<Stmt> {
+    let mut stmts = Vec::new();
+    match &rule.source {
+        Source::Cidr(net) if net.prefix_len() == 0 => {}
+        Source::Cidr(net) => stmts.push(eq(payload("ip", "saddr"), prefix(net.trunc()))),
+        Source::Group(id) => stmts.push(eq(payload("ip", "saddr"), set_ref(&members_set(id)))),
+    }
+    match rule.protocol {
+        Protocol::Tcp => stmts.push(eq(
+            payload("tcp", "dport"),
+            ports(rule.from_port, rule.to_port),
+        )),
+        Protocol::Udp => stmts.push(eq(
+            payload("udp", "dport"),
+            ports(rule.from_port, rule.to_port),
+        )),
+        Protocol::Icmp => stmts.push(eq(meta(MetaKey::L4proto), string("icmp"))),
+        Protocol::All => {}
+    }
+    stmts.push(accept());
+    stmts
+}
+
+fn bridge(t: &mut TableBuilder<'_>, state: &FirewallState) {
+    t.replace_table();
+    t.base_chain("prerouting", NfChainType::Filter, NfHook::Prerouting, -200);
+    let mut targets = Vec::new();
+    for task in &state.tasks {
+        let chain = port_chain(&task.host_veth);
+        t.chain(&chain);
+        let mac = string(task.mac);
+        t.rule(
+            &chain,
+            Some("not the task's MAC"),
+            vec![ne(payload("ether", "saddr"), mac.clone()), drop()],
+        );
+        t.rule(
+            &chain,
+            None,
+            vec![
+                eq(payload("arp", "saddr ip"), ip(task.ip)),
+                eq(payload("arp", "saddr ether"), mac),
+                accept(),
+            ],
+        );
+        t.rule(
+            &chain,
+            None,
+            vec![eq(payload("ip", "saddr"), ip(task.ip)), accept()],
+        );
+        t.rule(&chain, Some("spoofed, IPv6 or not IP"), vec![drop()]);
+        targets.push((string(&task.host_veth), chain));
+    }
+    if !targets.is_empty() {
+        t.rule(
+            "prerouting",
+            Some("frames from task ports"),
+            vec![jump_map(meta(MetaKey::Iifname), targets)],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::firewall::model::{HostService, SecurityGroup, SubnetPolicy, TaskPolicy};
+    use crate::{BridgeName, mac_for};
+
+    fn task(ip: &str, veth: &str, groups: &[&str]) -> TaskPolicy {
+        let ip = ip.parse().unwrap();
+        TaskPolicy {
+            ip,
+            host_veth: veth.into(),
+            mac: mac_for(ip),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn state() -> FirewallState {
+        FirewallState {
+            subnets: vec![SubnetPolicy {
+                bridge: BridgeName::new("berthtest").unwrap(),
+                subnet: "10.250.9.0/24".parse().unwrap(),
+                egress: false,
+            }],
+            groups: vec![
+                SecurityGroup::default_group("sg-default"),
+                SecurityGroup {
+                    id: "sg-web".into(),
+                    ingress: vec![
+                        Rule::tcp(80, 80, Source::Cidr("0.0.0.0/0".parse().unwrap())),
+                        Rule::tcp(8000, 8099, Source::Group("sg-default".into())),
+                        Rule::udp(53, 53, Source::Cidr("10.250.9.7/24".parse().unwrap())),
+                        Rule::icmp(Source::Group("sg-web".into())),
+                    ],
+                },
+            ],
+            tasks: vec![
+                task("10.250.9.2", "bva", &["sg-default"]),
+                task("10.250.9.3", "bvb", &["sg-web", "sg-default", "sg-web"]),
+            ],
+            host_services: vec![HostService::tcp("10.250.9.1".parse().unwrap(), 51679)],
+        }
+    }
+
+    /// The rendered commands as JSON.
+    fn commands(state: &FirewallState) -> Vec<Value> {
+        state.validate().unwrap();
+        let v = serde_json::to_value(render("bt", state)).unwrap();
+        v["nftables"].as_array().unwrap().clone()
+    }
+
+    /// The `expr` of every rule of `chain` in `family`, in order.
+    fn rules(cmds: &[Value], family: &str, chain: &str) -> Vec<Value> {
+        cmds.iter()
+            .filter_map(|c| c["add"]["rule"].as_object())
+            .filter(|r| r["family"] == family && r["chain"] == chain)
+            .map(|r| r["expr"].clone())
+            .collect()
+    }
+
+    fn object(cmds: &[Value], kind: &str, family: &str, name: &str) -> Option<Value> {
+        cmds.iter()
+            .map(|c| c["add"][kind].clone())
+            .find(|o| o["family"] == family && o["name"] == name)
+    }
+
+    #[test]
+    fn both_tables_are_replaced_in_one_batch() {
+        let cmds = commands(&state());
+        let head: Vec<_> = cmds.iter().take(3).cloned().collect();
+        let t = json!({"family": "inet", "name": "bt"});
+        assert_eq!(
+            head,
+            vec![
+                json!({"add": {"table": t}}),
+                json!({"delete": {"table": t}}),
+                json!({"add": {"table": t}})
+            ]
+        );
+        let bridge_table = json!({"table": {"family": "bridge", "name": "bt"}});
+        assert!(cmds.contains(&json!({"delete": bridge_table})));
+        // Nothing outside the two tables.
+        for c in &cmds {
+            let obj = c
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap();
+            let table = obj.get("table").or(obj.get("name")).unwrap();
+            assert_eq!(table, "bt", "{c}");
+        }
+    }
+
+    #[test]
+    fn membership_becomes_sets_and_rules_become_chains() {
+        let cmds = commands(&state());
+        assert_eq!(
+            object(&cmds, "set", "inet", "bridges").unwrap()["elem"],
+            json!(["berthtest"])
+        );
+        assert_eq!(
+            object(&cmds, "set", "inet", "members_sg-default").unwrap()["elem"],
+            json!(["10.250.9.2", "10.250.9.3"])
+        );
+        assert_eq!(
+            object(&cmds, "set", "inet", "members_sg-web").unwrap()["elem"],
+            json!(["10.250.9.3"])
+        );
+        let ip = |f: &str| json!({"payload": {"protocol": "ip", "field": f}});
+        let dport = |p: &str| json!({"payload": {"protocol": p, "field": "dport"}});
+        assert_eq!(
+            rules(&cmds, "inet", "sg-web"),
+            vec![
+                json!([{"match": {"op": "==", "left": dport("tcp"), "right": 80}}, {"accept": null}]),
+                json!([
+                    {"match": {"op": "==", "left": ip("saddr"), "right": "@members_sg-default"}},
+                    {"match": {"op": "==", "left": dport("tcp"), "right": {"range": [8000, 8099]}}},
+                    {"accept": null}
+                ]),
+                json!([
+                    {"match": {"op": "==", "left": ip("saddr"), "right": {"prefix": {"addr": "10.250.9.0", "len": 24}}}},
+                    {"match": {"op": "==", "left": dport("udp"), "right": 53}},
+                    {"accept": null}
+                ]),
+                json!([
+                    {"match": {"op": "==", "left": ip("saddr"), "right": "@members_sg-web"}},
+                    {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "icmp"}},
+                    {"accept": null}
+                ]),
+            ]
+        );
+        assert_eq!(
+            rules(&cmds, "inet", "sg-default"),
+            vec![
+                json!([{"match": {"op": "==", "left": ip("saddr"), "right": "@members_sg-default"}}, {"accept": null}])
+            ]
+        );
+        // A task's chain jumps to each of its groups once.
+        assert_eq!(
+            rules(&cmds, "inet", "task_10_250_9_3"),
+            vec![
+                json!([{"jump": {"target": "sg-default"}}]),
+                json!([{"jump": {"target": "sg-web"}}])
+            ]
+        );
+        let to_task = rules(&cmds, "inet", "to_task");
+        assert_eq!(
+            to_task[0],
+            json!([{"vmap": {"key": ip("daddr"), "data": {"set": [
+                ["10.250.9.2", {"jump": {"target": "task_10_250_9_2"}}],
+                ["10.250.9.3", {"jump": {"target": "task_10_250_9_3"}}]
+            ]}}}])
+        );
+        assert_eq!(
+            to_task[1],
+            json!([{"drop": null}]),
+            "no group allows it: drop"
+        );
+    }
+
+    #[test]
+    fn forward_and_input_fence_tasks_in() {
+        let cmds = commands(&state());
+        let forward = rules(&cmds, "inet", "forward");
+        assert_eq!(forward.len(), 6);
+        assert_eq!(
+            forward[1][0]["match"]["right"],
+            json!(["established", "related"])
+        );
+        assert_eq!(forward[3][1], json!({"jump": {"target": "egress"}}));
+        assert_eq!(forward[4][1], json!({"drop": null}));
+        // Without egress the egress chain only drops (the set is empty) and
+        // there is no NAT at all.
+        assert_eq!(
+            object(&cmds, "set", "inet", "egress").unwrap().get("elem"),
+            None
+        );
+        assert_eq!(
+            rules(&cmds, "inet", "egress").last().unwrap(),
+            &json!([{"drop": null}])
+        );
+        assert!(object(&cmds, "chain", "inet", "postrouting").is_none());
+        let input = rules(&cmds, "inet", "input");
+        assert_eq!(input.len(), 4);
+        assert_eq!(
+            input[2],
+            json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.250.9.1"}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 51679}},
+                {"accept": null}
+            ])
+        );
+        assert_eq!(input[3], json!([{"drop": null}]));
+        let chain = object(&cmds, "chain", "inet", "forward").unwrap();
+        assert_eq!(
+            (chain["hook"].clone(), chain["policy"].clone()),
+            (json!("forward"), json!("accept"))
+        );
+    }
+
+    #[test]
+    fn egress_adds_the_subnet_and_masquerade() {
+        let mut s = state();
+        s.subnets[0].egress = true;
+        let cmds = commands(&s);
+        assert_eq!(
+            object(&cmds, "set", "inet", "egress").unwrap()["elem"],
+            json!([{"prefix": {"addr": "10.250.9.0", "len": 24}}])
+        );
+        let post = rules(&cmds, "inet", "postrouting");
+        assert_eq!(post.len(), 1);
+        assert_eq!(post[0][2], json!({"masquerade": null}));
+        let chain = object(&cmds, "chain", "inet", "postrouting").unwrap();
+        assert_eq!(
+            (chain["type"].clone(), chain["prio"].clone()),
+            (json!("nat"), json!(100))
+        );
+    }
+
+    #[test]
+    fn task_ports_only_pass_their_own_addresses() {
+        let cmds = commands(&state());
+        let port = rules(&cmds, "bridge", "port_bva");
+        let ether = json!({"payload": {"protocol": "ether", "field": "saddr"}});
+        assert_eq!(
+            port[0],
+            json!([{"match": {"op": "!=", "left": ether, "right": "02:be:0a:fa:09:02"}}, {"drop": null}])
+        );
+        assert_eq!(port[1][0]["match"]["right"], "10.250.9.2");
+        assert_eq!(port[2][0]["match"]["right"], "10.250.9.2");
+        assert_eq!(port[3], json!([{"drop": null}]));
+        let pre = rules(&cmds, "bridge", "prerouting");
+        assert_eq!(
+            pre[0][0]["vmap"]["data"]["set"][1],
+            json!(["bvb", {"jump": {"target": "port_bvb"}}])
+        );
+    }
+
+    #[test]
+    fn an_empty_state_renders_tables_that_govern_nothing() {
+        let cmds = commands(&FirewallState::default());
+        assert!(
+            rules(&cmds, "inet", "to_task")
+                .iter()
+                .all(|r| r == &json!([{"drop": null}]))
+        );
+        assert!(rules(&cmds, "bridge", "prerouting").is_empty());
+        assert_eq!(
+            object(&cmds, "set", "inet", "bridges").unwrap().get("elem"),
+            None
+        );
+    }
+}
