@@ -16,6 +16,12 @@
 //! not block each other). On PostgreSQL one pool does both; the family
 //! counter's row lock serialises concurrent registrations of a family.
 //!
+//! Logs take row locks instead of versions: an append updates its
+//! stream's row first (holding it to commit, so appends to one stream take
+//! consecutive sequence numbers); deleting a group or stream, and each
+//! expiry batch, lock the rows they remove from before removing anything;
+//! creating a stream holds its group's row in share mode.
+//!
 //! Durability: SQLite runs in WAL mode with `synchronous = FULL`, so a
 //! write that returned survives a crash of the process or the machine.
 
@@ -37,8 +43,10 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 
 use crate::{
-    AccessKey, ClusterUsage, FamilyStatus, NodeUsage, Page, SortOrder, Store, StoreError, TaskDefinitionFilter,
-    TaskFilter, Versioned,
+    AccessKey, ClusterUsage, Direction, EventFilter, EventKey, EventRange, FamilyStatus, FilteredEvents,
+    LOG_EVENT_OVERHEAD_BYTES, LogEventRecord, LogGroupRecord, LogStreamCursor, LogStreamOrder, LogStreamQuery,
+    LogStreamRecord, NewLogEvent, NodeUsage, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, TaskFilter,
+    Versioned,
 };
 
 /// The schema, in order. Applied on open; applied ones are skipped (sqlx
@@ -46,6 +54,7 @@ use crate::{
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "tasks and nodes", include_str!("../migrations/0002_tasks_and_nodes.sql")),
+    (3, "logs", include_str!("../migrations/0003_logs.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.
@@ -93,6 +102,24 @@ impl Dialect {
         match self {
             Dialect::Sqlite => "",
             Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+
+    /// Appended to a `SELECT` whose rows the transaction must hold until
+    /// commit against writers (`FOR UPDATE`) or deleters (`FOR SHARE`) on
+    /// PostgreSQL. Nothing on SQLite, where a write transaction holds the
+    /// whole database's write lock from its `BEGIN IMMEDIATE`.
+    fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    fn for_share(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR SHARE",
         }
     }
 }
@@ -350,6 +377,120 @@ fn definition_key(record: &TaskDefinitionRecord) -> Result<(&str, i32), StoreErr
 
 fn definition_status(record: &TaskDefinitionRecord) -> &'static str {
     record.definition.status.unwrap_or_default().as_str()
+}
+
+// --- CloudWatch Logs ---
+
+/// Events per INSERT statement (8 parameters each, well under both
+/// backends' limits on parameters per statement).
+const EVENTS_PER_INSERT: usize = 500;
+/// Events a filter reads per statement (bounded memory: each read holds
+/// this many messages at most).
+const FILTER_CHUNK: u32 = 256;
+/// Events expired per transaction, so expiry never holds a stream (or
+/// SQLite's write lock) for long.
+const EXPIRE_BATCH: i64 = 5_000;
+const DAY_MS: i64 = 86_400_000;
+
+const LOG_GROUP_COLUMNS: &str = "g.name, g.created_at, g.retention_days, g.class, \
+     (SELECT CAST(COALESCE(SUM(s.stored_bytes), 0) AS BIGINT) FROM log_streams s WHERE s.group_id = g.id)";
+
+const LOG_STREAM_COLUMNS: &str = "g.name, s.name, s.created_at, s.first_event_time, s.last_event_time, \
+     s.last_ingestion_time, s.stored_bytes, s.next_seq";
+
+/// The columns [`log_event`] reads, from `log_events e JOIN log_streams s`.
+const LOG_EVENT_COLUMNS: &str = "e.event_time, e.seq, e.ingestion_time, e.stream_id, s.name, e.escaped, e.message";
+
+fn log_group(row: &AnyRow) -> Result<LogGroupRecord, StoreError> {
+    Ok(LogGroupRecord {
+        name: row.try_get(0)?,
+        created_at: row.try_get(1)?,
+        retention_days: row.try_get(2)?,
+        class: row.try_get(3)?,
+        stored_bytes: row.try_get(4)?,
+    })
+}
+
+fn log_stream(row: &AnyRow) -> Result<LogStreamRecord, StoreError> {
+    Ok(LogStreamRecord {
+        group: row.try_get(0)?,
+        name: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        first_event_timestamp: row.try_get(3)?,
+        last_event_timestamp: row.try_get(4)?,
+        last_ingestion_time: row.try_get(5)?,
+        stored_bytes: row.try_get(6)?,
+        next_sequence: row.try_get(7)?,
+    })
+}
+
+/// An event row of [`LOG_EVENT_COLUMNS`].
+fn log_event(row: &AnyRow) -> Result<LogEventRecord, StoreError> {
+    let timestamp: i64 = row.try_get(0)?;
+    let sequence: i64 = row.try_get(1)?;
+    let stream_id: i64 = row.try_get(3)?;
+    let escaped: i64 = row.try_get(5)?;
+    Ok(LogEventRecord {
+        stream: row.try_get(4)?,
+        timestamp,
+        sequence,
+        ingestion_time: row.try_get(2)?,
+        message: unescape_message(row.try_get(6)?, escaped),
+        key: EventKey { timestamp, stream_id, sequence },
+    })
+}
+
+/// Takes the next number for a log group or stream (inside `tx`).
+async fn next_log_id(tx: &mut AnyConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("UPDATE log_ids SET last_id = last_id + 1 WHERE kind = 'log' RETURNING last_id")
+        .fetch_one(&mut *tx)
+        .await?)
+}
+
+fn message_bytes(message: &str) -> i64 {
+    i64::try_from(message.len()).unwrap_or(i64::MAX)
+}
+
+/// What an event costs against a byte budget.
+fn event_cost(bytes: i64) -> u64 {
+    u64::try_from(bytes).unwrap_or(0).saturating_add(LOG_EVENT_OVERHEAD_BYTES)
+}
+
+/// A message as stored, and whether it was escaped: PostgreSQL's TEXT
+/// cannot hold NUL, so a message with one is stored with NUL as `\0` and
+/// backslash as `\\`. Messages without NUL (nearly all) are stored as they are.
+fn escape_message(message: &str) -> (Cow<'_, str>, i64) {
+    if !message.contains('\0') {
+        return (Cow::Borrowed(message), 0);
+    }
+    let mut out = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    (Cow::Owned(out), 1)
+}
+
+fn unescape_message(stored: String, escaped: i64) -> String {
+    if escaped == 0 {
+        return stored;
+    }
+    let mut out = String::with_capacity(stored.len());
+    let mut chars = stored.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('0') => out.push('\0'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -705,6 +846,476 @@ impl Store for SqlStore {
     async fn count_access_keys(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM access_keys").fetch_one(&self.read).await?)
     }
+    async fn create_log_group(&self, group: &LogGroupRecord) -> Result<LogGroupRecord, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        let id = next_log_id(&mut tx).await?;
+        let done = sqlx::query(
+            "INSERT INTO log_groups (id, name, created_at, retention_days, class) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(id)
+        .bind(&group.name)
+        .bind(group.created_at)
+        .bind(group.retention_days)
+        .bind(&group.class)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
+        tx.commit().await?;
+        Ok(LogGroupRecord { stored_bytes: 0, ..group.clone() })
+    }
+
+    async fn get_log_group(&self, name: &str) -> Result<Option<LogGroupRecord>, StoreError> {
+        let sql = format!("SELECT {LOG_GROUP_COLUMNS} FROM log_groups g WHERE g.name = $1");
+        let row = sqlx::query(&sql).bind(name).fetch_optional(&self.read).await?;
+        row.as_ref().map(log_group).transpose()
+    }
+
+    async fn delete_log_group(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // The group's row and then its streams' rows are locked before
+        // anything goes, so a stream being created in the group, or
+        // events being appended to one, finish first (and go too) or wait
+        // and find nothing.
+        let sql = format!("SELECT id FROM log_groups WHERE name = $1{}", self.dialect.for_update());
+        let id: Option<i64> = sqlx::query_scalar(&sql).bind(name).fetch_optional(&mut *tx).await?;
+        let Some(id) = id else { return Ok(false) };
+        let sql = format!("SELECT id FROM log_streams WHERE group_id = $1{}", self.dialect.for_update());
+        sqlx::query(&sql).bind(id).fetch_all(&mut *tx).await?;
+        for sql in [
+            "DELETE FROM log_events WHERE group_id = $1",
+            "DELETE FROM log_streams WHERE group_id = $1",
+            "DELETE FROM log_groups WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_log_groups(&self, prefix: Option<&str>, page: Page<String>) -> Result<Vec<LogGroupRecord>, StoreError> {
+        let c = self.dialect.bytewise();
+        // A prefix test without LIKE, whose `_` is common in group names.
+        let sql = format!(
+            "SELECT {LOG_GROUP_COLUMNS} FROM log_groups g \
+             WHERE ($1 IS NULL OR substr(g.name, 1, length($1)) = $1) AND ($2 IS NULL OR g.name{c} > $2) \
+             ORDER BY g.name{c} LIMIT $3"
+        );
+        let rows =
+            sqlx::query(&sql).bind(prefix).bind(page.after).bind(i64::from(page.limit)).fetch_all(&self.read).await?;
+        rows.iter().map(log_group).collect()
+    }
+
+    async fn set_log_group_retention(&self, name: &str, days: Option<i64>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE log_groups SET retention_days = $2 WHERE name = $1")
+            .bind(name)
+            .bind(days)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_log_stream(&self, group: &str, name: &str, created_at: i64) -> Result<LogStreamRecord, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // A share lock on the group: it cannot be deleted under the new stream.
+        let sql = format!("SELECT id FROM log_groups WHERE name = $1{}", self.dialect.for_share());
+        let group_id: Option<i64> = sqlx::query_scalar(&sql).bind(group).fetch_optional(&mut *tx).await?;
+        let Some(group_id) = group_id else { return Err(StoreError::NotFound(format!("log group {group}"))) };
+        let id = next_log_id(&mut tx).await?;
+        let done = sqlx::query(
+            "INSERT INTO log_streams (id, group_id, name, created_at, stored_bytes, next_seq) \
+             VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT (group_id, name) DO NOTHING",
+        )
+        .bind(id)
+        .bind(group_id)
+        .bind(name)
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
+        tx.commit().await?;
+        Ok(LogStreamRecord {
+            group: group.to_owned(),
+            name: name.to_owned(),
+            created_at,
+            first_event_timestamp: None,
+            last_event_timestamp: None,
+            last_ingestion_time: None,
+            stored_bytes: 0,
+            next_sequence: 0,
+        })
+    }
+
+    async fn get_log_stream(&self, group: &str, name: &str) -> Result<Option<LogStreamRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {LOG_STREAM_COLUMNS} FROM log_streams s JOIN log_groups g ON g.id = s.group_id \
+             WHERE g.name = $1 AND s.name = $2"
+        );
+        let row = sqlx::query(&sql).bind(group).bind(name).fetch_optional(&self.read).await?;
+        row.as_ref().map(log_stream).transpose()
+    }
+
+    async fn delete_log_stream(&self, group: &str, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // Locked first, so an append in progress finishes (and goes too).
+        let sql = format!(
+            "SELECT id FROM log_streams WHERE group_id = (SELECT id FROM log_groups WHERE name = $1) AND name = $2{}",
+            self.dialect.for_update()
+        );
+        let id: Option<i64> = sqlx::query_scalar(&sql).bind(group).bind(name).fetch_optional(&mut *tx).await?;
+        let Some(id) = id else { return Ok(false) };
+        for sql in ["DELETE FROM log_events WHERE stream_id = $1", "DELETE FROM log_streams WHERE id = $1"] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_log_streams(
+        &self,
+        group: &str,
+        query: &LogStreamQuery,
+        page: Page<LogStreamCursor>,
+    ) -> Result<Vec<LogStreamRecord>, StoreError> {
+        let c = self.dialect.bytewise();
+        let (after, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+        let name = format!("s.name{c}");
+        let (order, resume) = match query.order {
+            LogStreamOrder::Name => (format!("{name} {dir}"), format!("{name} {after} $4")),
+            LogStreamOrder::LastEventTime => {
+                let key = "COALESCE(s.last_event_time, -1)";
+                (format!("{key} {dir}, {name} {dir}"), format!("({key} {after} $3 OR ({key} = $3 AND {name} {after} $4))"))
+            }
+        };
+        // (PostgreSQL wants a type for every parameter, so the resume
+        // point's are only there when there is one.)
+        let (resume, limit) = if page.after.is_some() { (format!("AND {resume}"), "$5") } else { (String::new(), "$3") };
+        let sql = format!(
+            "SELECT {LOG_STREAM_COLUMNS} FROM log_streams s JOIN log_groups g ON g.id = s.group_id \
+             WHERE g.name = $1 AND ($2 IS NULL OR substr(s.name, 1, length($2)) = $2) {resume} \
+             ORDER BY {order} LIMIT {limit}"
+        );
+        let mut select = sqlx::query(&sql).bind(group).bind(query.prefix.as_deref());
+        if let Some((key, name)) = page.after {
+            select = select.bind(key).bind(name);
+        }
+        let rows = select.bind(i64::from(page.limit)).fetch_all(&self.read).await?;
+        rows.iter().map(log_stream).collect()
+    }
+
+    async fn put_log_events(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[NewLogEvent],
+        ingestion_time: i64,
+    ) -> Result<LogStreamRecord, StoreError> {
+        let (Some(first), Some(last)) =
+            (events.iter().map(|e| e.timestamp).min(), events.iter().map(|e| e.timestamp).max())
+        else {
+            return self
+                .get_log_stream(group, stream)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("log stream {group}/{stream}")));
+        };
+        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let bytes: i64 = events.iter().map(|e| message_bytes(&e.message)).sum();
+        let stored: Vec<(Cow<'_, str>, i64)> = events.iter().map(|e| escape_message(&e.message)).collect();
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // The update comes first: it holds the stream's row lock (or the
+        // SQLite write lock) until commit, so appends to a stream are
+        // serialised and take consecutive sequence numbers.
+        let done = sqlx::query(
+            "UPDATE log_streams SET next_seq = next_seq + $3, stored_bytes = stored_bytes + $4, \
+             first_event_time = CASE WHEN first_event_time IS NULL OR first_event_time > $5 THEN $5 \
+                 ELSE first_event_time END, \
+             last_event_time = CASE WHEN last_event_time IS NULL OR last_event_time < $6 THEN $6 \
+                 ELSE last_event_time END, \
+             last_ingestion_time = $7 \
+             WHERE group_id = (SELECT id FROM log_groups WHERE name = $1) AND name = $2",
+        )
+        .bind(group)
+        .bind(stream)
+        .bind(count)
+        .bind(bytes)
+        .bind(first)
+        .bind(last)
+        .bind(ingestion_time)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("log stream {group}/{stream}")));
+        }
+        let sql = format!(
+            "SELECT {LOG_STREAM_COLUMNS}, s.id, s.group_id FROM log_streams s JOIN log_groups g ON g.id = s.group_id \
+             WHERE g.name = $1 AND s.name = $2"
+        );
+        let row = sqlx::query(&sql).bind(group).bind(stream).fetch_one(&mut *tx).await?;
+        let record = log_stream(&row)?;
+        let stream_id: i64 = row.try_get(8)?;
+        let group_id: i64 = row.try_get(9)?;
+        let mut seq = record.next_sequence - count;
+        for (chunk, stored) in events.chunks(EVENTS_PER_INSERT).zip(stored.chunks(EVENTS_PER_INSERT)) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 8;
+                    let params: Vec<String> = (1..=8).map(|k| format!("${}", p + k)).collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO log_events (group_id, stream_id, seq, event_time, ingestion_time, bytes, escaped, message) \
+                 VALUES {}",
+                values.join(", ")
+            );
+            let mut insert = sqlx::query(&sql);
+            for (event, (message, escaped)) in chunk.iter().zip(stored) {
+                insert = insert
+                    .bind(group_id)
+                    .bind(stream_id)
+                    .bind(seq)
+                    .bind(event.timestamp)
+                    .bind(ingestion_time)
+                    .bind(message_bytes(&event.message))
+                    .bind(*escaped)
+                    .bind(message.as_ref());
+                seq += 1;
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn read_log_events(
+        &self,
+        group: &str,
+        stream: &str,
+        range: &EventRange,
+    ) -> Result<Vec<LogEventRecord>, StoreError> {
+        let stream_id: Option<i64> = sqlx::query_scalar(
+            "SELECT s.id FROM log_streams s JOIN log_groups g ON g.id = s.group_id WHERE g.name = $1 AND s.name = $2",
+        )
+        .bind(group)
+        .bind(stream)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(stream_id) = stream_id else { return Ok(Vec::new()) };
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (position, order) = match range.direction {
+            Direction::Forward => ("(event_time > $4 OR (event_time = $4 AND seq >= $5))", "ASC"),
+            Direction::Backward => ("(event_time < $4 OR (event_time = $4 AND seq < $5))", "DESC"),
+        };
+        // First the events' sizes only (from the index, without the
+        // messages), to see how many fit the byte budget...
+        let sql = format!(
+            "SELECT event_time, seq, bytes FROM log_events \
+             WHERE stream_id = $1 AND event_time >= $2 AND event_time < $3 AND {position} \
+             ORDER BY event_time {order}, seq {order} LIMIT $6"
+        );
+        let sizes: Vec<(i64, i64, i64)> = sqlx::query_as(&sql)
+            .bind(stream_id)
+            .bind(range.start_time.unwrap_or(i64::MIN))
+            .bind(range.end_time.unwrap_or(i64::MAX))
+            .bind(range.from.timestamp)
+            .bind(range.from.sequence)
+            .bind(i64::from(range.limit))
+            .fetch_all(&self.read)
+            .await?;
+        let mut cost = 0u64;
+        let mut kept = 0usize;
+        for &(_, _, bytes) in &sizes {
+            let c = event_cost(bytes);
+            if kept > 0 && cost.saturating_add(c) > range.max_bytes {
+                break;
+            }
+            cost = cost.saturating_add(c);
+            kept += 1;
+        }
+        let (Some(&(t0, s0, _)), Some(&(t1, s1, _))) = (sizes.first(), sizes.get(kept.wrapping_sub(1))) else {
+            return Ok(Vec::new());
+        };
+        let ((lo_t, lo_s), (hi_t, hi_s)) = match range.direction {
+            Direction::Forward => ((t0, s0), (t1, s1)),
+            Direction::Backward => ((t1, s1), (t0, s0)),
+        };
+        // ...then those events, whole.
+        let sql = format!(
+            "SELECT {LOG_EVENT_COLUMNS} FROM log_events e JOIN log_streams s ON s.id = e.stream_id \
+             WHERE e.stream_id = $1 AND (e.event_time > $2 OR (e.event_time = $2 AND e.seq >= $3)) \
+             AND (e.event_time < $4 OR (e.event_time = $4 AND e.seq <= $5)) \
+             ORDER BY e.event_time, e.seq LIMIT $6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream_id)
+            .bind(lo_t)
+            .bind(lo_s)
+            .bind(hi_t)
+            .bind(hi_s)
+            .bind(i64::try_from(kept).unwrap_or(i64::MAX))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(log_event).collect()
+    }
+
+    async fn filter_log_events(
+        &self,
+        group: &str,
+        filter: &EventFilter,
+        matches: &(dyn for<'m> Fn(&'m str) -> bool + Send + Sync),
+    ) -> Result<FilteredEvents, StoreError> {
+        let group_id: Option<i64> = sqlx::query_scalar("SELECT id FROM log_groups WHERE name = $1")
+            .bind(group)
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(group_id) = group_id else { return Ok(FilteredEvents::default()) };
+        let streams = match &filter.stream_names {
+            None => String::new(),
+            Some(names) if names.is_empty() => return Ok(FilteredEvents::default()),
+            Some(names) => {
+                let params: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 9)).collect();
+                format!("AND s.name IN ({})", params.join(", "))
+            }
+        };
+        let sql = format!(
+            "SELECT {LOG_EVENT_COLUMNS} FROM log_events e JOIN log_streams s ON s.id = e.stream_id \
+             WHERE e.group_id = $1 AND e.event_time >= $2 AND e.event_time < $3 \
+             AND (e.event_time > $4 OR (e.event_time = $4 AND (e.stream_id > $5 OR (e.stream_id = $5 AND e.seq > $6)))) \
+             AND ($7 IS NULL OR substr(s.name, 1, length($7)) = $7) {streams} \
+             ORDER BY e.event_time, e.stream_id, e.seq LIMIT $8"
+        );
+        let limit = filter.limit.max(1) as usize;
+        let scan_limit = filter.scan_limit.max(1);
+        let start = EventKey { timestamp: i64::MIN, stream_id: i64::MIN, sequence: i64::MIN };
+        let mut cursor = filter.after.unwrap_or(start);
+        let mut scanned = 0u32;
+        let mut cost = 0u64;
+        let mut out = FilteredEvents::default();
+        loop {
+            let want = FILTER_CHUNK.min(scan_limit - scanned);
+            let mut query = sqlx::query(&sql)
+                .bind(group_id)
+                .bind(filter.start_time.unwrap_or(i64::MIN))
+                .bind(filter.end_time.unwrap_or(i64::MAX))
+                .bind(cursor.timestamp)
+                .bind(cursor.stream_id)
+                .bind(cursor.sequence)
+                .bind(filter.stream_prefix.as_deref())
+                .bind(i64::from(want));
+            for name in filter.stream_names.iter().flatten() {
+                query = query.bind(name.as_str());
+            }
+            let rows = query.fetch_all(&self.read).await?;
+            // Fewer rows than asked for: this read reached the end of the range.
+            let exhausted = rows.len() < want as usize;
+            for (i, row) in rows.iter().enumerate() {
+                let event = log_event(row)?;
+                if matches(&event.message) {
+                    let c = event_cost(message_bytes(&event.message));
+                    if !out.events.is_empty() && cost.saturating_add(c) > filter.max_bytes {
+                        // Full: this event is the first of the next call.
+                        out.resume_after = Some(cursor);
+                        return Ok(out);
+                    }
+                    cost = cost.saturating_add(c);
+                    cursor = event.key;
+                    out.events.push(event);
+                    if out.events.len() >= limit {
+                        let searched_all = exhausted && i + 1 == rows.len();
+                        out.resume_after = if searched_all { None } else { Some(cursor) };
+                        return Ok(out);
+                    }
+                } else {
+                    cursor = event.key;
+                }
+            }
+            scanned += u32::try_from(rows.len()).unwrap_or(u32::MAX);
+            if exhausted {
+                return Ok(out);
+            }
+            if scanned >= scan_limit {
+                out.resume_after = Some(cursor);
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn expire_log_events(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let groups: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT id, retention_days FROM log_groups WHERE retention_days IS NOT NULL")
+                .fetch_all(&self.read)
+                .await?;
+        let mut expired = 0;
+        for (group_id, days) in groups {
+            let cutoff = now_ms.saturating_sub(days.saturating_mul(DAY_MS));
+            // Only streams with something to expire (first_event_time is
+            // kept up to date), one batch per transaction.
+            let streams: Vec<i64> =
+                sqlx::query_scalar("SELECT id FROM log_streams WHERE group_id = $1 AND first_event_time < $2")
+                    .bind(group_id)
+                    .bind(cutoff)
+                    .fetch_all(&self.read)
+                    .await?;
+            for stream_id in streams {
+                loop {
+                    let (deleted, more) = self.expire_batch(stream_id, cutoff).await?;
+                    expired += deleted;
+                    if !more {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(expired)
+    }
+}
+
+impl SqlStore {
+    /// Deletes up to [`EXPIRE_BATCH`] of a stream's events older than
+    /// `cutoff`, in one transaction holding the stream's row (appends wait).
+    /// Returns how many went and whether there may be more.
+    async fn expire_batch(&self, stream_id: i64, cutoff: i64) -> Result<(u64, bool), StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        let sql = format!("SELECT id FROM log_streams WHERE id = $1{}", self.dialect.for_update());
+        if sqlx::query_scalar::<_, i64>(&sql).bind(stream_id).fetch_optional(&mut *tx).await?.is_none() {
+            return Ok((0, false)); // deleted meanwhile
+        }
+        let batch: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT event_time, seq, bytes FROM log_events WHERE stream_id = $1 AND event_time < $2 \
+             ORDER BY event_time, seq LIMIT $3",
+        )
+        .bind(stream_id)
+        .bind(cutoff)
+        .bind(EXPIRE_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(&(last_time, last_seq, _)) = batch.last() else { return Ok((0, false)) };
+        let bytes: i64 = batch.iter().map(|b| b.2).sum();
+        let done = sqlx::query(
+            "DELETE FROM log_events WHERE stream_id = $1 AND (event_time < $2 OR (event_time = $2 AND seq <= $3))",
+        )
+        .bind(stream_id)
+        .bind(last_time)
+        .bind(last_seq)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE log_streams SET stored_bytes = stored_bytes - $2, \
+             first_event_time = (SELECT MIN(e.event_time) FROM log_events e WHERE e.stream_id = $1) WHERE id = $1",
+        )
+        .bind(stream_id)
+        .bind(bytes)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((done.rows_affected(), batch.len() as i64 == EXPIRE_BATCH))
+    }
 }
 
 /// Applies the schema migrations that have not been applied yet.
@@ -807,6 +1418,19 @@ mod tests {
     fn sqlite_urls_name_the_path_exactly() {
         assert_eq!(sqlite_url(Path::new("/var/lib/berth/berth.db")), "sqlite:///var/lib/berth/berth.db?mode=rwc");
         assert_eq!(sqlite_url(Path::new("rel/a b#?%20.db")), "sqlite://rel/a%20b%23%3F%2520.db?mode=rwc");
+    }
+
+    #[test]
+    fn messages_with_nul_round_trip_and_others_are_stored_as_they_are() {
+        for m in ["plain \\ text", "", "a\0b", "\0", "\\0\0\\", "ends \\", "ü\0ß\\n"] {
+            let (stored, escaped) = escape_message(m);
+            assert!(!stored.contains('\0'), "{m:?}");
+            assert_eq!(escaped == 0, !m.contains('\0'), "{m:?}");
+            if escaped == 0 {
+                assert_eq!(stored, m);
+            }
+            assert_eq!(unescape_message(stored.into_owned(), escaped), m);
+        }
     }
 
     #[test]

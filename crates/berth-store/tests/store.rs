@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
 use berth_store::{
-    AccessKey, FamilyStatus, NodeUsage, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, TaskFilter, Versioned,
+    AccessKey, Direction, EventFilter, EventRange, FamilyStatus, LogEventRecord, LogGroupRecord, LogStreamOrder,
+    LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Page, SortOrder, Store, StoreError, StreamPosition,
+    TaskDefinitionFilter, TaskFilter, Versioned,
 };
 use berth_testinfra::postgres::TempPostgres;
 use berth_wire::ecs::{Cluster, Service, Tag, Task, TaskDefinition, TaskDefinitionStatus};
@@ -81,6 +83,17 @@ both_backends!(
     tasks_listed_by_filters_and_pages,
     access_keys,
     data_survives_reopen,
+    log_groups_created_listed_and_deleted,
+    log_streams_listed_by_name_and_last_event_time,
+    log_events_appended_in_sequence_and_read_both_ways,
+    log_reads_fit_the_byte_budget,
+    log_messages_keep_every_character,
+    concurrent_appends_take_consecutive_sequence_numbers,
+    filter_searches_a_groups_streams_in_order,
+    filter_pages_resume_without_gaps_or_repeats,
+    retention_expires_old_events_only,
+    deletes_race_appends_and_stream_creation_cleanly,
+    logs_survive_reopen,
 );
 
 // --- fixtures ---
@@ -814,4 +827,485 @@ async fn tasks_listed_by_filters_and_pages(db: Backend) {
         seen.extend(ids(rows));
     }
     assert_eq!(seen, ["00", "01", "02", "03", "04", "05", "06"], "pages without gaps or repeats");
+}
+
+// --- CloudWatch Logs ---
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z in ms
+const DAY: i64 = 86_400_000;
+
+fn log_group(name: &str) -> LogGroupRecord {
+    LogGroupRecord {
+        name: name.to_owned(),
+        created_at: T0,
+        retention_days: None,
+        class: "STANDARD".to_owned(),
+        stored_bytes: 0,
+    }
+}
+
+fn ev(timestamp: i64, message: &str) -> NewLogEvent {
+    NewLogEvent { timestamp, message: message.to_owned() }
+}
+
+/// A group with one stream, ready for events.
+async fn stream_in(s: &dyn Store, group: &str, stream: &str) {
+    match s.create_log_group(&log_group(group)).await {
+        Ok(_) | Err(StoreError::Conflict) => {}
+        Err(e) => panic!("create group: {e:?}"),
+    }
+    s.create_log_stream(group, stream, T0).await.expect("create stream");
+}
+
+fn range(direction: Direction, from: StreamPosition, limit: u32) -> EventRange {
+    EventRange { start_time: None, end_time: None, direction, from, limit, max_bytes: u64::MAX }
+}
+
+fn messages(events: &[LogEventRecord]) -> Vec<&str> {
+    events.iter().map(|e| e.message.as_str()).collect()
+}
+
+fn stream_names(streams: &[LogStreamRecord]) -> Vec<&str> {
+    streams.iter().map(|s| s.name.as_str()).collect()
+}
+
+async fn log_groups_created_listed_and_deleted(db: Backend) {
+    let s = db.store.as_ref();
+    let created = s.create_log_group(&LogGroupRecord { stored_bytes: 99, ..log_group("/ecs/web") }).await.expect("create");
+    assert_eq!(created, log_group("/ecs/web"), "a new group stores nothing yet");
+    assert!(matches!(s.create_log_group(&log_group("/ecs/web")).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_log_group("/ecs/web").await.expect("get"), Some(log_group("/ecs/web")));
+    assert_eq!(s.get_log_group("/ecs/WEB").await.expect("get"), None, "names are case-sensitive");
+
+    // Byte order: `/` < `A` < `_` < `a`; `_` in a prefix is no wildcard.
+    for name in ["/ecs/api", "/ecs/a_b", "/ecs/aXb", "Zeta", "_x", "app"] {
+        s.create_log_group(&log_group(name)).await.expect("create");
+    }
+    let names = |groups: Vec<LogGroupRecord>| groups.into_iter().map(|g| g.name).collect::<Vec<_>>();
+    let all = names(s.list_log_groups(None, page(None, 50)).await.expect("list"));
+    assert_eq!(all, ["/ecs/aXb", "/ecs/a_b", "/ecs/api", "/ecs/web", "Zeta", "_x", "app"]);
+    assert_eq!(names(s.list_log_groups(Some("/ecs/a_"), page(None, 50)).await.expect("list")), ["/ecs/a_b"]);
+    assert_eq!(names(s.list_log_groups(Some("/ecs/"), page(None, 2)).await.expect("list")), ["/ecs/aXb", "/ecs/a_b"]);
+    let rest = s.list_log_groups(Some("/ecs/"), page(Some("/ecs/a_b".to_owned()), 50)).await.expect("list");
+    assert_eq!(names(rest), ["/ecs/api", "/ecs/web"]);
+    assert!(s.list_log_groups(Some("nope"), page(None, 50)).await.expect("list").is_empty());
+
+    assert!(s.set_log_group_retention("/ecs/web", Some(7)).await.expect("retention"));
+    assert_eq!(s.get_log_group("/ecs/web").await.expect("get").and_then(|g| g.retention_days), Some(7));
+    assert!(s.set_log_group_retention("/ecs/web", None).await.expect("retention"));
+    assert_eq!(s.get_log_group("/ecs/web").await.expect("get").and_then(|g| g.retention_days), None);
+    assert!(!s.set_log_group_retention("ghost", Some(1)).await.expect("retention"));
+
+    // Deleting takes streams and events along; the name can be used again
+    // and starts empty.
+    s.create_log_stream("/ecs/web", "a", T0).await.expect("stream");
+    s.put_log_events("/ecs/web", "a", &[ev(T0, "hello")], T0).await.expect("put");
+    assert_eq!(s.get_log_group("/ecs/web").await.expect("get").map(|g| g.stored_bytes), Some(5));
+    assert!(s.delete_log_group("/ecs/web").await.expect("delete"));
+    assert!(!s.delete_log_group("/ecs/web").await.expect("delete again"));
+    assert_eq!(s.get_log_group("/ecs/web").await.expect("get"), None);
+    assert_eq!(s.get_log_stream("/ecs/web", "a").await.expect("get"), None);
+    s.create_log_group(&log_group("/ecs/web")).await.expect("create again");
+    s.create_log_stream("/ecs/web", "a", T0).await.expect("stream again");
+    let read = s.read_log_events("/ecs/web", "a", &range(Direction::Forward, StreamPosition::START, 100)).await;
+    assert!(read.expect("read").is_empty(), "the new group's stream has no old events");
+    assert_eq!(s.get_log_stream("/ecs/web", "a").await.expect("get").map(|st| st.next_sequence), Some(0));
+}
+
+async fn log_streams_listed_by_name_and_last_event_time(db: Backend) {
+    let s = db.store.as_ref();
+    assert!(matches!(s.create_log_stream("ghost", "a", T0).await, Err(StoreError::NotFound(_))));
+    s.create_log_group(&log_group("g")).await.expect("group");
+    s.create_log_group(&log_group("other")).await.expect("group");
+    for name in ["web/1", "web/2", "Web/3", "db/1", "empty"] {
+        s.create_log_stream("g", name, T0).await.expect("stream");
+    }
+    s.create_log_stream("other", "web/1", T0).await.expect("same name, other group");
+    assert!(matches!(s.create_log_stream("g", "web/1", T0).await, Err(StoreError::Conflict)));
+    // Last event times: db/1 latest, web/1 and Web/3 tie.
+    for (name, t) in [("web/1", T0 + 10), ("web/2", T0 + 5), ("Web/3", T0 + 10), ("db/1", T0 + 20)] {
+        s.put_log_events("g", name, &[ev(t - 1, "x"), ev(t, "y")], T0 + 30).await.expect("put");
+    }
+    let list = |q: LogStreamQuery, after, limit| {
+        let q = q.clone();
+        async move { s.list_log_streams("g", &q, page(after, limit)).await.expect("list") }
+    };
+    let by_name = LogStreamQuery::default();
+    assert_eq!(stream_names(&list(by_name.clone(), None, 50).await), ["Web/3", "db/1", "empty", "web/1", "web/2"]);
+    let desc = LogStreamQuery { descending: true, ..Default::default() };
+    assert_eq!(stream_names(&list(desc.clone(), None, 50).await), ["web/2", "web/1", "empty", "db/1", "Web/3"]);
+    let after_web1 = list(desc, Some((0, "web/1".to_owned())), 2).await;
+    assert_eq!(stream_names(&after_web1), ["empty", "db/1"]);
+    let web = LogStreamQuery { prefix: Some("web/".to_owned()), ..Default::default() };
+    assert_eq!(stream_names(&list(web, None, 50).await), ["web/1", "web/2"]);
+    assert!(s.list_log_streams("ghost", &by_name, page(None, 50)).await.expect("list").is_empty());
+
+    let by_time = LogStreamQuery { order: LogStreamOrder::LastEventTime, ..Default::default() };
+    assert_eq!(stream_names(&list(by_time.clone(), None, 50).await), ["empty", "web/2", "Web/3", "web/1", "db/1"]);
+    // Paged two at a time, resuming from (last event time or -1, name).
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = list(by_time.clone(), after.clone(), 2).await;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.last_event_timestamp.unwrap_or(-1), last.name.clone()));
+        seen.extend(rows.into_iter().map(|r| r.name));
+    }
+    assert_eq!(seen, ["empty", "web/2", "Web/3", "web/1", "db/1"]);
+    let newest_first = LogStreamQuery { order: LogStreamOrder::LastEventTime, descending: true, ..Default::default() };
+    let first = list(newest_first.clone(), None, 2).await;
+    assert_eq!(stream_names(&first), ["db/1", "web/1"]);
+    let next = list(newest_first, Some((T0 + 10, "web/1".to_owned())), 10).await;
+    assert_eq!(stream_names(&next), ["Web/3", "web/2", "empty"]);
+
+    let stream = s.get_log_stream("g", "db/1").await.expect("get").expect("stream");
+    assert_eq!(
+        stream,
+        LogStreamRecord {
+            group: "g".to_owned(),
+            name: "db/1".to_owned(),
+            created_at: T0,
+            first_event_timestamp: Some(T0 + 19),
+            last_event_timestamp: Some(T0 + 20),
+            last_ingestion_time: Some(T0 + 30),
+            stored_bytes: 2,
+            next_sequence: 2,
+        }
+    );
+    assert!(s.delete_log_stream("g", "db/1").await.expect("delete"));
+    assert!(!s.delete_log_stream("g", "db/1").await.expect("delete again"));
+    assert_eq!(s.get_log_stream("g", "db/1").await.expect("get"), None);
+    assert_eq!(s.get_log_stream("other", "web/1").await.expect("get").map(|st| st.stored_bytes), Some(0));
+}
+
+async fn log_events_appended_in_sequence_and_read_both_ways(db: Backend) {
+    let s = db.store.as_ref();
+    stream_in(s, "g", "st").await;
+    assert!(matches!(s.put_log_events("g", "nope", &[ev(T0, "x")], T0).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.put_log_events("nope", "st", &[ev(T0, "x")], T0).await, Err(StoreError::NotFound(_))));
+    // 300 events over two batches; timestamps repeat (three per ms), and
+    // the second batch has some earlier than the first batch's last.
+    let first: Vec<NewLogEvent> = (0..200).map(|i| ev(T0 + i / 3, &format!("m{i:03}"))).collect();
+    let second: Vec<NewLogEvent> = (200..300).map(|i| ev(T0 + (i - 150) / 3, &format!("m{i:03}"))).collect();
+    let after_first = s.put_log_events("g", "st", &first, T0 + 1000).await.expect("put");
+    assert_eq!(after_first.next_sequence, 200);
+    assert_eq!((after_first.first_event_timestamp, after_first.last_event_timestamp), (Some(T0), Some(T0 + 66)));
+    let after = s.put_log_events("g", "st", &second, T0 + 2000).await.expect("put");
+    assert_eq!(after.next_sequence, 300);
+    let span = (after.first_event_timestamp, after.last_event_timestamp);
+    assert_eq!(span, (Some(T0), Some(T0 + 66)), "the last stays the latest");
+    assert_eq!(after.last_ingestion_time, Some(T0 + 2000));
+    assert_eq!(after.stored_bytes, 300 * 4);
+    assert_eq!(s.put_log_events("g", "st", &[], T0 + 3000).await.expect("empty batch"), after, "changes nothing");
+    assert_eq!(s.get_log_group("g").await.expect("get").map(|g| g.stored_bytes), Some(1200));
+
+    // The order: by timestamp, then by arrival.
+    let mut expected: Vec<(i64, i64, String)> =
+        first.iter().chain(&second).enumerate().map(|(i, e)| (e.timestamp, i as i64, e.message.clone())).collect();
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|e| e.2).collect();
+
+    let everything = s.read_log_events("g", "st", &range(Direction::Forward, StreamPosition::START, 10_000)).await;
+    let everything = everything.expect("read");
+    assert_eq!(messages(&everything), expected);
+    assert!(everything.iter().all(|e| e.stream == "st"));
+    assert_eq!(everything[0].ingestion_time, T0 + 1000);
+
+    // Forward in pages of 7 from the start, each from just after the last.
+    let mut seen = Vec::new();
+    let mut from = StreamPosition::START;
+    loop {
+        let page = s.read_log_events("g", "st", &range(Direction::Forward, from, 7)).await.expect("read");
+        let Some(last) = page.last() else { break };
+        assert!(page.len() <= 7);
+        from = last.position_after();
+        seen.extend(page.into_iter().map(|e| e.message));
+    }
+    assert_eq!(seen, expected);
+
+    // Backward in pages of 11 from the end, each from the first of the last.
+    let mut pages = Vec::new();
+    let mut from = StreamPosition::END;
+    loop {
+        let page = s.read_log_events("g", "st", &range(Direction::Backward, from, 11)).await.expect("read");
+        let Some(first) = page.first() else { break };
+        from = first.position();
+        pages.push(page.into_iter().map(|e| e.message).collect::<Vec<_>>());
+    }
+    assert_eq!(pages[0].len(), 11, "the latest 11, earliest first");
+    assert_eq!(pages[0], expected[expected.len() - 11..]);
+    let seen: Vec<String> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(seen, expected);
+
+    // A time range: start inclusive, end exclusive.
+    let windowed = EventRange {
+        start_time: Some(T0 + 10),
+        end_time: Some(T0 + 12),
+        ..range(Direction::Forward, StreamPosition::START, 100)
+    };
+    let got = s.read_log_events("g", "st", &windowed).await.expect("read");
+    assert!(got.iter().all(|e| (T0 + 10..T0 + 12).contains(&e.timestamp)));
+    assert_eq!(got.len(), 6);
+    let tail = EventRange { direction: Direction::Backward, from: StreamPosition::END, limit: 2, ..windowed };
+    let got = s.read_log_events("g", "st", &tail).await.expect("read");
+    assert_eq!(got.iter().map(|e| e.timestamp).collect::<Vec<_>>(), [T0 + 11, T0 + 11]);
+
+    let from_start = |limit| range(Direction::Forward, StreamPosition::START, limit);
+    assert!(s.read_log_events("g", "ghost", &from_start(10)).await.expect("read").is_empty());
+    assert!(s.read_log_events("g", "st", &from_start(0)).await.expect("read").is_empty());
+}
+
+async fn log_reads_fit_the_byte_budget(db: Backend) {
+    let s = db.store.as_ref();
+    stream_in(s, "g", "big").await;
+    // Ten events of 100 bytes cost 126 each.
+    let events: Vec<NewLogEvent> = (0..10).map(|i| ev(T0 + i, &format!("{i}").repeat(100))).collect();
+    s.put_log_events("g", "big", &events, T0).await.expect("put");
+    let budget = |direction, from, max_bytes| EventRange { max_bytes, ..range(direction, from, 100) };
+    let got = s.read_log_events("g", "big", &budget(Direction::Forward, StreamPosition::START, 3 * 126)).await;
+    assert_eq!(got.expect("read").iter().map(|e| e.timestamp - T0).collect::<Vec<_>>(), [0, 1, 2]);
+    let got = s.read_log_events("g", "big", &budget(Direction::Backward, StreamPosition::END, 4 * 126 - 1)).await;
+    assert_eq!(got.expect("read").iter().map(|e| e.timestamp - T0).collect::<Vec<_>>(), [7, 8, 9]);
+    let got = s.read_log_events("g", "big", &budget(Direction::Forward, StreamPosition::START, 1)).await;
+    assert_eq!(got.expect("read").len(), 1, "always at least one event");
+
+    let filter = EventFilter { limit: 100, max_bytes: 2 * 126, scan_limit: 1000, ..Default::default() };
+    let got = s.filter_log_events("g", &filter, &|_| true).await.expect("filter");
+    assert_eq!(got.events.len(), 2);
+    let next = EventFilter { after: got.resume_after, ..filter };
+    let got = s.filter_log_events("g", &next, &|_| true).await.expect("filter");
+    assert_eq!(got.events.iter().map(|e| e.timestamp - T0).collect::<Vec<_>>(), [2, 3]);
+}
+
+async fn log_messages_keep_every_character(db: Backend) {
+    let s = db.store.as_ref();
+    stream_in(s, "g", "odd").await;
+    let odd = [
+        "NUL \0 inside",
+        "\0",
+        "backslash \\0 not a NUL",
+        "\\",
+        "ünïcødé 日本語 🚢",
+        "quote ' \" and % _ *",
+        "",
+        "line\nbreaks\r\n\ttabs",
+    ];
+    let events: Vec<NewLogEvent> = odd.iter().enumerate().map(|(i, m)| ev(T0 + i as i64, m)).collect();
+    let stream = s.put_log_events("g", "odd", &events, T0).await.expect("put");
+    let bytes: usize = odd.iter().map(|m| m.len()).sum();
+    assert_eq!(stream.stored_bytes, bytes as i64, "UTF-8 bytes of the messages as given");
+    let got = s.read_log_events("g", "odd", &range(Direction::Forward, StreamPosition::START, 100)).await;
+    assert_eq!(messages(&got.expect("read")), odd);
+    let filter = EventFilter { limit: 100, max_bytes: u64::MAX, scan_limit: 100, ..Default::default() };
+    let got = s.filter_log_events("g", &filter, &|m| m.contains('\0')).await.expect("filter");
+    assert_eq!(messages(&got.events), ["NUL \0 inside", "\0"], "filters see the messages as given");
+}
+
+async fn concurrent_appends_take_consecutive_sequence_numbers(db: Backend) {
+    let store = db.store.clone();
+    stream_in(store.as_ref(), "g", "busy").await;
+    let handles: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for b in 0..10 {
+                    let batch: Vec<NewLogEvent> = (0..25).map(|i| ev(T0 + i, &format!("w{w}b{b}e{i:02}"))).collect();
+                    store.put_log_events("g", "busy", &batch, T0).await.expect("put");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("join");
+    }
+    let stream = store.get_log_stream("g", "busy").await.expect("get").expect("stream");
+    assert_eq!(stream.next_sequence, 8 * 10 * 25);
+    assert_eq!(stream.stored_bytes, 8 * 10 * 25 * 7, "\"w0b0e00\" is 7 bytes");
+    let all = store.read_log_events("g", "busy", &range(Direction::Forward, StreamPosition::START, 10_000)).await;
+    let all = all.expect("read");
+    let mut seqs: Vec<i64> = all.iter().map(|e| e.sequence).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..2000).collect::<Vec<_>>(), "each number once");
+    // Each batch's events are consecutive and in the order given.
+    for e in &all {
+        let batch = all.iter().filter(|o| o.message[..4] == e.message[..4]).map(|o| o.sequence);
+        let (lo, hi) = (batch.clone().min().unwrap_or(0), batch.max().unwrap_or(0));
+        assert_eq!(hi - lo, 24, "{}", e.message);
+        let i: i64 = e.message[5..].parse().expect("index");
+        assert_eq!(e.sequence, lo + i);
+    }
+}
+
+/// Three streams with interleaved times: a/1 at T0+0,3,6.., a/2 at
+/// T0+1,4,7.., b/1 at T0+2,5,8.., 20 events each; every fifth says ERROR.
+async fn three_streams(s: &dyn Store) {
+    for (k, name) in ["a/1", "a/2", "b/1"].into_iter().enumerate() {
+        stream_in(s, "g", name).await;
+        let events: Vec<NewLogEvent> = (0..20)
+            .map(|i| {
+                let level = if i % 5 == 0 { "ERROR" } else { "INFO" };
+                ev(T0 + 3 * i + k as i64, &format!("{level} {name} #{i}"))
+            })
+            .collect();
+        s.put_log_events("g", name, &events, T0).await.expect("put");
+    }
+}
+
+async fn filter_searches_a_groups_streams_in_order(db: Backend) {
+    let s = db.store.as_ref();
+    three_streams(s).await;
+    let all = EventFilter { limit: 10_000, max_bytes: u64::MAX, scan_limit: 10_000, ..Default::default() };
+    let got = s.filter_log_events("g", &all, &|_| true).await.expect("filter");
+    assert_eq!(got.events.len(), 60);
+    assert_eq!(got.resume_after, None);
+    let times: Vec<i64> = got.events.iter().map(|e| e.timestamp - T0).collect();
+    assert_eq!(times, (0..60).collect::<Vec<_>>(), "in time order across streams");
+    assert_eq!(got.events[1].stream, "a/2");
+
+    let errors = s.filter_log_events("g", &all, &|m| m.starts_with("ERROR")).await.expect("filter");
+    assert_eq!(errors.events.len(), 12);
+    let only = EventFilter { stream_names: Some(vec!["a/2".into(), "b/1".into(), "ghost".into()]), ..all.clone() };
+    let got = s.filter_log_events("g", &only, &|_| true).await.expect("filter");
+    assert!(got.events.iter().all(|e| e.stream != "a/1"));
+    assert_eq!(got.events.len(), 40);
+    let prefixed = EventFilter { stream_prefix: Some("a/".into()), ..all.clone() };
+    let got = s.filter_log_events("g", &prefixed, &|_| true).await.expect("filter");
+    assert_eq!(got.events.len(), 40);
+    assert!(got.events.iter().all(|e| e.stream.starts_with("a/")));
+    let window = EventFilter { start_time: Some(T0 + 10), end_time: Some(T0 + 20), ..all.clone() };
+    let got = s.filter_log_events("g", &window, &|_| true).await.expect("filter");
+    assert_eq!(got.events.iter().map(|e| e.timestamp - T0).collect::<Vec<_>>(), (10..20).collect::<Vec<_>>());
+    let none = EventFilter { stream_names: Some(vec![]), ..all.clone() };
+    assert!(s.filter_log_events("g", &none, &|_| true).await.expect("filter").events.is_empty());
+    assert_eq!(s.filter_log_events("ghost", &all, &|_| true).await.expect("filter"), Default::default());
+}
+
+async fn filter_pages_resume_without_gaps_or_repeats(db: Backend) {
+    let s = db.store.as_ref();
+    three_streams(s).await;
+    let matcher = |m: &str| m.starts_with("ERROR");
+    let everything = EventFilter { limit: 10_000, max_bytes: u64::MAX, scan_limit: 10_000, ..Default::default() };
+    let expected = s.filter_log_events("g", &everything, &matcher).await.expect("filter").events;
+    // Small pages by matches, and small scans that may find nothing.
+    for (limit, scan_limit) in [(5, 10_000), (1, 10_000), (100, 7), (3, 4), (12, 10_000)] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            assert!(calls < 100, "paging ends");
+            let filter = EventFilter { after, limit, scan_limit, ..everything.clone() };
+            let got = s.filter_log_events("g", &filter, &matcher).await.expect("filter");
+            assert!(got.events.len() <= limit as usize);
+            seen.extend(got.events);
+            match got.resume_after {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "limit {limit}, scan limit {scan_limit}");
+    }
+}
+
+async fn retention_expires_old_events_only(db: Backend) {
+    let s = db.store.as_ref();
+    let now = T0 + 30 * DAY;
+    stream_in(s, "short", "st").await;
+    stream_in(s, "short", "fresh").await;
+    stream_in(s, "forever", "st").await;
+    assert!(s.set_log_group_retention("short", Some(1)).await.expect("retention"));
+    let old = [ev(now - 3 * DAY, "aaaa"), ev(now - 2 * DAY, "bb"), ev(now - DAY + 1, "c"), ev(now - 1000, "dd")];
+    s.put_log_events("short", "st", &old, now).await.expect("put");
+    s.put_log_events("short", "fresh", &[ev(now, "new")], now).await.expect("put");
+    s.put_log_events("forever", "st", &old, now).await.expect("put");
+    assert_eq!(s.expire_log_events(now).await.expect("expire"), 2);
+    let st = s.get_log_stream("short", "st").await.expect("get").expect("stream kept");
+    assert_eq!(st.first_event_timestamp, Some(now - DAY + 1));
+    assert_eq!(st.last_event_timestamp, Some(now - 1000));
+    assert_eq!(st.stored_bytes, 3);
+    let left = s.read_log_events("short", "st", &range(Direction::Forward, StreamPosition::START, 100)).await;
+    assert_eq!(messages(&left.expect("read")), ["c", "dd"]);
+    assert_eq!(s.get_log_stream("forever", "st").await.expect("get").map(|st| st.stored_bytes), Some(9));
+    assert_eq!(s.expire_log_events(now).await.expect("expire again"), 0, "nothing more is old");
+    // A day later everything but the newest event has gone; the emptied
+    // stream stays.
+    assert_eq!(s.expire_log_events(now + DAY).await.expect("expire"), 2);
+    let st = s.get_log_stream("short", "st").await.expect("get").expect("stream kept");
+    assert_eq!((st.first_event_timestamp, st.stored_bytes), (None, 0));
+    assert_eq!(s.get_log_group("short").await.expect("get").map(|g| g.stored_bytes), Some(3));
+
+    // More than one batch's worth.
+    stream_in(s, "short", "many").await;
+    let many: Vec<NewLogEvent> = (0..12_000).map(|i| ev(now - 2 * DAY + i, "x")).collect();
+    for batch in many.chunks(4000) {
+        s.put_log_events("short", "many", batch, now).await.expect("put");
+    }
+    s.put_log_events("short", "many", &[ev(now, "keep")], now).await.expect("put");
+    assert_eq!(s.expire_log_events(now).await.expect("expire"), 12_000);
+    let many = s.get_log_stream("short", "many").await.expect("get").expect("stream");
+    assert_eq!((many.first_event_timestamp, many.stored_bytes, many.next_sequence), (Some(now), 4, 12_001));
+}
+
+/// Deleting a group or a stream while others append to it and create
+/// streams in it: every call either applies or says NotFound, and nothing
+/// is left behind.
+async fn deletes_race_appends_and_stream_creation_cleanly(db: Backend) {
+    let store = db.store.clone();
+    for round in 0..5 {
+        stream_in(store.as_ref(), "doomed", "st").await;
+        let appender = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    match store.put_log_events("doomed", "st", &[ev(T0 + i, "x"), ev(T0 + i, "y")], T0).await {
+                        Ok(_) => {}
+                        Err(StoreError::NotFound(_)) => return,
+                        Err(e) => panic!("append: {e:?}"),
+                    }
+                }
+            })
+        };
+        let creator = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    match store.create_log_stream("doomed", &format!("new{i}"), T0).await {
+                        Ok(_) => {}
+                        Err(StoreError::NotFound(_)) => return,
+                        Err(e) => panic!("create stream: {e:?}"),
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(5 * round)).await;
+        if round % 2 == 0 {
+            assert!(store.delete_log_group("doomed").await.expect("delete group"));
+        } else {
+            assert!(store.delete_log_stream("doomed", "st").await.expect("delete stream"));
+        }
+        appender.await.expect("appender");
+        creator.await.expect("creator");
+        if round % 2 == 1 {
+            assert!(store.delete_log_group("doomed").await.expect("delete group"));
+        }
+        assert_eq!(store.get_log_group("doomed").await.expect("get"), None);
+        let filter = EventFilter { limit: 10, max_bytes: u64::MAX, scan_limit: 10, ..Default::default() };
+        assert!(store.filter_log_events("doomed", &filter, &|_| true).await.expect("filter").events.is_empty());
+    }
+}
+
+async fn logs_survive_reopen(mut db: Backend) {
+    stream_in(db.store.as_ref(), "g", "st").await;
+    db.store.set_log_group_retention("g", Some(30)).await.expect("retention");
+    db.store.put_log_events("g", "st", &[ev(T0, "one"), ev(T0 + 1, "two")], T0 + 5).await.expect("put");
+    db.reopen().await;
+    let s = db.store.as_ref();
+    assert_eq!(s.get_log_group("g").await.expect("get").and_then(|g| g.retention_days), Some(30));
+    let st = s.put_log_events("g", "st", &[ev(T0 + 2, "three")], T0 + 6).await.expect("put after reopen");
+    assert_eq!(st.next_sequence, 3, "numbering carries on");
+    let got = s.read_log_events("g", "st", &range(Direction::Forward, StreamPosition::START, 10)).await;
+    assert_eq!(messages(&got.expect("read")), ["one", "two", "three"]);
+    stream_in(s, "g2", "st").await; // ids carry on too: no clash with g's
+    let got = s.read_log_events("g2", "st", &range(Direction::Forward, StreamPosition::START, 10)).await;
+    assert!(got.expect("read").is_empty());
 }
