@@ -30,7 +30,7 @@ mod tests {
     #[test]
     fn offers_whole_cores_and_keeps_a_memory_reserve() {
         let c = host_capacity();
-        assert!(c.cpu >= 1024 && c.cpu % 1024 == 0, "{c:?}");
+        assert!(c.cpu >= 1024 && c.cpu.is_multiple_of(1024), "{c:?}");
         let total = meminfo_total_kib().unwrap() / 1024;
         assert!(u64::from(c.memory) < total && u64::from(c.memory) >= total / 2, "{c:?} of {total}");
     }

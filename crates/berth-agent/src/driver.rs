@@ -10,9 +10,9 @@ use std::time::Duration;
 use berth_image::ImageStore;
 use berth_model::lifecycle::{TaskEvent, TaskStatus, transition};
 use berth_model::records::TaskRecord;
-use berth_runtime::{ContainerState, RuntimeError, TaskId, TaskRuntime};
+use berth_runtime::{ContainerState, HealthStatus as RuntimeHealth, RuntimeError, TaskId, TaskRuntime, TaskStatus as RuntimeStatus};
 use berth_store::{Store, StoreError, Versioned};
-use berth_wire::ecs::{Connectivity, Task, TaskStopCode};
+use berth_wire::ecs::{Connectivity, HealthStatus, Task, TaskStopCode};
 
 use crate::now_epoch;
 use crate::spec::{self, Pulled};
@@ -60,10 +60,8 @@ impl Driver {
                 }
                 TaskStatus::Pending if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
                 TaskStatus::Pending => self.start(arn, &id, &record.value).await?,
-                TaskStatus::Activating => {
-                    self.advance(arn, TaskEvent::Activated, |t| t.started_at = Some(now_epoch())).await?;
-                }
-                TaskStatus::Running => self.watch(arn, &id, stop_wanted).await?,
+                TaskStatus::Activating => self.activate(arn, &id, &record.value, stop_wanted).await?,
+                TaskStatus::Running => self.watch(arn, &id, &record.value, stop_wanted).await?,
                 TaskStatus::Deactivating => {
                     let exits = self.stop_containers(&id).await?;
                     self.advance(arn, TaskEvent::Deactivated, |t| record_exits(t, exits.as_ref())).await?;
@@ -131,38 +129,99 @@ impl Driver {
         }
     }
 
-    /// RUNNING: waits until an essential container exits or a stop is
-    /// wanted, checking the store every poll interval.
-    async fn watch(&self, arn: &str, id: &TaskId, stop_wanted: bool) -> Result<(), DriverError> {
-        let status = match self.runtime.recover(id).await {
-            Ok(s) => s,
-            Err(RuntimeError::TaskNotFound(_)) => {
-                return self.fail(arn, "The task's containers are gone: its state was lost on the node.").await;
-            }
-            Err(e) => return Err(e.into()),
-        };
+    /// ACTIVATING: containers with dependencies may still wait for them;
+    /// the task is RUNNING once none does.
+    async fn activate(&self, arn: &str, id: &TaskId, record: &TaskRecord, stop_wanted: bool) -> Result<(), DriverError> {
+        let Some(status) = self.runtime_status(arn, id).await? else { return Ok(()) };
         if status.is_finished() {
-            return self
-                .advance(arn, TaskEvent::EssentialContainerExited, |t| {
-                    record_states(t, &status.containers);
-                    if t.stop_code.is_none() {
-                        t.stop_code = Some(TaskStopCode::EssentialContainerExited);
-                        t.stopped_reason = Some("Essential container in task exited".into());
-                    }
-                    t.stopping_at.get_or_insert(now_epoch());
-                })
-                .await;
+            return self.finished(arn, &status).await;
         }
         if stop_wanted {
-            return self
-                .advance(arn, TaskEvent::StopRequested, |t| {
-                    t.stopping_at.get_or_insert(now_epoch());
-                })
-                .await;
+            return self.stop_requested(arn).await;
         }
+        if status.any_waiting() {
+            self.sync(arn, record, &status).await?;
+            let _ = tokio::time::timeout(self.poll, self.runtime.wait(id)).await;
+            return Ok(());
+        }
+        self.advance(arn, TaskEvent::Activated, |t| {
+            record_states(t, &status.containers);
+            t.started_at = Some(now_epoch());
+        })
+        .await
+    }
+
+    /// RUNNING: waits until an essential container exits or a stop is
+    /// wanted, checking the store every poll interval and recording
+    /// changes of the containers' health.
+    async fn watch(&self, arn: &str, id: &TaskId, record: &TaskRecord, stop_wanted: bool) -> Result<(), DriverError> {
+        let Some(status) = self.runtime_status(arn, id).await? else { return Ok(()) };
+        if status.is_finished() {
+            return self.finished(arn, &status).await;
+        }
+        if stop_wanted {
+            return self.stop_requested(arn).await;
+        }
+        self.sync(arn, record, &status).await?;
         // Wake on an exit, or after a poll interval to look at the store.
         let _ = tokio::time::timeout(self.poll, self.runtime.wait(id)).await;
         Ok(())
+    }
+
+    /// The runtime's view of a started task; `None` (after failing the
+    /// task) when the node lost its state.
+    async fn runtime_status(&self, arn: &str, id: &TaskId) -> Result<Option<RuntimeStatus>, DriverError> {
+        match self.runtime.recover(id).await {
+            Ok(s) => Ok(Some(s)),
+            Err(RuntimeError::TaskNotFound(_)) => {
+                self.fail(arn, "The task's containers are gone: its state was lost on the node.").await?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The task is over by ECS rules: an essential container exited, or
+    /// will never start (then the task failed to start, for its reason).
+    async fn finished(&self, arn: &str, status: &RuntimeStatus) -> Result<(), DriverError> {
+        let never_started = status.containers.iter().find_map(|c| match &c.state {
+            ContainerState::NotStarted(n) if c.essential => Some(n.reason.clone()),
+            _ => None,
+        });
+        let (event, code, reason) = match never_started {
+            Some(reason) => (TaskEvent::StartFailed, TaskStopCode::TaskFailedToStart, reason),
+            None => (
+                TaskEvent::EssentialContainerExited,
+                TaskStopCode::EssentialContainerExited,
+                "Essential container in task exited".to_owned(),
+            ),
+        };
+        self.advance(arn, event, |t| {
+            record_states(t, &status.containers);
+            if t.stop_code.is_none() {
+                t.stop_code = Some(code);
+                t.stopped_reason = Some(reason.clone());
+            }
+            t.stopping_at.get_or_insert(now_epoch());
+        })
+        .await
+    }
+
+    async fn stop_requested(&self, arn: &str) -> Result<(), DriverError> {
+        self.advance(arn, TaskEvent::StopRequested, |t| {
+            t.stopping_at.get_or_insert(now_epoch());
+        })
+        .await
+    }
+
+    /// Writes the containers' states and health when they changed.
+    async fn sync(&self, arn: &str, record: &TaskRecord, status: &RuntimeStatus) -> Result<(), DriverError> {
+        let mut task = record.task.clone();
+        record_states(&mut task, &status.containers);
+        if task == record.task {
+            return Ok(());
+        }
+        self.update(arn, |t| record_states(t, &status.containers)).await
     }
 
     /// Stops the task's containers (SIGTERM, then SIGKILL after their
@@ -248,11 +307,13 @@ impl Driver {
     }
 }
 
-/// Copies the runtime's container states into the ECS containers.
+/// Copies the runtime's container states (and health) into the ECS
+/// containers, and the task's health from its essential containers'.
 fn record_states(task: &mut Task, states: &[berth_runtime::ContainerStatus]) {
     for c in task.containers.iter_mut().flatten() {
         let Some(s) = states.iter().find(|s| Some(&s.name) == c.name.as_ref()) else { continue };
         match &s.state {
+            ContainerState::Waiting => c.last_status = Some("PENDING".into()),
             ContainerState::Running { pid } => {
                 c.last_status = Some("RUNNING".into());
                 c.runtime_id.get_or_insert_with(|| format!("{}-{pid}", s.name));
@@ -264,11 +325,46 @@ fn record_states(task: &mut Task, states: &[berth_runtime::ContainerStatus]) {
                     c.reason = Some(reason.to_owned());
                 }
             }
+            ContainerState::NotStarted(n) => {
+                c.last_status = Some("STOPPED".into());
+                c.reason = Some(n.reason.clone());
+            }
             ContainerState::Lost => {
                 c.last_status = Some("STOPPED".into());
                 c.reason.get_or_insert_with(|| "Container exit status unknown: its supervisor was gone.".into());
             }
         }
+        if let Some(h) = &s.health {
+            c.health_status = Some(health(h.status));
+        }
+    }
+    if let Some(h) = task_health(states) {
+        task.health_status = Some(h);
+    }
+}
+
+fn health(h: RuntimeHealth) -> HealthStatus {
+    match h {
+        RuntimeHealth::Unknown => HealthStatus::Unknown,
+        RuntimeHealth::Healthy => HealthStatus::Healthy,
+        RuntimeHealth::Unhealthy => HealthStatus::Unhealthy,
+    }
+}
+
+/// ECS's task health: UNHEALTHY if an essential container with a health
+/// check is, HEALTHY if all of them are, else UNKNOWN; `None` when no
+/// essential container has a check.
+fn task_health(states: &[berth_runtime::ContainerStatus]) -> Option<HealthStatus> {
+    let checked: Vec<RuntimeHealth> =
+        states.iter().filter(|s| s.essential).filter_map(|s| s.health.as_ref().map(|h| h.status)).collect();
+    if checked.is_empty() {
+        None
+    } else if checked.contains(&RuntimeHealth::Unhealthy) {
+        Some(HealthStatus::Unhealthy)
+    } else if checked.iter().all(|h| *h == RuntimeHealth::Healthy) {
+        Some(HealthStatus::Healthy)
+    } else {
+        Some(HealthStatus::Unknown)
     }
 }
 
@@ -279,6 +375,37 @@ fn record_exits(task: &mut Task, exits: Option<&Vec<berth_runtime::ContainerStat
             for c in task.containers.iter_mut().flatten() {
                 c.last_status = Some("STOPPED".into());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_runtime::{ContainerStatus, Health};
+
+    use super::*;
+
+    fn with_health(essential: bool, h: Option<RuntimeHealth>) -> ContainerStatus {
+        ContainerStatus {
+            name: "c".into(),
+            essential,
+            state: ContainerState::Running { pid: 1 },
+            health: h.map(|status| Health { status, ..Health::unknown() }),
+        }
+    }
+
+    #[test]
+    fn task_health_follows_essential_containers_with_checks() {
+        use RuntimeHealth as R;
+        let cases = [
+            (vec![with_health(true, None)], None),
+            (vec![with_health(true, Some(R::Healthy)), with_health(true, None)], Some(HealthStatus::Healthy)),
+            (vec![with_health(true, Some(R::Healthy)), with_health(true, Some(R::Unknown))], Some(HealthStatus::Unknown)),
+            (vec![with_health(true, Some(R::Unknown)), with_health(true, Some(R::Unhealthy))], Some(HealthStatus::Unhealthy)),
+            (vec![with_health(true, Some(R::Healthy)), with_health(false, Some(R::Unhealthy))], Some(HealthStatus::Healthy)),
+        ];
+        for (states, want) in cases {
+            assert_eq!(task_health(&states), want, "{states:?}");
         }
     }
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_image::ImageConfiguration;
-use berth_runtime::{ContainerSpec, ImageConfig, TaskId, TaskSpec, Ulimit};
-use berth_wire::ecs::{ContainerDefinition, TaskDefinition, TaskOverride};
+use berth_runtime::{Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit};
+use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition, TaskOverride};
 
 /// A container's pulled image: its unpacked layers and config.
 pub struct Pulled {
@@ -63,7 +63,46 @@ pub fn container(def: &ContainerDefinition, overrides: Option<&TaskOverride>, im
     spec.memory_reservation_mib =
         over.and_then(|o| o.memory_reservation).or(def.memory_reservation).and_then(|m| u64::try_from(m).ok());
     spec.essential = def.essential.unwrap_or(true);
+    spec.depends_on = def
+        .depends_on
+        .iter()
+        .flatten()
+        .map(|d| Dependency { container: d.container_name.clone(), condition: condition(d.condition) })
+        .collect();
+    spec.start_timeout = def.start_timeout.and_then(|s| u64::try_from(s).ok()).map(Duration::from_secs);
+    spec.health_check = def.health_check.as_ref().and_then(health_check);
     spec
+}
+
+fn condition(c: ContainerCondition) -> Condition {
+    match c {
+        ContainerCondition::Start => Condition::Start,
+        ContainerCondition::Complete => Condition::Complete,
+        ContainerCondition::Success => Condition::Success,
+        ContainerCondition::Healthy => Condition::Healthy,
+    }
+}
+
+/// ECS's health check with its defaults: `CMD` arguments run as they
+/// are, `CMD-SHELL` ones with the container's `/bin/sh -c`.
+fn health_check(hc: &berth_wire::ecs::HealthCheck) -> Option<HealthCheck> {
+    let (kind, rest) = hc.command.split_first()?;
+    let command = match kind.as_str() {
+        "CMD" => rest.to_vec(),
+        "CMD-SHELL" => vec!["/bin/sh".into(), "-c".into(), rest.join(" ")],
+        _ => return None,
+    };
+    let secs = |v: Option<i32>, default: Duration| {
+        v.and_then(|s| u64::try_from(s).ok()).map_or(default, Duration::from_secs)
+    };
+    let defaults = HealthCheck::new(command.clone());
+    Some(HealthCheck {
+        command,
+        interval: secs(hc.interval, defaults.interval),
+        timeout: secs(hc.timeout, defaults.timeout),
+        retries: hc.retries.and_then(|r| u32::try_from(r).ok()).unwrap_or(defaults.retries),
+        start_period: secs(hc.start_period, defaults.start_period),
+    })
 }
 
 /// The whole task: its size and its containers in definition order.
@@ -143,6 +182,32 @@ mod tests {
         assert_eq!(c.image.cmd, Some(vec!["sh".into()]));
         assert_eq!(c.image.working_dir.as_deref(), Some("/srv"));
         assert_eq!(c.layers, vec![PathBuf::from("/layers/a")]);
+    }
+
+    #[test]
+    fn dependencies_and_health_checks_map_with_ecs_defaults() {
+        let def = ContainerDefinition {
+            name: Some("app".into()),
+            depends_on: Some(vec![berth_wire::ecs::ContainerDependency {
+                container_name: "db".into(),
+                condition: ContainerCondition::Healthy,
+            }]),
+            start_timeout: Some(20),
+            health_check: Some(berth_wire::ecs::HealthCheck {
+                command: vec!["CMD-SHELL".into(), "wget -q -O- localhost || exit 1".into()],
+                retries: Some(5),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let c = container(&def, None, &pulled());
+        assert_eq!(c.depends_on, vec![Dependency { container: "db".into(), condition: Condition::Healthy }]);
+        assert_eq!(c.start_timeout, Some(Duration::from_secs(20)));
+        let hc = c.health_check.unwrap();
+        assert_eq!(hc.command, ["/bin/sh", "-c", "wget -q -O- localhost || exit 1"]);
+        assert_eq!((hc.interval, hc.timeout, hc.retries, hc.start_period), (Duration::from_secs(30), Duration::from_secs(5), 5, Duration::ZERO));
+        let cmd = health_check(&berth_wire::ecs::HealthCheck { command: vec!["CMD".into(), "true".into()], ..Default::default() });
+        assert_eq!(cmd.unwrap().command, ["true"]);
     }
 
     #[test]

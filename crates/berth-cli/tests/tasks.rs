@@ -342,3 +342,61 @@ fn tree_size(dir: &Path) -> (usize, u64) {
         }
     })
 }
+
+#[test]
+fn dependencies_and_health_checks_through_the_api() {
+    if !can_run("dependencies_and_health_checks_through_the_api") {
+        return;
+    }
+    let w = World::start();
+    let image = w.registry.reference("busybox:latest");
+    let container = |name: &str, script: &str| {
+        json!({"name": name, "image": image, "command": ["sh", "-c", script], "stopTimeout": 2})
+    };
+    let mut init = container("init", "sleep 1; exit 0");
+    init["essential"] = json!(false);
+    let mut web = container("web", "sleep 1000");
+    web["dependsOn"] = json!([{"containerName": "init", "condition": "SUCCESS"}]);
+    web["healthCheck"] = json!({"command": ["CMD-SHELL", "test -d /proc/self"], "interval": 5, "retries": 2});
+    let mut worker = container("worker", "sleep 1000");
+    worker["dependsOn"] = json!([{"containerName": "web", "condition": "HEALTHY"}]);
+    w.ecs(
+        "RegisterTaskDefinition",
+        json!({"family": "ordered", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+               "cpu": "256", "memory": "512", "containerDefinitions": [init, web, worker]}),
+    );
+    let v = w.ecs("RunTask", json!({"taskDefinition": "ordered", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}));
+    let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
+    assert_eq!(v["tasks"][0]["healthStatus"], "UNKNOWN", "{v}");
+    let t = w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
+    let c = |name: &str| t["containers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    assert_eq!((c("init")["lastStatus"].clone(), c("init")["exitCode"].clone()), (json!("STOPPED"), json!(0)), "{t:#}");
+    assert_eq!(c("web")["lastStatus"], "RUNNING", "{t:#}");
+    assert_eq!(c("web")["healthStatus"], "HEALTHY", "worker started only once web was healthy: {t:#}");
+    assert_eq!(c("worker")["lastStatus"], "RUNNING", "the task is RUNNING once no container waits: {t:#}");
+    assert_eq!(t["healthStatus"], "HEALTHY", "{t:#}");
+    w.ecs("StopTask", json!({"task": arn}));
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(30));
+    assert_eq!(t["stopCode"], "UserInitiated");
+
+    // An init container that fails keeps its dependents from starting:
+    // the task fails to start, saying why.
+    let mut failing = container("init", "exit 5");
+    failing["essential"] = json!(false);
+    let mut app = container("app", "sleep 1000");
+    app["dependsOn"] = json!([{"containerName": "init", "condition": "SUCCESS"}]);
+    w.ecs(
+        "RegisterTaskDefinition",
+        json!({"family": "doomed", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+               "cpu": "256", "memory": "512", "containerDefinitions": [failing, app]}),
+    );
+    let v = w.ecs("RunTask", json!({"taskDefinition": "doomed", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}));
+    let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(60));
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t:#}");
+    let reason = t["stoppedReason"].as_str().unwrap();
+    assert!(reason.starts_with("CannotStartContainerError: ") && reason.contains("init (SUCCESS)") && reason.contains("code 5"), "{reason}");
+    let app = t["containers"].as_array().unwrap().iter().find(|c| c["name"] == "app").unwrap();
+    assert_eq!(app["lastStatus"], "STOPPED");
+    assert!(app.get("exitCode").is_none_or(Value::is_null), "it never ran: {app}");
+}

@@ -55,6 +55,7 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), ModelError> {
     for c in containers {
         check_container(c, containers, mode)?;
     }
+    check_dependency_cycles(containers)?;
     check_resources(containers, size)
 }
 
@@ -434,6 +435,12 @@ fn check_depends_on(name: &str, c: &ContainerDefinition, all: &[ContainerDefinit
         if target_name == name {
             return Err(ModelError::client(format!("Container '{name}' can not depend on itself.")));
         }
+        if dep.condition == ContainerCondition::Healthy && target.health_check.is_none() {
+            return Err(ModelError::client(format!(
+                "Container '{name}' depends on '{target_name}' being HEALTHY, but '{target_name}' has no healthCheck. \
+                 Give '{target_name}' a healthCheck, or depend on it with START."
+            )));
+        }
         let waits_for_exit = matches!(dep.condition, ContainerCondition::Success | ContainerCondition::Complete);
         if waits_for_exit && target.essential.unwrap_or(true) {
             return Err(ModelError::client(format!(
@@ -444,6 +451,36 @@ fn check_depends_on(name: &str, c: &ContainerDefinition, all: &[ContainerDefinit
         }
     }
     Ok(())
+}
+
+/// Containers wait for their dependencies, so a cycle would wait forever.
+fn check_dependency_cycles(all: &[ContainerDefinition]) -> Result<(), ModelError> {
+    fn deps(c: &ContainerDefinition) -> Vec<&str> {
+        c.depends_on.iter().flatten().map(|d| d.container_name.as_str()).collect()
+    }
+    // Peel off containers whose dependencies are all peeled: what remains
+    // is on (or behind) a cycle.
+    let mut startable: Vec<&str> = Vec::new();
+    loop {
+        let before = startable.len();
+        for c in all {
+            let name = name_of(c);
+            if !startable.contains(&name) && deps(c).iter().all(|d| startable.contains(d)) {
+                startable.push(name);
+            }
+        }
+        if startable.len() == before {
+            break;
+        }
+    }
+    let stuck: Vec<&str> = all.iter().map(name_of).filter(|n| !startable.contains(n)).collect();
+    if stuck.is_empty() {
+        return Ok(());
+    }
+    Err(ModelError::client(format!(
+        "The container dependencies contain a cycle: containers {} wait for each other, so none of them could start.",
+        stuck.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+    )))
 }
 
 /// The command starts with CMD or CMD-SHELL; the timings are in ECS's
@@ -662,6 +699,8 @@ mod tests {
         ("dependsOn a stranger", |r| depend(r, "ghost", ContainerCondition::Start), "ClientException", "depends on 'ghost', which is not a container of this task definition"),
         ("dependsOn itself", |r| depend(r, "api", ContainerCondition::Start), "ClientException", "can not depend on itself"),
         ("dependsOn SUCCESS of an essential container", |r| { sidecar(r, "init"); depend(r, "init", ContainerCondition::Success); }, "ClientException", "SUCCESS or COMPLETE condition cannot be an essential container"),
+        ("dependsOn HEALTHY without a health check", |r| { sidecar(r, "db"); depend(r, "db", ContainerCondition::Healthy); }, "ClientException", "'db' has no healthCheck"),
+        ("dependency cycle", |r| { sidecar(r, "db"); depend(r, "db", ContainerCondition::Start); r.container_definitions[1].depends_on = Some(vec![ContainerDependency { container_name: "api".into(), condition: ContainerCondition::Start }]); }, "ClientException", "contain a cycle: containers 'api', 'db'"),
         ("health check without CMD", |r| api(r).health_check = Some(health(&["curl", "-f", "http://localhost/"])), "ClientException", "Start it with CMD"),
         ("health check with CMD only", |r| api(r).health_check = Some(health(&["CMD-SHELL"])), "ClientException", "Invalid 'healthCheck.command'"),
         ("empty health check", |r| api(r).health_check = Some(health(&[])), "ClientException", "Invalid 'healthCheck.command'"),
