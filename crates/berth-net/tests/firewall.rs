@@ -1,0 +1,232 @@
+//! Security groups and host isolation, with real TCP between task
+//! namespaces on a test bridge. Needs root and nft.
+//!
+//! Every connection goes to an address inside the test's own subnet: a
+//! task's, or the test bridge's gateway address.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::net::SocketAddr;
+
+use berth_net::{HostService, Rule, SecurityGroup, Source, SubnetPolicy};
+use common::{Server, TestNet, can_run, fetch_from, fetch_from_host};
+
+fn web(port: u16, source: Source) -> SecurityGroup {
+    SecurityGroup {
+        id: "sg-web".into(),
+        ingress: vec![Rule::tcp(port, port, source)],
+    }
+}
+
+fn client() -> SecurityGroup {
+    SecurityGroup {
+        id: "sg-client".into(),
+        ingress: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_groups_decide_who_reaches_a_task() {
+    if !can_run("security_groups_decide_who_reaches_a_task") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let a = t.attach().await;
+    let b = t.attach().await;
+    assert_ne!(a.ip, b.ip, "each task has its own address");
+    let allowed = Server::start(&a.netns_path, a.ip, 0, "a:allowed").await;
+    let other = Server::start(&a.netns_path, a.ip, 0, "a:other").await;
+    let on_b = Server::start(&b.netns_path, b.ip, 0, "b").await;
+    let port = allowed.addr.port();
+
+    // a is a web server that accepts `port` from members of sg-client.
+    let groups = || {
+        vec![
+            SecurityGroup::default_group("sg-default"),
+            web(port, Source::Group("sg-client".into())),
+            client(),
+        ]
+    };
+    t.firewall
+        .apply(&t.state(groups(), &[(&a, &["sg-web"]), (&b, &["sg-client"])]))
+        .await
+        .unwrap();
+
+    // The host reaches every task on every port.
+    assert_eq!(fetch_from_host(allowed.addr).await.unwrap(), "a:allowed");
+    assert_eq!(fetch_from_host(other.addr).await.unwrap(), "a:other");
+    assert_eq!(fetch_from_host(on_b.addr).await.unwrap(), "b");
+    // b reaches the allowed port of a, and only that one.
+    assert_eq!(fetch_from(&b, allowed.addr).await.unwrap(), "a:allowed");
+    fetch_from(&b, other.addr).await.unwrap_err();
+    // b's group admits nobody, so a cannot reach b (a's own sending is
+    // allowed; b's groups decide).
+    fetch_from(&a, on_b.addr).await.unwrap_err();
+
+    // b leaves sg-client: denied.
+    t.firewall
+        .apply(&t.state(groups(), &[(&a, &["sg-web"]), (&b, &[])]))
+        .await
+        .unwrap();
+    let denied = fetch_from(&b, allowed.addr).await.unwrap_err();
+    eprintln!("denied as: {denied}");
+    assert_eq!(
+        fetch_from_host(allowed.addr).await.unwrap(),
+        "a:allowed",
+        "the host still does"
+    );
+
+    // A CIDR source: exactly b's address.
+    let by_cidr = || {
+        vec![
+            web(port, Source::Cidr(format!("{}/32", b.ip).parse().unwrap())),
+            client(),
+        ]
+    };
+    t.firewall
+        .apply(&t.state(by_cidr(), &[(&a, &["sg-web"]), (&b, &[])]))
+        .await
+        .unwrap();
+    assert_eq!(fetch_from(&b, allowed.addr).await.unwrap(), "a:allowed");
+    fetch_from(&b, other.addr).await.unwrap_err();
+
+    // The default group: members accept everything from members.
+    let default = || vec![SecurityGroup::default_group("sg-default")];
+    t.firewall
+        .apply(&t.state(default(), &[(&a, &["sg-default"]), (&b, &["sg-default"])]))
+        .await
+        .unwrap();
+    assert_eq!(fetch_from(&b, other.addr).await.unwrap(), "a:other");
+    assert_eq!(fetch_from(&a, on_b.addr).await.unwrap(), "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_not_in_the_applied_state_gets_no_traffic_from_tasks() {
+    if !can_run("a_task_not_in_the_applied_state_gets_no_traffic_from_tasks") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let a = t.attach().await;
+    let b = t.attach().await;
+    let on_b = Server::start(&b.netns_path, b.ip, 0, "b").await;
+    let on_a = Server::start(&a.netns_path, a.ip, 0, "a").await;
+    let everyone = || {
+        vec![SecurityGroup {
+            id: "sg-open".into(),
+            ingress: vec![Rule::all(Source::Cidr("0.0.0.0/0".parse().unwrap()))],
+        }]
+    };
+    // Only a is known: b (attached, not yet applied) receives nothing from
+    // a, though a's group would admit b.
+    t.firewall
+        .apply(&t.state(everyone(), &[(&a, &["sg-open"])]))
+        .await
+        .unwrap();
+    fetch_from(&a, on_b.addr).await.unwrap_err();
+    assert_eq!(fetch_from_host(on_b.addr).await.unwrap(), "b");
+    // Once named, b is governed by its groups like any task.
+    t.firewall
+        .apply(&t.state(everyone(), &[(&a, &["sg-open"]), (&b, &["sg-open"])]))
+        .await
+        .unwrap();
+    assert_eq!(fetch_from(&a, on_b.addr).await.unwrap(), "b");
+    assert_eq!(fetch_from(&b, on_a.addr).await.unwrap(), "a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_reach_only_the_host_services_listed() {
+    if !can_run("tasks_reach_only_the_host_services_listed") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let a = t.attach().await;
+    let gateway = t.subnet.gateway();
+    let metadata = Server::start_on_host(gateway, "metadata");
+    let private = Server::start_on_host(gateway, "private");
+    let on_a = Server::start(&a.netns_path, a.ip, 0, "a").await;
+    let mut state = t.state(
+        vec![SecurityGroup::default_group("sg-default")],
+        &[(&a, &["sg-default"])],
+    );
+    state.host_services = vec![HostService::tcp(gateway, metadata.addr.port())];
+    t.firewall.apply(&state).await.unwrap();
+
+    assert_eq!(fetch_from(&a, metadata.addr).await.unwrap(), "metadata");
+    fetch_from(&a, private.addr).await.unwrap_err();
+    // Host-initiated connections to the task still work (replies pass).
+    assert_eq!(fetch_from_host(on_a.addr).await.unwrap(), "a");
+    // Without the allow-list entry, the metadata endpoint is closed too.
+    state.host_services.clear();
+    t.firewall.apply(&state).await.unwrap();
+    fetch_from(&a, metadata.addr).await.unwrap_err();
+    let _: SocketAddr = metadata.addr;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_replaces_the_tables_whole_and_remove_deletes_them() {
+    if !can_run("apply_replaces_the_tables_whole_and_remove_deletes_them") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let a = t.attach().await;
+    let table = t.firewall.table().to_string();
+    let groups = vec![
+        SecurityGroup::default_group("sg-default"),
+        web(8080, Source::Group("sg-default".into())),
+    ];
+    t.firewall
+        .apply(&t.state(groups, &[(&a, &["sg-default", "sg-web"])]))
+        .await
+        .unwrap();
+    let inet = common::nft_list("inet", &table);
+    assert!(
+        inet.contains("chain sg-web") && inet.contains("tcp dport 8080 accept"),
+        "{inet}"
+    );
+    assert!(inet.contains(&a.ip.to_string()), "{inet}");
+    let bridge = common::nft_list("bridge", &table);
+    assert!(
+        bridge.contains(&format!("chain port_{}", a.host_veth)),
+        "{bridge}"
+    );
+    assert!(bridge.contains(&a.mac.to_string()), "{bridge}");
+
+    t.firewall
+        .apply(&t.state(vec![SecurityGroup::default_group("sg-default")], &[]))
+        .await
+        .unwrap();
+    let inet = common::nft_list("inet", &table);
+    assert!(
+        !inet.contains("sg-web") && !inet.contains(&a.ip.to_string()),
+        "{inet}"
+    );
+    assert!(!common::nft_list("bridge", &table).contains("port_"));
+
+    t.firewall.remove().await.unwrap();
+    assert_eq!(common::nft_list("inet", &table), "");
+    assert_eq!(common::nft_list("bridge", &table), "");
+    t.firewall.remove().await.unwrap();
+}
+
+/// Egress is never applied in tests; `nft --check` has the kernel
+/// validate the NAT rules without committing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_rules_pass_the_kernels_check_without_being_applied() {
+    if !can_run("egress_rules_pass_the_kernels_check_without_being_applied") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let mut state = t.state(vec![SecurityGroup::default_group("sg-default")], &[]);
+    state.subnets = vec![SubnetPolicy {
+        bridge: t.bridge.clone(),
+        subnet: t.subnet,
+        egress: true,
+    }];
+    t.firewall.check(&state).await.unwrap();
+    assert_eq!(
+        common::nft_list("inet", t.firewall.table()),
+        "",
+        "nothing was applied"
+    );
+}
