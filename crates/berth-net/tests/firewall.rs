@@ -230,3 +230,127 @@ async fn egress_rules_pass_the_kernels_check_without_being_applied() {
         "nothing was applied"
     );
 }
+
+/// Adds `ip/32` to `eth0` inside a task's namespace (as a task with
+/// CAP_NET_ADMIN could), so it can send from an address not its own.
+async fn add_address_inside(att: &berth_net::Attachment, ip: std::net::Ipv4Addr) {
+    use futures_util::TryStreamExt;
+    let rt = tokio::runtime::Handle::current();
+    let (conn, handle) = berth_net::netns::in_netns(&att.netns_path, move || {
+        let _rt = rt.enter();
+        let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+        (conn, handle)
+    })
+    .await
+    .unwrap();
+    let driver = tokio::spawn(conn);
+    let eth0 = handle
+        .link()
+        .get()
+        .match_name("eth0")
+        .execute()
+        .try_next()
+        .await
+        .unwrap()
+        .unwrap();
+    handle
+        .address()
+        .add(eth0.header.index, ip.into(), 32)
+        .execute()
+        .await
+        .unwrap();
+    driver.abort();
+}
+
+/// Sends one datagram from `from` (an address inside the task) to `to`.
+async fn send_from(
+    att: &berth_net::Attachment,
+    from: std::net::Ipv4Addr,
+    to: SocketAddr,
+    what: &'static [u8],
+) {
+    berth_net::netns::in_netns(&att.netns_path, move || {
+        let s = std::net::UdpSocket::bind((from, 0)).unwrap();
+        s.send_to(what, to).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// What arrives at `sock` within a second.
+async fn received(sock: &std::net::UdpSocket) -> Vec<Vec<u8>> {
+    let sock = sock.try_clone().unwrap();
+    tokio::task::spawn_blocking(move || {
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(1)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = sock.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        got
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_cannot_borrow_a_group_members_address() {
+    if !can_run("a_task_cannot_borrow_a_group_members_address") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let (a, b, c) = (t.attach().await, t.attach().await, t.attach().await);
+    let a_ip = a.ip;
+    let sock = berth_net::netns::in_netns(&a.netns_path, move || {
+        std::net::UdpSocket::bind((a_ip, 0)).unwrap()
+    })
+    .await
+    .unwrap();
+    let to = sock.local_addr().unwrap();
+    let groups = || {
+        vec![
+            SecurityGroup {
+                id: "sg-web".into(),
+                ingress: vec![Rule::udp(
+                    to.port(),
+                    to.port(),
+                    Source::Group("sg-client".into()),
+                )],
+            },
+            client(),
+        ]
+    };
+    let members = [
+        (&a, &["sg-web"][..]),
+        (&b, &[][..]),
+        (&c, &["sg-client"][..]),
+    ];
+    t.firewall
+        .apply(&t.state(groups(), &members))
+        .await
+        .unwrap();
+
+    send_from(&c, c.ip, to, b"c").await;
+    send_from(&b, b.ip, to, b"b").await;
+    assert_eq!(
+        received(&sock).await,
+        vec![b"c".to_vec()],
+        "c is a client, b is not"
+    );
+
+    // b takes c's address as a second one and sends from it: its port
+    // only passes its own address.
+    add_address_inside(&b, c.ip).await;
+    send_from(&b, c.ip, to, b"b as c").await;
+    assert_eq!(received(&sock).await, Vec::<Vec<u8>>::new());
+
+    // The control: with b's port unknown to the bridge table, the same
+    // spoofed datagram gets in, so the port check is what stopped it.
+    t.firewall
+        .apply(&t.state(groups(), &[members[0], members[2]]))
+        .await
+        .unwrap();
+    send_from(&b, c.ip, to, b"b as c").await;
+    assert_eq!(received(&sock).await, vec![b"b as c".to_vec()]);
+}
