@@ -20,8 +20,12 @@
 //! - A task's port only passes frames from the task's own MAC and IPv4
 //!   address (and ARP for them): no spoofing another task's address to
 //!   get into its groups, and no IPv6 around the IPv4 rules. A task
-//!   attached but not yet named in an applied state gets no inbound
-//!   traffic at all.
+//!   attached but not yet named in an applied state gets nothing from
+//!   other tasks, and its port is not checked until it is named: call
+//!   `apply` after every attach and detach.
+//!
+//! `apply` replaces the tables whole, so concurrent callers must render
+//! from the latest state (or be serialised): the last one wins.
 //!
 //! # Why these tables
 //! Traffic between two tasks on one bridge is bridged, not routed. With
