@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_model::Account;
 use berth_store::Store;
-use berth_wire::ecs;
+use berth_wire::{ecs, logs};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -23,17 +23,24 @@ use crate::sigv4;
 /// limit of 64 KiB is checked on top of this).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The largest CloudWatch Logs request body. A full PutLogEvents batch is
+/// 1 MiB of messages as CloudWatch counts them; as JSON, with every
+/// control character escaped (`\u0001` is 6 bytes), it can be six times that.
+pub const DEFAULT_MAX_LOGS_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub account: Account,
     pub max_body_bytes: usize,
+    /// The same for CloudWatch Logs requests (PutLogEvents is bigger).
+    pub max_logs_body_bytes: usize,
 }
 
 impl ApiConfig {
     pub fn new(account: Account) -> Self {
-        Self { account, max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        Self { account, max_body_bytes: DEFAULT_MAX_BODY_BYTES, max_logs_body_bytes: DEFAULT_MAX_LOGS_BODY_BYTES }
     }
 }
 
@@ -73,6 +80,7 @@ async fn metrics(State(api): State<Api>) -> Response {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     Ecs,
+    Logs,
 }
 
 impl Service {
@@ -80,6 +88,7 @@ impl Service {
     fn signing_name(self) -> &'static str {
         match self {
             Self::Ecs => "ecs",
+            Self::Logs => "logs",
         }
     }
 }
@@ -87,6 +96,7 @@ impl Service {
 fn split_target(target: &str) -> Result<(Service, &str), ApiError> {
     match target.split_once('.') {
         Some((ecs::TARGET_PREFIX, op)) => Ok((Service::Ecs, op)),
+        Some((logs::TARGET_PREFIX, op)) => Ok((Service::Logs, op)),
         _ => Err(ApiError::UnknownOperation(format!("Unknown operation target: {target}"))),
     }
 }
@@ -131,7 +141,11 @@ async fn aws_json(State(api): State<Api>, req: Request) -> Response {
 
 async fn handle(api: &Api, target: &str, req: Request) -> Result<Vec<u8>, ApiError> {
     let (parts, body) = req.into_parts();
-    let body = read_body(body, api.config.max_body_bytes).await?;
+    let limit = match split_target(target) {
+        Ok((Service::Logs, _)) => api.config.max_logs_body_bytes,
+        _ => api.config.max_body_bytes,
+    };
+    let body = read_body(body, limit).await?;
     let signed = sigv4::parse(&parts)?;
     let (service, op) = split_target(target)?;
     authenticate(api, &signed, &parts, &body, service).await?;
@@ -144,6 +158,13 @@ async fn handle(api: &Api, target: &str, req: Request) -> Result<Vec<u8>, ApiErr
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
             let call = crate::ecs::Call { api, body_len: body.len() };
             let value = crate::ecs::dispatch(&call, action).await?;
+            Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
+        }
+        Service::Logs => {
+            let action = logs::Action::parse(op, json)
+                .map_err(parse_error)?
+                .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            let value = crate::logs::dispatch(&crate::logs::Call { api }, action).await?;
             Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
         }
     }

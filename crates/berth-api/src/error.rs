@@ -24,6 +24,10 @@ pub enum ApiError {
     /// An ECS exception raised by a handler, e.g. ClusterNotFoundException.
     #[error("{message}")]
     Ecs { aws_type: &'static str, message: String },
+    /// A CloudWatch Logs exception raised by a handler, e.g.
+    /// ResourceNotFoundException.
+    #[error("{message}")]
+    Logs { aws_type: &'static str, message: String },
     /// The request could not be read: bad JSON or wrong member types.
     #[error("{0}")]
     Serialization(String),
@@ -43,6 +47,10 @@ impl ApiError {
         Self::Ecs { aws_type, message: message.into() }
     }
 
+    pub fn logs(aws_type: &'static str, message: impl Into<String>) -> Self {
+        Self::Logs { aws_type, message: message.into() }
+    }
+
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         Self::ecs("InvalidParameterException", message)
     }
@@ -56,7 +64,7 @@ impl ApiError {
         match self {
             Self::Model(e) => e.aws_type(),
             Self::Auth(e) => e.aws_type(),
-            Self::Ecs { aws_type, .. } => aws_type,
+            Self::Ecs { aws_type, .. } | Self::Logs { aws_type, .. } => aws_type,
             Self::Serialization(_) => "SerializationException",
             Self::UnknownOperation(_) => "UnknownOperationException",
             Self::TooLarge(_) => "RequestEntityTooLargeException",

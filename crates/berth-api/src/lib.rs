@@ -1,15 +1,19 @@
 //! Berth's HTTP API: the AWS JSON 1.1 protocol (`POST /` with
-//! `X-Amz-Target`), SigV4 verification, AWS error shapes, and the ECS
-//! handlers on top of the store.
+//! `X-Amz-Target`), SigV4 verification, AWS error shapes, and the ECS and
+//! CloudWatch Logs handlers on top of the store.
 //!
 //! Only this crate knows the AWS wire protocol. The edge ([`edge`]) reads
 //! the HTTP request once, authenticates it and parses it into a typed
-//! [`berth_wire::ecs::Action`]; handlers take typed requests and return
-//! typed responses and never touch HTTP.
+//! [`berth_wire::ecs::Action`] or [`berth_wire::logs::Action`]; handlers
+//! take typed requests and return typed responses and never touch HTTP.
+//!
+//! [`logs::expire`] is the retention sweep a server runs every
+//! [`logs::EXPIRY_INTERVAL`].
 
 mod ecs;
 mod edge;
 mod error;
+pub mod logs;
 mod metrics;
 mod paging;
 pub mod sigv4;
