@@ -130,6 +130,10 @@ class Berth:
         """A boto3 ECS client whose every response is checked against botocore's model."""
         return shapes.install(self.boto3_session().client("ecs"))
 
+    def logs(self):
+        """A boto3 CloudWatch Logs client, checked the same way."""
+        return shapes.install(self.boto3_session().client("logs"))
+
     def raw(self, op, body, sign=True, secret=None, access_key=None, headers=None, region="us-east-1",
             service="ecs", target=None, clock_skew=0):
         """A hand-made POST, signed with botocore's own SigV4 signer unless sign=False."""
