@@ -23,12 +23,12 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
     store
         .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
         .await
-        .unwrap();
+        .expect("insert key");
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
     Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
 }
@@ -41,19 +41,19 @@ fn request(op: &str, body: &[u8], signed: Option<(&str, SystemTime)>) -> http::R
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amz-target", format!("AmazonEC2ContainerServiceV20141113.{op}"))
         .body(body.to_vec())
-        .unwrap();
+        .expect("request");
     if let Some((secret, at)) = signed {
         let creds = Creds { access_key_id: AKID.into(), secret_access_key: secret.into() };
-        sign(&mut req, &creds, "us-east-1", "ecs", at).unwrap();
+        sign(&mut req, &creds, "us-east-1", "ecs", at).expect("sign");
     }
     req
 }
 
 async fn send(h: &Harness, req: http::Request<Vec<u8>>) -> (u16, Value) {
-    let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.unwrap();
+    let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.expect("response");
     let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
     (status, v)
 }
 

@@ -25,12 +25,12 @@ struct Harness {
 
 /// A store with one node of `cpu` units and `memory` MiB.
 async fn harness(cpu: u32, memory: u32) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
     store
         .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
         .await
-        .unwrap();
+        .expect("insert key");
     store
         .upsert_node(&NodeRecord {
             id: "node-1".into(),
@@ -41,7 +41,7 @@ async fn harness(cpu: u32, memory: u32) -> Harness {
             heartbeat_at: now_secs(),
         })
         .await
-        .unwrap();
+        .expect("register node");
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
     Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
 }
@@ -54,12 +54,12 @@ async fn ecs(h: &Harness, op: &str, body: Value) -> (u16, Value) {
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amz-target", format!("AmazonEC2ContainerServiceV20141113.{op}"))
         .body(body.to_string().into_bytes())
-        .unwrap();
+        .expect("request");
     let creds = Creds { access_key_id: AKID.into(), secret_access_key: SECRET.into() };
-    sign(&mut req, &creds, "us-east-1", "ecs", SystemTime::now()).unwrap();
-    let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.unwrap();
+    sign(&mut req, &creds, "us-east-1", "ecs", SystemTime::now()).expect("sign");
+    let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.expect("response");
     let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
@@ -72,7 +72,7 @@ async fn register(h: &Harness, cpu: &str, memory: &str) {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
 }
 
 fn net() -> Value {
