@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-apt_install ca-certificates runc tini
+apt_install ca-certificates runc tini nftables
 need_cargo
 cargo build --release -p berth-cli -p berth-runtime --bins
 exec target/release/berth up "$@"

@@ -9,10 +9,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::Store;
-use berth_wire::{ecs, logs};
+use berth_wire::{berth, ecs, logs};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -36,25 +36,40 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// The same for CloudWatch Logs requests (PutLogEvents is bigger).
     pub max_logs_body_bytes: usize,
+    /// The largest image tarball `berth image import|load` may upload.
+    pub max_upload_bytes: u64,
 }
 
 impl ApiConfig {
     pub fn new(account: Account) -> Self {
-        Self { account, max_body_bytes: DEFAULT_MAX_BODY_BYTES, max_logs_body_bytes: DEFAULT_MAX_LOGS_BODY_BYTES }
+        Self {
+            account,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_logs_body_bytes: DEFAULT_MAX_LOGS_BODY_BYTES,
+            max_upload_bytes: crate::berth::uploads::DEFAULT_MAX_UPLOAD_BYTES,
+        }
     }
 }
 
-/// Shared state of the API: the store and the account it answers as.
+/// Shared state of the API: the store, the account it answers as, and
+/// the image cache of the node it runs with (if any).
 #[derive(Clone)]
 pub struct Api {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) images: Option<Arc<berth_image::ImageStore>>,
 }
 
 impl Api {
     pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
-        Self { store, config: Arc::new(config), metrics: Arc::default() }
+        Self { store, config: Arc::new(config), metrics: Arc::default(), images: None }
+    }
+
+    /// Serves Berth's image operations from `images` (the local node's cache).
+    pub fn with_images(mut self, images: Arc<berth_image::ImageStore>) -> Self {
+        self.images = Some(images);
+        self
     }
 
     pub(crate) fn account(&self) -> &Account {
@@ -66,6 +81,8 @@ impl Api {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/", post(aws_json))
+        .route(berth::IMPORT_PATH, put(crate::berth::uploads::import))
+        .route(berth::LOAD_PATH, put(crate::berth::uploads::load))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::UnknownOperation("No such endpoint: Berth serves AWS JSON 1.1 at POST /.".into()) })
@@ -81,6 +98,7 @@ async fn metrics(State(api): State<Api>) -> Response {
 enum Service {
     Ecs,
     Logs,
+    Berth,
 }
 
 impl Service {
@@ -89,6 +107,7 @@ impl Service {
         match self {
             Self::Ecs => "ecs",
             Self::Logs => "logs",
+            Self::Berth => berth::SIGNING_NAME,
         }
     }
 }
@@ -97,6 +116,7 @@ fn split_target(target: &str) -> Result<(Service, &str), ApiError> {
     match target.split_once('.') {
         Some((ecs::TARGET_PREFIX, op)) => Ok((Service::Ecs, op)),
         Some((logs::TARGET_PREFIX, op)) => Ok((Service::Logs, op)),
+        Some((berth::TARGET_PREFIX, op)) => Ok((Service::Berth, op)),
         _ => Err(ApiError::UnknownOperation(format!("Unknown operation target: {target}"))),
     }
 }
@@ -165,6 +185,13 @@ async fn handle(api: &Api, target: &str, req: Request) -> Result<Vec<u8>, ApiErr
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
             let value = crate::logs::dispatch(&crate::logs::Call { api }, action).await?;
+            Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
+        }
+        Service::Berth => {
+            let action = berth::Action::parse(op, json)
+                .map_err(parse_error)?
+                .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            let value = crate::berth::dispatch(api, action).await?;
             Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
         }
     }

@@ -6,10 +6,13 @@
 //! the HTTP request once, authenticates it and parses it into a typed
 //! [`berth_wire::ecs::Action`] or [`berth_wire::logs::Action`]; handlers
 //! take typed requests and return typed responses and never touch HTTP.
+//! Berth's own operator API ([`berth_wire::berth`], e.g. the node's image
+//! cache) is served the same way, beside two upload routes for images.
 //!
 //! [`logs::expire`] is the retention sweep a server runs every
 //! [`logs::EXPIRY_INTERVAL`].
 
+mod berth;
 mod ecs;
 mod edge;
 mod error;

@@ -253,21 +253,36 @@ pub fn verify(
     expected: &Scope<'_>,
     now: OffsetDateTime,
 ) -> Result<(), AuthError> {
-    check_time(req, now)?;
-    check_scope(req, expected)?;
-
     let payload_hash = hex::encode(Sha256::digest(body));
     let claimed = parts.headers.get("x-amz-content-sha256");
     if claimed.is_some_and(|c| !c.as_bytes().eq_ignore_ascii_case(payload_hash.as_bytes())) {
+        check_time(req, now)?;
+        check_scope(req, expected)?;
         return Err(AuthError::InvalidSignature(
             "The provided 'x-amz-content-sha256' header does not match what was computed.".to_owned(),
         ));
     }
+    verify_for_payload(req, parts, &payload_hash, secret_access_key, expected, now)
+}
 
+/// [`verify`] for a body not read yet (an upload): the signature is
+/// checked against `payload_hash`, the hex SHA-256 the client claims in
+/// `X-Amz-Content-Sha256`. The caller must hash the body as it reads it
+/// and reject the request if the hashes differ.
+pub fn verify_for_payload(
+    req: &SignedRequest,
+    parts: &Parts,
+    payload_hash: &str,
+    secret_access_key: &str,
+    expected: &Scope<'_>,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
+    check_time(req, now)?;
+    check_scope(req, expected)?;
     let key = signing_key(secret_access_key, &req.credential_scope);
     let provided = decode_signature(&req.signature);
     let matches = |trim: Trim| {
-        let to_sign = string_to_sign(req, &canonical_request(req, parts, &payload_hash, trim, false));
+        let to_sign = string_to_sign(req, &canonical_request(req, parts, payload_hash, trim, false));
         let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length");
         mac.update(to_sign.as_bytes());
         provided.as_ref().is_some_and(|p| mac.verify_slice(p).is_ok())
@@ -278,8 +293,8 @@ pub fn verify(
     if matches(Trim::AnyWhitespace) || (has_other_whitespace(req, parts) && matches(Trim::SpacesOnly)) {
         return Ok(());
     }
-    let canonical = canonical_request(req, parts, &payload_hash, Trim::AnyWhitespace, false);
-    let shown = canonical_request(req, parts, &payload_hash, Trim::AnyWhitespace, true);
+    let canonical = canonical_request(req, parts, payload_hash, Trim::AnyWhitespace, false);
+    let shown = canonical_request(req, parts, payload_hash, Trim::AnyWhitespace, true);
     Err(AuthError::InvalidSignature(format!(
         "{SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'{}'\n\n\
          The String-to-Sign should have been\n'{}'\n",

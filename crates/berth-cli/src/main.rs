@@ -1,6 +1,8 @@
 //! The `berth` binary.
 
+mod client;
 mod datadir;
+mod image;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,8 @@ enum Command {
     /// Run the all-in-one server in the foreground: the ECS API and the
     /// embedded store in the data dir.
     Up(up::UpArgs),
+    /// The node's image cache: pull, ls, rm, import, load.
+    Image(image::ImageArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +35,6 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Up(args) => runtime.block_on(up::run(args)),
+        Command::Image(args) => runtime.block_on(image::run(args)),
     }
 }

@@ -42,6 +42,24 @@ pub struct UpArgs {
     /// Run the API and store only, without this host's node agent.
     #[arg(long)]
     no_agent: bool,
+    /// Seconds a cached image is used without asking its registry for the
+    /// tag's digest (0: ask at every task start, with a cheap HEAD).
+    #[arg(long, env = "BERTH_IMAGE_MAX_AGE", default_value_t = 0)]
+    image_max_age: u64,
+    /// A registry (host or host:port) spoken to over plain HTTP; loopback
+    /// registries always are. Repeat for several.
+    #[arg(long = "insecure-registry", env = "BERTH_INSECURE_REGISTRIES", value_delimiter = ',')]
+    insecure_registries: Vec<String>,
+}
+
+impl UpArgs {
+    fn image_config(&self) -> berth_image::ImageStoreConfig {
+        berth_image::ImageStoreConfig {
+            insecure_registries: self.insecure_registries.clone(),
+            max_age_secs: self.image_max_age,
+            ..Default::default()
+        }
+    }
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -53,7 +71,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let dir = DataDir::open(&args.data_dir.clone().unwrap_or_else(datadir::default_dir))?;
     let store_url = args.store.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path.join("berth.db").display()));
-    let store = berth_store::open(&store_url).await.with_context(|| format!("cannot open store {}", redact(&store_url)))?;
+    let store =
+        berth_store::open(&store_url).await.with_context(|| format!("cannot open store {}", redact(&store_url)))?;
     let created = ensure_root_key(store.as_ref(), &dir).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -63,8 +82,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     dir.write_config(&args.region, &endpoint)?;
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
-    let agent = if args.no_agent { None } else { Some(start_agent(&args, &dir, store.clone()).await?) };
-    let app = berth_api::router(Api::new(store, ApiConfig::new(account)));
+    let mut api = Api::new(store.clone(), ApiConfig::new(account));
+    let agent = if args.no_agent {
+        None
+    } else {
+        let images = std::sync::Arc::new(
+            berth_image::ImageStore::open(dir.path.join("images"), args.image_config())
+                .context("cannot open the image cache")?,
+        );
+        api = api.with_images(images.clone());
+        Some(start_agent(&args, &dir, store, images).await?)
+    };
+    let app = berth_api::router(api);
 
     println!("Berth is up.");
     println!("  endpoint:     {endpoint}");
@@ -99,6 +128,7 @@ async fn start_agent(
     args: &UpArgs,
     dir: &DataDir,
     store: std::sync::Arc<dyn Store>,
+    images: std::sync::Arc<berth_image::ImageStore>,
 ) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
     use std::sync::Arc;
 
@@ -111,13 +141,11 @@ async fn start_agent(
         status: NodeRecord::ACTIVE.to_owned(),
         heartbeat_at: 0,
     };
-    let images = berth_image::ImageStore::open(dir.path.join("images"), berth_image::ImageStoreConfig::default())
-        .context("cannot open the image cache")?;
     let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
         .context("no task runtime on this host (install runc, or run with --no-agent)")?;
     tracing::info!(runtime = ?runtime.probe(), "task runtime");
     let config = berth_agent::AgentConfig { node, poll_interval: std::time::Duration::from_millis(100) };
-    let agent = Arc::new(berth_agent::Agent::new(store, Arc::new(images), Arc::new(runtime), config));
+    let agent = Arc::new(berth_agent::Agent::new(store, images, Arc::new(runtime), config));
     agent.register().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(agent.run(async move {

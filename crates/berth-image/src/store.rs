@@ -56,6 +56,18 @@ impl ImageStore {
         &self.config
     }
 
+    /// Where uploads to be imported or loaded can be staged: a directory
+    /// on the cache's file system, emptied when the store is opened.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.paths.root().join("tmp")
+    }
+
+    /// `reference` as the cache names it (`busybox` →
+    /// `docker.io/library/busybox:latest`), to compare references.
+    pub fn normalize(reference: &str) -> Result<String, ImageError> {
+        Ok(reference::key(&reference::parse(reference)?))
+    }
+
     /// The cached image for `reference`, without asking any registry.
     pub async fn get(&self, reference: &str) -> Result<Option<Image>, ImageError> {
         let key = reference::key(&reference::parse(reference)?);

@@ -1,0 +1,138 @@
+//! Berth's own operator API: what AWS has no API for here (the node's
+//! image cache; later subnets, security groups, nodes). Written by hand
+//! in the style of the generated AWS shapes: AWS JSON 1.1 with
+//! `X-Amz-Target: Berth_20261201.<Op>`, SigV4 signing name `berth`,
+//! camelCase members, times as epoch seconds.
+//!
+//! Image imports and loads carry a tarball, too big for a JSON body: they
+//! are `PUT /berth/images/import?name=NAME` and `PUT /berth/images/load`
+//! (optionally `?name=NAME`) with the tarball as the body, signed like any
+//! request and with the body's SHA-256 in `X-Amz-Content-Sha256`; both
+//! answer an [`ImagesResponse`].
+
+use serde::{Deserialize, Serialize};
+
+/// The `X-Amz-Target` prefix of Berth's operator API.
+pub const TARGET_PREFIX: &str = "Berth_20261201";
+
+/// The SigV4 signing name of Berth's operator API.
+pub const SIGNING_NAME: &str = "berth";
+
+/// The upload route of `berth image import`.
+pub const IMPORT_PATH: &str = "/berth/images/import";
+
+/// The upload route of `berth image load`.
+pub const LOAD_PATH: &str = "/berth/images/load";
+
+/// An image in a node's cache.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDetail {
+    /// The normalised reference, e.g. `127.0.0.1:5000/busybox:latest`.
+    pub reference: String,
+    /// What the reference resolved to (an index's digest for a
+    /// multi-platform tag, else the manifest's).
+    pub digest: String,
+    /// The linux/amd64 image manifest's digest.
+    pub manifest_digest: String,
+    /// Number of layers.
+    pub layers: u32,
+    /// Sum of the layer blobs' sizes as stored (compressed), in bytes.
+    pub size_bytes: u64,
+    /// `registry`, `import` or `load`.
+    pub source: String,
+    /// When it entered the cache (epoch seconds).
+    pub pulled_at: f64,
+    /// The image's Entrypoint and Cmd, if it has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullImageRequest {
+    pub reference: String,
+    /// Registry credentials for this pull (never stored or logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullImageResponse {
+    pub image: ImageDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListImagesRequest {}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesResponse {
+    pub images: Vec<ImageDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveImageRequest {
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveImageResponse {
+    pub reference: String,
+    /// Blobs and unpacked layers no other image used, now deleted.
+    pub blobs_removed: u64,
+    pub layers_removed: u64,
+    pub bytes_freed: u64,
+}
+
+/// Every operation of Berth's operator API, with its typed request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    PullImage(PullImageRequest),
+    ListImages(ListImagesRequest),
+    RemoveImage(RemoveImageRequest),
+}
+
+impl Action {
+    /// Parses operation `name` with its JSON `body`; `None` for an
+    /// operation Berth's API does not have.
+    pub fn parse(name: &str, body: &[u8]) -> Result<Option<Self>, serde_json::Error> {
+        Ok(Some(match name {
+            "PullImage" => Self::PullImage(serde_json::from_slice(body)?),
+            "ListImages" => Self::ListImages(serde_json::from_slice(body)?),
+            "RemoveImage" => Self::RemoveImage(serde_json::from_slice(body)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The operation's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::PullImage(_) => "PullImage",
+            Self::ListImages(_) => "ListImages",
+            Self::RemoveImage(_) => "RemoveImage",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_parse_and_unknown_ones_are_none() {
+        let a = Action::parse("PullImage", br#"{"reference": "busybox", "newField": 1}"#).unwrap();
+        assert_eq!(a, Some(Action::PullImage(PullImageRequest { reference: "busybox".into(), ..Default::default() })));
+        assert!(Action::parse("PullImage", b"{}").is_err(), "reference is required");
+        assert_eq!(Action::parse("Nope", b"{}").unwrap(), None);
+        assert_eq!(Action::parse("ListImages", b"{}").unwrap().map(|a| a.name()), Some("ListImages"));
+    }
+}

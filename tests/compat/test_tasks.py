@@ -1,0 +1,130 @@
+"""Tasks for real with the stock clients: the aws CLI and boto3 (with its
+waiters and paginators) against a real `berth up` running busybox tasks.
+
+The image is Debian's busybox-static, made into an image with
+`berth image import` (the registry path is covered by the Rust suite,
+which pushes with skopeo into a real docker-registry). Needs root: the
+node agent mounts, makes cgroups and runs runc.
+"""
+import json
+import os
+import subprocess
+
+import botocore.exceptions
+import pytest
+
+from conftest import BERTH_BIN
+
+BUSYBOX = "/bin/busybox"
+APPLETS = ["sh", "echo", "sleep", "cat", "true", "false", "test"]
+IMAGE = "compat/busybox:1"
+NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-compat"]}}
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(BUSYBOX),
+    reason="needs root and Debian's busybox-static (CI has both)")
+
+
+@pytest.fixture
+def tasks_berth(berth, tmp_path):
+    """A berth with a busybox image in its cache, imported with the CLI."""
+    root = tmp_path / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    (root / "tmp").mkdir()
+    (root / "bin" / "busybox").write_bytes(open(BUSYBOX, "rb").read())
+    os.chmod(root / "bin" / "busybox", 0o755)
+    for applet in APPLETS:
+        os.symlink("busybox", root / "bin" / applet)
+    p = subprocess.run([BERTH_BIN, "image", "import", str(root), "--name", IMAGE, "--output", "json",
+                        "--data-dir", berth.data_dir], capture_output=True, text=True, timeout=120,
+                       env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BERTH_"))})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["images"][0]["source"] == "import"
+    yield berth
+    # Stop whatever a failed test left running.
+    ecs = berth.ecs()
+    for arn in ecs.list_tasks(desiredStatus="RUNNING")["taskArns"]:
+        ecs.stop_task(task=arn, reason="teardown")
+    arns = ecs.list_tasks(desiredStatus="STOPPED")["taskArns"]
+    if arns:
+        ecs.get_waiter("tasks_stopped").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
+def definition(family, script, image=IMAGE, **container):
+    c = {"name": "main", "image": image, "command": ["sh", "-c", script], "stopTimeout": 2}
+    c.update(container)
+    return {"family": family, "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256", "memory": "512", "containerDefinitions": [c]}
+
+
+def test_cli_task_exits_with_its_code(tasks_berth, tmp_path):
+    b = tasks_berth
+    td = tmp_path / "td.json"
+    td.write_text(json.dumps(definition("exit3", "echo hi; exit 3")))
+    b.aws("ecs", "register-task-definition", "--cli-input-json", "file://" + str(td))
+    _, out, _ = b.aws("ecs", "run-task", "--task-definition", "exit3", "--launch-type", "FARGATE",
+                      "--network-configuration", "awsvpcConfiguration={subnets=[subnet-compat],assignPublicIp=DISABLED}")
+    assert out["failures"] == []
+    arn = out["tasks"][0]["taskArn"]
+    assert arn.startswith("arn:aws:ecs:us-east-1:000000000000:task/default/")
+    b.aws("ecs", "wait", "tasks-stopped", "--tasks", arn)
+    _, out, _ = b.aws("ecs", "describe-tasks", "--tasks", arn)
+    t = out["tasks"][0]
+    assert t["lastStatus"] == "STOPPED"
+    assert t["stopCode"] == "EssentialContainerExited"
+    assert t["stoppedReason"] == "Essential container in task exited"
+    assert t["containers"][0]["exitCode"] == 3
+    _, out, _ = b.aws("ecs", "describe-tasks", "--tasks", arn, "--query",
+                      "tasks[0].[lastStatus,stopCode,containers[0].exitCode]")
+    assert out == ["STOPPED", "EssentialContainerExited", 3]
+
+
+def test_boto3_run_wait_stop_with_waiters_tags_and_filters(tasks_berth):
+    ecs = tasks_berth.ecs()
+    ecs.register_task_definition(**definition("sleeper", "trap 'exit 0' TERM; sleep 1000 & wait"))
+    run = ecs.run_task(taskDefinition="sleeper", count=2, launchType="FARGATE", networkConfiguration=NETWORK,
+                       startedBy="compat", group="family:sleeper", enableExecuteCommand=False,
+                       tags=[{"key": "suite", "value": "compat"}])
+    assert run["failures"] == []
+    arns = [t["taskArn"] for t in run["tasks"]]
+    assert len(arns) == 2
+    ecs.get_waiter("tasks_running").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    tasks = ecs.describe_tasks(tasks=arns, include=["TAGS"])["tasks"]
+    assert {t["lastStatus"] for t in tasks} == {"RUNNING"}
+    assert all(t["tags"] == [{"key": "suite", "value": "compat"}] for t in tasks)
+    assert all(t["startedBy"] == "compat" and t["launchType"] == "FARGATE" for t in tasks)
+    assert all(t["cpu"] == "256" and t["memory"] == "512" for t in tasks)
+
+    listed = ecs.list_tasks(family="sleeper", desiredStatus="RUNNING")["taskArns"]
+    assert sorted(listed) == sorted(arns)
+    assert ecs.list_tasks(startedBy="someone-else")["taskArns"] == []
+    pages = list(ecs.get_paginator("list_tasks").paginate(family="sleeper", PaginationConfig={"PageSize": 1}))
+    assert sorted(a for p in pages for a in p["taskArns"]) == sorted(arns)
+
+    stopped = ecs.stop_task(task=arns[0], reason="compat says stop")["task"]
+    assert stopped["desiredStatus"] == "STOPPED"
+    ecs.get_waiter("tasks_stopped").wait(tasks=[arns[0]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    t = ecs.describe_tasks(tasks=[arns[0]])["tasks"][0]
+    assert t["stopCode"] == "UserInitiated"
+    assert t["stoppedReason"] == "compat says stop"
+    assert t["containers"][0]["exitCode"] == 0, "the trap ran on SIGTERM"
+    for ts in ("createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "stoppingAt", "executionStoppedAt",
+               "stoppedAt"):
+        assert ts in t, ts
+    assert ecs.list_tasks(family="sleeper", desiredStatus="RUNNING")["taskArns"] == [arns[1]]
+
+
+def test_boto3_missing_image_and_start_task(tasks_berth):
+    ecs = tasks_berth.ecs()
+    ecs.register_task_definition(**definition("ghost", "true", image="127.0.0.1:9/ghost:latest"))
+    arn = ecs.run_task(taskDefinition="ghost", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    t = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+    assert t["stopCode"] == "TaskFailedToStart"
+    assert t["stoppedReason"].startswith("CannotPullContainerError: "), t["stoppedReason"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.start_task(taskDefinition="ghost", containerInstances=["arn:aws:ecs:us-east-1:000000000000:container-instance/x"])
+    assert e.value.response["Error"]["Code"] in ("InvalidParameterException", "ClientException")
+    with pytest.raises(ecs.exceptions.InvalidParameterException):
+        ecs.run_task(taskDefinition="ghost", count=11, networkConfiguration=NETWORK)
