@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod error;
 pub mod fargate;
 pub mod lifecycle;
+pub mod network;
 pub mod records;
 pub mod tags;
 pub mod task;

@@ -33,6 +33,7 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
 use berth_wire::ecs::{Cluster, Service};
 use serde::Serialize;
@@ -55,6 +56,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "tasks and nodes", include_str!("../migrations/0002_tasks_and_nodes.sql")),
     (3, "logs", include_str!("../migrations/0003_logs.sql")),
+    (4, "network", include_str!("../migrations/0004_network.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.
@@ -330,6 +332,32 @@ impl Keyed for NodeRecord {
     }
     fn columns(&self) -> Vec<Col> {
         vec![text(Some(&self.status))]
+    }
+}
+
+impl Keyed for SubnetRecord {
+    const TABLE: &'static str = "subnets";
+    const KEY: &'static str = "id";
+    const KEY_MEMBER: &'static str = "id";
+    const COLUMNS: &'static [&'static str] = &["cidr"];
+    fn key(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+    fn columns(&self) -> Vec<Col> {
+        vec![text(Some(&self.cidr.to_string()))]
+    }
+}
+
+impl Keyed for SecurityGroupRecord {
+    const TABLE: &'static str = "security_groups";
+    const KEY: &'static str = "id";
+    const KEY_MEMBER: &'static str = "id";
+    const COLUMNS: &'static [&'static str] = &["name"];
+    fn key(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+    fn columns(&self) -> Vec<Col> {
+        vec![text(Some(&self.name))]
     }
 }
 
@@ -847,6 +875,102 @@ impl Store for SqlStore {
     async fn count_access_keys(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM access_keys").fetch_one(&self.read).await?)
     }
+    async fn put_subnet(&self, subnet: &SubnetRecord, expected_version: Option<i64>) -> Result<Versioned<SubnetRecord>, StoreError> {
+        self.put(subnet, expected_version).await
+    }
+
+    async fn get_subnet(&self, id: &str) -> Result<Option<Versioned<SubnetRecord>>, StoreError> {
+        self.get(id).await
+    }
+
+    async fn list_subnets(&self) -> Result<Vec<Versioned<SubnetRecord>>, StoreError> {
+        let c = self.dialect.bytewise();
+        let rows = sqlx::query(&format!("SELECT version, body FROM subnets ORDER BY id{c}")).fetch_all(&self.read).await?;
+        all_versioned(&rows)
+    }
+
+    async fn delete_subnet(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ip_allocations WHERE subnet_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if held > 0 {
+            return Err(StoreError::Rejected);
+        }
+        let done = sqlx::query("DELETE FROM subnets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_security_group(
+        &self,
+        group: &SecurityGroupRecord,
+        expected_version: Option<i64>,
+    ) -> Result<Versioned<SecurityGroupRecord>, StoreError> {
+        self.put(group, expected_version).await
+    }
+
+    async fn get_security_group(&self, id: &str) -> Result<Option<Versioned<SecurityGroupRecord>>, StoreError> {
+        self.get(id).await
+    }
+
+    async fn list_security_groups(&self) -> Result<Vec<Versioned<SecurityGroupRecord>>, StoreError> {
+        let c = self.dialect.bytewise();
+        let rows =
+            sqlx::query(&format!("SELECT version, body FROM security_groups ORDER BY id{c}")).fetch_all(&self.read).await?;
+        all_versioned(&rows)
+    }
+
+    async fn delete_security_group(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM security_groups WHERE id = $1").bind(id).execute(&self.write).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn allocated_ips(&self, subnet_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT ip, task_arn FROM ip_allocations WHERE subnet_id = $1")
+            .bind(subnet_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn claim_ip(&self, subnet_id: &str, ip: &str, task_arn: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT task_arn FROM ip_allocations WHERE subnet_id = $1 AND ip = $2")
+                .bind(subnet_id)
+                .bind(ip)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(holder) = holder {
+            return Ok(holder == task_arn);
+        }
+        let done = sqlx::query(
+            "INSERT INTO ip_allocations (subnet_id, ip, task_arn) VALUES ($1, $2, $3) ON CONFLICT (subnet_id, ip) DO NOTHING",
+        )
+        .bind(subnet_id)
+        .bind(ip)
+        .bind(task_arn)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT subnet_id, ip FROM ip_allocations WHERE task_arn = $1")
+            .bind(task_arn)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM ip_allocations WHERE task_arn = $1").bind(task_arn).execute(&self.write).await?;
+        Ok(done.rows_affected())
+    }
+
     async fn create_log_group(&self, group: &LogGroupRecord) -> Result<LogGroupRecord, StoreError> {
         let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
         let id = next_log_id(&mut tx).await?;

@@ -15,6 +15,7 @@
 //! The same test suite (`tests/store.rs`) runs against both backends.
 
 use async_trait::async_trait;
+use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
 use berth_wire::ecs::{Cluster, Service};
 
@@ -424,6 +425,39 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_access_key(&self, key: &AccessKey) -> Result<(), StoreError>;
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError>;
     async fn count_access_keys(&self) -> Result<i64, StoreError>;
+
+    // --- networking: subnets, security groups, task addresses ---
+
+    /// Creates (`None`) or updates (the version read) a subnet; `Conflict`
+    /// if it exists (create) or changed meanwhile (update).
+    async fn put_subnet(&self, subnet: &SubnetRecord, expected_version: Option<i64>) -> Result<Versioned<SubnetRecord>, StoreError>;
+    async fn get_subnet(&self, id: &str) -> Result<Option<Versioned<SubnetRecord>>, StoreError>;
+    /// Every subnet, by id.
+    async fn list_subnets(&self) -> Result<Vec<Versioned<SubnetRecord>>, StoreError>;
+    /// Deletes a subnet; `false` if there was none, `Rejected` while a
+    /// task holds one of its addresses.
+    async fn delete_subnet(&self, id: &str) -> Result<bool, StoreError>;
+    async fn put_security_group(
+        &self,
+        group: &SecurityGroupRecord,
+        expected_version: Option<i64>,
+    ) -> Result<Versioned<SecurityGroupRecord>, StoreError>;
+    async fn get_security_group(&self, id: &str) -> Result<Option<Versioned<SecurityGroupRecord>>, StoreError>;
+    /// Every security group, by id.
+    async fn list_security_groups(&self) -> Result<Vec<Versioned<SecurityGroupRecord>>, StoreError>;
+    /// Deletes a group; `false` if there was none. (Whether tasks still
+    /// use it is the caller's to check.)
+    async fn delete_security_group(&self, id: &str) -> Result<bool, StoreError>;
+    /// The addresses of a subnet held by tasks: (ip, task ARN).
+    async fn allocated_ips(&self, subnet_id: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Takes `ip` of the subnet for the task, atomically: `true` if the
+    /// task holds it now (also when it already did), `false` if another
+    /// task does. Never hands one address to two tasks.
+    async fn claim_ip(&self, subnet_id: &str, ip: &str, task_arn: &str) -> Result<bool, StoreError>;
+    /// The addresses a task holds: (subnet id, ip).
+    async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Frees every address the task holds; how many there were.
+    async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError>;
 
     // --- CloudWatch Logs ---
     //

@@ -94,6 +94,8 @@ both_backends!(
     retention_expires_old_events_only,
     deletes_race_appends_and_stream_creation_cleanly,
     logs_survive_reopen,
+    subnets_and_security_groups_with_versions,
+    an_address_goes_to_one_task_at_a_time,
 );
 
 // --- fixtures ---
@@ -1308,4 +1310,91 @@ async fn logs_survive_reopen(mut db: Backend) {
     stream_in(s, "g2", "st").await; // ids carry on too: no clash with g's
     let got = s.read_log_events("g2", "st", &range(Direction::Forward, StreamPosition::START, 10)).await;
     assert!(got.expect("read").is_empty());
+}
+
+// --- networking ---
+
+fn subnet_record(id: &str, cidr: &str) -> berth_model::network::SubnetRecord {
+    berth_model::network::SubnetRecord {
+        id: id.into(),
+        cidr: cidr.parse().unwrap(),
+        name: String::new(),
+        egress: false,
+        created_at: 1.0,
+    }
+}
+
+async fn subnets_and_security_groups_with_versions(db: Backend) {
+    let s = db.store.as_ref();
+    let a = s.put_subnet(&subnet_record("subnet-a", "10.89.0.0/16"), None).await.unwrap();
+    assert_eq!(a.version, 1);
+    assert!(matches!(s.put_subnet(&subnet_record("subnet-a", "10.90.0.0/16"), None).await, Err(StoreError::Conflict)));
+    s.put_subnet(&subnet_record("subnet-0b", "10.91.0.0/24"), None).await.unwrap();
+    let mut changed = a.value.clone();
+    changed.name = "main".into();
+    assert_eq!(s.put_subnet(&changed, Some(1)).await.unwrap().version, 2);
+    assert!(matches!(s.put_subnet(&changed, Some(1)).await, Err(StoreError::Conflict)), "stale version");
+    let ids: Vec<String> = s.list_subnets().await.unwrap().into_iter().map(|v| v.value.id).collect();
+    assert_eq!(ids, ["subnet-0b", "subnet-a"]);
+    assert_eq!(s.get_subnet("subnet-a").await.unwrap().unwrap().value.name, "main");
+
+    // A subnet with an address in use cannot go.
+    assert!(s.claim_ip("subnet-0b", "10.91.0.2", "arn:t1").await.unwrap());
+    assert!(matches!(s.delete_subnet("subnet-0b").await, Err(StoreError::Rejected)));
+    s.release_ips("arn:t1").await.unwrap();
+    assert!(s.delete_subnet("subnet-0b").await.unwrap());
+    assert!(!s.delete_subnet("subnet-0b").await.unwrap());
+
+    let group = berth_model::network::SecurityGroupRecord {
+        id: "sg-web".into(),
+        name: "web".into(),
+        description: "http".into(),
+        ingress: vec![berth_model::network::IngressRule {
+            protocol: "tcp".into(),
+            from_port: 80,
+            to_port: 80,
+            cidr: Some("0.0.0.0/0".parse().unwrap()),
+            source_group: None,
+        }],
+        created_at: 1.0,
+    };
+    s.put_security_group(&group, None).await.unwrap();
+    let got = s.get_security_group("sg-web").await.unwrap().unwrap();
+    assert_eq!(got.value, group);
+    assert_eq!(s.list_security_groups().await.unwrap().len(), 1);
+    assert!(s.delete_security_group("sg-web").await.unwrap());
+    assert!(s.get_security_group("sg-web").await.unwrap().is_none());
+}
+
+async fn an_address_goes_to_one_task_at_a_time(db: Backend) {
+    let s = db.store.clone();
+    s.put_subnet(&subnet_record("subnet-a", "10.89.0.0/16"), None).await.unwrap();
+    assert!(s.claim_ip("subnet-a", "10.89.0.2", "arn:t1").await.unwrap());
+    assert!(s.claim_ip("subnet-a", "10.89.0.2", "arn:t1").await.unwrap(), "claiming again is fine");
+    assert!(!s.claim_ip("subnet-a", "10.89.0.2", "arn:t2").await.unwrap(), "never two holders");
+    // Many tasks racing for the same few addresses: each address has one holder.
+    let mut handles = Vec::new();
+    for t in 0..16 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            for ip in 3..8 {
+                if s.claim_ip("subnet-a", &format!("10.89.0.{ip}"), &format!("arn:r{t}")).await.unwrap() {
+                    won.push(ip);
+                }
+            }
+            won
+        }));
+    }
+    let mut won: Vec<i32> = Vec::new();
+    for h in handles {
+        won.extend(h.await.unwrap());
+    }
+    won.sort();
+    assert_eq!(won, [3, 4, 5, 6, 7], "each address went to exactly one task");
+    let held = s.allocated_ips("subnet-a").await.unwrap();
+    assert_eq!(held.len(), 6);
+    assert_eq!(s.task_ips("arn:t1").await.unwrap(), [("subnet-a".to_owned(), "10.89.0.2".to_owned())]);
+    assert_eq!(s.release_ips("arn:t1").await.unwrap(), 1);
+    assert!(s.claim_ip("subnet-a", "10.89.0.2", "arn:t2").await.unwrap(), "freed at release");
 }
