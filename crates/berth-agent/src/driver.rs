@@ -32,6 +32,7 @@ pub struct Driver {
     pub images: Arc<ImageStore>,
     pub runtime: Arc<dyn TaskRuntime>,
     pub poll: Duration,
+    pub logs: Arc<crate::logs::Shipper>,
 }
 
 /// The runtime's id of a task: the last part of its ARN.
@@ -43,6 +44,7 @@ impl Driver {
     /// Drives the task until it is STOPPED.
     pub async fn drive(&self, arn: &str) -> Result<(), DriverError> {
         let id = runtime_id(arn)?;
+        self.logs.resume(arn, &id).await?;
         loop {
             let record = self.load(arn).await?;
             let task = &record.value.task;
@@ -75,6 +77,7 @@ impl Driver {
                     .await?;
                 }
                 TaskStatus::Deprovisioning => {
+                    self.logs.finish(arn, &id).await?;
                     match self.runtime.remove(&id).await {
                         Ok(()) | Err(RuntimeError::TaskNotFound(_)) => {}
                         Err(e) => return Err(e.into()),
@@ -97,6 +100,9 @@ impl Driver {
         let Some(definition) = self.definition(record).await? else {
             return self.fail(arn, "TaskDefinition not found: it was deleted before the task started.").await;
         };
+        if let Some(reason) = self.logs.prepare(id, &definition).await? {
+            return self.fail(arn, &reason).await;
+        }
         self.update(arn, |t| t.pull_started_at = Some(now_epoch())).await?;
         let mut pulled = Vec::new();
         for c in definition.container_definitions.iter().flatten() {

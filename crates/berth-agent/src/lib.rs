@@ -16,6 +16,7 @@
 
 mod capacity;
 mod driver;
+pub mod logs;
 mod spec;
 
 use std::collections::HashSet;
@@ -45,6 +46,8 @@ pub struct Agent {
     config: AgentConfig,
     /// Tasks with a driver running now (one driver per task).
     active: Arc<Mutex<HashSet<String>>>,
+    /// The awslogs driver: ships container output into CloudWatch Logs.
+    logs: Arc<logs::Shipper>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +63,8 @@ impl Agent {
         runtime: Arc<dyn TaskRuntime>,
         config: AgentConfig,
     ) -> Self {
-        Self { store, images, runtime, config, active: Arc::default() }
+        let logs = Arc::new(logs::Shipper::new(store.clone(), runtime.clone()));
+        Self { store, images, runtime, config, active: Arc::default(), logs }
     }
 
     /// Registers the node; call before the API takes RunTask calls.
@@ -115,6 +119,7 @@ impl Agent {
                     images: self.images.clone(),
                     runtime: self.runtime.clone(),
                     poll: self.config.poll_interval,
+                    logs: self.logs.clone(),
                 };
                 let active = self.active.clone();
                 tokio::spawn(async move {

@@ -1,0 +1,565 @@
+//! The awslogs log driver: each container's stdout and stderr, line by
+//! line, into CloudWatch Logs — group `awslogs-group`, stream
+//! `awslogs-stream-prefix/CONTAINER/TASK-ID` — through the store, so the
+//! Logs API (and PostgreSQL, for fleets) serves them.
+//!
+//! Containers write straight to files (`TaskRuntime::logs`); nothing
+//! copies their output while they run, so it survives agent and shim
+//! restarts. The shipper tails those files: every [`POLL`] each task's
+//! tailer reads what is new, cuts it into events (one per line; lines
+//! over 262,118 bytes split; a last line without its newline waits for
+//! it, or for the container to be done), stamps them with the time they
+//! were read (ms since the epoch, never going back within a stream), and
+//! appends them with `put_log_events` in batches of at most 10,000 events
+//! and 1 MiB. stdout and stderr share the stream: each keeps its order,
+//! and what is read in one step is stdout's lines, then stderr's.
+//!
+//! **Nothing is lost.** After every append the offsets shipped so far are
+//! written next to the output (`containers/NAME/awslogs.json`); a
+//! restarted agent resumes from them, and the last step before the task
+//! dir is removed ships everything left, the unfinished last line too.
+//! A crash between an append and its offsets write ships that one batch
+//! again on restart: at most one batch per stream is duplicated, never is
+//! one lost.
+//!
+//! The driver calls in three places, once each:
+//! - [`Shipper::resume`] when it takes a task up (also after an agent
+//!   restart): starts the task's tailer;
+//! - [`Shipper::prepare`] at PENDING, before containers start: creates
+//!   the group (`awslogs-create-group: "true"`) or fails the task with
+//!   ECS's reason if it is missing, and creates the streams;
+//! - [`Shipper::finish`] at DEPROVISIONING, before the runtime deletes
+//!   the files: the final flush.
+//!
+//! Idle cost: a tailer's step is two `fstat`s per container. Measured
+//! with 100 tasks polled every 200 ms, the agent spends about 0.3% of one
+//! core on it (`idle_polling_is_cheap` below), so a short poll is kept
+//! over inotify and its watches.
+
+mod config;
+mod lines;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_runtime::{TaskId, TaskRuntime};
+use berth_store::{Store, StoreError};
+use berth_wire::ecs::TaskDefinition;
+
+pub use config::{Destination, GROUP_MISSING, destination, destinations};
+pub use lines::MAX_MESSAGE_BYTES;
+use stream::{ContainerLog, ensure_stream};
+pub use stream::{OFFSETS_FILE, Offsets};
+
+/// How often a task's tailer looks for new output.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Ships the output of this node's tasks whose containers use awslogs.
+pub struct Shipper {
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn TaskRuntime>,
+    poll: Duration,
+    /// Every tailer steps at `epoch + n * poll`, so one wake-up serves all.
+    epoch: tokio::time::Instant,
+    /// The tasks being shipped, by task id.
+    tails: Mutex<HashMap<String, Arc<Tail>>>,
+}
+
+/// One task's streams, and whether its final flush has begun.
+struct Tail {
+    streams: tokio::sync::Mutex<Vec<ContainerLog>>,
+    finishing: AtomicBool,
+}
+
+impl Shipper {
+    pub fn new(store: Arc<dyn Store>, runtime: Arc<dyn TaskRuntime>) -> Self {
+        Self::with_poll(store, runtime, POLL)
+    }
+
+    pub fn with_poll(store: Arc<dyn Store>, runtime: Arc<dyn TaskRuntime>, poll: Duration) -> Self {
+        Self { store, runtime, poll, epoch: tokio::time::Instant::now(), tails: Mutex::default() }
+    }
+
+    /// PENDING, before the containers start: makes every awslogs
+    /// container's group (if asked to) and stream. Returns why the task
+    /// cannot start — ECS's reason — if a group is missing or the options
+    /// are unusable.
+    pub async fn prepare(&self, task: &TaskId, definition: &TaskDefinition) -> Result<Option<String>, StoreError> {
+        let dests = match destinations(definition, task.as_str()) {
+            Ok(d) => d,
+            Err(reason) => return Ok(Some(reason)),
+        };
+        for dest in &dests {
+            if let Some(reason) = ensure_stream(self.store.as_ref(), dest).await? {
+                tracing::info!(task = %task, group = %dest.group, "log group missing; the task cannot start");
+                return Ok(Some(reason.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts shipping the task's output if it uses awslogs and is not
+    /// being shipped already (idempotent). Output written while no agent
+    /// ran is shipped from where the last one stopped.
+    pub async fn resume(&self, arn: &str, task: &TaskId) -> Result<(), StoreError> {
+        if self.get(task).is_some() {
+            return Ok(());
+        }
+        let Some(tail) = self.open(arn, task).await? else { return Ok(()) };
+        let tail = {
+            let mut tails = self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if tails.contains_key(task.as_str()) {
+                return Ok(());
+            }
+            tails.insert(task.as_str().to_owned(), tail.clone());
+            tail
+        };
+        let poll = self.poll.max(Duration::from_millis(1));
+        let steps = self.epoch.elapsed().as_nanos() / poll.as_nanos() + 1;
+        let start = self.epoch + poll * u32::try_from(steps).unwrap_or(u32::MAX);
+        let tick = tokio::time::interval_at(start, poll);
+        tokio::spawn(follow(tail, self.store.clone(), self.runtime.clone(), task.clone(), tick));
+        Ok(())
+    }
+
+    /// DEPROVISIONING, before the runtime deletes the task's files: ships
+    /// everything left, a last line without its newline too. On a store
+    /// error nothing is lost: call again.
+    pub async fn finish(&self, arn: &str, task: &TaskId) -> Result<(), StoreError> {
+        let tail = match self.get(task) {
+            Some(t) => t,
+            None => match self.open(arn, task).await? {
+                Some(t) => t,
+                None => return Ok(()),
+            },
+        };
+        tail.finishing.store(true, Ordering::SeqCst);
+        {
+            // Waits for a step the tailer is taking; it takes no more.
+            let mut streams = tail.streams.lock().await;
+            for s in streams.iter_mut() {
+                s.ship(self.store.as_ref(), true).await?;
+            }
+        }
+        self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(task.as_str());
+        Ok(())
+    }
+
+    fn get(&self, task: &TaskId) -> Option<Arc<Tail>> {
+        self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(task.as_str()).cloned()
+    }
+
+    /// The task's streams, from its definition; `None` if no container
+    /// uses awslogs (or the definition is gone, or its options are
+    /// unusable — then the task never started).
+    async fn open(&self, arn: &str, task: &TaskId) -> Result<Option<Arc<Tail>>, StoreError> {
+        let Some(record) = self.store.get_task(arn).await? else { return Ok(None) };
+        let Some((family, revision)) = record.value.task.task_definition_arn.as_deref().and_then(family_revision)
+        else {
+            return Ok(None);
+        };
+        let Some(definition) = self.store.get_task_definition(&family, revision).await? else { return Ok(None) };
+        let dests = destinations(&definition.value.definition, task.as_str()).unwrap_or_default();
+        if dests.is_empty() {
+            return Ok(None);
+        }
+        let streams = dests
+            .into_iter()
+            .map(|d| {
+                let paths = self.runtime.logs(task, &d.container);
+                ContainerLog::open(d, &paths)
+            })
+            .collect();
+        Ok(Some(Arc::new(Tail { streams: tokio::sync::Mutex::new(streams), finishing: AtomicBool::new(false) })))
+    }
+}
+
+/// A task's tailer: a step every tick until the final flush takes over.
+async fn follow(
+    tail: Arc<Tail>,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn TaskRuntime>,
+    task: TaskId,
+    mut tick: tokio::time::Interval,
+) {
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut streams = tail.streams.lock().await;
+        if tail.finishing.load(Ordering::SeqCst) {
+            return;
+        }
+        // A line without its newline is shipped once its container is
+        // done; ask the runtime only while such a line waits.
+        let exited: Vec<String> = if streams.iter().any(|s| s.partial) {
+            match runtime.status(&task).await {
+                Ok(status) => status.containers.into_iter().filter(|c| c.state.is_done()).map(|c| c.name).collect(),
+                Err(_) => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
+        for s in streams.iter_mut() {
+            let done = exited.contains(&s.dest.container);
+            // Failures are logged by the stream and retried on the next step.
+            let _ = s.ship(store.as_ref(), done).await;
+        }
+    }
+}
+
+/// `(family, revision)` of a task definition ARN.
+fn family_revision(arn: &str) -> Option<(String, i32)> {
+    let (_, rest) = arn.rsplit_once("task-definition/")?;
+    let (family, revision) = rest.rsplit_once(':')?;
+    Some((family.to_owned(), revision.parse().ok()?))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Write as _;
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    use berth_model::records::{TaskDefinitionRecord, TaskRecord};
+    use berth_runtime::{ContainerState, ContainerStatus, LogPaths, RuntimeError, TaskSpec, TaskStats, TaskStatus};
+    use berth_store::{Direction, EventRange, LogGroupRecord, StreamPosition};
+    use berth_wire::ecs::{ContainerDefinition, LogConfiguration, LogDriver, Task};
+
+    use super::*;
+
+    /// Output files under a directory laid out as the sandbox runtime's,
+    /// and containers that run until `exit` names them.
+    struct FakeRuntime {
+        dir: PathBuf,
+        exited: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl TaskRuntime for FakeRuntime {
+        async fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+            Err(RuntimeError::TaskNotFound(spec.task_id.to_string()))
+        }
+        async fn wait(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+            Err(RuntimeError::TaskNotFound(task.to_string()))
+        }
+        async fn status(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+            let exited = self.exited.lock().unwrap().clone();
+            let containers = std::fs::read_dir(self.dir.join(task.as_str()).join("containers"))
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| ContainerStatus {
+                    state: if exited.contains(&name) {
+                        ContainerState::Lost
+                    } else {
+                        ContainerState::Running { pid: 1 }
+                    },
+                    name,
+                    essential: true,
+                    health: None,
+                })
+                .collect();
+            Ok(TaskStatus { task_id: task.clone(), containers })
+        }
+        async fn stop(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+            Err(RuntimeError::TaskNotFound(task.to_string()))
+        }
+        async fn recover(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+            Err(RuntimeError::TaskNotFound(task.to_string()))
+        }
+        async fn stats(&self, task: &TaskId) -> Result<TaskStats, RuntimeError> {
+            Err(RuntimeError::TaskNotFound(task.to_string()))
+        }
+        async fn remove(&self, _: &TaskId) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<TaskId>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        fn logs(&self, task: &TaskId, container: &str) -> LogPaths {
+            let dir = self.dir.join(task.as_str()).join("containers").join(container);
+            LogPaths { stdout: dir.join("stdout.log"), stderr: dir.join("stderr.log") }
+        }
+    }
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        runtime: Arc<FakeRuntime>,
+    }
+
+    impl World {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let store =
+                berth_store::open(&format!("sqlite://{}", dir.path().join("berth.db").display())).await.unwrap();
+            let runtime = Arc::new(FakeRuntime { dir: dir.path().join("tasks"), exited: Mutex::default() });
+            Self { _dir: dir, store, runtime }
+        }
+
+        fn shipper(&self) -> Shipper {
+            Shipper::with_poll(self.store.clone(), self.runtime.clone(), Duration::from_millis(20))
+        }
+
+        /// A task (stored, with its definition) whose containers log with
+        /// these awslogs options.
+        async fn task(&self, id: &str, containers: &[(&str, &[(&str, &str)])]) -> (String, TaskId, TaskDefinition) {
+            let definitions: Vec<ContainerDefinition> = containers
+                .iter()
+                .map(|(name, options)| ContainerDefinition {
+                    name: Some((*name).to_owned()),
+                    log_configuration: Some(LogConfiguration {
+                        log_driver: LogDriver::Awslogs,
+                        options: Some(options.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+                        secret_options: None,
+                    }),
+                    ..Default::default()
+                })
+                .collect();
+            let family = format!("fam-{id}");
+            let record = self
+                .store
+                .register_task_definition(&family, &|revision| TaskDefinitionRecord {
+                    definition: TaskDefinition {
+                        family: Some(family.clone()),
+                        revision: Some(revision),
+                        task_definition_arn: Some(format!(
+                            "arn:aws:ecs:us-east-1:000000000000:task-definition/{family}:{revision}"
+                        )),
+                        container_definitions: Some(definitions.clone()),
+                        ..Default::default()
+                    },
+                    tags: Vec::new(),
+                })
+                .await
+                .unwrap();
+            let definition = record.value.definition;
+            let arn = format!("arn:aws:ecs:us-east-1:000000000000:task/default/{id}");
+            let task = Task {
+                task_arn: Some(arn.clone()),
+                task_definition_arn: definition.task_definition_arn.clone(),
+                ..Default::default()
+            };
+            self.store.put_task(&TaskRecord { task, ..Default::default() }, None).await.unwrap();
+            (arn, TaskId::new(id).unwrap(), definition)
+        }
+
+        fn write(&self, task: &TaskId, container: &str, stderr: bool, bytes: &[u8]) {
+            let paths = self.runtime.logs(task, container);
+            let path = if stderr { paths.stderr } else { paths.stdout };
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(bytes).unwrap();
+        }
+
+        async fn events(&self, group: &str, stream: &str) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut from = StreamPosition::START;
+            loop {
+                let range = EventRange {
+                    start_time: None,
+                    end_time: None,
+                    direction: Direction::Forward,
+                    from,
+                    limit: 10_000,
+                    max_bytes: u64::MAX,
+                };
+                let page = self.store.read_log_events(group, stream, &range).await.unwrap();
+                let Some(last) = page.last() else { return out };
+                from = last.position_after();
+                out.extend(page.into_iter().map(|e| e.message));
+            }
+        }
+
+        /// Waits (up to 10 s) until the stream holds `n` events.
+        async fn wait_for(&self, group: &str, stream: &str, n: usize) -> Vec<String> {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let events = self.events(group, stream).await;
+                if events.len() >= n || Instant::now() > deadline {
+                    return events;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+
+        async fn group(&self, name: &str) {
+            let group = LogGroupRecord {
+                name: name.into(),
+                created_at: 0,
+                retention_days: None,
+                class: "STANDARD".into(),
+                stored_bytes: 0,
+            };
+            self.store.create_log_group(&group).await.unwrap();
+        }
+    }
+
+    const OPTS: &[(&str, &str)] = &[("awslogs-group", "/ecs/app"), ("awslogs-stream-prefix", "ecs")];
+
+    #[tokio::test]
+    async fn lines_reach_the_stream_in_order_and_the_unfinished_last_one_at_finish() {
+        let w = World::new().await;
+        w.group("/ecs/app").await;
+        let (arn, id, definition) = w.task("t1", &[("main", OPTS)]).await;
+        let shipper = w.shipper();
+        assert_eq!(shipper.prepare(&id, &definition).await.unwrap(), None);
+        assert!(w.store.get_log_stream("/ecs/app", "ecs/main/t1").await.unwrap().is_some(), "prepare makes the stream");
+        shipper.resume(&arn, &id).await.unwrap();
+        w.write(&id, "main", false, b"one\ntwo\n");
+        w.write(&id, "main", true, b"oops\n");
+        w.write(&id, "main", false, b"thr");
+        assert_eq!(w.wait_for("/ecs/app", "ecs/main/t1", 3).await, ["one", "two", "oops"]);
+        w.write(&id, "main", false, b"ee\nfour");
+        assert_eq!(w.wait_for("/ecs/app", "ecs/main/t1", 4).await, ["one", "two", "oops", "three"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(w.events("/ecs/app", "ecs/main/t1").await.len(), 4, "a line without its newline waits");
+        shipper.finish(&arn, &id).await.unwrap();
+        assert_eq!(w.events("/ecs/app", "ecs/main/t1").await, ["one", "two", "oops", "three", "four"]);
+        let offsets: Offsets = serde_json::from_slice(
+            &std::fs::read(w.runtime.logs(&id, "main").stdout.with_file_name(OFFSETS_FILE)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(offsets, Offsets { stdout: 18, stderr: 5 });
+        // Finishing again (a retry after a crash) ships nothing twice.
+        shipper.finish(&arn, &id).await.unwrap();
+        assert_eq!(w.events("/ecs/app", "ecs/main/t1").await.len(), 5);
+    }
+
+    #[test]
+    fn after_a_restart_shipping_resumes_where_it_stopped() {
+        let rt = || tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let first = rt();
+        let w = first.block_on(World::new());
+        let (arn, id, _) = first.block_on(async {
+            w.group("/ecs/app").await;
+            let task = w.task("t2", &[("main", OPTS), ("side", OPTS)]).await;
+            let shipper = w.shipper();
+            shipper.prepare(&task.1, &task.2).await.unwrap();
+            shipper.resume(&task.0, &task.1).await.unwrap();
+            w.write(&task.1, "main", false, b"1\n2\n");
+            w.write(&task.1, "side", false, b"a\n");
+            w.wait_for("/ecs/app", "ecs/main/t2", 2).await;
+            w.wait_for("/ecs/app", "ecs/side/t2", 1).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            task
+        });
+        // The agent dies (its tasks and timers with it) while the
+        // containers keep writing.
+        let store = w.store.clone();
+        drop(first);
+        w.write(&id, "main", false, b"3\n4");
+        w.write(&id, "side", true, b"b\n");
+        let second = rt();
+        second.block_on(async {
+            let w = World { store, ..w };
+            let shipper = w.shipper();
+            shipper.resume(&arn, &id).await.unwrap();
+            assert_eq!(w.wait_for("/ecs/app", "ecs/main/t2", 3).await, ["1", "2", "3"]);
+            assert_eq!(w.wait_for("/ecs/app", "ecs/side/t2", 2).await, ["a", "b"]);
+            shipper.finish(&arn, &id).await.unwrap();
+            assert_eq!(w.events("/ecs/app", "ecs/main/t2").await, ["1", "2", "3", "4"]);
+            assert_eq!(w.events("/ecs/app", "ecs/side/t2").await, ["a", "b"]);
+        });
+    }
+
+    #[tokio::test]
+    async fn a_missing_group_fails_the_start_unless_it_is_to_be_created() {
+        let w = World::new().await;
+        let shipper = w.shipper();
+        let (_, id, definition) =
+            w.task("t3", &[("main", &[("awslogs-group", "nope"), ("awslogs-stream-prefix", "p")])]).await;
+        assert_eq!(shipper.prepare(&id, &definition).await.unwrap().as_deref(), Some(GROUP_MISSING));
+        let create = &[("awslogs-group", "made"), ("awslogs-stream-prefix", "p"), ("awslogs-create-group", "true")][..];
+        let (_, id, definition) = w.task("t4", &[("main", create)]).await;
+        assert_eq!(shipper.prepare(&id, &definition).await.unwrap(), None);
+        assert!(w.store.get_log_stream("made", "p/main/t4").await.unwrap().is_some());
+        // A group that exists already is fine too (another task made it).
+        let (_, id, definition) = w.task("t5", &[("main", create)]).await;
+        assert_eq!(shipper.prepare(&id, &definition).await.unwrap(), None);
+        let (_, id, definition) = w.task("t6", &[("main", &[])]).await;
+        let reason = shipper.prepare(&id, &definition).await.unwrap().unwrap();
+        assert!(reason.contains("awslogs-group"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn an_exited_containers_last_line_ships_while_the_task_runs() {
+        let w = World::new().await;
+        w.group("/ecs/app").await;
+        let (arn, id, definition) = w.task("t7", &[("init", OPTS), ("main", OPTS)]).await;
+        let shipper = w.shipper();
+        shipper.prepare(&id, &definition).await.unwrap();
+        shipper.resume(&arn, &id).await.unwrap();
+        w.write(&id, "init", false, b"done, no newline");
+        w.write(&id, "main", false, b"still going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(w.events("/ecs/app", "ecs/init/t7").await.is_empty());
+        w.runtime.exited.lock().unwrap().push("init".into());
+        assert_eq!(w.wait_for("/ecs/app", "ecs/init/t7", 1).await, ["done, no newline"]);
+        assert!(w.events("/ecs/app", "ecs/main/t7").await.is_empty(), "main still runs: its line waits");
+        shipper.finish(&arn, &id).await.unwrap();
+        assert_eq!(w.events("/ecs/app", "ecs/main/t7").await, ["still going"]);
+    }
+
+    #[tokio::test]
+    async fn much_output_arrives_whole_and_in_order() {
+        let w = World::new().await;
+        w.group("/ecs/app").await;
+        let (arn, id, definition) = w.task("t8", &[("main", OPTS)]).await;
+        let shipper = w.shipper();
+        shipper.prepare(&id, &definition).await.unwrap();
+        shipper.resume(&arn, &id).await.unwrap();
+        // 1.6 MiB: several reads and batches, one line longer than an event.
+        let mut want: Vec<String> = (0..120_000).map(|i| format!("line {i:06}")).collect();
+        let mut out = want.join("\n").into_bytes();
+        out.push(b'\n');
+        out.extend(vec![b'x'; MAX_MESSAGE_BYTES + 10]);
+        out.push(b'\n');
+        w.write(&id, "main", false, &out);
+        want.push("x".repeat(MAX_MESSAGE_BYTES));
+        want.push("x".repeat(10));
+        let started = Instant::now();
+        let got = w.wait_for("/ecs/app", "ecs/main/t8", want.len()).await;
+        eprintln!("{} events shipped in {:?}", got.len(), started.elapsed());
+        shipper.finish(&arn, &id).await.unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "events differ from the lines written");
+    }
+
+    /// The cost of polling idle tasks, on one thread: 100 tasks whose
+    /// output was shipped and that write nothing more.
+    #[test]
+    fn idle_polling_is_cheap() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let w = World::new().await;
+            w.group("/ecs/app").await;
+            let shipper = Shipper::new(w.store.clone(), w.runtime.clone());
+            let mut ids = Vec::new();
+            for i in 0..100 {
+                let (arn, id, definition) = w.task(&format!("idle{i}"), &[("main", OPTS)]).await;
+                shipper.prepare(&id, &definition).await.unwrap();
+                w.write(&id, "main", false, b"hello\n");
+                w.write(&id, "main", true, b"world\n");
+                shipper.resume(&arn, &id).await.unwrap();
+                ids.push(id);
+            }
+            w.wait_for("/ecs/app", "ecs/main/idle99", 2).await;
+            tokio::time::sleep(POLL * 2).await;
+            let (cpu0, t0) = (thread_cpu_ns(), Instant::now());
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let share = (thread_cpu_ns() - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
+            eprintln!("100 idle tasks polled every {POLL:?}: {:.2}% of a core", share * 100.0);
+            assert!(share < 0.03, "idle polling costs {:.2}% of a core", share * 100.0);
+        });
+    }
+
+    /// CPU time of this thread (from the scheduler's statistics).
+    fn thread_cpu_ns() -> u64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
