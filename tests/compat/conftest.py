@@ -26,6 +26,51 @@ BERTH_BIN = os.environ.get("BERTH_BIN", os.path.join(os.path.dirname(__file__), 
 TARGET = "AmazonEC2ContainerServiceV20141113."
 
 
+def test_network(data_dir):
+    """A subnet and nft table of this test Berth's own, kept for its data
+    dir across restarts: the Rust suite's Berths use 10.200-207.x.0/24
+    (crates/berth-testinfra), these 10.208.x.0/24."""
+    os.makedirs(data_dir, exist_ok=True)
+    remembered = os.path.join(data_dir, ".berth-test-net")
+    if not os.path.exists(remembered):
+        leases = "/run/berth-testinfra"
+        os.makedirs(leases, exist_ok=True)
+        start = os.getpid() % 256
+        for i in range(256):
+            slot = (start + i) % 256
+            lease = os.path.join(leases, "py-net-%d" % slot)
+            try:
+                fd = os.open(lease, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = open(lease).read()
+                if holder and not os.path.exists(holder):
+                    os.unlink(lease)
+                    fd = os.open(lease, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                else:
+                    continue
+            os.write(fd, os.path.realpath(data_dir).encode())
+            os.close(fd)
+            with open(remembered, "w") as f:
+                f.write(str(slot))
+            break
+        else:
+            raise RuntimeError("no free test network slot in " + leases)
+    slot = int(open(remembered).read())
+    return ["--default-subnet", "10.208.%d.0/24" % slot, "--nft-table", "btpy%d" % slot]
+
+
+def release_test_network(data_dir):
+    """Removes what a stopped test Berth left in the kernel: its nft tables
+    and its subnet's blackhole route."""
+    remembered = os.path.join(data_dir, ".berth-test-net")
+    if not os.path.exists(remembered):
+        return
+    slot = int(open(remembered).read())
+    for family in ("inet", "bridge"):
+        subprocess.run(["nft", "delete", "table", family, "btpy%d" % slot], capture_output=True)
+    subprocess.run(["ip", "route", "del", "blackhole", "10.208.%d.0/24" % slot, "metric", "4242"], capture_output=True)
+
+
 class Berth:
     """A `berth up` child process on a data dir."""
 
@@ -43,7 +88,7 @@ class Berth:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         self.log_file = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [BERTH_BIN, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
+            [BERTH_BIN, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", *test_network(self.data_dir)],
             stdout=subprocess.PIPE, stderr=self.log_file, stdin=subprocess.DEVNULL, env=env, text=True)
         deadline = time.time() + 60
         lines = []
@@ -170,12 +215,14 @@ def berth():
             yield b
         finally:
             b.stop()
+            release_test_network(b.data_dir)
 
 
 @pytest.fixture
 def data_dir():
     with tempfile.TemporaryDirectory(prefix="berth-compat-") as d:
         yield os.path.join(d, "data")
+        release_test_network(os.path.join(d, "data"))
 
 
 SEED = {

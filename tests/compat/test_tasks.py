@@ -18,7 +18,7 @@ from conftest import BERTH_BIN
 BUSYBOX = "/bin/busybox"
 APPLETS = ["sh", "echo", "sleep", "cat", "true", "false", "test"]
 IMAGE = "compat/busybox:1"
-NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-compat"]}}
+NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(BUSYBOX),
@@ -63,7 +63,7 @@ def test_cli_task_exits_with_its_code(tasks_berth, tmp_path):
     td.write_text(json.dumps(definition("exit3", "echo hi; exit 3")))
     b.aws("ecs", "register-task-definition", "--cli-input-json", "file://" + str(td))
     _, out, _ = b.aws("ecs", "run-task", "--task-definition", "exit3", "--launch-type", "FARGATE",
-                      "--network-configuration", "awsvpcConfiguration={subnets=[subnet-compat],assignPublicIp=DISABLED}")
+                      "--network-configuration", "awsvpcConfiguration={subnets=[subnet-default],assignPublicIp=DISABLED}")
     assert out["failures"] == []
     arn = out["tasks"][0]["taskArn"]
     assert arn.startswith("arn:aws:ecs:us-east-1:000000000000:task/default/")

@@ -14,6 +14,7 @@ use berth_runtime::{ContainerState, HealthStatus as RuntimeHealth, RuntimeError,
 use berth_store::{Store, StoreError, Versioned};
 use berth_wire::ecs::{Connectivity, HealthStatus, Task, TaskStopCode};
 
+use crate::network::NodeNetwork;
 use crate::now_epoch;
 use crate::spec::{self, Pulled};
 
@@ -25,6 +26,8 @@ pub enum DriverError {
     Runtime(#[from] RuntimeError),
     #[error("task {0} is not in the store")]
     Gone(String),
+    #[error("network")]
+    Network(#[from] crate::network::NetworkError),
 }
 
 pub struct Driver {
@@ -33,6 +36,9 @@ pub struct Driver {
     pub runtime: Arc<dyn TaskRuntime>,
     pub poll: Duration,
     pub logs: Arc<crate::logs::Shipper>,
+    /// The node's awsvpc networking (`None`: each container gets an empty
+    /// network namespace of its own).
+    pub network: Option<Arc<NodeNetwork>>,
 }
 
 /// The runtime's id of a task: the last part of its ARN.
@@ -53,13 +59,7 @@ impl Driver {
             match status {
                 TaskStatus::Stopped => return Ok(()),
                 TaskStatus::Provisioning if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
-                TaskStatus::Provisioning => {
-                    self.advance(arn, TaskEvent::Provisioned, |t| {
-                        t.connectivity = Some(Connectivity::Connected);
-                        t.connectivity_at = Some(now_epoch());
-                    })
-                    .await?;
-                }
+                TaskStatus::Provisioning => self.provision(arn, &record.value).await?,
                 TaskStatus::Pending if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
                 TaskStatus::Pending => self.start(arn, &id, &record.value).await?,
                 TaskStatus::Activating => self.activate(arn, &id, &record.value, stop_wanted).await?,
@@ -82,11 +82,54 @@ impl Driver {
                         Ok(()) | Err(RuntimeError::TaskNotFound(_)) => {}
                         Err(e) => return Err(e.into()),
                     }
-                    self.advance(arn, TaskEvent::Deprovisioned, |t| t.stopped_at = Some(now_epoch())).await?;
+                    if let Some(network) = &self.network {
+                        network.release(arn).await?;
+                    }
+                    self.advance(arn, TaskEvent::Deprovisioned, |t| {
+                        berth_model::network::detach(t);
+                        t.stopped_at = Some(now_epoch());
+                    })
+                    .await?;
+                    if let Some(network) = &self.network {
+                        network.sync_firewall().await;
+                    }
                     tracing::info!(task = %arn, "task stopped");
                 }
             }
         }
+    }
+
+    /// PROVISIONING: the task's network (awsvpc: address, namespace,
+    /// interface, firewall), then PENDING.
+    async fn provision(&self, arn: &str, record: &TaskRecord) -> Result<(), DriverError> {
+        let network = self.network.as_ref().filter(|_| record.network_configuration.is_some());
+        let Some(network) = network else {
+            return self
+                .advance(arn, TaskEvent::Provisioned, |t| {
+                    t.connectivity = Some(Connectivity::Connected);
+                    t.connectivity_at = Some(now_epoch());
+                })
+                .await;
+        };
+        let (subnet, attachment) = match network.provision(record).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(task = %arn, error = %e.reason(), "network setup failed");
+                return self.fail(arn, &e.reason()).await;
+            }
+        };
+        let region = record.task.task_arn.as_deref().and_then(|a| a.split(':').nth(3)).unwrap_or("us-east-1").to_owned();
+        let mac = attachment.mac.to_string();
+        self.advance(arn, TaskEvent::Provisioned, |t| {
+            let iface = berth_model::network::Interface { subnet_id: &subnet.id, ip: attachment.ip, mac: &mac, region: &region };
+            berth_model::network::attach(t, &iface);
+            t.connectivity = Some(Connectivity::Connected);
+            t.connectivity_at = Some(now_epoch());
+        })
+        .await?;
+        // The record names the task now: its firewall rules follow.
+        network.sync_firewall().await;
+        Ok(())
     }
 
     /// PENDING: pull the images and start the containers. A task an earlier
@@ -116,7 +159,7 @@ impl Driver {
             }
         }
         self.update(arn, |t| t.pull_stopped_at = Some(now_epoch())).await?;
-        let spec = spec::task(
+        let mut spec = spec::task(
             id.clone(),
             &definition,
             record.task.overrides.as_ref(),
@@ -124,6 +167,13 @@ impl Driver {
             record.memory,
             &pulled,
         );
+        if let Some(net) = self.network.as_ref().and_then(|n| n.task_network(record)) {
+            spec.netns = Some(net.netns);
+            spec.hostname = Some(net.hostname);
+            for c in &mut spec.containers {
+                c.mounts.extend(net.mounts.iter().cloned());
+            }
+        }
         match self.runtime.start(&spec).await {
             Ok(status) => {
                 self.advance(arn, TaskEvent::ContainersStarted, |t| record_states(t, &status.containers)).await
@@ -202,8 +252,13 @@ impl Driver {
                 "Essential container in task exited".to_owned(),
             ),
         };
+        let ran = status.containers.iter().any(|c| matches!(c.state, ContainerState::Exited(_) | ContainerState::Running { .. }));
         self.advance(arn, event, |t| {
             record_states(t, &status.containers);
+            // A task whose containers ran, however briefly, has started.
+            if ran {
+                t.started_at.get_or_insert(now_epoch());
+            }
             if t.stop_code.is_none() {
                 t.stop_code = Some(code);
                 t.stopped_reason = Some(reason.clone());

@@ -16,6 +16,7 @@
 
 mod capacity;
 mod driver;
+pub mod network;
 pub mod logs;
 mod spec;
 
@@ -29,6 +30,10 @@ use berth_runtime::TaskRuntime;
 use berth_store::{Page, Store, StoreError, TaskFilter};
 
 pub use capacity::{HostCapacity, host_capacity};
+
+/// How often the firewall is re-rendered from the store, so that security
+/// group changes made through the API reach running tasks.
+const FIREWALL_REFRESH: Duration = Duration::from_secs(2);
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -48,6 +53,8 @@ pub struct Agent {
     active: Arc<Mutex<HashSet<String>>>,
     /// The awslogs driver: ships container output into CloudWatch Logs.
     logs: Arc<logs::Shipper>,
+    /// awsvpc networking for the node's tasks.
+    network: Option<Arc<network::NodeNetwork>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +71,15 @@ impl Agent {
         config: AgentConfig,
     ) -> Self {
         let logs = Arc::new(logs::Shipper::new(store.clone(), runtime.clone()));
-        Self { store, images, runtime, config, active: Arc::default(), logs }
+        Self { store, images, runtime, config, active: Arc::default(), logs, network: None }
+    }
+
+    /// Gives the node's tasks awsvpc networking (their own namespace,
+    /// interface and address, security groups).
+    pub fn with_network(mut self, network: Arc<network::NodeNetwork>) -> Self {
+        tokio::spawn(network::refresh_firewall(Arc::downgrade(&network), FIREWALL_REFRESH));
+        self.network = Some(network);
+        self
     }
 
     /// Registers the node; call before the API takes RunTask calls.
@@ -120,6 +135,7 @@ impl Agent {
                     runtime: self.runtime.clone(),
                     poll: self.config.poll_interval,
                     logs: self.logs.clone(),
+                    network: self.network.clone(),
                 };
                 let active = self.active.clone();
                 tokio::spawn(async move {

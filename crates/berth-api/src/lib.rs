@@ -21,5 +21,6 @@ mod metrics;
 mod paging;
 pub mod sigv4;
 
+pub use berth::network::ensure_defaults as ensure_network_defaults;
 pub use edge::{Api, ApiConfig, router};
 pub use error::ApiError;

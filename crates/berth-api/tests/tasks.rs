@@ -43,6 +43,7 @@ async fn harness(cpu: u32, memory: u32) -> Harness {
         .await
         .expect("register node");
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
+    berth_api::ensure_network_defaults(store.as_ref(), "10.89.0.0/16").await.unwrap();
     Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
 }
 
@@ -76,7 +77,7 @@ fn now_secs() -> i64 {
 }
 
 fn net() -> Value {
-    json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}})
+    json!({"awsvpcConfiguration": {"subnets": ["subnet-default"]}})
 }
 
 #[tokio::test]
@@ -130,6 +131,10 @@ async fn run_task_input_errors() {
             "capacityProviderStrategy": [{"capacityProvider": "MY_ASG"}]}), "InvalidParameterException"),
         (json!({"taskDefinition": "sleeper", "networkConfiguration": net(), "launchType": "FARGATE",
             "capacityProviderStrategy": [{"capacityProvider": "FARGATE"}]}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default", "subnet-nope"]}}}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": []}}}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"], "securityGroups": ["sg-nope"]}}}), "InvalidParameterException"),
+        (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"], "assignPublicIp": "ENABLED"}}}), "InvalidParameterException"),
     ];
     for (body, want) in cases {
         let (s, v) = ecs(&h, "RunTask", body.clone()).await;
@@ -197,4 +202,29 @@ async fn a_node_whose_agent_went_quiet_takes_no_tasks() {
     let (_, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper", "networkConfiguration": net()})).await;
     assert_eq!(v["tasks"], json!([]), "{v}");
     assert_eq!(v["failures"], json!([{"reason": "RESOURCE:CPU"}]), "{v}");
+}
+
+#[tokio::test]
+async fn awsvpc_names_berth_subnets_and_groups_and_shows_the_eni_attachment() {
+    let h = harness(4096, 8192).await;
+    register(&h, "256", "512").await;
+    let (s, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper",
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-nope"]}}})).await;
+    assert_eq!(s, 400);
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("The subnet ID 'subnet-nope' does not exist"), "names the unknown id: {msg}");
+    let (_, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper",
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"], "securityGroups": ["sg-web"]}}})).await;
+    assert!(v["message"].as_str().unwrap().contains("'sg-web' does not exist"), "{v}");
+
+    let (s, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper", "networkConfiguration": net()})).await;
+    assert_eq!(s, 200, "{v}");
+    let att = &v["tasks"][0]["attachments"][0];
+    assert_eq!(att["type"], "ElasticNetworkInterface");
+    assert_eq!(att["status"], "PRECREATED");
+    assert_eq!(att["details"], json!([{"name": "subnetId", "value": "subnet-default"}]));
+    let arn = v["tasks"][0]["taskArn"].as_str().unwrap();
+    let stored = h.store.get_task(arn).await.unwrap().unwrap().value;
+    let groups = stored.network_configuration.unwrap().awsvpc_configuration.unwrap().security_groups;
+    assert_eq!(groups, Some(vec!["sg-default".to_owned()]), "the default group when none is given");
 }

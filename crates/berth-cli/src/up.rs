@@ -50,6 +50,14 @@ pub struct UpArgs {
     /// registries always are. Repeat for several.
     #[arg(long = "insecure-registry", env = "BERTH_INSECURE_REGISTRIES", value_delimiter = ',')]
     insecure_registries: Vec<String>,
+    /// The range of the default subnet (`subnet-default`), used when Berth
+    /// makes it at first start.
+    #[arg(long, env = "BERTH_DEFAULT_SUBNET", default_value = berth_model::network::DEFAULT_SUBNET_CIDR)]
+    default_subnet: String,
+    /// The nftables tables Berth owns (an `inet` and a `bridge` table of
+    /// this name). Change it only to run several Berths on one host.
+    #[arg(long, env = "BERTH_NFT_TABLE", default_value = "berth")]
+    nft_table: String,
 }
 
 impl UpArgs {
@@ -74,6 +82,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let store =
         berth_store::open(&store_url).await.with_context(|| format!("cannot open store {}", redact(&store_url)))?;
     let created = ensure_root_key(store.as_ref(), &dir).await?;
+    berth_api::ensure_network_defaults(store.as_ref(), &args.default_subnet)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot make the default subnet {}: {e}", args.default_subnet))?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -144,8 +155,19 @@ async fn start_agent(
     let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
         .context("no task runtime on this host (install runc, or run with --no-agent)")?;
     tracing::info!(runtime = ?runtime.probe(), "task runtime");
-    let config = berth_agent::AgentConfig { node, poll_interval: std::time::Duration::from_millis(100) };
-    let agent = Arc::new(berth_agent::Agent::new(store, images, Arc::new(runtime), config));
+    let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_millis(100) };
+    let network = berth_agent::network::NodeNetwork::new(
+        store.clone(),
+        node.id.clone(),
+        berth_agent::network::NetworkConfig {
+            nft_table: args.nft_table.clone(),
+            state_dir: dir.path.join("network"),
+            host_services: Vec::new(),
+            region: args.region.clone(),
+        },
+    )
+    .context("no task networking on this host (needs root, bridges, network namespaces, nftables and br_netfilter)")?;
+    let agent = Arc::new(berth_agent::Agent::new(store, images, Arc::new(runtime), config).with_network(network));
     agent.register().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(agent.run(async move {

@@ -142,7 +142,7 @@ fn pull_list_import_load_and_remove_through_the_cli() {
         .unwrap();
     assert_eq!(status, 200);
     let (_, v) = berth
-        .ecs("RunTask", &json!({"taskDefinition": "imported", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-x"]}}}))
+        .ecs("RunTask", &json!({"taskDefinition": "imported", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}}))
         .unwrap();
     let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -66,7 +66,7 @@ impl World {
         );
         let v = self.ecs(
             "RunTask",
-            json!({"taskDefinition": family, "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}),
+            json!({"taskDefinition": family, "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}}),
         );
         assert_eq!(v["failures"], json!([]), "{v}");
         v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
@@ -253,13 +253,14 @@ fn a_hundred_run_stop_cycles_leak_nothing() {
     }
     let w = World::start();
     let runtime_dir = w.dir.path().join("data/runtime");
+    let table = w.berth.net.as_ref().expect("a test network").table.clone();
     // Warm up: the image is pulled and unpacked once, outside the count.
     let arn = w.run("cycle", "sleep 60", "256", "512", None);
     w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
     w.ecs("StopTask", json!({"task": arn}));
     w.wait_for(&arn, "STOPPED", Duration::from_secs(30));
     let mut ids = vec![arn.rsplit('/').next().unwrap().to_owned()];
-    let before = Footprint::now(&runtime_dir, &ids);
+    let before = Footprint::now(&runtime_dir, &ids, &w.berth, &table);
 
     // 20 rounds of 5: the node (2048 CPU units on a 2-core host) never
     // holds more than it can give, and Berth never over-commits it.
@@ -267,7 +268,7 @@ fn a_hundred_run_stop_cycles_leak_nothing() {
         let v = w.ecs(
             "RunTask",
             json!({"taskDefinition": "cycle", "count": 5,
-                   "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}),
+                   "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}}),
         );
         assert_eq!(v["failures"], json!([]), "round {round}: {v}");
         let arns: Vec<String> = v["tasks"].as_array().unwrap().iter().map(|t| t["taskArn"].as_str().unwrap().to_owned()).collect();
@@ -284,9 +285,11 @@ fn a_hundred_run_stop_cycles_leak_nothing() {
         }
     }
     assert_eq!(ids.len(), 101);
-    let after = Footprint::now(&runtime_dir, &ids);
+    let after = Footprint::now(&runtime_dir, &ids, &w.berth, &table);
     assert_eq!(after, before, "100 run/stop cycles left something behind");
     assert_eq!((after.overlay_mounts, after.task_cgroups, after.shims), (0, 0, 0), "{after:?}");
+    assert_eq!((after.netns, after.veths), (0, 0), "{after:?}");
+    assert_eq!(after.free_addresses, 256 - 3, "every address is back: {after:?}");
 }
 
 /// What this Berth's tasks hold on the host: overlay mounts under its data
@@ -299,10 +302,18 @@ struct Footprint {
     shims: usize,
     runtime_entries: usize,
     runtime_bytes: u64,
+    /// Network namespace files of these tasks.
+    netns: usize,
+    /// Host ends of these tasks' veths.
+    veths: usize,
+    /// Free addresses in the default subnet.
+    free_addresses: u64,
+    /// Rules in this Berth's nftables tables.
+    nft_rules: String,
 }
 
 impl Footprint {
-    fn now(runtime_dir: &Path, task_ids: &[String]) -> Self {
+    fn now(runtime_dir: &Path, task_ids: &[String], berth: &BerthProcess, table: &str) -> Self {
         let ours = runtime_dir.display().to_string();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let task_cgroups = ["memory", "cpu", "cpuacct", "pids", "unified"]
@@ -320,12 +331,31 @@ impl Footprint {
             })
             .count();
         let (runtime_entries, runtime_bytes) = tree_size(runtime_dir);
+        let names: Vec<berth_net::TaskNames> =
+            task_ids.iter().map(|id| berth_net::TaskNames::for_task(id).unwrap()).collect();
+        let netns = names.iter().filter(|n| n.netns_path.exists()).count();
+        let veths = names.iter().filter(|n| Path::new("/sys/class/net").join(&n.host_veth).exists()).count();
+        let (_, subnets) = berth.operator("ListSubnets", &json!({})).unwrap();
+        let free_addresses = subnets["subnets"][0]["availableIpAddressCount"].as_u64().unwrap();
+        // The ruleset without its handles and counters: what the rules say.
+        let nft_rules = ["inet", "bridge"]
+            .iter()
+            .map(|family| {
+                let out = std::process::Command::new("nft").args(["list", "table", family, table]).output().unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
         Self {
             overlay_mounts: mountinfo.lines().filter(|l| l.contains(" - overlay ") && l.contains(&ours)).count(),
             task_cgroups,
             shims,
             runtime_entries,
             runtime_bytes,
+            netns,
+            veths,
+            free_addresses,
+            nft_rules,
         }
     }
 }
@@ -365,7 +395,7 @@ fn dependencies_and_health_checks_through_the_api() {
         json!({"family": "ordered", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
                "cpu": "256", "memory": "512", "containerDefinitions": [init, web, worker]}),
     );
-    let v = w.ecs("RunTask", json!({"taskDefinition": "ordered", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}));
+    let v = w.ecs("RunTask", json!({"taskDefinition": "ordered", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}}));
     let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
     assert_eq!(v["tasks"][0]["healthStatus"], "UNKNOWN", "{v}");
     let t = w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
@@ -390,7 +420,7 @@ fn dependencies_and_health_checks_through_the_api() {
         json!({"family": "doomed", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
                "cpu": "256", "memory": "512", "containerDefinitions": [failing, app]}),
     );
-    let v = w.ecs("RunTask", json!({"taskDefinition": "doomed", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-test"]}}}));
+    let v = w.ecs("RunTask", json!({"taskDefinition": "doomed", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}}));
     let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
     let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(60));
     assert_eq!(t["stopCode"], "TaskFailedToStart", "{t:#}");

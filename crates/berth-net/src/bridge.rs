@@ -14,7 +14,24 @@ use rtnetlink::packet_route::link::InfoKind;
 use crate::netlink::{self, EEXIST};
 use crate::{BridgeName, NetError, Network, Subnet, mac_for};
 
+/// The metric of the blackhole route each subnet has: traffic for a
+/// subnet whose bridge is not (or no longer) here is dropped on the host
+/// instead of following the default route off the machine.
+pub const BLACKHOLE_METRIC: u32 = 4242;
+
 impl Network {
+    /// Makes sure the host never routes `subnet` anywhere but to its
+    /// bridge: a blackhole route with [`BLACKHOLE_METRIC`] catches its
+    /// traffic whenever the bridge is absent. Idempotent.
+    pub async fn ensure_blackhole(&self, subnet: &Subnet) -> Result<(), NetError> {
+        self.nl.add_blackhole(subnet.network(), subnet.prefix(), BLACKHOLE_METRIC).await
+    }
+
+    /// Removes [`Network::ensure_blackhole`]'s route (the subnet is gone).
+    pub async fn remove_blackhole(&self, subnet: &Subnet) -> Result<(), NetError> {
+        self.nl.delete_blackhole(subnet.network(), subnet.prefix(), BLACKHOLE_METRIC).await
+    }
+
     /// Makes sure bridge `name` exists, is up, holds `subnet`'s gateway
     /// address and sends bridged IPv4 through netfilter. Idempotent; other
     /// addresses already on the bridge are left alone. A link of that name

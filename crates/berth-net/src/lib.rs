@@ -44,6 +44,7 @@ pub mod netns;
 mod subnet;
 
 pub use attach::{AttachRequest, Attachment, TASK_IFNAME};
+pub use bridge::BLACKHOLE_METRIC;
 pub use error::NetError;
 pub use firewall::{
     Firewall, FirewallState, HostService, Protocol, Rule, SecurityGroup, Source, SubnetPolicy,

@@ -17,6 +17,7 @@ use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use crate::NetError;
 
 const ENODEV: i32 = 19;
+const ESRCH: i32 = 3;
 pub(crate) const EEXIST: i32 = 17;
 
 /// An open route-netlink connection; its driver task ends on drop.
@@ -216,6 +217,37 @@ impl Netlink {
                 source,
             })
     }
+}
+
+impl Netlink {
+    /// Adds a blackhole route for `dest/prefix` with `metric` (a kernel
+    /// route of a present bridge, metric 0, wins over it). Idempotent.
+    pub(crate) async fn add_blackhole(&self, dest: Ipv4Addr, prefix: u8, metric: u32) -> Result<(), NetError> {
+        let route = blackhole(dest, prefix, metric);
+        match self.handle.route().add(route).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(source) => Err(NetError::Netlink { action: format!("adding a blackhole route for {dest}/{prefix}"), source }),
+        }
+    }
+
+    /// Deletes that blackhole route; one that is gone is fine.
+    pub(crate) async fn delete_blackhole(&self, dest: Ipv4Addr, prefix: u8, metric: u32) -> Result<(), NetError> {
+        let route = blackhole(dest, prefix, metric);
+        match self.handle.route().del(route).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(ESRCH) => Ok(()),
+            Err(source) => Err(NetError::Netlink { action: format!("deleting the blackhole route for {dest}/{prefix}"), source }),
+        }
+    }
+}
+
+fn blackhole(dest: Ipv4Addr, prefix: u8, metric: u32) -> rtnetlink::packet_route::route::RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(dest, prefix)
+        .kind(rtnetlink::packet_route::route::RouteType::BlackHole)
+        .priority(metric)
+        .build()
 }
 
 /// The errno of a kernel error reply, positive (ENODEV = 19).

@@ -25,7 +25,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// The busybox applets a test image links to `/bin/busybox`.
 pub const APPLETS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "ls", "true", "false", "env", "id", "kill", "ps", "mkdir", "rm", "test", "head",
-    "yes", "dd", "wc", "grep", "stat", "touch",
+    "yes", "dd", "wc", "grep", "stat", "touch", "hostname", "httpd", "wget", "nc", "ip",
 ];
 
 /// True when everything registry tests need is here. When something is

@@ -1,5 +1,5 @@
 //! Berth's own operator API: what AWS has no API for here (the node's
-//! image cache; later subnets, security groups, nodes). Written by hand
+//! image cache, subnets and security groups; later nodes). Written by hand
 //! in the style of the generated AWS shapes: AWS JSON 1.1 with
 //! `X-Amz-Target: Berth_20261201.<Op>`, SigV4 signing name `berth`,
 //! camelCase members, times as epoch seconds.
@@ -93,12 +93,143 @@ pub struct RemoveImageResponse {
     pub bytes_freed: u64,
 }
 
+/// A subnet tasks get their addresses from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetDetail {
+    /// `subnet-…`.
+    pub subnet_id: String,
+    pub cidr_block: String,
+    #[serde(default)]
+    pub name: String,
+    /// Whether tasks may reach beyond the host.
+    pub egress: bool,
+    /// Addresses still free for tasks.
+    pub available_ip_address_count: u64,
+    /// Whether this is the subnet Berth made at first start.
+    pub default_for_berth: bool,
+    pub created_at: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSubnetRequest {
+    pub cidr_block: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Let tasks reach beyond the host (masqueraded behind its address).
+    #[serde(default)]
+    pub egress: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetResponse {
+    pub subnet: SubnetDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSubnetsRequest {}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSubnetsResponse {
+    pub subnets: Vec<SubnetDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteSubnetRequest {
+    pub subnet_id: String,
+}
+
+/// An ingress rule: `protocol` is `tcp`, `udp`, `icmp` or `-1` (all);
+/// ports for TCP/UDP; exactly one of `cidrIp` and `sourceGroupId`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressRule {
+    pub ip_protocol: String,
+    #[serde(default)]
+    pub from_port: Option<u16>,
+    #[serde(default)]
+    pub to_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_group_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroupDetail {
+    /// `sg-…`.
+    pub group_id: String,
+    pub group_name: String,
+    #[serde(default)]
+    pub description: String,
+    pub ingress: Vec<IngressRule>,
+    pub created_at: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSecurityGroupRequest {
+    pub group_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub ingress: Option<Vec<IngressRule>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroupResponse {
+    pub security_group: SecurityGroupDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSecurityGroupsRequest {}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSecurityGroupsResponse {
+    pub security_groups: Vec<SecurityGroupDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteSecurityGroupRequest {
+    pub group_id: String,
+}
+
+/// Adds (Authorize) or removes (Revoke) ingress rules of a group.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroupIngressRequest {
+    pub group_id: String,
+    pub rules: Vec<IngressRule>,
+}
+
+/// An answer with nothing to say.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EmptyResponse {}
+
 /// Every operation of Berth's operator API, with its typed request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     PullImage(PullImageRequest),
     ListImages(ListImagesRequest),
     RemoveImage(RemoveImageRequest),
+    CreateSubnet(CreateSubnetRequest),
+    ListSubnets(ListSubnetsRequest),
+    DeleteSubnet(DeleteSubnetRequest),
+    CreateSecurityGroup(CreateSecurityGroupRequest),
+    ListSecurityGroups(ListSecurityGroupsRequest),
+    DeleteSecurityGroup(DeleteSecurityGroupRequest),
+    AuthorizeSecurityGroupIngress(SecurityGroupIngressRequest),
+    RevokeSecurityGroupIngress(SecurityGroupIngressRequest),
 }
 
 impl Action {
@@ -109,6 +240,14 @@ impl Action {
             "PullImage" => Self::PullImage(serde_json::from_slice(body)?),
             "ListImages" => Self::ListImages(serde_json::from_slice(body)?),
             "RemoveImage" => Self::RemoveImage(serde_json::from_slice(body)?),
+            "CreateSubnet" => Self::CreateSubnet(serde_json::from_slice(body)?),
+            "ListSubnets" => Self::ListSubnets(serde_json::from_slice(body)?),
+            "DeleteSubnet" => Self::DeleteSubnet(serde_json::from_slice(body)?),
+            "CreateSecurityGroup" => Self::CreateSecurityGroup(serde_json::from_slice(body)?),
+            "ListSecurityGroups" => Self::ListSecurityGroups(serde_json::from_slice(body)?),
+            "DeleteSecurityGroup" => Self::DeleteSecurityGroup(serde_json::from_slice(body)?),
+            "AuthorizeSecurityGroupIngress" => Self::AuthorizeSecurityGroupIngress(serde_json::from_slice(body)?),
+            "RevokeSecurityGroupIngress" => Self::RevokeSecurityGroupIngress(serde_json::from_slice(body)?),
             _ => return Ok(None),
         }))
     }
@@ -119,6 +258,14 @@ impl Action {
             Self::PullImage(_) => "PullImage",
             Self::ListImages(_) => "ListImages",
             Self::RemoveImage(_) => "RemoveImage",
+            Self::CreateSubnet(_) => "CreateSubnet",
+            Self::ListSubnets(_) => "ListSubnets",
+            Self::DeleteSubnet(_) => "DeleteSubnet",
+            Self::CreateSecurityGroup(_) => "CreateSecurityGroup",
+            Self::ListSecurityGroups(_) => "ListSecurityGroups",
+            Self::DeleteSecurityGroup(_) => "DeleteSecurityGroup",
+            Self::AuthorizeSecurityGroupIngress(_) => "AuthorizeSecurityGroupIngress",
+            Self::RevokeSecurityGroupIngress(_) => "RevokeSecurityGroupIngress",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ECS handlers.
 
 mod images;
+pub mod network;
 pub(crate) mod uploads;
 
 use berth_store::StoreError;
@@ -17,6 +18,14 @@ pub(crate) async fn dispatch(api: &Api, action: Action) -> Result<Value, ApiErro
         Action::PullImage(r) => json(images::pull(api, r).await?),
         Action::ListImages(r) => json(images::list(api, r).await?),
         Action::RemoveImage(r) => json(images::remove(api, r).await?),
+        Action::CreateSubnet(r) => json(network::create_subnet(api, r).await?),
+        Action::ListSubnets(r) => json(network::list_subnets(api, r).await?),
+        Action::DeleteSubnet(r) => json(network::delete_subnet(api, r).await?),
+        Action::CreateSecurityGroup(r) => json(network::create_group(api, r).await?),
+        Action::ListSecurityGroups(r) => json(network::list_groups(api, r).await?),
+        Action::DeleteSecurityGroup(r) => json(network::delete_group(api, r).await?),
+        Action::AuthorizeSecurityGroupIngress(r) => json(network::change_ingress(api, r, true).await?),
+        Action::RevokeSecurityGroupIngress(r) => json(network::change_ingress(api, r, false).await?),
     }
 }
 

@@ -72,7 +72,7 @@ fn json<T: Serialize>(v: T) -> Result<Value, ApiError> {
 
 /// Runs a read-modify-write until it applies without a version conflict.
 /// Each attempt re-reads, so the change is applied to the latest record.
-async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+pub(crate) async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,

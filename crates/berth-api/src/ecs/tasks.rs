@@ -9,12 +9,13 @@
 
 use berth_control::scheduler::{self, Demand, Shortage, Snapshot};
 use berth_model::arn::{self, ResourceArn};
+use berth_model::network;
 use berth_model::records::{NodeRecord, TaskRecord};
 use berth_model::task::{self as new_task, NewTask};
 use berth_model::tags;
 use berth_store::{NodeUsage, Page, StoreError, TaskFilter, Versioned};
 use berth_wire::ecs::{
-    DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest, ListTasksResponse,
+    AssignPublicIp, AwsVpcConfiguration, DescribeTasksRequest, NetworkConfiguration, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest, ListTasksResponse,
     NetworkMode, PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, StopTaskRequest,
     StopTaskResponse, Task, TaskDefinitionStatus, TaskField, TaskStopCode,
 };
@@ -53,6 +54,10 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
             "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
         ));
     }
+    let network = match req.network_configuration.as_ref().and_then(|n| n.awsvpc_configuration.as_ref()) {
+        Some(awsvpc) => Some(resolve_network(call, awsvpc).await?),
+        None => None,
+    };
     let mut task_tags = match req.propagate_tags {
         Some(PropagateTags::TaskDefinition) => definition.tags.clone(),
         _ => vec![],
@@ -78,7 +83,18 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
         })?);
     }
     for r in &mut records {
-        r.network_configuration.clone_from(&req.network_configuration);
+        if let Some(net) = &network {
+            // Security groups as resolved (the default group when none was given).
+            r.network_configuration = Some(NetworkConfiguration {
+                awsvpc_configuration: Some(AwsVpcConfiguration {
+                    subnets: net.subnets.clone(),
+                    security_groups: Some(net.security_groups.clone()),
+                    assign_public_ip: Some(AssignPublicIp::Disabled),
+                }),
+            });
+            let attachment_id = uuid::Uuid::new_v4().to_string();
+            r.task.attachments = Some(vec![network::precreated_attachment(&attachment_id, &net.subnets[0])]);
+        }
     }
 
     let nodes = call.store().list_nodes().await?;
@@ -94,6 +110,20 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
     }
     tracing::info!(cluster = %cluster_name, placed = tasks.len(), failed = failures.len(), "run task");
     Ok(RunTaskResponse { tasks: Some(tasks), failures: Some(failures) })
+}
+
+/// RunTask's `awsvpcConfiguration` against Berth's subnets and security groups.
+async fn resolve_network(call: &Call<'_>, awsvpc: &AwsVpcConfiguration) -> Result<network::TaskNetwork, ApiError> {
+    let subnets: Vec<String> = call.store().list_subnets().await?.into_iter().map(|v| v.value.id).collect();
+    let groups: Vec<String> = call.store().list_security_groups().await?.into_iter().map(|v| v.value.id).collect();
+    let net = network::resolve_awsvpc(awsvpc, |s| subnets.iter().any(|k| k == s), |g| groups.iter().any(|k| k == g))?;
+    if net.assign_public_ip {
+        return Err(ApiError::invalid_parameter(
+            "assignPublicIp ENABLED is not supported by Berth yet: tasks are reachable from the host at their \
+             private IPv4 address. Use DISABLED.",
+        ));
+    }
+    Ok(net)
 }
 
 /// Commits one placement; when the node filled up meanwhile, plans again

@@ -1,0 +1,461 @@
+//! A task's awsvpc network on this node: an address from its subnet
+//! (claimed in the store, so no two live tasks share one), the subnet's
+//! bridge, the task's network namespace and veth (`berth-net`), its
+//! `/etc/hosts` and `/etc/resolv.conf`, and the firewall (security
+//! groups, host isolation) re-rendered from the store after every change.
+//!
+//! ```text
+//! PROVISIONING    provision(record) → address, bridge, netns + eth0, files, firewall
+//! PENDING         task_network(record) → netns path, hostname, mounts for the containers
+//! DEPROVISIONING  release(arn)      → netns + veth gone, address freed, bridge if unused;
+//!                 (attachment DELETED in the record) sync_firewall()
+//! ```
+//! Everything is idempotent, so a driver that retries after an agent
+//! restart finishes what an earlier one began.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_model::network::{self as model, SubnetRecord};
+use berth_model::records::TaskRecord;
+use berth_net::{
+    AttachRequest, Attachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol, Rule,
+    SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy,
+};
+use berth_runtime::BindMount;
+use berth_store::{Page, Store, StoreError, TaskFilter};
+use tokio::sync::{Mutex, watch};
+
+/// How the node's networking is set up.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The nftables tables Berth owns (one `inet`, one `bridge`).
+    pub nft_table: String,
+    /// Where per-task files (`hosts`, `resolv.conf`) live.
+    pub state_dir: PathBuf,
+    /// Host services tasks may reach (the metadata endpoint).
+    pub host_services: Vec<HostService>,
+    /// The region, for private DNS names.
+    pub region: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("store")]
+    Store(#[from] StoreError),
+    #[error("network")]
+    Net(#[from] NetError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl NetworkError {
+    /// The ECS-style reason a task that could not get its network stops with.
+    pub fn reason(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        format!("ResourceInitializationError: unable to set up the task's network interface: {text}")
+    }
+}
+
+/// What the containers of a networked task are given.
+#[derive(Debug, Clone)]
+pub struct TaskNetwork {
+    pub netns: PathBuf,
+    pub hostname: String,
+    pub mounts: Vec<BindMount>,
+    pub ip: Ipv4Addr,
+}
+
+/// The node's networking.
+pub struct NodeNetwork {
+    net: Network,
+    store: Arc<dyn Store>,
+    node_id: String,
+    config: NetworkConfig,
+    /// Bridge creation and removal, attach and detach: one at a time, so
+    /// a bridge is never removed under a task being attached to it.
+    links: Mutex<()>,
+    /// Firewall applies wanted (a generation count) and done.
+    wanted: watch::Sender<u64>,
+    applied: watch::Receiver<u64>,
+}
+
+impl NodeNetwork {
+    /// Connects to the kernel and starts the firewall applier. Needs root
+    /// and `br_netfilter`.
+    pub fn new(store: Arc<dyn Store>, node_id: String, config: NetworkConfig) -> Result<Arc<Self>, NetworkError> {
+        Firewall::check_host()?;
+        let firewall = Firewall::new(&config.nft_table)?;
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| NetworkError::Setup(format!("creating {}: {e}", config.state_dir.display())))?;
+        let (wanted, wanted_rx) = watch::channel(0u64);
+        let (applied_tx, applied) = watch::channel(0u64);
+        let this = Arc::new(Self {
+            net: Network::connect()?,
+            store,
+            node_id,
+            config,
+            links: Mutex::new(()),
+            wanted,
+            applied,
+        });
+        tokio::spawn(applier(Arc::downgrade(&this), firewall, wanted_rx, applied_tx));
+        Ok(this)
+    }
+
+    /// PROVISIONING: gives the task an address, its namespace and `eth0`
+    /// on its subnet's bridge, and its files; returns what DescribeTasks
+    /// shows of it. The firewall names the task when this returns.
+    pub async fn provision(&self, record: &TaskRecord) -> Result<(SubnetRecord, Attachment), NetworkError> {
+        let arn = record.task.task_arn.as_deref().unwrap_or_default();
+        let task_id = task_id(arn);
+        let (subnet, ip) = self.address(record).await?;
+        let net_subnet = Subnet::new(subnet.cidr)
+            .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
+        let bridge = BridgeName::for_subnet(&net_subnet);
+        let request = AttachRequest { task_id: task_id.to_owned(), bridge: bridge.clone(), subnet: net_subnet, ip };
+        let attachment = {
+            let _links = self.links.lock().await;
+            check_routes(&subnet, &bridge)?;
+            // Never off the machine: without its bridge, the subnet's
+            // traffic is dropped on the host, not sent to the default route.
+            self.net.ensure_blackhole(&net_subnet).await?;
+            self.net.ensure_bridge(&bridge, &net_subnet).await?;
+            // A namespace left by an attach an agent restart cut short.
+            self.net.detach(task_id).await?;
+            self.net.attach(&request).await?
+        };
+        self.write_files(task_id, ip, &model::private_dns_name(ip, &self.config.region))?;
+        Ok((subnet, attachment))
+    }
+
+    /// The firewall, re-rendered from the store; returns once rules that
+    /// include every change made before the call are in force.
+    pub async fn sync_firewall(&self) {
+        let generation = {
+            let mut next = 0;
+            self.wanted.send_modify(|g| {
+                *g += 1;
+                next = *g;
+            });
+            next
+        };
+        let mut applied = self.applied.clone();
+        let _ = applied.wait_for(|g| *g >= generation).await;
+    }
+
+    /// What the task's containers are given (from its record: the
+    /// attachment follows from its address).
+    pub fn task_network(&self, record: &TaskRecord) -> Option<TaskNetwork> {
+        let ip: Ipv4Addr = model::eni_detail(&record.task, "privateIPv4Address")?.parse().ok()?;
+        let arn = record.task.task_arn.as_deref()?;
+        let id = task_id(arn);
+        let names = berth_net::TaskNames::for_task(id).ok()?;
+        let dir = self.config.state_dir.join(id);
+        let mounts = ["hosts", "resolv.conf", "hostname"]
+            .iter()
+            .map(|f| BindMount { source: dir.join(f), destination: format!("/etc/{f}"), read_only: false })
+            .collect();
+        Some(TaskNetwork {
+            netns: names.netns_path,
+            hostname: model::private_dns_name(ip, &self.config.region),
+            mounts,
+            ip,
+        })
+    }
+
+    /// DEPROVISIONING: the namespace and veth go, the address is freed, and
+    /// the bridge goes with its last task. Call [`Self::sync_firewall`]
+    /// once the record no longer shows the interface attached.
+    pub async fn release(&self, arn: &str) -> Result<(), NetworkError> {
+        let task_id = task_id(arn);
+        let held = self.store.task_ips(arn).await?;
+        {
+            let _links = self.links.lock().await;
+            self.net.detach(task_id).await?;
+            for (subnet_id, _) in &held {
+                let Some(subnet) = self.store.get_subnet(subnet_id).await? else { continue };
+                let Ok(net_subnet) = Subnet::new(subnet.value.cidr) else { continue };
+                match self.net.remove_bridge(&BridgeName::for_subnet(&net_subnet)).await {
+                    Ok(()) | Err(NetError::BridgeInUse { .. }) => {}
+                    Err(e) => tracing::warn!(subnet = %subnet_id, error = %e, "removing an unused bridge"),
+                }
+            }
+        }
+        self.store.release_ips(arn).await?;
+        let dir = self.config.state_dir.join(task_id);
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing the task's network files");
+        }
+        Ok(())
+    }
+
+    /// The task's address: the one it already holds (a retried
+    /// provisioning), else the first free one in the first of its subnets
+    /// that has one.
+    async fn address(&self, record: &TaskRecord) -> Result<(SubnetRecord, Ipv4Addr), NetworkError> {
+        let arn = record.task.task_arn.as_deref().unwrap_or_default();
+        let subnets: Vec<String> = record
+            .network_configuration
+            .as_ref()
+            .and_then(|n| n.awsvpc_configuration.as_ref())
+            .map(|a| a.subnets.clone())
+            .unwrap_or_else(|| vec![model::DEFAULT_SUBNET_ID.to_owned()]);
+        if let Some((subnet_id, ip)) = self.store.task_ips(arn).await?.into_iter().next()
+            && let (Some(subnet), Ok(ip)) = (self.store.get_subnet(&subnet_id).await?, ip.parse())
+        {
+            return Ok((subnet.value, ip));
+        }
+        for subnet_id in &subnets {
+            let Some(subnet) = self.store.get_subnet(subnet_id).await? else { continue };
+            let subnet = subnet.value;
+            let net_subnet = Subnet::new(subnet.cidr)
+                .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
+            // Another node or task may win an address between the read and
+            // the claim: read again and try the next free one.
+            for _ in 0..16 {
+                let used: BTreeSet<Ipv4Addr> = self
+                    .store
+                    .allocated_ips(&subnet.id)
+                    .await?
+                    .iter()
+                    .filter_map(|(ip, _)| ip.parse().ok())
+                    .collect();
+                let Some(ip) = berth_net::allocate(&net_subnet, &used) else { break };
+                if self.store.claim_ip(&subnet.id, &ip.to_string(), arn).await? {
+                    return Ok((subnet, ip));
+                }
+            }
+        }
+        Err(NetworkError::Setup(format!("no free address in subnets {}", subnets.join(", "))))
+    }
+
+    fn write_files(&self, task_id: &str, ip: Ipv4Addr, hostname: &str) -> Result<(), NetworkError> {
+        let dir = self.config.state_dir.join(task_id);
+        let io = |what: &str, e: std::io::Error| NetworkError::Setup(format!("writing {what} in {}: {e}", dir.display()));
+        std::fs::create_dir_all(&dir).map_err(|e| io("the directory", e))?;
+        let short = hostname.split('.').next().unwrap_or(hostname);
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname} {short}\n"
+        );
+        std::fs::write(dir.join("hosts"), hosts).map_err(|e| io("hosts", e))?;
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(|e| io("hostname", e))?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(dir.join("resolv.conf"), resolv_conf(&host_resolv)).map_err(|e| io("resolv.conf", e))?;
+        Ok(())
+    }
+
+    /// Everything the firewall should enforce now, from the store.
+    async fn desired_state(&self) -> Result<FirewallState, NetworkError> {
+        let mut subnets = Vec::new();
+        for s in self.store.list_subnets().await? {
+            let Ok(subnet) = Subnet::new(s.value.cidr) else { continue };
+            subnets.push(SubnetPolicy { bridge: BridgeName::for_subnet(&subnet), subnet, egress: s.value.egress });
+        }
+        let groups = self.store.list_security_groups().await?.into_iter().map(|g| security_group(&g.value)).collect();
+        let mut tasks = Vec::new();
+        let filter = TaskFilter { node_id: Some(self.node_id.clone()), live_only: true, ..Default::default() };
+        let mut after = None;
+        loop {
+            let page = self.store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
+            let Some(last) = page.last() else { break };
+            after = last.value.task.task_arn.clone();
+            for t in &page {
+                if let Some(policy) = task_policy(&t.value, &subnets) {
+                    tasks.push(policy);
+                }
+            }
+        }
+        // Addresses from a stale record are dropped rather than fail the
+        // whole ruleset.
+        let mut seen = BTreeSet::new();
+        tasks.retain(|t: &TaskPolicy| seen.insert(t.ip));
+        Ok(FirewallState { subnets, groups, tasks, host_services: self.config.host_services.clone() })
+    }
+}
+
+/// Applies the firewall whenever more applies are wanted than done,
+/// coalescing requests that come while one is in flight.
+async fn applier(
+    network: std::sync::Weak<NodeNetwork>,
+    firewall: Firewall,
+    mut wanted: watch::Receiver<u64>,
+    applied: watch::Sender<u64>,
+) {
+    // The rules are re-applied unchanged now and then too, in case
+    // something else flushed them.
+    const REAPPLY: Duration = Duration::from_secs(30);
+    let mut last: Option<(FirewallState, std::time::Instant)> = None;
+    loop {
+        if wanted.changed().await.is_err() {
+            return;
+        }
+        let generation = *wanted.borrow_and_update();
+        let Some(network) = network.upgrade() else { return };
+        match network.desired_state().await {
+            Ok(state) if last.as_ref().is_some_and(|(s, at)| *s == state && at.elapsed() < REAPPLY) => {}
+            Ok(state) => match firewall.apply(&state).await {
+                Ok(()) => last = Some((state, std::time::Instant::now())),
+                Err(e) => tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "applying the firewall"),
+            },
+            Err(e) => tracing::error!(error = %e, "reading the firewall's state"),
+        }
+        drop(network);
+        applied.send_replace(generation);
+    }
+}
+
+/// Re-applies the firewall every `every` (security group changes made
+/// through the API reach the rules this way) until the network is gone.
+pub async fn refresh_firewall(network: std::sync::Weak<NodeNetwork>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let Some(n) = network.upgrade() else { return };
+        n.sync_firewall().await;
+    }
+}
+
+fn task_policy(record: &TaskRecord, subnets: &[SubnetPolicy]) -> Option<TaskPolicy> {
+    let att = record.task.attachments.iter().flatten().find(|a| a.r#type.as_deref() == Some(model::ENI_ATTACHMENT))?;
+    if att.status.as_deref() != Some("ATTACHED") {
+        return None;
+    }
+    let ip: Ipv4Addr = model::eni_detail(&record.task, "privateIPv4Address")?.parse().ok()?;
+    let subnet = subnets.iter().find(|s| s.subnet.is_assignable(ip))?;
+    let arn = record.task.task_arn.as_deref()?;
+    let request =
+        AttachRequest { task_id: task_id(arn).to_owned(), bridge: subnet.bridge.clone(), subnet: subnet.subnet, ip };
+    let attachment = Attachment::for_request(&request).ok()?;
+    let groups = record
+        .network_configuration
+        .as_ref()
+        .and_then(|n| n.awsvpc_configuration.as_ref())
+        .and_then(|a| a.security_groups.clone())
+        .unwrap_or_else(|| vec![model::DEFAULT_SECURITY_GROUP_ID.to_owned()]);
+    Some(TaskPolicy::new(&attachment, groups))
+}
+
+fn security_group(g: &model::SecurityGroupRecord) -> SecurityGroup {
+    let ingress = g
+        .ingress
+        .iter()
+        .filter_map(|r| {
+            let source = match (&r.cidr, &r.source_group) {
+                (Some(c), _) => Source::Cidr(*c),
+                (None, Some(g)) => Source::Group(g.clone()),
+                (None, None) => return None,
+            };
+            let protocol = match r.protocol.as_str() {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                "icmp" => Protocol::Icmp,
+                _ => Protocol::All,
+            };
+            let (from_port, to_port) = match protocol {
+                Protocol::Tcp | Protocol::Udp => (r.from_port, r.to_port),
+                _ => (0, u16::MAX),
+            };
+            Some(Rule { protocol, from_port, to_port, source })
+        })
+        .collect();
+    SecurityGroup { id: g.id.clone(), ingress }
+}
+
+/// The host's resolver settings without loopback servers (unreachable
+/// from a task's namespace), as Docker writes them for containers.
+fn resolv_conf(host: &str) -> String {
+    let mut out = String::from("# written by Berth for this task\n");
+    for line in host.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("nameserver"), Some(addr)) if addr.parse::<std::net::IpAddr>().is_ok_and(|a| !a.is_loopback()) => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            (Some("search" | "domain" | "options"), Some(_)) => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A subnet whose range the host already routes elsewhere would cut the
+/// host off from that network: refuse it.
+fn check_routes(subnet: &SubnetRecord, bridge: &BridgeName) -> Result<(), NetworkError> {
+    let Ok(table) = std::fs::read_to_string("/proc/net/route") else { return Ok(()) };
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(iface), Some(dest), Some(metric), Some(mask)) = (f.first(), f.get(1), f.get(6), f.get(7)) else {
+            continue;
+        };
+        let (Ok(dest), Ok(mask)) = (u32::from_str_radix(dest, 16), u32::from_str_radix(mask, 16)) else { continue };
+        let own_blackhole = *iface == "*" && metric.parse() == Ok(berth_net::BLACKHOLE_METRIC);
+        if mask == 0 || *iface == bridge.as_str() || own_blackhole {
+            continue;
+        }
+        // /proc/net/route writes addresses in host (little-endian) order.
+        let dest = Ipv4Addr::from(u32::from_be(dest));
+        let prefix = mask.count_ones() as u8;
+        let Ok(route) = berth_net::Ipv4Net::new(dest, prefix) else { continue };
+        let ours = subnet.cidr;
+        if route.contains(&ours.network()) || ours.contains(&route.network()) {
+            return Err(NetworkError::Setup(format!(
+                "subnet {} ({ours}) overlaps the host's route to {route} on {iface}; give Berth a range the host does \
+                 not use (berth up --default-subnet, or berth subnet create)",
+                subnet.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The runtime's id of a task: the last part of its ARN.
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_drops_loopback_servers() {
+        let host = "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.internal\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(host),
+            "# written by Berth for this task\nnameserver 10.0.0.2\nsearch example.internal\noptions edns0\n"
+        );
+    }
+
+    #[test]
+    fn groups_map_onto_firewall_rules() {
+        let g = model::SecurityGroupRecord {
+            id: "sg-web".into(),
+            name: "web".into(),
+            description: String::new(),
+            ingress: vec![
+                model::IngressRule { protocol: "tcp".into(), from_port: 80, to_port: 81, cidr: Some("10.0.0.0/8".parse().unwrap()), source_group: None },
+                model::IngressRule { protocol: "-1".into(), from_port: 0, to_port: 0, cidr: None, source_group: Some("sg-web".into()) },
+            ],
+            created_at: 0.0,
+        };
+        let fw = security_group(&g);
+        assert_eq!(fw.ingress[0], Rule::tcp(80, 81, Source::Cidr("10.0.0.0/8".parse().unwrap())));
+        assert_eq!(fw.ingress[1], Rule::all(Source::Group("sg-web".into())));
+    }
+}

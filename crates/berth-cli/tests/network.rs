@@ -1,0 +1,279 @@
+//! awsvpc networking through the real binary: each task its own network
+//! namespace, interface and address on a Berth bridge, containers of a
+//! task sharing localhost, security groups between tasks. Traffic goes
+//! only to addresses inside the test Berth's own subnet (a /24 that
+//! testinfra leases to this data dir). Needs root.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_testinfra::registry::{ImageSpec, LayerBuilder, OciLayout, Registry, registry_tools_available};
+use berth_testinfra::server::BerthProcess;
+use serde_json::{Value, json};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+fn can_run(test: &str) -> bool {
+    let ok = nix::unistd::geteuid().is_root() && registry_tools_available(true);
+    if !ok {
+        eprintln!("SKIPPED: {test}: needs root, runc, docker-registry, skopeo and busybox-static");
+        assert!(std::env::var_os("CI").is_none(), "{test} must run in CI");
+    }
+    ok
+}
+
+struct World {
+    registry: Registry,
+    berth: BerthProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::start().unwrap();
+        let layer = LayerBuilder::new().busybox().unwrap().build();
+        let mut layout = OciLayout::create(&dir.path().join("layout")).unwrap();
+        layout.add_image(Some("latest"), &[layer], &ImageSpec::default()).unwrap();
+        registry.push(&layout, "latest", "busybox:latest").unwrap();
+        let berth = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[]).unwrap();
+        Self { registry, berth, _dir: dir }
+    }
+
+    fn ecs(&self, op: &str, body: Value) -> Value {
+        let (status, v) = self.berth.ecs(op, &body).unwrap();
+        assert_eq!(status, 200, "{op} {body} → {v}");
+        v
+    }
+
+    fn operator(&self, op: &str, body: Value) -> Value {
+        let (status, v) = self.berth.operator(op, &body).unwrap();
+        assert_eq!(status, 200, "{op} {body} → {v}");
+        v
+    }
+
+    fn container(&self, name: &str, script: &str) -> Value {
+        json!({"name": name, "image": self.registry.reference("busybox:latest"), "command": ["sh", "-c", script],
+               "stopTimeout": 1})
+    }
+
+    fn register(&self, family: &str, containers: Vec<Value>) {
+        self.ecs(
+            "RegisterTaskDefinition",
+            json!({"family": family, "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+                   "cpu": "256", "memory": "512", "containerDefinitions": containers}),
+        );
+    }
+
+    fn run(&self, family: &str, groups: &[&str]) -> String {
+        let mut awsvpc = json!({"subnets": ["subnet-default"]});
+        if !groups.is_empty() {
+            awsvpc["securityGroups"] = json!(groups);
+        }
+        let v = self.ecs("RunTask", json!({"taskDefinition": family, "networkConfiguration": {"awsvpcConfiguration": awsvpc}}));
+        assert_eq!(v["failures"], json!([]), "{v}");
+        v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
+    }
+
+    fn describe(&self, arn: &str) -> Value {
+        self.ecs("DescribeTasks", json!({"tasks": [arn]}))["tasks"][0].clone()
+    }
+
+    fn wait_for(&self, arn: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = self.describe(arn);
+            if t["lastStatus"] == status {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "task not {status}: {t:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The container's exit code once it exited (waits).
+    fn exit_code(&self, arn: &str, container: &str) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = self.describe(arn);
+            let c = t["containers"].as_array().unwrap().iter().find(|c| c["name"] == container).unwrap().clone();
+            if let Some(code) = c["exitCode"].as_i64() {
+                return code;
+            }
+            assert!(Instant::now() < deadline, "{container} did not exit: {t:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let (_, v) = self.berth.ecs("ListTasks", &json!({"desiredStatus": "RUNNING"})).unwrap_or_default();
+        for arn in v["taskArns"].as_array().cloned().unwrap_or_default() {
+            let _ = self.berth.ecs("StopTask", &json!({"task": arn}));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let (_, v) = self.berth.ecs("ListTasks", &json!({"desiredStatus": "STOPPED"})).unwrap_or_default();
+            let arns = v["taskArns"].as_array().cloned().unwrap_or_default();
+            if arns.is_empty() {
+                return;
+            }
+            let (_, d) = self.berth.ecs("DescribeTasks", &json!({"tasks": arns})).unwrap_or_default();
+            if d["tasks"].as_array().is_none_or(|ts| ts.iter().all(|t| t["lastStatus"] == "STOPPED")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn detail(task: &Value, name: &str) -> String {
+    task["attachments"][0]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .and_then(|d| d["value"].as_str())
+        .unwrap_or_else(|| panic!("no {name}: {task:#}"))
+        .to_owned()
+}
+
+/// GET http://ip:port/path from the host, bounded in time.
+fn http_get(ip: Ipv4Addr, port: u16, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// A busybox httpd on port 8080 serving `text` at /index.html.
+fn web(text: &str) -> String {
+    format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 8080 -h /www")
+}
+
+#[test]
+fn each_task_has_its_own_address_and_its_containers_share_localhost() {
+    if !can_run("each_task_has_its_own_address_and_its_containers_share_localhost") {
+        return;
+    }
+    let w = World::start();
+    let mut probe = w.container(
+        "probe",
+        "for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 8080 > /tmp/got && \
+         grep -q hello-a /tmp/got && break; sleep 0.1; done; grep -q hello-a /tmp/got && grep -q \"$(hostname)\" /etc/hosts",
+    );
+    probe["essential"] = json!(false);
+    w.register("web", vec![w.container("web", &web("hello-a")), probe]);
+    let a = w.run("web", &[]);
+    let b = w.run("web", &[]);
+    let (ta, tb) = (w.wait_for(&a, "RUNNING"), w.wait_for(&b, "RUNNING"));
+    let (ip_a, ip_b) = (detail(&ta, "privateIPv4Address"), detail(&tb, "privateIPv4Address"));
+    assert_ne!(ip_a, ip_b, "two tasks, two addresses");
+    for t in [&ta, &tb] {
+        assert_eq!(t["attachments"][0]["type"], "ElasticNetworkInterface");
+        assert_eq!(t["attachments"][0]["status"], "ATTACHED");
+        assert_eq!(detail(t, "subnetId"), "subnet-default");
+        assert!(detail(t, "networkInterfaceId").starts_with("eni-"));
+        assert!(detail(t, "macAddress").starts_with("02:be:"), "{t:#}");
+        let ip = detail(t, "privateIPv4Address");
+        assert_eq!(detail(t, "privateDnsName"), format!("ip-{}.ec2.internal", ip.replace('.', "-")));
+        assert_eq!(t["containers"][0]["networkInterfaces"][0]["privateIpv4Address"], ip.as_str());
+        assert_eq!(t["connectivity"], "CONNECTED");
+    }
+    // The host reaches each task at its address and port.
+    let ip_a: Ipv4Addr = ip_a.parse().unwrap();
+    let got = http_get(ip_a, 8080, "/").unwrap();
+    assert!(got.contains("hello-a"), "{got}");
+    // A second container of the task reached the first on 127.0.0.1.
+    assert_eq!(w.exit_code(&a, "probe"), 0, "the probe container reached httpd on localhost: {:#}", w.describe(&a));
+
+    // The subnet shows two addresses in use, and gets them back at stop.
+    let free = |w: &World| {
+        let v = w.operator("ListSubnets", json!({}));
+        v["subnets"].as_array().unwrap().iter().find(|s| s["subnetId"] == "subnet-default").unwrap()["availableIpAddressCount"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(free(&w), 256 - 3 - 2);
+    for arn in [&a, &b] {
+        w.ecs("StopTask", json!({"task": arn}));
+    }
+    for arn in [&a, &b] {
+        let t = w.wait_for(arn, "STOPPED");
+        assert_eq!(t["attachments"][0]["status"], "DELETED");
+    }
+    assert_eq!(free(&w), 256 - 3);
+    // Gone from the host: no namespace file left, and no route to the
+    // subnet but Berth's blackhole (checked on the host's tables, without
+    // sending a packet).
+    let netns: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    for arn in [&a, &b] {
+        let id = arn.rsplit('/').next().unwrap();
+        assert!(!netns.iter().any(|n| n.contains(id)), "the namespace of {id} is gone");
+    }
+    let subnet = w.berth.net.as_ref().unwrap().cidr.clone();
+    let network = subnet.split('/').next().unwrap();
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap();
+    let hex = format!("{:08X}", u32::from(network.parse::<Ipv4Addr>().unwrap()).swap_bytes());
+    let to_subnet: Vec<&str> = routes.lines().filter(|l| l.split_whitespace().nth(1) == Some(hex.as_str())).collect();
+    assert!(
+        to_subnet.iter().all(|l| l.starts_with('*')),
+        "the bridge (and its route) went with the last task; only the blackhole route is left: {to_subnet:?}"
+    );
+    assert_eq!(to_subnet.len(), 1, "traffic for the subnet is dropped on the host, never routed off it: {routes}");
+}
+
+#[test]
+fn security_groups_allow_and_deny_between_tasks() {
+    if !can_run("security_groups_allow_and_deny_between_tasks") {
+        return;
+    }
+    let w = World::start();
+    let client = w.operator("CreateSecurityGroup", json!({"groupName": "client"}))["securityGroup"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = w.operator(
+        "CreateSecurityGroup",
+        json!({"groupName": "server", "ingress": [{"ipProtocol": "tcp", "fromPort": 8080, "toPort": 8080, "sourceGroupId": client}]}),
+    )["securityGroup"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.register("server", vec![w.container("web", &web("hello-server"))]);
+    let srv = w.run("server", &[&server]);
+    let ip = detail(&w.wait_for(&srv, "RUNNING"), "privateIPv4Address");
+
+    // A member of `client` gets through; a task in the default group does not.
+    // (busybox nc: its static wget needs glibc's NSS modules, which a bare image lacks.)
+    let fetch = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8080 | grep -q hello-server");
+    w.register("allowed", vec![w.container("fetch", &fetch)]);
+    w.register("denied", vec![w.container("fetch", &fetch)]);
+    let allowed = w.run("allowed", &[&client]);
+    let denied = w.run("denied", &[]);
+    assert_eq!(w.exit_code(&allowed, "fetch"), 0, "client → server:8080 is allowed: {:#}", w.describe(&allowed));
+    assert_ne!(w.exit_code(&denied, "fetch"), 0, "default group → server:8080 is denied");
+    // The host still reaches the server (host traffic is not filtered).
+    assert!(http_get(ip.parse().unwrap(), 8080, "/").unwrap().contains("hello-server"));
+
+    // Revoking the rule closes the door for new connections of a new client task.
+    w.operator(
+        "RevokeSecurityGroupIngress",
+        json!({"groupId": server, "rules": [{"ipProtocol": "tcp", "fromPort": 8080, "toPort": 8080, "sourceGroupId": client}]}),
+    );
+    std::thread::sleep(Duration::from_secs(3)); // the agent re-renders the firewall every 2 s
+    let late = w.run("allowed", &[&client]);
+    assert_ne!(w.exit_code(&late, "fetch"), 0, "after revoke, client → server:8080 is denied");
+    // A group in use cannot be deleted.
+    let (status, v) = w.berth.operator("DeleteSecurityGroup", &json!({"groupId": server})).unwrap();
+    assert_eq!((status, v["__type"].as_str()), (400, Some("DependencyViolation")), "{v}");
+}
