@@ -3,6 +3,7 @@
 mod client;
 mod datadir;
 mod image;
+mod network;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,10 @@ enum Command {
     Up(up::UpArgs),
     /// The node's image cache: pull, ls, rm, import, load.
     Image(image::ImageArgs),
+    /// Subnets tasks get their addresses from: ls, create, delete.
+    Subnet(network::SubnetArgs),
+    /// Security groups: ls, create, delete, allow, revoke.
+    Sg(network::SgArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +41,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => runtime.block_on(up::run(args)),
         Command::Image(args) => runtime.block_on(image::run(args)),
+        Command::Subnet(args) => runtime.block_on(network::subnet(args)),
+        Command::Sg(args) => runtime.block_on(network::sg(args)),
     }
 }

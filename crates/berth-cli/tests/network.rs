@@ -277,3 +277,71 @@ fn security_groups_allow_and_deny_between_tasks() {
     let (status, v) = w.berth.operator("DeleteSecurityGroup", &json!({"groupId": server})).unwrap();
     assert_eq!((status, v["__type"].as_str()), (400, Some("DependencyViolation")), "{v}");
 }
+
+/// Runs `berth ARGS --output json` against `berth`.
+fn cli(berth: &BerthProcess, args: &[&str]) -> (bool, Value, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .args(["--output", "json", "--data-dir"])
+        .arg(&berth.data_dir)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("BERTH_ENDPOINT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), serde_json::from_str(&stdout).unwrap_or(Value::Null), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn subnet_and_sg_commands() {
+    if !can_run("subnet_and_sg_commands") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let berth = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[]).unwrap();
+    let ok = |args: &[&str]| {
+        let (success, v, stderr) = cli(&berth, args);
+        assert!(success, "berth {args:?}: {stderr}");
+        v
+    };
+    let v = ok(&["subnet", "ls"]);
+    let ids: Vec<&str> = v["subnets"].as_array().unwrap().iter().map(|s| s["subnetId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["subnet-default"], "the default subnet exists from the first start");
+    assert_eq!(v["subnets"][0]["cidrBlock"], berth.net.as_ref().unwrap().cidr.as_str());
+
+    // Only records: no kernel object is made until a task uses the subnet.
+    let v = ok(&["subnet", "create", "10.209.17.0/28", "--name", "small"]);
+    let id = v["subnet"]["subnetId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("subnet-") && id.len() == "subnet-".len() + 17, "{id}");
+    assert_eq!(v["subnet"]["availableIpAddressCount"], 13);
+    assert_eq!(v["subnet"]["egress"], false);
+    let (success, _, stderr) = cli(&berth, &["subnet", "create", "10.209.17.8/28"]);
+    assert!(!success && stderr.contains("has host bits set"), "{stderr}");
+    let (success, _, stderr) = cli(&berth, &["subnet", "create", "10.209.16.0/23"]);
+    assert!(!success && stderr.contains("conflicts with subnet"), "{stderr}");
+
+    let v = ok(&["sg", "create", "web", "--description", "http in"]);
+    let sg = v["securityGroups"][0]["groupId"].as_str().unwrap().to_owned();
+    ok(&["sg", "allow", &sg, "--protocol", "tcp", "--port", "8080", "--source", "10.0.0.0/8"]);
+    let v = ok(&["sg", "allow", &sg, "--protocol", "all", "--source", &sg]);
+    assert_eq!(v["securityGroups"][0]["ingress"].as_array().unwrap().len(), 2, "{v}");
+    let (success, _, stderr) = cli(&berth, &["sg", "allow", &sg, "--port", "8080", "--source", "10.0.0.0/8"]);
+    assert!(!success && stderr.contains("InvalidPermission.Duplicate"), "{stderr}");
+    let (success, _, stderr) = cli(&berth, &["sg", "allow", &sg, "--port", "80", "--source", "sg-nope"]);
+    assert!(!success && stderr.contains("'sg-nope' does not exist"), "{stderr}");
+    let v = ok(&["sg", "revoke", &sg, "--protocol", "tcp", "--port", "8080", "--source", "10.0.0.0/8"]);
+    assert_eq!(v["securityGroups"][0]["ingress"].as_array().unwrap().len(), 1, "{v}");
+    let v = ok(&["sg", "ls"]);
+    assert_eq!(v["securityGroups"].as_array().unwrap().len(), 2, "sg-default and web: {v}");
+    let (success, _, stderr) = cli(&berth, &["sg", "delete", "sg-default"]);
+    assert!(!success && stderr.contains("CannotDelete"), "{stderr}");
+    ok(&["sg", "delete", &sg]);
+    ok(&["subnet", "delete", &id]);
+    let (success, _, stderr) = cli(&berth, &["subnet", "delete", &id]);
+    assert!(!success && stderr.contains("InvalidSubnetID.NotFound"), "{stderr}");
+    // Table output for people.
+    let out = std::process::Command::new(bin()).args(["subnet", "ls", "--data-dir"]).arg(&berth.data_dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("SUBNET") && text.contains("subnet-default"), "{text}");
+}
