@@ -1,0 +1,282 @@
+//! Benchmark 1, launch latency: RunTask → RUNNING, one task at a time, with the
+//! image cached and from an empty cache; against `runc run` of an
+//! equivalent bundle (the floor) and `podman run` (a peer).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::Ctx;
+use crate::baseline::{Floor, Podman};
+use crate::client::Client;
+use crate::stats::{Summary, ms};
+use crate::world::{Berth, check};
+
+const BENCH: &str = "launch";
+
+/// One task's launch, as the client saw it and as Berth's timestamps say.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// RunTask sent → the first DescribeTasks that shows RUNNING.
+    pub total: Duration,
+    /// The RunTask call alone.
+    pub call: Duration,
+    /// Seconds between the task's timestamps (createdAt, pullStartedAt,
+    /// pullStoppedAt, startedAt).
+    pub to_pull: f64,
+    pub pull: f64,
+    pub start: f64,
+    /// createdAt → startedAt: Berth's own RunTask → RUNNING.
+    pub server: f64,
+    /// StopTask sent → the first DescribeTasks that shows STOPPED.
+    pub stop: Duration,
+}
+
+/// Runs one `family` task to RUNNING, then stops it and waits until it is
+/// STOPPED (so the next launch starts on a quiet node).
+pub fn launch_once(berth: &Berth, client: &mut Client, family: &str, poll: Duration) -> anyhow::Result<Launch> {
+    check()?;
+    let started = Instant::now();
+    let (arn, call) = berth.run_task(client, family)?;
+    let deadline = started + Duration::from_secs(120);
+    let task = loop {
+        let t = describe_one(client, &arn)?;
+        match t["lastStatus"].as_str() {
+            Some("RUNNING") => break t,
+            Some("STOPPED") => anyhow::bail!("task {arn} stopped instead of running: {} {}", t["stopCode"], t["stoppedReason"]),
+            _ => {}
+        }
+        anyhow::ensure!(Instant::now() < deadline, "task {arn} not RUNNING within 120 s: {}", t["lastStatus"]);
+        std::thread::sleep(poll);
+    };
+    let total = started.elapsed();
+    let stop_started = Instant::now();
+    client.ecs_ok("StopTask", &json!({"task": arn, "reason": "berth-bench"}))?;
+    let deadline = stop_started + Duration::from_secs(60);
+    loop {
+        let t = describe_one(client, &arn)?;
+        if t["lastStatus"] == "STOPPED" {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "task {arn} not STOPPED within 60 s of StopTask: {}", t["lastStatus"]);
+        std::thread::sleep(poll);
+    }
+    let stop = stop_started.elapsed();
+    let at = |k: &str| task[k].as_f64().with_context(|| format!("RUNNING task without {k}: {task}"));
+    let (created, pull_started, pull_stopped, running) =
+        (at("createdAt")?, at("pullStartedAt")?, at("pullStoppedAt")?, at("startedAt")?);
+    Ok(Launch {
+        total,
+        call,
+        to_pull: pull_started - created,
+        pull: pull_stopped - pull_started,
+        start: running - pull_stopped,
+        server: running - created,
+        stop,
+    })
+}
+
+fn describe_one(client: &mut Client, arn: &str) -> anyhow::Result<Value> {
+    let v = client.ecs_ok("DescribeTasks", &json!({"tasks": [arn]}))?;
+    Ok(v["tasks"][0].clone())
+}
+
+/// Node options big enough for any count of bench tasks (256 CPU/512 MiB
+/// each): the node is over-committed on paper, which is the point of an
+/// idle-task benchmark.
+pub const BIG_NODE: &[&str] = &["--node-cpu", "1048576", "--node-memory", "4194304"];
+
+pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let (warm_n, cold_n) = (ctx.opts.launches, ctx.opts.cold_launches);
+    let (podman_warm_n, podman_cold_n) = (ctx.opts.podman_launches, ctx.opts.podman_cold_launches);
+    let poll = Duration::from_millis(ctx.opts.poll_ms);
+    let busybox = ctx.images()?.reference("busybox:latest");
+    let cold_images = ctx.images()?.cold(cold_n + podman_cold_n)?;
+    let cold_refs: Vec<String> = cold_images.iter().map(|c| ctx.images().map(|i| i.reference(c))).collect::<Result<_, _>>()?;
+
+    // Berth, image cached, then from an empty cache.
+    let (warm, cold, left) = {
+        let berth = ctx.berth(BENCH, BIG_NODE, "info,berth_runtime=debug")?;
+        berth.register_sleeper("bench-sleep", &busybox)?;
+        for (i, image) in cold_refs[..cold_n].iter().enumerate() {
+            berth.register_sleeper(&format!("bench-cold-{i}"), image)?;
+        }
+        let mut client = berth.client();
+        eprintln!("[launch] warm-up: 3 tasks (the first pulls and caches busybox)");
+        for _ in 0..3 {
+            launch_once(&berth, &mut client, "bench-sleep", poll)?;
+        }
+        eprintln!("[launch] {warm_n} sequential tasks, image cached");
+        let mut warm = Vec::new();
+        for i in 0..warm_n {
+            warm.push(launch_once(&berth, &mut client, "bench-sleep", poll)?);
+            progress(i + 1, warm_n);
+        }
+        eprintln!("[launch] {cold_n} sequential tasks, each of an image not in the cache");
+        let mut cold = Vec::new();
+        for i in 0..cold_n {
+            cold.push(launch_once(&berth, &mut client, &format!("bench-cold-{i}"), poll)?);
+            progress(i + 1, cold_n);
+        }
+        let runtime_starts = runtime_start_times(&berth.log);
+        if let Some(s) = Summary::of(&runtime_starts) {
+            ctx.report.note(
+                BENCH,
+                format!(
+                    "berth-runtime's own start (its debug log: cgroup, overlay, OCI config, shim, runc run) over {} starts: median {:.1} ms, p99 {:.1} ms",
+                    s.n, s.median, s.p99
+                ),
+            );
+        }
+        (warm, cold, berth.finish())
+    };
+    ctx.leftovers(left);
+    let r = &mut ctx.report;
+    let sample = |v: &[Launch], f: fn(&Launch) -> f64| v.iter().map(f).collect::<Vec<f64>>();
+    r.samples(
+        "launch.warm",
+        "ms",
+        &format!(
+            "RunTask sent → first DescribeTasks (polled every {} ms) showing RUNNING; busybox `sleep` task, image cached; {warm_n} sequential tasks, each stopped before the next",
+            poll.as_millis()
+        ),
+        &sample(&warm, |l| ms(l.total)),
+    );
+    r.samples("launch.warm.server", "ms", "The same launches by Berth's own timestamps: createdAt → startedAt (ms resolution)", &sample(&warm, |l| l.server * 1000.0));
+    r.samples("launch.warm.runtask_call", "ms", "The RunTask call alone (validate, schedule, store; returns PROVISIONING)", &sample(&warm, |l| ms(l.call)));
+    r.samples("launch.warm.phase.pickup", "ms", "createdAt → pullStartedAt: until the agent picks the task up (it polls the store every 100 ms) and records PENDING", &sample(&warm, |l| l.to_pull * 1000.0));
+    r.samples("launch.warm.phase.image", "ms", "pullStartedAt → pullStoppedAt: image resolution with a cached image (a HEAD for the tag's digest)", &sample(&warm, |l| l.pull * 1000.0));
+    r.samples("launch.warm.phase.start", "ms", "pullStoppedAt → startedAt: the runtime's start (cgroup, overlay, bundle, shim, runc run) and the ACTIVATING → RUNNING writes", &sample(&warm, |l| l.start * 1000.0));
+    r.samples("launch.stop", "ms", "StopTask sent → first DescribeTasks showing STOPPED (SIGTERM ends the task's shell at once; includes unmount, cgroup and state removal)", &sample(&warm, |l| ms(l.stop)));
+    r.samples(
+        "launch.cold",
+        "ms",
+        &format!("As launch.warm, but each task's image (busybox with a marker file, ~1 MB gzip, one layer) is not in the cache: pull, verify, unpack included; {cold_n} tasks"),
+        &sample(&cold, |l| ms(l.total)),
+    );
+    r.samples("launch.cold.phase.pull", "ms", "pullStartedAt → pullStoppedAt of the cold launches: pull and unpack", &sample(&cold, |l| l.pull * 1000.0));
+
+    // The floor: runc run of an equivalent bundle with a new netns.
+    let floor_dir = ctx.work().join("floor");
+    match Floor::new(&floor_dir) {
+        Err(e) => ctx.report.not_measured("launch.floor (runc run + netns)", &format!("{e:#}"), true),
+        Ok(floor) => {
+            eprintln!("[launch] floor: {warm_n} × {}", floor.describe());
+            let mut samples = Vec::new();
+            for _ in 0..3 {
+                floor.launch_once()?;
+            }
+            for i in 0..warm_n {
+                samples.push(ms(floor.launch_once()?));
+                progress(i + 1, warm_n);
+            }
+            ctx.report.samples(
+                "launch.floor",
+                "ms",
+                &format!(
+                    "Baseline (the floor of a sandbox): overlay mount + config.json + `{}` of the same busybox command, runc's default spec (own mount/PID/IPC/UTS namespaces, a new netns created by the clone), the task's memory/CPU/pids limits; no seccomp, no shim, no API; {warm_n} sequential",
+                    floor.describe()
+                ),
+                &samples,
+            );
+            ctx.leftovers(floor.leftovers());
+        }
+    }
+
+    // The peer: podman run.
+    let podman_dir = ctx.work().join("podman");
+    match Podman::new(&podman_dir, &busybox) {
+        Err(e) => ctx.report.not_measured("launch.podman (podman run)", &format!("{e:#}"), true),
+        Ok(podman) => {
+            eprintln!("[launch] podman: {podman_warm_n} × podman run -d (cached), {podman_cold_n} × from an empty cache");
+            let mut warm = Vec::new();
+            for i in 0..podman_warm_n {
+                warm.push(ms(podman.run_once(&busybox, false)?));
+                progress(i + 1, podman_warm_n);
+            }
+            let mut cold = Vec::new();
+            for (i, image) in cold_refs[cold_n..].iter().enumerate() {
+                cold.push(ms(podman.run_once(image, true)?));
+                progress(i + 1, podman_cold_n);
+            }
+            let version = podman.version();
+            ctx.report.samples(
+                "launch.podman",
+                "ms",
+                &format!("Baseline (a peer): `podman run -d --network none` of the same image and command until it returns (container started), image cached; {version}, cgroupfs, own storage; {podman_warm_n} sequential"),
+                &warm,
+            );
+            ctx.report.samples(
+                "launch.podman.cold",
+                "ms",
+                &format!("`podman run -d` of an image not in its storage (pull included), the same kind of image as launch.cold; {podman_cold_n} sequential"),
+                &cold,
+            );
+            ctx.leftovers(podman.leftovers());
+        }
+    }
+
+    let r = &mut ctx.report;
+    for (figure, baseline) in [
+        ("launch.warm", "launch.floor"),
+        ("launch.warm", "launch.podman"),
+        ("launch.warm.server", "launch.floor"),
+        ("launch.cold", "launch.podman.cold"),
+        ("launch.cold", "launch.floor"),
+    ] {
+        r.ratio(figure, baseline);
+    }
+    let floor = r.figure("launch.floor").map(|f| f.value.headline());
+    r.target("launch.warm", "p50 ≤ 2× floor and < 150 ms", |f| {
+        let p50 = f.value.headline();
+        p50 < 150.0 && floor.is_none_or(|fl| p50 <= 2.0 * fl)
+    });
+    Ok(())
+}
+
+fn progress(done: usize, of: usize) {
+    if done.is_multiple_of(25) || done == of {
+        eprintln!("  {done}/{of}");
+    }
+}
+
+/// The `elapsed` of every "task started" line berth-runtime logged (debug),
+/// in ms.
+pub fn runtime_start_times(log: &std::path::Path) -> Vec<f64> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("task started"))
+        .filter_map(|l| l.split("elapsed=").nth(1)?.split_whitespace().next().and_then(parse_debug_duration))
+        .collect()
+}
+
+/// A `Duration`'s Debug form (`12.3ms`, `950.1µs`, `1.2s`, `800ns`) in ms.
+pub fn parse_debug_duration(s: &str) -> Option<f64> {
+    let s = s.trim_end_matches([',', '"']);
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    Some(match unit {
+        "s" => n * 1000.0,
+        "ms" => n,
+        "µs" | "us" => n / 1000.0,
+        "ns" => n / 1_000_000.0,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_durations_parse() {
+        assert_eq!(parse_debug_duration("12.5ms"), Some(12.5));
+        assert_eq!(parse_debug_duration("1.5s"), Some(1500.0));
+        assert_eq!(parse_debug_duration("250µs"), Some(0.25));
+        assert_eq!(parse_debug_duration("nonsense"), None);
+    }
+}
