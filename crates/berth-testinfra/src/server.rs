@@ -18,6 +18,8 @@ pub struct BerthProcess {
     pub data_dir: PathBuf,
     /// Everything the process printed on stdout before it was up.
     pub banner: String,
+    /// The network testinfra gave it (its nft tables go when it does).
+    pub net: Option<TestNet>,
 }
 
 impl BerthProcess {
@@ -40,6 +42,13 @@ impl BerthProcess {
     ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.arg("up").arg("--data-dir").arg(data_dir).arg("--listen").arg("127.0.0.1:0").args(args);
+        // Berths of parallel tests must not share a bridge or nft table.
+        let mut net = None;
+        if !args.iter().any(|a| a.starts_with("--default-subnet") || a.starts_with("--nft-table")) {
+            let n = TestNet::for_data_dir(data_dir)?;
+            cmd.arg("--default-subnet").arg(&n.cidr).arg("--nft-table").arg(&n.table);
+            net = Some(n);
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -74,7 +83,7 @@ impl BerthProcess {
                     if let (Some(ep), true) = (&endpoint, line.trim().starts_with("try:")) {
                         // Keep draining stdout so the child never blocks on a full pipe.
                         std::thread::spawn(move || while rx.recv().is_ok() {});
-                        return Ok(Self { child, endpoint: ep.clone(), data_dir: data_dir.to_owned(), banner });
+                        return Ok(Self { child, endpoint: ep.clone(), data_dir: data_dir.to_owned(), banner, net });
                     }
                 }
                 Err(_) => {
@@ -125,12 +134,38 @@ impl BerthProcess {
         let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
         call(&self.endpoint, &target, body.to_string().as_bytes(), Some((&creds, "us-east-1", "ecs")))
     }
+
+    /// A signed call of Berth's own operator API (`Berth_20261201.<op>`).
+    pub fn operator(&self, op: &str, body: &serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
+        let creds = self.creds()?;
+        let target = format!("Berth_20261201.{op}");
+        call(&self.endpoint, &target, body.to_string().as_bytes(), Some((&creds, "us-east-1", "berth")))
+    }
 }
 
 impl Drop for BerthProcess {
+    /// Kills the process and, unless another Berth has taken over its data
+    /// dir meanwhile (a restart), removes its nft tables.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let Some(net) = &self.net else { return };
+        let lock = std::fs::OpenOptions::new().write(true).open(self.data_dir.join("berth.lock"));
+        let free = lock.ok().is_some_and(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
+        if free {
+            let _ = Command::new("ip")
+                .args(["route", "del", "blackhole", &net.cidr, "metric", "4242"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            for family in ["inet", "bridge"] {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", family, &net.table])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 }
 
@@ -203,4 +238,64 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A subnet and nftables table name of one test Berth (one data dir),
+/// unique among the Berths of every test on this machine: slot N of
+/// 2048 gives 10.(200 + N/256).(N%256).0/24 and table `btN`. The slot is
+/// leased with a file in `/run/berth-testinfra/` naming the data dir, and
+/// remembered in the data dir, so a restarted Berth keeps its network; a
+/// lease whose data dir is gone is free again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestNet {
+    pub cidr: String,
+    pub table: String,
+}
+
+impl TestNet {
+    const LEASES: &'static str = "/run/berth-testinfra";
+    const SLOTS: u32 = 2048;
+
+    pub fn for_data_dir(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let remembered = data_dir.join(".berth-test-net");
+        if let Some(slot) = std::fs::read_to_string(&remembered).ok().and_then(|s| s.trim().parse().ok()) {
+            return Ok(Self::slot(slot));
+        }
+        std::fs::create_dir_all(Self::LEASES).with_context(|| format!("cannot create {}", Self::LEASES))?;
+        let owner = std::fs::canonicalize(data_dir)?.display().to_string();
+        let start = std::process::id() % Self::SLOTS;
+        for i in 0..Self::SLOTS {
+            let slot = (start + i) % Self::SLOTS;
+            let lease = Path::new(Self::LEASES).join(format!("net-{slot}"));
+            let taken = match std::fs::OpenOptions::new().write(true).create_new(true).open(&lease) {
+                Ok(mut f) => {
+                    std::io::Write::write_all(&mut f, owner.as_bytes())?;
+                    true
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A lease whose data dir is gone is free; take it over.
+                    let holder = std::fs::read_to_string(&lease).unwrap_or_default();
+                    if !holder.is_empty() && !Path::new(&holder).exists() {
+                        let tmp = lease.with_extension(format!("{}", std::process::id()));
+                        std::fs::write(&tmp, owner.as_bytes())?;
+                        std::fs::rename(&tmp, &lease)?;
+                        std::fs::read_to_string(&lease).unwrap_or_default() == owner
+                    } else {
+                        false
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if taken {
+                std::fs::write(&remembered, slot.to_string())?;
+                return Ok(Self::slot(slot));
+            }
+        }
+        anyhow::bail!("no free test network slot in {}", Self::LEASES)
+    }
+
+    fn slot(slot: u32) -> Self {
+        Self { cidr: format!("10.{}.{}.0/24", 200 + slot / 256, slot % 256), table: format!("bt{slot}") }
+    }
 }
