@@ -167,12 +167,29 @@ impl Driver {
             record.memory,
             &pulled,
         );
-        if let Some(net) = self.network.as_ref().and_then(|n| n.task_network(record)) {
-            spec.netns = Some(net.netns);
-            spec.hostname = Some(net.hostname);
+        let net = match &self.network {
+            Some(n) => n.task_network(record).await,
+            None => None,
+        };
+        if let Some(net) = net {
+            let region = record.task.task_arn.as_deref().and_then(|a| a.split(':').nth(3)).unwrap_or("us-east-1");
             for c in &mut spec.containers {
                 c.mounts.extend(net.mounts.iter().cloned());
+                // As on Fargate: the metadata endpoint, the platform, the region.
+                let uri = crate::metadata::MetadataServer::uri(net.gateway, id.as_str(), &c.name);
+                let env = [
+                    ("ECS_CONTAINER_METADATA_URI_V4", uri.clone()),
+                    ("ECS_CONTAINER_METADATA_URI", uri),
+                    ("AWS_EXECUTION_ENV", "AWS_ECS_FARGATE".to_owned()),
+                    ("AWS_REGION", region.to_owned()),
+                    ("AWS_DEFAULT_REGION", region.to_owned()),
+                ];
+                for (k, v) in env {
+                    c.environment.entry(k.to_owned()).or_insert(v);
+                }
             }
+            spec.netns = Some(net.netns);
+            spec.hostname = Some(net.hostname);
         }
         match self.runtime.start(&spec).await {
             Ok(status) => {

@@ -16,6 +16,7 @@
 
 mod capacity;
 mod driver;
+pub mod metadata;
 pub mod network;
 pub mod logs;
 mod spec;

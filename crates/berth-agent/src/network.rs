@@ -70,6 +70,8 @@ impl NetworkError {
 #[derive(Debug, Clone)]
 pub struct TaskNetwork {
     pub netns: PathBuf,
+    /// The subnet's gateway: the host, where the metadata endpoint is.
+    pub gateway: Ipv4Addr,
     pub hostname: String,
     pub mounts: Vec<BindMount>,
     pub ip: Ipv4Addr,
@@ -84,6 +86,8 @@ pub struct NodeNetwork {
     /// Bridge creation and removal, attach and detach: one at a time, so
     /// a bridge is never removed under a task being attached to it.
     links: Mutex<()>,
+    /// The task metadata endpoint, on every subnet's gateway.
+    metadata: Option<crate::metadata::MetadataServer>,
     /// Firewall applies wanted (a generation count) and done.
     wanted: watch::Sender<u64>,
     applied: watch::Receiver<u64>,
@@ -92,7 +96,12 @@ pub struct NodeNetwork {
 impl NodeNetwork {
     /// Connects to the kernel and starts the firewall applier. Needs root
     /// and `br_netfilter`.
-    pub fn new(store: Arc<dyn Store>, node_id: String, config: NetworkConfig) -> Result<Arc<Self>, NetworkError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        node_id: String,
+        config: NetworkConfig,
+        metadata: Option<crate::metadata::MetadataServer>,
+    ) -> Result<Arc<Self>, NetworkError> {
         Firewall::check_host()?;
         let firewall = Firewall::new(&config.nft_table)?;
         std::fs::create_dir_all(&config.state_dir)
@@ -105,6 +114,7 @@ impl NodeNetwork {
             node_id,
             config,
             links: Mutex::new(()),
+            metadata,
             wanted,
             applied,
         });
@@ -130,6 +140,11 @@ impl NodeNetwork {
             // traffic is dropped on the host, not sent to the default route.
             self.net.ensure_blackhole(&net_subnet).await?;
             self.net.ensure_bridge(&bridge, &net_subnet).await?;
+            if let Some(metadata) = &self.metadata {
+                metadata
+                    .listen(net_subnet.gateway())
+                    .map_err(|e| NetworkError::Setup(format!("task metadata endpoint on {}: {e}", net_subnet.gateway())))?;
+            }
             // A namespace left by an attach an agent restart cut short.
             self.net.detach(task_id).await?;
             self.net.attach(&request).await?
@@ -155,7 +170,7 @@ impl NodeNetwork {
 
     /// What the task's containers are given (from its record: the
     /// attachment follows from its address).
-    pub fn task_network(&self, record: &TaskRecord) -> Option<TaskNetwork> {
+    pub async fn task_network(&self, record: &TaskRecord) -> Option<TaskNetwork> {
         let ip: Ipv4Addr = model::eni_detail(&record.task, "privateIPv4Address")?.parse().ok()?;
         let arn = record.task.task_arn.as_deref()?;
         let id = task_id(arn);
@@ -165,8 +180,11 @@ impl NodeNetwork {
             .iter()
             .map(|f| BindMount { source: dir.join(f), destination: format!("/etc/{f}"), read_only: false })
             .collect();
+        let subnet_id = model::eni_detail(&record.task, "subnetId")?;
+        let gateway = self.store.get_subnet(subnet_id).await.ok()??.value.gateway();
         Some(TaskNetwork {
             netns: names.netns_path,
+            gateway,
             hostname: model::private_dns_name(ip, &self.config.region),
             mounts,
             ip,
@@ -281,7 +299,13 @@ impl NodeNetwork {
         // whole ruleset.
         let mut seen = BTreeSet::new();
         tasks.retain(|t: &TaskPolicy| seen.insert(t.ip));
-        Ok(FirewallState { subnets, groups, tasks, host_services: self.config.host_services.clone() })
+        let mut host_services = self.config.host_services.clone();
+        if self.metadata.is_some() {
+            host_services.extend(
+                subnets.iter().map(|s| HostService::tcp(s.subnet.gateway(), crate::metadata::METADATA_PORT)),
+            );
+        }
+        Ok(FirewallState { subnets, groups, tasks, host_services })
     }
 }
 

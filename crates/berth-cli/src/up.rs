@@ -156,6 +156,8 @@ async fn start_agent(
         .context("no task runtime on this host (install runc, or run with --no-agent)")?;
     tracing::info!(runtime = ?runtime.probe(), "task runtime");
     let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_millis(100) };
+    let runtime = Arc::new(runtime);
+    let metadata = berth_agent::metadata::MetadataServer::new(store.clone(), runtime.clone(), node.id.clone());
     let network = berth_agent::network::NodeNetwork::new(
         store.clone(),
         node.id.clone(),
@@ -165,9 +167,10 @@ async fn start_agent(
             host_services: Vec::new(),
             region: args.region.clone(),
         },
+        Some(metadata),
     )
     .context("no task networking on this host (needs root, bridges, network namespaces, nftables and br_netfilter)")?;
-    let agent = Arc::new(berth_agent::Agent::new(store, images, Arc::new(runtime), config).with_network(network));
+    let agent = Arc::new(berth_agent::Agent::new(store, images, runtime, config).with_network(network));
     agent.register().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(agent.run(async move {

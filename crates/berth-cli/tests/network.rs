@@ -166,7 +166,7 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
     let w = World::start();
     let mut probe = w.container(
         "probe",
-        "for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 8080 > /tmp/got && \
+        "for i in $(seq 50); do (printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 1) | nc -w 1 127.0.0.1 8080 > /tmp/got && \
          grep -q hello-a /tmp/got && break; sleep 0.1; done; grep -q hello-a /tmp/got && grep -q \"$(hostname)\" /etc/hosts",
     );
     probe["essential"] = json!(false);
@@ -255,7 +255,8 @@ fn security_groups_allow_and_deny_between_tasks() {
 
     // A member of `client` gets through; a task in the default group does not.
     // (busybox nc: its static wget needs glibc's NSS modules, which a bare image lacks.)
-    let fetch = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8080 | grep -q hello-server");
+    // busybox nc quits at the end of its input: keep it open until the answer is in.
+    let fetch = format!("(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 1) | nc -w 2 {ip} 8080 | grep -q hello-server");
     w.register("allowed", vec![w.container("fetch", &fetch)]);
     w.register("denied", vec![w.container("fetch", &fetch)]);
     let allowed = w.run("allowed", &[&client]);
@@ -344,4 +345,45 @@ fn subnet_and_sg_commands() {
     let out = std::process::Command::new(bin()).args(["subnet", "ls", "--data-dir"]).arg(&berth.data_dir).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("SUBNET") && text.contains("subnet-default"), "{text}");
+}
+
+/// `sh` that GETs `$ECS_CONTAINER_METADATA_URI_V4` + `$1`-like `suffix`
+/// (or another `id` in its place) with busybox nc, into `out`.
+fn metadata_get(suffix: &str, id: Option<&str>, out: &str) -> String {
+    let path = match id {
+        Some(id) => format!("/v4/{id}{suffix}"),
+        None => format!("/${{u#*/}}{suffix}"),
+    };
+    format!(
+        "u=${{ECS_CONTAINER_METADATA_URI_V4#http://}}; hp=${{u%%/*}}; \
+         (printf \"GET {path} HTTP/1.0\\r\\n\\r\\n\"; sleep 1) | nc -w 2 ${{hp%:*}} ${{hp#*:}} > {out}"
+    )
+}
+
+#[test]
+fn the_task_metadata_endpoint_answers_inside_a_task_and_only_for_it() {
+    if !can_run("the_task_metadata_endpoint_answers_inside_a_task_and_only_for_it") {
+        return;
+    }
+    let w = World::start();
+    let script = format!(
+        "{} && {} && {} && grep -q '200 OK' /tmp/c && grep -q '\"Name\":\"main\"' /tmp/c \
+         && grep -q '\"LaunchType\":\"FARGATE\"' /tmp/t && grep -q '\"Family\":\"meta\"' /tmp/t \
+         && grep -q '\"memory_stats\"' /tmp/s && test \"$AWS_EXECUTION_ENV\" = AWS_ECS_FARGATE && sleep 1000",
+        metadata_get("", None, "/tmp/c"),
+        metadata_get("/task", None, "/tmp/t"),
+        metadata_get("/stats", None, "/tmp/s"),
+    );
+    w.register("meta", vec![w.container("main", &script)]);
+    let a = w.run("meta", &[]);
+    let t = w.wait_for(&a, "RUNNING");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(w.describe(&a)["lastStatus"], "RUNNING", "the checks passed and it sleeps: {t:#}");
+
+    // Another task asking for A's metadata is refused.
+    let a_id = a.rsplit('/').next().unwrap();
+    let snoop = format!("{} ; grep -q '403 Forbidden' /tmp/x", metadata_get("/task", Some(&format!("{a_id}-main")), "/tmp/x"));
+    w.register("snoop", vec![w.container("main", &snoop)]);
+    let b = w.run("snoop", &[]);
+    assert_eq!(w.exit_code(&b, "main"), 0, "the endpoint refused another task's metadata: {:#}", w.describe(&b));
 }
