@@ -3,6 +3,7 @@
 mod client;
 mod datadir;
 mod image;
+mod logs;
 mod network;
 mod up;
 
@@ -22,6 +23,8 @@ enum Command {
     Up(up::UpArgs),
     /// The node's image cache: pull, ls, rm, import, load.
     Image(image::ImageArgs),
+    /// A task's container output (awslogs); `-f` follows it until the task stops.
+    Logs(logs::LogsArgs),
     /// Subnets tasks get their addresses from: ls, create, delete.
     Subnet(network::SubnetArgs),
     /// Security groups: ls, create, delete, allow, revoke.
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => runtime.block_on(up::run(args)),
         Command::Image(args) => runtime.block_on(image::run(args)),
+        Command::Logs(args) => runtime.block_on(logs::run(args)),
         Command::Subnet(args) => runtime.block_on(network::subnet(args)),
         Command::Sg(args) => runtime.block_on(network::sg(args)),
     }
