@@ -128,3 +128,57 @@ def test_boto3_missing_image_and_start_task(tasks_berth):
     assert e.value.response["Error"]["Code"] in ("InvalidParameterException", "ClientException")
     with pytest.raises(ecs.exceptions.InvalidParameterException):
         ecs.run_task(taskDefinition="ghost", count=11, networkConfiguration=NETWORK)
+
+
+def cgroup_cpu_ns(task_id):
+    """CPU time of the task's cgroup (v1 cpuacct, else v2), or None."""
+    v1 = "/sys/fs/cgroup/cpuacct/berth/%s/cpuacct.usage" % task_id
+    if os.path.exists(v1):
+        return int(open(v1).read())
+    for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        p = "%s/berth/%s/cpu.stat" % (root, task_id)
+        if os.path.exists(p):
+            for line in open(p):
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) * 1000
+    return None
+
+
+def test_boto3_cpu_is_held_to_a_quarter_core_and_memory_is_a_hard_limit(tasks_berth):
+    import time
+    ecs = tasks_berth.ecs()
+    ecs.register_task_definition(**definition("spin", "while :; do :; done"))
+    arn = ecs.run_task(taskDefinition="spin", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    task_id = arn.rsplit("/", 1)[1]
+    time.sleep(0.5)
+    t0, u0 = time.monotonic(), cgroup_cpu_ns(task_id)
+    time.sleep(3)
+    t1, u1 = time.monotonic(), cgroup_cpu_ns(task_id)
+    cores = (u1 - u0) / ((t1 - t0) * 1e9)
+    assert 0.15 <= cores <= 0.35, "256 CPU units hold the task to a quarter core, measured %.3f" % cores
+    ecs.stop_task(task=arn)
+
+    # 512 MiB task allocating without bound: the kernel's OOM killer ends it, reported as ECS does.
+    ecs.register_task_definition(**definition("hog", "x=0123456789abcdef; while :; do x=$x$x; done"))
+    arn = ecs.run_task(taskDefinition="hog", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 90})
+    t = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+    assert t["containers"][0]["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+    assert t["containers"][0]["exitCode"] == 137
+    assert t["stopCode"] == "EssentialContainerExited"
+
+
+def test_boto3_a_task_outlives_sigkill_of_berth(tasks_berth):
+    ecs = tasks_berth.ecs()
+    ecs.register_task_definition(**definition("survivor", "sleep 5; exit 7"))
+    arn = ecs.run_task(taskDefinition="survivor", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    tasks_berth.kill9()
+    tasks_berth.start()
+    ecs = tasks_berth.ecs()
+    assert ecs.describe_tasks(tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING", "the task outlived berth"
+    ecs.get_waiter("tasks_stopped").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    t = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+    assert t["containers"][0]["exitCode"] == 7, "the real exit code, seen after the restart"
+    assert t["stopCode"] == "EssentialContainerExited"
