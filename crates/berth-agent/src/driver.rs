@@ -111,7 +111,11 @@ impl Driver {
                 })
                 .await;
         };
-        let (subnet, attachment) = match network.provision(record).await {
+        let ports = match self.definition(record).await? {
+            Some(definition) => published_ports(&definition),
+            None => Vec::new(),
+        };
+        let provisioned = match network.provision(record, &ports).await {
             Ok(done) => done,
             Err(e) => {
                 tracing::warn!(task = %arn, error = %e.reason(), "network setup failed");
@@ -119,10 +123,26 @@ impl Driver {
             }
         };
         let region = record.task.task_arn.as_deref().and_then(|a| a.split(':').nth(3)).unwrap_or("us-east-1").to_owned();
-        let mac = attachment.mac.to_string();
+        let mac = provisioned.attachment.mac.to_string();
         self.advance(arn, TaskEvent::Provisioned, |t| {
-            let iface = berth_model::network::Interface { subnet_id: &subnet.id, ip: attachment.ip, mac: &mac, region: &region };
+            let iface = berth_model::network::Interface {
+                subnet_id: &provisioned.subnet.id,
+                ip: provisioned.attachment.ip,
+                mac: &mac,
+                region: &region,
+            };
             berth_model::network::attach(t, &iface);
+            for c in t.containers.iter_mut().flatten() {
+                let mine: Vec<_> = provisioned
+                    .bindings
+                    .iter()
+                    .filter(|(name, _)| c.name.as_ref() == Some(name))
+                    .map(|(_, b)| b.clone())
+                    .collect();
+                if !mine.is_empty() {
+                    c.network_bindings = Some(mine);
+                }
+            }
             t.connectivity = Some(Connectivity::Connected);
             t.connectivity_at = Some(now_epoch());
         })
@@ -383,6 +403,23 @@ impl Driver {
             }
         }
     }
+}
+
+/// The container ports a task publishes with `assignPublicIp: ENABLED`:
+/// every `portMappings` entry (in awsvpc, hostPort is containerPort).
+fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String, berth_wire::ecs::TransportProtocol, u16)> {
+    definition
+        .container_definitions
+        .iter()
+        .flatten()
+        .flat_map(|c| {
+            let name = c.name.clone().unwrap_or_default();
+            c.port_mappings.iter().flatten().filter_map(move |m| {
+                let port = u16::try_from(m.container_port?).ok()?;
+                Some((name.clone(), m.protocol.unwrap_or_default(), port))
+            })
+        })
+        .collect()
 }
 
 /// Copies the runtime's container states (and health) into the ECS

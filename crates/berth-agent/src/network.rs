@@ -22,9 +22,10 @@ use std::time::Duration;
 use berth_model::network::{self as model, SubnetRecord};
 use berth_model::records::TaskRecord;
 use berth_net::{
-    AttachRequest, Attachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol, Rule,
-    SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy,
+    AttachRequest, Attachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
+    PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
+use berth_wire::ecs::{NetworkBinding, TransportProtocol};
 use berth_runtime::BindMount;
 use berth_store::{Page, Store, StoreError, TaskFilter};
 use tokio::sync::{Mutex, watch};
@@ -40,6 +41,9 @@ pub struct NetworkConfig {
     pub host_services: Vec<HostService>,
     /// The region, for private DNS names.
     pub region: String,
+    /// The host address tasks with `assignPublicIp: ENABLED` publish their
+    /// ports on (`None`: such tasks fail to start, saying so).
+    pub public_address: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,15 @@ impl NetworkError {
         }
         format!("ResourceInitializationError: unable to set up the task's network interface: {text}")
     }
+}
+
+/// What provisioning gave a task.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub subnet: SubnetRecord,
+    pub attachment: Attachment,
+    /// Published ports (`assignPublicIp: ENABLED`), by container.
+    pub bindings: Vec<(String, NetworkBinding)>,
 }
 
 /// What the containers of a networked task are given.
@@ -125,9 +138,14 @@ impl NodeNetwork {
     /// PROVISIONING: gives the task an address, its namespace and `eth0`
     /// on its subnet's bridge, and its files; returns what DescribeTasks
     /// shows of it. The firewall names the task when this returns.
-    pub async fn provision(&self, record: &TaskRecord) -> Result<(SubnetRecord, Attachment), NetworkError> {
+    pub async fn provision(
+        &self,
+        record: &TaskRecord,
+        ports: &[(String, TransportProtocol, u16)],
+    ) -> Result<Provisioned, NetworkError> {
         let arn = record.task.task_arn.as_deref().unwrap_or_default();
         let task_id = task_id(arn);
+        let bindings = self.publish(record, ports).await?;
         let (subnet, ip) = self.address(record).await?;
         let net_subnet = Subnet::new(subnet.cidr)
             .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
@@ -150,7 +168,55 @@ impl NodeNetwork {
             self.net.attach(&request).await?
         };
         self.write_files(task_id, ip, &model::private_dns_name(ip, &self.config.region))?;
-        Ok((subnet, attachment))
+        Ok(Provisioned { subnet, attachment, bindings })
+    }
+
+    /// `assignPublicIp: ENABLED`: claims each container port on the public
+    /// address (one task per address and port), returning the containers'
+    /// `networkBindings`.
+    async fn publish(
+        &self,
+        record: &TaskRecord,
+        ports: &[(String, TransportProtocol, u16)],
+    ) -> Result<Vec<(String, NetworkBinding)>, NetworkError> {
+        let wanted = record
+            .network_configuration
+            .as_ref()
+            .and_then(|n| n.awsvpc_configuration.as_ref())
+            .and_then(|a| a.assign_public_ip)
+            .is_some_and(|a| a.as_str() == "ENABLED");
+        if !wanted {
+            return Ok(Vec::new());
+        }
+        let addr = self.config.public_address.ok_or_else(|| {
+            NetworkError::Setup(
+                "assignPublicIp ENABLED needs a host address to publish on: start berth up with --public-address ADDR"
+                    .into(),
+            )
+        })?;
+        let arn = record.task.task_arn.as_deref().unwrap_or_default();
+        let mut bindings = Vec::new();
+        for (container, protocol, port) in ports {
+            let pool = format!("public/{addr}/{}", protocol.as_str());
+            if !self.store.claim_ip(&pool, &port.to_string(), arn).await? {
+                let _ = self.store.release_ips(arn).await;
+                return Err(NetworkError::Setup(format!(
+                    "port {port}/{} on {addr} is already published by another task",
+                    protocol.as_str()
+                )));
+            }
+            bindings.push((
+                container.clone(),
+                NetworkBinding {
+                    bind_ip: Some(addr.to_string()),
+                    container_port: Some(i32::from(*port)),
+                    host_port: Some(i32::from(*port)),
+                    protocol: Some(*protocol),
+                    ..Default::default()
+                },
+            ));
+        }
+        Ok(bindings)
     }
 
     /// The firewall, re-rendered from the store; returns once rules that
@@ -230,10 +296,10 @@ impl NodeNetwork {
             .and_then(|n| n.awsvpc_configuration.as_ref())
             .map(|a| a.subnets.clone())
             .unwrap_or_else(|| vec![model::DEFAULT_SUBNET_ID.to_owned()]);
-        if let Some((subnet_id, ip)) = self.store.task_ips(arn).await?.into_iter().next()
-            && let (Some(subnet), Ok(ip)) = (self.store.get_subnet(&subnet_id).await?, ip.parse())
-        {
-            return Ok((subnet.value, ip));
+        for (subnet_id, ip) in self.store.task_ips(arn).await? {
+            if let (Some(subnet), Ok(ip)) = (self.store.get_subnet(&subnet_id).await?, ip.parse()) {
+                return Ok((subnet.value, ip));
+            }
         }
         for subnet_id in &subnets {
             let Some(subnet) = self.store.get_subnet(subnet_id).await? else { continue };
@@ -283,6 +349,7 @@ impl NodeNetwork {
         }
         let groups = self.store.list_security_groups().await?.into_iter().map(|g| security_group(&g.value)).collect();
         let mut tasks = Vec::new();
+        let mut published = Vec::new();
         let filter = TaskFilter { node_id: Some(self.node_id.clone()), live_only: true, ..Default::default() };
         let mut after = None;
         loop {
@@ -291,6 +358,7 @@ impl NodeNetwork {
             after = last.value.task.task_arn.clone();
             for t in &page {
                 if let Some(policy) = task_policy(&t.value, &subnets) {
+                    published.extend(published_ports(&t.value, policy.ip));
                     tasks.push(policy);
                 }
             }
@@ -299,13 +367,15 @@ impl NodeNetwork {
         // whole ruleset.
         let mut seen = BTreeSet::new();
         tasks.retain(|t: &TaskPolicy| seen.insert(t.ip));
+        let mut seen = BTreeSet::new();
+        published.retain(|p: &PublishedPort| seen.insert((p.transport, p.host_addr, p.host_port)));
         let mut host_services = self.config.host_services.clone();
         if self.metadata.is_some() {
             host_services.extend(
                 subnets.iter().map(|s| HostService::tcp(s.subnet.gateway(), crate::metadata::METADATA_PORT)),
             );
         }
-        Ok(FirewallState { subnets, groups, tasks, host_services })
+        Ok(FirewallState { subnets, groups, tasks, host_services, published })
     }
 }
 
@@ -369,6 +439,29 @@ fn task_policy(record: &TaskRecord, subnets: &[SubnetPolicy]) -> Option<TaskPoli
         .and_then(|a| a.security_groups.clone())
         .unwrap_or_else(|| vec![model::DEFAULT_SECURITY_GROUP_ID.to_owned()]);
     Some(TaskPolicy::new(&attachment, groups))
+}
+
+/// A task's published ports, from its containers' `networkBindings`.
+fn published_ports(record: &TaskRecord, task_ip: Ipv4Addr) -> Vec<PublishedPort> {
+    record
+        .task
+        .containers
+        .iter()
+        .flatten()
+        .flat_map(|c| c.network_bindings.iter().flatten())
+        .filter_map(|b| {
+            Some(PublishedPort {
+                transport: match b.protocol.unwrap_or_default() {
+                    TransportProtocol::Tcp => Transport::Tcp,
+                    TransportProtocol::Udp => Transport::Udp,
+                },
+                host_addr: b.bind_ip.as_deref()?.parse().ok()?,
+                host_port: u16::try_from(b.host_port?).ok()?,
+                task_ip,
+                task_port: u16::try_from(b.container_port?).ok()?,
+            })
+        })
+        .collect()
 }
 
 fn security_group(g: &model::SecurityGroupRecord) -> SecurityGroup {

@@ -134,7 +134,6 @@ async fn run_task_input_errors() {
         (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default", "subnet-nope"]}}}), "InvalidParameterException"),
         (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": []}}}), "InvalidParameterException"),
         (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"], "securityGroups": ["sg-nope"]}}}), "InvalidParameterException"),
-        (json!({"taskDefinition": "sleeper", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-default"], "assignPublicIp": "ENABLED"}}}), "InvalidParameterException"),
     ];
     for (body, want) in cases {
         let (s, v) = ecs(&h, "RunTask", body.clone()).await;

@@ -58,6 +58,11 @@ pub struct UpArgs {
     /// this name). Change it only to run several Berths on one host.
     #[arg(long, env = "BERTH_NFT_TABLE", default_value = "berth")]
     nft_table: String,
+    /// A host address on which tasks run with `assignPublicIp: ENABLED`
+    /// publish their container ports (connections to ADDR:PORT go to the
+    /// task, subject to its security groups).
+    #[arg(long, env = "BERTH_PUBLIC_ADDRESS")]
+    public_address: Option<std::net::Ipv4Addr>,
 }
 
 impl UpArgs {
@@ -180,6 +185,7 @@ async fn start_agent(
             state_dir: dir.path.join("network"),
             host_services: Vec::new(),
             region: args.region.clone(),
+            public_address: args.public_address,
         },
         Some(metadata),
     )

@@ -387,3 +387,84 @@ fn the_task_metadata_endpoint_answers_inside_a_task_and_only_for_it() {
     let b = w.run("snoop", &[]);
     assert_eq!(w.exit_code(&b, "main"), 0, "the endpoint refused another task's metadata: {:#}", w.describe(&b));
 }
+
+/// A bridge with one address and no ports, made by the test as the
+/// "public" host address Berth publishes task ports on; gone on drop.
+struct HostAddress {
+    name: String,
+    addr: Ipv4Addr,
+}
+
+impl HostAddress {
+    fn new() -> Self {
+        let n = std::process::id() % 250 + 1;
+        let (name, addr) = (format!("btpub{n}"), Ipv4Addr::new(10, 216, (std::process::id() / 250 % 250) as u8, n as u8));
+        let ip = |args: &[&str]| std::process::Command::new("ip").args(args).status().unwrap().success();
+        let _ = ip(&["link", "del", &name]);
+        assert!(ip(&["link", "add", &name, "type", "bridge"]));
+        let me = Self { name, addr };
+        assert!(ip(&["addr", "add", &format!("{addr}/32"), "dev", &me.name]));
+        assert!(ip(&["link", "set", &me.name, "up"]));
+        me
+    }
+}
+
+impl Drop for HostAddress {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.name]).status();
+    }
+}
+
+#[test]
+fn assign_public_ip_publishes_the_task_ports_on_the_operators_address() {
+    if !can_run("assign_public_ip_publishes_the_task_ports_on_the_operators_address") {
+        return;
+    }
+    let public = HostAddress::new();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start().unwrap();
+    let layer = LayerBuilder::new().busybox().unwrap().build();
+    let mut layout = OciLayout::create(&dir.path().join("layout")).unwrap();
+    layout.add_image(Some("latest"), &[layer], &ImageSpec::default()).unwrap();
+    registry.push(&layout, "latest", "busybox:latest").unwrap();
+    let addr = public.addr.to_string();
+    let berth = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[("BERTH_PUBLIC_ADDRESS", &addr)]).unwrap();
+    let w = World { registry, berth, _dir: dir };
+    let mut web = w.container("web", &web("hello-public"));
+    web["portMappings"] = json!([{"containerPort": 8080}]);
+    w.register("public", vec![web]);
+    let run = |enabled: bool| {
+        let v = w.ecs(
+            "RunTask",
+            json!({"taskDefinition": "public", "networkConfiguration": {"awsvpcConfiguration": {
+                "subnets": ["subnet-default"], "assignPublicIp": if enabled { "ENABLED" } else { "DISABLED" }}}}),
+        );
+        v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
+    };
+    let a = run(true);
+    let t = w.wait_for(&a, "RUNNING");
+    assert_eq!(
+        t["containers"][0]["networkBindings"],
+        json!([{"bindIP": addr, "containerPort": 8080, "hostPort": 8080, "protocol": "tcp"}]),
+        "{t:#}"
+    );
+    // The host reaches the task at the public address (a local address the
+    // test made), not only at its private one.
+    let got = http_get(public.addr, 8080, "/").unwrap();
+    assert!(got.contains("hello-public"), "{got}");
+    // A second task cannot publish the same port: it fails to start, saying why.
+    let b = run(true);
+    let t = w.wait_for(&b, "STOPPED");
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t:#}");
+    assert!(t["stoppedReason"].as_str().unwrap().contains("port 8080/tcp on"), "{t:#}");
+    // Without ENABLED nothing is published.
+    let c = run(false);
+    let t = w.wait_for(&c, "RUNNING");
+    assert!(t["containers"][0].get("networkBindings").is_none_or(|b| b == &json!([])), "{t:#}");
+    // Stopping the publisher frees the port for another task.
+    w.ecs("StopTask", json!({"task": a}));
+    w.wait_for(&a, "STOPPED");
+    let d = run(true);
+    w.wait_for(&d, "RUNNING");
+    assert!(http_get(public.addr, 8080, "/").unwrap().contains("hello-public"));
+}

@@ -47,8 +47,8 @@ pub use attach::{AttachRequest, Attachment, TASK_IFNAME};
 pub use bridge::BLACKHOLE_METRIC;
 pub use error::NetError;
 pub use firewall::{
-    Firewall, FirewallState, HostService, Protocol, Rule, SecurityGroup, Source, SubnetPolicy,
-    TaskPolicy, Transport,
+    Firewall, FirewallState, HostService, Protocol, PublishedPort, Rule, SecurityGroup, Source,
+    SubnetPolicy, TaskPolicy, Transport,
 };
 pub use ipnet::Ipv4Net;
 pub use names::{BridgeName, MAX_IFNAME, NETNS_DIR, NETNS_PREFIX, TaskNames, VETH_PREFIX};

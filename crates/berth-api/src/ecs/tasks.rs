@@ -89,7 +89,11 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
                 awsvpc_configuration: Some(AwsVpcConfiguration {
                     subnets: net.subnets.clone(),
                     security_groups: Some(net.security_groups.clone()),
-                    assign_public_ip: Some(AssignPublicIp::Disabled),
+                    assign_public_ip: Some(if net.assign_public_ip {
+                        AssignPublicIp::Enabled
+                    } else {
+                        AssignPublicIp::Disabled
+                    }),
                 }),
             });
             let attachment_id = uuid::Uuid::new_v4().to_string();
@@ -117,12 +121,6 @@ async fn resolve_network(call: &Call<'_>, awsvpc: &AwsVpcConfiguration) -> Resul
     let subnets: Vec<String> = call.store().list_subnets().await?.into_iter().map(|v| v.value.id).collect();
     let groups: Vec<String> = call.store().list_security_groups().await?.into_iter().map(|v| v.value.id).collect();
     let net = network::resolve_awsvpc(awsvpc, |s| subnets.iter().any(|k| k == s), |g| groups.iter().any(|k| k == g))?;
-    if net.assign_public_ip {
-        return Err(ApiError::invalid_parameter(
-            "assignPublicIp ENABLED is not supported by Berth yet: tasks are reachable from the host at their \
-             private IPv4 address. Use DISABLED.",
-        ));
-    }
     Ok(net)
 }
 

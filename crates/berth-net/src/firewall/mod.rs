@@ -52,8 +52,8 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
 pub use model::{
-    FirewallState, HostService, Protocol, Rule, SecurityGroup, Source, SubnetPolicy, TaskPolicy,
-    Transport,
+    FirewallState, HostService, Protocol, PublishedPort, Rule, SecurityGroup, Source, SubnetPolicy,
+    TaskPolicy, Transport,
 };
 
 use crate::NetError;

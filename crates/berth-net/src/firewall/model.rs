@@ -187,6 +187,24 @@ impl HostService {
     }
 }
 
+/// A task port published on a host address (RunTask's `assignPublicIp:
+/// ENABLED`): connections to `host_addr:host_port` go to the task, subject
+/// to its security groups (the host's own connections always pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedPort {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// The host address the operator chose.
+    pub host_addr: Ipv4Addr,
+    /// The port there.
+    pub host_port: u16,
+    /// The task's address.
+    pub task_ip: Ipv4Addr,
+    /// The port in the task.
+    pub task_port: u16,
+}
+
 /// Everything the firewall enforces; [`crate::Firewall::apply`] makes the
 /// kernel's rules match it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +218,9 @@ pub struct FirewallState {
     pub tasks: Vec<TaskPolicy>,
     /// Host services tasks may reach.
     pub host_services: Vec<HostService>,
+    /// Task ports published on host addresses.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
 }
 
 impl FirewallState {
@@ -234,6 +255,15 @@ impl FirewallState {
                 {
                     return bad(format!("{}: source group {src} does not exist", g.id));
                 }
+            }
+        }
+        let mut published = BTreeSet::new();
+        for p in &self.published {
+            if !published.insert((p.transport, p.host_addr, p.host_port)) {
+                return bad(format!("{}:{} ({:?}) is published twice", p.host_addr, p.host_port, p.transport));
+            }
+            if !self.tasks.iter().any(|t| t.ip == p.task_ip) {
+                return bad(format!("{}:{} is published for {}, which is no task", p.host_addr, p.host_port, p.task_ip));
             }
         }
         let mut ips = BTreeSet::new();
@@ -295,6 +325,7 @@ mod tests {
                 groups: vec!["sg-default".into()],
             }],
             host_services: vec![],
+            published: vec![],
         }
     }
 

@@ -125,6 +125,24 @@ pub(crate) fn ct_state() -> Expr {
     }))
 }
 
+pub(crate) fn ct_status() -> Expr {
+    Expression::Named(NamedExpression::CT(CT {
+        key: "status".into(),
+        family: None,
+        dir: None,
+    }))
+}
+
+/// `dnat ip to ADDR:PORT`.
+pub(crate) fn dnat(addr: Ipv4Addr, port: u16) -> Stmt {
+    Statement::DNAT(Some(nftables::stmt::NAT {
+        addr: Some(ip(addr)),
+        family: Some(nftables::stmt::NATFamily::IP),
+        port: Some(Expression::Number(u32::from(port))),
+        flags: None,
+    }))
+}
+
 pub(crate) fn string(s: impl ToString) -> Expr {
     Expression::String(s.to_string().into())
 }

@@ -22,6 +22,10 @@
 //!     drop
 //!   chain postrouting  nat hook postrouting prio 100    only with egress:
 //!     ip saddr @egress oifname != @bridges masquerade
+//!   chain prerouting, chain output  nat prio -100        only with published ports:
+//!     ip daddr <host addr> tcp dport <port> dnat ip to <task ip>:<port>
+//!   (forward, before "elsewhere to a task":
+//!     iifname != @bridges ct status dnat jump to_task)
 //! table bridge T                                stateless: who a port may be
 //!   chain prerouting  hook prerouting  prio -200:
 //!     iifname vmap { <task veth> : jump port_<veth> }
@@ -157,6 +161,17 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
         Some("a task to elsewhere"),
         vec![ne(meta(MetaKey::Oifname), set_ref(BRIDGES)), jump("egress")],
     );
+    if !state.published.is_empty() {
+        t.rule(
+            "forward",
+            Some("to a published port: the task's groups decide"),
+            vec![
+                ne(meta(MetaKey::Iifname), set_ref(BRIDGES)),
+                is_in(ct_status(), list(&["dnat"])),
+                jump("to_task"),
+            ],
+        );
+    }
     t.rule(
         "forward",
         Some("elsewhere to a task"),
@@ -223,6 +238,29 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
         Some("tasks reach no other host service"),
         vec![drop()],
     );
+
+    if !state.published.is_empty() {
+        // Connections from elsewhere (prerouting) and from the host itself
+        // (output) to a published address and port go to the task.
+        for (chain, hook) in [("prerouting", NfHook::Prerouting), ("output", NfHook::Output)] {
+            t.base_chain(chain, NfChainType::NAT, hook, -100);
+            for p in &state.published {
+                let l4 = match p.transport {
+                    Transport::Tcp => "tcp",
+                    Transport::Udp => "udp",
+                };
+                t.rule(
+                    chain,
+                    Some("published port"),
+                    vec![
+                        eq(payload("ip", "daddr"), ip(p.host_addr)),
+                        eq(payload(l4, "dport"), ports(p.host_port, p.host_port)),
+                        dnat(p.task_ip, p.task_port),
+                    ],
+                );
+            }
+        }
+    }
 
     if any_egress {
         t.base_chain("postrouting", NfChainType::NAT, NfHook::Postrouting, 100);
@@ -345,6 +383,7 @@ mod tests {
                 task("10.250.9.3", "bvb", &["sg-web", "sg-default", "sg-web"]),
             ],
             host_services: vec![HostService::tcp("10.250.9.1".parse().unwrap(), 51679)],
+            published: vec![],
         }
     }
 
@@ -546,6 +585,36 @@ mod tests {
             pre[0][0]["vmap"]["data"]["set"][1],
             json!(["bvb", {"jump": {"target": "port_bvb"}}])
         );
+    }
+
+    #[test]
+    fn published_ports_are_dnat_in_prerouting_and_output_and_pass_the_tasks_groups() {
+        let mut st = state();
+        st.published.push(crate::PublishedPort {
+            transport: Transport::Tcp,
+            host_addr: "10.251.0.1".parse().unwrap(),
+            host_port: 8080,
+            task_ip: "10.250.9.3".parse().unwrap(),
+            task_port: 80,
+        });
+        st.validate().unwrap();
+        let cmds = commands(&st);
+        for chain in ["prerouting", "output"] {
+            let r = rules(&cmds, "inet", chain);
+            assert_eq!(r.len(), 1, "{chain}: {r:?}");
+            let dnat = &r[0][2]["dnat"];
+            assert_eq!((dnat["addr"].as_str(), dnat["port"].as_u64()), (Some("10.250.9.3"), Some(80)), "{r:?}");
+        }
+        let fwd = rules(&cmds, "inet", "forward");
+        let i_dnat = fwd.iter().position(|r| r.to_string().contains("\"dnat\"")).expect("a dnat rule in forward");
+        let i_drop = fwd.iter().position(|r| r.to_string().contains("drop") && r.to_string().contains("iifname")).unwrap();
+        assert!(i_dnat < i_drop, "published traffic reaches to_task before the drop of outside traffic");
+        // Without published ports there are no NAT chains at all.
+        assert!(rules(&commands(&state()), "inet", "prerouting").is_empty());
+        // One address and port, one task.
+        let mut twice = st.clone();
+        twice.published.push(twice.published[0]);
+        assert!(twice.validate().is_err());
     }
 
     #[test]

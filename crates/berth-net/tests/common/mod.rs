@@ -130,6 +130,7 @@ impl TestNet {
                 .map(|(att, groups)| TaskPolicy::new(att, groups.iter().copied()))
                 .collect(),
             host_services: Vec::new(),
+            published: Vec::new(),
         }
     }
 }
