@@ -154,9 +154,12 @@ impl Shipper {
 
     /// The task's streams, from its definition; `None` if no container
     /// uses awslogs (or the definition is gone, or its options are
-    /// unusable — then the task never started).
+    /// unusable — then the task never started — or the task is STOPPED).
     async fn open(&self, arn: &str, task: &TaskId) -> Result<Option<Arc<Tail>>, StoreError> {
         let Some(record) = self.store.get_task(arn).await? else { return Ok(None) };
+        if record.value.task.last_status.as_deref() == Some("STOPPED") {
+            return Ok(None); // shipped and removed already
+        }
         let Some((family, revision)) = record.value.task.task_definition_arn.as_deref().and_then(family_revision)
         else {
             return Ok(None);
@@ -483,6 +486,23 @@ mod tests {
         let (_, id, definition) = w.task("t6", &[("main", &[])]).await;
         let reason = shipper.prepare(&id, &definition).await.unwrap().unwrap();
         assert!(reason.contains("awslogs-group"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_task_gets_no_tailer() {
+        let w = World::new().await;
+        let (arn, id, _) = w.task("t9", &[("main", OPTS)]).await;
+        let shipper = w.shipper();
+        let mut record = w.store.get_task(&arn).await.unwrap().unwrap();
+        record.value.task.last_status = Some("STOPPED".into());
+        w.store.put_task(&record.value, Some(record.version)).await.unwrap();
+        shipper.resume(&arn, &id).await.unwrap();
+        assert!(shipper.get(&id).is_none());
+        let (arn, id, _) = w.task("t10", &[("main", OPTS)]).await;
+        shipper.resume(&arn, &id).await.unwrap();
+        assert!(shipper.get(&id).is_some());
+        shipper.finish(&arn, &id).await.unwrap();
+        assert!(shipper.get(&id).is_none(), "finish forgets the task");
     }
 
     #[tokio::test]
