@@ -261,6 +261,12 @@ fn every_line_is_in_get_log_events_in_order_including_the_last_before_exit() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
     assert_eq!(printed, w.messages("/berth/logs", &format!("app/main/{a_id}")));
+    // --since: only what is newer (these lines were read over a second ago).
+    let out = berth_logs(&w, &[&a_id, "--since", "1h", "--output", "json"]).output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 302);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = berth_logs(&w, &[&a_id, "--since", "1s"]).output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
 }
 
 #[test]
