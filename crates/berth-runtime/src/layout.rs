@@ -13,6 +13,7 @@
 //!   not-started.json         why it never started (NotStarted), by the shim
 //!   health.json              its health check's findings (Health), by the shim
 //!   check.pid                the running health check's pid (runc exec)
+//!   awslogs.json             the agent's log shipper: offsets shipped so far
 //! ```
 
 use std::path::{Path, PathBuf};
