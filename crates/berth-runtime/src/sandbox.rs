@@ -107,19 +107,19 @@ impl TaskRuntime for SandboxRuntime {
     }
 
     async fn wait(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
-        // Exit records are files: poll them, often at first (short tasks
-        // and tests), then every 100 ms.
-        let begun = Instant::now();
+        // Exit records are files: poll them, often in the task's first
+        // second (short tasks and tests), then every 100 ms. The first
+        // second is the task's, not this call's: the agent waits with a
+        // timeout and calls again, which must not keep an idle task at the
+        // fast rate for good (500 status reads a second per task).
+        let young_until = self.inner.started_at(task).map(|t| t + Duration::from_secs(1));
         loop {
             let status = self.inner.status(task)?;
             if status.is_finished() {
                 return Ok(status);
             }
-            let delay = if begun.elapsed() < Duration::from_secs(1) {
-                2
-            } else {
-                100
-            };
+            let young = young_until.is_some_and(|until| std::time::SystemTime::now() < until);
+            let delay = if young { 2 } else { 100 };
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
     }
@@ -172,6 +172,12 @@ impl Inner {
             binary: record.oci_runtime.clone(),
             root: record.oci_root.clone(),
         }
+    }
+
+    /// When the task was started: its record's modification time (the
+    /// record is written once, at start).
+    fn started_at(&self, task: &TaskId) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.dir(task).record()).and_then(|m| m.modified()).ok()
     }
 
     fn record(&self, task: &TaskId) -> Result<TaskRecord, RuntimeError> {
