@@ -1,14 +1,12 @@
 //! Benchmark 3, density: host memory per idle task beyond the container's own RSS
 //! (shim, agent state, kernel objects), at 100 and 300 idle tasks.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Ctx;
 use crate::launch::{BIG_NODE, launch_once};
 use crate::procfs::{self, Mem};
-use crate::world::{Berth, check, sleep};
+use crate::world::{Berth, sleep};
 
 const BENCH: &str = "density";
 const MIB: f64 = 1024.0 * 1024.0;
@@ -111,30 +109,16 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let base = Snapshot::settled(&berth, &[], 3)?;
     let mut arns: Vec<String> = Vec::new();
     let mut results = Vec::new();
+    let mut failures = Vec::new();
     for &level in &levels {
         let more = level.saturating_sub(arns.len());
         eprintln!("[density] starting {more} more idle tasks (to {level})");
         let began = Instant::now();
-        let next = AtomicUsize::new(0);
-        let new = Mutex::new(Vec::new());
-        let errors = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..20 {
-                s.spawn(|| {
-                    let mut c = berth.client();
-                    while next.fetch_add(1, Ordering::SeqCst) < more && !crate::world::interrupted() {
-                        match berth.run_task(&mut c, "bench-sleep") {
-                            Ok((arn, _)) => new.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(arn),
-                            Err(e) => errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(format!("{e:#}")),
-                        }
-                    }
-                });
-            }
-        });
-        check()?;
-        let errors = errors.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        anyhow::ensure!(errors.is_empty(), "{} RunTask calls failed, e.g. {}", errors.len(), errors[0]);
-        arns.extend(new.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let launched = berth.launch_many("bench-sleep", more, 20, Duration::from_secs(300))?;
+        if let Some(f) = launched.failures() {
+            failures.push(format!("to {level}: {f}"));
+        }
+        arns.extend(launched.arns());
         berth.wait_all(&mut client, &arns, "RUNNING", Duration::from_secs(300), Duration::from_millis(200))?;
         eprintln!("[density] {level} tasks RUNNING after {:.1} s; letting them settle", began.elapsed().as_secs_f64());
         sleep(Duration::from_secs(5))?;
@@ -150,6 +134,11 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         results.push((level, snap, (b1 - b0) / wall, (s1 - s0) / wall));
     }
 
+    if let Some(hold) = std::env::var("BERTH_BENCH_HOLD_SECS").ok().and_then(|s| s.parse().ok()) {
+        // For profiling the idle state by hand (perf, strace).
+        eprintln!("[density] holding {} idle tasks for {hold} s: berth pid {}", arns.len(), berth.pid());
+        sleep(Duration::from_secs(hold))?;
+    }
     eprintln!("[density] stopping {} tasks", arns.len());
     for chunk in arns.chunks(50) {
         berth.stop_tasks(&mut client, chunk)?;
@@ -159,6 +148,9 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.leftovers(left);
 
     let r = &mut ctx.report;
+    for f in failures {
+        r.note(BENCH, f);
+    }
     r.note(
         BENCH,
         "Method: at 0 tasks and at each level (after 5 s idle; the median of 3 readings 1 s apart), the bench reads the PSS (/proc/PID/smaps_rollup) of the berth process (API, store, agent) and of every berth-shim of its data dir, \
@@ -206,7 +198,13 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             ),
             container_rss / MIB,
         );
-        r.single(&format!("density.{level}.host_per_task"), "MiB", "Cross-check, host-wide: Δ(MemTotal − MemAvailable) / tasks − the container's RSS (noisy: counts whatever else the machine did meanwhile)", host / MIB);
+        r.note(
+            BENCH,
+            format!(
+                "{level} tasks, host-wide cross-check: Δ(MemTotal − MemAvailable) / tasks − the container's RSS = {:.2} MiB per task (counts whatever else the machine did meanwhile: meaningless on a shared machine)",
+                host / MIB
+            ),
+        );
         r.single(&format!("density.{level}.idle_cpu"), "cores", &format!("CPU used while the {level} tasks idle, over 5 s: berth {berth_cpu:.3} cores, all shims {shim_cpu:.3} cores (this figure: both)"), berth_cpu + shim_cpu);
     }
     Ok(())

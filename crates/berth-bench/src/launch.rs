@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::Ctx;
 use crate::baseline::{Floor, Podman};
 use crate::client::Client;
-use crate::stats::{Summary, ms};
+use crate::stats::ms;
 use crate::world::{Berth, check};
 
 const BENCH: &str = "launch";
@@ -22,9 +22,12 @@ pub struct Launch {
     pub total: Duration,
     /// The RunTask call alone.
     pub call: Duration,
-    /// Seconds between the task's timestamps (createdAt, pullStartedAt,
-    /// pullStoppedAt, startedAt).
-    pub to_pull: f64,
+    /// The task id (last part of its ARN).
+    pub id: String,
+    /// Seconds between the task's timestamps (createdAt, connectivityAt,
+    /// pullStartedAt, pullStoppedAt, startedAt).
+    pub to_connected: f64,
+    pub connected_to_pull: f64,
     pub pull: f64,
     pub start: f64,
     /// createdAt → startedAt: Berth's own RunTask → RUNNING.
@@ -66,10 +69,13 @@ pub fn launch_once(berth: &Berth, client: &mut Client, family: &str, poll: Durat
     let at = |k: &str| task[k].as_f64().with_context(|| format!("RUNNING task without {k}: {task}"));
     let (created, pull_started, pull_stopped, running) =
         (at("createdAt")?, at("pullStartedAt")?, at("pullStoppedAt")?, at("startedAt")?);
+    let connected = task["connectivityAt"].as_f64().unwrap_or(created);
     Ok(Launch {
+        id: arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
+        to_connected: connected - created,
+        connected_to_pull: pull_started - connected,
         total,
         call,
-        to_pull: pull_started - created,
         pull: pull_stopped - pull_started,
         start: running - pull_stopped,
         server: running - created,
@@ -96,8 +102,8 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let cold_refs: Vec<String> = cold_images.iter().map(|c| ctx.images().map(|i| i.reference(c))).collect::<Result<_, _>>()?;
 
     // Berth, image cached, then from an empty cache.
-    let (warm, cold, left) = {
-        let berth = ctx.berth(BENCH, BIG_NODE, "info,berth_runtime=debug")?;
+    let (warm, cold, runtime, left) = {
+        let berth = ctx.berth(BENCH, BIG_NODE, "info,sqlx=warn,berth_runtime=debug")?;
         berth.register_sleeper("bench-sleep", &busybox)?;
         for (i, image) in cold_refs[..cold_n].iter().enumerate() {
             berth.register_sleeper(&format!("bench-cold-{i}"), image)?;
@@ -120,16 +126,8 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             progress(i + 1, cold_n);
         }
         let runtime_starts = runtime_start_times(&berth.log);
-        if let Some(s) = Summary::of(&runtime_starts) {
-            ctx.report.note(
-                BENCH,
-                format!(
-                    "berth-runtime's own start (its debug log: cgroup, overlay, OCI config, shim, runc run) over {} starts: median {:.1} ms, p99 {:.1} ms",
-                    s.n, s.median, s.p99
-                ),
-            );
-        }
-        (warm, cold, berth.finish())
+        let runtime: Vec<f64> = warm.iter().filter_map(|l| runtime_starts.get(&l.id).copied()).collect();
+        (warm, cold, runtime, berth.finish())
     };
     ctx.leftovers(left);
     let r = &mut ctx.report;
@@ -145,9 +143,26 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     );
     r.samples("launch.warm.server", "ms", "The same launches by Berth's own timestamps: createdAt → startedAt (ms resolution)", &sample(&warm, |l| l.server * 1000.0));
     r.samples("launch.warm.runtask_call", "ms", "The RunTask call alone (validate, schedule, store; returns PROVISIONING)", &sample(&warm, |l| ms(l.call)));
-    r.samples("launch.warm.phase.pickup", "ms", "createdAt → pullStartedAt: until the agent picks the task up (it polls the store every 100 ms) and records PENDING", &sample(&warm, |l| l.to_pull * 1000.0));
-    r.samples("launch.warm.phase.image", "ms", "pullStartedAt → pullStoppedAt: image resolution with a cached image (a HEAD for the tag's digest)", &sample(&warm, |l| l.pull * 1000.0));
-    r.samples("launch.warm.phase.start", "ms", "pullStoppedAt → startedAt: the runtime's start (cgroup, overlay, bundle, shim, runc run) and the ACTIVATING → RUNNING writes", &sample(&warm, |l| l.start * 1000.0));
+    r.samples(
+        "launch.warm.phase.provision",
+        "ms",
+        "createdAt → connectivityAt: the agent picks the task up (it polls the store every 100 ms), claims an address, makes the netns, veth and eth0 (netlink) and writes PENDING",
+        &sample(&warm, |l| l.to_connected * 1000.0),
+    );
+    r.samples(
+        "launch.warm.phase.firewall",
+        "ms",
+        "connectivityAt → pullStartedAt: the firewall re-rendered from the store and applied (nft), then the pullStartedAt write",
+        &sample(&warm, |l| l.connected_to_pull * 1000.0),
+    );
+    r.samples("launch.warm.phase.image", "ms", "pullStartedAt → pullStoppedAt: image resolution with a cached image (a HEAD for the tag's digest) and the pullStoppedAt write", &sample(&warm, |l| l.pull * 1000.0));
+    r.samples("launch.warm.phase.start", "ms", "pullStoppedAt → startedAt: the runtime's start and the ACTIVATING and RUNNING writes", &sample(&warm, |l| l.start * 1000.0));
+    r.samples(
+        "launch.warm.phase.runtime",
+        "ms",
+        "Of that, berth-runtime's own start by its debug log (\"task started\" elapsed): task cgroup, overlay mount, OCI config, berth-shim start → serve → runc run --detach",
+        &runtime,
+    );
     r.samples("launch.stop", "ms", "StopTask sent → first DescribeTasks showing STOPPED (SIGTERM ends the task's shell at once; includes unmount, cgroup and state removal)", &sample(&warm, |l| ms(l.stop)));
     r.samples(
         "launch.cold",
@@ -242,13 +257,17 @@ fn progress(done: usize, of: usize) {
 }
 
 /// The `elapsed` of every "task started" line berth-runtime logged (debug),
-/// in ms.
-pub fn runtime_start_times(log: &std::path::Path) -> Vec<f64> {
+/// in ms, by task id.
+pub fn runtime_start_times(log: &std::path::Path) -> std::collections::HashMap<String, f64> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains("task started"))
-        .filter_map(|l| l.split("elapsed=").nth(1)?.split_whitespace().next().and_then(parse_debug_duration))
+        .filter_map(|l| {
+            let id = l.split("task=").nth(1)?.split_whitespace().next()?.to_owned();
+            let ms = l.split("elapsed=").nth(1)?.split_whitespace().next().and_then(parse_debug_duration)?;
+            Some((id, ms))
+        })
         .collect()
 }
 

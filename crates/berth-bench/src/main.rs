@@ -54,6 +54,9 @@ struct Cli {
     /// figures are not the benchmark's.
     #[arg(long, global = true)]
     quick: bool,
+    /// Keep the scratch directory (berth logs, data dirs) after the run.
+    #[arg(long, global = true)]
+    keep_work: bool,
     #[command(flatten)]
     opts: Opts,
 }
@@ -191,6 +194,11 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     world::handle_signals()?;
     anyhow::ensure!(nix::unistd::geteuid().is_root(), "berth-bench needs root (mounts, cgroups, namespaces)");
+    // One run at a time: runs share the bench's subnet, nftables table and
+    // cgroup names, and would skew each other's figures anyway.
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open("/run/berth-bench.lock")?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| anyhow::anyhow!("another berth-bench is running (it holds /run/berth-bench.lock)"))?;
     let bins = Bins::find(cli.bin_dir.as_deref())?;
     anyhow::ensure!(
         berth_testinfra::registry::registry_tools_available(true),
@@ -244,6 +252,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         eprintln!("== {name}: {:.0} s", bench_began.elapsed().as_secs_f64());
     }
     let mut report = std::mem::take(&mut ctx.report);
+    if cli.keep_work {
+        let kept = ctx.work.keep();
+        eprintln!("kept the work dir: {}", kept.display());
+        ctx.work = tempfile::Builder::new().prefix("berth-bench-empty-").tempdir_in(&cli.work_dir)?;
+    }
     drop(ctx); // registry and work dir go
     report.seconds = began.elapsed().as_secs_f64();
     let table = report.markdown();

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use crate::Ctx;
 use crate::baseline::Floor;
 use crate::launch::{BIG_NODE, launch_once};
-use crate::stats::{ms, percentile};
+use crate::stats::percentile;
 use crate::world::check;
 
 const BENCH: &str = "throughput";
@@ -28,34 +28,10 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     eprintln!("[throughput] {total} RunTask calls, {in_flight} in flight");
     let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs_f64();
     let began = Instant::now();
-    let next = AtomicUsize::new(0);
-    let arns = Mutex::new(Vec::new());
-    let calls = Mutex::new(Vec::new());
-    let errors = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..in_flight {
-            s.spawn(|| {
-                let mut c = berth.client();
-                while next.fetch_add(1, Ordering::SeqCst) < total && !crate::world::interrupted() {
-                    match berth.run_task(&mut c, "bench-sleep") {
-                        Ok((arn, took)) => {
-                            arns.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(arn);
-                            calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(ms(took));
-                        }
-                        Err(e) => errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(format!("{e:#}")),
-                    }
-                }
-            });
-        }
-    });
-    check()?;
-    let errors = errors.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    anyhow::ensure!(errors.is_empty(), "{} RunTask calls failed, e.g. {}", errors.len(), errors[0]);
-    let calls_done = began.elapsed();
-    let arns = arns.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let tasks = berth.wait_all(&mut client, &arns, "RUNNING", Duration::from_secs(300), Duration::from_millis(100))?;
+    let launched = berth.launch_many("bench-sleep", total, in_flight, Duration::from_secs(300))?;
     let all_seen = began.elapsed();
-    let mut started: Vec<f64> = tasks
+    let mut started: Vec<f64> = launched
+        .running
         .iter()
         .map(|t| t["startedAt"].as_f64().map(|s| s - epoch).context("a RUNNING task without startedAt"))
         .collect::<Result<_, _>>()?;
@@ -63,6 +39,8 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let last = started[started.len() - 1];
     let (t10, t90) = (percentile(&started, 10.0), percentile(&started, 90.0));
     let sustained = if t90 > t10 { 0.8 * started.len() as f64 / (t90 - t10) } else { f64::NAN };
+    let arns = launched.arns();
+    let failures = launched.failures();
 
     eprintln!("[throughput] StopTask of all {total}, {in_flight} in flight");
     let stop_began = Instant::now();
@@ -103,9 +81,9 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         "throughput.launch",
         "tasks/s",
         &format!(
-            "{total} tasks / (last startedAt − first RunTask sent), {in_flight} RunTask calls in flight (each count 1) from the bench's threads; the calls took {:.2} s, the last task was RUNNING {last:.2} s after the first call (seen by polling at {:.2} s)",
-            calls_done.as_secs_f64(),
-            all_seen.as_secs_f64()
+            "{total} tasks / (last startedAt − first RunTask sent), {in_flight} RunTask calls in flight (each count 1) from the bench's threads; the last task was RUNNING {last:.2} s after the first call (seen by polling at {:.2} s){}",
+            all_seen.as_secs_f64(),
+            failures.as_ref().map_or(String::new(), |f| format!("; {f}"))
         ),
         total as f64 / last,
     );
@@ -115,7 +93,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         &format!("Tasks reaching RUNNING per second between the 10th and 90th percentile of startedAt ({t10:.2} s → {t90:.2} s)"),
         sustained,
     );
-    r.samples("throughput.runtask_call", "ms", &format!("Each RunTask call's time under that load ({in_flight} in flight)"), &calls.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner));
+    r.samples("throughput.runtask_call", "ms", &format!("Each RunTask call's time under that load ({in_flight} in flight)"), &launched.calls);
     r.single(
         "throughput.stop_all",
         "s",
@@ -129,6 +107,12 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         cleaned.as_secs_f64(),
     );
     r.target("throughput.launch.sustained", "≥ 20 tasks/s sustained", |f| f.value.headline() >= 20.0);
+    r.single(
+        "throughput.failed_to_start",
+        "tasks",
+        &failures.unwrap_or_else(|| "Tasks that failed to start during the throughput run (each replaced by another RunTask)".into()),
+        launched.failed.len() as f64,
+    );
 
     // The floor's throughput: runc run of the same bundle, as many in flight.
     let floor_dir = ctx.work().join("floor-throughput");

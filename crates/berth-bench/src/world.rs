@@ -213,6 +213,35 @@ impl Images {
     }
 }
 
+/// What [`Berth::launch_many`] got: the RUNNING tasks (as DescribeTasks
+/// showed them), those that failed to start (ARN, stop code and reason),
+/// and each RunTask call's time (ms).
+#[derive(Debug, Default)]
+pub struct Launched {
+    pub running: Vec<Value>,
+    pub failed: Vec<(String, String)>,
+    pub calls: Vec<f64>,
+}
+
+impl Launched {
+    pub fn arns(&self) -> Vec<String> {
+        self.running.iter().filter_map(|t| t["taskArn"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// How many failed to start, and the commonest reason.
+    pub fn failures(&self) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (_, reason) in &self.failed {
+            *counts.entry(reason.as_str()).or_default() += 1;
+        }
+        let (reason, n) = counts.into_iter().max_by_key(|(_, n)| *n)?;
+        Some(format!("{} tasks failed to start and were replaced ({n} × \"{reason}\")", self.failed.len()))
+    }
+}
+
 /// A `berth up` of the bench's. Dropping it (or [`Berth::finish`]) stops
 /// every task it runs, waits (bounded) until they are STOPPED, removes by
 /// hand whatever is left, then kills the process.
@@ -343,6 +372,77 @@ impl Berth {
             }
             std::thread::sleep(poll);
         }
+    }
+
+    /// Runs `family` tasks until `count` of them are RUNNING, `in_flight`
+    /// RunTask calls at a time; a task that fails to start is recorded and
+    /// replaced, up to `count` replacements in all.
+    pub fn launch_many(&self, family: &str, count: usize, in_flight: usize, within: Duration) -> anyhow::Result<Launched> {
+        use std::sync::atomic::AtomicUsize;
+        let deadline = Instant::now() + within;
+        let mut client = self.client();
+        let mut out = Launched::default();
+        let mut calls_made = 0;
+        while out.running.len() < count {
+            check()?;
+            let need = count - out.running.len();
+            anyhow::ensure!(
+                calls_made + need <= 2 * count,
+                "only {} of {count} tasks reached RUNNING after {calls_made} RunTask calls; {} failed to start, e.g. {}",
+                out.running.len(),
+                out.failed.len(),
+                out.failed.first().map_or("-", |f| f.1.as_str())
+            );
+            calls_made += need;
+            let next = AtomicUsize::new(0);
+            let arns = Mutex::new(Vec::new());
+            let calls = Mutex::new(Vec::new());
+            let errors = Mutex::new(Vec::new());
+            std::thread::scope(|s| {
+                for _ in 0..in_flight.min(need) {
+                    s.spawn(|| {
+                        let mut c = self.client();
+                        while next.fetch_add(1, Ordering::SeqCst) < need && !interrupted() {
+                            match self.run_task(&mut c, family) {
+                                Ok((arn, took)) => {
+                                    arns.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(arn);
+                                    calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(crate::stats::ms(took));
+                                }
+                                Err(e) => errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(format!("{e:#}")),
+                            }
+                        }
+                    });
+                }
+            });
+            check()?;
+            let errors = errors.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            anyhow::ensure!(errors.is_empty(), "{} RunTask calls failed, e.g. {}", errors.len(), errors[0]);
+            out.calls.extend(calls.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let mut pending = arns.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while !pending.is_empty() {
+                check()?;
+                let tasks = self.describe(&mut client, &pending)?;
+                for t in &tasks {
+                    let arn = t["taskArn"].as_str().unwrap_or_default().to_owned();
+                    match t["lastStatus"].as_str() {
+                        Some("RUNNING") => out.running.push(t.clone()),
+                        Some("STOPPED") | Some("DEPROVISIONING") | Some("STOPPING") | Some("DEACTIVATING") => {
+                            let reason = format!("{} {}", t["stopCode"].as_str().unwrap_or("?"), t["stoppedReason"].as_str().unwrap_or("?"));
+                            out.failed.push((arn, reason));
+                        }
+                        _ => continue,
+                    }
+                    pending.retain(|p| *p != t["taskArn"].as_str().unwrap_or_default());
+                }
+                if Instant::now() > deadline {
+                    bail!("{} tasks not RUNNING within {within:?} ({} running, {} failed)", pending.len(), out.running.len(), out.failed.len());
+                }
+                if !pending.is_empty() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// StopTask of each; returns when the calls are made.
