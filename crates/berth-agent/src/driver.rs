@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
+
 use berth_image::ImageStore;
 use berth_model::lifecycle::{TaskEvent, TaskStatus, transition};
 use berth_model::records::TaskRecord;
@@ -51,6 +53,8 @@ impl Driver {
     pub async fn drive(&self, arn: &str) -> Result<(), DriverError> {
         let id = runtime_id(arn)?;
         self.logs.resume(arn, &id).await?;
+        // Subscribed before the first read, so no change is missed.
+        let mut changes = self.store.watch_tasks();
         loop {
             let record = self.load(arn).await?;
             let task = &record.value.task;
@@ -62,8 +66,8 @@ impl Driver {
                 TaskStatus::Provisioning => self.provision(arn, &record.value).await?,
                 TaskStatus::Pending if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
                 TaskStatus::Pending => self.start(arn, &id, &record.value).await?,
-                TaskStatus::Activating => self.activate(arn, &id, &record.value, stop_wanted).await?,
-                TaskStatus::Running => self.watch(arn, &id, &record.value, stop_wanted).await?,
+                TaskStatus::Activating => self.activate(arn, &id, &record.value, stop_wanted, &mut changes).await?,
+                TaskStatus::Running => self.watch(arn, &id, &record.value, stop_wanted, &mut changes).await?,
                 TaskStatus::Deactivating => {
                     let exits = self.stop_containers(&id).await?;
                     self.advance(arn, TaskEvent::Deactivated, |t| record_exits(t, exits.as_ref())).await?;
@@ -224,7 +228,14 @@ impl Driver {
 
     /// ACTIVATING: containers with dependencies may still wait for them;
     /// the task is RUNNING once none does.
-    async fn activate(&self, arn: &str, id: &TaskId, record: &TaskRecord, stop_wanted: bool) -> Result<(), DriverError> {
+    async fn activate(
+        &self,
+        arn: &str,
+        id: &TaskId,
+        record: &TaskRecord,
+        stop_wanted: bool,
+        changes: &mut broadcast::Receiver<String>,
+    ) -> Result<(), DriverError> {
         let Some(status) = self.runtime_status(arn, id).await? else { return Ok(()) };
         if status.is_finished() {
             return self.finished(arn, &status).await;
@@ -234,7 +245,7 @@ impl Driver {
         }
         if status.any_waiting() {
             self.sync(arn, record, &status).await?;
-            let _ = tokio::time::timeout(self.poll, self.runtime.wait(id)).await;
+            self.pause(arn, id, changes).await;
             return Ok(());
         }
         self.advance(arn, TaskEvent::Activated, |t| {
@@ -247,7 +258,14 @@ impl Driver {
     /// RUNNING: waits until an essential container exits or a stop is
     /// wanted, checking the store every poll interval and recording
     /// changes of the containers' health.
-    async fn watch(&self, arn: &str, id: &TaskId, record: &TaskRecord, stop_wanted: bool) -> Result<(), DriverError> {
+    async fn watch(
+        &self,
+        arn: &str,
+        id: &TaskId,
+        record: &TaskRecord,
+        stop_wanted: bool,
+        changes: &mut broadcast::Receiver<String>,
+    ) -> Result<(), DriverError> {
         let Some(status) = self.runtime_status(arn, id).await? else { return Ok(()) };
         if status.is_finished() {
             return self.finished(arn, &status).await;
@@ -256,9 +274,29 @@ impl Driver {
             return self.stop_requested(arn).await;
         }
         self.sync(arn, record, &status).await?;
-        // Wake on an exit, or after a poll interval to look at the store.
-        let _ = tokio::time::timeout(self.poll, self.runtime.wait(id)).await;
+        self.pause(arn, id, changes).await;
         Ok(())
+    }
+
+    /// Waits until the task is finished by ECS rules, its record changes
+    /// (a stop request), or a poll interval passes (health, and changes
+    /// another process made).
+    async fn pause(&self, arn: &str, id: &TaskId, changes: &mut broadcast::Receiver<String>) {
+        let changed = async {
+            loop {
+                match changes.recv().await {
+                    Ok(changed) if changed == arn => return,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.runtime.wait(id) => {}
+            () = changed => {}
+            () = tokio::time::sleep(self.poll) => {}
+        }
     }
 
     /// The runtime's view of a started task; `None` (after failing the

@@ -29,6 +29,7 @@ use berth_image::ImageStore;
 use berth_model::records::NodeRecord;
 use berth_runtime::TaskRuntime;
 use berth_store::{Page, Store, StoreError, TaskFilter};
+use tokio::sync::broadcast;
 
 pub use capacity::{HostCapacity, host_capacity};
 
@@ -40,7 +41,8 @@ const FIREWALL_REFRESH: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub node: NodeRecord,
-    /// How often the agent looks for work and heartbeats.
+    /// How often the agent looks for work without a notice (changes made
+    /// by another process), and how often drivers re-read their task.
     pub poll_interval: Duration,
 }
 
@@ -98,10 +100,31 @@ impl Agent {
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = 0;
+        let mut changes = self.store.watch_tasks();
         loop {
+            // A pass on each notice of a task that has no driver yet (a new
+            // placement), and every poll interval for what notices miss.
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = tick.tick() => {}
+                notice = changes.recv() => {
+                    let mut new = match notice {
+                        Ok(arn) => !self.is_active(&arn),
+                        Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(broadcast::error::RecvError::Closed) => false,
+                    };
+                    // Take every notice already queued: one pass serves them all.
+                    loop {
+                        match changes.try_recv() {
+                            Ok(arn) => new |= !self.is_active(&arn),
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => new = true,
+                            Err(_) => break,
+                        }
+                    }
+                    if !new {
+                        continue;
+                    }
+                }
             }
             if now_secs() - last_heartbeat >= 10 {
                 match self.register().await {
@@ -148,6 +171,10 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    fn is_active(&self, arn: &str) -> bool {
+        self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(arn)
     }
 
     fn claim(&self, arn: &str) -> bool {

@@ -174,7 +174,9 @@ async fn start_agent(
     let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
         .context("no task runtime on this host (install runc, or run with --no-agent)")?;
     tracing::info!(runtime = ?runtime.probe(), "task runtime");
-    let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_millis(100) };
+    // Placements and stop requests reach the agent as store notices at
+    // once; the poll only catches what notices cannot carry.
+    let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
     let runtime = Arc::new(runtime);
     let metadata = berth_agent::metadata::MetadataServer::new(store.clone(), runtime.clone(), node.id.clone());
     let network = berth_agent::network::NodeNetwork::new(

@@ -50,6 +50,12 @@ use crate::{
     Versioned,
 };
 
+/// A channel for task change notices; a watcher that falls this far
+/// behind gets `Lagged` and re-reads everything.
+fn changes() -> tokio::sync::broadcast::Sender<String> {
+    tokio::sync::broadcast::channel(1024).0
+}
+
 /// The schema, in order. Applied on open; applied ones are skipped (sqlx
 /// records them, with a checksum, in `_sqlx_migrations`).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -128,6 +134,8 @@ impl Dialect {
 
 struct SqlStore {
     dialect: Dialect,
+    /// Task changes made through this store (ARNs), for watchers.
+    task_changes: tokio::sync::broadcast::Sender<String>,
     /// Runs every write. On SQLite it has exactly one connection.
     write: AnyPool,
     /// Runs reads. On SQLite, read-only connections of their own; on
@@ -165,7 +173,7 @@ impl SqlStore {
             .connect_with(any)
             .await?;
         tracing::debug!(path = %path.display(), "opened SQLite store");
-        Ok(Self { dialect: Dialect::Sqlite, write, read })
+        Ok(Self { dialect: Dialect::Sqlite, write, read, task_changes: changes() })
     }
 
     async fn open_postgres(url: &str) -> Result<Self, StoreError> {
@@ -173,7 +181,7 @@ impl SqlStore {
         let pool = AnyPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect_with(any).await?;
         migrate(&pool).await?;
         tracing::debug!(url = %redact(url), "opened PostgreSQL store");
-        Ok(Self { dialect: Dialect::Postgres, write: pool.clone(), read: pool })
+        Ok(Self { dialect: Dialect::Postgres, write: pool.clone(), read: pool, task_changes: changes() })
     }
 
     // --- records stored under one text key ---
@@ -781,7 +789,7 @@ impl Store for SqlStore {
             columns = TaskRecord::COLUMNS.join(", "),
             params = params.join(", "),
         );
-        let mut query = sqlx::query(&sql).bind(key).bind(serde_json::to_string(&placed)?);
+        let mut query = sqlx::query(&sql).bind(key.clone()).bind(serde_json::to_string(&placed)?);
         for value in placed.columns() {
             query = value.bind_to(query);
         }
@@ -789,6 +797,7 @@ impl Store for SqlStore {
             return Err(StoreError::Conflict);
         }
         tx.commit().await?;
+        let _ = self.task_changes.send(key);
         Ok(Versioned { version: 1, value: placed })
     }
 
@@ -797,7 +806,15 @@ impl Store for SqlStore {
         record: &TaskRecord,
         expected_version: Option<i64>,
     ) -> Result<Versioned<TaskRecord>, StoreError> {
-        self.put(record, expected_version).await
+        let written = self.put(record, expected_version).await?;
+        if let Some(arn) = record.task.task_arn.clone() {
+            let _ = self.task_changes.send(arn);
+        }
+        Ok(written)
+    }
+
+    fn watch_tasks(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.task_changes.subscribe()
     }
 
     async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<TaskRecord>>, StoreError> {

@@ -408,6 +408,12 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a task keyed by its ARN. `expected_version`
     /// `None` means "must not exist yet".
     async fn put_task(&self, record: &TaskRecord, expected_version: Option<i64>) -> Result<Versioned<TaskRecord>, StoreError>;
+    /// Notices of task changes written through this store (the task's ARN,
+    /// after each placement or update commits), so agents and drivers react
+    /// at once instead of polling. In-process only: a watcher must still
+    /// re-read now and then for changes other processes make (a fleet on
+    /// PostgreSQL). `Lagged` means notices were missed: re-read everything.
+    fn watch_tasks(&self) -> tokio::sync::broadcast::Receiver<String>;
     async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<TaskRecord>>, StoreError>;
     /// Tasks matching `filter`, ordered by ARN, page key = task ARN.
     async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<TaskRecord>>, StoreError>;

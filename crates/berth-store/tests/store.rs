@@ -96,6 +96,7 @@ both_backends!(
     logs_survive_reopen,
     subnets_and_security_groups_with_versions,
     an_address_goes_to_one_task_at_a_time,
+    task_writes_are_announced_to_watchers,
 );
 
 // --- fixtures ---
@@ -1397,4 +1398,20 @@ async fn an_address_goes_to_one_task_at_a_time(db: Backend) {
     assert_eq!(s.task_ips("arn:t1").await.unwrap(), [("subnet-a".to_owned(), "10.89.0.2".to_owned())]);
     assert_eq!(s.release_ips("arn:t1").await.unwrap(), 1);
     assert!(s.claim_ip("subnet-a", "10.89.0.2", "arn:t2").await.unwrap(), "freed at release");
+}
+
+async fn task_writes_are_announced_to_watchers(db: Backend) {
+    let s = db.store.as_ref();
+    let mut watcher = s.watch_tasks();
+    s.upsert_node(&node("n1", 2048, 4096)).await.unwrap();
+    let cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/a";
+    let arn = "arn:aws:ecs:us-east-1:111122223333:task/a/w1";
+    let placed = s.place_task(&sized(task(arn, cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await.unwrap();
+    assert_eq!(watcher.try_recv().unwrap(), arn, "a placement is announced");
+    let mut next = placed.value.clone();
+    next.task.desired_status = Some("STOPPED".into());
+    s.put_task(&next, Some(placed.version)).await.unwrap();
+    assert_eq!(watcher.try_recv().unwrap(), arn, "an update is announced");
+    assert!(s.put_task(&next, Some(placed.version)).await.is_err(), "stale");
+    assert!(watcher.try_recv().is_err(), "a write that failed is not announced");
 }
