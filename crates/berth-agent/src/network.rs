@@ -307,26 +307,24 @@ impl NodeNetwork {
             let net_subnet = Subnet::new(subnet.cidr)
                 .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
             // Another node or task may win an address between the read and
-            // the claim: read again and try the next free one, never one
-            // already lost. Tasks provisioned at once all reach for the
-            // lowest free address and one wins each round, so a fixed
-            // number of tries failed tasks that a free subnet had room
-            // for; this ends when the subnet has no address left to try.
-            let mut lost = BTreeSet::new();
-            loop {
-                let mut used: BTreeSet<Ipv4Addr> = self
-                    .store
-                    .allocated_ips(&subnet.id)
-                    .await?
-                    .iter()
-                    .filter_map(|(ip, _)| ip.parse().ok())
-                    .collect();
-                used.extend(lost.iter().copied());
-                let Some(ip) = berth_net::allocate(&net_subnet, &used) else { break };
+            // the claim: then try the next free one. Tasks provisioned at
+            // once all reach for the lowest free address and one wins each
+            // round, so a fixed number of tries failed tasks that a free
+            // subnet had room for; this ends when the subnet has no address
+            // left to try. An address lost is taken, so the allocations are
+            // read once, not again after each loss.
+            let mut used: BTreeSet<Ipv4Addr> = self
+                .store
+                .allocated_ips(&subnet.id)
+                .await?
+                .iter()
+                .filter_map(|(ip, _)| ip.parse().ok())
+                .collect();
+            while let Some(ip) = berth_net::allocate(&net_subnet, &used) {
                 if self.store.claim_ip(&subnet.id, &ip.to_string(), arn).await? {
                     return Ok((subnet, ip));
                 }
-                lost.insert(ip);
+                used.insert(ip);
             }
         }
         Err(NetworkError::Setup(format!("no free address in subnets {}", subnets.join(", "))))
