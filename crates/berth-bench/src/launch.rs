@@ -54,6 +54,10 @@ pub fn launch_once(berth: &Berth, client: &mut Client, family: &str, poll: Durat
         std::thread::sleep(poll);
     };
     let total = started.elapsed();
+    // A moment for the task's shell to set its SIGTERM trap: a signal that
+    // comes first is ignored (PID 1), and the stop would wait out the
+    // stopTimeout.
+    std::thread::sleep(Duration::from_millis(50));
     let stop_started = Instant::now();
     client.ecs_ok("StopTask", &json!({"task": arn, "reason": "berth-bench"}))?;
     let deadline = stop_started + Duration::from_secs(60);

@@ -66,7 +66,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let stop_errors = stop_errors.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     anyhow::ensure!(stop_errors.is_empty(), "{} StopTask calls failed, e.g. {}", stop_errors.len(), stop_errors[0]);
     let stop_calls = stop_began.elapsed();
-    berth.wait_all(&mut client, &arns, "STOPPED", Duration::from_secs(300), Duration::from_millis(100))?;
+    berth.wait_all(&mut client, &arns, "STOPPED", Duration::from_secs(300), Duration::from_millis(250))?;
     let all_stopped = stop_began.elapsed();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !berth.leftovers().is_empty() && Instant::now() < deadline {
@@ -81,7 +81,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         "throughput.launch",
         "tasks/s",
         &format!(
-            "{total} tasks / (last startedAt − first RunTask sent), {in_flight} RunTask calls in flight (each count 1) from the bench's threads; the last task was RUNNING {last:.2} s after the first call (seen by polling at {:.2} s){}",
+            "{total} tasks / (last startedAt − first RunTask sent), {in_flight} RunTask calls in flight (each count 1) from the bench's threads; the last task was RUNNING {last:.2} s after the first call (seen by DescribeTasks polled every 500 ms at {:.2} s){}",
             all_seen.as_secs_f64(),
             failures.as_ref().map_or(String::new(), |f| format!("; {f}"))
         ),
@@ -97,7 +97,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     r.single(
         "throughput.stop_all",
         "s",
-        &format!("StopTask of all {total} ({in_flight} in flight; the calls took {:.2} s) → all STOPPED (DescribeTasks polled every 100 ms)", stop_calls.as_secs_f64()),
+        &format!("StopTask of all {total} ({in_flight} in flight; the calls took {:.2} s) → all STOPPED (DescribeTasks polled every 250 ms)", stop_calls.as_secs_f64()),
         all_stopped.as_secs_f64(),
     );
     r.single(

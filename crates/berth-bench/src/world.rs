@@ -438,7 +438,10 @@ impl Berth {
                     bail!("{} tasks not RUNNING within {within:?} ({} running, {} failed)", pending.len(), out.running.len(), out.failed.len());
                 }
                 if !pending.is_empty() {
-                    std::thread::sleep(Duration::from_millis(100));
+                    // Slow enough not to load Berth (DescribeTasks of 100
+                    // tasks costs milliseconds); the figures come from the
+                    // tasks' own timestamps, not from when this saw them.
+                    std::thread::sleep(Duration::from_millis(500));
                 }
             }
         }
