@@ -35,12 +35,6 @@ pub struct Floor {
 impl Floor {
     pub fn new(dir: &Path) -> anyhow::Result<Self> {
         let runc = which("runc").context("runc is not installed")?;
-        let lower = dir.join("lower");
-        std::fs::create_dir_all(&lower)?;
-        berth_testinfra::registry::busybox_rootfs(&lower)?;
-        std::fs::create_dir_all(lower.join("etc"))?;
-        std::fs::write(lower.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
-        std::fs::create_dir_all(lower.join("tmp"))?;
         let spec_dir = dir.join("spec");
         std::fs::create_dir_all(&spec_dir)?;
         run(Command::new(&runc).arg("spec").current_dir(&spec_dir))?;
@@ -59,10 +53,62 @@ impl Floor {
             namespaces.iter().any(|n| n["type"] == "network" && n.get("path").is_none()),
             "runc's default spec has no new network namespace: {namespaces:?}"
         );
+        Self::with_template(dir, runc, template)
+    }
+
+    /// The floor run with the OCI config Berth wrote for one of its tasks
+    /// (as `runc` sees it: Docker's capabilities, masked paths, Berth's
+    /// mounts and limits, and its seccomp allow-list unless `seccomp` is
+    /// false), on the same kind of overlay root, the same command, and a
+    /// new network namespace like the floor's (not the task's own, whose
+    /// cost is Berth's network setup). `data` is the Berth data dir the
+    /// config came from: bind mounts from it get empty files of ours.
+    pub fn with_berth_config(dir: &Path, config: &serde_json::Value, data: &Path, seccomp: bool) -> anyhow::Result<Self> {
+        let runc = which("runc").context("runc is not installed")?;
+        let mut t = config.clone();
+        t["process"]["terminal"] = json!(false);
+        t["process"]["args"] = json!(["sh", "-c", SLEEP_SCRIPT]);
+        for ns in t["linux"]["namespaces"].as_array_mut().into_iter().flatten() {
+            if ns["type"] == "network"
+                && let Some(o) = ns.as_object_mut()
+            {
+                o.remove("path");
+            }
+        }
+        let files = dir.join("files");
+        std::fs::create_dir_all(&files)?;
+        let ours = data.display().to_string();
+        for (i, m) in t["mounts"].as_array_mut().into_iter().flatten().enumerate() {
+            if m["source"].as_str().is_some_and(|s| s.starts_with(&ours)) {
+                let file = files.join(format!("mount-{i}"));
+                std::fs::write(&file, "")?;
+                m["source"] = json!(file);
+            }
+        }
+        if !seccomp && let Some(linux) = t["linux"].as_object_mut() {
+            linux.remove("seccomp");
+        }
+        Self::with_template(dir, runc, t)
+    }
+
+    fn with_template(dir: &Path, runc: PathBuf, template: serde_json::Value) -> anyhow::Result<Self> {
+        let lower = dir.join("lower");
+        std::fs::create_dir_all(&lower)?;
+        berth_testinfra::registry::busybox_rootfs(&lower)?;
+        std::fs::create_dir_all(lower.join("etc"))?;
+        std::fs::write(lower.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+        std::fs::create_dir_all(lower.join("tmp"))?;
         let state = dir.join("state");
         std::fs::create_dir_all(&state)?;
         std::fs::create_dir_all(dir.join("runs"))?;
         Ok(Self { dir: dir.to_owned(), lower, state, runc, template, next: Mutex::new(0), live: Mutex::default() })
+    }
+
+    /// How many syscall names the config's seccomp filter lists.
+    pub fn seccomp_syscalls(&self) -> usize {
+        self.template["linux"]["seccomp"]["syscalls"]
+            .as_array()
+            .map_or(0, |rules| rules.iter().map(|r| r["names"].as_array().map_or(0, Vec::len)).sum())
     }
 
     pub fn describe(&self) -> String {

@@ -106,7 +106,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let cold_refs: Vec<String> = cold_images.iter().map(|c| ctx.images().map(|i| i.reference(c))).collect::<Result<_, _>>()?;
 
     // Berth, image cached, then from an empty cache.
-    let (warm, cold, runtime, left) = {
+    let (warm, cold, runtime, (berth_config, berth_data), left) = {
         let berth = ctx.berth(BENCH, BIG_NODE, "info,sqlx=warn,berth_runtime=debug")?;
         berth.register_sleeper("bench-sleep", &busybox)?;
         for (i, image) in cold_refs[..cold_n].iter().enumerate() {
@@ -117,6 +117,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         for _ in 0..3 {
             launch_once(&berth, &mut client, "bench-sleep", poll)?;
         }
+        let berth_config = berth_config(&berth, &mut client)?;
         eprintln!("[launch] {warm_n} sequential tasks, image cached");
         let mut warm = Vec::new();
         for i in 0..warm_n {
@@ -131,7 +132,8 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         let runtime_starts = runtime_start_times(&berth.log);
         let runtime: Vec<f64> = warm.iter().filter_map(|l| runtime_starts.get(&l.id).copied()).collect();
-        (warm, cold, runtime, berth.finish())
+        let data = berth.data.clone();
+        (warm, cold, runtime, (berth_config, data), berth.finish())
     };
     ctx.leftovers(left);
     let r = &mut ctx.report;
@@ -203,6 +205,35 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
     }
 
+    // The floor again with the OCI config Berth writes, with and without
+    // its seccomp filter: what of the start is runc's work with Berth's
+    // sandbox settings, and what is Berth's machinery around it.
+    let variants_n = warm_n.div_ceil(2);
+    for (seccomp, id) in [(true, "launch.floor.berth_config"), (false, "launch.floor.berth_config_no_seccomp")] {
+        let dir = ctx.work().join(if seccomp { "floor-berth" } else { "floor-berth-noseccomp" });
+        match Floor::with_berth_config(&dir, &berth_config, &berth_data, seccomp) {
+            Err(e) => ctx.report.not_measured(id, &format!("{e:#}"), true),
+            Ok(floor) => {
+                eprintln!("[launch] {id}: {variants_n} × {}", floor.describe());
+                floor.launch_once()?;
+                let mut samples = Vec::new();
+                for _ in 0..variants_n {
+                    samples.push(ms(floor.launch_once()?));
+                }
+                let what = if seccomp {
+                    format!(
+                        "Profile: launch.floor with the config.json Berth wrote for one of its tasks (Docker's capabilities, masked paths, its mounts and limits, a seccomp allow-list of {} syscalls), a new netns as the floor's; {variants_n} sequential",
+                        floor.seccomp_syscalls()
+                    )
+                } else {
+                    format!("Profile: the same without the seccomp filter; {variants_n} sequential")
+                };
+                ctx.report.samples(id, "ms", &what, &samples);
+                ctx.leftovers(floor.leftovers());
+            }
+        }
+    }
+
     // The peer: podman run.
     let podman_dir = ctx.work().join("podman");
     match Podman::new(&podman_dir, &busybox) {
@@ -243,6 +274,9 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ("launch.warm.server", "launch.floor"),
         ("launch.cold", "launch.podman.cold"),
         ("launch.cold", "launch.floor"),
+        ("launch.floor.berth_config", "launch.floor"),
+        ("launch.floor.berth_config_no_seccomp", "launch.floor"),
+        ("launch.warm.phase.runtime", "launch.floor.berth_config"),
     ] {
         r.ratio(figure, baseline);
     }
@@ -252,6 +286,20 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         p50 < 150.0 && floor.is_none_or(|fl| p50 <= 2.0 * fl)
     });
     Ok(())
+}
+
+/// The OCI config Berth writes for a task: runs one to RUNNING, reads its
+/// bundle's config.json, stops it.
+fn berth_config(berth: &Berth, client: &mut Client) -> anyhow::Result<Value> {
+    let (arn, _) = berth.run_task(client, "bench-sleep")?;
+    berth.wait_all(client, std::slice::from_ref(&arn), "RUNNING", Duration::from_secs(60), Duration::from_millis(10))?;
+    let id = arn.rsplit('/').next().unwrap_or(&arn);
+    let path = berth.data.join("runtime/tasks").join(id).join("containers/main/bundle/config.json");
+    let config = std::fs::read(&path).with_context(|| format!("reading {}", path.display()));
+    std::thread::sleep(Duration::from_millis(50));
+    berth.stop_tasks(client, std::slice::from_ref(&arn))?;
+    berth.wait_all(client, std::slice::from_ref(&arn), "STOPPED", Duration::from_secs(60), Duration::from_millis(10))?;
+    Ok(serde_json::from_slice(&config?)?)
 }
 
 fn progress(done: usize, of: usize) {

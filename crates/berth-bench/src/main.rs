@@ -84,13 +84,13 @@ pub struct Opts {
     #[arg(long, default_value_t = 100, global = true)]
     launches: usize,
     /// Sequential launches from an empty cache.
-    #[arg(long, default_value_t = 30, global = true)]
+    #[arg(long, default_value_t = 100, global = true)]
     cold_launches: usize,
     /// podman runs, image cached.
     #[arg(long, default_value_t = 30, global = true)]
     podman_launches: usize,
     /// podman runs of an image not in its storage.
-    #[arg(long, default_value_t = 10, global = true)]
+    #[arg(long, default_value_t = 20, global = true)]
     podman_cold_launches: usize,
     /// How often a launch polls DescribeTasks for RUNNING (ms).
     #[arg(long, default_value_t = 5, global = true)]
