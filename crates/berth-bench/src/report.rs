@@ -23,8 +23,9 @@ pub struct Figure {
     /// Ratios of this figure to baselines measured in the same run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ratios: Vec<Ratio>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<Target>,
+    /// Targets for this machine, each judged on the headline value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,7 +102,7 @@ impl Report {
             unit: unit.to_owned(),
             value,
             ratios: Vec::new(),
-            target: None,
+            targets: Vec::new(),
         });
         let last = self.figures.len() - 1;
         &mut self.figures[last]
@@ -122,11 +123,11 @@ impl Report {
         }
     }
 
-    /// Sets `figure`'s target; `met` judges its headline value.
+    /// Adds a target to `figure`; `met` judges it.
     pub fn target(&mut self, figure: &str, text: &str, met: impl Fn(&Figure) -> bool) {
         if let Some(f) = self.figures.iter_mut().find(|f| f.id == figure) {
             let met = met(f);
-            f.target = Some(Target { text: text.to_owned(), met });
+            f.targets.push(Target { text: text.to_owned(), met });
         }
     }
 
@@ -166,9 +167,12 @@ impl Report {
                 .map(|r| format!("{:.2}× {}", r.ratio, r.baseline))
                 .collect::<Vec<_>>()
                 .join("; ");
-            let target = f.target.as_ref().map_or(String::new(), |t| {
-                format!("{} {}", if t.met { "met:" } else { "MISSED:" }, t.text)
-            });
+            let target = f
+                .targets
+                .iter()
+                .map(|t| format!("{} {}", if t.met { "met:" } else { "MISSED:" }, t.text))
+                .collect::<Vec<_>>()
+                .join("; ");
             let _ = writeln!(out, "| {} | {} | {n} | {min} | {median} | {p99} | {ratios} | {target} |", f.id, f.unit);
         }
         for n in &self.not_measured {
@@ -241,7 +245,7 @@ mod tests {
         let f = r.figure("launch.berth").unwrap();
         assert_eq!(f.ratios.len(), 1, "a missing baseline gives no ratio");
         assert_eq!(f.ratios[0].ratio, 2.0);
-        assert!(f.target.as_ref().unwrap().met);
+        assert!(f.targets[0].met);
         r.not_measured("podman", "not installable", true);
         assert!(!r.failed(), "a missing baseline is not a failure");
         let table = r.markdown();
