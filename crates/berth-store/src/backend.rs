@@ -821,6 +821,19 @@ impl Store for SqlStore {
         self.get(task_arn).await
     }
 
+    async fn get_tasks(&self, task_arns: &[String]) -> Result<Vec<Versioned<TaskRecord>>, StoreError> {
+        if task_arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params: Vec<String> = (1..=task_arns.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT version, body FROM tasks WHERE task_arn IN ({})", params.join(", "));
+        let mut query = sqlx::query(&sql);
+        for arn in task_arns {
+            query = query.bind(arn);
+        }
+        all_versioned(&query.fetch_all(&self.read).await?)
+    }
+
     async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<TaskRecord>>, StoreError> {
         let c = self.dialect.bytewise();
         let live = if filter.live_only { "AND (last_status IS NULL OR last_status <> 'STOPPED')" } else { "" };

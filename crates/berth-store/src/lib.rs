@@ -414,6 +414,9 @@ pub trait Store: Send + Sync + 'static {
     /// re-read now and then for changes other processes make (a fleet on
     /// PostgreSQL). `Lagged` means notices were missed: re-read everything.
     fn watch_tasks(&self) -> tokio::sync::broadcast::Receiver<String>;
+    /// Several tasks in one read (DescribeTasks): those that exist, in no
+    /// particular order.
+    async fn get_tasks(&self, task_arns: &[String]) -> Result<Vec<Versioned<TaskRecord>>, StoreError>;
     async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<TaskRecord>>, StoreError>;
     /// Tasks matching `filter`, ordered by ARN, page key = task ARN.
     async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<TaskRecord>>, StoreError>;

@@ -97,6 +97,7 @@ both_backends!(
     subnets_and_security_groups_with_versions,
     an_address_goes_to_one_task_at_a_time,
     task_writes_are_announced_to_watchers,
+    many_tasks_are_read_at_once,
 );
 
 // --- fixtures ---
@@ -1414,4 +1415,24 @@ async fn task_writes_are_announced_to_watchers(db: Backend) {
     assert_eq!(watcher.try_recv().unwrap(), arn, "an update is announced");
     assert!(s.put_task(&next, Some(placed.version)).await.is_err(), "stale");
     assert!(watcher.try_recv().is_err(), "a write that failed is not announced");
+}
+
+async fn many_tasks_are_read_at_once(db: Backend) {
+    let s = db.store.as_ref();
+    s.upsert_node(&node("n1", 1 << 20, 1 << 20)).await.unwrap();
+    let cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/a";
+    let arn = |i: usize| format!("arn:aws:ecs:us-east-1:111122223333:task/a/m{i}");
+    for i in 0..120 {
+        s.place_task(&sized(task(&arn(i), cluster, Some("RUNNING")), 1, 1), "n1", &fits(1, 1)).await.unwrap();
+    }
+    let mut asked: Vec<String> = (0..100).map(|i| arn(i * 7 % 120)).collect();
+    asked.push(arn(999));
+    let got = s.get_tasks(&asked).await.unwrap();
+    let mut want: Vec<String> = asked[..100].to_vec();
+    want.sort();
+    want.dedup();
+    let mut have: Vec<String> = got.iter().map(|v| v.value.task.task_arn.clone().unwrap()).collect();
+    have.sort();
+    assert_eq!(have, want, "every existing task once; the missing one is absent");
+    assert!(s.get_tasks(&[]).await.unwrap().is_empty());
 }

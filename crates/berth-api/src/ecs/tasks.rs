@@ -233,18 +233,26 @@ pub async fn describe(call: &Call<'_>, req: DescribeTasksRequest) -> Result<Desc
         )));
     }
     let with_tags = req.include.unwrap_or_default().contains(&TaskField::Tags);
+    let arns = req.tasks.iter().map(|p| task_arn(call, req.cluster.as_deref(), p)).collect::<Result<Vec<_>, _>>()?;
+    // One read for all of them, answered in the order asked.
+    let mut found: std::collections::HashMap<String, Task> = call
+        .store()
+        .get_tasks(&arns)
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r.value.task.task_arn.clone()?, r.value.task)))
+        .collect();
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
-    for param in &req.tasks {
-        let arn = task_arn(call, req.cluster.as_deref(), param)?;
-        match call.store().get_task(&arn).await? {
-            Some(r) => {
-                let mut t = r.value.task;
+    for arn in arns {
+        match found.remove(&arn) {
+            Some(mut t) => {
                 if !with_tags {
                     t.tags = None;
                 }
                 tasks.push(t);
             }
+            None if tasks.iter().any(|t: &Task| t.task_arn.as_deref() == Some(arn.as_str())) => {}
             None => failures.push(Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None }),
         }
     }
