@@ -61,15 +61,27 @@ pub fn launch_once(berth: &Berth, client: &mut Client, family: &str, poll: Durat
     let stop_started = Instant::now();
     client.ecs_ok("StopTask", &json!({"task": arn, "reason": "berth-bench"}))?;
     let deadline = stop_started + Duration::from_secs(60);
-    loop {
+    let stopped = loop {
         let t = describe_one(client, &arn)?;
         if t["lastStatus"] == "STOPPED" {
-            break;
+            break t;
         }
         anyhow::ensure!(Instant::now() < deadline, "task {arn} not STOPPED within 60 s of StopTask: {}", t["lastStatus"]);
         std::thread::sleep(poll);
-    }
+    };
     let stop = stop_started.elapsed();
+    if stop > Duration::from_secs(1) {
+        // Say where a slow stop spent its time (exit code 137: SIGKILL
+        // after the stopTimeout, i.e. SIGTERM did not end the task).
+        let at = |k: &str| stopped[k].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "[launch] slow stop of {arn}: {:.0} ms; exit code {}; stoppingAt → executionStoppedAt {:.0} ms, → stoppedAt {:.0} ms",
+            ms(stop),
+            stopped["containers"][0]["exitCode"],
+            (at("executionStoppedAt") - at("stoppingAt")) * 1000.0,
+            (at("stoppedAt") - at("stoppingAt")) * 1000.0
+        );
+    }
     let at = |k: &str| task[k].as_f64().with_context(|| format!("RUNNING task without {k}: {task}"));
     let (created, pull_started, pull_stopped, running) =
         (at("createdAt")?, at("pullStartedAt")?, at("pullStoppedAt")?, at("startedAt")?);
