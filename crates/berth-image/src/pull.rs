@@ -22,7 +22,7 @@ impl ImageStore {
         let key = reference::key(&parsed);
         let _no_gc = self.gc_lock.read().await;
         let _one_at_a_time = self.locks.lock(format!("image:{key}")).await;
-        let remote = Remote::new(&parsed, credentials, self.config.is_insecure(parsed.registry()));
+        let remote = Remote::new(&parsed, credentials, self.config.is_insecure(parsed.registry()), &self.clients);
 
         let current = match self.records.get(&key)?.filter(|r| self.is_complete(r)) {
             Some(record) => self.still_current(record, &parsed, &remote, asked_at).await?,

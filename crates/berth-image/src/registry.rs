@@ -30,21 +30,53 @@ pub(crate) struct Remote {
     reference: Reference,
 }
 
+/// Registry clients for anonymous pulls, one per protocol, kept for the
+/// store's life: making a client loads the system's root certificates
+/// (milliseconds of CPU per pull otherwise), and a kept one reuses its
+/// connections and bearer tokens. Pulls with credentials get a client of
+/// their own, so no pull ever rides on another's credentials.
+#[derive(Default)]
+pub(crate) struct Clients {
+    plain: std::sync::OnceLock<Client>,
+    tls: std::sync::OnceLock<Client>,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients").finish_non_exhaustive()
+    }
+}
+
+impl Clients {
+    fn anonymous(&self, insecure: bool) -> Client {
+        let cell = if insecure { &self.plain } else { &self.tls };
+        cell.get_or_init(|| new_client(insecure)).clone()
+    }
+}
+
+fn new_client(insecure: bool) -> Client {
+    Client::new(ClientConfig {
+        protocol: if insecure { ClientProtocol::Http } else { ClientProtocol::Https },
+        platform_resolver: None, // we pick the platform ourselves
+        connect_timeout: Some(Duration::from_secs(30)),
+        read_timeout: Some(Duration::from_secs(120)),
+        user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
+        ..ClientConfig::default()
+    })
+}
+
 impl Remote {
-    pub(crate) fn new(reference: &Reference, credentials: Option<&Credentials>, insecure: bool) -> Self {
-        let config = ClientConfig {
-            protocol: if insecure { ClientProtocol::Http } else { ClientProtocol::Https },
-            platform_resolver: None, // we pick the platform ourselves
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(120)),
-            user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
+    pub(crate) fn new(
+        reference: &Reference,
+        credentials: Option<&Credentials>,
+        insecure: bool,
+        clients: &Clients,
+    ) -> Self {
+        let (client, auth) = match credentials {
+            Some(c) => (new_client(insecure), RegistryAuth::Basic(c.username.clone(), c.password.clone())),
+            None => (clients.anonymous(insecure), RegistryAuth::Anonymous),
         };
-        let auth = match credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
-        };
-        Self { client: Client::new(config), auth, reference: reference.clone() }
+        Self { client, auth, reference: reference.clone() }
     }
 
     fn registry(&self) -> String {

@@ -42,6 +42,8 @@ pub struct ImageStore {
     pub(crate) locks: KeyedLocks,
     /// Held shared by everything that adds content, exclusively by GC.
     pub(crate) gc_lock: RwLock<()>,
+    /// Registry clients shared by anonymous pulls.
+    pub(crate) clients: crate::registry::Clients,
 }
 
 impl ImageStore {
@@ -49,7 +51,14 @@ impl ImageStore {
         let paths = CachePaths::new(root.into());
         paths.prepare().map_err(ImageError::io("create", paths.root()))?;
         let records = Records::new(paths.records());
-        Ok(Self { paths, config, records, locks: KeyedLocks::default(), gc_lock: RwLock::new(()) })
+        Ok(Self {
+            paths,
+            config,
+            records,
+            locks: KeyedLocks::default(),
+            gc_lock: RwLock::new(()),
+            clients: crate::registry::Clients::default(),
+        })
     }
 
     pub fn config(&self) -> &ImageStoreConfig {
