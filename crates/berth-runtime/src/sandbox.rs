@@ -38,6 +38,10 @@ struct Inner {
     config: RuntimeConfig,
     probe: Probe,
     cgroups: Cgroups,
+    /// Task records as read from disk: written once at start and never
+    /// changed, so status reads (many a second while a task is young)
+    /// need not parse them again.
+    records: std::sync::Mutex<HashMap<TaskId, Arc<TaskRecord>>>,
 }
 
 impl SandboxRuntime {
@@ -54,6 +58,7 @@ impl SandboxRuntime {
                 config,
                 probe,
                 cgroups,
+                records: std::sync::Mutex::default(),
             }),
         })
     }
@@ -107,7 +112,7 @@ impl TaskRuntime for SandboxRuntime {
     }
 
     async fn wait(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
-        // Exit records are files: poll them, often in the task's first
+        // Exit records are files: poll them, every 5 ms in the task's first
         // second (short tasks and tests), then every 100 ms. The first
         // second is the task's, not this call's: the agent waits with a
         // timeout and calls again, which must not keep an idle task at the
@@ -119,7 +124,7 @@ impl TaskRuntime for SandboxRuntime {
                 return Ok(status);
             }
             let young = young_until.is_some_and(|until| std::time::SystemTime::now() < until);
-            let delay = if young { 2 } else { 100 };
+            let delay = if young { 5 } else { 100 };
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
     }
@@ -180,9 +185,26 @@ impl Inner {
         std::fs::metadata(self.dir(task).record()).and_then(|m| m.modified()).ok()
     }
 
-    fn record(&self, task: &TaskId) -> Result<TaskRecord, RuntimeError> {
-        read_json(&self.dir(task).record())?
-            .ok_or_else(|| RuntimeError::TaskNotFound(task.to_string()))
+    fn record(&self, task: &TaskId) -> Result<Arc<TaskRecord>, RuntimeError> {
+        let path = self.dir(task).record();
+        let cached = self.cache().get(task).cloned();
+        match cached {
+            // Still there (another instance may have removed the task).
+            Some(record) if path.exists() => Ok(record),
+            _ => {
+                let record: TaskRecord = read_json(&path)?
+                    .ok_or_else(|| RuntimeError::TaskNotFound(task.to_string()))?;
+                let record = Arc::new(record);
+                self.cache().insert(task.clone(), record.clone());
+                Ok(record)
+            }
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Arc<TaskRecord>>> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
@@ -215,6 +237,7 @@ impl Inner {
                     tracing::error!(task = %spec.task_id, error = %cleanup, "cleaning up a task that failed to start");
                 }
                 let _ = std::fs::remove_dir_all(dir.path());
+                self.cache().remove(&spec.task_id);
                 Err(e)
             }
         }
@@ -485,6 +508,7 @@ impl Inner {
             return Err(RuntimeError::TaskRunning(task.to_string()));
         }
         self.release(&record)?;
+        self.cache().remove(task);
         remove_dir(self.dir(task).path())
     }
 
