@@ -182,7 +182,8 @@ impl Driver {
                 }
             }
         }
-        self.update(arn, |t| t.pull_stopped_at = Some(now_epoch())).await?;
+        // Written with the next step, one store write fewer per launch.
+        let pull_stopped_at = now_epoch();
         let mut spec = spec::task(
             id.clone(),
             &definition,
@@ -217,10 +218,24 @@ impl Driver {
         }
         match self.runtime.start(&spec).await {
             Ok(status) => {
-                self.advance(arn, TaskEvent::ContainersStarted, |t| record_states(t, &status.containers)).await
+                // With nothing left to wait for, ACTIVATING and RUNNING are
+                // one write.
+                let ready = !status.any_waiting() && !status.is_finished();
+                let events: &[TaskEvent] =
+                    if ready { &[TaskEvent::ContainersStarted, TaskEvent::Activated] } else { &[TaskEvent::ContainersStarted] };
+                let started_at = now_epoch();
+                self.advance_through(arn, events, |t| {
+                    t.pull_stopped_at = Some(pull_stopped_at);
+                    if ready {
+                        t.started_at = Some(started_at);
+                    }
+                    record_states(t, &status.containers);
+                })
+                .await
             }
             Err(e) => {
                 tracing::info!(task = %arn, error = %e, "start failed");
+                self.update(arn, |t| t.pull_stopped_at = Some(pull_stopped_at)).await?;
                 self.fail(arn, &format!("CannotStartContainerError: {e}")).await
             }
         }
@@ -411,6 +426,21 @@ impl Driver {
             let to = transition(from, event).ok()?;
             change(t);
             t.last_status = Some(to.as_str().to_owned());
+            Some(())
+        })
+        .await
+    }
+
+    /// Applies several events in order, each through the transition
+    /// function, in one write (nothing is written if any does not apply).
+    async fn advance_through(&self, arn: &str, events: &[TaskEvent], change: impl Fn(&mut Task)) -> Result<(), DriverError> {
+        self.write(arn, |t| {
+            let mut at = t.last_status.as_deref().and_then(TaskStatus::parse).unwrap_or(TaskStatus::Provisioning);
+            for event in events {
+                at = transition(at, *event).ok()?;
+            }
+            change(t);
+            t.last_status = Some(at.as_str().to_owned());
             Some(())
         })
         .await

@@ -306,25 +306,19 @@ impl NodeNetwork {
             let subnet = subnet.value;
             let net_subnet = Subnet::new(subnet.cidr)
                 .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
-            // Another node or task may win an address between the read and
-            // the claim: then try the next free one. Tasks provisioned at
-            // once all reach for the lowest free address and one wins each
-            // round, so a fixed number of tries failed tasks that a free
-            // subnet had room for; this ends when the subnet has no address
-            // left to try. An address lost is taken, so the allocations are
-            // read once, not again after each loss.
-            let mut used: BTreeSet<Ipv4Addr> = self
-                .store
-                .allocated_ips(&subnet.id)
-                .await?
-                .iter()
-                .filter_map(|(ip, _)| ip.parse().ok())
-                .collect();
-            while let Some(ip) = berth_net::allocate(&net_subnet, &used) {
-                if self.store.claim_ip(&subnet.id, &ip.to_string(), arn).await? {
+            // One transaction reads what is held and takes the lowest free
+            // address: a burst of tasks never races for the same one.
+            let pick = move |held: &BTreeSet<String>| {
+                let used: BTreeSet<Ipv4Addr> = held.iter().filter_map(|ip| ip.parse().ok()).collect();
+                berth_net::allocate(&net_subnet, &used).map(|ip| ip.to_string())
+            };
+            match self.store.claim_free_ip(&subnet.id, arn, &pick).await {
+                Ok(Some(ip)) => {
+                    let ip = ip.parse().map_err(|_| NetworkError::Setup(format!("stored address {ip:?} is not IPv4")))?;
                     return Ok((subnet, ip));
                 }
-                used.insert(ip);
+                Ok(None) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(NetworkError::Setup(format!("no free address in subnets {}", subnets.join(", "))))

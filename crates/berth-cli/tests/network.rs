@@ -153,6 +153,20 @@ fn http_get(ip: Ipv4Addr, port: u16, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// [`http_get`] until the server answers (it may still be starting when
+/// its task is RUNNING): at most 50 tries over 5 s.
+fn http_get_ready(ip: Ipv4Addr, port: u16, path: &str) -> String {
+    let mut last = None;
+    for _ in 0..50 {
+        match http_get(ip, port, path) {
+            Ok(body) if !body.is_empty() => return body,
+            other => last = Some(other),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{ip}:{port} did not answer: {last:?}");
+}
+
 /// A busybox httpd on port 8080 serving `text` at /index.html.
 fn web(text: &str) -> String {
     format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 8080 -h /www")
@@ -189,7 +203,7 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
     }
     // The host reaches each task at its address and port.
     let ip_a: Ipv4Addr = ip_a.parse().unwrap();
-    let got = http_get(ip_a, 8080, "/").unwrap();
+    let got = http_get_ready(ip_a, 8080, "/");
     assert!(got.contains("hello-a"), "{got}");
     // A second container of the task reached the first on 127.0.0.1.
     assert_eq!(w.exit_code(&a, "probe"), 0, "the probe container reached httpd on localhost: {:#}", w.describe(&a));
@@ -264,7 +278,7 @@ fn security_groups_allow_and_deny_between_tasks() {
     assert_eq!(w.exit_code(&allowed, "fetch"), 0, "client → server:8080 is allowed: {:#}", w.describe(&allowed));
     assert_ne!(w.exit_code(&denied, "fetch"), 0, "default group → server:8080 is denied");
     // The host still reaches the server (host traffic is not filtered).
-    assert!(http_get(ip.parse().unwrap(), 8080, "/").unwrap().contains("hello-server"));
+    assert!(http_get_ready(ip.parse().unwrap(), 8080, "/").contains("hello-server"));
 
     // Revoking the rule closes the door for new connections of a new client task.
     w.operator(
@@ -450,7 +464,7 @@ fn assign_public_ip_publishes_the_task_ports_on_the_operators_address() {
     );
     // The host reaches the task at the public address (a local address the
     // test made), not only at its private one.
-    let got = http_get(public.addr, 8080, "/").unwrap();
+    let got = http_get_ready(public.addr, 8080, "/");
     assert!(got.contains("hello-public"), "{got}");
     // A second task cannot publish the same port: it fails to start, saying why.
     let b = run(true);
@@ -466,5 +480,5 @@ fn assign_public_ip_publishes_the_task_ports_on_the_operators_address() {
     w.wait_for(&a, "STOPPED");
     let d = run(true);
     w.wait_for(&d, "RUNNING");
-    assert!(http_get(public.addr, 8080, "/").unwrap().contains("hello-public"));
+    assert!(http_get_ready(public.addr, 8080, "/").contains("hello-public"));
 }

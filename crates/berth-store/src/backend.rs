@@ -988,6 +988,45 @@ impl Store for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn claim_free_ip(
+        &self,
+        subnet_id: &str,
+        task_arn: &str,
+        pick: &(dyn for<'u> Fn(&'u std::collections::BTreeSet<String>) -> Option<String> + Send + Sync),
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // The subnet's row lock (PostgreSQL) or the write lock (SQLite)
+        // serialises claims on the subnet until commit.
+        let touched = sqlx::query("UPDATE subnets SET version = version WHERE id = $1")
+            .bind(subnet_id)
+            .execute(&mut *tx)
+            .await?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("subnet {subnet_id}")));
+        }
+        let rows = sqlx::query("SELECT ip, task_arn FROM ip_allocations WHERE subnet_id = $1")
+            .bind(subnet_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut held = std::collections::BTreeSet::new();
+        for row in &rows {
+            let (ip, holder): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            if holder == task_arn {
+                return Ok(Some(ip));
+            }
+            held.insert(ip);
+        }
+        let Some(ip) = pick(&held) else { return Ok(None) };
+        sqlx::query("INSERT INTO ip_allocations (subnet_id, ip, task_arn) VALUES ($1, $2, $3)")
+            .bind(subnet_id)
+            .bind(&ip)
+            .bind(task_arn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ip))
+    }
+
     async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query("SELECT subnet_id, ip FROM ip_allocations WHERE task_arn = $1")
             .bind(task_arn)

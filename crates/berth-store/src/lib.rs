@@ -463,6 +463,18 @@ pub trait Store: Send + Sync + 'static {
     /// task holds it now (also when it already did), `false` if another
     /// task does. Never hands one address to two tasks.
     async fn claim_ip(&self, subnet_id: &str, ip: &str, task_arn: &str) -> Result<bool, StoreError>;
+    /// Takes a free address of the subnet for the task in one transaction:
+    /// `pick` chooses among what is not held (it sees the held set), and
+    /// claims on one subnet are serialised, so a burst of tasks never
+    /// races for the same address. Returns the address the task holds in
+    /// the subnet (one it held already is returned as is); `None` when
+    /// `pick` finds none free. `NotFound` if the subnet does not exist.
+    async fn claim_free_ip(
+        &self,
+        subnet_id: &str,
+        task_arn: &str,
+        pick: &(dyn for<'u> Fn(&'u std::collections::BTreeSet<String>) -> Option<String> + Send + Sync),
+    ) -> Result<Option<String>, StoreError>;
     /// The addresses a task holds: (subnet id, ip).
     async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// Frees every address the task holds; how many there were.

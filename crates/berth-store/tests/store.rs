@@ -98,6 +98,7 @@ both_backends!(
     an_address_goes_to_one_task_at_a_time,
     task_writes_are_announced_to_watchers,
     many_tasks_are_read_at_once,
+    a_burst_of_claims_takes_distinct_free_addresses,
 );
 
 // --- fixtures ---
@@ -1435,4 +1436,33 @@ async fn many_tasks_are_read_at_once(db: Backend) {
     have.sort();
     assert_eq!(have, want, "every existing task once; the missing one is absent");
     assert!(s.get_tasks(&[]).await.unwrap().is_empty());
+}
+
+async fn a_burst_of_claims_takes_distinct_free_addresses(db: Backend) {
+    let s = db.store.clone();
+    s.put_subnet(&subnet_record("subnet-a", "10.89.0.0/28"), None).await.unwrap();
+    // The lowest of .2 to .14 not held: what the agent's allocator picks.
+    fn lowest(held: &std::collections::BTreeSet<String>) -> Option<String> {
+        (2..15).map(|i| format!("10.89.0.{i}")).find(|ip| !held.contains(ip))
+    }
+    let mut handles = Vec::new();
+    for t in 0..16 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move { s.claim_free_ip("subnet-a", &format!("arn:b{t}"), &lowest).await.unwrap() }));
+    }
+    let mut got = Vec::new();
+    for h in handles {
+        got.push(h.await.unwrap());
+    }
+    let taken: Vec<String> = got.iter().flatten().cloned().collect();
+    let mut unique = taken.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(taken.len(), 13, "13 addresses for 16 tasks: {got:?}");
+    assert_eq!(unique.len(), 13, "no address twice: {got:?}");
+    assert_eq!(got.iter().filter(|g| g.is_none()).count(), 3, "the rest find none free");
+    // A task that holds one gets it back; an unknown subnet is NotFound.
+    let again = s.claim_free_ip("subnet-a", "arn:b0", &lowest).await.unwrap();
+    assert_eq!(again.as_ref(), got[0].as_ref());
+    assert!(matches!(s.claim_free_ip("subnet-nope", "arn:x", &lowest).await, Err(StoreError::NotFound(_))));
 }
