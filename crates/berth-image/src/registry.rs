@@ -194,6 +194,12 @@ enum Target<'a> {
 }
 
 impl BlobSource for Remote {
+    /// oci-client hashes each blob as it streams it and fails on a
+    /// mismatch (`DigestMismatch` here), so it is not read a second time.
+    fn verified(&self) -> bool {
+        true
+    }
+
     async fn fetch(&self, digest: &Digest, dest: &Path) -> Result<(), ImageError> {
         let file = tokio::fs::File::create(dest).await.map_err(ImageError::io("create", dest))?;
         let digest_text = digest.to_string();
