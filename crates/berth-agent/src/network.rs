@@ -398,10 +398,23 @@ async fn applier(
         let Some(network) = network.upgrade() else { return };
         match network.desired_state().await {
             Ok(state) if last.as_ref().is_some_and(|(s, at)| *s == state && at.elapsed() < REAPPLY) => {}
-            Ok(state) => match firewall.apply(&state).await {
-                Ok(()) => last = Some((state, std::time::Instant::now())),
-                Err(e) => tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "applying the firewall"),
-            },
+            Ok(state) => {
+                // Tasks coming and going are set element updates; the tables
+                // are replaced whole when more changed, and now and then.
+                let fresh = last.as_ref().filter(|(_, at)| at.elapsed() < REAPPLY);
+                let applied_at = fresh.map_or_else(std::time::Instant::now, |(_, at)| *at);
+                let result = match fresh {
+                    Some((from, _)) => firewall.apply_changes(Some(from), &state).await,
+                    None => firewall.apply(&state).await,
+                };
+                match result {
+                    Ok(()) => last = Some((state, applied_at)),
+                    Err(e) => {
+                        last = None;
+                        tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "applying the firewall");
+                    }
+                }
+            }
             Err(e) => tracing::error!(error = %e, "reading the firewall's state"),
         }
         drop(network);

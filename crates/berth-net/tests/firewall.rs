@@ -187,8 +187,8 @@ async fn apply_replaces_the_tables_whole_and_remove_deletes_them() {
     assert!(inet.contains(&a.ip.to_string()), "{inet}");
     let bridge = common::nft_list("bridge", &table);
     assert!(
-        bridge.contains(&format!("chain port_{}", a.host_veth)),
-        "{bridge}"
+        bridge.contains(&format!("\"{}\" . {} . {}", a.host_veth, a.mac, a.ip)),
+        "the port's identity is in port_ids: {bridge}"
     );
     assert!(bridge.contains(&a.mac.to_string()), "{bridge}");
 
@@ -201,7 +201,7 @@ async fn apply_replaces_the_tables_whole_and_remove_deletes_them() {
         !inet.contains("sg-web") && !inet.contains(&a.ip.to_string()),
         "{inet}"
     );
-    assert!(!common::nft_list("bridge", &table).contains("port_"));
+    assert!(!common::nft_list("bridge", &table).contains(&a.host_veth));
 
     t.firewall.remove().await.unwrap();
     assert_eq!(common::nft_list("inet", &table), "");
@@ -353,4 +353,42 @@ async fn a_task_cannot_borrow_a_group_members_address() {
         .unwrap();
     send_from(&b, c.ip, to, b"b as c").await;
     assert_eq!(received(&sock).await, vec![b"b as c".to_vec()]);
+}
+
+/// Tasks coming and going, and changing groups, through element updates
+/// (`apply_changes`) give the same traffic as whole replacements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn element_updates_admit_and_deny_as_whole_replacements_do() {
+    if !can_run("element_updates_admit_and_deny_as_whole_replacements_do") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let a = t.attach().await;
+    let server = Server::start(&a.netns_path, a.ip, 0, "a").await;
+    let groups = || vec![web(server.addr.port(), Source::Group("sg-client".into())), client()];
+    let first = t.state(groups(), &[(&a, &["sg-web"])]);
+    t.firewall.apply(&first).await.unwrap();
+
+    // b arrives in sg-client by an element update: it gets through.
+    let b = t.attach().await;
+    let with_b = t.state(groups(), &[(&a, &["sg-web"]), (&b, &["sg-client"])]);
+    t.firewall.apply_changes(Some(&first), &with_b).await.unwrap();
+    let inet = common::nft_list("inet", t.firewall.table());
+    assert!(inet.contains(&b.ip.to_string()), "b is a member now: {inet}");
+    assert_eq!(fetch_from(&b, server.addr).await.unwrap(), "a");
+
+    // b leaves the group: denied; b goes: its port is forgotten.
+    let b_alone = t.state(groups(), &[(&a, &["sg-web"]), (&b, &[])]);
+    t.firewall.apply_changes(Some(&with_b), &b_alone).await.unwrap();
+    fetch_from(&b, server.addr).await.unwrap_err();
+    t.firewall.apply_changes(Some(&b_alone), &first).await.unwrap();
+    let bridge = common::nft_list("bridge", t.firewall.table());
+    assert!(!bridge.contains(&b.host_veth), "{bridge}");
+
+    // A state the kernel does not have (rules flushed behind Berth's back)
+    // falls back to a whole replacement.
+    t.firewall.remove().await.unwrap();
+    t.firewall.apply_changes(Some(&b_alone), &with_b).await.unwrap();
+    assert_eq!(fetch_from(&b, server.addr).await.unwrap(), "a");
+    assert_eq!(fetch_from_host(server.addr).await.unwrap(), "a");
 }

@@ -3,8 +3,10 @@
 //! The caller keeps a [`FirewallState`] (subnets, groups, which task is in
 //! which, host services tasks may use) and calls [`Firewall::apply`] after
 //! any change: the whole ruleset is rendered from the state and replaces
-//! Berth's tables in one `nft` transaction, so there is no incremental
-//! state to drift and no moment with half a ruleset.
+//! Berth's tables in one `nft` transaction, so there is no moment with
+//! half a ruleset. Tasks appear in the rules only as set elements, so when
+//! only tasks changed [`Firewall::apply_changes`] adds and deletes those
+//! elements instead (one transaction too), without replacing the tables.
 //!
 //! # What is enforced
 //! - A task accepts inbound traffic only if one of its groups allows it; a
@@ -131,6 +133,27 @@ impl Firewall {
         self.run(&commands).await?;
         tracing::debug!(table = %self.table, tasks = state.tasks.len(), groups = state.groups.len(), "firewall applied");
         Ok(())
+    }
+
+    /// Moves the kernel's rules from `from` (what was applied last) to
+    /// `to`. When only tasks changed (attached, detached, moved between
+    /// groups) this adds and deletes set elements in one transaction, which
+    /// the kernel commits at once and whose cost does not grow with the
+    /// number of tasks; otherwise, or if that fails (the rules were changed
+    /// behind Berth's back), it replaces the tables as [`Self::apply`].
+    pub async fn apply_changes(&self, from: Option<&FirewallState>, to: &FirewallState) -> Result<(), NetError> {
+        to.validate()?;
+        if let Some(commands) = from.and_then(|from| render::render_changes(&self.table, from, to)) {
+            let commands = serde_json::to_value(commands).unwrap_or_default();
+            match self.run(&commands).await {
+                Ok(()) => {
+                    tracing::debug!(table = %self.table, tasks = to.tasks.len(), "firewall updated");
+                    return Ok(());
+                }
+                Err(e) => tracing::warn!(table = %self.table, error = %e, "firewall update failed; replacing the tables"),
+            }
+        }
+        self.apply(to).await
     }
 
     /// Checks the rules for `state` with the kernel without changing

@@ -8,10 +8,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use nftables::batch::Batch;
 use nftables::expr::{
-    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range, SetItem,
+    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range,
 };
 use nftables::schema::{Chain, NfListObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table};
-use nftables::stmt::{JumpTarget, Match, Operator, Statement, VerdictMap};
+use nftables::stmt::{JumpTarget, Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 pub(crate) type Expr = Expression<'static>;
@@ -91,6 +91,18 @@ impl TableBuilder<'_> {
         })));
     }
 
+    /// A named set of concatenated elements (`type a . b . c`).
+    pub(crate) fn set_concat(&mut self, name: &str, kinds: &[SetType], elems: Vec<Expr>) {
+        self.batch.add(NfListObject::Set(Box::new(Set {
+            family: self.family,
+            table: self.table.clone().into(),
+            name: name.to_string().into(),
+            set_type: SetTypeValue::Concatenated(Cow::Owned(kinds.to_vec())),
+            elem: (!elems.is_empty()).then(|| Cow::Owned(elems)),
+            ..Set::default()
+        })));
+    }
+
     /// A rule at the end of `chain`.
     pub(crate) fn rule(&mut self, chain: &str, comment: Option<&str>, stmts: Vec<Stmt>) {
         self.batch.add(NfListObject::Rule(Rule {
@@ -141,6 +153,11 @@ pub(crate) fn dnat(addr: Ipv4Addr, port: u16) -> Stmt {
         port: Some(Expression::Number(u32::from(port))),
         flags: None,
     }))
+}
+
+/// `a . b . c`.
+pub(crate) fn concat(parts: Vec<Expr>) -> Expr {
+    Expression::Named(NamedExpression::Concat(parts))
 }
 
 pub(crate) fn string(s: impl ToString) -> Expr {
@@ -211,16 +228,4 @@ pub(crate) fn jump(chain: &str) -> Stmt {
 
 pub(crate) fn masquerade() -> Stmt {
     Statement::Masquerade(None)
-}
-
-/// `key vmap { k1 : jump c1, ... }`.
-pub(crate) fn jump_map(key: Expr, targets: Vec<(Expr, String)>) -> Stmt {
-    let items = targets
-        .into_iter()
-        .map(|(k, chain)| SetItem::MappingStatement(k, jump(&chain)))
-        .collect();
-    Statement::VerdictMap(VerdictMap {
-        key,
-        data: Expression::Named(NamedExpression::Set(items)),
-    })
 }

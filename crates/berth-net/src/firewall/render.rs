@@ -12,8 +12,7 @@
 //!     iifname != @bridges drop                          elsewhere to a task
 //!     jump to_task                                      task to task
 //!   chain egress:   ip saddr @egress accept; drop
-//!   chain to_task:  ip daddr vmap { <task ip> : jump task_<ip> }; drop
-//!   chain task_<ip>: jump <sg> for each of its groups   (falls back: drop)
+//!   chain to_task:  ip daddr @members_<sg> jump <sg>, for each group; drop
 //!   chain <sg>:     one rule per ingress rule, each ending in accept
 //!   chain input    hook input   prio 0:
 //!     iifname != @bridges accept
@@ -27,14 +26,19 @@
 //!   (forward, before "elsewhere to a task":
 //!     iifname != @bridges ct status dnat jump to_task)
 //! table bridge T                                stateless: who a port may be
+//!   set task_ports, set port_ids (port . mac . ip), set arp_ids (port . mac . mac . ip)
 //!   chain prerouting  hook prerouting  prio -200:
-//!     iifname vmap { <task veth> : jump port_<veth> }
-//!   chain port_<veth>:
-//!     ether saddr != <mac> drop
-//!     arp saddr ip <ip> arp saddr ether <mac> accept
-//!     ip saddr <ip> accept
+//!     iifname @task_ports jump task_port
+//!   chain task_port:
+//!     iifname . ether saddr . ip saddr @port_ids accept
+//!     iifname . ether saddr . arp saddr ether . arp saddr ip @arp_ids accept
 //!     drop                                              no IPv6, no spoofing
 //! ```
+//!
+//! Tasks are only ever set elements (their addresses in their groups'
+//! members sets, their ports and identities in the bridge table's sets),
+//! so [`render_changes`] moves between two states that differ only in
+//! their tasks by adding and deleting elements.
 //!
 //! Host-to-task traffic leaves through the output hook, which Berth does
 //! not filter, so the host always reaches a task (and the reply is
@@ -44,7 +48,9 @@ use std::collections::BTreeSet;
 
 use nftables::batch::Batch;
 use nftables::expr::MetaKey;
-use nftables::schema::{Nftables, SetType};
+use std::borrow::Cow;
+
+use nftables::schema::{Element, NfListObject, Nftables, SetType};
 use nftables::types::{NfChainType, NfFamily, NfHook};
 
 use super::model::{FirewallState, Protocol, Rule, Source, Transport};
@@ -65,13 +71,7 @@ fn members_set(id: &str) -> String {
     format!("members_{id}")
 }
 
-fn task_chain(ip: std::net::Ipv4Addr) -> String {
-    format!("task_{}", ip.to_string().replace('.', "_"))
-}
 
-fn port_chain(veth: &str) -> String {
-    format!("port_{veth}")
-}
 
 /// Commands that replace both of Berth's tables named `table` with the
 /// rules for `state` (which must be valid).
@@ -192,21 +192,13 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
             t.rule(&chain, None, rule_statements(rule));
         }
     }
-    let mut targets = Vec::new();
-    for task in &state.tasks {
-        let chain = task_chain(task.ip);
-        t.chain(&chain);
-        let groups: BTreeSet<&String> = task.groups.iter().collect();
-        for g in groups {
-            t.rule(&chain, None, vec![jump(&group_chain(g))]);
-        }
-        targets.push((ip(task.ip), chain));
-    }
-    if !targets.is_empty() {
+    // A destination's groups are the members sets it is in: a task only
+    // ever adds or removes set elements (see `render_changes`).
+    for g in &state.groups {
         t.rule(
             "to_task",
-            Some("the destination's groups"),
-            vec![jump_map(payload("ip", "daddr"), targets)],
+            Some("the destination is in this group"),
+            vec![eq(payload("ip", "daddr"), set_ref(&members_set(&g.id))), jump(&group_chain(&g.id))],
         );
     }
     t.rule("to_task", Some("no group allows it"), vec![drop()]);
@@ -302,41 +294,114 @@ fn rule_statements(rule: &Rule) -> Vec<Stmt> {
 
 fn bridge(t: &mut TableBuilder<'_>, state: &FirewallState) {
     t.replace_table();
+    t.set(TASK_PORTS, SetType::Ifname, false, task_ports(state));
+    t.set_concat(PORT_IDS, &[SetType::Ifname, SetType::EtherAddr, SetType::Ipv4Addr], port_ids(state));
+    t.set_concat(
+        ARP_IDS,
+        &[SetType::Ifname, SetType::EtherAddr, SetType::EtherAddr, SetType::Ipv4Addr],
+        arp_ids(state),
+    );
     t.base_chain("prerouting", NfChainType::Filter, NfHook::Prerouting, -200);
-    let mut targets = Vec::new();
-    for task in &state.tasks {
-        let chain = port_chain(&task.host_veth);
-        t.chain(&chain);
-        let mac = string(task.mac);
-        t.rule(
-            &chain,
-            Some("not the task's MAC"),
-            vec![ne(payload("ether", "saddr"), mac.clone()), drop()],
-        );
-        t.rule(
-            &chain,
-            None,
-            vec![
-                eq(payload("arp", "saddr ip"), ip(task.ip)),
-                eq(payload("arp", "saddr ether"), mac),
-                accept(),
-            ],
-        );
-        t.rule(
-            &chain,
-            None,
-            vec![eq(payload("ip", "saddr"), ip(task.ip)), accept()],
-        );
-        t.rule(&chain, Some("spoofed, IPv6 or not IP"), vec![drop()]);
-        targets.push((string(&task.host_veth), chain));
+    t.chain("task_port");
+    t.rule(
+        "prerouting",
+        Some("frames from task ports"),
+        vec![eq(meta(MetaKey::Iifname), set_ref(TASK_PORTS)), jump("task_port")],
+    );
+    t.rule(
+        "task_port",
+        Some("IPv4 from the port's own MAC and address"),
+        vec![
+            eq(concat(vec![meta(MetaKey::Iifname), payload("ether", "saddr"), payload("ip", "saddr")]), set_ref(PORT_IDS)),
+            accept(),
+        ],
+    );
+    t.rule(
+        "task_port",
+        Some("ARP for the port's own MAC and address"),
+        vec![
+            eq(
+                concat(vec![
+                    meta(MetaKey::Iifname),
+                    payload("ether", "saddr"),
+                    payload("arp", "saddr ether"),
+                    payload("arp", "saddr ip"),
+                ]),
+                set_ref(ARP_IDS),
+            ),
+            accept(),
+        ],
+    );
+    t.rule("task_port", Some("spoofed, IPv6 or not IP"), vec![drop()]);
+}
+
+/// The bridge table's set of task ports.
+const TASK_PORTS: &str = "task_ports";
+/// (port, MAC, IPv4) a task port may send IPv4 from.
+const PORT_IDS: &str = "port_ids";
+/// (port, frame MAC, ARP sender MAC, ARP sender IPv4) a port may send ARP as.
+const ARP_IDS: &str = "arp_ids";
+
+fn task_ports(state: &FirewallState) -> Vec<Expr> {
+    state.tasks.iter().map(|t| string(&t.host_veth)).collect()
+}
+
+fn port_ids(state: &FirewallState) -> Vec<Expr> {
+    state.tasks.iter().map(|t| concat(vec![string(&t.host_veth), string(t.mac), ip(t.ip)])).collect()
+}
+
+fn arp_ids(state: &FirewallState) -> Vec<Expr> {
+    state.tasks.iter().map(|t| concat(vec![string(&t.host_veth), string(t.mac), string(t.mac), ip(t.ip)])).collect()
+}
+
+/// Whether two states differ only in their tasks (who is attached, in
+/// which groups): then [`render_changes`] can move from one to the other.
+fn same_structure(a: &FirewallState, b: &FirewallState) -> bool {
+    a.subnets == b.subnets && a.groups == b.groups && a.host_services == b.host_services && a.published == b.published
+}
+
+/// The commands that turn the kernel's rules for `from` into those for
+/// `to` by adding and deleting set elements only (no table is replaced,
+/// so the kernel commits at once), or `None` when more than tasks changed.
+pub(crate) fn render_changes(table: &str, from: &FirewallState, to: &FirewallState) -> Option<Nftables<'static>> {
+    if !same_structure(from, to) {
+        return None;
     }
-    if !targets.is_empty() {
-        t.rule(
-            "prerouting",
-            Some("frames from task ports"),
-            vec![jump_map(meta(MetaKey::Iifname), targets)],
-        );
+    let mut batch = Batch::new();
+    let mut element = |family: NfFamily, set: &str, old: Vec<Expr>, new: Vec<Expr>| {
+        let (gone, came) = diff(old, new);
+        let obj = |elem: Vec<Expr>| {
+            NfListObject::Element(Element { family, table: table.to_string().into(), name: set.to_string().into(), elem: Cow::Owned(elem) })
+        };
+        if !gone.is_empty() {
+            batch.delete(obj(gone));
+        }
+        if !came.is_empty() {
+            batch.add(obj(came));
+        }
+    };
+    for g in &to.groups {
+        let members = |s: &FirewallState| -> Vec<Expr> {
+            s.tasks.iter().filter(|t| t.groups.contains(&g.id)).map(|t| ip(t.ip)).collect()
+        };
+        element(NfFamily::INet, &members_set(&g.id), members(from), members(to));
     }
+    element(NfFamily::Bridge, TASK_PORTS, task_ports(from), task_ports(to));
+    element(NfFamily::Bridge, PORT_IDS, port_ids(from), port_ids(to));
+    element(NfFamily::Bridge, ARP_IDS, arp_ids(from), arp_ids(to));
+    Some(batch.to_nftables())
+}
+
+/// (in `old` only, in `new` only), each without repeats.
+fn diff(old: Vec<Expr>, new: Vec<Expr>) -> (Vec<Expr>, Vec<Expr>) {
+    let key = |e: &Expr| serde_json::to_string(e).unwrap_or_default();
+    let old_keys: BTreeSet<String> = old.iter().map(key).collect();
+    let new_keys: BTreeSet<String> = new.iter().map(key).collect();
+    let mut seen = BTreeSet::new();
+    let gone = old.into_iter().filter(|e| !new_keys.contains(&key(e)) && seen.insert(key(e))).collect();
+    let mut seen = BTreeSet::new();
+    let came = new.into_iter().filter(|e| !old_keys.contains(&key(e)) && seen.insert(key(e))).collect();
+    (gone, came)
 }
 
 #[cfg(test)]
@@ -486,27 +551,17 @@ mod tests {
                 json!([{"match": {"op": "==", "left": ip("saddr"), "right": "@members_sg-default"}}, {"accept": null}])
             ]
         );
-        // A task's chain jumps to each of its groups once.
-        assert_eq!(
-            rules(&cmds, "inet", "task_10_250_9_3"),
-            vec![
-                json!([{"jump": {"target": "sg-default"}}]),
-                json!([{"jump": {"target": "sg-web"}}])
-            ]
-        );
+        // A destination's groups decide, in group order; then drop.
         let to_task = rules(&cmds, "inet", "to_task");
         assert_eq!(
             to_task[0],
-            json!([{"vmap": {"key": ip("daddr"), "data": {"set": [
-                ["10.250.9.2", {"jump": {"target": "task_10_250_9_2"}}],
-                ["10.250.9.3", {"jump": {"target": "task_10_250_9_3"}}]
-            ]}}}])
+            json!([
+                {"match": {"op": "==", "left": ip("daddr"), "right": "@members_sg-default"}},
+                {"jump": {"target": "sg-default"}}
+            ])
         );
-        assert_eq!(
-            to_task[1],
-            json!([{"drop": null}]),
-            "no group allows it: drop"
-        );
+        assert_eq!(to_task[1][1], json!({"jump": {"target": "sg-web"}}));
+        assert_eq!(to_task[2], json!([{"drop": null}]), "no group allows it: drop");
     }
 
     #[test]
@@ -571,20 +626,53 @@ mod tests {
     #[test]
     fn task_ports_only_pass_their_own_addresses() {
         let cmds = commands(&state());
-        let port = rules(&cmds, "bridge", "port_bva");
-        let ether = json!({"payload": {"protocol": "ether", "field": "saddr"}});
+        assert_eq!(object(&cmds, "set", "bridge", "task_ports").unwrap()["elem"], json!(["bva", "bvb"]));
         assert_eq!(
-            port[0],
-            json!([{"match": {"op": "!=", "left": ether, "right": "02:be:0a:fa:09:02"}}, {"drop": null}])
+            object(&cmds, "set", "bridge", "port_ids").unwrap()["elem"][0],
+            json!({"concat": ["bva", "02:be:0a:fa:09:02", "10.250.9.2"]})
         );
-        assert_eq!(port[1][0]["match"]["right"], "10.250.9.2");
-        assert_eq!(port[2][0]["match"]["right"], "10.250.9.2");
-        assert_eq!(port[3], json!([{"drop": null}]));
+        assert_eq!(
+            object(&cmds, "set", "bridge", "arp_ids").unwrap()["elem"][1],
+            json!({"concat": ["bvb", "02:be:0a:fa:09:03", "02:be:0a:fa:09:03", "10.250.9.3"]})
+        );
+        let port = rules(&cmds, "bridge", "task_port");
+        assert_eq!(port.len(), 3);
+        assert_eq!(port[0][0]["match"]["right"], "@port_ids");
+        assert_eq!(port[1][0]["match"]["right"], "@arp_ids");
+        assert_eq!(port[2], json!([{"drop": null}]));
         let pre = rules(&cmds, "bridge", "prerouting");
-        assert_eq!(
-            pre[0][0]["vmap"]["data"]["set"][1],
-            json!(["bvb", {"jump": {"target": "port_bvb"}}])
-        );
+        assert_eq!(pre[0][1], json!({"jump": {"target": "task_port"}}));
+    }
+
+    #[test]
+    fn a_change_of_tasks_only_is_element_adds_and_deletes() {
+        let from = state();
+        let mut to = state();
+        to.tasks.remove(0);
+        to.tasks.push(task("10.250.9.4", "bvc", &["sg-web"]));
+        let cmds: Vec<Value> = serde_json::to_value(render_changes("bt", &from, &to).expect("only tasks changed"))
+            .unwrap()["nftables"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(cmds.iter().all(|c| c["add"]["element"].is_object() || c["delete"]["element"].is_object()), "{cmds:?}");
+        let elements = |verb: &str, set: &str| -> Vec<Value> {
+            cmds.iter()
+                .filter(|c| c[verb]["element"]["name"] == set)
+                .flat_map(|c| c[verb]["element"]["elem"].as_array().cloned().unwrap_or_default())
+                .collect()
+        };
+        assert_eq!(elements("delete", "members_sg-default"), [json!("10.250.9.2")]);
+        assert_eq!(elements("add", "members_sg-web"), [json!("10.250.9.4")]);
+        assert!(elements("add", "members_sg-default").is_empty(), "10.250.9.3 stays");
+        assert_eq!(elements("delete", "task_ports"), [json!("bva")]);
+        assert_eq!(elements("add", "task_ports"), [json!("bvc")]);
+        assert_eq!(elements("add", "port_ids"), [json!({"concat": ["bvc", "02:be:0a:fa:09:04", "10.250.9.4"]})]);
+        // Nothing changed: nothing to do. A group changed: not elements only.
+        assert!(serde_json::to_value(render_changes("bt", &from, &from).unwrap()).unwrap()["nftables"].as_array().unwrap().is_empty());
+        let mut regrouped = state();
+        regrouped.groups[1].ingress.pop();
+        assert!(render_changes("bt", &from, &regrouped).is_none());
     }
 
     #[test]
@@ -625,7 +713,8 @@ mod tests {
                 .iter()
                 .all(|r| r == &json!([{"drop": null}]))
         );
-        assert!(rules(&cmds, "bridge", "prerouting").is_empty());
+        // The bridge table's rules match no port: its sets are empty.
+        assert_eq!(object(&cmds, "set", "bridge", "task_ports").unwrap().get("elem"), None);
         assert_eq!(
             object(&cmds, "set", "inet", "bridges").unwrap().get("elem"),
             None
