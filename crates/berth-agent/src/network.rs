@@ -25,9 +25,9 @@ use berth_net::{
     AttachRequest, Attachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
-use berth_wire::ecs::{NetworkBinding, TransportProtocol};
 use berth_runtime::BindMount;
 use berth_store::{Page, Store, StoreError, TaskFilter};
+use berth_wire::ecs::{NetworkBinding, TransportProtocol};
 use tokio::sync::{Mutex, watch};
 
 /// How the node's networking is set up.
@@ -145,8 +145,10 @@ impl NodeNetwork {
     ) -> Result<Provisioned, NetworkError> {
         let arn = record.task.task_arn.as_deref().unwrap_or_default();
         let task_id = task_id(arn);
+        let began = std::time::Instant::now();
         let bindings = self.publish(record, ports).await?;
         let (subnet, ip) = self.address(record).await?;
+        let claimed = began.elapsed();
         let net_subnet = Subnet::new(subnet.cidr)
             .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
         let bridge = BridgeName::for_subnet(&net_subnet);
@@ -159,13 +161,24 @@ impl NodeNetwork {
             self.net.ensure_blackhole(&net_subnet).await?;
             self.net.ensure_bridge(&bridge, &net_subnet).await?;
             if let Some(metadata) = &self.metadata {
-                metadata
-                    .listen(net_subnet.gateway())
-                    .map_err(|e| NetworkError::Setup(format!("task metadata endpoint on {}: {e}", net_subnet.gateway())))?;
+                metadata.listen(net_subnet.gateway()).map_err(|e| {
+                    NetworkError::Setup(format!("task metadata endpoint on {}: {e}", net_subnet.gateway()))
+                })?;
             }
+            let bridged = began.elapsed();
             // A namespace left by an attach an agent restart cut short.
-            self.net.detach(task_id).await?;
-            self.net.attach(&request).await?
+            if names_exist(task_id) {
+                self.net.detach(task_id).await?;
+            }
+            let attachment = self.net.attach(&request).await?;
+            tracing::debug!(
+                task = task_id,
+                claim_ms = claimed.as_millis() as u64,
+                bridge_ms = (bridged - claimed).as_millis() as u64,
+                attach_ms = (began.elapsed() - bridged).as_millis() as u64,
+                "network attached"
+            );
+            attachment
         };
         self.write_files(task_id, ip, &model::private_dns_name(ip, &self.config.region))?;
         Ok(Provisioned { subnet, attachment, bindings })
@@ -314,7 +327,8 @@ impl NodeNetwork {
             };
             match self.store.claim_free_ip(&subnet.id, arn, &pick).await {
                 Ok(Some(ip)) => {
-                    let ip = ip.parse().map_err(|_| NetworkError::Setup(format!("stored address {ip:?} is not IPv4")))?;
+                    let ip =
+                        ip.parse().map_err(|_| NetworkError::Setup(format!("stored address {ip:?} is not IPv4")))?;
                     return Ok((subnet, ip));
                 }
                 Ok(None) | Err(StoreError::NotFound(_)) => {}
@@ -326,12 +340,12 @@ impl NodeNetwork {
 
     fn write_files(&self, task_id: &str, ip: Ipv4Addr, hostname: &str) -> Result<(), NetworkError> {
         let dir = self.config.state_dir.join(task_id);
-        let io = |what: &str, e: std::io::Error| NetworkError::Setup(format!("writing {what} in {}: {e}", dir.display()));
+        let io =
+            |what: &str, e: std::io::Error| NetworkError::Setup(format!("writing {what} in {}: {e}", dir.display()));
         std::fs::create_dir_all(&dir).map_err(|e| io("the directory", e))?;
         let short = hostname.split('.').next().unwrap_or(hostname);
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname} {short}\n"
-        );
+        let hosts =
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname} {short}\n");
         std::fs::write(dir.join("hosts"), hosts).map_err(|e| io("hosts", e))?;
         std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(|e| io("hostname", e))?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -370,9 +384,8 @@ impl NodeNetwork {
         published.retain(|p: &PublishedPort| seen.insert((p.transport, p.host_addr, p.host_port)));
         let mut host_services = self.config.host_services.clone();
         if self.metadata.is_some() {
-            host_services.extend(
-                subnets.iter().map(|s| HostService::tcp(s.subnet.gateway(), crate::metadata::METADATA_PORT)),
-            );
+            host_services
+                .extend(subnets.iter().map(|s| HostService::tcp(s.subnet.gateway(), crate::metadata::METADATA_PORT)));
         }
         Ok(FirewallState { subnets, groups, tasks, host_services, published })
     }
@@ -553,6 +566,13 @@ fn check_routes(subnet: &SubnetRecord, bridge: &BridgeName) -> Result<(), Networ
     Ok(())
 }
 
+/// Whether anything of a task's network is on the host (a namespace file
+/// or its veth): only then is there something to clean up before attaching.
+fn names_exist(task_id: &str) -> bool {
+    berth_net::TaskNames::for_task(task_id)
+        .map_or(true, |n| n.netns_path.exists() || std::path::Path::new("/sys/class/net").join(&n.host_veth).exists())
+}
+
 /// The runtime's id of a task: the last part of its ARN.
 fn task_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
@@ -578,8 +598,20 @@ mod tests {
             name: "web".into(),
             description: String::new(),
             ingress: vec![
-                model::IngressRule { protocol: "tcp".into(), from_port: 80, to_port: 81, cidr: Some("10.0.0.0/8".parse().unwrap()), source_group: None },
-                model::IngressRule { protocol: "-1".into(), from_port: 0, to_port: 0, cidr: None, source_group: Some("sg-web".into()) },
+                model::IngressRule {
+                    protocol: "tcp".into(),
+                    from_port: 80,
+                    to_port: 81,
+                    cidr: Some("10.0.0.0/8".parse().unwrap()),
+                    source_group: None,
+                },
+                model::IngressRule {
+                    protocol: "-1".into(),
+                    from_port: 0,
+                    to_port: 0,
+                    cidr: None,
+                    source_group: Some("sg-web".into()),
+                },
             ],
             created_at: 0.0,
         };
