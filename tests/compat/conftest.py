@@ -60,8 +60,8 @@ def test_network(data_dir):
 
 
 def release_test_network(data_dir):
-    """Removes what a stopped test Berth left in the kernel: its nft tables
-    and its subnet's blackhole route."""
+    """Removes what a stopped test Berth left in the kernel: its nft tables,
+    its subnet's blackhole route and its bridge."""
     remembered = os.path.join(data_dir, ".berth-test-net")
     if not os.path.exists(remembered):
         return
@@ -69,6 +69,12 @@ def release_test_network(data_dir):
     for family in ("inet", "bridge"):
         subprocess.run(["nft", "delete", "table", family, "btpy%d" % slot], capture_output=True)
     subprocess.run(["ip", "route", "del", "blackhole", "10.208.%d.0/24" % slot, "metric", "4242"], capture_output=True)
+    # Its bridge (Berth keeps an idle one a while): the link with the subnet's gateway.
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show", "to", "10.208.%d.0/24" % slot], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        link = line.split()[1]
+        if link.startswith("berth"):
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
 
 
 class Berth:

@@ -7,7 +7,8 @@
 //! ```text
 //! PROVISIONING    provision(record) → address, bridge, netns + eth0, files, firewall
 //! PENDING         task_network(record) → netns path, hostname, mounts for the containers
-//! DEPROVISIONING  release(arn)      → netns + veth gone, address freed, bridge if unused;
+//! DEPROVISIONING  release(arn)      → netns + veth gone, address freed (the bridge goes
+//!                                     when unused for `bridge_idle`: remove_idle_bridges);
 //!                 (attachment DELETED in the record) sync_firewall()
 //! ```
 //! Everything is idempotent, so a driver that retries after an agent
@@ -44,6 +45,9 @@ pub struct NetworkConfig {
     /// The host address tasks with `assignPublicIp: ENABLED` publish their
     /// ports on (`None`: such tasks fail to start, saying so).
     pub public_address: Option<Ipv4Addr>,
+    /// How long a subnet's bridge stays after its last task left (a
+    /// bridge made and removed for every task costs each launch ~10 ms).
+    pub bridge_idle: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +102,7 @@ pub struct NodeNetwork {
     config: NetworkConfig,
     /// Bridge creation and removal, attach and detach: one at a time, so
     /// a bridge is never removed under a task being attached to it.
-    links: Mutex<()>,
+    links: Mutex<Bridges>,
     /// The task metadata endpoint, on every subnet's gateway.
     metadata: Option<crate::metadata::MetadataServer>,
     /// Firewall applies wanted (a generation count) and done.
@@ -126,7 +130,7 @@ impl NodeNetwork {
             store,
             node_id,
             config,
-            links: Mutex::new(()),
+            links: Mutex::new(Bridges::default()),
             metadata,
             wanted,
             applied,
@@ -154,12 +158,17 @@ impl NodeNetwork {
         let bridge = BridgeName::for_subnet(&net_subnet);
         let request = AttachRequest { task_id: task_id.to_owned(), bridge: bridge.clone(), subnet: net_subnet, ip };
         let attachment = {
-            let _links = self.links.lock().await;
-            check_routes(&subnet, &bridge)?;
-            // Never off the machine: without its bridge, the subnet's
-            // traffic is dropped on the host, not sent to the default route.
-            self.net.ensure_blackhole(&net_subnet).await?;
-            self.net.ensure_bridge(&bridge, &net_subnet).await?;
+            let mut links = self.links.lock().await;
+            // A bridge this agent set up and that is still there is ready.
+            if !(links.ready.contains_key(bridge.as_str()) && link_exists(bridge.as_str())) {
+                check_routes(&subnet, &bridge)?;
+                // Never off the machine: without its bridge, the subnet's
+                // traffic is dropped on the host, not sent to the default route.
+                self.net.ensure_blackhole(&net_subnet).await?;
+                self.net.ensure_bridge(&bridge, &net_subnet).await?;
+                links.ready.insert(bridge.as_str().to_owned(), net_subnet);
+            }
+            links.idle.remove(bridge.as_str());
             if let Some(metadata) = &self.metadata {
                 metadata.listen(net_subnet.gateway()).map_err(|e| {
                     NetworkError::Setup(format!("task metadata endpoint on {}: {e}", net_subnet.gateway()))
@@ -270,23 +279,19 @@ impl NodeNetwork {
         })
     }
 
-    /// DEPROVISIONING: the namespace and veth go, the address is freed, and
-    /// the bridge goes with its last task. Call [`Self::sync_firewall`]
-    /// once the record no longer shows the interface attached.
+    /// DEPROVISIONING: the namespace and veth go and the address is freed;
+    /// the bridge goes [`NetworkConfig::bridge_idle`] after its last task
+    /// ([`Self::remove_idle_bridges`]). Call [`Self::sync_firewall`] once
+    /// the record no longer shows the interface attached.
     pub async fn release(&self, arn: &str) -> Result<(), NetworkError> {
         let task_id = task_id(arn);
         let held = self.store.task_ips(arn).await?;
         {
             let _links = self.links.lock().await;
             self.net.detach(task_id).await?;
-            for (subnet_id, _) in &held {
-                let Some(subnet) = self.store.get_subnet(subnet_id).await? else { continue };
-                let Ok(net_subnet) = Subnet::new(subnet.value.cidr) else { continue };
-                match self.net.remove_bridge(&BridgeName::for_subnet(&net_subnet)).await {
-                    Ok(()) | Err(NetError::BridgeInUse { .. }) => {}
-                    Err(e) => tracing::warn!(subnet = %subnet_id, error = %e, "removing an unused bridge"),
-                }
-            }
+        }
+        if !held.is_empty() && self.config.bridge_idle.is_zero() {
+            self.remove_idle_bridges().await;
         }
         self.store.release_ips(arn).await?;
         let dir = self.config.state_dir.join(task_id);
@@ -296,6 +301,56 @@ impl NodeNetwork {
             tracing::warn!(dir = %dir.display(), error = %e, "removing the task's network files");
         }
         Ok(())
+    }
+
+    /// Removes the bridges of this node's subnets that have had no task
+    /// for [`NetworkConfig::bridge_idle`] (also those an earlier run of the
+    /// agent left), and at once those of subnets deleted meanwhile. Called
+    /// on every firewall refresh.
+    pub async fn remove_idle_bridges(&self) {
+        let subnets = match self.store.list_subnets().await {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(error = %e, "listing subnets to remove idle bridges"),
+        };
+        let now = std::time::Instant::now();
+        let mut links = self.links.lock().await;
+        let mut bridges: Vec<(BridgeName, Duration)> = subnets
+            .iter()
+            .filter_map(|s| Subnet::new(s.value.cidr).ok())
+            .map(|s| (BridgeName::for_subnet(&s), self.config.bridge_idle))
+            .collect();
+        for subnet in links.ready.values() {
+            let bridge = BridgeName::for_subnet(subnet);
+            if !bridges.iter().any(|(b, _)| *b == bridge) {
+                bridges.push((bridge, Duration::ZERO));
+            }
+        }
+        for (bridge, grace) in bridges {
+            let name = bridge.as_str();
+            if !link_exists(name) {
+                links.ready.remove(name);
+                links.idle.remove(name);
+                continue;
+            }
+            if bridge_ports(name) > 0 {
+                links.idle.remove(name);
+                continue;
+            }
+            let since = *links.idle.entry(name.to_owned()).or_insert(now);
+            if now.duration_since(since) < grace {
+                continue;
+            }
+            match self.net.remove_bridge(&bridge).await {
+                Ok(()) => {
+                    links.ready.remove(name);
+                    links.idle.remove(name);
+                }
+                Err(NetError::BridgeInUse { .. }) => {
+                    links.idle.remove(name);
+                }
+                Err(e) => tracing::warn!(%bridge, error = %e, "removing an unused bridge"),
+            }
+        }
     }
 
     /// The task's address: the one it already holds (a retried
@@ -443,6 +498,7 @@ pub async fn refresh_firewall(network: std::sync::Weak<NodeNetwork>, every: Dura
         tick.tick().await;
         let Some(n) = network.upgrade() else { return };
         n.sync_firewall().await;
+        n.remove_idle_bridges().await;
     }
 }
 
@@ -566,11 +622,30 @@ fn check_routes(subnet: &SubnetRecord, bridge: &BridgeName) -> Result<(), Networ
     Ok(())
 }
 
+/// The agent's bookkeeping of bridges (under [`NodeNetwork::links`]).
+#[derive(Debug, Default)]
+struct Bridges {
+    /// Bridges this agent made ready (up, addressed, blackhole route set),
+    /// with their subnets.
+    ready: std::collections::BTreeMap<String, Subnet>,
+    /// Bridges without ports, since when.
+    idle: std::collections::HashMap<String, std::time::Instant>,
+}
+
+/// Whether the host has a network link `name`.
+fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// How many ports bridge `name` has (tasks' veths).
+fn bridge_ports(name: &str) -> usize {
+    std::fs::read_dir(std::path::Path::new("/sys/class/net").join(name).join("brif")).map_or(0, |d| d.count())
+}
+
 /// Whether anything of a task's network is on the host (a namespace file
 /// or its veth): only then is there something to clean up before attaching.
 fn names_exist(task_id: &str) -> bool {
-    berth_net::TaskNames::for_task(task_id)
-        .map_or(true, |n| n.netns_path.exists() || std::path::Path::new("/sys/class/net").join(&n.host_veth).exists())
+    berth_net::TaskNames::for_task(task_id).map_or(true, |n| n.netns_path.exists() || link_exists(&n.host_veth))
 }
 
 /// The runtime's id of a task: the last part of its ARN.

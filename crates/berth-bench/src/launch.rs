@@ -119,7 +119,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 
     // Berth, image cached, then from an empty cache.
     let (warm, cold, runtime, (berth_config, berth_data), left) = {
-        let berth = ctx.berth(BENCH, BIG_NODE, "info,sqlx=warn,berth_runtime=debug")?;
+        let berth = ctx.berth(BENCH, BIG_NODE, "info,sqlx=warn,berth_runtime=debug,berth_agent::network=debug")?;
         berth.register_sleeper("bench-sleep", &busybox)?;
         for (i, image) in cold_refs[..cold_n].iter().enumerate() {
             berth.register_sleeper(&format!("bench-cold-{i}"), image)?;

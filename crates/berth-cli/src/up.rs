@@ -63,6 +63,10 @@ pub struct UpArgs {
     /// task, subject to its security groups).
     #[arg(long, env = "BERTH_PUBLIC_ADDRESS")]
     public_address: Option<std::net::Ipv4Addr>,
+    /// Seconds a subnet's bridge stays after its last task on this host
+    /// left (0: it goes with that task).
+    #[arg(long, env = "BERTH_BRIDGE_IDLE", default_value_t = 30)]
+    bridge_idle: u64,
 }
 
 impl UpArgs {
@@ -106,7 +110,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             match berth_api::logs::expire(sweep_store.as_ref()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "expired log events past their group's retention"),
-                Err(e) => tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "log retention sweep failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "log retention sweep failed")
+                }
             }
         }
     });
@@ -188,6 +194,7 @@ async fn start_agent(
             host_services: Vec::new(),
             region: args.region.clone(),
             public_address: args.public_address,
+            bridge_idle: std::time::Duration::from_secs(args.bridge_idle),
         },
         Some(metadata),
     )

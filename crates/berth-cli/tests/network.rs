@@ -34,13 +34,17 @@ struct World {
 
 impl World {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::start().unwrap();
         let layer = LayerBuilder::new().busybox().unwrap().build();
         let mut layout = OciLayout::create(&dir.path().join("layout")).unwrap();
         layout.add_image(Some("latest"), &[layer], &ImageSpec::default()).unwrap();
         registry.push(&layout, "latest", "busybox:latest").unwrap();
-        let berth = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[]).unwrap();
+        let berth = BerthProcess::start(bin(), &dir.path().join("data"), args, &[]).unwrap();
         Self { registry, berth, _dir: dir }
     }
 
@@ -74,7 +78,8 @@ impl World {
         if !groups.is_empty() {
             awsvpc["securityGroups"] = json!(groups);
         }
-        let v = self.ecs("RunTask", json!({"taskDefinition": family, "networkConfiguration": {"awsvpcConfiguration": awsvpc}}));
+        let v = self
+            .ecs("RunTask", json!({"taskDefinition": family, "networkConfiguration": {"awsvpcConfiguration": awsvpc}}));
         assert_eq!(v["failures"], json!([]), "{v}");
         v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
     }
@@ -177,7 +182,7 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
     if !can_run("each_task_has_its_own_address_and_its_containers_share_localhost") {
         return;
     }
-    let w = World::start();
+    let w = World::start_with(&["--bridge-idle", "1"]);
     let mut probe = w.container(
         "probe",
         "for i in $(seq 50); do (printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 1) | nc -w 1 127.0.0.1 8080 > /tmp/got && \
@@ -236,14 +241,27 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
     }
     let subnet = w.berth.net.as_ref().unwrap().cidr.clone();
     let network = subnet.split('/').next().unwrap();
-    let routes = std::fs::read_to_string("/proc/net/route").unwrap();
     let hex = format!("{:08X}", u32::from(network.parse::<Ipv4Addr>().unwrap()).swap_bytes());
-    let to_subnet: Vec<&str> = routes.lines().filter(|l| l.split_whitespace().nth(1) == Some(hex.as_str())).collect();
+    let to_subnet = || {
+        let routes = std::fs::read_to_string("/proc/net/route").unwrap();
+        routes
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(hex.as_str()))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // The bridge (and its route) goes `--bridge-idle 1` s after its last
+    // task, on the agent's next refresh (every 2 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while to_subnet().iter().any(|l| !l.starts_with('*')) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left = to_subnet();
     assert!(
-        to_subnet.iter().all(|l| l.starts_with('*')),
-        "the bridge (and its route) went with the last task; only the blackhole route is left: {to_subnet:?}"
+        left.iter().all(|l| l.starts_with('*')),
+        "the bridge (and its route) went after its last task; only the blackhole route is left: {left:?}"
     );
-    assert_eq!(to_subnet.len(), 1, "traffic for the subnet is dropped on the host, never routed off it: {routes}");
+    assert_eq!(left.len(), 1, "traffic for the subnet is dropped on the host, never routed off it: {left:?}");
 }
 
 #[test]
@@ -305,7 +323,11 @@ fn cli(berth: &BerthProcess, args: &[&str]) -> (bool, Value, String) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success(), serde_json::from_str(&stdout).unwrap_or(Value::Null), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -356,7 +378,8 @@ fn subnet_and_sg_commands() {
     let (success, _, stderr) = cli(&berth, &["subnet", "delete", &id]);
     assert!(!success && stderr.contains("InvalidSubnetID.NotFound"), "{stderr}");
     // Table output for people.
-    let out = std::process::Command::new(bin()).args(["subnet", "ls", "--data-dir"]).arg(&berth.data_dir).output().unwrap();
+    let out =
+        std::process::Command::new(bin()).args(["subnet", "ls", "--data-dir"]).arg(&berth.data_dir).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("SUBNET") && text.contains("subnet-default"), "{text}");
 }
@@ -396,7 +419,8 @@ fn the_task_metadata_endpoint_answers_inside_a_task_and_only_for_it() {
 
     // Another task asking for A's metadata is refused.
     let a_id = a.rsplit('/').next().unwrap();
-    let snoop = format!("{} ; grep -q '403 Forbidden' /tmp/x", metadata_get("/task", Some(&format!("{a_id}-main")), "/tmp/x"));
+    let snoop =
+        format!("{} ; grep -q '403 Forbidden' /tmp/x", metadata_get("/task", Some(&format!("{a_id}-main")), "/tmp/x"));
     w.register("snoop", vec![w.container("main", &snoop)]);
     let b = w.run("snoop", &[]);
     assert_eq!(w.exit_code(&b, "main"), 0, "the endpoint refused another task's metadata: {:#}", w.describe(&b));
@@ -412,7 +436,8 @@ struct HostAddress {
 impl HostAddress {
     fn new() -> Self {
         let n = std::process::id() % 250 + 1;
-        let (name, addr) = (format!("btpub{n}"), Ipv4Addr::new(10, 216, (std::process::id() / 250 % 250) as u8, n as u8));
+        let (name, addr) =
+            (format!("btpub{n}"), Ipv4Addr::new(10, 216, (std::process::id() / 250 % 250) as u8, n as u8));
         let ip = |args: &[&str]| std::process::Command::new("ip").args(args).status().unwrap().success();
         let _ = ip(&["link", "del", &name]);
         assert!(ip(&["link", "add", &name, "type", "bridge"]));

@@ -15,6 +15,9 @@ use crate::store::blocking;
 use crate::unpack::{self, Options};
 use crate::{Digest, ImageError, ImageStore};
 
+/// The pipe between a layer's download and its unpack.
+const STREAM_BUFFER: usize = 256 * 1024;
+
 /// Somewhere blobs come from: a registry, an OCI layout, files on disk.
 pub(crate) trait BlobSource: Sync {
     /// Writes the blob named `digest` to the new file `dest`. The caller
@@ -26,6 +29,17 @@ pub(crate) trait BlobSource: Sync {
     /// digest (a registry client that hashes as it downloads).
     fn verified(&self) -> bool {
         false
+    }
+
+    /// Streams the blob into `sink` (verifying it, as [`verified`](Self::verified)
+    /// sources do), or `None` when this source only writes files. A layer
+    /// from a streaming source is unpacked while it downloads.
+    fn stream(
+        &self,
+        _digest: &Digest,
+        _sink: tokio::io::DuplexStream,
+    ) -> Option<impl Future<Output = Result<(), ImageError>> + Send> {
+        None::<std::future::Ready<Result<(), ImageError>>>
     }
 }
 
@@ -197,13 +211,32 @@ impl ImageStore {
         if dest.exists() {
             return Ok(());
         }
-        let blob_path = self.ensure_blob(blobs, blob, reference).await?;
         let tmp = self.paths.temp_path();
         let into = tmp.path().to_owned();
-        tracing::debug!(%blob, %diff_id, reference, "unpacking layer");
-        let actual = blocking(move || unpack::unpack_into_new(&blob_path, &into, Options { layer: true }))
-            .await
-            .map_err(|source| ImageError::Unpack { reference: reference.to_owned(), digest: blob.to_string(), source })?;
+        let unpack_error = |source| ImageError::Unpack { reference: reference.to_owned(), digest: blob.to_string(), source };
+        let (pipe, sink) = tokio::io::duplex(STREAM_BUFFER);
+        let actual = match blobs.stream(blob, sink).filter(|_| !self.paths.blob(blob).exists()) {
+            // Unpacked as it arrives; the compressed blob is not kept (a
+            // layer is only ever used unpacked).
+            Some(download) => {
+                tracing::debug!(%blob, %diff_id, reference, "streaming and unpacking layer");
+                let read = std::io::BufReader::with_capacity(STREAM_BUFFER, tokio_util::io::SyncIoBridge::new(pipe));
+                let unpacking = blocking(move || unpack::unpack_new_from(read, &into, Options { layer: true }));
+                match tokio::join!(download, unpacking) {
+                    (Ok(()), Ok(actual)) => actual,
+                    // The unpack stopped reading first (bad data): its error says why.
+                    (Err(ImageError::Io { .. }), Err(e)) | (Ok(()), Err(e)) => return Err(unpack_error(e)),
+                    (Err(e), _) => return Err(e),
+                }
+            }
+            None => {
+                let blob_path = self.ensure_blob(blobs, blob, reference).await?;
+                tracing::debug!(%blob, %diff_id, reference, "unpacking layer");
+                blocking(move || unpack::unpack_into_new(&blob_path, &into, Options { layer: true }))
+                    .await
+                    .map_err(unpack_error)?
+            }
+        };
         if actual != *diff_id {
             return Err(ImageError::DigestMismatch {
                 reference: reference.to_owned(),

@@ -200,6 +200,21 @@ impl BlobSource for Remote {
         true
     }
 
+    fn stream(
+        &self,
+        digest: &Digest,
+        sink: tokio::io::DuplexStream,
+    ) -> Option<impl Future<Output = Result<(), ImageError>> + Send> {
+        Some(async move {
+            let digest_text = digest.to_string();
+            match self.client.pull_blob(&self.reference, digest_text.as_str(), sink).await {
+                Ok(()) => Ok(()),
+                Err(OciDistributionError::IoError(e)) => Err(ImageError::io("stream", Path::new(&digest_text))(e)),
+                Err(e) => Err(self.error(e, Target::Blob(digest)).await),
+            }
+        })
+    }
+
     async fn fetch(&self, digest: &Digest, dest: &Path) -> Result<(), ImageError> {
         let file = tokio::fs::File::create(dest).await.map_err(ImageError::io("create", dest))?;
         let digest_text = digest.to_string();

@@ -323,6 +323,43 @@ async fn a_corrupted_blob_fails_verification_and_leaves_nothing() -> TestResult 
     Ok(())
 }
 
+/// A layer is unpacked while it downloads: a registry that serves a
+/// well-formed layer other than the one the digest names gets it unpacked
+/// in full before the download's digest check fails, and nothing of it
+/// may stay in the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_layer_unpacked_while_streaming_is_thrown_away() -> TestResult {
+    if !registry_tools_available(true) {
+        return Ok(());
+    }
+    let registry = Registry::start()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = OciLayout::create(dir.path())?;
+    let manifest = layout.add_image(Some("v1"), &[busybox_layer()?], &ImageSpec::default())?;
+    registry.push(&layout, "v1", "swapped:v1")?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("blobs/sha256").join(&manifest.digest[7..]))?)?;
+    let layer_digest = manifest["layers"][0]["digest"].as_str().expect("layer digest").to_owned();
+    let stored = registry.blob_file(&layer_digest);
+    let size = fs::metadata(&stored)?.len() as usize;
+    // Another valid tar, padded with zero blocks (tar's end) to the size
+    // the registry has on record.
+    let mut other = LayerBuilder::new().file("planted", b"not from this image", 0o644).build();
+    assert!(other.len() <= size, "the replacement fits");
+    other.resize(size, 0);
+    fs::write(&stored, other)?;
+    let (root, store) = store(ImageStoreConfig::default())?;
+
+    let err = store.pull(&registry.reference("swapped:v1"), None).await.expect_err("swapped");
+
+    assert!(matches!(err, ImageError::DigestMismatch { ref digest, .. } if *digest == layer_digest), "{err:?}");
+    assert!(store.get(&registry.reference("swapped:v1")).await?.is_none());
+    let images = root.path().join("images");
+    assert_eq!(fs::read_dir(images.join("layers/sha256"))?.count(), 0, "no layer kept");
+    assert_eq!(fs::read_dir(images.join("tmp"))?.count(), 0, "the unpacked tree is removed");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_pulls_download_each_blob_once() -> TestResult {
     if !registry_tools_available(true) {

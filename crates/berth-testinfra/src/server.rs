@@ -52,10 +52,7 @@ impl BerthProcess {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        cmd.env_remove("BERTH_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.env_remove("BERTH_DATA_DIR").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         customize(&mut cmd);
         let mut child = cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -145,13 +142,15 @@ impl BerthProcess {
 
 impl Drop for BerthProcess {
     /// Kills the process and, unless another Berth has taken over its data
-    /// dir meanwhile (a restart), removes its nft tables.
+    /// dir meanwhile (a restart), removes its nft tables, blackhole route
+    /// and bridge.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let Some(net) = &self.net else { return };
         let lock = std::fs::OpenOptions::new().write(true).open(self.data_dir.join("berth.lock"));
-        let free = lock.ok().is_some_and(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
+        let free =
+            lock.ok().is_some_and(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
         if free {
             let _ = Command::new("ip")
                 .args(["route", "del", "blackhole", &net.cidr, "metric", "4242"])
@@ -164,6 +163,14 @@ impl Drop for BerthProcess {
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status();
+            }
+            // Its bridge (Berth keeps an idle one a while): the link holding
+            // the gateway address of the leased subnet.
+            let out = Command::new("ip").args(["-o", "-4", "addr", "show", "to", &net.cidr]).output();
+            let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            for link in text.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|l| l.starts_with("berth")) {
+                let _ =
+                    Command::new("ip").args(["link", "del", link]).stdout(Stdio::null()).stderr(Stdio::null()).status();
             }
         }
     }

@@ -72,11 +72,18 @@ pub(crate) fn unpack(blob: impl Read, dest: &Path, options: Options) -> Result<D
     Ok(rest.finish())
 }
 
-/// Creates `dest` and unpacks into it; removes it again on failure.
+/// Creates `dest` and unpacks the file `blob` into it; removes it again
+/// on failure.
 pub(crate) fn unpack_into_new(blob: &Path, dest: &Path, options: Options) -> Result<Digest, UnpackError> {
-    fs::create_dir(dest).map_err(UnpackError::io("create", dest))?;
     let file = fs::File::open(blob).map_err(UnpackError::io("open", blob))?;
-    let result = unpack(io::BufReader::new(file), dest, options);
+    unpack_new_from(io::BufReader::new(file), dest, options)
+}
+
+/// Creates `dest` and unpacks the stream `blob` into it (read to its end);
+/// removes it again on failure.
+pub(crate) fn unpack_new_from(blob: impl Read, dest: &Path, options: Options) -> Result<Digest, UnpackError> {
+    fs::create_dir(dest).map_err(UnpackError::io("create", dest))?;
+    let result = unpack(blob, dest, options);
     if result.is_err() {
         let _ = fs::remove_dir_all(dest);
     }
