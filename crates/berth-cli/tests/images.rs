@@ -2,28 +2,17 @@
 //! real `berth up` and a real registry (Debian's docker-registry) on
 //! loopback. Needs root (berth up runs the node agent).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_testinfra::registry::{
-    ImageSpec, LayerBuilder, OciLayout, Registry, busybox_rootfs, registry_tools_available,
+    ImageSpec, LayerBuilder, OciLayout, Registry, busybox_rootfs,
 };
 use berth_testinfra::server::BerthProcess;
 use serde_json::{Value, json};
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
-
-fn can_run(test: &str) -> bool {
-    let ok = nix::unistd::geteuid().is_root() && registry_tools_available(true);
-    if !ok {
-        eprintln!("SKIPPED: {test}: needs root, runc, docker-registry, skopeo and busybox-static");
-        assert!(std::env::var_os("CI").is_none(), "{test} must run in CI");
-    }
-    ok
-}
+mod common;
+use common::{bin, can_run};
 
 /// Runs `berth image ARGS --output json` against `berth`; (success, stdout JSON or stderr).
 fn image(berth: &BerthProcess, args: &[&str]) -> (bool, Value, String) {

@@ -6,60 +6,18 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_testinfra::registry::{ImageSpec, LayerBuilder, OciLayout, Registry, registry_tools_available};
 use berth_testinfra::server::BerthProcess;
 use serde_json::{Value, json};
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
+mod common;
+use common::{World, bin, can_run};
 
-fn can_run(test: &str) -> bool {
-    let ok = nix::unistd::geteuid().is_root() && registry_tools_available(true);
-    if !ok {
-        eprintln!("SKIPPED: {test}: needs root, runc, docker-registry, skopeo and busybox-static");
-        assert!(std::env::var_os("CI").is_none(), "{test} must run in CI");
-    }
-    ok
-}
-
-struct World {
-    registry: Registry,
-    berth: BerthProcess,
-    _dir: tempfile::TempDir,
-}
+/// How long a task may take to reach a status.
+const MINUTE: Duration = Duration::from_secs(60);
 
 impl World {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    fn start_with(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::start().unwrap();
-        let layer = LayerBuilder::new().busybox().unwrap().build();
-        let mut layout = OciLayout::create(&dir.path().join("layout")).unwrap();
-        layout.add_image(Some("latest"), &[layer], &ImageSpec::default()).unwrap();
-        registry.push(&layout, "latest", "busybox:latest").unwrap();
-        let berth = BerthProcess::start(bin(), &dir.path().join("data"), args, &[]).unwrap();
-        Self { registry, berth, _dir: dir }
-    }
-
-    fn ecs(&self, op: &str, body: Value) -> Value {
-        let (status, v) = self.berth.ecs(op, &body).unwrap();
-        assert_eq!(status, 200, "{op} {body} → {v}");
-        v
-    }
-
-    fn operator(&self, op: &str, body: Value) -> Value {
-        let (status, v) = self.berth.operator(op, &body).unwrap();
-        assert_eq!(status, 200, "{op} {body} → {v}");
-        v
-    }
-
     fn container(&self, name: &str, script: &str) -> Value {
         json!({"name": name, "image": self.registry.reference("busybox:latest"), "command": ["sh", "-c", script],
                "stopTimeout": 1})
@@ -84,22 +42,6 @@ impl World {
         v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
     }
 
-    fn describe(&self, arn: &str) -> Value {
-        self.ecs("DescribeTasks", json!({"tasks": [arn]}))["tasks"][0].clone()
-    }
-
-    fn wait_for(&self, arn: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let t = self.describe(arn);
-            if t["lastStatus"] == status {
-                return t;
-            }
-            assert!(Instant::now() < deadline, "task not {status}: {t:#}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// The container's exit code once it exited (waits).
     fn exit_code(&self, arn: &str, container: &str) -> i64 {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -110,28 +52,6 @@ impl World {
                 return code;
             }
             assert!(Instant::now() < deadline, "{container} did not exit: {t:#}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let (_, v) = self.berth.ecs("ListTasks", &json!({"desiredStatus": "RUNNING"})).unwrap_or_default();
-        for arn in v["taskArns"].as_array().cloned().unwrap_or_default() {
-            let _ = self.berth.ecs("StopTask", &json!({"task": arn}));
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let (_, v) = self.berth.ecs("ListTasks", &json!({"desiredStatus": "STOPPED"})).unwrap_or_default();
-            let arns = v["taskArns"].as_array().cloned().unwrap_or_default();
-            if arns.is_empty() {
-                return;
-            }
-            let (_, d) = self.berth.ecs("DescribeTasks", &json!({"tasks": arns})).unwrap_or_default();
-            if d["tasks"].as_array().is_none_or(|ts| ts.iter().all(|t| t["lastStatus"] == "STOPPED")) {
-                return;
-            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -192,7 +112,7 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
     w.register("web", vec![w.container("web", &web("hello-a")), probe]);
     let a = w.run("web", &[]);
     let b = w.run("web", &[]);
-    let (ta, tb) = (w.wait_for(&a, "RUNNING"), w.wait_for(&b, "RUNNING"));
+    let (ta, tb) = (w.wait_for(&a, "RUNNING", MINUTE), w.wait_for(&b, "RUNNING", MINUTE));
     let (ip_a, ip_b) = (detail(&ta, "privateIPv4Address"), detail(&tb, "privateIPv4Address"));
     assert_ne!(ip_a, ip_b, "two tasks, two addresses");
     for t in [&ta, &tb] {
@@ -225,7 +145,7 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
         w.ecs("StopTask", json!({"task": arn}));
     }
     for arn in [&a, &b] {
-        let t = w.wait_for(arn, "STOPPED");
+        let t = w.wait_for(arn, "STOPPED", MINUTE);
         assert_eq!(t["attachments"][0]["status"], "DELETED");
     }
     assert_eq!(free(&w), 256 - 3);
@@ -283,7 +203,7 @@ fn security_groups_allow_and_deny_between_tasks() {
         .to_owned();
     w.register("server", vec![w.container("web", &web("hello-server"))]);
     let srv = w.run("server", &[&server]);
-    let ip = detail(&w.wait_for(&srv, "RUNNING"), "privateIPv4Address");
+    let ip = detail(&w.wait_for(&srv, "RUNNING", MINUTE), "privateIPv4Address");
 
     // A member of `client` gets through; a task in the default group does not.
     // (busybox nc: its static wget needs glibc's NSS modules, which a bare image lacks.)
@@ -413,7 +333,7 @@ fn the_task_metadata_endpoint_answers_inside_a_task_and_only_for_it() {
     );
     w.register("meta", vec![w.container("main", &script)]);
     let a = w.run("meta", &[]);
-    let t = w.wait_for(&a, "RUNNING");
+    let t = w.wait_for(&a, "RUNNING", MINUTE);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(w.describe(&a)["lastStatus"], "RUNNING", "the checks passed and it sleeps: {t:#}");
 
@@ -460,15 +380,8 @@ fn assign_public_ip_publishes_the_task_ports_on_the_operators_address() {
         return;
     }
     let public = HostAddress::new();
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start().unwrap();
-    let layer = LayerBuilder::new().busybox().unwrap().build();
-    let mut layout = OciLayout::create(&dir.path().join("layout")).unwrap();
-    layout.add_image(Some("latest"), &[layer], &ImageSpec::default()).unwrap();
-    registry.push(&layout, "latest", "busybox:latest").unwrap();
     let addr = public.addr.to_string();
-    let berth = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[("BERTH_PUBLIC_ADDRESS", &addr)]).unwrap();
-    let w = World { registry, berth, _dir: dir };
+    let w = World::start_with(&["--public-address", &addr]);
     let mut web = w.container("web", &web("hello-public"));
     web["portMappings"] = json!([{"containerPort": 8080}]);
     w.register("public", vec![web]);
@@ -481,7 +394,7 @@ fn assign_public_ip_publishes_the_task_ports_on_the_operators_address() {
         v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
     };
     let a = run(true);
-    let t = w.wait_for(&a, "RUNNING");
+    let t = w.wait_for(&a, "RUNNING", MINUTE);
     assert_eq!(
         t["containers"][0]["networkBindings"],
         json!([{"bindIP": addr, "containerPort": 8080, "hostPort": 8080, "protocol": "tcp"}]),
@@ -493,17 +406,17 @@ fn assign_public_ip_publishes_the_task_ports_on_the_operators_address() {
     assert!(got.contains("hello-public"), "{got}");
     // A second task cannot publish the same port: it fails to start, saying why.
     let b = run(true);
-    let t = w.wait_for(&b, "STOPPED");
+    let t = w.wait_for(&b, "STOPPED", MINUTE);
     assert_eq!(t["stopCode"], "TaskFailedToStart", "{t:#}");
     assert!(t["stoppedReason"].as_str().unwrap().contains("port 8080/tcp on"), "{t:#}");
     // Without ENABLED nothing is published.
     let c = run(false);
-    let t = w.wait_for(&c, "RUNNING");
+    let t = w.wait_for(&c, "RUNNING", MINUTE);
     assert!(t["containers"][0].get("networkBindings").is_none_or(|b| b == &json!([])), "{t:#}");
     // Stopping the publisher frees the port for another task.
     w.ecs("StopTask", json!({"task": a}));
-    w.wait_for(&a, "STOPPED");
+    w.wait_for(&a, "STOPPED", MINUTE);
     let d = run(true);
-    w.wait_for(&d, "RUNNING");
+    w.wait_for(&d, "RUNNING", MINUTE);
     assert!(http_get_ready(public.addr, 8080, "/").contains("hello-public"));
 }

@@ -7,53 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_testinfra::registry::{ImageSpec, LayerBuilder, OciLayout, Registry, registry_tools_available};
 use berth_testinfra::server::BerthProcess;
 use serde_json::{Value, json};
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
-}
-
-/// Root and the registry tools, or a loud skip (CI fails on one: see CI=true).
-fn can_run(test: &str) -> bool {
-    let ok = nix::unistd::geteuid().is_root() && registry_tools_available(true);
-    if !ok {
-        eprintln!("SKIPPED: {test}: needs root, runc, docker-registry, skopeo and busybox-static");
-        assert!(std::env::var_os("CI").is_none(), "{test} must run in CI");
-    }
-    ok
-}
-
-struct World {
-    registry: Registry,
-    berth: BerthProcess,
-    dir: tempfile::TempDir,
-}
+mod common;
+use common::{World, can_run};
 
 impl World {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::start().unwrap();
-        let layer = LayerBuilder::new().busybox().unwrap().build();
-        let mut layout = OciLayout::create(&dir.path().join("layout")).unwrap();
-        layout.add_image(Some("latest"), &[layer], &ImageSpec::default()).unwrap();
-        registry.push(&layout, "latest", "busybox:latest").unwrap();
-        let berth = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[]).unwrap();
-        Self { registry, berth, dir }
-    }
-
-    fn restart_after_kill9(&mut self) {
-        self.berth.kill9().unwrap();
-        self.berth = BerthProcess::start(bin(), &self.dir.path().join("data"), &[], &[]).unwrap();
-    }
-
-    fn ecs(&self, op: &str, body: Value) -> Value {
-        let (status, v) = self.berth.ecs(op, &body).unwrap();
-        assert_eq!(status, 200, "{op} {body} → {v}");
-        v
-    }
-
     /// Registers `family` running `script` in busybox sh, and runs it.
     fn run(&self, family: &str, script: &str, cpu: &str, memory: &str, image: Option<&str>) -> String {
         let image = image.map_or_else(|| self.registry.reference("busybox:latest"), str::to_owned);
@@ -72,55 +32,6 @@ impl World {
         v["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
     }
 
-    fn describe(&self, arn: &str) -> Value {
-        self.ecs("DescribeTasks", json!({"tasks": [arn]}))["tasks"][0].clone()
-    }
-
-    /// Polls until the task's lastStatus is `status`.
-    fn wait_for(&self, arn: &str, status: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let t = self.describe(arn);
-            if t["lastStatus"] == status {
-                return t;
-            }
-            assert!(Instant::now() < deadline, "task not {status} within {within:?}: {t:#}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for World {
-    /// Stops every task of this Berth and waits (bounded) until they are
-    /// STOPPED, so a failing test leaves no container, mount or cgroup.
-    fn drop(&mut self) {
-        let list = |desired: &str| -> Vec<String> {
-            self.berth
-                .ecs("ListTasks", &json!({"desiredStatus": desired}))
-                .ok()
-                .and_then(|(_, v)| v["taskArns"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect()
-        };
-        for arn in list("RUNNING") {
-            let _ = self.berth.ecs("StopTask", &json!({"task": arn, "reason": "test teardown"}));
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let live = list("STOPPED").into_iter().any(|arn| {
-                self.berth
-                    .ecs("DescribeTasks", &json!({"tasks": [arn]}))
-                    .map_or(false, |(_, v)| v["tasks"][0]["lastStatus"] != "STOPPED")
-            });
-            if !live {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("teardown: tasks still not STOPPED after 60 s");
-    }
 }
 
 #[test]
