@@ -292,20 +292,27 @@ async fn unknown_tag_and_unknown_repository_are_told_apart() -> TestResult {
     Ok(())
 }
 
+/// Pushes busybox as `name` (tag v1); its one layer's digest and the file
+/// the registry keeps it in.
+fn push_one_layer(registry: &Registry, name: &str) -> anyhow::Result<(String, std::path::PathBuf)> {
+    let dir = tempfile::tempdir()?;
+    let mut layout = OciLayout::create(dir.path())?;
+    let manifest = layout.add_image(Some("v1"), &[busybox_layer()?], &ImageSpec::default())?;
+    registry.push(&layout, "v1", name)?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("blobs/sha256").join(&manifest.digest[7..]))?)?;
+    let layer_digest = manifest["layers"][0]["digest"].as_str().expect("layer digest").to_owned();
+    let stored = registry.blob_file(&layer_digest);
+    Ok((layer_digest, stored))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_blob_fails_verification_and_leaves_nothing() -> TestResult {
     if !registry_tools_available(true) {
         return Ok(());
     }
     let registry = Registry::start()?;
-    let dir = tempfile::tempdir()?;
-    let mut layout = OciLayout::create(dir.path())?;
-    let manifest = layout.add_image(Some("v1"), &[busybox_layer()?], &ImageSpec::default())?;
-    registry.push(&layout, "v1", "bad:v1")?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(dir.path().join("blobs/sha256").join(&manifest.digest[7..]))?)?;
-    let layer_digest = manifest["layers"][0]["digest"].as_str().expect("layer digest").to_owned();
-    let stored = registry.blob_file(&layer_digest);
+    let (layer_digest, stored) = push_one_layer(&registry, "bad:v1")?;
     let mut bytes = fs::read(&stored)?;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
@@ -333,14 +340,7 @@ async fn a_swapped_layer_unpacked_while_streaming_is_thrown_away() -> TestResult
         return Ok(());
     }
     let registry = Registry::start()?;
-    let dir = tempfile::tempdir()?;
-    let mut layout = OciLayout::create(dir.path())?;
-    let manifest = layout.add_image(Some("v1"), &[busybox_layer()?], &ImageSpec::default())?;
-    registry.push(&layout, "v1", "swapped:v1")?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(dir.path().join("blobs/sha256").join(&manifest.digest[7..]))?)?;
-    let layer_digest = manifest["layers"][0]["digest"].as_str().expect("layer digest").to_owned();
-    let stored = registry.blob_file(&layer_digest);
+    let (layer_digest, stored) = push_one_layer(&registry, "swapped:v1")?;
     let size = fs::metadata(&stored)?.len() as usize;
     // Another valid tar, padded with zero blocks (tar's end) to the size
     // the registry has on record.
