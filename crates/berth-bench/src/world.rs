@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use berth_testinfra::registry::{ImageSpec, LayerBuilder, OciLayout, Registry};
-use berth_testinfra::server::BerthProcess;
+use berth_testinfra::server::{BerthProcess, links_in};
 use serde_json::{Value, json};
 
 use crate::client::Client;
@@ -569,15 +569,6 @@ pub fn remove_network(cidr: &str, table: &str) {
     for link in links_in(cidr) {
         quiet(&["link", "del", &link], "ip");
     }
-}
-
-/// Links with an IPv4 address inside `cidr`.
-pub fn links_in(cidr: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "-4", "addr", "show", "to", cidr]).output();
-    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-    let mut links: Vec<String> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).map(|l| l.split('@').next().unwrap_or(l).to_owned()).collect();
-    links.dedup();
-    links
 }
 
 /// Links enslaved to `bridge` (the host ends of tasks' veths).

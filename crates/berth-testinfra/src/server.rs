@@ -166,14 +166,26 @@ impl Drop for BerthProcess {
             }
             // Its bridge (Berth keeps an idle one a while): the link holding
             // the gateway address of the leased subnet.
-            let out = Command::new("ip").args(["-o", "-4", "addr", "show", "to", &net.cidr]).output();
-            let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-            for link in text.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|l| l.starts_with("berth")) {
+            for link in links_in(&net.cidr).iter().filter(|l| l.starts_with("berth")) {
                 let _ =
                     Command::new("ip").args(["link", "del", link]).stdout(Stdio::null()).stderr(Stdio::null()).status();
             }
         }
     }
+}
+
+/// Links with an IPv4 address inside `cidr` (a subnet's bridge holds its
+/// gateway address).
+pub fn links_in(cidr: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "-4", "addr", "show", "to", cidr]).output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let mut links: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|l| l.split('@').next().unwrap_or(l).to_owned())
+        .collect();
+    links.dedup();
+    links
 }
 
 /// Reads `aws_access_key_id`/`aws_secret_access_key` of profile `default`.
