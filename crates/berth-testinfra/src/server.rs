@@ -98,9 +98,26 @@ impl BerthProcess {
 
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) -> anyhow::Result<()> {
+        let nft = self.nft_children();
         self.child.kill()?;
         self.child.wait()?;
+        settle(&nft);
         Ok(())
+    }
+
+    /// The `nft` processes Berth is running (firewall applies), which a
+    /// SIGKILL of Berth leaves running: one that ends after the teardown
+    /// would make the tables again.
+    fn nft_children(&self) -> Vec<u32> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()));
+        tasks
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+            .filter(|pid| is_nft(*pid))
+            .collect()
     }
 
     /// SIGTERM, then waits for the process to exit (up to 30 s).
@@ -145,8 +162,7 @@ impl Drop for BerthProcess {
     /// dir meanwhile (a restart), removes its nft tables, blackhole route
     /// and bridge.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.kill9();
         let Some(net) = &self.net else { return };
         let lock = std::fs::OpenOptions::new().write(true).open(self.data_dir.join("berth.lock"));
         let free =
@@ -171,6 +187,18 @@ impl Drop for BerthProcess {
                     Command::new("ip").args(["link", "del", link]).stdout(Stdio::null()).stderr(Stdio::null()).status();
             }
         }
+    }
+}
+
+fn is_nft(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nft")
+}
+
+/// Waits (up to 5 s) until the processes `pids` (`nft` runs) have ended.
+fn settle(pids: &[u32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pids.iter().any(|p| is_nft(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
