@@ -251,13 +251,7 @@ impl Driver {
         stop_wanted: bool,
         changes: &mut broadcast::Receiver<String>,
     ) -> Result<(), DriverError> {
-        let Some(status) = self.runtime_status(arn, id).await? else { return Ok(()) };
-        if status.is_finished() {
-            return self.finished(arn, &status).await;
-        }
-        if stop_wanted {
-            return self.stop_requested(arn).await;
-        }
+        let Some(status) = self.live_status(arn, id, stop_wanted).await? else { return Ok(()) };
         if status.any_waiting() {
             self.sync(arn, record, &status).await?;
             self.pause(arn, id, changes).await;
@@ -281,13 +275,7 @@ impl Driver {
         stop_wanted: bool,
         changes: &mut broadcast::Receiver<String>,
     ) -> Result<(), DriverError> {
-        let Some(status) = self.runtime_status(arn, id).await? else { return Ok(()) };
-        if status.is_finished() {
-            return self.finished(arn, &status).await;
-        }
-        if stop_wanted {
-            return self.stop_requested(arn).await;
-        }
+        let Some(status) = self.live_status(arn, id, stop_wanted).await? else { return Ok(()) };
         self.sync(arn, record, &status).await?;
         self.pause(arn, id, changes).await;
         Ok(())
@@ -312,6 +300,27 @@ impl Driver {
             () = changed => {}
             () = tokio::time::sleep(self.poll) => {}
         }
+    }
+
+    /// The runtime's status of a task that is still running and not
+    /// wanted stopped; `None` once this call has handled it otherwise (gone,
+    /// finished: recorded; stop wanted: begun).
+    async fn live_status(
+        &self,
+        arn: &str,
+        id: &TaskId,
+        stop_wanted: bool,
+    ) -> Result<Option<RuntimeStatus>, DriverError> {
+        let Some(status) = self.runtime_status(arn, id).await? else { return Ok(None) };
+        if status.is_finished() {
+            self.finished(arn, &status).await?;
+            return Ok(None);
+        }
+        if stop_wanted {
+            self.stop_requested(arn).await?;
+            return Ok(None);
+        }
+        Ok(Some(status))
     }
 
     /// The runtime's view of a started task; `None` (after failing the
