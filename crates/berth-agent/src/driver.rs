@@ -1,8 +1,9 @@
-//! One task's driver: reads the task as stored and as the runtime sees
-//! it, and moves it one lifecycle step at a time until it is STOPPED.
-//! Every step is a store write with optimistic concurrency (the API may
-//! change `desiredStatus` at the same time), through the model's single
-//! transition function.
+//! One task's driver: reads the task as stored and as the runtime reports
+//! it, asks [`step::next_step`] what to do, and does it, one lifecycle
+//! step at a time until the task is STOPPED. Every step is a versioned
+//! write (the API may change `desiredStatus` at the same time) through the
+//! task's own transition function; a refused transition is an error, never
+//! a silent skip that would run the same step again at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +11,21 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use berth_image::ImageStore;
-use berth_model::lifecycle::{TaskEvent, TaskStatus, transition};
-use berth_model::records::TaskRecord;
-use berth_runtime::{ContainerState, HealthStatus as RuntimeHealth, RuntimeError, TaskId, TaskRuntime, TaskStatus as RuntimeStatus};
-use berth_store::{Store, StoreError, Versioned};
-use berth_wire::ecs::{Connectivity, HealthStatus, Task, TaskStopCode};
+use berth_model::arn::TaskArn;
+use berth_model::lifecycle::{InvalidTransition, TaskEvent};
+use berth_model::task::{Protocol, StopCode, Task};
+use berth_runtime::{RuntimeError, TaskId, TaskRuntime, TaskStatus as TaskReport};
+use berth_store::{StoreError, Versioned};
 
 use crate::network::NodeNetwork;
 use crate::now_epoch;
+use crate::plane::NodeControlPlane;
 use crate::spec::{self, Pulled};
+use crate::step::{self, Ending, Step};
+
+/// Writes that lose a version race are retried this often, with backoff.
+const WRITE_ATTEMPTS: u32 = 8;
+const WRITE_BACKOFF: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -30,10 +37,17 @@ pub enum DriverError {
     Gone(String),
     #[error("network")]
     Network(#[from] crate::network::NetworkError),
+    /// The step chosen does not apply to the task as stored now: a bug,
+    /// or a writer the driver does not know of.
+    #[error("task {task}: {source}")]
+    InvalidTransition { task: String, source: InvalidTransition },
+    /// Every write attempt lost a race with another writer.
+    #[error("task {0}: the store kept changing under {WRITE_ATTEMPTS} write attempts")]
+    Contended(String),
 }
 
 pub struct Driver {
-    pub store: Arc<dyn Store>,
+    pub plane: Arc<dyn NodeControlPlane>,
     pub images: Arc<ImageStore>,
     pub runtime: Arc<dyn TaskRuntime>,
     pub poll: Duration,
@@ -43,112 +57,119 @@ pub struct Driver {
     pub network: Option<Arc<NodeNetwork>>,
 }
 
-/// The runtime's id of a task: the last part of its ARN.
-fn runtime_id(arn: &str) -> Result<TaskId, RuntimeError> {
-    TaskId::new(arn.rsplit('/').next().unwrap_or(arn))
+/// A task being driven: its ARN and the runtime's id for it.
+struct Target<'a> {
+    arn: &'a str,
+    task: TaskArn,
+    id: TaskId,
+    /// The runtime has this task's containers attached in this process
+    /// (started here, or recovered once after an agent restart).
+    attached: bool,
 }
 
 impl Driver {
     /// Drives the task until it is STOPPED.
     pub async fn drive(&self, arn: &str) -> Result<(), DriverError> {
-        let id = runtime_id(arn)?;
-        self.logs.resume(arn, &id).await?;
         // Subscribed before the first read, so no change is missed.
-        let mut changes = self.store.watch_tasks();
+        let mut changes = self.plane.watch_tasks();
+        let first = self.load(arn).await?;
+        let task = first.value.arn.clone();
+        let mut target = Target { arn, id: TaskId::new(&task.id)?, task, attached: false };
+        self.logs.resume(arn, &target.id).await?;
         loop {
-            let record = self.load(arn).await?;
-            let task = &record.value.task;
-            let status = task.last_status.as_deref().and_then(TaskStatus::parse).unwrap_or(TaskStatus::Provisioning);
-            let stop_wanted = task.desired_status.as_deref() == Some("STOPPED");
-            match status {
-                TaskStatus::Stopped => return Ok(()),
-                TaskStatus::Provisioning if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
-                TaskStatus::Provisioning => self.provision(arn, &record.value).await?,
-                TaskStatus::Pending if stop_wanted => self.advance(arn, TaskEvent::StopRequested, |_| {}).await?,
-                TaskStatus::Pending => self.start(arn, &id, &record.value).await?,
-                TaskStatus::Activating => self.activate(arn, &id, &record.value, stop_wanted, &mut changes).await?,
-                TaskStatus::Running => self.watch(arn, &id, &record.value, stop_wanted, &mut changes).await?,
-                TaskStatus::Deactivating => {
-                    let exits = self.stop_containers(&id).await?;
-                    self.advance(arn, TaskEvent::Deactivated, |t| record_exits(t, exits.as_ref())).await?;
-                }
-                TaskStatus::Stopping => {
-                    let exits = self.stop_containers(&id).await?;
-                    self.advance(arn, TaskEvent::ContainersStopped, |t| {
-                        record_exits(t, exits.as_ref());
-                        t.execution_stopped_at = Some(now_epoch());
+            let current = self.load(arn).await?;
+            let task = &current.value;
+            let report = if step::needs_report(task.status()) { self.report(&mut target).await? } else { None };
+            let step = step::next_step(task, report.as_ref());
+            tracing::trace!(task = %arn, status = %task.status(), ?step, "driver step");
+            match step {
+                Step::Done => return Ok(()),
+                Step::Provision => self.provision(&target, task).await?,
+                Step::Start => self.start(&mut target, task).await?,
+                Step::RequestStop => self.request_stop(&target).await?,
+                Step::Lost => self.fail(&target, "The task's containers are gone: its state was lost on the node.").await?,
+                Step::Finished(ending) => self.finished(&target, ending, report.as_ref()).await?,
+                Step::Activate => {
+                    let report = report.as_ref();
+                    self.advance(&target, &[TaskEvent::Activated], |t| {
+                        if let Some(r) = report {
+                            step::record_states(t, &r.containers);
+                        }
+                        t.times.started_at = Some(now_epoch());
                     })
                     .await?;
                 }
-                TaskStatus::Deprovisioning => {
-                    self.logs.finish(arn, &id).await?;
-                    match self.runtime.remove(&id).await {
-                        Ok(()) | Err(RuntimeError::TaskNotFound(_)) => {}
-                        Err(e) => return Err(e.into()),
+                Step::Watch => {
+                    if let Some(r) = &report {
+                        self.sync(&target, task, r).await?;
                     }
-                    if let Some(network) = &self.network {
-                        network.release(arn).await?;
-                    }
-                    self.advance(arn, TaskEvent::Deprovisioned, |t| {
-                        berth_model::network::detach(t);
-                        t.stopped_at = Some(now_epoch());
+                    self.pause(&target, &mut changes).await;
+                }
+                Step::Deactivate => {
+                    let exits = self.stop_containers(&target).await?;
+                    self.advance(&target, &[TaskEvent::Deactivated], |t| step::record_exits(t, exits.as_deref())).await?;
+                }
+                Step::CollectExits => {
+                    let exits = self.stop_containers(&target).await?;
+                    self.advance(&target, &[TaskEvent::ContainersStopped], |t| {
+                        step::record_exits(t, exits.as_deref());
+                        t.times.execution_stopped_at = Some(now_epoch());
                     })
                     .await?;
-                    if let Some(network) = &self.network {
-                        network.sync_firewall().await;
-                    }
-                    tracing::info!(task = %arn, "task stopped");
                 }
+                Step::Deprovision => self.deprovision(&target).await?,
             }
+        }
+    }
+
+    /// The runtime's report of a started task; `None` when it holds nothing
+    /// of it. The first look after an agent restart re-attaches (`recover`);
+    /// later looks only ask for the status.
+    async fn report(&self, target: &mut Target<'_>) -> Result<Option<TaskReport>, DriverError> {
+        let report = if target.attached {
+            self.runtime.status(&target.id).await
+        } else {
+            let recovered = self.runtime.recover(&target.id).await;
+            if recovered.is_ok() {
+                tracing::info!(task = %target.arn, "re-attached to a running task");
+                target.attached = true;
+            }
+            recovered
+        };
+        match report {
+            Ok(r) => Ok(Some(r)),
+            Err(RuntimeError::TaskNotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// PROVISIONING: the task's network (awsvpc: address, namespace,
     /// interface, firewall), then PENDING.
-    async fn provision(&self, arn: &str, record: &TaskRecord) -> Result<(), DriverError> {
-        let network = self.network.as_ref().filter(|_| record.network_configuration.is_some());
-        let Some(network) = network else {
-            return self
-                .advance(arn, TaskEvent::Provisioned, |t| {
-                    t.connectivity = Some(Connectivity::Connected);
-                    t.connectivity_at = Some(now_epoch());
-                })
-                .await;
+    async fn provision(&self, target: &Target<'_>, task: &Task) -> Result<(), DriverError> {
+        let connected = |t: &mut Task| t.times.connectivity_at = Some(now_epoch());
+        let Some(network) = self.network.as_ref().filter(|_| task.network.is_some()) else {
+            return self.advance(target, &[TaskEvent::Provisioned], connected).await;
         };
-        let ports = match self.definition(record).await? {
+        let ports = match self.definition(task).await? {
             Some(definition) => published_ports(&definition),
             None => Vec::new(),
         };
-        let provisioned = match network.provision(record, &ports).await {
+        let provisioned = match network.provision(task, &ports).await {
             Ok(done) => done,
             Err(e) => {
-                tracing::warn!(task = %arn, error = %e.reason(), "network setup failed");
-                return self.fail(arn, &e.reason()).await;
+                tracing::warn!(task = %target.arn, error = %e.reason(), "network setup failed");
+                return self.fail(target, &e.reason()).await;
             }
         };
-        let region = record.task.task_arn.as_deref().and_then(|a| a.split(':').nth(3)).unwrap_or("us-east-1").to_owned();
         let mac = provisioned.attachment.mac.to_string();
-        self.advance(arn, TaskEvent::Provisioned, |t| {
-            let iface = berth_model::network::Interface {
-                subnet_id: &provisioned.subnet.id,
-                ip: provisioned.attachment.ip,
-                mac: &mac,
-                region: &region,
-            };
-            berth_model::network::attach(t, &iface);
-            for c in t.containers.iter_mut().flatten() {
-                let mine: Vec<_> = provisioned
-                    .bindings
-                    .iter()
-                    .filter(|(name, _)| c.name.as_ref() == Some(name))
-                    .map(|(_, b)| b.clone())
-                    .collect();
-                if !mine.is_empty() {
-                    c.network_bindings = Some(mine);
+        self.advance(target, &[TaskEvent::Provisioned], |t| {
+            t.attach(&provisioned.subnet.id, provisioned.attachment.ip, &mac);
+            for (name, binding) in &provisioned.bindings {
+                if let Some(c) = t.container_mut(name) {
+                    c.bindings.push(*binding);
                 }
             }
-            t.connectivity = Some(Connectivity::Connected);
-            t.connectivity_at = Some(now_epoch());
+            connected(t);
         })
         .await?;
         // The record names the task now: its firewall rules follow.
@@ -158,50 +179,43 @@ impl Driver {
 
     /// PENDING: pull the images and start the containers. A task an earlier
     /// agent already started is re-attached instead.
-    async fn start(&self, arn: &str, id: &TaskId, record: &TaskRecord) -> Result<(), DriverError> {
-        if self.runtime.list().await?.contains(id) {
-            let status = self.runtime.recover(id).await?;
-            tracing::info!(task = %arn, "re-attached to a task started before an agent restart");
-            return self.advance(arn, TaskEvent::ContainersStarted, |t| record_states(t, &status.containers)).await;
+    async fn start(&self, target: &mut Target<'_>, task: &Task) -> Result<(), DriverError> {
+        if self.runtime.list().await?.contains(&target.id) {
+            let report = self.runtime.recover(&target.id).await?;
+            target.attached = true;
+            tracing::info!(task = %target.arn, "re-attached to a task started before an agent restart");
+            return self.advance(target, &[TaskEvent::ContainersStarted], |t| step::record_states(t, &report.containers)).await;
         }
-        let Some(definition) = self.definition(record).await? else {
-            return self.fail(arn, "TaskDefinition not found: it was deleted before the task started.").await;
+        let Some(definition) = self.definition(task).await? else {
+            return self.fail(target, "TaskDefinition not found: it was deleted before the task started.").await;
         };
-        if let Some(reason) = self.logs.prepare(id, &definition).await? {
-            return self.fail(arn, &reason).await;
+        if let Some(reason) = self.logs.prepare(&target.id, &definition).await? {
+            return self.fail(target, &reason).await;
         }
-        self.update(arn, |t| t.pull_started_at = Some(now_epoch())).await?;
+        self.update(target, |t| t.times.pull_started_at = Some(now_epoch())).await?;
         let mut pulled = Vec::new();
         for c in definition.container_definitions.iter().flatten() {
             let image = c.image.as_deref().unwrap_or_default();
             match self.images.pull(image, None).await {
                 Ok(img) => pulled.push(Pulled { layers: img.layers, config: img.config }),
                 Err(e) => {
-                    tracing::info!(task = %arn, image, error = %e.report(), "pull failed");
-                    return self.fail(arn, &format!("CannotPullContainerError: {}", e.report())).await;
+                    tracing::info!(task = %target.arn, image, error = %e.report(), "pull failed");
+                    return self.fail(target, &format!("CannotPullContainerError: {}", e.report())).await;
                 }
             }
         }
         // Written with the next step, one store write fewer per launch.
         let pull_stopped_at = now_epoch();
-        let mut spec = spec::task(
-            id.clone(),
-            &definition,
-            record.task.overrides.as_ref(),
-            record.cpu,
-            record.memory,
-            &pulled,
-        );
-        let net = match &self.network {
-            Some(n) => n.task_network(record).await,
+        let mut spec = spec::task(target.id.clone(), &definition, &task.overrides, task.size, &pulled);
+        if let Some(net) = match &self.network {
+            Some(n) => n.task_network(task).await,
             None => None,
-        };
-        if let Some(net) = net {
-            let region = record.task.task_arn.as_deref().and_then(|a| a.split(':').nth(3)).unwrap_or("us-east-1");
+        } {
+            let region = task.arn.account.region.as_str();
             for c in &mut spec.containers {
                 c.mounts.extend(net.mounts.iter().cloned());
                 // As on Fargate: the metadata endpoint, the platform, the region.
-                let uri = crate::metadata::MetadataServer::uri(net.gateway, id.as_str(), &c.name);
+                let uri = crate::metadata::MetadataServer::uri(net.gateway, target.id.as_str(), &c.name);
                 let env = [
                     ("ECS_CONTAINER_METADATA_URI_V4", uri.clone()),
                     ("ECS_CONTAINER_METADATA_URI", uri),
@@ -217,78 +231,62 @@ impl Driver {
             spec.hostname = Some(net.hostname);
         }
         match self.runtime.start(&spec).await {
-            Ok(status) => {
+            Ok(report) => {
+                target.attached = true;
                 // With nothing left to wait for, ACTIVATING and RUNNING are
                 // one write.
-                let ready = !status.any_waiting() && !status.is_finished();
+                let ready = !report.any_waiting() && !report.is_finished();
                 let events: &[TaskEvent] =
                     if ready { &[TaskEvent::ContainersStarted, TaskEvent::Activated] } else { &[TaskEvent::ContainersStarted] };
                 let started_at = now_epoch();
-                self.advance_through(arn, events, |t| {
-                    t.pull_stopped_at = Some(pull_stopped_at);
+                self.advance(target, events, |t| {
+                    t.times.pull_stopped_at = Some(pull_stopped_at);
                     if ready {
-                        t.started_at = Some(started_at);
+                        t.times.started_at = Some(started_at);
                     }
-                    record_states(t, &status.containers);
+                    step::record_states(t, &report.containers);
                 })
                 .await
             }
             Err(e) => {
-                tracing::info!(task = %arn, error = %e, "start failed");
-                self.update(arn, |t| t.pull_stopped_at = Some(pull_stopped_at)).await?;
-                self.fail(arn, &format!("CannotStartContainerError: {e}")).await
+                tracing::info!(task = %target.arn, error = %e, "start failed");
+                self.update(target, |t| t.times.pull_stopped_at = Some(pull_stopped_at)).await?;
+                self.fail(target, &format!("CannotStartContainerError: {e}")).await
             }
         }
     }
 
-    /// ACTIVATING: containers with dependencies may still wait for them;
-    /// the task is RUNNING once none does.
-    async fn activate(
-        &self,
-        arn: &str,
-        id: &TaskId,
-        record: &TaskRecord,
-        stop_wanted: bool,
-        changes: &mut broadcast::Receiver<String>,
-    ) -> Result<(), DriverError> {
-        let Some(status) = self.live_status(arn, id, stop_wanted).await? else { return Ok(()) };
-        if status.any_waiting() {
-            self.sync(arn, record, &status).await?;
-            self.pause(arn, id, changes).await;
-            return Ok(());
+    /// DEPROVISIONING: the last logs shipped, the runtime's state removed,
+    /// the network released; then STOPPED.
+    async fn deprovision(&self, target: &Target<'_>) -> Result<(), DriverError> {
+        self.logs.finish(target.arn, &target.id).await?;
+        match self.runtime.remove(&target.id).await {
+            Ok(()) | Err(RuntimeError::TaskNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
         }
-        self.advance(arn, TaskEvent::Activated, |t| {
-            record_states(t, &status.containers);
-            t.started_at = Some(now_epoch());
+        if let Some(network) = &self.network {
+            network.release(&target.task).await?;
+        }
+        self.advance(target, &[TaskEvent::Deprovisioned], |t| {
+            t.detach();
+            t.times.stopped_at = Some(now_epoch());
         })
-        .await
-    }
-
-    /// RUNNING: waits until an essential container exits or a stop is
-    /// wanted, checking the store every poll interval and recording
-    /// changes of the containers' health.
-    async fn watch(
-        &self,
-        arn: &str,
-        id: &TaskId,
-        record: &TaskRecord,
-        stop_wanted: bool,
-        changes: &mut broadcast::Receiver<String>,
-    ) -> Result<(), DriverError> {
-        let Some(status) = self.live_status(arn, id, stop_wanted).await? else { return Ok(()) };
-        self.sync(arn, record, &status).await?;
-        self.pause(arn, id, changes).await;
+        .await?;
+        if let Some(network) = &self.network {
+            network.sync_firewall().await;
+        }
+        tracing::info!(task = %target.arn, "task stopped");
         Ok(())
     }
 
     /// Waits until the task is finished by ECS rules, its record changes
     /// (a stop request), or a poll interval passes (health, and changes
     /// another process made).
-    async fn pause(&self, arn: &str, id: &TaskId, changes: &mut broadcast::Receiver<String>) {
+    async fn pause(&self, target: &Target<'_>, changes: &mut broadcast::Receiver<String>) {
         let changed = async {
             loop {
                 match changes.recv().await {
-                    Ok(changed) if changed == arn => return,
+                    Ok(changed) if changed == target.arn => return,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
@@ -296,195 +294,124 @@ impl Driver {
             }
         };
         tokio::select! {
-            _ = self.runtime.wait(id) => {}
+            _ = self.runtime.wait(&target.id) => {}
             () = changed => {}
             () = tokio::time::sleep(self.poll) => {}
         }
     }
 
-    /// The runtime's status of a task that is still running and not
-    /// wanted stopped; `None` once this call has handled it otherwise (gone,
-    /// finished: recorded; stop wanted: begun).
-    async fn live_status(
-        &self,
-        arn: &str,
-        id: &TaskId,
-        stop_wanted: bool,
-    ) -> Result<Option<RuntimeStatus>, DriverError> {
-        let Some(status) = self.runtime_status(arn, id).await? else { return Ok(None) };
-        if status.is_finished() {
-            self.finished(arn, &status).await?;
-            return Ok(None);
-        }
-        if stop_wanted {
-            self.stop_requested(arn).await?;
-            return Ok(None);
-        }
-        Ok(Some(status))
-    }
-
-    /// The runtime's view of a started task; `None` (after failing the
-    /// task) when the node lost its state.
-    async fn runtime_status(&self, arn: &str, id: &TaskId) -> Result<Option<RuntimeStatus>, DriverError> {
-        match self.runtime.recover(id).await {
-            Ok(s) => Ok(Some(s)),
-            Err(RuntimeError::TaskNotFound(_)) => {
-                self.fail(arn, "The task's containers are gone: its state was lost on the node.").await?;
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// The task is over by ECS rules: an essential container exited, or
     /// will never start (then the task failed to start, for its reason).
-    async fn finished(&self, arn: &str, status: &RuntimeStatus) -> Result<(), DriverError> {
-        let never_started = status.containers.iter().find_map(|c| match &c.state {
-            ContainerState::NotStarted(n) if c.essential => Some(n.reason.clone()),
-            _ => None,
-        });
-        let (event, code, reason) = match never_started {
-            Some(reason) => (TaskEvent::StartFailed, TaskStopCode::TaskFailedToStart, reason),
-            None => (
-                TaskEvent::EssentialContainerExited,
-                TaskStopCode::EssentialContainerExited,
-                "Essential container in task exited".to_owned(),
-            ),
-        };
-        let ran = status.containers.iter().any(|c| matches!(c.state, ContainerState::Exited(_) | ContainerState::Running { .. }));
-        self.advance(arn, event, |t| {
-            record_states(t, &status.containers);
+    async fn finished(&self, target: &Target<'_>, ending: Ending, report: Option<&TaskReport>) -> Result<(), DriverError> {
+        self.advance(target, &[ending.event], |t| {
+            if let Some(r) = report {
+                step::record_states(t, &r.containers);
+            }
             // A task whose containers ran, however briefly, has started.
-            if ran {
-                t.started_at.get_or_insert(now_epoch());
+            if ending.ran {
+                t.times.started_at.get_or_insert(now_epoch());
             }
-            if t.stop_code.is_none() {
-                t.stop_code = Some(code);
-                t.stopped_reason = Some(reason.clone());
-            }
-            t.stopping_at.get_or_insert(now_epoch());
+            t.set_stop_reason(ending.code, &ending.reason);
+            t.times.stopping_at.get_or_insert(now_epoch());
         })
         .await
     }
 
-    async fn stop_requested(&self, arn: &str) -> Result<(), DriverError> {
-        self.advance(arn, TaskEvent::StopRequested, |t| {
-            t.stopping_at.get_or_insert(now_epoch());
+    async fn request_stop(&self, target: &Target<'_>) -> Result<(), DriverError> {
+        self.advance(target, &[TaskEvent::StopRequested], |t| {
+            t.times.stopping_at.get_or_insert(now_epoch());
         })
         .await
     }
 
     /// Writes the containers' states and health when they changed.
-    async fn sync(&self, arn: &str, record: &TaskRecord, status: &RuntimeStatus) -> Result<(), DriverError> {
-        let mut task = record.task.clone();
-        record_states(&mut task, &status.containers);
-        if task == record.task {
+    async fn sync(&self, target: &Target<'_>, task: &Task, report: &TaskReport) -> Result<(), DriverError> {
+        let mut updated = task.clone();
+        step::record_states(&mut updated, &report.containers);
+        if updated == *task {
             return Ok(());
         }
-        self.update(arn, |t| record_states(t, &status.containers)).await
+        self.update(target, |t| step::record_states(t, &report.containers)).await
     }
 
     /// Stops the task's containers (SIGTERM, then SIGKILL after their
     /// stopTimeout) and returns how they ended; `None` when the runtime
     /// holds nothing for the task (it never started).
-    async fn stop_containers(&self, id: &TaskId) -> Result<Option<Vec<berth_runtime::ContainerStatus>>, DriverError> {
-        match self.runtime.stop(id).await {
-            Ok(status) => Ok(Some(status.containers)),
+    async fn stop_containers(&self, target: &Target<'_>) -> Result<Option<Vec<berth_runtime::ContainerStatus>>, DriverError> {
+        match self.runtime.stop(&target.id).await {
+            Ok(report) => Ok(Some(report.containers)),
             Err(RuntimeError::TaskNotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     /// The task could not start: TaskFailedToStart with `reason`.
-    async fn fail(&self, arn: &str, reason: &str) -> Result<(), DriverError> {
-        self.advance(arn, TaskEvent::StartFailed, |t| {
-            t.stop_code = Some(TaskStopCode::TaskFailedToStart);
-            t.stopped_reason = Some(reason.to_owned());
-            t.stopping_at.get_or_insert(now_epoch());
-            for c in t.containers.iter_mut().flatten() {
-                c.last_status = Some("STOPPED".into());
-                c.reason = Some(reason.to_owned());
-            }
+    async fn fail(&self, target: &Target<'_>, reason: &str) -> Result<(), DriverError> {
+        self.advance(target, &[TaskEvent::StartFailed], |t| {
+            t.set_stop_reason(StopCode::TaskFailedToStart, reason);
+            t.times.stopping_at.get_or_insert(now_epoch());
+            t.stop_all_containers(Some(reason));
         })
         .await
     }
 
-    async fn definition(&self, record: &TaskRecord) -> Result<Option<berth_wire::ecs::TaskDefinition>, DriverError> {
-        let Some((family, rev)) = record
-            .task
-            .task_definition_arn
-            .as_deref()
-            .and_then(|a| a.rsplit_once("task-definition/"))
-            .and_then(|(_, r)| r.rsplit_once(':'))
-            .and_then(|(f, r)| Some((f.to_owned(), r.parse::<i32>().ok()?)))
-        else {
-            return Ok(None);
-        };
-        Ok(self.store.get_task_definition(&family, rev).await?.map(|v| v.value.definition))
+    async fn definition(&self, task: &Task) -> Result<Option<berth_wire::ecs::TaskDefinition>, DriverError> {
+        Ok(self.plane.task_definition(&task.definition_arn).await?)
     }
 
-    async fn load(&self, arn: &str) -> Result<Versioned<TaskRecord>, DriverError> {
-        self.store.get_task(arn).await?.ok_or_else(|| DriverError::Gone(arn.to_owned()))
+    async fn load(&self, arn: &str) -> Result<Versioned<Task>, DriverError> {
+        self.plane.task(arn).await?.ok_or_else(|| DriverError::Gone(arn.to_owned()))
     }
 
-    /// Applies `event` through the lifecycle's transition function, with
-    /// `change`, retrying on version conflicts.
-    async fn advance(&self, arn: &str, event: TaskEvent, change: impl Fn(&mut Task)) -> Result<(), DriverError> {
-        self.write(arn, |t| {
-            let from = t.last_status.as_deref().and_then(TaskStatus::parse).unwrap_or(TaskStatus::Provisioning);
-            let to = transition(from, event).ok()?;
+    /// Applies `events` in order through the task's transition function,
+    /// with `change`, in one write.
+    async fn advance(&self, target: &Target<'_>, events: &[TaskEvent], change: impl Fn(&mut Task)) -> Result<(), DriverError> {
+        self.write(target, |t| {
+            t.apply_all(events)?;
             change(t);
-            t.last_status = Some(to.as_str().to_owned());
-            Some(())
+            Ok(())
         })
         .await
     }
 
-    /// Applies several events in order, each through the transition
-    /// function, in one write (nothing is written if any does not apply).
-    async fn advance_through(&self, arn: &str, events: &[TaskEvent], change: impl Fn(&mut Task)) -> Result<(), DriverError> {
-        self.write(arn, |t| {
-            let mut at = t.last_status.as_deref().and_then(TaskStatus::parse).unwrap_or(TaskStatus::Provisioning);
-            for event in events {
-                at = transition(at, *event).ok()?;
-            }
+    /// A change that is not a lifecycle step (timestamps, container states).
+    async fn update(&self, target: &Target<'_>, change: impl Fn(&mut Task)) -> Result<(), DriverError> {
+        self.write(target, |t| {
             change(t);
-            t.last_status = Some(at.as_str().to_owned());
-            Some(())
+            Ok(())
         })
         .await
     }
 
-    /// A change that is not a lifecycle step (timestamps).
-    async fn update(&self, arn: &str, change: impl Fn(&mut Task)) -> Result<(), DriverError> {
-        self.write(arn, |t| {
-            change(t);
-            Some(())
-        })
-        .await
-    }
-
-    /// Read-modify-write of the task; `change` returning `None` writes nothing.
-    async fn write(&self, arn: &str, change: impl Fn(&mut Task) -> Option<()>) -> Result<(), DriverError> {
-        loop {
-            let current = self.load(arn).await?;
-            let mut record = current.value;
-            if change(&mut record.task).is_none() {
-                return Ok(());
-            }
-            record.task.version = Some(record.task.version.unwrap_or(1) + 1);
-            match self.store.put_task(&record, Some(current.version)).await {
+    /// Read-modify-write of the task, retried with backoff when another
+    /// writer got there first; a refused transition writes nothing and is
+    /// returned as an error.
+    async fn write(
+        &self,
+        target: &Target<'_>,
+        change: impl Fn(&mut Task) -> Result<(), InvalidTransition>,
+    ) -> Result<(), DriverError> {
+        let mut backoff = WRITE_BACKOFF;
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self.load(target.arn).await?;
+            let mut task = current.value;
+            change(&mut task).map_err(|source| DriverError::InvalidTransition { task: target.arn.to_owned(), source })?;
+            match self.plane.update_task(&task, current.version).await {
                 Ok(_) => return Ok(()),
-                Err(StoreError::Conflict) => tokio::task::yield_now().await,
+                Err(StoreError::Conflict) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+        Err(DriverError::Contended(target.arn.to_owned()))
     }
 }
 
 /// The container ports a task publishes with `assignPublicIp: ENABLED`:
 /// every `portMappings` entry (in awsvpc, hostPort is containerPort).
-fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String, berth_wire::ecs::TransportProtocol, u16)> {
+fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String, Protocol, u16)> {
     definition
         .container_definitions
         .iter()
@@ -493,111 +420,12 @@ fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String,
             let name = c.name.clone().unwrap_or_default();
             c.port_mappings.iter().flatten().filter_map(move |m| {
                 let port = u16::try_from(m.container_port?).ok()?;
-                Some((name.clone(), m.protocol.unwrap_or_default(), port))
+                let protocol = match m.protocol.unwrap_or_default() {
+                    berth_wire::ecs::TransportProtocol::Tcp => Protocol::Tcp,
+                    berth_wire::ecs::TransportProtocol::Udp => Protocol::Udp,
+                };
+                Some((name.clone(), protocol, port))
             })
         })
         .collect()
-}
-
-/// Copies the runtime's container states (and health) into the ECS
-/// containers, and the task's health from its essential containers'.
-fn record_states(task: &mut Task, states: &[berth_runtime::ContainerStatus]) {
-    for c in task.containers.iter_mut().flatten() {
-        let Some(s) = states.iter().find(|s| Some(&s.name) == c.name.as_ref()) else { continue };
-        match &s.state {
-            ContainerState::Waiting => c.last_status = Some("PENDING".into()),
-            ContainerState::Running { pid } => {
-                c.last_status = Some("RUNNING".into());
-                c.runtime_id.get_or_insert_with(|| format!("{}-{pid}", s.name));
-            }
-            ContainerState::Exited(exit) => {
-                c.last_status = Some("STOPPED".into());
-                c.exit_code = Some(exit.exit_code);
-                if let Some(reason) = exit.reason() {
-                    c.reason = Some(reason.to_owned());
-                }
-            }
-            ContainerState::NotStarted(n) => {
-                c.last_status = Some("STOPPED".into());
-                c.reason = Some(n.reason.clone());
-            }
-            ContainerState::Lost => {
-                c.last_status = Some("STOPPED".into());
-                c.reason.get_or_insert_with(|| "Container exit status unknown: its supervisor was gone.".into());
-            }
-        }
-        if let Some(h) = &s.health {
-            c.health_status = Some(health(h.status));
-        }
-    }
-    if let Some(h) = task_health(states) {
-        task.health_status = Some(h);
-    }
-}
-
-fn health(h: RuntimeHealth) -> HealthStatus {
-    match h {
-        RuntimeHealth::Unknown => HealthStatus::Unknown,
-        RuntimeHealth::Healthy => HealthStatus::Healthy,
-        RuntimeHealth::Unhealthy => HealthStatus::Unhealthy,
-    }
-}
-
-/// ECS's task health: UNHEALTHY if an essential container with a health
-/// check is, HEALTHY if all of them are, else UNKNOWN; `None` when no
-/// essential container has a check.
-fn task_health(states: &[berth_runtime::ContainerStatus]) -> Option<HealthStatus> {
-    let checked: Vec<RuntimeHealth> =
-        states.iter().filter(|s| s.essential).filter_map(|s| s.health.as_ref().map(|h| h.status)).collect();
-    if checked.is_empty() {
-        None
-    } else if checked.contains(&RuntimeHealth::Unhealthy) {
-        Some(HealthStatus::Unhealthy)
-    } else if checked.iter().all(|h| *h == RuntimeHealth::Healthy) {
-        Some(HealthStatus::Healthy)
-    } else {
-        Some(HealthStatus::Unknown)
-    }
-}
-
-fn record_exits(task: &mut Task, exits: Option<&Vec<berth_runtime::ContainerStatus>>) {
-    match exits {
-        Some(states) => record_states(task, states),
-        None => {
-            for c in task.containers.iter_mut().flatten() {
-                c.last_status = Some("STOPPED".into());
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use berth_runtime::{ContainerStatus, Health};
-
-    use super::*;
-
-    fn with_health(essential: bool, h: Option<RuntimeHealth>) -> ContainerStatus {
-        ContainerStatus {
-            name: "c".into(),
-            essential,
-            state: ContainerState::Running { pid: 1 },
-            health: h.map(|status| Health { status, ..Health::unknown() }),
-        }
-    }
-
-    #[test]
-    fn task_health_follows_essential_containers_with_checks() {
-        use RuntimeHealth as R;
-        let cases = [
-            (vec![with_health(true, None)], None),
-            (vec![with_health(true, Some(R::Healthy)), with_health(true, None)], Some(HealthStatus::Healthy)),
-            (vec![with_health(true, Some(R::Healthy)), with_health(true, Some(R::Unknown))], Some(HealthStatus::Unknown)),
-            (vec![with_health(true, Some(R::Unknown)), with_health(true, Some(R::Unhealthy))], Some(HealthStatus::Unhealthy)),
-            (vec![with_health(true, Some(R::Healthy)), with_health(false, Some(R::Unhealthy))], Some(HealthStatus::Healthy)),
-        ];
-        for (states, want) in cases {
-            assert_eq!(task_health(&states), want, "{states:?}");
-        }
-    }
 }

@@ -16,20 +16,24 @@
 
 mod capacity;
 mod driver;
+pub mod logs;
 pub mod metadata;
 pub mod network;
-pub mod logs;
+pub mod plane;
 mod spec;
+mod step;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_image::ImageStore;
-use berth_model::records::NodeRecord;
+use berth_model::node::Node;
 use berth_runtime::TaskRuntime;
-use berth_store::{Page, Store, StoreError, TaskFilter};
+use berth_store::{Store, StoreError};
 use tokio::sync::broadcast;
+
+use crate::plane::NodeControlPlane;
 
 pub use capacity::{HostCapacity, host_capacity};
 
@@ -40,7 +44,7 @@ const FIREWALL_REFRESH: Duration = Duration::from_secs(2);
 /// How the agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    pub node: NodeRecord,
+    pub node: Node,
     /// How often the agent looks for work without a notice (changes made
     /// by another process), and how often drivers re-read their task.
     pub poll_interval: Duration,
@@ -48,7 +52,7 @@ pub struct AgentConfig {
 
 /// The agent of one node.
 pub struct Agent {
-    store: Arc<dyn Store>,
+    plane: Arc<dyn NodeControlPlane>,
     images: Arc<ImageStore>,
     runtime: Arc<dyn TaskRuntime>,
     config: AgentConfig,
@@ -74,7 +78,8 @@ impl Agent {
         config: AgentConfig,
     ) -> Self {
         let logs = Arc::new(logs::Shipper::new(store.clone(), runtime.clone()));
-        Self { store, images, runtime, config, active: Arc::default(), logs, network: None }
+        let plane = Arc::new(plane::StorePlane::new(store));
+        Self { plane, images, runtime, config, active: Arc::default(), logs, network: None }
     }
 
     /// Gives the node's tasks awsvpc networking (their own namespace,
@@ -89,7 +94,7 @@ impl Agent {
     pub async fn register(&self) -> Result<(), AgentError> {
         let mut node = self.config.node.clone();
         node.heartbeat_at = now_secs();
-        self.store.upsert_node(&node).await?;
+        self.plane.heartbeat(&node).await?;
         tracing::info!(node = %node.id, cpu = node.cpu, memory = node.memory, zone = %node.zone, "node registered");
         Ok(())
     }
@@ -100,7 +105,7 @@ impl Agent {
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = 0;
-        let mut changes = self.store.watch_tasks();
+        let mut changes = self.plane.watch_tasks();
         loop {
             // A pass on each notice of a task that has no driver yet (a new
             // placement), and every poll interval for what notices miss.
@@ -142,35 +147,34 @@ impl Agent {
     /// One pass: starts a driver for every live task on this node that has
     /// none. Drivers end when their task is STOPPED.
     pub async fn pass(&self) -> Result<(), AgentError> {
-        let filter = TaskFilter { node_id: Some(self.config.node.id.clone()), live_only: true, ..Default::default() };
-        let mut after = None;
-        loop {
-            let page = self.store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
-            let Some(last) = page.last() else { break };
-            after = last.value.task.task_arn.clone();
-            for record in page {
-                let Some(arn) = record.value.task.task_arn.clone() else { continue };
-                if !self.claim(&arn) {
-                    continue;
-                }
-                let driver = driver::Driver {
-                    store: self.store.clone(),
-                    images: self.images.clone(),
-                    runtime: self.runtime.clone(),
-                    poll: self.config.poll_interval,
-                    logs: self.logs.clone(),
-                    network: self.network.clone(),
-                };
-                let active = self.active.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = driver.drive(&arn).await {
-                        tracing::warn!(task = %arn, error = %e, "task driver failed; retrying on the next pass");
-                    }
-                    active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&arn);
-                });
+        for record in self.plane.live_tasks(&self.config.node.id).await? {
+            let arn = record.value.arn.to_string();
+            if !self.claim(&arn) {
+                continue;
             }
+            let driver = driver::Driver {
+                plane: self.plane.clone(),
+                images: self.images.clone(),
+                runtime: self.runtime.clone(),
+                poll: self.config.poll_interval,
+                logs: self.logs.clone(),
+                network: self.network.clone(),
+            };
+            let active = self.active.clone();
+            tokio::spawn(async move {
+                if let Err(e) = driver.drive(&arn).await {
+                    tracing::warn!(task = %arn, error = %e, cause = ?std::error::Error::source(&e), "task driver failed; retrying on the next pass");
+                }
+                active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&arn);
+            });
         }
         Ok(())
+    }
+
+    /// The control plane this agent talks to (for the node's networking
+    /// and metadata endpoint).
+    pub fn plane(&self) -> Arc<dyn NodeControlPlane> {
+        self.plane.clone()
     }
 
     fn is_active(&self, arn: &str) -> bool {

@@ -25,9 +25,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_model::network as model;
-use berth_model::records::TaskRecord;
+use berth_model::task::Task;
 use berth_runtime::{TaskId, TaskRuntime, Usage};
-use berth_store::{Page, Store, TaskFilter};
+
+use crate::plane::NodeControlPlane;
 use serde_json::{Value, json};
 
 /// The port of the metadata endpoint on each gateway address.
@@ -40,7 +41,7 @@ pub struct MetadataServer {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    plane: Arc<dyn NodeControlPlane>,
     runtime: Arc<dyn TaskRuntime>,
     node_id: String,
     /// Gateway addresses listened on.
@@ -48,8 +49,8 @@ struct Inner {
 }
 
 impl MetadataServer {
-    pub fn new(store: Arc<dyn Store>, runtime: Arc<dyn TaskRuntime>, node_id: String) -> Self {
-        Self { inner: Arc::new(Inner { store, runtime, node_id, listening: Mutex::default() }) }
+    pub fn new(plane: Arc<dyn NodeControlPlane>, runtime: Arc<dyn TaskRuntime>, node_id: String) -> Self {
+        Self { inner: Arc::new(Inner { plane, runtime, node_id, listening: Mutex::default() }) }
     }
 
     /// The URI a container of `task_id` named `container` reads its metadata at.
@@ -94,32 +95,15 @@ impl MetadataServer {
 
     /// The live task of this node whose address `peer` is, and which of its
     /// containers `id` (`TASKID-CONTAINER`) names.
-    async fn caller(&self, peer: SocketAddr, id: &str) -> Result<(TaskRecord, String), Response> {
+    async fn caller(&self, peer: SocketAddr, id: &str) -> Result<(Task, String), Response> {
         let (task_id, container) = id.split_once('-').ok_or_else(|| not_found(id))?;
-        let filter = TaskFilter { node_id: Some(self.inner.node_id.clone()), live_only: true, ..Default::default() };
-        let mut after = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .list_tasks(&filter, Page { after: after.clone(), limit: 500 })
-                .await
-                .map_err(|e| internal(&e))?;
-            let Some(last) = page.last() else { return Err(not_found(id)) };
-            after = last.value.task.task_arn.clone();
-            for t in page {
-                let arn = t.value.task.task_arn.as_deref().unwrap_or_default();
-                if !arn.ends_with(&format!("/{task_id}")) {
-                    continue;
-                }
-                let ip = model::eni_detail(&t.value.task, "privateIPv4Address");
-                if ip != Some(peer.ip().to_string().as_str()) {
-                    return Err((StatusCode::FORBIDDEN, "metadata of another task").into_response());
-                }
-                let known = t.value.task.containers.iter().flatten().any(|c| c.name.as_deref() == Some(container));
-                return if known { Ok((t.value, container.to_owned())) } else { Err(not_found(id)) };
-            }
+        let tasks = self.inner.plane.live_tasks(&self.inner.node_id).await.map_err(|e| internal(&e))?;
+        let t = tasks.into_iter().map(|t| t.value).find(|t| t.id() == task_id).ok_or_else(|| not_found(id))?;
+        if t.ip().map(std::net::IpAddr::V4) != Some(peer.ip()) {
+            return Err((StatusCode::FORBIDDEN, "metadata of another task").into_response());
         }
+        let known = t.containers.iter().any(|c| c.name == container);
+        if known { Ok((t, container.to_owned())) } else { Err(not_found(id)) }
     }
 }
 
@@ -170,102 +154,88 @@ async fn task_stats(
     };
     let stats = usage(&s, &record).await;
     let mut out = serde_json::Map::new();
-    for c in record.task.containers.iter().flatten() {
-        let name = c.name.clone().unwrap_or_default();
-        let u = stats.iter().find(|(n, _)| *n == name).map(|(_, u)| *u).unwrap_or_default();
-        out.insert(docker_id(&record, &name), stats_json(&record, &name, &u));
+    for c in &record.containers {
+        let u = stats.iter().find(|(n, _)| *n == c.name).map(|(_, u)| *u).unwrap_or_default();
+        out.insert(docker_id(&record, &c.name), stats_json(&record, &c.name, &u));
     }
     Json(Value::Object(out)).into_response()
 }
 
-async fn usage(s: &MetadataServer, record: &TaskRecord) -> Vec<(String, Usage)> {
-    let arn = record.task.task_arn.as_deref().unwrap_or_default();
-    let Ok(id) = TaskId::new(arn.rsplit('/').next().unwrap_or_default()) else { return Vec::new() };
+async fn usage(s: &MetadataServer, task: &Task) -> Vec<(String, Usage)> {
+    let Ok(id) = TaskId::new(task.id()) else { return Vec::new() };
     s.inner.runtime.stats(&id).await.map(|st| st.containers).unwrap_or_default()
 }
 
-fn docker_id(record: &TaskRecord, container: &str) -> String {
-    let arn = record.task.task_arn.as_deref().unwrap_or_default();
-    format!("{}-{container}", arn.rsplit('/').next().unwrap_or_default())
+fn docker_id(task: &Task, container: &str) -> String {
+    format!("{}-{container}", task.id())
 }
 
 /// The Docker-stats shape the v4 `/stats` paths return (the members that
 /// tools read: memory usage and limit, CPU usage, times).
-fn stats_json(record: &TaskRecord, container: &str, u: &Usage) -> Value {
+fn stats_json(task: &Task, container: &str, u: &Usage) -> Value {
     let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    let limit = u64::from(record.memory) * 1024 * 1024;
+    let limit = u64::from(task.size.memory) * 1024 * 1024;
     json!({
         "read": now,
         "name": container,
-        "id": docker_id(record, container),
+        "id": docker_id(task, container),
         "num_procs": 0,
-        "cpu_stats": {"cpu_usage": {"total_usage": u.cpu_ns}, "online_cpus": record.cpu.div_ceil(1024).max(1)},
+        "cpu_stats": {"cpu_usage": {"total_usage": u.cpu_ns}, "online_cpus": task.size.cpu.div_ceil(1024).max(1)},
         "memory_stats": {"usage": u.memory_bytes, "max_usage": u.memory_peak_bytes.unwrap_or(u.memory_bytes), "limit": limit},
     })
 }
 
-fn container_json(record: &TaskRecord, name: &str) -> Value {
-    let c = record.task.containers.iter().flatten().find(|c| c.name.as_deref() == Some(name));
-    let ip = model::eni_detail(&record.task, "privateIPv4Address").unwrap_or_default();
+fn container_json(task: &Task, name: &str) -> Value {
+    let c = task.containers.iter().find(|c| c.name == name);
+    let eni = task.network.as_ref().map(|n| &n.eni);
+    let ip = task.ip().map(|ip| ip.to_string()).unwrap_or_default();
     let network = json!({
         "NetworkMode": "awsvpc",
         "IPv4Addresses": [ip],
         "AttachmentIndex": 0,
-        "MACAddress": model::eni_detail(&record.task, "macAddress").unwrap_or_default(),
-        "PrivateDNSName": model::eni_detail(&record.task, "privateDnsName").unwrap_or_default(),
+        "MACAddress": eni.and_then(|e| e.mac.clone()).unwrap_or_default(),
+        "PrivateDNSName": task.ip().map(|ip| model::private_dns_name(ip, &task.arn.account.region)).unwrap_or_default(),
     });
-    let status = c.and_then(|c| c.last_status.clone()).unwrap_or_default();
     json!({
-        "DockerId": docker_id(record, name),
+        "DockerId": docker_id(task, name),
         "Name": name,
         "DockerName": name,
-        "Image": c.and_then(|c| c.image.clone()).unwrap_or_default(),
-        "ImageID": c.and_then(|c| c.image_digest.clone()).unwrap_or_default(),
+        "Image": c.map(|c| c.image.clone()).unwrap_or_default(),
+        "ImageID": "",
         "Labels": {
-            "com.amazonaws.ecs.cluster": record.task.cluster_arn.clone().unwrap_or_default(),
+            "com.amazonaws.ecs.cluster": task.cluster_arn().to_string(),
             "com.amazonaws.ecs.container-name": name,
-            "com.amazonaws.ecs.task-arn": record.task.task_arn.clone().unwrap_or_default(),
-            "com.amazonaws.ecs.task-definition-family": family(record).0,
-            "com.amazonaws.ecs.task-definition-version": family(record).1,
+            "com.amazonaws.ecs.task-arn": task.arn.to_string(),
+            "com.amazonaws.ecs.task-definition-family": task.definition_arn.family,
+            "com.amazonaws.ecs.task-definition-version": task.definition_arn.revision.to_string(),
         },
-        "DesiredStatus": record.task.desired_status.clone().unwrap_or_default(),
-        "KnownStatus": status,
-        "Limits": {"CPU": c.and_then(|c| c.cpu.as_deref()).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)},
-        "StartedAt": epoch_rfc3339(record.task.started_at),
+        "DesiredStatus": task.desired().as_str(),
+        "KnownStatus": c.map_or("", |c| c.status().as_str()),
+        "Limits": {"CPU": c.map_or(0, |c| c.cpu)},
+        "StartedAt": epoch_rfc3339(task.times.started_at),
         "Type": "NORMAL",
-        "ContainerARN": c.and_then(|c| c.container_arn.clone()).unwrap_or_default(),
+        "ContainerARN": c.map(|c| c.arn.clone()).unwrap_or_default(),
         "Networks": [network],
     })
 }
 
-fn task_json(record: &TaskRecord) -> Value {
-    let t = &record.task;
-    let (family, revision) = family(record);
-    let containers: Vec<Value> =
-        t.containers.iter().flatten().filter_map(|c| c.name.as_deref()).map(|n| container_json(record, n)).collect();
+fn task_json(task: &Task) -> Value {
+    let containers: Vec<Value> = task.containers.iter().map(|c| container_json(task, &c.name)).collect();
     json!({
-        "Cluster": t.cluster_arn.clone().unwrap_or_default(),
-        "TaskARN": t.task_arn.clone().unwrap_or_default(),
-        "Family": family,
-        "Revision": revision,
-        "DesiredStatus": t.desired_status.clone().unwrap_or_default(),
-        "KnownStatus": t.last_status.clone().unwrap_or_default(),
-        "Limits": {"CPU": f64::from(record.cpu) / 1024.0, "Memory": record.memory},
-        "PullStartedAt": epoch_rfc3339(t.pull_started_at),
-        "PullStoppedAt": epoch_rfc3339(t.pull_stopped_at),
-        "AvailabilityZone": t.availability_zone.clone().unwrap_or_default(),
+        "Cluster": task.cluster_arn().to_string(),
+        "TaskARN": task.arn.to_string(),
+        "Family": task.definition_arn.family,
+        "Revision": task.definition_arn.revision.to_string(),
+        "DesiredStatus": task.desired().as_str(),
+        "KnownStatus": task.status().as_str(),
+        "Limits": {"CPU": f64::from(task.size.cpu) / 1024.0, "Memory": task.size.memory},
+        "PullStartedAt": epoch_rfc3339(task.times.pull_started_at),
+        "PullStoppedAt": epoch_rfc3339(task.times.pull_stopped_at),
+        "AvailabilityZone": task.availability_zone.clone().unwrap_or_default(),
         "LaunchType": "FARGATE",
         "Containers": containers,
         "ClockDrift": {"ClockErrorBound": 0.5, "ReferenceTimestamp": epoch_rfc3339(Some(now())), "ClockSynchronizationStatus": "SYNCHRONIZED"},
     })
-}
-
-/// The task definition family and revision from the task's definition ARN.
-fn family(record: &TaskRecord) -> (String, String) {
-    let arn = record.task.task_definition_arn.as_deref().unwrap_or_default();
-    let tail = arn.rsplit_once("task-definition/").map_or(arn, |(_, t)| t);
-    let (f, r) = tail.rsplit_once(':').unwrap_or((tail, ""));
-    (f.to_owned(), r.to_owned())
 }
 
 fn epoch_rfc3339(secs: Option<f64>) -> Value {
@@ -292,10 +262,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn family_and_revision_from_the_arn() {
-        let mut r = TaskRecord::default();
-        r.task.task_definition_arn = Some("arn:aws:ecs:us-east-1:000000000000:task-definition/web:7".into());
-        assert_eq!(family(&r), ("web".into(), "7".into()));
+    fn the_uri_names_the_task_and_container() {
         assert_eq!(MetadataServer::uri(Ipv4Addr::new(10, 89, 0, 1), "abc", "main"), "http://10.89.0.1:51679/v4/abc-main");
     }
 }

@@ -5,11 +5,11 @@
 //! groups, host isolation) re-rendered from the store after every change.
 //!
 //! ```text
-//! PROVISIONING    provision(record) → address, bridge, netns + eth0, files, firewall
-//! PENDING         task_network(record) → netns path, hostname, mounts for the containers
+//! PROVISIONING    provision(task)   → address, bridge, netns + eth0, files, firewall
+//! PENDING         task_network(task) → netns path, hostname, mounts for the containers
 //! DEPROVISIONING  release(arn)      → netns + veth gone, address freed (the bridge goes
 //!                                     when unused for `bridge_idle`: remove_idle_bridges);
-//!                 (attachment DELETED in the record) sync_firewall()
+//!                 (ENI DELETED in the task)         sync_firewall()
 //! ```
 //! Everything is idempotent, so a driver that retries after an agent
 //! restart finishes what an earlier one began.
@@ -20,15 +20,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_model::arn::TaskArn;
 use berth_model::network::{self as model, SubnetRecord};
-use berth_model::records::TaskRecord;
+use berth_model::task::{EniStatus, PortBinding, Protocol as PortProtocol, Task};
 use berth_net::{
     AttachRequest, Attachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
 use berth_runtime::BindMount;
-use berth_store::{Page, Store, StoreError, TaskFilter};
-use berth_wire::ecs::{NetworkBinding, TransportProtocol};
+use berth_store::StoreError;
+
+use crate::plane::NodeControlPlane;
 use tokio::sync::{Mutex, watch};
 
 /// How the node's networking is set up.
@@ -80,7 +82,7 @@ pub struct Provisioned {
     pub subnet: SubnetRecord,
     pub attachment: Attachment,
     /// Published ports (`assignPublicIp: ENABLED`), by container.
-    pub bindings: Vec<(String, NetworkBinding)>,
+    pub bindings: Vec<(String, PortBinding)>,
 }
 
 /// What the containers of a networked task are given.
@@ -97,7 +99,7 @@ pub struct TaskNetwork {
 /// The node's networking.
 pub struct NodeNetwork {
     net: Network,
-    store: Arc<dyn Store>,
+    plane: Arc<dyn NodeControlPlane>,
     node_id: String,
     config: NetworkConfig,
     /// Bridge creation and removal, attach and detach: one at a time, so
@@ -114,7 +116,7 @@ impl NodeNetwork {
     /// Connects to the kernel and starts the firewall applier. Needs root
     /// and `br_netfilter`.
     pub fn new(
-        store: Arc<dyn Store>,
+        plane: Arc<dyn NodeControlPlane>,
         node_id: String,
         config: NetworkConfig,
         metadata: Option<crate::metadata::MetadataServer>,
@@ -127,7 +129,7 @@ impl NodeNetwork {
         let (applied_tx, applied) = watch::channel(0u64);
         let this = Arc::new(Self {
             net: Network::connect()?,
-            store,
+            plane,
             node_id,
             config,
             links: Mutex::new(Bridges::default()),
@@ -144,14 +146,13 @@ impl NodeNetwork {
     /// shows of it. The firewall names the task when this returns.
     pub async fn provision(
         &self,
-        record: &TaskRecord,
-        ports: &[(String, TransportProtocol, u16)],
+        task: &Task,
+        ports: &[(String, PortProtocol, u16)],
     ) -> Result<Provisioned, NetworkError> {
-        let arn = record.task.task_arn.as_deref().unwrap_or_default();
-        let task_id = task_id(arn);
+        let task_id = task.id();
         let began = std::time::Instant::now();
-        let bindings = self.publish(record, ports).await?;
-        let (subnet, ip) = self.address(record).await?;
+        let bindings = self.publish(task, ports).await?;
+        let (subnet, ip) = self.address(task).await?;
         let claimed = began.elapsed();
         let net_subnet = Subnet::new(subnet.cidr)
             .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
@@ -198,16 +199,10 @@ impl NodeNetwork {
     /// `networkBindings`.
     async fn publish(
         &self,
-        record: &TaskRecord,
-        ports: &[(String, TransportProtocol, u16)],
-    ) -> Result<Vec<(String, NetworkBinding)>, NetworkError> {
-        let wanted = record
-            .network_configuration
-            .as_ref()
-            .and_then(|n| n.awsvpc_configuration.as_ref())
-            .and_then(|a| a.assign_public_ip)
-            .is_some_and(|a| a.as_str() == "ENABLED");
-        if !wanted {
+        task: &Task,
+        ports: &[(String, PortProtocol, u16)],
+    ) -> Result<Vec<(String, PortBinding)>, NetworkError> {
+        if !task.network.as_ref().is_some_and(|n| n.assign_public_ip) {
             return Ok(Vec::new());
         }
         let addr = self.config.public_address.ok_or_else(|| {
@@ -216,12 +211,13 @@ impl NodeNetwork {
                     .into(),
             )
         })?;
-        let arn = record.task.task_arn.as_deref().unwrap_or_default();
+        let arn = task.arn.to_string();
+        let arn = arn.as_str();
         let mut bindings = Vec::new();
         for (container, protocol, port) in ports {
             let pool = format!("public/{addr}/{}", protocol.as_str());
-            if !self.store.claim_ip(&pool, &port.to_string(), arn).await? {
-                let _ = self.store.release_ips(arn).await;
+            if !self.plane.claim_ip(&pool, &port.to_string(), arn).await? {
+                let _ = self.plane.release_ips(arn).await;
                 return Err(NetworkError::Setup(format!(
                     "port {port}/{} on {addr} is already published by another task",
                     protocol.as_str()
@@ -229,13 +225,7 @@ impl NodeNetwork {
             }
             bindings.push((
                 container.clone(),
-                NetworkBinding {
-                    bind_ip: Some(addr.to_string()),
-                    container_port: Some(i32::from(*port)),
-                    host_port: Some(i32::from(*port)),
-                    protocol: Some(*protocol),
-                    ..Default::default()
-                },
+                PortBinding { bind_ip: addr, container_port: *port, host_port: *port, protocol: *protocol },
             ));
         }
         Ok(bindings)
@@ -258,18 +248,17 @@ impl NodeNetwork {
 
     /// What the task's containers are given (from its record: the
     /// attachment follows from its address).
-    pub async fn task_network(&self, record: &TaskRecord) -> Option<TaskNetwork> {
-        let ip: Ipv4Addr = model::eni_detail(&record.task, "privateIPv4Address")?.parse().ok()?;
-        let arn = record.task.task_arn.as_deref()?;
-        let id = task_id(arn);
+    pub async fn task_network(&self, task: &Task) -> Option<TaskNetwork> {
+        let eni = &task.network.as_ref()?.eni;
+        let ip = eni.ip?;
+        let id = task.id();
         let names = berth_net::TaskNames::for_task(id).ok()?;
         let dir = self.config.state_dir.join(id);
         let mounts = ["hosts", "resolv.conf", "hostname"]
             .iter()
             .map(|f| BindMount { source: dir.join(f), destination: format!("/etc/{f}"), read_only: false })
             .collect();
-        let subnet_id = model::eni_detail(&record.task, "subnetId")?;
-        let gateway = self.store.get_subnet(subnet_id).await.ok()??.value.gateway();
+        let gateway = self.plane.subnet(&eni.subnet_id).await.ok()??.gateway();
         Some(TaskNetwork {
             netns: names.netns_path,
             gateway,
@@ -283,9 +272,9 @@ impl NodeNetwork {
     /// the bridge goes [`NetworkConfig::bridge_idle`] after its last task
     /// ([`Self::remove_idle_bridges`]). Call [`Self::sync_firewall`] once
     /// the record no longer shows the interface attached.
-    pub async fn release(&self, arn: &str) -> Result<(), NetworkError> {
-        let task_id = task_id(arn);
-        let held = self.store.task_ips(arn).await?;
+    pub async fn release(&self, task: &TaskArn) -> Result<(), NetworkError> {
+        let (arn, task_id) = (task.to_string(), task.id.as_str());
+        let held = self.plane.task_ips(&arn).await?;
         {
             let _links = self.links.lock().await;
             self.net.detach(task_id).await?;
@@ -293,7 +282,7 @@ impl NodeNetwork {
         if !held.is_empty() && self.config.bridge_idle.is_zero() {
             self.remove_idle_bridges().await;
         }
-        self.store.release_ips(arn).await?;
+        self.plane.release_ips(&arn).await?;
         let dir = self.config.state_dir.join(task_id);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -308,7 +297,7 @@ impl NodeNetwork {
     /// agent left), and at once those of subnets deleted meanwhile. Called
     /// on every firewall refresh.
     pub async fn remove_idle_bridges(&self) {
-        let subnets = match self.store.list_subnets().await {
+        let subnets = match self.plane.subnets().await {
             Ok(s) => s,
             Err(e) => return tracing::warn!(error = %e, "listing subnets to remove idle bridges"),
         };
@@ -316,7 +305,7 @@ impl NodeNetwork {
         let mut links = self.links.lock().await;
         let mut bridges: Vec<(BridgeName, Duration)> = subnets
             .iter()
-            .filter_map(|s| Subnet::new(s.value.cidr).ok())
+            .filter_map(|s| Subnet::new(s.cidr).ok())
             .map(|s| (BridgeName::for_subnet(&s), self.config.bridge_idle))
             .collect();
         for subnet in links.ready.values() {
@@ -356,22 +345,21 @@ impl NodeNetwork {
     /// The task's address: the one it already holds (a retried
     /// provisioning), else the first free one in the first of its subnets
     /// that has one.
-    async fn address(&self, record: &TaskRecord) -> Result<(SubnetRecord, Ipv4Addr), NetworkError> {
-        let arn = record.task.task_arn.as_deref().unwrap_or_default();
-        let subnets: Vec<String> = record
-            .network_configuration
+    async fn address(&self, task: &Task) -> Result<(SubnetRecord, Ipv4Addr), NetworkError> {
+        let arn = task.arn.to_string();
+        let arn = arn.as_str();
+        let subnets: Vec<String> = task
+            .network
             .as_ref()
-            .and_then(|n| n.awsvpc_configuration.as_ref())
-            .map(|a| a.subnets.clone())
+            .map(|n| n.subnets.clone())
             .unwrap_or_else(|| vec![model::DEFAULT_SUBNET_ID.to_owned()]);
-        for (subnet_id, ip) in self.store.task_ips(arn).await? {
-            if let (Some(subnet), Ok(ip)) = (self.store.get_subnet(&subnet_id).await?, ip.parse()) {
-                return Ok((subnet.value, ip));
+        for (subnet_id, ip) in self.plane.task_ips(arn).await? {
+            if let (Some(subnet), Ok(ip)) = (self.plane.subnet(&subnet_id).await?, ip.parse()) {
+                return Ok((subnet, ip));
             }
         }
         for subnet_id in &subnets {
-            let Some(subnet) = self.store.get_subnet(subnet_id).await? else { continue };
-            let subnet = subnet.value;
+            let Some(subnet) = self.plane.subnet(subnet_id).await? else { continue };
             let net_subnet = Subnet::new(subnet.cidr)
                 .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
             // One transaction reads what is held and takes the lowest free
@@ -380,7 +368,7 @@ impl NodeNetwork {
                 let used: BTreeSet<Ipv4Addr> = held.iter().filter_map(|ip| ip.parse().ok()).collect();
                 berth_net::allocate(&net_subnet, &used).map(|ip| ip.to_string())
             };
-            match self.store.claim_free_ip(&subnet.id, arn, &pick).await {
+            match self.plane.claim_free_ip(&subnet.id, arn, &pick).await {
                 Ok(Some(ip)) => {
                     let ip =
                         ip.parse().map_err(|_| NetworkError::Setup(format!("stored address {ip:?} is not IPv4")))?;
@@ -411,24 +399,17 @@ impl NodeNetwork {
     /// Everything the firewall should enforce now, from the store.
     async fn desired_state(&self) -> Result<FirewallState, NetworkError> {
         let mut subnets = Vec::new();
-        for s in self.store.list_subnets().await? {
-            let Ok(subnet) = Subnet::new(s.value.cidr) else { continue };
-            subnets.push(SubnetPolicy { bridge: BridgeName::for_subnet(&subnet), subnet, egress: s.value.egress });
+        for s in self.plane.subnets().await? {
+            let Ok(subnet) = Subnet::new(s.cidr) else { continue };
+            subnets.push(SubnetPolicy { bridge: BridgeName::for_subnet(&subnet), subnet, egress: s.egress });
         }
-        let groups = self.store.list_security_groups().await?.into_iter().map(|g| security_group(&g.value)).collect();
+        let groups = self.plane.security_groups().await?.iter().map(security_group).collect();
         let mut tasks = Vec::new();
         let mut published = Vec::new();
-        let filter = TaskFilter { node_id: Some(self.node_id.clone()), live_only: true, ..Default::default() };
-        let mut after = None;
-        loop {
-            let page = self.store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
-            let Some(last) = page.last() else { break };
-            after = last.value.task.task_arn.clone();
-            for t in &page {
-                if let Some(policy) = task_policy(&t.value, &subnets) {
-                    published.extend(published_ports(&t.value, policy.ip));
-                    tasks.push(policy);
-                }
+        for t in self.plane.live_tasks(&self.node_id).await? {
+            if let Some(policy) = task_policy(&t.value, &subnets) {
+                published.extend(published_ports(&t.value, policy.ip));
+                tasks.push(policy);
             }
         }
         // Addresses from a stale record are dropped rather than fail the
@@ -502,45 +483,37 @@ pub async fn refresh_firewall(network: std::sync::Weak<NodeNetwork>, every: Dura
     }
 }
 
-fn task_policy(record: &TaskRecord, subnets: &[SubnetPolicy]) -> Option<TaskPolicy> {
-    let att = record.task.attachments.iter().flatten().find(|a| a.r#type.as_deref() == Some(model::ENI_ATTACHMENT))?;
-    if att.status.as_deref() != Some("ATTACHED") {
+fn task_policy(task: &Task, subnets: &[SubnetPolicy]) -> Option<TaskPolicy> {
+    let net = task.network.as_ref()?;
+    if net.eni.status != EniStatus::Attached {
         return None;
     }
-    let ip: Ipv4Addr = model::eni_detail(&record.task, "privateIPv4Address")?.parse().ok()?;
+    let ip = net.eni.ip?;
     let subnet = subnets.iter().find(|s| s.subnet.is_assignable(ip))?;
-    let arn = record.task.task_arn.as_deref()?;
-    let request =
-        AttachRequest { task_id: task_id(arn).to_owned(), bridge: subnet.bridge.clone(), subnet: subnet.subnet, ip };
+    let request = AttachRequest { task_id: task.id().to_owned(), bridge: subnet.bridge.clone(), subnet: subnet.subnet, ip };
     let attachment = Attachment::for_request(&request).ok()?;
-    let groups = record
-        .network_configuration
-        .as_ref()
-        .and_then(|n| n.awsvpc_configuration.as_ref())
-        .and_then(|a| a.security_groups.clone())
-        .unwrap_or_else(|| vec![model::DEFAULT_SECURITY_GROUP_ID.to_owned()]);
+    let groups = if net.security_groups.is_empty() {
+        vec![model::DEFAULT_SECURITY_GROUP_ID.to_owned()]
+    } else {
+        net.security_groups.clone()
+    };
     Some(TaskPolicy::new(&attachment, groups))
 }
 
-/// A task's published ports, from its containers' `networkBindings`.
-fn published_ports(record: &TaskRecord, task_ip: Ipv4Addr) -> Vec<PublishedPort> {
-    record
-        .task
-        .containers
+/// A task's published ports, from its containers' bindings.
+fn published_ports(task: &Task, task_ip: Ipv4Addr) -> Vec<PublishedPort> {
+    task.containers
         .iter()
-        .flatten()
-        .flat_map(|c| c.network_bindings.iter().flatten())
-        .filter_map(|b| {
-            Some(PublishedPort {
-                transport: match b.protocol.unwrap_or_default() {
-                    TransportProtocol::Tcp => Transport::Tcp,
-                    TransportProtocol::Udp => Transport::Udp,
-                },
-                host_addr: b.bind_ip.as_deref()?.parse().ok()?,
-                host_port: u16::try_from(b.host_port?).ok()?,
-                task_ip,
-                task_port: u16::try_from(b.container_port?).ok()?,
-            })
+        .flat_map(|c| &c.bindings)
+        .map(|b| PublishedPort {
+            transport: match b.protocol {
+                PortProtocol::Tcp => Transport::Tcp,
+                PortProtocol::Udp => Transport::Udp,
+            },
+            host_addr: b.bind_ip,
+            host_port: b.host_port,
+            task_ip,
+            task_port: b.container_port,
         })
         .collect()
 }
@@ -646,11 +619,6 @@ fn bridge_ports(name: &str) -> usize {
 /// or its veth): only then is there something to clean up before attaching.
 fn names_exist(task_id: &str) -> bool {
     berth_net::TaskNames::for_task(task_id).map_or(true, |n| n.netns_path.exists() || link_exists(&n.host_veth))
-}
-
-/// The runtime's id of a task: the last part of its ARN.
-fn task_id(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 #[cfg(test)]

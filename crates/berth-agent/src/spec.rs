@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use berth_image::ImageConfiguration;
 use berth_runtime::{Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit};
-use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition, TaskOverride};
+use berth_model::task::{TaskOverrides, TaskSize};
+use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition};
 
 /// A container's pulled image: its unpacked layers and config.
 pub struct Pulled {
@@ -27,19 +28,20 @@ fn image_config(c: &ImageConfiguration) -> ImageConfig {
 }
 
 /// One container, with the task's overrides for it applied.
-pub fn container(def: &ContainerDefinition, overrides: Option<&TaskOverride>, image: &Pulled) -> ContainerSpec {
+pub fn container(def: &ContainerDefinition, overrides: &TaskOverrides, image: &Pulled) -> ContainerSpec {
     let name = def.name.clone().unwrap_or_default();
-    let over = overrides
-        .and_then(|o| o.container_overrides.as_ref())
-        .and_then(|list| list.iter().find(|c| c.name.as_deref() == Some(name.as_str())));
+    let over = overrides.container(&name);
     let mut spec = ContainerSpec::new(name, image.layers.clone(), image_config(&image.config));
     spec.command = over.and_then(|o| o.command.clone()).or_else(|| def.command.clone());
     spec.entry_point = def.entry_point.clone();
     let mut env: BTreeMap<String, String> = BTreeMap::new();
-    for kv in def.environment.iter().flatten().chain(over.and_then(|o| o.environment.as_ref()).into_iter().flatten()) {
+    for kv in def.environment.iter().flatten() {
         if let Some(k) = &kv.name {
             env.insert(k.clone(), kv.value.clone().unwrap_or_default());
         }
+    }
+    for kv in over.map(|o| o.environment.as_slice()).unwrap_or_default() {
+        env.insert(kv.name.clone(), kv.value.clone());
     }
     spec.environment = env;
     spec.working_directory = def.working_directory.clone();
@@ -109,9 +111,8 @@ fn health_check(hc: &berth_wire::ecs::HealthCheck) -> Option<HealthCheck> {
 pub fn task(
     id: TaskId,
     definition: &TaskDefinition,
-    overrides: Option<&TaskOverride>,
-    cpu: u32,
-    memory: u32,
+    overrides: &TaskOverrides,
+    size: TaskSize,
     images: &[Pulled],
 ) -> TaskSpec {
     let containers = definition
@@ -122,14 +123,15 @@ pub fn task(
         .map(|(def, image)| container(def, overrides, image))
         .collect();
     let mut spec = TaskSpec::new(id, containers);
-    spec.cpu = Some(cpu);
-    spec.memory_mib = Some(u64::from(memory));
+    spec.cpu = Some(size.cpu);
+    spec.memory_mib = Some(u64::from(size.memory));
     spec
 }
 
 #[cfg(test)]
 mod tests {
-    use berth_wire::ecs::{ContainerOverride, KeyValuePair, LinuxParameters};
+    use berth_model::task::{ContainerOverride, EnvVar};
+    use berth_wire::ecs::{KeyValuePair, LinuxParameters};
 
     use super::*;
 
@@ -162,16 +164,16 @@ mod tests {
             linux_parameters: Some(LinuxParameters { init_process_enabled: Some(true), ..Default::default() }),
             ..Default::default()
         };
-        let overrides = TaskOverride {
-            container_overrides: Some(vec![ContainerOverride {
-                name: Some("app".into()),
+        let overrides = TaskOverrides {
+            containers: vec![ContainerOverride {
+                name: "app".into(),
                 command: Some(vec!["echo".into(), "hi".into()]),
-                environment: Some(vec![kv("B", "3")]),
+                environment: vec![EnvVar { name: "B".into(), value: "3".into() }],
                 ..Default::default()
-            }]),
+            }],
             ..Default::default()
         };
-        let c = container(&def, Some(&overrides), &pulled());
+        let c = container(&def, &overrides, &pulled());
         assert_eq!(c.command, Some(vec!["echo".into(), "hi".into()]));
         assert_eq!(c.environment.get("A").map(String::as_str), Some("1"));
         assert_eq!(c.environment.get("B").map(String::as_str), Some("3"), "overrides win");
@@ -200,7 +202,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let c = container(&def, None, &pulled());
+        let c = container(&def, &TaskOverrides::default(), &pulled());
         assert_eq!(c.depends_on, vec![Dependency { container: "db".into(), condition: Condition::Healthy }]);
         assert_eq!(c.start_timeout, Some(Duration::from_secs(20)));
         let hc = c.health_check.unwrap();
@@ -216,7 +218,7 @@ mod tests {
             container_definitions: Some(vec![ContainerDefinition { name: Some("a".into()), ..Default::default() }]),
             ..Default::default()
         };
-        let t = task(TaskId::new("abc").unwrap(), &def, None, 256, 512, &[pulled()]);
+        let t = task(TaskId::new("abc").unwrap(), &def, &TaskOverrides::default(), TaskSize { cpu: 256, memory: 512 }, &[pulled()]);
         assert_eq!((t.cpu, t.memory_mib, t.containers.len()), (Some(256), Some(512), 1));
         assert!(t.containers[0].essential, "essential defaults to true");
     }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use axum::body::Body;
 use berth_api::{Api, ApiConfig, router};
 use berth_model::Account;
-use berth_model::records::NodeRecord;
+use berth_model::node::{Node, NodeStatus};
 use berth_store::{AccessKey, Store};
 use berth_testinfra::sign::{Creds, sign};
 use http_body_util::BodyExt as _;
@@ -32,12 +32,12 @@ async fn harness(cpu: u32, memory: u32) -> Harness {
         .await
         .expect("insert key");
     store
-        .upsert_node(&NodeRecord {
+        .upsert_node(&Node {
             id: "node-1".into(),
             zone: "us-east-1a".into(),
             cpu,
             memory,
-            status: NodeRecord::ACTIVE.into(),
+            status: NodeStatus::Active,
             heartbeat_at: now_secs(),
         })
         .await

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use berth_model::records::NodeRecord;
+use berth_model::node::{Node, NodeStatus};
 use berth_store::Store;
 use berth_testinfra::postgres::TempPostgres;
 use rand::seq::IndexedRandom as _;
@@ -209,12 +209,12 @@ async fn heartbeat(store: &dyn Store) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
     for i in 0..NODES {
         store
-            .upsert_node(&NodeRecord {
+            .upsert_node(&Node {
                 id: format!("bench-node-{i}"),
                 zone: "us-east-1a".into(),
                 cpu: 1_000_000_000,
                 memory: 1_000_000_000,
-                status: NodeRecord::ACTIVE.to_owned(),
+                status: NodeStatus::Active,
                 heartbeat_at: now,
             })
             .await?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use berth_api::{Api, ApiConfig};
 use berth_model::Account;
-use berth_model::records::NodeRecord;
+use berth_model::node::{Node, NodeStatus};
 use berth_store::{AccessKey, Store, StoreError};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -169,12 +169,12 @@ async fn start_agent(
     use std::sync::Arc;
 
     let capacity = berth_agent::host_capacity();
-    let node = NodeRecord {
+    let node = Node {
         id: dir.node_id()?,
         zone: args.zone.clone().unwrap_or_else(|| format!("{}a", args.region)),
         cpu: args.node_cpu.unwrap_or(capacity.cpu),
         memory: args.node_memory.unwrap_or(capacity.memory),
-        status: NodeRecord::ACTIVE.to_owned(),
+        status: NodeStatus::Active,
         heartbeat_at: 0,
     };
     let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
@@ -184,9 +184,11 @@ async fn start_agent(
     // once; the poll only catches what notices cannot carry.
     let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
     let runtime = Arc::new(runtime);
-    let metadata = berth_agent::metadata::MetadataServer::new(store.clone(), runtime.clone(), node.id.clone());
+    let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
+        Arc::new(berth_agent::plane::StorePlane::new(store.clone()));
+    let metadata = berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone());
     let network = berth_agent::network::NodeNetwork::new(
-        store.clone(),
+        plane,
         node.id.clone(),
         berth_agent::network::NetworkConfig {
             nft_table: args.nft_table.clone(),

@@ -2,11 +2,16 @@
 //! `cluster`/`taskDefinition`/`resourceArn` parameters that accept either
 //! a short name or a full ARN.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::ModelError;
 
 /// The account and region this Berth answers as. Every ARN it writes
 /// carries them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Account {
     pub region: String,
     pub account_id: String,
@@ -18,21 +23,157 @@ impl Account {
     }
 
     pub fn cluster_arn(&self, name: &str) -> String {
-        format!("{}:cluster/{name}", self.prefix())
+        self.cluster(name).to_string()
     }
 
     pub fn task_definition_arn(&self, family: &str, revision: i32) -> String {
-        format!("{}:task-definition/{family}:{revision}", self.prefix())
+        self.task_definition(family, revision).to_string()
     }
 
     pub fn task_arn(&self, cluster: &str, id: &str) -> String {
-        format!("{}:task/{cluster}/{id}", self.prefix())
+        self.task(cluster, id).to_string()
     }
 
     pub fn service_arn(&self, cluster: &str, name: &str) -> String {
-        format!("{}:service/{cluster}/{name}", self.prefix())
+        self.service(cluster, name).to_string()
+    }
+
+    pub fn cluster(&self, name: &str) -> ClusterArn {
+        ClusterArn { account: self.clone(), name: name.to_owned() }
+    }
+
+    pub fn task(&self, cluster: &str, id: &str) -> TaskArn {
+        TaskArn { account: self.clone(), cluster: cluster.to_owned(), id: id.to_owned() }
+    }
+
+    pub fn task_definition(&self, family: &str, revision: i32) -> TaskDefinitionArn {
+        TaskDefinitionArn { account: self.clone(), family: family.to_owned(), revision }
+    }
+
+    pub fn service(&self, cluster: &str, name: &str) -> ServiceArn {
+        ServiceArn { account: self.clone(), cluster: cluster.to_owned(), name: name.to_owned() }
     }
 }
+
+/// A cluster's ARN, parsed: `arn:aws:ecs:REGION:ACCOUNT:cluster/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterArn {
+    pub account: Account,
+    pub name: String,
+}
+
+/// A task's ARN, parsed: `arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskArn {
+    pub account: Account,
+    pub cluster: String,
+    /// 32 lowercase hex digits for tasks Berth starts.
+    pub id: String,
+}
+
+/// A task definition revision's ARN, parsed:
+/// `arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY:REVISION`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskDefinitionArn {
+    pub account: Account,
+    pub family: String,
+    pub revision: i32,
+}
+
+/// A service's ARN, parsed: `arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceArn {
+    pub account: Account,
+    pub cluster: String,
+    pub name: String,
+}
+
+impl TaskArn {
+    /// The ARN of the cluster the task runs in.
+    pub fn cluster_arn(&self) -> ClusterArn {
+        ClusterArn { account: self.account.clone(), name: self.cluster.clone() }
+    }
+}
+
+impl ServiceArn {
+    pub fn cluster_arn(&self) -> ClusterArn {
+        ClusterArn { account: self.account.clone(), name: self.cluster.clone() }
+    }
+}
+
+/// Splits `arn:aws:ecs:REGION:ACCOUNT:RESOURCE` into its account and
+/// resource, for an ECS ARN of any account and region.
+fn split_ecs(arn: &str) -> Option<(Account, &str)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [scheme, partition, service, region, account_id, resource] = parts.as_slice() else {
+        return None;
+    };
+    if *scheme != "arn" || *partition != "aws" || *service != "ecs" || region.is_empty() || account_id.is_empty() {
+        return None;
+    }
+    Some((Account { region: (*region).to_owned(), account_id: (*account_id).to_owned() }, resource))
+}
+
+/// A typed ARN: written as AWS writes it, read back from that text, and
+/// stored as that text (serde goes through the string form).
+macro_rules! typed_arn {
+    ($ty:ident, $what:literal, |$s:ident| $display:expr, |$account:ident, $rest:ident| $parse:expr) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let $s = self;
+                write!(f, "{}:{}", $s.account.prefix(), $display)
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = ModelError;
+            fn from_str(text: &str) -> Result<Self, ModelError> {
+                let invalid = || ModelError::invalid(format!("{text} is not a {} ARN.", $what));
+                let ($account, resource) = split_ecs(text).ok_or_else(invalid)?;
+                let $rest = resource.strip_prefix(concat!($what, "/")).ok_or_else(invalid)?;
+                let parsed: Option<Self> = $parse;
+                parsed.ok_or_else(invalid)
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A non-empty path segment without `/`.
+fn segment(s: &str) -> Option<String> {
+    (!s.is_empty() && !s.contains('/')).then(|| s.to_owned())
+}
+
+typed_arn!(ClusterArn, "cluster", |a| format!("cluster/{}", a.name), |account, rest| {
+    segment(rest).map(|name| ClusterArn { account, name })
+});
+
+typed_arn!(TaskArn, "task", |a| format!("task/{}/{}", a.cluster, a.id), |account, rest| {
+    rest.split_once('/').and_then(|(c, i)| Some(TaskArn { account, cluster: segment(c)?, id: segment(i)? }))
+});
+
+typed_arn!(ServiceArn, "service", |a| format!("service/{}/{}", a.cluster, a.name), |account, rest| {
+    rest.split_once('/').and_then(|(c, n)| Some(ServiceArn { account, cluster: segment(c)?, name: segment(n)? }))
+});
+
+typed_arn!(TaskDefinitionArn, "task-definition", |a| format!("task-definition/{}:{}", a.family, a.revision), |account, rest| {
+    rest.rsplit_once(':').and_then(|(family, rev)| {
+        let revision = rev.parse::<i32>().ok().filter(|r| *r >= 1)?;
+        Some(TaskDefinitionArn { account, family: segment(family)?, revision })
+    })
+});
 
 /// A resource named by an ECS ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,46 +190,24 @@ impl ResourceArn {
     /// such resource.
     pub fn parse(account: &Account, arn: &str) -> Result<Self, ModelError> {
         let invalid = || ModelError::invalid(format!("The ARN provided is invalid: {arn}"));
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        let [scheme, partition, service, region, account_id, resource] = parts.as_slice() else {
-            return Err(invalid());
-        };
-        if *scheme != "arn" || *partition != "aws" || *service != "ecs" {
-            return Err(invalid());
-        }
-        if *region != account.region || *account_id != account.account_id {
+        let (owner, resource) = split_ecs(arn).ok_or_else(invalid)?;
+        if owner != *account {
             return Err(ModelError::invalid(format!(
                 "The ARN {arn} is not in this account and region ({}/{})",
                 account.account_id, account.region
             )));
         }
-        let (kind, rest) = resource.split_once('/').ok_or_else(invalid)?;
-        match kind {
-            "cluster" if !rest.is_empty() && !rest.contains('/') => Ok(Self::Cluster { name: rest.to_owned() }),
+        let kind = resource.split_once('/').map_or(resource, |(k, _)| k);
+        let parsed = match kind {
+            "cluster" => arn.parse::<ClusterArn>().map(|a| Self::Cluster { name: a.name }),
             "task-definition" => {
-                let (family, rev) = rest.rsplit_once(':').ok_or_else(invalid)?;
-                let revision = rev.parse::<i32>().map_err(|_| invalid())?;
-                if family.is_empty() || revision < 1 {
-                    return Err(invalid());
-                }
-                Ok(Self::TaskDefinition { family: family.to_owned(), revision })
+                arn.parse::<TaskDefinitionArn>().map(|a| Self::TaskDefinition { family: a.family, revision: a.revision })
             }
-            "task" => {
-                let (cluster, id) = rest.split_once('/').ok_or_else(invalid)?;
-                if cluster.is_empty() || id.is_empty() {
-                    return Err(invalid());
-                }
-                Ok(Self::Task { cluster: cluster.to_owned(), id: id.to_owned() })
-            }
-            "service" => {
-                let (cluster, name) = rest.split_once('/').ok_or_else(invalid)?;
-                if cluster.is_empty() || name.is_empty() {
-                    return Err(invalid());
-                }
-                Ok(Self::Service { cluster: cluster.to_owned(), name: name.to_owned() })
-            }
-            _ => Err(invalid()),
-        }
+            "task" => arn.parse::<TaskArn>().map(|a| Self::Task { cluster: a.cluster, id: a.id }),
+            "service" => arn.parse::<ServiceArn>().map(|a| Self::Service { cluster: a.cluster, name: a.name }),
+            _ => return Err(invalid()),
+        };
+        parsed.map_err(|_| invalid())
     }
 }
 
@@ -172,6 +291,32 @@ mod tests {
         ] {
             assert!(ResourceArn::parse(&a, bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn typed_arns_round_trip_as_text_and_json() {
+        let a = acct();
+        let task = a.task("web", "0123456789abcdef0123456789abcdef");
+        assert_eq!(task.to_string().parse::<TaskArn>().unwrap(), task);
+        assert_eq!(task.cluster_arn().to_string(), a.cluster_arn("web"));
+        let def = a.task_definition("api", 7);
+        assert_eq!(def.to_string(), "arn:aws:ecs:us-east-1:000000000000:task-definition/api:7");
+        assert_eq!(serde_json::to_string(&def).unwrap(), format!("\"{def}\""));
+        assert_eq!(serde_json::from_str::<TaskDefinitionArn>(&format!("\"{def}\"")).unwrap(), def);
+        let svc = a.service("web", "front");
+        assert_eq!(svc.to_string().parse::<ServiceArn>().unwrap(), svc);
+        // Another account's ARN parses (it is well formed) but keeps its account.
+        let other: ClusterArn = "arn:aws:ecs:eu-west-1:111111111111:cluster/x".parse().unwrap();
+        assert_eq!((other.account.region.as_str(), other.name.as_str()), ("eu-west-1", "x"));
+        for bad in [
+            "arn:aws:ecs:us-east-1:000000000000:task/web",
+            "arn:aws:ecs:us-east-1:000000000000:task/web/a/b",
+            "arn:aws:ecs:us-east-1:000000000000:cluster/web",
+        ] {
+            assert!(bad.parse::<TaskArn>().is_err(), "{bad}");
+        }
+        assert!("arn:aws:ecs:us-east-1:000000000000:task-definition/api:0".parse::<TaskDefinitionArn>().is_err());
+        assert!(serde_json::from_str::<TaskArn>("\"nope\"").is_err());
     }
 
     #[test]

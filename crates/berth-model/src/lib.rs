@@ -1,7 +1,11 @@
-//! Berth's domain model: clusters, task definitions, ARNs, tags and the
-//! Fargate size rules. Pure data and rules: nothing here does I/O or knows
-//! about HTTP. The records are the ECS wire shapes from `berth-wire`, so
-//! what is stored is exactly what `Describe*` returns.
+//! Berth's domain model: tasks, containers, nodes, services and their
+//! deployments as typed objects (status enums, parsed ARNs, addresses as
+//! `Ipv4Addr`), the task lifecycle, clusters, task definitions, tags and
+//! the Fargate size rules. Pure data and rules: nothing here does I/O or
+//! knows about HTTP. Only `berth-api` converts these to and from the ECS
+//! wire shapes. Two kinds of record are kept in their wire shape on
+//! purpose: task definitions (the user's document, which ECS returns as
+//! registered) and clusters.
 
 pub mod arn;
 pub mod cluster;
@@ -9,7 +13,9 @@ pub mod error;
 pub mod fargate;
 pub mod lifecycle;
 pub mod network;
+pub mod node;
 pub mod records;
+pub mod service;
 pub mod tags;
 pub mod task;
 pub mod task_definition;

@@ -9,8 +9,11 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A task's `lastStatus`, in lifecycle order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskStatus {
     Provisioning,
     Pending,
@@ -65,7 +68,7 @@ impl fmt::Display for TaskStatus {
 }
 
 /// Something that happened to a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskEvent {
     /// Its node has it and its resources (network, storage) are ready.
     Provisioned,
@@ -123,6 +126,73 @@ pub fn transition(from: TaskStatus, event: TaskEvent) -> Result<TaskStatus, Inva
         _ => return Err(InvalidTransition { from, event }),
     };
     Ok(to)
+}
+
+/// A task's `desiredStatus`: RUNNING until someone (StopTask, a service,
+/// the task's own end) wants it stopped, and never back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DesiredStatus {
+    #[default]
+    Running,
+    Stopped,
+}
+
+impl DesiredStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Running, Self::Stopped].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for DesiredStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container's `lastStatus`: PENDING → RUNNING → STOPPED, or PENDING →
+/// STOPPED for one that never started. STOPPED is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContainerStatus {
+    #[default]
+    Pending,
+    Running,
+    Stopped,
+}
+
+impl ContainerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// A container status change that would go backwards (e.g. a stopped
+/// container reported running again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a container in {} cannot go to {}", from.as_str(), to.as_str())]
+pub struct InvalidContainerTransition {
+    pub from: ContainerStatus,
+    pub to: ContainerStatus,
+}
+
+/// The container lifecycle's transition function: forwards or staying put.
+pub fn container_transition(
+    from: ContainerStatus,
+    to: ContainerStatus,
+) -> Result<ContainerStatus, InvalidContainerTransition> {
+    if to >= from { Ok(to) } else { Err(InvalidContainerTransition { from, to }) }
 }
 
 #[cfg(test)]
@@ -208,6 +278,33 @@ mod tests {
         ];
         let end = path.iter().try_fold(S::Provisioning, |s, e| transition(s, *e)).unwrap();
         assert_eq!(end, S::Stopped);
+    }
+
+    #[test]
+    fn containers_only_move_forwards() {
+        use ContainerStatus as C;
+        let table = [
+            (C::Pending, C::Pending, true),
+            (C::Pending, C::Running, true),
+            (C::Pending, C::Stopped, true),
+            (C::Running, C::Running, true),
+            (C::Running, C::Stopped, true),
+            (C::Running, C::Pending, false),
+            (C::Stopped, C::Stopped, true),
+            (C::Stopped, C::Running, false),
+            (C::Stopped, C::Pending, false),
+        ];
+        for (from, to, ok) in table {
+            assert_eq!(container_transition(from, to).is_ok(), ok, "{from:?} → {to:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_are_stored_in_ecs_spelling() {
+        assert_eq!(serde_json::to_string(&S::Deprovisioning).unwrap(), "\"DEPROVISIONING\"");
+        assert_eq!(serde_json::to_string(&DesiredStatus::Stopped).unwrap(), "\"STOPPED\"");
+        assert_eq!(serde_json::from_str::<ContainerStatus>("\"RUNNING\"").unwrap(), ContainerStatus::Running);
+        assert_eq!(DesiredStatus::parse("RUNNING"), Some(DesiredStatus::Running));
     }
 
     #[test]

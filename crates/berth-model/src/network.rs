@@ -5,7 +5,6 @@
 
 use std::net::Ipv4Addr;
 
-use berth_wire::ecs::{Attachment, AwsVpcConfiguration, KeyValuePair, NetworkInterface};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
@@ -164,7 +163,8 @@ pub fn default_group_rules() -> Vec<IngressRule> {
 }
 
 /// What a task's `awsvpcConfiguration` resolves to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TaskNetwork {
     /// The subnets to choose from, in the order given.
     pub subnets: Vec<String>,
@@ -172,11 +172,20 @@ pub struct TaskNetwork {
     pub assign_public_ip: bool,
 }
 
+/// RunTask's (or a service's) `awsvpcConfiguration`, as given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AwsVpcRequest {
+    pub subnets: Vec<String>,
+    pub security_groups: Option<Vec<String>>,
+    /// `ENABLED` or `DISABLED` (ECS's spelling), if given.
+    pub assign_public_ip: Option<String>,
+}
+
 /// Checks RunTask's `awsvpcConfiguration` as ECS does: subnets given (at
 /// most 16) and known, security groups (at most 5) known, the default
 /// group when none is given.
 pub fn resolve_awsvpc(
-    config: &AwsVpcConfiguration,
+    config: &AwsVpcRequest,
     subnet_exists: impl Fn(&str) -> bool,
     group_exists: impl Fn(&str) -> bool,
 ) -> Result<TaskNetwork, ModelError> {
@@ -203,27 +212,8 @@ pub fn resolve_awsvpc(
         )));
     }
     let security_groups = if groups.is_empty() { vec![DEFAULT_SECURITY_GROUP_ID.to_owned()] } else { groups };
-    let assign_public_ip = config.assign_public_ip.is_some_and(|a| a.as_str() == "ENABLED");
+    let assign_public_ip = config.assign_public_ip.as_deref() == Some("ENABLED");
     Ok(TaskNetwork { subnets: config.subnets.clone(), security_groups, assign_public_ip })
-}
-
-/// The ENI attachment a task gets at RunTask: PRECREATED, only the subnet known.
-pub fn precreated_attachment(attachment_id: &str, subnet_id: &str) -> Attachment {
-    Attachment {
-        id: Some(attachment_id.to_owned()),
-        r#type: Some(ENI_ATTACHMENT.to_owned()),
-        status: Some("PRECREATED".to_owned()),
-        details: Some(vec![detail("subnetId", subnet_id)]),
-    }
-}
-
-/// What a node gave a task's interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface<'a> {
-    pub subnet_id: &'a str,
-    pub ip: Ipv4Addr,
-    pub mac: &'a str,
-    pub region: &'a str,
 }
 
 /// The task's private DNS name, as EC2 writes it.
@@ -237,55 +227,6 @@ pub fn private_dns_name(ip: Ipv4Addr, region: &str) -> String {
 pub fn eni_id(attachment_id: &str) -> String {
     let hex: String = attachment_id.chars().filter(char::is_ascii_hexdigit).take(17).collect();
     format!("eni-{hex:0<17}")
-}
-
-/// Fills in the attachment once attached (status ATTACHED and every
-/// detail ECS shows), and the containers' `networkInterfaces`.
-pub fn attach(task: &mut berth_wire::ecs::Task, iface: &Interface<'_>) {
-    let Some(att) = task.attachments.iter_mut().flatten().find(|a| a.r#type.as_deref() == Some(ENI_ATTACHMENT)) else {
-        return;
-    };
-    let id = att.id.clone().unwrap_or_default();
-    att.status = Some("ATTACHED".into());
-    att.details = Some(vec![
-        detail("subnetId", iface.subnet_id),
-        detail("networkInterfaceId", &eni_id(&id)),
-        detail("macAddress", iface.mac),
-        detail("privateDnsName", &private_dns_name(iface.ip, iface.region)),
-        detail("privateIPv4Address", &iface.ip.to_string()),
-    ]);
-    for c in task.containers.iter_mut().flatten() {
-        c.network_interfaces = Some(vec![NetworkInterface {
-            attachment_id: Some(id.clone()),
-            private_ipv4_address: Some(iface.ip.to_string()),
-            ipv6_address: None,
-        }]);
-    }
-}
-
-/// Marks the attachment as ECS does once the interface is gone.
-pub fn detach(task: &mut berth_wire::ecs::Task) {
-    for att in task.attachments.iter_mut().flatten().filter(|a| a.r#type.as_deref() == Some(ENI_ATTACHMENT)) {
-        att.status = Some("DELETED".into());
-    }
-}
-
-/// A detail of the task's ENI attachment, e.g. `privateIPv4Address`.
-pub fn eni_detail<'a>(task: &'a berth_wire::ecs::Task, name: &str) -> Option<&'a str> {
-    task.attachments
-        .iter()
-        .flatten()
-        .find(|a| a.r#type.as_deref() == Some(ENI_ATTACHMENT))?
-        .details
-        .iter()
-        .flatten()
-        .find(|d| d.name.as_deref() == Some(name))?
-        .value
-        .as_deref()
-}
-
-fn detail(name: &str, value: &str) -> KeyValuePair {
-    KeyValuePair { name: Some(name.to_owned()), value: Some(value.to_owned()) }
 }
 
 #[cfg(test)]
@@ -331,7 +272,7 @@ mod tests {
 
     #[test]
     fn awsvpc_configuration_as_ecs_checks_it() {
-        let cfg = |subnets: &[&str], groups: Option<&[&str]>| AwsVpcConfiguration {
+        let cfg = |subnets: &[&str], groups: Option<&[&str]>| AwsVpcRequest {
             subnets: subnets.iter().map(|s| s.to_string()).collect(),
             security_groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
             assign_public_ip: None,
@@ -351,25 +292,9 @@ mod tests {
     }
 
     #[test]
-    fn the_attachment_shows_what_ecs_shows() {
-        let mut task = berth_wire::ecs::Task {
-            attachments: Some(vec![precreated_attachment("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "subnet-default")]),
-            containers: Some(vec![berth_wire::ecs::Container::default()]),
-            ..Default::default()
-        };
-        assert_eq!(eni_detail(&task, "subnetId"), Some("subnet-default"));
-        let iface = Interface { subnet_id: "subnet-default", ip: Ipv4Addr::new(10, 89, 0, 7), mac: "02:be:0a:59:00:07", region: "us-east-1" };
-        attach(&mut task, &iface);
-        let att = &task.attachments.as_ref().unwrap()[0];
-        assert_eq!(att.status.as_deref(), Some("ATTACHED"));
-        assert_eq!(eni_detail(&task, "privateIPv4Address"), Some("10.89.0.7"));
-        assert_eq!(eni_detail(&task, "privateDnsName"), Some("ip-10-89-0-7.ec2.internal"));
-        assert_eq!(eni_detail(&task, "macAddress"), Some("02:be:0a:59:00:07"));
-        assert_eq!(eni_detail(&task, "networkInterfaceId"), Some("eni-0f1e2d3c4b5a69788"));
-        let ni = &task.containers.as_ref().unwrap()[0].network_interfaces.as_ref().unwrap()[0];
-        assert_eq!(ni.private_ipv4_address.as_deref(), Some("10.89.0.7"));
+    fn eni_names_are_as_ec2_writes_them() {
+        assert_eq!(eni_id("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"), "eni-0f1e2d3c4b5a69788");
+        assert_eq!(private_dns_name(Ipv4Addr::new(10, 89, 0, 7), "us-east-1"), "ip-10-89-0-7.ec2.internal");
         assert_eq!(private_dns_name(Ipv4Addr::new(10, 0, 0, 1), "eu-west-1"), "ip-10-0-0-1.eu-west-1.compute.internal");
-        detach(&mut task);
-        assert_eq!(task.attachments.as_ref().unwrap()[0].status.as_deref(), Some("DELETED"));
     }
 }

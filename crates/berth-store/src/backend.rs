@@ -34,8 +34,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
-use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
-use berth_wire::ecs::{Cluster, Service};
+use berth_model::node::Node;
+use berth_model::records::TaskDefinitionRecord;
+use berth_model::service::Service;
+use berth_model::task::{Task, stored as stored_task};
+use berth_wire::ecs::Cluster;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -197,7 +200,7 @@ impl SqlStore {
             columns = R::COLUMNS.join(", "),
             params = params.join(", "),
         );
-        let mut query = sqlx::query(&sql).bind(key).bind(serde_json::to_string(record)?);
+        let mut query = sqlx::query(&sql).bind(key).bind(record.encode()?);
         for value in record.columns() {
             query = value.bind_to(query);
         }
@@ -216,7 +219,7 @@ impl SqlStore {
             key = R::KEY,
             sets = sets.join(", "),
         );
-        let mut query = sqlx::query(&sql).bind(key).bind(expected_version).bind(serde_json::to_string(record)?);
+        let mut query = sqlx::query(&sql).bind(key).bind(expected_version).bind(record.encode()?);
         for value in record.columns() {
             query = value.bind_to(query);
         }
@@ -236,7 +239,7 @@ impl SqlStore {
     async fn get<R: Keyed>(&self, key: &str) -> Result<Option<Versioned<R>>, StoreError> {
         let sql = format!("SELECT version, body FROM {} WHERE {} = $1", R::TABLE, R::KEY);
         let row = sqlx::query(&sql).bind(key).fetch_optional(&self.read).await?;
-        row.as_ref().map(versioned).transpose()
+        row.as_ref().map(versioned::<R>).transpose()
     }
 }
 
@@ -249,8 +252,46 @@ trait Keyed: Serialize + DeserializeOwned + Clone + Send + Sync {
     const KEY_MEMBER: &'static str;
     /// The filter columns, in the order [`Keyed::columns`] gives values.
     const COLUMNS: &'static [&'static str];
-    fn key(&self) -> Option<&str>;
+    fn key(&self) -> Option<String>;
     fn columns(&self) -> Vec<Col>;
+
+    /// The row's body: the record as JSON with the `formatVersion` this
+    /// code writes beside its members.
+    fn encode(&self) -> Result<String, StoreError> {
+        encode_body(self)
+    }
+
+    /// Reads a body of any format this code knows. For most records,
+    /// format 0 (rows from before bodies carried a version) has the same
+    /// shape as format 1; tasks have a reader per format.
+    fn decode(body: &str) -> Result<Self, StoreError> {
+        decode_body(body)
+    }
+}
+
+/// The format every record body is written in (tasks have their own,
+/// `berth_model::task::stored::FORMAT_VERSION`).
+const FORMAT_VERSION: u64 = 1;
+
+/// `value` as JSON with `"formatVersion": FORMAT_VERSION` among its members.
+fn encode_body<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    let mut json = serde_json::to_value(value)?;
+    if let Some(members) = json.as_object_mut() {
+        members.insert("formatVersion".into(), FORMAT_VERSION.into());
+    }
+    Ok(serde_json::to_string(&json)?)
+}
+
+/// Reads what [`encode_body`] wrote (or a body without a version, from
+/// before bodies had one); refuses a format newer than this code knows
+/// instead of misreading it.
+fn decode_body<T: DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+    let mut json: serde_json::Value = serde_json::from_str(body)?;
+    let version = json.as_object_mut().and_then(|m| m.remove("formatVersion")).and_then(|v| v.as_u64()).unwrap_or(0);
+    if version > FORMAT_VERSION {
+        return Err(StoreError::FormatTooNew { found: version, known: FORMAT_VERSION });
+    }
+    Ok(serde_json::from_value(json)?)
 }
 
 /// A filter column's value.
@@ -280,15 +321,15 @@ impl Keyed for Cluster {
     const KEY: &'static str = "name";
     const KEY_MEMBER: &'static str = "clusterName";
     const COLUMNS: &'static [&'static str] = &["status"];
-    fn key(&self) -> Option<&str> {
-        self.cluster_name.as_deref()
+    fn key(&self) -> Option<String> {
+        self.cluster_name.clone()
     }
     fn columns(&self) -> Vec<Col> {
         vec![text(self.status.as_deref())]
     }
 }
 
-impl Keyed for TaskRecord {
+impl Keyed for Task {
     const TABLE: &'static str = "tasks";
     const KEY: &'static str = "task_arn";
     const KEY_MEMBER: &'static str = "taskArn";
@@ -304,42 +345,42 @@ impl Keyed for TaskRecord {
         "cpu",
         "memory",
     ];
-    fn key(&self) -> Option<&str> {
-        self.task.task_arn.as_deref()
+    fn key(&self) -> Option<String> {
+        Some(self.arn.to_string())
     }
     fn columns(&self) -> Vec<Col> {
-        let t = &self.task;
-        let family = t
-            .task_definition_arn
-            .as_deref()
-            .and_then(|arn| arn.rsplit_once("task-definition/"))
-            .and_then(|(_, rest)| rest.rsplit_once(':'))
-            .map(|(family, _)| family);
         vec![
-            text(t.cluster_arn.as_deref()),
-            text(t.last_status.as_deref()),
-            text(t.desired_status.as_deref()),
-            text(family),
-            text(t.started_by.as_deref()),
-            text(t.group.as_deref()),
-            text(t.launch_type.map(|l| l.as_str())),
+            Col::Text(Some(self.cluster_arn().to_string())),
+            text(Some(self.status().as_str())),
+            text(Some(self.desired().as_str())),
+            text(Some(self.family())),
+            text(self.started_by.as_deref()),
+            text(Some(&self.group)),
+            // Every task Berth runs is a Fargate task.
+            text(Some("FARGATE")),
             text(self.node_id.as_deref()),
-            Col::Int(i64::from(self.cpu)),
-            Col::Int(i64::from(self.memory)),
+            Col::Int(i64::from(self.size.cpu)),
+            Col::Int(i64::from(self.size.memory)),
         ]
+    }
+    fn encode(&self) -> Result<String, StoreError> {
+        Ok(stored_task::encode(self)?)
+    }
+    fn decode(body: &str) -> Result<Self, StoreError> {
+        stored_task::decode(body).map_err(|e| StoreError::Format(e.to_string()))
     }
 }
 
-impl Keyed for NodeRecord {
+impl Keyed for Node {
     const TABLE: &'static str = "nodes";
     const KEY: &'static str = "id";
     const KEY_MEMBER: &'static str = "id";
     const COLUMNS: &'static [&'static str] = &["status"];
-    fn key(&self) -> Option<&str> {
-        Some(&self.id)
+    fn key(&self) -> Option<String> {
+        Some(self.id.clone())
     }
     fn columns(&self) -> Vec<Col> {
-        vec![text(Some(&self.status))]
+        vec![text(Some(self.status.as_str()))]
     }
 }
 
@@ -348,8 +389,8 @@ impl Keyed for SubnetRecord {
     const KEY: &'static str = "id";
     const KEY_MEMBER: &'static str = "id";
     const COLUMNS: &'static [&'static str] = &["cidr"];
-    fn key(&self) -> Option<&str> {
-        Some(&self.id)
+    fn key(&self) -> Option<String> {
+        Some(self.id.clone())
     }
     fn columns(&self) -> Vec<Col> {
         vec![text(Some(&self.cidr.to_string()))]
@@ -361,8 +402,8 @@ impl Keyed for SecurityGroupRecord {
     const KEY: &'static str = "id";
     const KEY_MEMBER: &'static str = "id";
     const COLUMNS: &'static [&'static str] = &["name"];
-    fn key(&self) -> Option<&str> {
-        Some(&self.id)
+    fn key(&self) -> Option<String> {
+        Some(self.id.clone())
     }
     fn columns(&self) -> Vec<Col> {
         vec![text(Some(&self.name))]
@@ -374,23 +415,33 @@ impl Keyed for Service {
     const KEY: &'static str = "service_arn";
     const KEY_MEMBER: &'static str = "serviceArn";
     const COLUMNS: &'static [&'static str] = &["cluster_arn", "status"];
-    fn key(&self) -> Option<&str> {
-        self.service_arn.as_deref()
+    fn key(&self) -> Option<String> {
+        Some(self.arn.to_string())
     }
     fn columns(&self) -> Vec<Col> {
-        vec![text(self.cluster_arn.as_deref()), text(self.status.as_deref())]
+        vec![Col::Text(Some(self.cluster_arn().to_string())), text(Some(self.status.as_str()))]
     }
 }
 
 /// A row's `version` and JSON `body`.
-fn versioned<T: DeserializeOwned>(row: &AnyRow) -> Result<Versioned<T>, StoreError> {
-    let version: i64 = row.try_get("version")?;
-    let body: String = row.try_get("body")?;
-    Ok(Versioned { version, value: serde_json::from_str(&body)? })
+fn versioned<R: Keyed>(row: &AnyRow) -> Result<Versioned<R>, StoreError> {
+    versioned_as(row, R::decode)
 }
 
-fn all_versioned<T: DeserializeOwned>(rows: &[AnyRow]) -> Result<Vec<Versioned<T>>, StoreError> {
-    rows.iter().map(versioned).collect()
+fn all_versioned<R: Keyed>(rows: &[AnyRow]) -> Result<Vec<Versioned<R>>, StoreError> {
+    rows.iter().map(versioned::<R>).collect()
+}
+
+/// A row's `version` and its `body` read by `decode`.
+fn versioned_as<T>(row: &AnyRow, decode: impl Fn(&str) -> Result<T, StoreError>) -> Result<Versioned<T>, StoreError> {
+    let version: i64 = row.try_get("version")?;
+    let body: String = row.try_get("body")?;
+    Ok(Versioned { version, value: decode(&body)? })
+}
+
+/// A task definition row (not [`Keyed`]: its key is two columns).
+fn definition_versioned(row: &AnyRow) -> Result<Versioned<TaskDefinitionRecord>, StoreError> {
+    versioned_as(row, decode_body)
 }
 
 /// A node's body and the three usage sums of a node query.
@@ -400,7 +451,7 @@ fn node_usage(row: &AnyRow) -> Result<NodeUsage, StoreError> {
         let v: i64 = row.try_get(i)?;
         Ok(u32::try_from(v).unwrap_or(u32::MAX))
     };
-    Ok(NodeUsage { node: serde_json::from_str(&body)?, cpu_used: sum(1)?, memory_used: sum(2)?, tasks: sum(3)? })
+    Ok(NodeUsage { node: Node::decode(&body)?, cpu_used: sum(1)?, memory_used: sum(2)?, tasks: sum(3)? })
 }
 
 /// The key columns of a stored task definition.
@@ -603,7 +654,7 @@ impl Store for SqlStore {
         .bind(family)
         .bind(revision)
         .bind(status.as_str())
-        .bind(serde_json::to_string(&record)?)
+        .bind(encode_body(&record)?)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -620,7 +671,7 @@ impl Store for SqlStore {
             .bind(revision)
             .fetch_optional(&self.read)
             .await?;
-        row.as_ref().map(versioned).transpose()
+        row.as_ref().map(definition_versioned).transpose()
     }
 
     async fn latest_active_task_definition(
@@ -634,7 +685,7 @@ impl Store for SqlStore {
         .bind(family)
         .fetch_optional(&self.read)
         .await?;
-        row.as_ref().map(versioned).transpose()
+        row.as_ref().map(definition_versioned).transpose()
     }
 
     async fn update_task_definition(
@@ -650,7 +701,7 @@ impl Store for SqlStore {
         .bind(family)
         .bind(revision)
         .bind(definition_status(record))
-        .bind(serde_json::to_string(record)?)
+        .bind(encode_body(record)?)
         .bind(expected_version)
         .execute(&self.write)
         .await?;
@@ -686,7 +737,7 @@ impl Store for SqlStore {
             .bind(i64::from(page.limit))
             .fetch_all(&self.read)
             .await?;
-        all_versioned(&rows)
+        rows.iter().map(definition_versioned).collect()
     }
 
     async fn list_task_definition_families(
@@ -719,21 +770,21 @@ impl Store for SqlStore {
         Ok(families)
     }
 
-    async fn upsert_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+    async fn upsert_node(&self, node: &Node) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO nodes (id, status, version, body) VALUES ($1, $2, 1, $3) \
              ON CONFLICT (id) DO UPDATE SET status = $2, body = $3, version = nodes.version + 1",
         )
         .bind(&node.id)
-        .bind(&node.status)
-        .bind(serde_json::to_string(node)?)
+        .bind(node.status.as_str())
+        .bind(node.encode()?)
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
-        Ok(self.get::<NodeRecord>(id).await?.map(|v| v.value))
+    async fn get_node(&self, id: &str) -> Result<Option<Node>, StoreError> {
+        Ok(self.get::<Node>(id).await?.map(|v| v.value))
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeUsage>, StoreError> {
@@ -751,10 +802,10 @@ impl Store for SqlStore {
 
     async fn place_task(
         &self,
-        record: &TaskRecord,
+        record: &Task,
         node_id: &str,
         fits: &(dyn for<'u> Fn(&'u NodeUsage) -> bool + Send + Sync),
-    ) -> Result<Versioned<TaskRecord>, StoreError> {
+    ) -> Result<Versioned<Task>, StoreError> {
         let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
         // Touching the node's row first holds its lock (PostgreSQL) or the
         // database write lock (SQLite) until commit: placements on one node
@@ -781,15 +832,15 @@ impl Store for SqlStore {
         }
         let mut placed = record.clone();
         placed.node_id = Some(node_id.to_owned());
-        let key = placed.key().ok_or(StoreError::MissingKey(TaskRecord::KEY_MEMBER))?.to_owned();
-        let params: Vec<String> = (0..TaskRecord::COLUMNS.len()).map(|i| format!("${}", i + 3)).collect();
+        let key = placed.key().ok_or(StoreError::MissingKey(Task::KEY_MEMBER))?;
+        let params: Vec<String> = (0..Task::COLUMNS.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
             "INSERT INTO tasks (task_arn, body, {columns}, version) VALUES ($1, $2, {params}, 1) \
              ON CONFLICT (task_arn) DO NOTHING",
-            columns = TaskRecord::COLUMNS.join(", "),
+            columns = Task::COLUMNS.join(", "),
             params = params.join(", "),
         );
-        let mut query = sqlx::query(&sql).bind(key.clone()).bind(serde_json::to_string(&placed)?);
+        let mut query = sqlx::query(&sql).bind(key.clone()).bind(placed.encode()?);
         for value in placed.columns() {
             query = value.bind_to(query);
         }
@@ -803,13 +854,11 @@ impl Store for SqlStore {
 
     async fn put_task(
         &self,
-        record: &TaskRecord,
+        record: &Task,
         expected_version: Option<i64>,
-    ) -> Result<Versioned<TaskRecord>, StoreError> {
+    ) -> Result<Versioned<Task>, StoreError> {
         let written = self.put(record, expected_version).await?;
-        if let Some(arn) = record.task.task_arn.clone() {
-            let _ = self.task_changes.send(arn);
-        }
+        let _ = self.task_changes.send(record.arn.to_string());
         Ok(written)
     }
 
@@ -817,11 +866,11 @@ impl Store for SqlStore {
         self.task_changes.subscribe()
     }
 
-    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<TaskRecord>>, StoreError> {
+    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<Task>>, StoreError> {
         self.get(task_arn).await
     }
 
-    async fn get_tasks(&self, task_arns: &[String]) -> Result<Vec<Versioned<TaskRecord>>, StoreError> {
+    async fn get_tasks(&self, task_arns: &[String]) -> Result<Vec<Versioned<Task>>, StoreError> {
         if task_arns.is_empty() {
             return Ok(Vec::new());
         }
@@ -834,7 +883,7 @@ impl Store for SqlStore {
         all_versioned(&query.fetch_all(&self.read).await?)
     }
 
-    async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<TaskRecord>>, StoreError> {
+    async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<Task>>, StoreError> {
         let c = self.dialect.bytewise();
         let live = if filter.live_only { "AND (last_status IS NULL OR last_status <> 'STOPPED')" } else { "" };
         let sql = format!(
@@ -849,7 +898,7 @@ impl Store for SqlStore {
             .bind(filter.family.as_deref())
             .bind(filter.started_by.as_deref())
             .bind(filter.group.as_deref())
-            .bind(filter.desired_status.as_deref())
+            .bind(filter.desired_status.map(|d| d.as_str()))
             .bind(filter.launch_type.as_deref())
             .bind(filter.node_id.as_deref())
             .bind(page.after)

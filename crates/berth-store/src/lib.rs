@@ -1,11 +1,16 @@
 //! Persistence of Berth's model with optimistic concurrency.
 //!
 //! One [`Store`] trait, two backends over one schema: SQLite in the data
-//! dir (the embedded default) and PostgreSQL (fleets). Every record is the
-//! ECS wire shape stored as JSON, beside the columns it is looked up and
-//! listed by, and a `version` that each write checks and bumps: a write
-//! that names a stale version fails with [`StoreError::Conflict`] and
-//! changes nothing, so callers re-read and retry.
+//! dir (the embedded default) and PostgreSQL (fleets). Every record is
+//! stored as JSON carrying a `formatVersion`, beside the columns it is
+//! looked up and listed by, and a `version` that each write checks and
+//! bumps: a write that names a stale version fails with
+//! [`StoreError::Conflict`] and changes nothing, so callers re-read and
+//! retry. Tasks, nodes and services are the domain's typed objects
+//! (`berth-model`); task definitions and clusters keep their ECS shape
+//! (the user's documents, returned as registered). A row of an older
+//! format is read through that format's reader; one of a newer format is
+//! refused ([`StoreError::FormatTooNew`]), never misread.
 //!
 //! CloudWatch Logs data (groups, streams, events) is different: plain
 //! columns, append-only events numbered per stream, and no versions —
@@ -16,8 +21,12 @@
 
 use async_trait::async_trait;
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
-use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
-use berth_wire::ecs::{Cluster, Service};
+use berth_model::lifecycle::DesiredStatus;
+use berth_model::node::Node;
+use berth_model::records::TaskDefinitionRecord;
+use berth_model::service::Service;
+use berth_model::task::Task;
+use berth_wire::ecs::Cluster;
 
 mod backend;
 
@@ -54,6 +63,12 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("unsupported store URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    /// A row written by a newer Berth, in a format this one does not know.
+    #[error("stored record has format {found}, newer than this Berth knows ({known}): upgrade Berth")]
+    FormatTooNew { found: u64, known: u64 },
+    /// A stored record this code cannot read as any format it knows.
+    #[error("stored record is unreadable: {0}")]
+    Format(String),
 }
 
 /// Which page of a listing to read: records strictly after `after` in the
@@ -102,7 +117,7 @@ pub struct TaskFilter {
     pub started_by: Option<String>,
     /// ECS's task `group` (`service:NAME` for a service's tasks).
     pub group: Option<String>,
-    pub desired_status: Option<String>,
+    pub desired_status: Option<DesiredStatus>,
     pub launch_type: Option<String>,
     pub node_id: Option<String>,
     /// Leave out tasks whose lastStatus is STOPPED.
@@ -112,7 +127,7 @@ pub struct TaskFilter {
 /// A node and what its live tasks reserve on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeUsage {
-    pub node: NodeRecord,
+    pub node: Node,
     pub cpu_used: u32,
     pub memory_used: u32,
     pub tasks: u32,
@@ -386,8 +401,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Registers a node or refreshes it (capacity, status, heartbeat). The
     /// node's agent owns its record, so this writes without a version check.
-    async fn upsert_node(&self, node: &NodeRecord) -> Result<(), StoreError>;
-    async fn get_node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError>;
+    async fn upsert_node(&self, node: &Node) -> Result<(), StoreError>;
+    async fn get_node(&self, id: &str) -> Result<Option<Node>, StoreError>;
     /// Every node, with what its live tasks reserve on it.
     async fn list_nodes(&self) -> Result<Vec<NodeUsage>, StoreError>;
 
@@ -401,13 +416,13 @@ pub trait Store: Send + Sync + 'static {
     /// `fits` said no; `Conflict` if the task exists.
     async fn place_task(
         &self,
-        record: &TaskRecord,
+        record: &Task,
         node_id: &str,
         fits: &(dyn for<'u> Fn(&'u NodeUsage) -> bool + Send + Sync),
-    ) -> Result<Versioned<TaskRecord>, StoreError>;
+    ) -> Result<Versioned<Task>, StoreError>;
     /// Inserts or replaces a task keyed by its ARN. `expected_version`
     /// `None` means "must not exist yet".
-    async fn put_task(&self, record: &TaskRecord, expected_version: Option<i64>) -> Result<Versioned<TaskRecord>, StoreError>;
+    async fn put_task(&self, record: &Task, expected_version: Option<i64>) -> Result<Versioned<Task>, StoreError>;
     /// Notices of task changes written through this store (the task's ARN,
     /// after each placement or update commits), so agents and drivers react
     /// at once instead of polling. In-process only: a watcher must still
@@ -416,10 +431,10 @@ pub trait Store: Send + Sync + 'static {
     fn watch_tasks(&self) -> tokio::sync::broadcast::Receiver<String>;
     /// Several tasks in one read (DescribeTasks): those that exist, in no
     /// particular order.
-    async fn get_tasks(&self, task_arns: &[String]) -> Result<Vec<Versioned<TaskRecord>>, StoreError>;
-    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<TaskRecord>>, StoreError>;
+    async fn get_tasks(&self, task_arns: &[String]) -> Result<Vec<Versioned<Task>>, StoreError>;
+    async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<Task>>, StoreError>;
     /// Tasks matching `filter`, ordered by ARN, page key = task ARN.
-    async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<TaskRecord>>, StoreError>;
+    async fn list_tasks(&self, filter: &TaskFilter, page: Page<String>) -> Result<Vec<Versioned<Task>>, StoreError>;
 
     // --- services (written by later components; the API reads them for
     //     cluster statistics and DeleteCluster) ---
@@ -550,4 +565,22 @@ pub trait Store: Send + Sync + 'static {
     /// bytes down with them. Streams stay, even when emptied. Returns how
     /// many events went.
     async fn expire_log_events(&self, now_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// The first task matching `filter` that `wanted` accepts, reading the
+/// listing a page at a time (in ARN order).
+pub async fn find_task(
+    store: &dyn Store,
+    filter: &TaskFilter,
+    wanted: impl Fn(&Task) -> bool,
+) -> Result<Option<Task>, StoreError> {
+    let mut after = None;
+    loop {
+        let page = store.list_tasks(filter, Page { after: after.take(), limit: 500 }).await?;
+        let Some(last) = page.last() else { return Ok(None) };
+        after = Some(last.value.arn.to_string());
+        if let Some(found) = page.into_iter().find(|t| wanted(&t.value)) {
+            return Ok(Some(found.value));
+        }
+    }
 }

@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_model::lifecycle::TaskStatus;
 use berth_runtime::{TaskId, TaskRuntime};
 use berth_store::{Store, StoreError};
 use berth_wire::ecs::TaskDefinition;
@@ -157,14 +158,11 @@ impl Shipper {
     /// unusable — then the task never started — or the task is STOPPED).
     async fn open(&self, arn: &str, task: &TaskId) -> Result<Option<Arc<Tail>>, StoreError> {
         let Some(record) = self.store.get_task(arn).await? else { return Ok(None) };
-        if record.value.task.last_status.as_deref() == Some("STOPPED") {
+        if record.value.status() == TaskStatus::Stopped {
             return Ok(None); // shipped and removed already
         }
-        let Some((family, revision)) = record.value.task.task_definition_arn.as_deref().and_then(family_revision)
-        else {
-            return Ok(None);
-        };
-        let Some(definition) = self.store.get_task_definition(&family, revision).await? else { return Ok(None) };
+        let def = &record.value.definition_arn;
+        let Some(definition) = self.store.get_task_definition(&def.family, def.revision).await? else { return Ok(None) };
         let dests = destinations(&definition.value.definition, task.as_str()).unwrap_or_default();
         if dests.is_empty() {
             return Ok(None);
@@ -213,13 +211,6 @@ async fn follow(
     }
 }
 
-/// `(family, revision)` of a task definition ARN.
-fn family_revision(arn: &str) -> Option<(String, i32)> {
-    let (_, rest) = arn.rsplit_once("task-definition/")?;
-    let (family, revision) = rest.rsplit_once(':')?;
-    Some((family.to_owned(), revision.parse().ok()?))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -227,10 +218,12 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Instant;
 
-    use berth_model::records::{TaskDefinitionRecord, TaskRecord};
+    use berth_model::records::TaskDefinitionRecord;
+    use berth_model::task::NewTask;
     use berth_runtime::{ContainerState, ContainerStatus, LogPaths, RuntimeError, TaskSpec, TaskStats, TaskStatus};
     use berth_store::{Direction, EventRange, LogGroupRecord, StreamPosition};
-    use berth_wire::ecs::{ContainerDefinition, LogConfiguration, LogDriver, Task};
+    use berth_model::lifecycle::TaskEvent;
+    use berth_wire::ecs::{ContainerDefinition, LogConfiguration, LogDriver};
 
     use super::*;
 
@@ -341,13 +334,10 @@ mod tests {
                 .await
                 .unwrap();
             let definition = record.value.definition;
-            let arn = format!("arn:aws:ecs:us-east-1:000000000000:task/default/{id}");
-            let task = Task {
-                task_arn: Some(arn.clone()),
-                task_definition_arn: definition.task_definition_arn.clone(),
-                ..Default::default()
-            };
-            self.store.put_task(&TaskRecord { task, ..Default::default() }, None).await.unwrap();
+            let account = berth_model::Account { region: "us-east-1".into(), account_id: "000000000000".into() };
+            let task = berth_model::task::build(NewTask::plain(&account, "default", id, &definition, 0.0)).unwrap();
+            let arn = task.arn.to_string();
+            self.store.put_task(&task, None).await.unwrap();
             (arn, TaskId::new(id).unwrap(), definition)
         }
 
@@ -494,7 +484,7 @@ mod tests {
         let (arn, id, _) = w.task("t9", &[("main", OPTS)]).await;
         let shipper = w.shipper();
         let mut record = w.store.get_task(&arn).await.unwrap().unwrap();
-        record.value.task.last_status = Some("STOPPED".into());
+        record.value.apply_all(&[TaskEvent::StopRequested, TaskEvent::Deprovisioned]).unwrap();
         w.store.put_task(&record.value, Some(record.version)).await.unwrap();
         shipper.resume(&arn, &id).await.unwrap();
         assert!(shipper.get(&id).is_none());

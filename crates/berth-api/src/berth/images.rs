@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use berth_image::{Credentials, Image, ImageError, ImageSource, ImageStore};
-use berth_store::{Page, TaskFilter};
+use berth_store::TaskFilter;
 use berth_wire::berth::{
     ImageDetail, ImagesResponse, ListImagesRequest, PullImageRequest, PullImageResponse, RemoveImageRequest,
     RemoveImageResponse,
@@ -59,20 +59,10 @@ pub(super) async fn remove(api: &Api, req: RemoveImageRequest) -> Result<RemoveI
 
 async fn live_task_using(api: &Api, reference: &str) -> Result<Option<String>, ApiError> {
     let filter = TaskFilter { live_only: true, ..Default::default() };
-    let mut after = None;
-    loop {
-        let page = api.store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
-        let Some(last) = page.last() else { return Ok(None) };
-        after = last.value.task.task_arn.clone();
-        for record in &page {
-            let uses = record.value.task.containers.iter().flatten().any(|c| {
-                c.image.as_deref().and_then(|i| ImageStore::normalize(i).ok()).as_deref() == Some(reference)
-            });
-            if uses {
-                return Ok(record.value.task.task_arn.clone());
-            }
-        }
-    }
+    let uses = |t: &berth_model::task::Task| {
+        t.containers.iter().any(|c| ImageStore::normalize(&c.image).ok().as_deref() == Some(reference))
+    };
+    Ok(berth_store::find_task(api.store.as_ref(), &filter, uses).await?.map(|t| t.arn.to_string()))
 }
 
 pub(super) fn detail(image: &Image) -> ImageDetail {

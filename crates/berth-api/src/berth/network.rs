@@ -5,7 +5,7 @@
 use berth_model::network::{
     self as model, DEFAULT_SECURITY_GROUP_ID, DEFAULT_SUBNET_ID, SecurityGroupRecord, SubnetRecord,
 };
-use berth_store::{Page, Store, StoreError, TaskFilter};
+use berth_store::{Store, StoreError, TaskFilter};
 use berth_wire::berth::{
     CreateSecurityGroupRequest, CreateSubnetRequest, DeleteSecurityGroupRequest, DeleteSubnetRequest, EmptyResponse,
     IngressRule, ListSecurityGroupsRequest, ListSecurityGroupsResponse, ListSubnetsRequest, ListSubnetsResponse,
@@ -229,23 +229,8 @@ fn group_detail(g: &SecurityGroupRecord) -> SecurityGroupDetail {
 
 async fn live_task_in_group(store: &dyn Store, group: &str) -> Result<Option<String>, ApiError> {
     let filter = TaskFilter { live_only: true, ..Default::default() };
-    let mut after = None;
-    loop {
-        let page = store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
-        let Some(last) = page.last() else { return Ok(None) };
-        after = last.value.task.task_arn.clone();
-        for t in &page {
-            let groups = t
-                .value
-                .network_configuration
-                .as_ref()
-                .and_then(|n| n.awsvpc_configuration.as_ref())
-                .and_then(|a| a.security_groups.as_ref());
-            if groups.is_some_and(|g| g.iter().any(|g| g == group)) {
-                return Ok(t.value.task.task_arn.clone());
-            }
-        }
-    }
+    let member = |t: &berth_model::task::Task| t.network.as_ref().is_some_and(|n| n.security_groups.iter().any(|g| g == group));
+    Ok(berth_store::find_task(store, &filter, member).await?.map(|t| t.arn.to_string()))
 }
 
 fn subnet_not_found(id: &str) -> ApiError {

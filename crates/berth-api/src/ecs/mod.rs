@@ -4,6 +4,7 @@
 mod clusters;
 mod tagging;
 mod task_definitions;
+mod convert;
 mod tasks;
 
 use std::future::Future;

@@ -7,7 +7,7 @@ use berth_wire::ecs::{
     UntagResourceRequest, UntagResourceResponse,
 };
 
-use super::{Call, with_retry};
+use super::{Call, convert, with_retry};
 use crate::ApiError;
 
 pub async fn tag(call: &Call<'_>, req: TagResourceRequest) -> Result<TagResourceResponse, ApiError> {
@@ -28,11 +28,11 @@ pub async fn list(call: &Call<'_>, req: ListTagsForResourceRequest) -> Result<Li
             Some(task_definition(call, &family, revision).await?.value.tags)
         }
         ResourceArn::Task { .. } => {
-            call.store().get_task(&req.resource_arn).await?.ok_or_else(not_found)?.value.task.tags
+            Some(convert::tags_to_wire(&call.store().get_task(&req.resource_arn).await?.ok_or_else(not_found)?.value.tags))
         }
-        ResourceArn::Service { .. } => {
-            call.store().get_service(&req.resource_arn).await?.ok_or_else(not_found)?.value.tags
-        }
+        ResourceArn::Service { .. } => Some(convert::tags_to_wire(
+            &call.store().get_service(&req.resource_arn).await?.ok_or_else(not_found)?.value.tags,
+        )),
     };
     Ok(ListTagsForResourceResponse { tags: Some(tags.unwrap_or_default()) })
 }
@@ -74,13 +74,13 @@ async fn modify(
             ResourceArn::Task { .. } => {
                 let current = store.get_task(resource_arn).await?.ok_or_else(not_found)?;
                 let mut t = current.value;
-                t.task.tags = Some(change(t.task.tags.as_deref().unwrap_or_default())?);
+                t.tags = convert::tags_from_wire(&change(&convert::tags_to_wire(&t.tags))?);
                 store.put_task(&t, Some(current.version)).await?;
             }
             ResourceArn::Service { .. } => {
                 let current = store.get_service(resource_arn).await?.ok_or_else(not_found)?;
                 let mut s = current.value;
-                s.tags = Some(change(s.tags.as_deref().unwrap_or_default())?);
+                s.tags = convert::tags_from_wire(&change(&convert::tags_to_wire(&s.tags))?);
                 store.put_service(&s, Some(current.version)).await?;
             }
         }

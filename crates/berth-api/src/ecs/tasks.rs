@@ -1,35 +1,31 @@
 //! RunTask, StartTask (refused, as on Fargate), StopTask, DescribeTasks,
 //! ListTasks.
 //!
-//! RunTask builds the task records, asks the pure scheduler for a plan on
-//! a snapshot of the nodes, and commits each placement through the
-//! store's applier, which re-checks the node's capacity in the same
-//! transaction. A task that no node can take is returned in `failures`
-//! with ECS's reason and nothing is stored for it.
+//! RunTask builds the tasks and hands them to `berth_control::placement`,
+//! which plans on a snapshot of the nodes and commits each placement
+//! through the store's applier (re-checking the node's capacity in the
+//! same transaction). A task that no node can take is returned in
+//! `failures` with ECS's reason and nothing is stored for it.
 
-use berth_control::scheduler::{self, Demand, Shortage, Snapshot};
+use berth_control::placement::{self, Commit, PlacementTarget};
+use berth_control::scheduler::{self, Demand, Snapshot};
 use berth_model::arn::{self, ResourceArn};
-use berth_model::network;
-use berth_model::records::{NodeRecord, TaskRecord};
-use berth_model::task::{self as new_task, NewTask};
+use berth_model::lifecycle::DesiredStatus;
+use berth_model::network::{self, AwsVpcRequest};
+use berth_model::task::{self as new_task, NewTask, StopCode};
 use berth_model::tags;
-use berth_store::{NodeUsage, Page, StoreError, TaskFilter, Versioned};
+use berth_store::{NodeUsage, Page, Store, StoreError, TaskFilter, Versioned};
 use berth_wire::ecs::{
-    AssignPublicIp, AwsVpcConfiguration, DescribeTasksRequest, NetworkConfiguration, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest, ListTasksResponse,
-    NetworkMode, PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, StopTaskRequest,
-    StopTaskResponse, Task, TaskDefinitionStatus, TaskField, TaskStopCode,
+    AwsVpcConfiguration, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
+    ListTasksResponse, NetworkMode, PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse,
+    StopTaskRequest, StopTaskResponse, TaskDefinitionStatus, TaskField,
 };
 
-use super::{Call, clusters, now_epoch, task_definitions, with_retry};
+use super::{Call, clusters, convert, now_epoch, task_definitions, with_retry};
 use crate::{ApiError, paging};
 
 /// DescribeTasks takes at most this many tasks per call.
 const MAX_DESCRIBE: usize = 100;
-/// How often RunTask re-plans one task whose placement lost a race.
-const PLACEMENT_ATTEMPTS: usize = 3;
-/// A node whose agent has not heartbeated for this long takes no tasks
-/// (agents heartbeat every 10 s).
-const NODE_STALE_AFTER_SECS: i64 = 60;
 
 pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse, ApiError> {
     let count = req.count.unwrap_or(1);
@@ -65,50 +61,31 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
     task_tags = tags::merge(&task_tags, req.tags.as_deref().unwrap_or_default())?;
 
     let now = now_epoch();
-    let mut records = Vec::new();
+    let overrides = convert::overrides_from_wire(req.overrides.as_ref());
+    let mut new_tasks = Vec::new();
     for _ in 0..count {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        records.push(new_task::build(&NewTask {
+        new_tasks.push(new_task::build(NewTask {
             account: call.account(),
             cluster_name: &cluster_name,
             id: &id,
             definition: &definition.definition,
-            overrides: req.overrides.as_ref(),
+            overrides: overrides.clone(),
             started_by: req.started_by.as_deref(),
             group: req.group.as_deref(),
-            tags: task_tags.clone(),
+            tags: convert::tags_from_wire(&task_tags),
             enable_execute_command: req.enable_execute_command.unwrap_or(false),
             capacity_provider: capacity_provider.as_deref(),
+            // Security groups as resolved (the default group when none was given).
+            network: network.clone().map(|net| (net, uuid::Uuid::new_v4().to_string())),
             now,
         })?);
     }
-    for r in &mut records {
-        if let Some(net) = &network {
-            // Security groups as resolved (the default group when none was given).
-            r.network_configuration = Some(NetworkConfiguration {
-                awsvpc_configuration: Some(AwsVpcConfiguration {
-                    subnets: net.subnets.clone(),
-                    security_groups: Some(net.security_groups.clone()),
-                    assign_public_ip: Some(if net.assign_public_ip {
-                        AssignPublicIp::Enabled
-                    } else {
-                        AssignPublicIp::Disabled
-                    }),
-                }),
-            });
-            let attachment_id = uuid::Uuid::new_v4().to_string();
-            r.task.attachments = Some(vec![network::precreated_attachment(&attachment_id, &net.subnets[0])]);
-        }
-    }
-
-    let nodes = call.store().list_nodes().await?;
-    let demands: Vec<Demand> = records.iter().map(|r| Demand { cpu: r.cpu, memory: r.memory }).collect();
-    let plan = scheduler::place(&snapshot(&nodes), &demands);
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
-    for (record, decision) in records.into_iter().zip(plan) {
-        match commit(call, record, decision).await? {
-            Ok(task) => tasks.push(task),
+    for outcome in placement::apply(&StoreTarget(call.store()), new_tasks).await? {
+        match outcome {
+            Ok(placed) => tasks.push(convert::task(&placed.value, placed.version)),
             Err(shortage) => failures.push(Failure { arn: None, reason: Some(shortage.reason().into()), detail: None }),
         }
     }
@@ -120,40 +97,40 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
 async fn resolve_network(call: &Call<'_>, awsvpc: &AwsVpcConfiguration) -> Result<network::TaskNetwork, ApiError> {
     let subnets: Vec<String> = call.store().list_subnets().await?.into_iter().map(|v| v.value.id).collect();
     let groups: Vec<String> = call.store().list_security_groups().await?.into_iter().map(|v| v.value.id).collect();
-    let net = network::resolve_awsvpc(awsvpc, |s| subnets.iter().any(|k| k == s), |g| groups.iter().any(|k| k == g))?;
+    let request = AwsVpcRequest {
+        subnets: awsvpc.subnets.clone(),
+        security_groups: awsvpc.security_groups.clone(),
+        assign_public_ip: awsvpc.assign_public_ip.map(|a| a.as_str().to_owned()),
+    };
+    let net = network::resolve_awsvpc(&request, |s| subnets.iter().any(|k| k == s), |g| groups.iter().any(|k| k == g))?;
     Ok(net)
 }
 
-/// Commits one placement; when the node filled up meanwhile, plans again
-/// on a fresh snapshot (a few times) before reporting the shortage.
-async fn commit(
-    call: &Call<'_>,
-    mut record: TaskRecord,
-    mut decision: Result<String, Shortage>,
-) -> Result<Result<Task, Shortage>, ApiError> {
-    let demand = Demand { cpu: record.cpu, memory: record.memory };
-    for _ in 0..PLACEMENT_ATTEMPTS {
-        let node_id = match decision {
-            Ok(node_id) => node_id,
-            Err(shortage) => return Ok(Err(shortage)),
-        };
-        if let Some(node) = call.store().get_node(&node_id).await? {
-            record.task.availability_zone = Some(node.zone);
-            let fits = move |u: &NodeUsage| scheduler::fits(&as_scheduler_node(u), demand);
-            match call.store().place_task(&record, &node_id, &fits).await {
-                Ok(placed) => return Ok(Ok(placed.value.task)),
-                Err(StoreError::Rejected | StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // The node filled up or went away since the snapshot: plan again.
-        let nodes = call.store().list_nodes().await?;
-        decision = scheduler::place(&snapshot(&nodes), &[demand]).remove(0);
+/// The store as the placement applier's target.
+struct StoreTarget<'a>(&'a dyn Store);
+
+impl PlacementTarget for StoreTarget<'_> {
+    type Placed = Versioned<new_task::Task>;
+    type Error = StoreError;
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let now = now_epoch() as i64;
+        let nodes = self.0.list_nodes().await?;
+        Ok(Snapshot { nodes: nodes.iter().map(|u| as_scheduler_node(u, now)).collect() })
     }
-    Ok(Err(decision.err().unwrap_or(Shortage::Cpu)))
+
+    async fn commit(&self, task: &new_task::Task, node_id: &str, demand: Demand) -> Result<Commit<Self::Placed>, StoreError> {
+        let now = now_epoch() as i64;
+        let fits = move |u: &NodeUsage| scheduler::fits(&as_scheduler_node(u, now), demand);
+        match self.0.place_task(task, node_id, &fits).await {
+            Ok(placed) => Ok(Commit::Placed(placed)),
+            Err(StoreError::Rejected | StoreError::NotFound(_)) => Ok(Commit::NoRoom),
+            Err(e) => Err(e),
+        }
+    }
 }
 
-fn as_scheduler_node(u: &NodeUsage) -> scheduler::Node {
+fn as_scheduler_node(u: &NodeUsage, now: i64) -> scheduler::Node {
     scheduler::Node {
         id: u.node.id.clone(),
         zone: u.node.zone.clone(),
@@ -162,12 +139,8 @@ fn as_scheduler_node(u: &NodeUsage) -> scheduler::Node {
         cpu_used: u.cpu_used,
         memory_used: u.memory_used,
         tasks: u.tasks,
-        schedulable: u.node.status == NodeRecord::ACTIVE && now_epoch() as i64 - u.node.heartbeat_at <= NODE_STALE_AFTER_SECS,
+        schedulable: u.node.schedulable(now),
     }
-}
-
-fn snapshot(nodes: &[NodeUsage]) -> Snapshot {
-    Snapshot { nodes: nodes.iter().map(as_scheduler_node).collect() }
 }
 
 /// Berth runs Fargate tasks: launchType FARGATE, or a capacity provider
@@ -207,22 +180,15 @@ pub async fn stop(call: &Call<'_>, req: StopTaskRequest) -> Result<StopTaskRespo
     let task_arn = task_arn(call, req.cluster.as_deref(), &req.task)?;
     let reason = req.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "Task stopped by user".to_owned());
     let stopped = with_retry(|| async {
-        let current = get(call, &task_arn).await?;
-        let mut record = current.value;
-        if record.task.desired_status.as_deref() == Some("STOPPED") {
-            return Ok(Versioned { version: current.version, value: record });
+        let mut current = get(call, &task_arn).await?;
+        if !current.value.request_stop(StopCode::UserInitiated, &reason, now_epoch()) {
+            return Ok(current);
         }
-        let t = &mut record.task;
-        t.desired_status = Some("STOPPED".into());
-        t.stop_code = Some(TaskStopCode::UserInitiated);
-        t.stopped_reason = Some(reason.clone());
-        t.stopping_at = Some(now_epoch());
-        t.version = Some(t.version.unwrap_or(1) + 1);
-        Ok(call.store().put_task(&record, Some(current.version)).await?)
+        Ok(call.store().put_task(&current.value, Some(current.version)).await?)
     })
     .await?;
     tracing::info!(task = %task_arn, "stop requested");
-    Ok(StopTaskResponse { task: Some(stopped.value.task) })
+    Ok(StopTaskResponse { task: Some(convert::task(&stopped.value, stopped.version)) })
 }
 
 pub async fn describe(call: &Call<'_>, req: DescribeTasksRequest) -> Result<DescribeTasksResponse, ApiError> {
@@ -235,24 +201,22 @@ pub async fn describe(call: &Call<'_>, req: DescribeTasksRequest) -> Result<Desc
     let with_tags = req.include.unwrap_or_default().contains(&TaskField::Tags);
     let arns = req.tasks.iter().map(|p| task_arn(call, req.cluster.as_deref(), p)).collect::<Result<Vec<_>, _>>()?;
     // One read for all of them, answered in the order asked.
-    let mut found: std::collections::HashMap<String, Task> = call
-        .store()
-        .get_tasks(&arns)
-        .await?
-        .into_iter()
-        .filter_map(|r| Some((r.value.task.task_arn.clone()?, r.value.task)))
-        .collect();
+    let mut found: std::collections::HashMap<String, Versioned<new_task::Task>> =
+        call.store().get_tasks(&arns).await?.into_iter().map(|r| (r.value.arn.to_string(), r)).collect();
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
+    let mut answered = std::collections::HashSet::new();
     for arn in arns {
         match found.remove(&arn) {
-            Some(mut t) => {
+            Some(r) => {
+                let mut t = convert::task(&r.value, r.version);
                 if !with_tags {
                     t.tags = None;
                 }
+                answered.insert(arn);
                 tasks.push(t);
             }
-            None if tasks.iter().any(|t: &Task| t.task_arn.as_deref() == Some(arn.as_str())) => {}
+            None if answered.contains(&arn) => {}
             None => failures.push(Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None }),
         }
     }
@@ -273,15 +237,15 @@ pub async fn list(call: &Call<'_>, req: ListTasksRequest) -> Result<ListTasksRes
         family: req.family,
         started_by: req.started_by,
         group: req.service_name.map(|s| format!("service:{s}")),
-        desired_status: Some(req.desired_status.unwrap_or_default().as_str().to_owned()),
+        desired_status: DesiredStatus::parse(req.desired_status.unwrap_or_default().as_str()),
         launch_type: req.launch_type.map(|l| l.as_str().to_owned()),
         node_id: None,
         live_only: false,
     };
     let rows = call.store().list_tasks(&filter, Page { after, limit: limit + 1 }).await?;
-    let (rows, next_token) = paging::finish(rows, limit, |r| r.value.task.task_arn.clone().unwrap_or_default());
+    let (rows, next_token) = paging::finish(rows, limit, |r| r.value.arn.to_string());
     Ok(ListTasksResponse {
-        task_arns: Some(rows.into_iter().filter_map(|r| r.value.task.task_arn).collect()),
+        task_arns: Some(rows.into_iter().map(|r| r.value.arn.to_string()).collect()),
         next_token,
     })
 }
@@ -301,7 +265,7 @@ fn task_arn(call: &Call<'_>, cluster: Option<&str>, param: &str) -> Result<Strin
     Ok(call.account().task_arn(&cluster, param))
 }
 
-async fn get(call: &Call<'_>, task_arn: &str) -> Result<Versioned<TaskRecord>, ApiError> {
+async fn get(call: &Call<'_>, task_arn: &str) -> Result<Versioned<new_task::Task>, ApiError> {
     call.store()
         .get_task(task_arn)
         .await?

@@ -1,0 +1,138 @@
+//! The agent's one boundary with the control plane: every call a node
+//! agent makes, and nothing more. [`StorePlane`] implements it over the
+//! store, for the agent that runs inside `berth up`; an agent on another
+//! host will implement it over an authenticated API instead of holding
+//! database credentials.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use berth_model::arn::TaskDefinitionArn;
+use berth_model::network::{SecurityGroupRecord, SubnetRecord};
+use berth_model::node::Node;
+use berth_model::task::Task;
+use berth_store::{Page, Store, StoreError, TaskFilter, Versioned};
+use berth_wire::ecs::TaskDefinition;
+use tokio::sync::broadcast;
+
+/// What a node agent asks of and tells the control plane.
+#[async_trait]
+pub trait NodeControlPlane: Send + Sync {
+    // --- the node ---
+
+    /// Registers the node or refreshes it (capacity, status, heartbeat).
+    async fn heartbeat(&self, node: &Node) -> Result<(), StoreError>;
+
+    // --- its tasks ---
+
+    /// The node's tasks that are not STOPPED.
+    async fn live_tasks(&self, node_id: &str) -> Result<Vec<Versioned<Task>>, StoreError>;
+    async fn task(&self, arn: &str) -> Result<Option<Versioned<Task>>, StoreError>;
+    /// Writes a task read at `expected_version`; `Conflict` if it changed.
+    async fn update_task(&self, task: &Task, expected_version: i64) -> Result<Versioned<Task>, StoreError>;
+    /// Notices of task changes (their ARNs), to wake on at once; a watcher
+    /// still re-reads now and then for what notices cannot carry.
+    fn watch_tasks(&self) -> broadcast::Receiver<String>;
+    /// The definition a task runs.
+    async fn task_definition(&self, arn: &TaskDefinitionArn) -> Result<Option<TaskDefinition>, StoreError>;
+
+    // --- networking ---
+
+    async fn subnet(&self, id: &str) -> Result<Option<SubnetRecord>, StoreError>;
+    async fn subnets(&self) -> Result<Vec<SubnetRecord>, StoreError>;
+    async fn security_groups(&self) -> Result<Vec<SecurityGroupRecord>, StoreError>;
+    /// Takes a free address of the subnet for the task (see
+    /// [`Store::claim_free_ip`]).
+    async fn claim_free_ip(
+        &self,
+        subnet_id: &str,
+        task_arn: &str,
+        pick: &(dyn for<'u> Fn(&'u BTreeSet<String>) -> Option<String> + Send + Sync),
+    ) -> Result<Option<String>, StoreError>;
+    /// Takes one named address (or port of a pool) for the task.
+    async fn claim_ip(&self, pool: &str, ip: &str, task_arn: &str) -> Result<bool, StoreError>;
+    /// The addresses a task holds: (subnet id, ip).
+    async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Frees everything the task holds.
+    async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError>;
+}
+
+/// The control plane as the store of this process.
+pub struct StorePlane {
+    store: Arc<dyn Store>,
+}
+
+impl StorePlane {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl NodeControlPlane for StorePlane {
+    async fn heartbeat(&self, node: &Node) -> Result<(), StoreError> {
+        self.store.upsert_node(node).await
+    }
+
+    async fn live_tasks(&self, node_id: &str) -> Result<Vec<Versioned<Task>>, StoreError> {
+        let filter = TaskFilter { node_id: Some(node_id.to_owned()), live_only: true, ..Default::default() };
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list_tasks(&filter, Page { after: after.take(), limit: 500 }).await?;
+            let Some(last) = page.last() else { return Ok(all) };
+            after = Some(last.value.arn.to_string());
+            all.extend(page);
+        }
+    }
+
+    async fn task(&self, arn: &str) -> Result<Option<Versioned<Task>>, StoreError> {
+        self.store.get_task(arn).await
+    }
+
+    async fn update_task(&self, task: &Task, expected_version: i64) -> Result<Versioned<Task>, StoreError> {
+        self.store.put_task(task, Some(expected_version)).await
+    }
+
+    fn watch_tasks(&self) -> broadcast::Receiver<String> {
+        self.store.watch_tasks()
+    }
+
+    async fn task_definition(&self, arn: &TaskDefinitionArn) -> Result<Option<TaskDefinition>, StoreError> {
+        Ok(self.store.get_task_definition(&arn.family, arn.revision).await?.map(|v| v.value.definition))
+    }
+
+    async fn subnet(&self, id: &str) -> Result<Option<SubnetRecord>, StoreError> {
+        Ok(self.store.get_subnet(id).await?.map(|v| v.value))
+    }
+
+    async fn subnets(&self) -> Result<Vec<SubnetRecord>, StoreError> {
+        Ok(self.store.list_subnets().await?.into_iter().map(|v| v.value).collect())
+    }
+
+    async fn security_groups(&self) -> Result<Vec<SecurityGroupRecord>, StoreError> {
+        Ok(self.store.list_security_groups().await?.into_iter().map(|v| v.value).collect())
+    }
+
+    async fn claim_free_ip(
+        &self,
+        subnet_id: &str,
+        task_arn: &str,
+        pick: &(dyn for<'u> Fn(&'u BTreeSet<String>) -> Option<String> + Send + Sync),
+    ) -> Result<Option<String>, StoreError> {
+        self.store.claim_free_ip(subnet_id, task_arn, pick).await
+    }
+
+    async fn claim_ip(&self, pool: &str, ip: &str, task_arn: &str) -> Result<bool, StoreError> {
+        self.store.claim_ip(pool, ip, task_arn).await
+    }
+
+    async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.store.task_ips(task_arn).await
+    }
+
+    async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError> {
+        self.store.release_ips(task_arn).await
+    }
+}
