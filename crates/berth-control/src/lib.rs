@@ -2,5 +2,10 @@
 //! ([`scheduler::place`]); whoever applies its plan re-checks capacity in
 //! the same transaction that commits it, so a stale snapshot can never
 //! over-commit a node.
+//!
+//! Controllers share one [`runner`]: a queue de-duplicated per key, one
+//! reconcile per key at a time, woken by triggers and requeues, errors
+//! backed off. Nothing here does I/O: reconcilers bring their own.
 
+pub mod runner;
 pub mod scheduler;
