@@ -185,7 +185,8 @@ impl<K: Key, R: Reconcile<K>> Runner<K, R> {
     /// Reconciles the keys `triggers` yields (each as soon as the rules
     /// allow) and those their actions requeue, until `shutdown` resolves
     /// (then waits for the reconciles under way) or nothing can happen any
-    /// more (the triggers ended, nothing is queued or running).
+    /// more (the triggers ended, nothing is queued or running). Dropping
+    /// the run instead aborts the reconciles under way.
     pub async fn run(self, triggers: impl Stream<Item = K> + Send, shutdown: impl Future<Output = ()> + Send) {
         let mut triggers = pin!(triggers.fuse());
         let mut shutdown = pin!(shutdown);
