@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_control::runner::{Action, Reconcile, Runner, RunnerConfig};
 use berth_model::arn::TaskArn;
 use berth_model::network::{self as model, SubnetRecord};
 use berth_model::task::{EniStatus, PortBinding, Protocol as PortProtocol, Task};
@@ -471,15 +472,30 @@ async fn applier(
     }
 }
 
-/// Re-applies the firewall every `every` (security group changes made
-/// through the API reach the rules this way) until the network is gone.
+/// Re-applies the firewall (security group changes made through the API
+/// reach the rules this way) and removes idle bridges now and `every`
+/// after each pass, until the network is gone: a controller with one key.
 pub async fn refresh_firewall(network: std::sync::Weak<NodeNetwork>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        let Some(n) = network.upgrade() else { return };
+    let runner = Runner::new("firewall-refresh", FirewallRefresh { network, every }, RunnerConfig::default());
+    runner.run(futures_util::stream::iter([()]), std::future::pending()).await;
+}
+
+/// The firewall refresh as a reconciler. Its steps log their own errors
+/// and it never fails.
+struct FirewallRefresh {
+    network: std::sync::Weak<NodeNetwork>,
+    every: Duration,
+}
+
+impl Reconcile<()> for FirewallRefresh {
+    type Error = std::convert::Infallible;
+
+    async fn reconcile(&self, _: &()) -> Result<Action, Self::Error> {
+        // Nothing triggers this runner, so waiting for a change ends it.
+        let Some(n) = self.network.upgrade() else { return Ok(Action::await_change()) };
         n.sync_firewall().await;
         n.remove_idle_bridges().await;
+        Ok(Action::requeue(self.every))
     }
 }
 

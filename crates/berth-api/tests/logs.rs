@@ -576,13 +576,13 @@ async fn filter_log_events_streams_times_and_pages() {
     fails(&h, "FilterLogEvents", json!({"logGroupName": "/ecs/app", "limit": 10_001}), "InvalidParameterException").await;
 }
 
-#[tokio::test]
-async fn expiry_removes_events_past_retention() {
-    let h = harness().await;
-    group_and_stream(&h, "short", "s").await;
-    group_and_stream(&h, "long", "s").await;
-    ok(&h, "PutRetentionPolicy", json!({"logGroupName": "short", "retentionInDays": 1})).await;
-    ok(&h, "PutRetentionPolicy", json!({"logGroupName": "long", "retentionInDays": 3653})).await;
+/// Groups "short" (1 day) and "long" (10 years), each with stream "s"
+/// holding an event two days old and one an hour old; returns now.
+async fn old_and_new_events(h: &Harness) -> i64 {
+    group_and_stream(h, "short", "s").await;
+    group_and_stream(h, "long", "s").await;
+    ok(h, "PutRetentionPolicy", json!({"logGroupName": "short", "retentionInDays": 1})).await;
+    ok(h, "PutRetentionPolicy", json!({"logGroupName": "long", "retentionInDays": 3653})).await;
     // Written straight to the store, as the awslogs shipper does (it is
     // not bound by PutLogEvents' age rules).
     let now = now_ms();
@@ -593,6 +593,13 @@ async fn expiry_removes_events_past_retention() {
     for group in ["short", "long"] {
         h.store.put_log_events(group, "s", &old, now).await.expect("put");
     }
+    now
+}
+
+#[tokio::test]
+async fn expiry_removes_events_past_retention() {
+    let h = harness().await;
+    let now = old_and_new_events(&h).await;
     assert_eq!(berth_api::logs::expire(h.store.as_ref()).await.expect("expire"), 1);
     assert_eq!(berth_api::logs::EXPIRY_INTERVAL.as_secs(), 60);
     let head = json!({"logGroupName": "short", "logStreamName": "s", "startFromHead": true});
@@ -602,6 +609,28 @@ async fn expiry_removes_events_past_retention() {
     let streams = ok(&h, "DescribeLogStreams", json!({"logGroupName": "short"})).await;
     assert_eq!(streams["logStreams"][0]["firstEventTimestamp"], now - HOUR);
     assert_eq!(ok(&h, "DescribeLogGroups", json!({"logGroupNamePrefix": "short"})).await["logGroups"][0]["storedBytes"], 3);
+}
+
+/// `berth up`'s sweep: a runner that sweeps at once, then every
+/// EXPIRY_INTERVAL, and returns when shut down.
+#[tokio::test]
+async fn the_expiry_runner_sweeps_at_start_and_stops_on_shutdown() {
+    let h = harness().await;
+    old_and_new_events(&h).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sweep = tokio::spawn(berth_api::logs::run_expiry(h.store.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let head = json!({"logGroupName": "short", "logStreamName": "s", "startFromHead": true});
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while strs(&ok(&h, "GetLogEvents", head.clone()).await, "events", "message") != ["new"] {
+        assert!(tokio::time::Instant::now() < deadline, "the first sweep did not come within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let head = json!({"logGroupName": "long", "logStreamName": "s", "startFromHead": true});
+    assert_eq!(strs(&ok(&h, "GetLogEvents", head).await, "events", "message"), ["old", "new"]);
+    stop.send(()).expect("the runner is listening");
+    tokio::time::timeout(std::time::Duration::from_secs(10), sweep).await.expect("stops on shutdown").expect("join");
 }
 
 #[tokio::test]

@@ -101,21 +101,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let endpoint = format!("http://{}", listener.local_addr()?);
     dir.write_config(&args.region, &endpoint)?;
     // CloudWatch Logs retention: events past their group's retention go
-    // every EXPIRY_INTERVAL.
-    let sweep_store = store.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(berth_api::logs::EXPIRY_INTERVAL);
-        loop {
-            tick.tick().await;
-            match berth_api::logs::expire(sweep_store.as_ref()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "expired log events past their group's retention"),
-                Err(e) => {
-                    tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "log retention sweep failed")
-                }
-            }
-        }
-    });
+    // every EXPIRY_INTERVAL, for as long as the process lives.
+    tokio::spawn(berth_api::logs::run_expiry(store.clone(), std::future::pending()));
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
     let mut api = Api::new(store.clone(), ApiConfig::new(account));

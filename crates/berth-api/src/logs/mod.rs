@@ -6,13 +6,16 @@
 //! CreateLogStream, DeleteLogStream, DescribeLogStreams, PutLogEvents,
 //! GetLogEvents, FilterLogEvents, PutRetentionPolicy,
 //! DeleteRetentionPolicy. Retention is enforced by [`expire`], which the
-//! server runs every [`EXPIRY_INTERVAL`].
+//! server runs every [`EXPIRY_INTERVAL`] ([`run_expiry`]).
 
 mod events;
+mod expiry;
 mod filter;
 mod groups;
 mod pattern;
 mod streams;
+
+pub use expiry::run_expiry;
 
 use std::time::Duration;
 
