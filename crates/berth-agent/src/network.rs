@@ -23,7 +23,7 @@ use std::time::Duration;
 use berth_model::network::{self as model, SubnetRecord};
 use berth_model::records::TaskRecord;
 use berth_net::{
-    AttachRequest, Attachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
+    AttachRequest, VethAttachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
 use berth_runtime::BindMount;
@@ -78,7 +78,7 @@ impl NetworkError {
 #[derive(Debug, Clone)]
 pub struct Provisioned {
     pub subnet: SubnetRecord,
-    pub attachment: Attachment,
+    pub attachment: VethAttachment,
     /// Published ports (`assignPublicIp: ENABLED`), by container.
     pub bindings: Vec<(String, NetworkBinding)>,
 }
@@ -512,7 +512,7 @@ fn task_policy(record: &TaskRecord, subnets: &[SubnetPolicy]) -> Option<TaskPoli
     let arn = record.task.task_arn.as_deref()?;
     let request =
         AttachRequest { task_id: task_id(arn).to_owned(), bridge: subnet.bridge.clone(), subnet: subnet.subnet, ip };
-    let attachment = Attachment::for_request(&request).ok()?;
+    let attachment = VethAttachment::for_request(&request).ok()?;
     let groups = record
         .network_configuration
         .as_ref()
