@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use berth_image::ImageStore;
 use berth_model::lifecycle::{TaskEvent, TaskStatus, transition};
 use berth_model::records::TaskRecord;
-use berth_runtime::{ContainerState, HealthStatus as RuntimeHealth, RuntimeError, TaskId, TaskRuntime, TaskStatus as RuntimeStatus};
+use berth_runtime_api::{ContainerState, HealthStatus as RuntimeHealth, RuntimeError, TaskId, TaskRuntime, TaskReport as RuntimeStatus};
 use berth_store::{Store, StoreError, Versioned};
 use berth_wire::ecs::{Connectivity, HealthStatus, Task, TaskStopCode};
 
@@ -387,7 +387,7 @@ impl Driver {
     /// Stops the task's containers (SIGTERM, then SIGKILL after their
     /// stopTimeout) and returns how they ended; `None` when the runtime
     /// holds nothing for the task (it never started).
-    async fn stop_containers(&self, id: &TaskId) -> Result<Option<Vec<berth_runtime::ContainerStatus>>, DriverError> {
+    async fn stop_containers(&self, id: &TaskId) -> Result<Option<Vec<berth_runtime_api::ContainerReport>>, DriverError> {
         match self.runtime.stop(id).await {
             Ok(status) => Ok(Some(status.containers)),
             Err(RuntimeError::TaskNotFound(_)) => Ok(None),
@@ -501,7 +501,7 @@ fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String,
 
 /// Copies the runtime's container states (and health) into the ECS
 /// containers, and the task's health from its essential containers'.
-fn record_states(task: &mut Task, states: &[berth_runtime::ContainerStatus]) {
+fn record_states(task: &mut Task, states: &[berth_runtime_api::ContainerReport]) {
     for c in task.containers.iter_mut().flatten() {
         let Some(s) = states.iter().find(|s| Some(&s.name) == c.name.as_ref()) else { continue };
         match &s.state {
@@ -546,7 +546,7 @@ fn health(h: RuntimeHealth) -> HealthStatus {
 /// ECS's task health: UNHEALTHY if an essential container with a health
 /// check is, HEALTHY if all of them are, else UNKNOWN; `None` when no
 /// essential container has a check.
-fn task_health(states: &[berth_runtime::ContainerStatus]) -> Option<HealthStatus> {
+fn task_health(states: &[berth_runtime_api::ContainerReport]) -> Option<HealthStatus> {
     let checked: Vec<RuntimeHealth> =
         states.iter().filter(|s| s.essential).filter_map(|s| s.health.as_ref().map(|h| h.status)).collect();
     if checked.is_empty() {
@@ -560,7 +560,7 @@ fn task_health(states: &[berth_runtime::ContainerStatus]) -> Option<HealthStatus
     }
 }
 
-fn record_exits(task: &mut Task, exits: Option<&Vec<berth_runtime::ContainerStatus>>) {
+fn record_exits(task: &mut Task, exits: Option<&Vec<berth_runtime_api::ContainerReport>>) {
     match exits {
         Some(states) => record_states(task, states),
         None => {
@@ -573,12 +573,12 @@ fn record_exits(task: &mut Task, exits: Option<&Vec<berth_runtime::ContainerStat
 
 #[cfg(test)]
 mod tests {
-    use berth_runtime::{ContainerStatus, Health};
+    use berth_runtime_api::{ContainerReport, Health};
 
     use super::*;
 
-    fn with_health(essential: bool, h: Option<RuntimeHealth>) -> ContainerStatus {
-        ContainerStatus {
+    fn with_health(essential: bool, h: Option<RuntimeHealth>) -> ContainerReport {
+        ContainerReport {
             name: "c".into(),
             essential,
             state: ContainerState::Running { pid: 1 },

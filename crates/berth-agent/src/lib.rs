@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use berth_image::ImageStore;
 use berth_model::records::NodeRecord;
-use berth_runtime::TaskRuntime;
+use berth_runtime_api::TaskRuntime;
 use berth_store::{Page, Store, StoreError, TaskFilter};
 use tokio::sync::broadcast;
 

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_model::network as model;
 use berth_model::records::TaskRecord;
-use berth_runtime::{TaskId, TaskRuntime, Usage};
+use berth_runtime_api::{TaskId, TaskRuntime, Usage};
 use berth_store::{Page, Store, TaskFilter};
 use serde_json::{Value, json};
 

@@ -26,7 +26,7 @@ use berth_net::{
     AttachRequest, VethAttachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
-use berth_runtime::BindMount;
+use berth_runtime_api::BindMount;
 use berth_store::{Page, Store, StoreError, TaskFilter};
 use berth_wire::ecs::{NetworkBinding, TransportProtocol};
 use tokio::sync::{Mutex, watch};

@@ -1,7 +1,7 @@
 //! Where a task's state lives on disk: `<tasks-dir>/<task-id>/`.
 //!
 //! ```text
-//! task.json                  the TaskRecord (spec, runtime binary, root)
+//! task.json                  the TaskManifest (spec, runtime binary, root)
 //! shim.pid  shim.log         the shim's "pid starttime" and its own log
 //! stopping                   written by `stop`: start no more containers
 //! containers/<name>/
@@ -38,8 +38,8 @@ impl TaskDir {
         &self.0
     }
 
-    /// The task record.
-    pub fn record(&self) -> PathBuf {
+    /// The task manifest.
+    pub fn manifest(&self) -> PathBuf {
         self.0.join("task.json")
     }
 

@@ -52,29 +52,19 @@ mod deps;
 mod error;
 mod health;
 pub mod layout;
+pub mod manifest;
 pub mod oci;
 mod oci_cli;
 pub mod probe;
-mod record;
 pub mod rootfs;
-mod runtime;
 mod sandbox;
 pub mod shim;
 mod spec;
-mod status;
 pub mod user;
 
 pub use cgroup::CgroupVersion;
 pub use config::RuntimeConfig;
-pub use error::RuntimeError;
+pub use error::SandboxError;
+pub use manifest::{MANIFEST_FORMAT, TaskManifest};
 pub use probe::Probe;
-pub use runtime::TaskRuntime;
 pub use sandbox::SandboxRuntime;
-pub use spec::{
-    BindMount, Condition, ContainerSpec, DEFAULT_PATH, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT,
-    Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit,
-};
-pub use status::{
-    ContainerExit, ContainerState, ContainerStatus, Health, HealthStatus, LogPaths, NotStarted,
-    OOM_REASON, TaskStats, TaskStatus, Usage,
-};
