@@ -1,5 +1,6 @@
 //! Upgrades: a task whose state was written by the Berth before versioned
 //! manifests is found, recovered, stopped and removed by this one.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
