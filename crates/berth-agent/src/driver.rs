@@ -14,7 +14,7 @@ use berth_image::ImageStore;
 use berth_model::arn::TaskArn;
 use berth_model::lifecycle::{InvalidTransition, TaskEvent};
 use berth_model::task::{Protocol, StopCode, Task};
-use berth_runtime::{RuntimeError, TaskId, TaskRuntime, TaskStatus as TaskReport};
+use berth_runtime_api::{RuntimeError, TaskId, TaskRuntime, TaskReport};
 use berth_store::{StoreError, Versioned};
 
 use crate::network::NodeNetwork;
@@ -337,7 +337,7 @@ impl Driver {
     /// Stops the task's containers (SIGTERM, then SIGKILL after their
     /// stopTimeout) and returns how they ended; `None` when the runtime
     /// holds nothing for the task (it never started).
-    async fn stop_containers(&self, target: &Target<'_>) -> Result<Option<Vec<berth_runtime::ContainerStatus>>, DriverError> {
+    async fn stop_containers(&self, target: &Target<'_>) -> Result<Option<Vec<berth_runtime_api::ContainerReport>>, DriverError> {
         match self.runtime.stop(&target.id).await {
             Ok(report) => Ok(Some(report.containers)),
             Err(RuntimeError::TaskNotFound(_)) => Ok(None),

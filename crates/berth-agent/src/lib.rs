@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use berth_image::ImageStore;
 use berth_model::node::Node;
-use berth_runtime::TaskRuntime;
+use berth_runtime_api::TaskRuntime;
 use berth_store::{Store, StoreError};
 use tokio::sync::broadcast;
 

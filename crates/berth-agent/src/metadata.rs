@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_model::network as model;
 use berth_model::task::Task;
-use berth_runtime::{TaskId, TaskRuntime, Usage};
+use berth_runtime_api::{TaskId, TaskRuntime, Usage};
 
 use crate::plane::NodeControlPlane;
 use serde_json::{Value, json};

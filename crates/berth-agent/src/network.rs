@@ -25,10 +25,10 @@ use berth_model::arn::TaskArn;
 use berth_model::network::{self as model, SubnetRecord};
 use berth_model::task::{EniStatus, PortBinding, Protocol as PortProtocol, Task};
 use berth_net::{
-    AttachRequest, Attachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
+    AttachRequest, VethAttachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
-use berth_runtime::BindMount;
+use berth_runtime_api::BindMount;
 use berth_store::StoreError;
 
 use crate::plane::NodeControlPlane;
@@ -81,7 +81,7 @@ impl NetworkError {
 #[derive(Debug, Clone)]
 pub struct Provisioned {
     pub subnet: SubnetRecord,
-    pub attachment: Attachment,
+    pub attachment: VethAttachment,
     /// Published ports (`assignPublicIp: ENABLED`), by container.
     pub bindings: Vec<(String, PortBinding)>,
 }
@@ -507,7 +507,7 @@ fn task_policy(task: &Task, subnets: &[SubnetPolicy]) -> Option<TaskPolicy> {
     let ip = net.eni.ip?;
     let subnet = subnets.iter().find(|s| s.subnet.is_assignable(ip))?;
     let request = AttachRequest { task_id: task.id().to_owned(), bridge: subnet.bridge.clone(), subnet: subnet.subnet, ip };
-    let attachment = Attachment::for_request(&request).ok()?;
+    let attachment = VethAttachment::for_request(&request).ok()?;
     let groups = if net.security_groups.is_empty() {
         vec![model::DEFAULT_SECURITY_GROUP_ID.to_owned()]
     } else {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_image::ImageConfiguration;
-use berth_runtime::{Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit};
+use berth_runtime_api::{Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit};
 use berth_model::task::{TaskOverrides, TaskSize};
 use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition};
 

@@ -4,7 +4,7 @@
 
 use berth_model::lifecycle::{ContainerStatus, DesiredStatus, TaskEvent, TaskStatus};
 use berth_model::task::{HealthStatus, StopCode, Task};
-use berth_runtime::{ContainerState, ContainerStatus as ContainerReport, HealthStatus as RuntimeHealth, TaskStatus as TaskReport};
+use berth_runtime_api::{ContainerState, ContainerReport, HealthStatus as RuntimeHealth, TaskReport};
 
 /// What the driver does next for a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +172,7 @@ mod tests {
 
     use berth_model::Account;
     use berth_model::task::{NewTask, build};
-    use berth_runtime::{ContainerExit, Health, NotStarted, TaskId};
+    use berth_runtime_api::{ContainerExit, Health, NotStarted, TaskId};
     use berth_wire::ecs::{ContainerDefinition, TaskDefinition};
 
     use super::*;

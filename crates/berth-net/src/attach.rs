@@ -36,11 +36,13 @@ pub struct AttachRequest {
     pub ip: Ipv4Addr,
 }
 
-/// A task's network, as attached. Everything in it follows from the
-/// request, so a restarted agent can rebuild it without asking the kernel.
+/// A task's network, as attached: its netns and the veth pair into the
+/// subnet's bridge (named apart from the ECS wire `Attachment`, the ENI as
+/// DescribeTasks shows it). Everything in it follows from the request, so a
+/// restarted agent can rebuild it without asking the kernel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Attachment {
+pub struct VethAttachment {
     /// The task id.
     pub task_id: String,
     /// The namespace file for the OCI runtime (`linux.namespaces` path).
@@ -59,7 +61,7 @@ pub struct Attachment {
     pub gateway: Ipv4Addr,
 }
 
-impl Attachment {
+impl VethAttachment {
     /// The attachment `req` makes (or made).
     pub fn for_request(req: &AttachRequest) -> Result<Self, NetError> {
         let names = TaskNames::for_task(&req.task_id)?;
@@ -96,8 +98,8 @@ impl Network {
     ///
     /// Until the next [`crate::Firewall::apply`] names the task, the
     /// firewall drops all its traffic.
-    pub async fn attach(&self, req: &AttachRequest) -> Result<Attachment, NetError> {
-        let att = Attachment::for_request(req)?;
+    pub async fn attach(&self, req: &AttachRequest) -> Result<VethAttachment, NetError> {
+        let att = VethAttachment::for_request(req)?;
         let names = TaskNames::for_task(&req.task_id)?;
         let bridge = self.nl.index(req.bridge.as_str()).await?;
         let inner = netns::create(&names).await?;
@@ -115,7 +117,7 @@ impl Network {
 
     async fn configure(
         &self,
-        att: &Attachment,
+        att: &VethAttachment,
         names: &TaskNames,
         bridge: u32,
         inner: &Netlink,
@@ -200,7 +202,7 @@ mod tests {
 
     #[test]
     fn an_attachment_follows_from_its_request() {
-        let att = Attachment::for_request(&req("10.250.7.9")).unwrap();
+        let att = VethAttachment::for_request(&req("10.250.7.9")).unwrap();
         assert_eq!(att.netns_path, PathBuf::from("/run/netns/berth-t-1"));
         assert_eq!(att.mac.to_string(), "02:be:0a:fa:07:09");
         assert_eq!(
@@ -211,7 +213,7 @@ mod tests {
         let json = serde_json::to_value(&att).unwrap();
         assert_eq!(json["netnsPath"], "/run/netns/berth-t-1");
         assert_eq!(json["mac"], "02:be:0a:fa:07:09");
-        assert_eq!(serde_json::from_value::<Attachment>(json).unwrap(), att);
+        assert_eq!(serde_json::from_value::<VethAttachment>(json).unwrap(), att);
     }
 
     #[test]
@@ -222,7 +224,7 @@ mod tests {
             ("10.250.7.255", "reserved"),
             ("10.250.8.2", "outside"),
         ] {
-            let err = Attachment::for_request(&req(ip)).unwrap_err().to_string();
+            let err = VethAttachment::for_request(&req(ip)).unwrap_err().to_string();
             assert!(err.contains(reason), "{ip}: {err}");
         }
     }

@@ -23,7 +23,7 @@
 //! Firewall::check_host(); Firewall::new("berth")
 //! ensure_bridge(&BridgeName::for_subnet(&s), &s)    per subnet, idempotent
 //! allocate(&s, &used)                               → the task's IP (record it)
-//! attach(&AttachRequest { task_id, bridge, subnet, ip })  → Attachment
+//! attach(&AttachRequest { task_id, bridge, subnet, ip })  → VethAttachment
 //! firewall.apply(&state)                            after every attach/detach/group change
 //! (start the containers in att.netns_path)
 //! detach(task_id)                                   after the containers are gone; idempotent
@@ -43,7 +43,7 @@ mod netlink;
 pub mod netns;
 mod subnet;
 
-pub use attach::{AttachRequest, Attachment, TASK_IFNAME};
+pub use attach::{AttachRequest, VethAttachment, TASK_IFNAME};
 pub use bridge::BLACKHOLE_METRIC;
 pub use error::NetError;
 pub use firewall::{

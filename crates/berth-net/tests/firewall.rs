@@ -233,7 +233,7 @@ async fn egress_rules_pass_the_kernels_check_without_being_applied() {
 
 /// Adds `ip/32` to `eth0` inside a task's namespace (as a task with
 /// CAP_NET_ADMIN could), so it can send from an address not its own.
-async fn add_address_inside(att: &berth_net::Attachment, ip: std::net::Ipv4Addr) {
+async fn add_address_inside(att: &berth_net::VethAttachment, ip: std::net::Ipv4Addr) {
     use futures_util::TryStreamExt;
     let rt = tokio::runtime::Handle::current();
     let (conn, handle) = berth_net::netns::in_netns(&att.netns_path, move || {
@@ -264,7 +264,7 @@ async fn add_address_inside(att: &berth_net::Attachment, ip: std::net::Ipv4Addr)
 
 /// Sends one datagram from `from` (an address inside the task) to `to`.
 async fn send_from(
-    att: &berth_net::Attachment,
+    att: &berth_net::VethAttachment,
     from: std::net::Ipv4Addr,
     to: SocketAddr,
     what: &'static [u8],

@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use crate::spec::{Condition, Dependency};
-use crate::status::HealthStatus;
+use berth_runtime_api::{Condition, Dependency};
+use berth_runtime_api::HealthStatus;
 
 /// What the shim knows of a container others depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

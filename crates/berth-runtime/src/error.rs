@@ -1,10 +1,18 @@
-//! The runtime's one error type.
+//! The sandbox's error type, and how it crosses the boundary.
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong starting, supervising or releasing a task.
+use berth_runtime_api::RuntimeError;
+
+/// Everything that can go wrong starting, supervising or releasing a
+/// sandboxed task. Crosses the [`TaskRuntime`](berth_runtime_api::TaskRuntime)
+/// boundary as a [`RuntimeError`]: the boundary's own cases as themselves,
+/// the rest as [`RuntimeError::Backend`].
 #[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
+pub enum SandboxError {
+    /// One of the boundary's cases (invalid spec, no such task, ...).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     /// No OCI runtime binary passed the start-up probe.
     #[error("no working OCI runtime: {tried}")]
     NoWorkingRuntime {
@@ -20,9 +28,6 @@ pub enum RuntimeError {
         /// Where it was looked for.
         path: PathBuf,
     },
-    /// The task or container spec cannot be run as given.
-    #[error("invalid task spec: {0}")]
-    InvalidSpec(String),
     /// `user` names a user or group the image does not have.
     #[error("unable to find user {user}: {reason}")]
     UnknownUser {
@@ -31,15 +36,6 @@ pub enum RuntimeError {
         /// What was missing.
         reason: String,
     },
-    /// A task with this id already has state on this node.
-    #[error("task {0} already exists")]
-    TaskExists(String),
-    /// No task with this id has state on this node.
-    #[error("task {0} not found")]
-    TaskNotFound(String),
-    /// The task still has running containers.
-    #[error("task {0} is still running")]
-    TaskRunning(String),
     /// A file or directory operation failed.
     #[error("{action} {path}")]
     Io {
@@ -98,7 +94,21 @@ pub enum RuntimeError {
     },
 }
 
-impl RuntimeError {
+impl From<SandboxError> for RuntimeError {
+    fn from(e: SandboxError) -> Self {
+        match e {
+            SandboxError::Runtime(e) => e,
+            other => Self::Backend(Box::new(other)),
+        }
+    }
+}
+
+impl SandboxError {
+    /// The boundary's [`RuntimeError::InvalidSpec`].
+    pub(crate) fn invalid(message: String) -> Self {
+        Self::Runtime(RuntimeError::InvalidSpec(message))
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

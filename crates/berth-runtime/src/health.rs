@@ -7,7 +7,7 @@
 //! The shim runs the checks (`runc exec` in the container, every
 //! `interval`, first one `interval` after start) and applies [`record`].
 
-use crate::status::{Health, HealthStatus};
+use berth_runtime_api::{Health, HealthStatus};
 
 /// The result of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,19 +1,23 @@
-//! Where a task's state lives on disk: `<tasks-dir>/<task-id>/`.
+//! Where a task's state lives on disk: `<tasks-dir>/<task-id>/`. Files
+//! marked * are read across an upgrade (see [`crate::manifest`] for their
+//! formats); the rest are the OCI runtime's, or live only as long as one
+//! shim or one check.
 //!
 //! ```text
-//! task.json                  the TaskRecord (spec, runtime binary, root)
-//! shim.pid  shim.log         the shim's "pid starttime" and its own log
+//! task.json *                the TaskManifest (format version, spec, runtime binary, root)
+//! shim.pid * shim.log        the shim's "pid starttime" and its own log
 //! stopping                   written by `stop`: start no more containers
 //! containers/<name>/
 //!   bundle/config.json       OCI bundle; bundle/rootfs is the overlay
 //!   upper/ work/             the overlay's writable layer
 //!   stdout.log stderr.log    the container's output
 //!   init.pid runc.log        written by the OCI runtime
-//!   exit.json                the ContainerExit, written by the shim
-//!   not-started.json         why it never started (NotStarted), by the shim
-//!   health.json              its health check's findings (Health), by the shim
+//!   exit.json *              the ContainerExit, written by the shim
+//!   not-started.json *       why it never started (NotStarted), by the shim
+//!   health.json *            its health check's findings (Health), by the shim
 //!   check.pid                the running health check's pid (runc exec)
-//!   awslogs.json             the agent's log shipper: offsets shipped so far
+//!   awslogs.json             the agent's log shipper: offsets shipped so far (its format
+//!                            is the agent's: berth-agent/src/logs)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -38,8 +42,8 @@ impl TaskDir {
         &self.0
     }
 
-    /// The task record.
-    pub fn record(&self) -> PathBuf {
+    /// The task manifest.
+    pub fn manifest(&self) -> PathBuf {
         self.0.join("task.json")
     }
 

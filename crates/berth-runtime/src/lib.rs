@@ -1,9 +1,19 @@
-//! Berth's task runtime: runs an ECS task's containers in sandboxes and
-//! supervises them so they outlive the agent.
+//! Berth's sandbox task runtime: runs an ECS task's containers as OCI
+//! containers and supervises them so they outlive the agent.
 //!
-//! - [`TaskRuntime`] is the one interface the agent drives (start, wait,
-//!   stop, recover, stats); [`SandboxRuntime`] implements it over an OCI
-//!   runtime binary. A micro-VM runtime will be a second implementation.
+//! - The boundary lives in `berth_runtime_api`: the [`TaskRuntime`] trait
+//!   the agent drives (start, wait, stop, recover, stats, kind,
+//!   capabilities), `TaskSpec`, `TaskReport`, the boundary `RuntimeError`.
+//!   This crate re-exports none of it: callers import the boundary from
+//!   there, and from here only [`SandboxRuntime`], [`RuntimeConfig`] and
+//!   [`probe`]. A micro-VM runtime will be a second implementation, in a
+//!   crate of its own.
+//! - [`SandboxRuntime`] is [`RuntimeKind::Sandbox`] and takes
+//!   [`RootfsForm::Layers`] (unpacked layers, stacked as an overlay) and
+//!   [`NetworkForm::Netns`] (a namespace path the containers join). Its
+//!   own failures are [`SandboxError`], which crosses the trait as a
+//!   `RuntimeError` (the boundary's cases as themselves, the rest as
+//!   `RuntimeError::Backend`).
 //! - A task is containers sharing a task cgroup (`berth/<task-id>`: CPU
 //!   quota of cpu/1024 cores, hard memory limit without swap, pids limit;
 //!   [`cgroup`]) and optionally a network namespace. Each container has an
@@ -24,6 +34,17 @@
 //! remove(&id)                      deletes the task's directory
 //! after an agent restart: list() → recover(&id) for each → wait/stop as usual
 //! ```
+//! # Upgrades
+//! A task outlives the agent that started it, so its directory is read by
+//! the next Berth. The task manifest (`task.json`, [`TaskManifest`])
+//! carries a format version ([`MANIFEST_FORMAT`]; none = 0, the format
+//! before versioning); a newer one is refused with
+//! `RuntimeError::FormatTooNew`, never misread. The shim's exit, health
+//! and not-started records and its pid file are stable formats. None of
+//! them refuses unknown fields; each has a fixture written by the code
+//! before it (`tests/fixtures`), loaded by the unit tests of [`manifest`]
+//! and recovered by `tests/upgrade.rs`.
+//!
 //! A container's exit carries its code (`128 + signal` when killed) and
 //! whether the OOM killer struck ([`ContainerExit::reason`] gives ECS's
 //! `OutOfMemoryError: ...`). [`ContainerState::Lost`] means nobody saw how
@@ -40,8 +61,8 @@
 //! running; a new agent reads the same directory ([`TaskRuntime::recover`]).
 //! conmon would do the same per container, but adds a Debian package
 //! dependency and its own protocol (sockets, exit files in its format)
-//! for nothing Berth needs; the shim is ~200 lines that share the task
-//! record's types with the agent.
+//! for nothing Berth needs; the shim is ~500 lines that share the task
+//! manifest's types with the agent.
 //!
 //! Under systemd the agent's unit needs `KillMode=process`, or a restart
 //! would kill the shims in its cgroup.
@@ -52,29 +73,22 @@ mod deps;
 mod error;
 mod health;
 pub mod layout;
+pub mod manifest;
 pub mod oci;
 mod oci_cli;
 pub mod probe;
-mod record;
 pub mod rootfs;
-mod runtime;
 mod sandbox;
 pub mod shim;
 mod spec;
-mod status;
 pub mod user;
 
 pub use cgroup::CgroupVersion;
 pub use config::RuntimeConfig;
-pub use error::RuntimeError;
+pub use error::SandboxError;
+pub use manifest::{MANIFEST_FORMAT, TaskManifest};
 pub use probe::Probe;
-pub use runtime::TaskRuntime;
-pub use sandbox::SandboxRuntime;
-pub use spec::{
-    BindMount, Condition, ContainerSpec, DEFAULT_PATH, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT,
-    Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit,
-};
-pub use status::{
-    ContainerExit, ContainerState, ContainerStatus, Health, HealthStatus, LogPaths, NotStarted,
-    OOM_REASON, TaskStats, TaskStatus, Usage,
-};
+pub use sandbox::{SANDBOX_CAPABILITIES, SandboxRuntime};
+
+#[cfg(doc)]
+use berth_runtime_api::{ContainerExit, ContainerState, NetworkForm, RootfsForm, RuntimeKind, TaskRuntime};

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::RuntimeError;
+use crate::SandboxError;
 
 /// An OCI runtime binary and its state root.
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ impl OciCli {
         log: &Path,
         stdout: std::fs::File,
         stderr: std::fs::File,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), SandboxError> {
         let status = self
             .command()
             .arg("--log")
@@ -45,7 +45,7 @@ impl OciCli {
             .stdout(stdout)
             .stderr(stderr)
             .status()
-            .map_err(RuntimeError::io("running", &self.binary))?;
+            .map_err(SandboxError::io("running", &self.binary))?;
         if status.success() {
             Ok(())
         } else {
@@ -56,7 +56,7 @@ impl OciCli {
                 .strip_prefix(&format!("{command} failed: "))
                 .unwrap_or(&message)
                 .to_string();
-            Err(RuntimeError::OciRuntime { command, message })
+            Err(SandboxError::OciRuntime { command, message })
         }
     }
 
@@ -68,7 +68,7 @@ impl OciCli {
         id: &str,
         args: &[String],
         pid_file: &Path,
-    ) -> Result<std::process::Child, RuntimeError> {
+    ) -> Result<std::process::Child, SandboxError> {
         self.command()
             .arg("exec")
             .arg("--pid-file")
@@ -78,11 +78,11 @@ impl OciCli {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(RuntimeError::io("running", &self.binary))
+            .map_err(SandboxError::io("running", &self.binary))
     }
 
     /// `run` in the foreground, output captured: for the start-up probe.
-    pub fn run_foreground(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+    pub fn run_foreground(&self, id: &str, bundle: &Path) -> Result<(), SandboxError> {
         self.checked(
             &["run", "--bundle", &bundle.display().to_string(), id],
             "run",
@@ -90,15 +90,15 @@ impl OciCli {
     }
 
     /// `kill ID SIGNAL`. A container that is not running is not an error.
-    pub fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
+    pub fn kill(&self, id: &str, signal: &str) -> Result<(), SandboxError> {
         match self.checked(&["kill", id, signal], "kill") {
-            Err(RuntimeError::OciRuntime { message, .. }) if is_gone(&message) => Ok(()),
+            Err(SandboxError::OciRuntime { message, .. }) if is_gone(&message) => Ok(()),
             other => other,
         }
     }
 
     /// `delete --force ID`. A container that does not exist is not an error.
-    pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+    pub fn delete(&self, id: &str) -> Result<(), SandboxError> {
         // runc and crun keep a container's state in `ROOT/ID/`: without it
         // there is nothing to delete, and no need to start the binary (the
         // agent releases a stopping task up to three times; each `runc
@@ -107,19 +107,19 @@ impl OciCli {
             return Ok(());
         }
         match self.checked(&["delete", "--force", id], "delete") {
-            Err(RuntimeError::OciRuntime { message, .. }) if is_gone(&message) => Ok(()),
+            Err(SandboxError::OciRuntime { message, .. }) if is_gone(&message) => Ok(()),
             other => other,
         }
     }
 
-    fn checked(&self, args: &[&str], what: &str) -> Result<(), RuntimeError> {
+    fn checked(&self, args: &[&str], what: &str) -> Result<(), SandboxError> {
         let out = self
             .command()
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .map_err(RuntimeError::io("running", &self.binary))?;
+            .map_err(SandboxError::io("running", &self.binary))?;
         if out.status.success() {
             return Ok(());
         }
@@ -127,7 +127,7 @@ impl OciCli {
         if message.is_empty() {
             message = String::from_utf8_lossy(&out.stdout).trim().to_string();
         }
-        Err(RuntimeError::OciRuntime {
+        Err(SandboxError::OciRuntime {
             command: format!("{} {what}", self.name()),
             message,
         })

@@ -15,7 +15,7 @@ use oci_spec::runtime::{
 
 use crate::cgroup::{BERTH_CGROUP, CgroupVersion, Cgroups};
 use crate::oci_cli::OciCli;
-use crate::{RuntimeConfig, RuntimeError};
+use crate::{RuntimeConfig, SandboxError};
 
 /// What the probe found.
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ const CANDIDATES: [&str; 2] = ["crun", "runc"];
 const SEARCH_PATH: [&str; 4] = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"];
 
 /// Probes the host.
-pub fn probe(config: &RuntimeConfig, cgroups: &Cgroups) -> Result<Probe, RuntimeError> {
+pub fn probe(config: &RuntimeConfig, cgroups: &Cgroups) -> Result<Probe, SandboxError> {
     let shim = shim_path(config)?;
     let candidates: Vec<PathBuf> = match &config.oci_runtime {
         Some(path) => vec![path.clone()],
@@ -65,12 +65,12 @@ pub fn probe(config: &RuntimeConfig, cgroups: &Cgroups) -> Result<Probe, Runtime
     if tried.is_empty() {
         tried.push(format!("none of {} found", CANDIDATES.join(", ")));
     }
-    Err(RuntimeError::NoWorkingRuntime {
+    Err(SandboxError::NoWorkingRuntime {
         tried: tried.join("; "),
     })
 }
 
-fn shim_path(config: &RuntimeConfig) -> Result<PathBuf, RuntimeError> {
+fn shim_path(config: &RuntimeConfig) -> Result<PathBuf, SandboxError> {
     let path = match &config.shim {
         Some(p) => p.clone(),
         None => std::env::current_exe()
@@ -81,7 +81,7 @@ fn shim_path(config: &RuntimeConfig) -> Result<PathBuf, RuntimeError> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(RuntimeError::ShimNotFound { path })
+        Err(SandboxError::ShimNotFound { path })
     }
 }
 
@@ -101,7 +101,7 @@ fn try_runtime(
     config: &RuntimeConfig,
     cgroups: &Cgroups,
     n: usize,
-) -> Result<(), RuntimeError> {
+) -> Result<(), SandboxError> {
     // Unique across threads too: runtimes may be created concurrently.
     static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let seq = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -116,9 +116,9 @@ fn try_runtime(
 
 /// A bundle whose rootfs is the host's `/usr` (and the `/bin`, `/lib`
 /// links or directories beside it), read-only, running `true`.
-fn write_bundle(dir: &Path, id: &str) -> Result<(), RuntimeError> {
+fn write_bundle(dir: &Path, id: &str) -> Result<(), SandboxError> {
     let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("proc")).map_err(RuntimeError::io("creating", &rootfs))?;
+    std::fs::create_dir_all(rootfs.join("proc")).map_err(SandboxError::io("creating", &rootfs))?;
     let mut mounts = vec![
         MountBuilder::default()
             .destination("/proc")
@@ -132,12 +132,12 @@ fn write_bundle(dir: &Path, id: &str) -> Result<(), RuntimeError> {
             continue;
         };
         if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&host).map_err(RuntimeError::io("reading", &host))?;
+            let target = std::fs::read_link(&host).map_err(SandboxError::io("reading", &host))?;
             std::os::unix::fs::symlink(&target, rootfs.join(top))
-                .map_err(RuntimeError::io("linking", rootfs.join(top)))?;
+                .map_err(SandboxError::io("linking", rootfs.join(top)))?;
         } else if meta.is_dir() {
             std::fs::create_dir_all(rootfs.join(top))
-                .map_err(RuntimeError::io("creating", rootfs.join(top)))?;
+                .map_err(SandboxError::io("creating", rootfs.join(top)))?;
             mounts.push(
                 MountBuilder::default()
                     .destination(format!("/{top}"))
@@ -174,7 +174,7 @@ fn write_bundle(dir: &Path, id: &str) -> Result<(), RuntimeError> {
         .process(
             ProcessBuilder::default()
                 .args(vec!["true".to_string()])
-                .env(vec![format!("PATH={}", crate::spec::DEFAULT_PATH)])
+                .env(vec![format!("PATH={}", berth_runtime_api::DEFAULT_PATH)])
                 .cwd("/")
                 .build()?,
         )

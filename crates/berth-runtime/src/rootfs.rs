@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
-use crate::RuntimeError;
+use crate::SandboxError;
 
 /// The mount options string has to fit in a page.
 const MAX_OPTIONS: usize = 4000;
@@ -17,7 +17,7 @@ pub fn mount_overlay(
     upper: &Path,
     work: &Path,
     target: &Path,
-) -> Result<(), RuntimeError> {
+) -> Result<(), SandboxError> {
     let options = overlay_options(layers, upper, work)?;
     mount(
         Some("overlay"),
@@ -26,14 +26,14 @@ pub fn mount_overlay(
         MsFlags::MS_NODEV,
         Some(options.as_str()),
     )
-    .map_err(|source| RuntimeError::Mount {
+    .map_err(|source| SandboxError::Mount {
         action: "mounting overlay at",
         path: target.into(),
         source,
     })
 }
 
-fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<String, RuntimeError> {
+fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<String, SandboxError> {
     // overlayfs lists the top layer first.
     let lower: Vec<String> = layers
         .iter()
@@ -47,7 +47,7 @@ fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<Stri
         work.display()
     );
     if options.len() > MAX_OPTIONS {
-        return Err(RuntimeError::InvalidSpec(format!(
+        return Err(SandboxError::invalid(format!(
             "{} layers: overlay options exceed {MAX_OPTIONS} bytes",
             layers.len()
         )));
@@ -56,21 +56,21 @@ fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<Stri
 }
 
 /// Unmounts `target` if something is mounted there; lazily if it is busy.
-pub fn unmount(target: &Path) -> Result<(), RuntimeError> {
+pub fn unmount(target: &Path) -> Result<(), SandboxError> {
     if !is_mount_point(target) {
         return Ok(());
     }
     match umount2(target, MntFlags::empty()) {
         Ok(()) => Ok(()),
         Err(nix::Error::EBUSY) => {
-            umount2(target, MntFlags::MNT_DETACH).map_err(|source| RuntimeError::Mount {
+            umount2(target, MntFlags::MNT_DETACH).map_err(|source| SandboxError::Mount {
                 action: "unmounting",
                 path: target.into(),
                 source,
             })
         }
         Err(nix::Error::EINVAL | nix::Error::ENOENT) => Ok(()),
-        Err(source) => Err(RuntimeError::Mount {
+        Err(source) => Err(SandboxError::Mount {
             action: "unmounting",
             path: target.into(),
             source,

@@ -11,14 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use berth_runtime_api::{
+    Capabilities, ContainerReport, ContainerState, Health, LogPaths, NetworkForm, RootfsForm,
+    RuntimeError, RuntimeKind, TaskId, TaskReport, TaskRuntime, TaskSpec, TaskStats,
+};
 
 use crate::cgroup::{Cgroups, Limits};
 use crate::layout::{TaskDir, oci_id};
+use crate::manifest::{ProcessId, TaskManifest, read_json, write_json};
 use crate::oci_cli::OciCli;
 use crate::probe::{Probe, probe};
-use crate::record::{ProcessId, TaskRecord, read_json, write_json};
-use crate::status::{ContainerState, ContainerStatus, Health, LogPaths, TaskStats, TaskStatus};
-use crate::{RuntimeConfig, RuntimeError, TaskId, TaskRuntime, TaskSpec, oci, rootfs, spec, user};
+use crate::{RuntimeConfig, SandboxError, oci, rootfs, spec, user};
 
 const MIB: u64 = 1024 * 1024;
 /// How long a container may take to die after SIGKILL before stop gives up
@@ -38,18 +41,18 @@ struct Inner {
     config: RuntimeConfig,
     probe: Probe,
     cgroups: Cgroups,
-    /// Task records as read from disk: written once at start and never
+    /// Task manifests as read from disk: written once at start and never
     /// changed, so status reads (many a second while a task is young)
     /// need not parse them again.
-    records: std::sync::Mutex<HashMap<TaskId, Arc<TaskRecord>>>,
+    manifests: std::sync::Mutex<HashMap<TaskId, Arc<TaskManifest>>>,
 }
 
 impl SandboxRuntime {
     /// Detects cgroups, probes for a working OCI runtime and prepares the
     /// state directories.
-    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+    pub fn new(config: RuntimeConfig) -> Result<Self, SandboxError> {
         for dir in [&config.tasks_dir, &config.oci_root] {
-            std::fs::create_dir_all(dir).map_err(RuntimeError::io("creating", dir))?;
+            std::fs::create_dir_all(dir).map_err(SandboxError::io("creating", dir))?;
         }
         let cgroups = Cgroups::detect()?;
         let probe = probe(&config, &cgroups)?;
@@ -58,7 +61,7 @@ impl SandboxRuntime {
                 config,
                 probe,
                 cgroups,
-                records: std::sync::Mutex::default(),
+                manifests: std::sync::Mutex::default(),
             }),
         })
     }
@@ -69,12 +72,12 @@ impl SandboxRuntime {
     }
 
     /// [`TaskRuntime::start`], blocking.
-    pub fn start_blocking(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+    pub fn start_blocking(&self, spec: &TaskSpec) -> Result<TaskReport, SandboxError> {
         self.inner.start(spec)
     }
 
     /// [`TaskRuntime::status`], blocking.
-    pub fn status_blocking(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+    pub fn status_blocking(&self, task: &TaskId) -> Result<TaskReport, SandboxError> {
         self.inner.status(task)
     }
 
@@ -84,34 +87,51 @@ impl SandboxRuntime {
         &self,
         task: &TaskId,
         grace: Option<Duration>,
-    ) -> Result<TaskStatus, RuntimeError> {
+    ) -> Result<TaskReport, SandboxError> {
         self.inner.stop(task, grace)
     }
 
     /// [`TaskRuntime::remove`], blocking.
-    pub fn remove_blocking(&self, task: &TaskId) -> Result<(), RuntimeError> {
+    pub fn remove_blocking(&self, task: &TaskId) -> Result<(), SandboxError> {
         self.inner.remove(task)
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner) -> Result<T, RuntimeError> + Send + 'static,
+        f: impl FnOnce(&Inner) -> Result<T, SandboxError> + Send + 'static,
     ) -> Result<T, RuntimeError> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner))
+        let result = tokio::task::spawn_blocking(move || f(&inner))
             .await
-            .map_err(|e| RuntimeError::Shim(format!("runtime worker failed: {e}")))?
+            .map_err(|e| SandboxError::Shim(format!("runtime worker failed: {e}")))
+            .and_then(|r| r);
+        Ok(result?)
     }
 }
 
+/// What the sandbox takes: unpacked layers stacked as an overlay, and a
+/// network namespace path every container joins.
+pub const SANDBOX_CAPABILITIES: Capabilities = Capabilities {
+    rootfs: RootfsForm::Layers,
+    network: NetworkForm::Netns,
+};
+
 #[async_trait]
 impl TaskRuntime for SandboxRuntime {
-    async fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Sandbox
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        SANDBOX_CAPABILITIES
+    }
+
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskReport, RuntimeError> {
         let spec = spec.clone();
         self.blocking(move |i| i.start(&spec)).await
     }
 
-    async fn wait(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+    async fn wait(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
         // Exit records are files: poll them, every 5 ms in the task's first
         // second (short tasks and tests), then every 100 ms. The first
         // second is the task's, not this call's: the agent waits with a
@@ -129,16 +149,16 @@ impl TaskRuntime for SandboxRuntime {
         }
     }
 
-    async fn status(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
-        self.inner.status(task)
+    async fn status(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
+        Ok(self.inner.status(task)?)
     }
 
-    async fn stop(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+    async fn stop(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
         let task = task.clone();
         self.blocking(move |i| i.stop(&task, None)).await
     }
 
-    async fn recover(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+    async fn recover(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
         let status = self.inner.status(task)?;
         tracing::info!(task = %task, finished = status.is_finished(), "recovered task");
         Ok(status)
@@ -155,7 +175,7 @@ impl TaskRuntime for SandboxRuntime {
     }
 
     async fn list(&self) -> Result<Vec<TaskId>, RuntimeError> {
-        self.inner.list()
+        Ok(self.inner.list()?)
     }
 
     fn logs(&self, task: &TaskId, container: &str) -> LogPaths {
@@ -172,7 +192,7 @@ impl Inner {
         TaskDir::new(&self.config.tasks_dir, task.as_str())
     }
 
-    fn cli(&self, record: &TaskRecord) -> OciCli {
+    fn cli(&self, record: &TaskManifest) -> OciCli {
         OciCli {
             binary: record.oci_runtime.clone(),
             root: record.oci_root.clone(),
@@ -182,17 +202,17 @@ impl Inner {
     /// When the task was started: its record's modification time (the
     /// record is written once, at start).
     fn started_at(&self, task: &TaskId) -> Option<std::time::SystemTime> {
-        std::fs::metadata(self.dir(task).record()).and_then(|m| m.modified()).ok()
+        std::fs::metadata(self.dir(task).manifest()).and_then(|m| m.modified()).ok()
     }
 
-    fn record(&self, task: &TaskId) -> Result<Arc<TaskRecord>, RuntimeError> {
-        let path = self.dir(task).record();
+    fn record(&self, task: &TaskId) -> Result<Arc<TaskManifest>, SandboxError> {
+        let path = self.dir(task).manifest();
         let cached = self.cache().get(task).cloned();
         match cached {
             // Still there (another instance may have removed the task).
             Some(record) if path.exists() => Ok(record),
             _ => {
-                let record: TaskRecord = read_json(&path)?
+                let record = TaskManifest::read(&path)?
                     .ok_or_else(|| RuntimeError::TaskNotFound(task.to_string()))?;
                 let record = Arc::new(record);
                 self.cache().insert(task.clone(), record.clone());
@@ -201,27 +221,27 @@ impl Inner {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Arc<TaskRecord>>> {
-        self.records
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Arc<TaskManifest>>> {
+        self.manifests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+    fn start(&self, spec: &TaskSpec) -> Result<TaskReport, SandboxError> {
         spec::validate(spec)?;
         let dir = self.dir(&spec.task_id);
         match std::fs::create_dir(dir.path()) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(RuntimeError::TaskExists(spec.task_id.to_string()));
+                return Err(RuntimeError::TaskExists(spec.task_id.to_string()).into());
             }
-            Err(e) => return Err(RuntimeError::io("creating", dir.path())(e)),
+            Err(e) => return Err(SandboxError::io("creating", dir.path())(e)),
         }
-        let record = TaskRecord {
-            spec: spec.clone(),
-            oci_runtime: self.probe.oci_runtime.clone(),
-            oci_root: self.config.oci_root.clone(),
-        };
+        let record = TaskManifest::new(
+            spec.clone(),
+            self.probe.oci_runtime.clone(),
+            self.config.oci_root.clone(),
+        );
         let started = Instant::now();
         match self.prepare(&record, &dir).and_then(|()| self.launch(&dir)) {
             Ok(()) => {
@@ -245,11 +265,11 @@ impl Inner {
 
     /// Cgroup, root filesystems, bundles and the record: everything but
     /// the processes.
-    fn prepare(&self, record: &TaskRecord, dir: &TaskDir) -> Result<(), RuntimeError> {
+    fn prepare(&self, record: &TaskManifest, dir: &TaskDir) -> Result<(), SandboxError> {
         let spec = &record.spec;
         // The record goes first so that a failure below can be cleaned up
         // like any task.
-        write_json(&dir.record(), record)?;
+        write_json(&dir.manifest(), record)?;
         let pids_limit = spec.pids_limit.unwrap_or(self.config.pids_limit);
         let cgroup = self.cgroups.task(&spec.task_id);
         cgroup.create(&Limits {
@@ -264,12 +284,12 @@ impl Inner {
         for c in &spec.containers {
             let cdir = dir.container(&c.name);
             for d in [cdir.rootfs(), cdir.upper(), cdir.work()] {
-                std::fs::create_dir_all(&d).map_err(RuntimeError::io("creating", &d))?;
+                std::fs::create_dir_all(&d).map_err(SandboxError::io("creating", &d))?;
             }
             rootfs::mount_overlay(&c.layers, &cdir.upper(), &cdir.work(), &cdir.rootfs())?;
             let init = if c.init_process_enabled {
                 if !self.config.init.is_file() {
-                    return Err(RuntimeError::InvalidSpec(format!(
+                    return Err(SandboxError::invalid(format!(
                         "container {}: initProcessEnabled needs a static init at {} (Debian package tini)",
                         c.name,
                         self.config.init.display()
@@ -294,7 +314,7 @@ impl Inner {
         Ok(())
     }
 
-    fn launch(&self, dir: &TaskDir) -> Result<(), RuntimeError> {
+    fn launch(&self, dir: &TaskDir) -> Result<(), SandboxError> {
         let out = Command::new(&self.probe.shim)
             .arg("start")
             .arg(dir.path())
@@ -303,7 +323,7 @@ impl Inner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .map_err(RuntimeError::io("running", &self.probe.shim))?;
+            .map_err(SandboxError::io("running", &self.probe.shim))?;
         let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && answer == crate::shim::READY {
             return Ok(());
@@ -317,10 +337,10 @@ impl Inner {
         } else {
             message
         };
-        Err(RuntimeError::Shim(message))
+        Err(SandboxError::Shim(message))
     }
 
-    fn status(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+    fn status(&self, task: &TaskId) -> Result<TaskReport, SandboxError> {
         let record = self.record(task)?;
         Ok(self.status_of(&record))
     }
@@ -329,7 +349,7 @@ impl Inner {
         ProcessId::read(&self.dir(task).shim_pid()).filter(ProcessId::is_alive)
     }
 
-    fn status_of(&self, record: &TaskRecord) -> TaskStatus {
+    fn status_of(&self, record: &TaskManifest) -> TaskReport {
         let task = &record.spec.task_id;
         let dir = self.dir(task);
         let shim_alive = self.shim(task).is_some();
@@ -372,7 +392,7 @@ impl Inner {
                         .flatten()
                         .unwrap_or_else(Health::unknown)
                 });
-                ContainerStatus {
+                ContainerReport {
                     name: c.name.clone(),
                     essential: c.essential,
                     state,
@@ -380,7 +400,7 @@ impl Inner {
                 }
             })
             .collect();
-        TaskStatus {
+        TaskReport {
             task_id: task.clone(),
             containers,
         }
@@ -392,9 +412,9 @@ impl Inner {
     /// stop marker first, so the shim starts no container that still waits.
     fn terminate(
         &self,
-        record: &TaskRecord,
+        record: &TaskManifest,
         grace: Option<Duration>,
-    ) -> Result<TaskStatus, RuntimeError> {
+    ) -> Result<TaskReport, SandboxError> {
         let task = record.spec.task_id.as_str();
         let marker = self.dir(&record.spec.task_id).stop_marker();
         if let Err(e) = std::fs::write(&marker, b"") {
@@ -447,7 +467,7 @@ impl Inner {
         }
     }
 
-    fn stop(&self, task: &TaskId, grace: Option<Duration>) -> Result<TaskStatus, RuntimeError> {
+    fn stop(&self, task: &TaskId, grace: Option<Duration>) -> Result<TaskReport, SandboxError> {
         let record = self.record(task)?;
         self.terminate(&record, grace)?;
         self.release(&record)?;
@@ -457,7 +477,7 @@ impl Inner {
     /// Releases what a task holds once its containers are done: the shim,
     /// the OCI runtime's state, the overlay mounts, the cgroups, the
     /// writable layers and bundles. Idempotent.
-    fn release(&self, record: &TaskRecord) -> Result<(), RuntimeError> {
+    fn release(&self, record: &TaskManifest) -> Result<(), SandboxError> {
         let task = &record.spec.task_id;
         let dir = self.dir(task);
         if let Some(shim) = self.shim(task) {
@@ -502,17 +522,17 @@ impl Inner {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn remove(&self, task: &TaskId) -> Result<(), RuntimeError> {
+    fn remove(&self, task: &TaskId) -> Result<(), SandboxError> {
         let record = self.record(task)?;
         if !self.status_of(&record).all_done() {
-            return Err(RuntimeError::TaskRunning(task.to_string()));
+            return Err(RuntimeError::TaskRunning(task.to_string()).into());
         }
         self.release(&record)?;
         self.cache().remove(task);
         remove_dir(self.dir(task).path())
     }
 
-    fn stats(&self, task: &TaskId) -> Result<TaskStats, RuntimeError> {
+    fn stats(&self, task: &TaskId) -> Result<TaskStats, SandboxError> {
         let record = self.record(task)?;
         let cgroup = self.cgroups.task(task);
         let containers = record
@@ -527,9 +547,9 @@ impl Inner {
         })
     }
 
-    fn list(&self) -> Result<Vec<TaskId>, RuntimeError> {
+    fn list(&self) -> Result<Vec<TaskId>, SandboxError> {
         let dir = &self.config.tasks_dir;
-        let entries = std::fs::read_dir(dir).map_err(RuntimeError::io("listing", dir))?;
+        let entries = std::fs::read_dir(dir).map_err(SandboxError::io("listing", dir))?;
         let mut ids: Vec<TaskId> = entries
             .flatten()
             .filter(|e| e.path().join("task.json").is_file())
@@ -557,10 +577,10 @@ fn in_cgroup(pid: i32, path: &Path) -> bool {
     alive && cgroups.lines().any(|l| l.ends_with(&path))
 }
 
-fn remove_dir(path: &Path) -> Result<(), RuntimeError> {
+fn remove_dir(path: &Path) -> Result<(), SandboxError> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(RuntimeError::io("removing", path)(e))
+            Err(SandboxError::io("removing", path)(e))
         }
         _ => Ok(()),
     }

@@ -41,10 +41,12 @@ use crate::deps::{Facts, Gate, gate};
 use crate::health::{Outcome, record as record_check};
 use crate::layout::{ContainerDir, TaskDir, oci_id};
 use crate::oci_cli::OciCli;
-use crate::record::{ProcessId, TaskRecord, read_json, write_json};
-use crate::spec::ContainerSpec;
-use crate::status::{ContainerExit, Health, NotStarted};
-use crate::{RuntimeError, TaskId};
+use crate::manifest::{ProcessId, TaskManifest, write_json};
+use berth_runtime_api::ContainerSpec;
+use berth_runtime_api::{ContainerExit, Health, NotStarted};
+use berth_runtime_api::{RuntimeError, TaskId};
+
+use crate::SandboxError;
 
 /// The reply of a shim whose containers all started.
 pub const READY: &str = "ok";
@@ -199,11 +201,11 @@ struct Checker {
 }
 
 impl Shim {
-    fn open(dir: &TaskDir) -> Result<Self, RuntimeError> {
+    fn open(dir: &TaskDir) -> Result<Self, SandboxError> {
         let me = ProcessId::of(std::process::id() as i32)
-            .ok_or_else(|| RuntimeError::Shim("reading own /proc entry".into()))?;
+            .ok_or_else(|| SandboxError::Shim("reading own /proc entry".into()))?;
         me.write(&dir.shim_pid())?;
-        let record: TaskRecord = read_json(&dir.record())?
+        let record = TaskManifest::read(&dir.manifest())?
             .ok_or_else(|| RuntimeError::TaskNotFound(dir.path().display().to_string()))?;
         let slots = record
             .spec
@@ -232,11 +234,11 @@ impl Shim {
 
     /// Starts, in order, every container without dependencies; the first
     /// failure is the answer to the agent.
-    fn start_initial(&mut self) -> Result<(), RuntimeError> {
+    fn start_initial(&mut self) -> Result<(), SandboxError> {
         for i in 0..self.slots.len() {
             if self.slots[i].spec.depends_on.is_empty() {
                 self.launch(i).map_err(|e| {
-                    RuntimeError::Shim(format!("container {}: {e}", self.slots[i].spec.name))
+                    SandboxError::Shim(format!("container {}: {e}", self.slots[i].spec.name))
                 })?;
             }
         }
@@ -244,14 +246,14 @@ impl Shim {
     }
 
     /// Runs container `i`; it is Running when this returns Ok.
-    fn launch(&mut self, i: usize) -> Result<(), RuntimeError> {
+    fn launch(&mut self, i: usize) -> Result<(), SandboxError> {
         let slot = &self.slots[i];
         let open = |p: PathBuf| {
             OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&p)
-                .map_err(RuntimeError::io("opening", p))
+                .map_err(SandboxError::io("opening", p))
         };
         let dir = &slot.dir;
         self.cli.run_detached(
@@ -263,9 +265,9 @@ impl Shim {
             open(dir.stderr())?,
         )?;
         let pid = std::fs::read_to_string(dir.pid_file())
-            .map_err(RuntimeError::io("reading", dir.pid_file()))?;
+            .map_err(SandboxError::io("reading", dir.pid_file()))?;
         let pid: i32 = pid.trim().parse().map_err(|_| {
-            RuntimeError::Shim(format!("bad pid file {}", dir.pid_file().display()))
+            SandboxError::Shim(format!("bad pid file {}", dir.pid_file().display()))
         })?;
         let now = Instant::now();
         let slot = &mut self.slots[i];

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::RuntimeError;
+use crate::SandboxError;
 
 /// A resolved user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,11 +25,11 @@ struct Entry {
 
 /// Resolves `user` (`uid`, `uid:gid`, `name`, `name:group`, ...) against the
 /// files under `rootfs`. `None` is root.
-pub fn resolve(user: Option<&str>, rootfs: &Path) -> Result<User, RuntimeError> {
+pub fn resolve(user: Option<&str>, rootfs: &Path) -> Result<User, SandboxError> {
     let Some(spec) = user else {
         return Ok(User::default());
     };
-    let unknown = |reason: String| RuntimeError::UnknownUser {
+    let unknown = |reason: String| SandboxError::UnknownUser {
         user: spec.into(),
         reason,
     };

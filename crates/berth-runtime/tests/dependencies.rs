@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_runtime::{
+use berth_runtime_api::{
     BindMount, Condition, ContainerSpec, ContainerState, Dependency, HealthCheck, HealthStatus,
-    TaskId, TaskRuntime, TaskSpec, TaskStatus,
+    TaskId, TaskRuntime, TaskSpec, TaskReport,
 };
 use common::{Harness, require_root, unique_id};
 
@@ -43,8 +43,8 @@ async fn until(
     h: &Harness,
     task: &TaskId,
     within: Duration,
-    done: impl Fn(&TaskStatus) -> bool,
-) -> TaskStatus {
+    done: impl Fn(&TaskReport) -> bool,
+) -> TaskReport {
     let deadline = Instant::now() + within;
     loop {
         let status = h.runtime.status(task).await.unwrap();
@@ -59,7 +59,7 @@ async fn until(
     }
 }
 
-fn not_started_reason(status: &TaskStatus, name: &str) -> String {
+fn not_started_reason(status: &TaskReport, name: &str) -> String {
     match status.container(name) {
         Some(ContainerState::NotStarted(n)) => n.reason.clone(),
         other => panic!("{name}: expected NotStarted, got {other:?}"),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use berth_runtime::{RuntimeConfig, RuntimeError, SandboxRuntime};
+use berth_runtime::{RuntimeConfig, SandboxError, SandboxRuntime};
 use common::{Harness, require_root};
 
 #[test]
@@ -39,7 +39,7 @@ fn crun_where_it_works_else_runc() {
         ),
         Err(e) => {
             eprintln!("crun refused here: {e}");
-            assert!(matches!(e, RuntimeError::NoWorkingRuntime { .. }));
+            assert!(matches!(e, SandboxError::NoWorkingRuntime { .. }));
             assert!(e.to_string().contains("crun"), "{e}");
             assert!(chosen.oci_runtime.ends_with("runc"));
         }
@@ -77,7 +77,7 @@ fn no_working_runtime_is_a_clear_error() {
     };
     let err = SandboxRuntime::new(config).unwrap_err();
     assert!(
-        matches!(err, RuntimeError::NoWorkingRuntime { .. }),
+        matches!(err, SandboxError::NoWorkingRuntime { .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("/nonexistent/runc"), "{err}");
@@ -87,6 +87,6 @@ fn no_working_runtime_is_a_clear_error() {
     };
     assert!(matches!(
         SandboxRuntime::new(config),
-        Err(RuntimeError::ShimNotFound { .. })
+        Err(SandboxError::ShimNotFound { .. })
     ));
 }

@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth_runtime::{ContainerState, OOM_REASON, TaskRuntime};
+use berth_runtime_api::{ContainerState, OOM_REASON, TaskRuntime};
 use common::{Harness, require_root};
 
-fn exited(state: Option<&ContainerState>) -> &berth_runtime::ContainerExit {
+fn exited(state: Option<&ContainerState>) -> &berth_runtime_api::ContainerExit {
     match state {
         Some(ContainerState::Exited(e)) => e,
         other => panic!("expected an exit, got {other:?}"),
@@ -116,7 +116,7 @@ async fn stop_kills_after_the_stop_timeout() {
         "trap 'echo got TERM' TERM; echo ready; while :; do sleep 1; done",
     );
     trapper.stop_timeout = Some(Duration::from_secs(2));
-    let spec = berth_runtime::TaskSpec::new(common::unique_id("stop"), vec![sleeper, trapper]);
+    let spec = berth_runtime_api::TaskSpec::new(common::unique_id("stop"), vec![sleeper, trapper]);
     let _guard = h.guard(&spec.task_id);
     h.runtime.start(&spec).await.unwrap();
     let started = h.runtime.status(&spec.task_id).await.unwrap();
@@ -247,7 +247,7 @@ async fn readonly_root_and_user() {
     let mut named = h.sh("named", "id -u; id -g");
     named.user = Some("app".into());
     named.essential = false;
-    let spec = berth_runtime::TaskSpec::new(common::unique_id("ro"), vec![rw, user, named, ro]);
+    let spec = berth_runtime_api::TaskSpec::new(common::unique_id("ro"), vec![rw, user, named, ro]);
     let _guard = h.guard(&spec.task_id);
     h.runtime.start(&spec).await.unwrap();
     let status = h.runtime.wait(&spec.task_id).await.unwrap();
@@ -302,7 +302,7 @@ fn a_failed_start_leaves_nothing() {
     ok.essential = false;
     let mut bad = h.sh("bad", "unused");
     bad.command = Some(vec!["/no/such/binary".into()]);
-    let spec = berth_runtime::TaskSpec::new(common::unique_id("fail"), vec![ok, bad]);
+    let spec = berth_runtime_api::TaskSpec::new(common::unique_id("fail"), vec![ok, bad]);
     let _guard = h.guard(&spec.task_id);
     let err = h.runtime.start_blocking(&spec).unwrap_err();
     eprintln!("start failed as expected: {err}");
@@ -379,9 +379,9 @@ async fn agent_child() {
     );
     let runtime =
         berth_runtime::SandboxRuntime::new(Harness::config(std::path::Path::new(dir))).unwrap();
-    let mut c = berth_runtime::ContainerSpec::new("main", vec![layer.into()], common::image());
+    let mut c = berth_runtime_api::ContainerSpec::new("main", vec![layer.into()], common::image());
     c.command = Some(vec!["sh".into(), "-c".into(), "sleep 2; exit 7".into()]);
-    let spec = berth_runtime::TaskSpec::new(berth_runtime::TaskId::new(task).unwrap(), vec![c]);
+    let spec = berth_runtime_api::TaskSpec::new(berth_runtime_api::TaskId::new(task).unwrap(), vec![c]);
     runtime.start(&spec).await.unwrap();
     println!("\nBERTH-AGENT-STARTED");
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -477,7 +477,7 @@ async fn containers_join_the_tasks_network_namespace() {
     let mut a = h.sh("a", "readlink /proc/self/ns/net");
     a.essential = false;
     let b = h.sh("b", "sleep 0.3; readlink /proc/self/ns/net");
-    let mut spec = berth_runtime::TaskSpec::new(common::unique_id("netns"), vec![a, b]);
+    let mut spec = berth_runtime_api::TaskSpec::new(common::unique_id("netns"), vec![a, b]);
     spec.netns = Some(path);
     let _guard = h.guard(&spec.task_id);
     h.runtime.start(&spec).await.unwrap();

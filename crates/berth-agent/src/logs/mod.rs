@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_model::lifecycle::TaskStatus;
-use berth_runtime::{TaskId, TaskRuntime};
+use berth_runtime_api::{TaskId, TaskRuntime};
 use berth_store::{Store, StoreError};
 use berth_wire::ecs::TaskDefinition;
 
@@ -220,7 +220,10 @@ mod tests {
 
     use berth_model::records::TaskDefinitionRecord;
     use berth_model::task::NewTask;
-    use berth_runtime::{ContainerState, ContainerStatus, LogPaths, RuntimeError, TaskSpec, TaskStats, TaskStatus};
+    use berth_runtime_api::{
+        Capabilities, ContainerReport, ContainerState, LogPaths, NetworkForm, RootfsForm, RuntimeError, RuntimeKind, TaskReport, TaskSpec,
+        TaskStats,
+    };
     use berth_store::{Direction, EventRange, LogGroupRecord, StreamPosition};
     use berth_model::lifecycle::TaskEvent;
     use berth_wire::ecs::{ContainerDefinition, LogConfiguration, LogDriver};
@@ -236,19 +239,19 @@ mod tests {
 
     #[async_trait::async_trait]
     impl TaskRuntime for FakeRuntime {
-        async fn start(&self, spec: &TaskSpec) -> Result<TaskStatus, RuntimeError> {
+        async fn start(&self, spec: &TaskSpec) -> Result<TaskReport, RuntimeError> {
             Err(RuntimeError::TaskNotFound(spec.task_id.to_string()))
         }
-        async fn wait(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        async fn wait(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
             Err(RuntimeError::TaskNotFound(task.to_string()))
         }
-        async fn status(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        async fn status(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
             let exited = self.exited.lock().unwrap().clone();
             let containers = std::fs::read_dir(self.dir.join(task.as_str()).join("containers"))
                 .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
                 .unwrap_or_default()
                 .into_iter()
-                .map(|name| ContainerStatus {
+                .map(|name| ContainerReport {
                     state: if exited.contains(&name) {
                         ContainerState::Lost
                     } else {
@@ -259,12 +262,12 @@ mod tests {
                     health: None,
                 })
                 .collect();
-            Ok(TaskStatus { task_id: task.clone(), containers })
+            Ok(TaskReport { task_id: task.clone(), containers })
         }
-        async fn stop(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        async fn stop(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
             Err(RuntimeError::TaskNotFound(task.to_string()))
         }
-        async fn recover(&self, task: &TaskId) -> Result<TaskStatus, RuntimeError> {
+        async fn recover(&self, task: &TaskId) -> Result<TaskReport, RuntimeError> {
             Err(RuntimeError::TaskNotFound(task.to_string()))
         }
         async fn stats(&self, task: &TaskId) -> Result<TaskStats, RuntimeError> {
@@ -275,6 +278,12 @@ mod tests {
         }
         async fn list(&self) -> Result<Vec<TaskId>, RuntimeError> {
             Ok(Vec::new())
+        }
+        fn kind(&self) -> RuntimeKind {
+            RuntimeKind::Sandbox
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities { rootfs: RootfsForm::Layers, network: NetworkForm::Netns }
         }
         fn logs(&self, task: &TaskId, container: &str) -> LogPaths {
             let dir = self.dir.join(task.as_str()).join("containers").join(container);

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
-use berth_runtime::LogPaths;
+use berth_runtime_api::LogPaths;
 use berth_store::{LogGroupRecord, NewLogEvent, Store, StoreError};
 
 use super::config::{Destination, GROUP_MISSING};

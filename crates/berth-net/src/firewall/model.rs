@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::{Attachment, BridgeName, MacAddr, NetError, Subnet};
+use crate::{VethAttachment, BridgeName, MacAddr, NetError, Subnet};
 
 /// A protocol a rule allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -129,7 +129,7 @@ pub struct TaskPolicy {
 
 impl TaskPolicy {
     /// The attached task `att` as a member of `groups`.
-    pub fn new(att: &Attachment, groups: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(att: &VethAttachment, groups: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             ip: att.ip,
             host_veth: att.host_veth.clone(),

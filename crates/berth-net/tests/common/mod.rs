@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use berth_net::{
-    AttachRequest, Attachment, BridgeName, Firewall, FirewallState, Network, SecurityGroup, Subnet,
+    AttachRequest, VethAttachment, BridgeName, Firewall, FirewallState, Network, SecurityGroup, Subnet,
     SubnetPolicy, TaskPolicy, allocate,
 };
 
@@ -86,7 +86,7 @@ impl TestNet {
     }
 
     /// Attaches a new task at the next free address.
-    pub async fn attach(&self) -> Attachment {
+    pub async fn attach(&self) -> VethAttachment {
         let task_id = self.task_id();
         self.tasks.lock().unwrap().push(task_id.clone());
         let ip = {
@@ -105,7 +105,7 @@ impl TestNet {
     }
 
     /// Detaches a task and frees its address.
-    pub async fn detach(&self, att: &Attachment) {
+    pub async fn detach(&self, att: &VethAttachment) {
         self.net.detach(&att.task_id).await.unwrap();
         self.used.lock().unwrap().remove(&att.ip);
         self.tasks.lock().unwrap().retain(|t| t != &att.task_id);
@@ -116,7 +116,7 @@ impl TestNet {
     pub fn state(
         &self,
         groups: Vec<SecurityGroup>,
-        tasks: &[(&Attachment, &[&str])],
+        tasks: &[(&VethAttachment, &[&str])],
     ) -> FirewallState {
         FirewallState {
             subnets: vec![SubnetPolicy {
@@ -269,7 +269,7 @@ pub async fn fetch_from_host(addr: SocketAddr) -> std::io::Result<String> {
 }
 
 /// [`fetch`] from inside a task's namespace.
-pub async fn fetch_from(att: &Attachment, addr: SocketAddr) -> std::io::Result<String> {
+pub async fn fetch_from(att: &VethAttachment, addr: SocketAddr) -> std::io::Result<String> {
     berth_net::netns::in_netns(&att.netns_path, move || fetch(addr))
         .await
         .unwrap()

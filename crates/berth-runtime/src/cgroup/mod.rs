@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::status::Usage;
-use crate::{RuntimeError, TaskId};
+use berth_runtime_api::Usage;
+use berth_runtime_api::TaskId;
+
+use crate::SandboxError;
 
 /// The parent of every cgroup Berth makes.
 pub const BERTH_CGROUP: &str = "berth";
@@ -69,13 +71,13 @@ impl Limits {
 
 impl Cgroups {
     /// Reads the cgroup mounts from `/proc/self/mountinfo`.
-    pub fn detect() -> Result<Self, RuntimeError> {
+    pub fn detect() -> Result<Self, SandboxError> {
         let path = "/proc/self/mountinfo";
-        let text = std::fs::read_to_string(path).map_err(RuntimeError::io("reading", path))?;
+        let text = std::fs::read_to_string(path).map_err(SandboxError::io("reading", path))?;
         Self::from_mountinfo(&text)
     }
 
-    fn from_mountinfo(text: &str) -> Result<Self, RuntimeError> {
+    fn from_mountinfo(text: &str) -> Result<Self, SandboxError> {
         let mut controllers = BTreeMap::new();
         let mut hierarchies = Vec::new();
         let mut unified_root = None;
@@ -121,7 +123,7 @@ impl Cgroups {
         }
         for needed in ["cpu", "cpuacct", "memory", "pids"] {
             if !controllers.contains_key(needed) {
-                return Err(RuntimeError::UnsupportedCgroups(format!(
+                return Err(SandboxError::UnsupportedCgroups(format!(
                     "no cgroup2 at /sys/fs/cgroup and no v1 hierarchy with the {needed} controller"
                 )));
             }
@@ -183,7 +185,7 @@ impl TaskCgroup<'_> {
     }
 
     /// Creates the task cgroup and applies the limits.
-    pub fn create(&self, limits: &Limits) -> Result<(), RuntimeError> {
+    pub fn create(&self, limits: &Limits) -> Result<(), SandboxError> {
         match &self.cgroups.layout {
             Layout::V1 { .. } => {
                 let dir = |c: &str| self.cgroups.controller_dir(c, &self.rel);
@@ -200,7 +202,7 @@ impl TaskCgroup<'_> {
     }
 
     /// Usage of the whole task.
-    pub fn usage(&self) -> Result<Usage, RuntimeError> {
+    pub fn usage(&self) -> Result<Usage, SandboxError> {
         self.usage_at(&self.rel)
     }
 
@@ -209,7 +211,7 @@ impl TaskCgroup<'_> {
         self.usage_at(&self.rel.join(container)).ok()
     }
 
-    fn usage_at(&self, rel: &Path) -> Result<Usage, RuntimeError> {
+    fn usage_at(&self, rel: &Path) -> Result<Usage, SandboxError> {
         match &self.cgroups.layout {
             Layout::V1 { .. } => v1::usage(
                 &self.cgroups.controller_dir("cpuacct", rel),
@@ -236,7 +238,7 @@ impl TaskCgroup<'_> {
 
     /// Removes the task's cgroup and its children from every hierarchy.
     /// A process still in one is killed first (it can only be the task's).
-    pub fn remove(&self) -> Result<(), RuntimeError> {
+    pub fn remove(&self) -> Result<(), SandboxError> {
         for dir in self.cgroups.all_dirs(&self.rel) {
             remove_tree(&dir)?;
         }
@@ -244,12 +246,12 @@ impl TaskCgroup<'_> {
     }
 }
 
-fn remove_tree(dir: &Path) -> Result<(), RuntimeError> {
+fn remove_tree(dir: &Path) -> Result<(), SandboxError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
-            return Err(RuntimeError::Cgroup {
+            return Err(SandboxError::Cgroup {
                 action: "listing".into(),
                 path: dir.into(),
                 source,
@@ -266,7 +268,7 @@ fn remove_tree(dir: &Path) -> Result<(), RuntimeError> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(source) if attempt >= 200 => {
-                return Err(RuntimeError::Cgroup {
+                return Err(SandboxError::Cgroup {
                     action: "removing".into(),
                     path: dir.into(),
                     source,
@@ -291,21 +293,21 @@ fn kill_members(dir: &Path) {
     }
 }
 
-pub(crate) fn write(path: &Path, value: &str) -> Result<(), RuntimeError> {
-    std::fs::write(path, value).map_err(|source| RuntimeError::Cgroup {
+pub(crate) fn write(path: &Path, value: &str) -> Result<(), SandboxError> {
+    std::fs::write(path, value).map_err(|source| SandboxError::Cgroup {
         action: format!("writing {value:?}"),
         path: path.into(),
         source,
     })
 }
 
-pub(crate) fn read_u64(path: &Path) -> Result<u64, RuntimeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RuntimeError::Cgroup {
+pub(crate) fn read_u64(path: &Path) -> Result<u64, SandboxError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SandboxError::Cgroup {
         action: "reading".into(),
         path: path.into(),
         source,
     })?;
-    text.trim().parse().map_err(|_| RuntimeError::Cgroup {
+    text.trim().parse().map_err(|_| SandboxError::Cgroup {
         action: format!("parsing {:?}", text.trim()),
         path: path.into(),
         source: std::io::Error::from(std::io::ErrorKind::InvalidData),
@@ -321,8 +323,8 @@ pub(crate) fn read_key(path: &Path, key: &str) -> Option<u64> {
     })
 }
 
-pub(crate) fn mkdir(dir: &Path) -> Result<(), RuntimeError> {
-    std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Cgroup {
+pub(crate) fn mkdir(dir: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir_all(dir).map_err(|source| SandboxError::Cgroup {
         action: "creating".into(),
         path: dir.into(),
         source,

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::{CPU_PERIOD_US, Limits, mkdir, read_key, read_u64, write};
-use crate::RuntimeError;
-use crate::status::Usage;
+use crate::SandboxError;
+use berth_runtime_api::Usage;
 
 pub(super) fn create(
     cpu: &Path,
@@ -12,7 +12,7 @@ pub(super) fn create(
     memory: &Path,
     pids: &Path,
     limits: &Limits,
-) -> Result<(), RuntimeError> {
+) -> Result<(), SandboxError> {
     for dir in [cpu, cpuacct, memory, pids] {
         mkdir(dir)?;
     }
@@ -34,7 +34,7 @@ pub(super) fn create(
     Ok(())
 }
 
-pub(super) fn usage(cpuacct: &Path, memory: &Path) -> Result<Usage, RuntimeError> {
+pub(super) fn usage(cpuacct: &Path, memory: &Path) -> Result<Usage, SandboxError> {
     Ok(Usage {
         cpu_ns: read_u64(&cpuacct.join("cpuacct.usage"))?,
         memory_bytes: read_u64(&memory.join("memory.usage_in_bytes"))?,

@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use super::{BERTH_CGROUP, CPU_PERIOD_US, Limits, mkdir, read_key, read_u64, write};
-use crate::RuntimeError;
-use crate::status::Usage;
+use crate::SandboxError;
+use berth_runtime_api::Usage;
 
 const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 /// Lets children of `dir` use the controllers Berth limits.
-fn delegate(dir: &Path) -> Result<(), RuntimeError> {
+fn delegate(dir: &Path) -> Result<(), SandboxError> {
     let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     let enable: Vec<String> = CONTROLLERS
         .iter()
@@ -22,7 +22,7 @@ fn delegate(dir: &Path) -> Result<(), RuntimeError> {
     write(&dir.join("cgroup.subtree_control"), &enable.join(" "))
 }
 
-pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), RuntimeError> {
+pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), SandboxError> {
     delegate(root)?;
     let berth = root.join(BERTH_CGROUP);
     mkdir(&berth)?;
@@ -45,9 +45,9 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Run
     delegate(&dir)
 }
 
-pub(super) fn usage(dir: &Path) -> Result<Usage, RuntimeError> {
+pub(super) fn usage(dir: &Path) -> Result<Usage, SandboxError> {
     let stat = dir.join("cpu.stat");
-    let usec = read_key(&stat, "usage_usec").ok_or_else(|| RuntimeError::Cgroup {
+    let usec = read_key(&stat, "usage_usec").ok_or_else(|| SandboxError::Cgroup {
         action: "reading usage_usec".into(),
         path: stat.clone(),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),

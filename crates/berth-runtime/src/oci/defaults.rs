@@ -4,7 +4,7 @@
 
 use oci_spec::runtime::{Capability, Mount, MountBuilder};
 
-use crate::RuntimeError;
+use crate::SandboxError;
 
 /// Docker's default capability set, and nothing else.
 pub const CAPABILITIES: [Capability; 14] = [
@@ -63,7 +63,7 @@ pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// Docker's default mounts: proc, a /dev tmpfs, devpts, shm, mqueue, and
 /// read-only sysfs and cgroup.
-pub fn mounts() -> Result<Vec<Mount>, RuntimeError> {
+pub fn mounts() -> Result<Vec<Mount>, SandboxError> {
     let m = |dest: &str, typ: &str, source: &str, options: &[&str]| {
         MountBuilder::default()
             .destination(dest)

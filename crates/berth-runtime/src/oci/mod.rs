@@ -12,8 +12,8 @@ use oci_spec::runtime::{
     RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
-use crate::RuntimeError;
-use crate::spec::ContainerSpec;
+use crate::SandboxError;
+use berth_runtime_api::ContainerSpec;
 use crate::user::User;
 
 const MIB: u64 = 1024 * 1024;
@@ -40,7 +40,7 @@ pub struct Context<'a> {
 }
 
 /// Maps an ECS ulimit name (`nofile`) to its OCI type (`RLIMIT_NOFILE`).
-pub fn rlimit_type(name: &str) -> Result<PosixRlimitType, RuntimeError> {
+pub fn rlimit_type(name: &str) -> Result<PosixRlimitType, SandboxError> {
     use PosixRlimitType as T;
     Ok(match name {
         "core" => T::RlimitCore,
@@ -59,7 +59,7 @@ pub fn rlimit_type(name: &str) -> Result<PosixRlimitType, RuntimeError> {
         "sigpending" => T::RlimitSigpending,
         "stack" => T::RlimitStack,
         _ => {
-            return Err(RuntimeError::InvalidSpec(format!(
+            return Err(SandboxError::invalid(format!(
                 "unknown ulimit {name:?}"
             )));
         }
@@ -67,7 +67,7 @@ pub fn rlimit_type(name: &str) -> Result<PosixRlimitType, RuntimeError> {
 }
 
 /// Builds the config of one container.
-pub fn build(ctx: &Context<'_>) -> Result<Spec, RuntimeError> {
+pub fn build(ctx: &Context<'_>) -> Result<Spec, SandboxError> {
     let c = ctx.container;
     let mut args = c.args()?;
     let mut mounts = defaults::mounts()?;
@@ -209,7 +209,7 @@ fn bind(
     source: &Path,
     destination: &str,
     read_only: bool,
-) -> Result<oci_spec::runtime::Mount, RuntimeError> {
+) -> Result<oci_spec::runtime::Mount, SandboxError> {
     let mut options = vec![
         "rbind".to_string(),
         "nosuid".to_string(),
@@ -234,7 +234,7 @@ fn to_i64(v: u64) -> i64 {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::spec::{ImageConfig, Ulimit};
+    use berth_runtime_api::{ImageConfig, Ulimit};
 
     fn ctx(c: &ContainerSpec) -> Context<'_> {
         Context {

@@ -15,7 +15,7 @@ use oci_spec::runtime::{
     LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
 };
 
-use crate::RuntimeError;
+use crate::SandboxError;
 
 const EPERM: u32 = 1;
 const ENOSYS: u32 = 38;
@@ -97,7 +97,7 @@ fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-fn allow(list: &[&str]) -> Result<LinuxSyscall, RuntimeError> {
+fn allow(list: &[&str]) -> Result<LinuxSyscall, SandboxError> {
     Ok(LinuxSyscallBuilder::default()
         .names(names(list))
         .action(LinuxSeccompAction::ScmpActAllow)
@@ -105,7 +105,7 @@ fn allow(list: &[&str]) -> Result<LinuxSyscall, RuntimeError> {
 }
 
 /// The profile.
-pub fn profile() -> Result<LinuxSeccomp, RuntimeError> {
+pub fn profile() -> Result<LinuxSeccomp, SandboxError> {
     let mut syscalls = vec![allow(ALLOWED)?];
     if !ARCH_ALLOWED.is_empty() {
         syscalls.push(allow(ARCH_ALLOWED)?);

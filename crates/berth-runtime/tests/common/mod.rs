@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use berth_runtime::{ContainerSpec, ImageConfig, RuntimeConfig, SandboxRuntime, TaskId, TaskSpec};
+use berth_runtime::{RuntimeConfig, SandboxRuntime};
+use berth_runtime_api::{ContainerSpec, ImageConfig, TaskId, TaskSpec};
 
 /// None (after a loud message) when the test cannot run here: it needs
 /// root (mounts, cgroups, namespaces) and Debian's busybox-static.
@@ -92,12 +93,12 @@ impl Harness {
     }
 
     pub fn stdout(&self, task: &TaskId, container: &str) -> String {
-        let paths = berth_runtime::TaskRuntime::logs(&self.runtime, task, container);
+        let paths = berth_runtime_api::TaskRuntime::logs(&self.runtime, task, container);
         std::fs::read_to_string(paths.stdout).unwrap_or_default()
     }
 
     pub fn stderr(&self, task: &TaskId, container: &str) -> String {
-        let paths = berth_runtime::TaskRuntime::logs(&self.runtime, task, container);
+        let paths = berth_runtime_api::TaskRuntime::logs(&self.runtime, task, container);
         std::fs::read_to_string(paths.stderr).unwrap_or_default()
     }
 

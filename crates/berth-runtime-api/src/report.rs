@@ -1,11 +1,17 @@
-//! What the runtime reports about a task: container states, exits, usage.
+//! What a runtime reports about a task: container states, exits, usage.
+//!
+//! [`ContainerExit`], [`NotStarted`] and [`Health`] are also the sandbox
+//! shim's on-disk records (`exit.json`, `not-started.json`,
+//! `health.json`), read by whichever agent runs next: a stable format,
+//! held by fixture tests in `berth-runtime`. Unknown fields are ignored;
+//! a field added later must be `#[serde(default)]`.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::TaskId;
+use crate::TaskId;
 
 /// ECS's reason for a container the kernel killed for memory.
 pub const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
@@ -115,9 +121,9 @@ impl Health {
     }
 }
 
-/// One container's state.
+/// One container as the runtime sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerStatus {
+pub struct ContainerReport {
     /// The container's name.
     pub name: String,
     /// Whether its exit ends the task.
@@ -128,16 +134,18 @@ pub struct ContainerStatus {
     pub health: Option<Health>,
 }
 
-/// A task's containers, in spec order.
+/// A task as the runtime sees it: its containers, in spec order. (The
+/// domain's task and container statuses are ECS's lifecycle; this is what
+/// the agent derives them from.)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TaskStatus {
+pub struct TaskReport {
     /// The task.
     pub task_id: TaskId,
     /// Its containers.
-    pub containers: Vec<ContainerStatus>,
+    pub containers: Vec<ContainerReport>,
 }
 
-impl TaskStatus {
+impl TaskReport {
     /// True when the task should stop (ECS rules): an essential container
     /// is done (exited, or will never start), or every container is.
     pub fn is_finished(&self) -> bool {
@@ -202,13 +210,13 @@ pub struct LogPaths {
 mod tests {
     use super::*;
 
-    fn status(states: &[(bool, ContainerState)]) -> TaskStatus {
-        TaskStatus {
+    fn report(states: &[(bool, ContainerState)]) -> TaskReport {
+        TaskReport {
             task_id: TaskId::new("t").unwrap(),
             containers: states
                 .iter()
                 .enumerate()
-                .map(|(i, (essential, state))| ContainerStatus {
+                .map(|(i, (essential, state))| ContainerReport {
                     name: format!("c{i}"),
                     essential: *essential,
                     state: state.clone(),
@@ -227,14 +235,14 @@ mod tests {
             oom_killed: false,
             finished_at: SystemTime::UNIX_EPOCH,
         });
-        assert!(!status(&[(true, run.clone()), (false, exit.clone())]).is_finished());
-        assert!(status(&[(true, exit.clone()), (false, run.clone())]).is_finished());
-        assert!(status(&[(false, exit.clone()), (false, ContainerState::Lost)]).is_finished());
-        assert!(!status(&[(false, exit), (false, run.clone())]).is_finished());
+        assert!(!report(&[(true, run.clone()), (false, exit.clone())]).is_finished());
+        assert!(report(&[(true, exit.clone()), (false, run.clone())]).is_finished());
+        assert!(report(&[(false, exit.clone()), (false, ContainerState::Lost)]).is_finished());
+        assert!(!report(&[(false, exit), (false, run.clone())]).is_finished());
         let never = ContainerState::NotStarted(NotStarted { reason: "x".into() });
-        assert!(!status(&[(true, run.clone()), (false, ContainerState::Waiting)]).is_finished());
+        assert!(!report(&[(true, run.clone()), (false, ContainerState::Waiting)]).is_finished());
         assert!(
-            status(&[(false, run), (true, never)]).is_finished(),
+            report(&[(false, run), (true, never)]).is_finished(),
             "an essential container that will never start"
         );
     }
