@@ -55,12 +55,13 @@ mod tests {
 
     #[test]
     fn rows_of_earlier_releases_load() {
-        let row = r#"{"id":"node-1","zone":"us-east-1a","cpu":2048,"memory":3000,"status":"ACTIVE","heartbeat_at":100}"#;
-        let node: Node = serde_json::from_str(row).unwrap();
+        // Written by the release before the typed domain.
+        let node: Node = serde_json::from_str(include_str!("../tests/fixtures/node-v0.json")).unwrap();
         assert_eq!(node.status, NodeStatus::Active);
-        assert!(node.schedulable(160));
-        assert!(!node.schedulable(161), "stale after a minute without heartbeat");
+        let beat = node.heartbeat_at;
+        assert!(node.schedulable(beat + 60));
+        assert!(!node.schedulable(beat + 61), "stale after a minute without heartbeat");
         let draining = Node { status: NodeStatus::Draining, ..node };
-        assert!(!draining.schedulable(100));
+        assert!(!draining.schedulable(beat));
     }
 }

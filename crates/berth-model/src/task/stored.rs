@@ -400,11 +400,18 @@ mod tests {
         assert!(!net.security_groups.is_empty());
         let c = &running.containers[0];
         assert_eq!(c.status(), ContainerStatus::Running);
+        assert_eq!(c.bindings.len(), 1, "the published port");
+        assert_eq!((c.bindings[0].container_port, c.bindings[0].protocol), (8080, Protocol::Tcp));
+        assert_eq!(running.overrides.container("web").unwrap().environment[0].name, "A");
+        assert_eq!(running.tags, [Tag { key: "k".into(), value: "v".into() }]);
+        assert_eq!(running.started_by.as_deref(), Some("fixture"));
+        assert!(net.assign_public_ip);
         assert!(running.times.started_at.is_some());
 
         let stopped = decode(include_str!("../../tests/fixtures/task-v0-stopped.json")).unwrap();
         assert_eq!(stopped.status(), TaskStatus::Stopped);
-        assert_eq!(stopped.desired(), DesiredStatus::Stopped);
+        assert_eq!(stopped.desired(), DesiredStatus::Running, "ECS leaves desiredStatus as it was");
+        assert_eq!(stopped.network.as_ref().unwrap().eni.status, EniStatus::Deleted);
         let stop = stopped.stop.as_ref().unwrap();
         assert_eq!(stop.code, StopCode::EssentialContainerExited);
         assert_eq!(stopped.containers[0].exit_code, Some(3));
