@@ -268,6 +268,8 @@ impl Driver {
             network.release(&target.task).await?;
         }
         self.advance(target, &[TaskEvent::Deprovisioned], |t| {
+            // Containers that never ran (a stop before the start) end too.
+            t.stop_all_containers(None);
             t.detach();
             t.times.stopped_at = Some(now_epoch());
         })

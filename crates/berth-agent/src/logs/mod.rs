@@ -336,6 +336,8 @@ mod tests {
                             "arn:aws:ecs:us-east-1:000000000000:task-definition/{family}:{revision}"
                         )),
                         container_definitions: Some(definitions.clone()),
+                        cpu: Some("256".into()),
+                        memory: Some("512".into()),
                         ..Default::default()
                     },
                     tags: Vec::new(),
