@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use berth_image::ImageStore;
 use berth_model::arn::TaskArn;
 use berth_model::lifecycle::{InvalidTransition, TaskEvent};
-use berth_model::task::{Protocol, StopCode, Task};
+use berth_model::task::{StopCode, Task};
 use berth_runtime_api::{RuntimeError, TaskId, TaskRuntime, TaskReport};
 use berth_store::{StoreError, Versioned};
 
@@ -151,7 +151,7 @@ impl Driver {
             return self.advance(target, &[TaskEvent::Provisioned], connected).await;
         };
         let ports = match self.definition(task).await? {
-            Some(definition) => published_ports(&definition),
+            Some(definition) => spec::published_ports(&definition),
             None => Vec::new(),
         };
         let provisioned = match network.provision(task, &ports).await {
@@ -409,25 +409,4 @@ impl Driver {
         }
         Err(DriverError::Contended(target.arn.to_owned()))
     }
-}
-
-/// The container ports a task publishes with `assignPublicIp: ENABLED`:
-/// every `portMappings` entry (in awsvpc, hostPort is containerPort).
-fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String, Protocol, u16)> {
-    definition
-        .container_definitions
-        .iter()
-        .flatten()
-        .flat_map(|c| {
-            let name = c.name.clone().unwrap_or_default();
-            c.port_mappings.iter().flatten().filter_map(move |m| {
-                let port = u16::try_from(m.container_port?).ok()?;
-                let protocol = match m.protocol.unwrap_or_default() {
-                    berth_wire::ecs::TransportProtocol::Tcp => Protocol::Tcp,
-                    berth_wire::ecs::TransportProtocol::Udp => Protocol::Udp,
-                };
-                Some((name.clone(), protocol, port))
-            })
-        })
-        .collect()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use berth_image::ImageConfiguration;
 use berth_runtime_api::{Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit};
-use berth_model::task::{TaskOverrides, TaskSize};
+use berth_model::task::{Protocol, TaskOverrides, TaskSize};
 use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition};
 
 /// A container's pulled image: its unpacked layers and config.
@@ -126,6 +126,27 @@ pub fn task(
     spec.cpu = Some(size.cpu);
     spec.memory_mib = Some(u64::from(size.memory));
     spec
+}
+
+/// The container ports a task publishes with `assignPublicIp: ENABLED`:
+/// every `portMappings` entry (in awsvpc, hostPort is containerPort).
+pub fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String, Protocol, u16)> {
+    definition
+        .container_definitions
+        .iter()
+        .flatten()
+        .flat_map(|c| {
+            let name = c.name.clone().unwrap_or_default();
+            c.port_mappings.iter().flatten().filter_map(move |m| {
+                let port = u16::try_from(m.container_port?).ok()?;
+                let protocol = match m.protocol.unwrap_or_default() {
+                    berth_wire::ecs::TransportProtocol::Tcp => Protocol::Tcp,
+                    berth_wire::ecs::TransportProtocol::Udp => Protocol::Udp,
+                };
+                Some((name.clone(), protocol, port))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
