@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use berth_api::{Api, ApiConfig, router};
 use berth_model::Account;
+use berth_model::lifecycle::{TaskEvent, TaskStatus};
+use berth_model::service::ServiceStatus;
 use berth_store::{AccessKey, Store};
 use berth_testinfra::sign::{Creds, sign};
 use http_body_util::BodyExt as _;
@@ -143,15 +145,20 @@ async fn delete_cluster_is_refused_while_tasks_or_services_live() {
     let h = harness().await;
     ecs(&h, "CreateCluster", json!({"clusterName": "busy"})).await;
     let cluster_arn = "arn:aws:ecs:us-east-1:123456789012:cluster/busy";
-    let task = berth_model::records::TaskRecord {
-        task: berth_wire::ecs::Task {
-            task_arn: Some("arn:aws:ecs:us-east-1:123456789012:task/busy/abc".into()),
-            cluster_arn: Some(cluster_arn.into()),
-            last_status: Some("RUNNING".into()),
-            ..Default::default()
-        },
+    let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
+    let definition = berth_wire::ecs::TaskDefinition {
+        task_definition_arn: Some(account.task_definition_arn("web", 1)),
+        family: Some("web".into()),
+        revision: Some(1),
+        cpu: Some("256".into()),
+        memory: Some("512".into()),
         ..Default::default()
     };
+    let mut task = berth_model::task::build(berth_model::task::NewTask::plain(&account, "busy", "abc", &definition, 1.0))
+        .expect("build task");
+    assert_eq!(task.cluster_arn().to_string(), cluster_arn);
+    task.apply_all(&[TaskEvent::Provisioned, TaskEvent::ContainersStarted, TaskEvent::Activated]).unwrap();
+    assert_eq!(task.status(), TaskStatus::Running);
     let stored = h.store.put_task(&task, None).await.unwrap();
     let (s, v) = ecs(&h, "DeleteCluster", json!({"cluster": "busy"})).await;
     assert_eq!((s, v["__type"].as_str()), (400, Some("ClusterContainsTasksException")), "{v}");
@@ -159,14 +166,30 @@ async fn delete_cluster_is_refused_while_tasks_or_services_live() {
     assert_eq!(v["clusters"][0]["runningTasksCount"], 1, "{v}");
 
     let mut stopped = task;
-    stopped.task.last_status = Some("STOPPED".into());
+    stopped
+        .apply_all(&[
+            TaskEvent::EssentialContainerExited,
+            TaskEvent::Deactivated,
+            TaskEvent::ContainersStopped,
+            TaskEvent::Deprovisioned,
+        ])
+        .unwrap();
+    assert_eq!(stopped.status(), TaskStatus::Stopped);
     h.store.put_task(&stopped, Some(stored.version)).await.unwrap();
-    let service = berth_wire::ecs::Service {
-        service_arn: Some("arn:aws:ecs:us-east-1:123456789012:service/busy/web".into()),
-        cluster_arn: Some(cluster_arn.into()),
-        status: Some("ACTIVE".into()),
-        ..Default::default()
+    let service = berth_model::service::Service {
+        arn: "arn:aws:ecs:us-east-1:123456789012:service/busy/web".parse().unwrap(),
+        status: ServiceStatus::Active,
+        desired_count: 1,
+        task_definition: account.task_definition("web", 1),
+        network: None,
+        deployment_configuration: Default::default(),
+        deployments: Vec::new(),
+        events: Vec::new(),
+        tags: Vec::new(),
+        health_check_grace_period_seconds: None,
+        created_at: 1.0,
     };
+    assert_eq!(service.cluster_arn().to_string(), cluster_arn);
     h.store.put_service(&service, None).await.unwrap();
     let (_, v) = ecs(&h, "DeleteCluster", json!({"cluster": "busy"})).await;
     assert_eq!(v["__type"], "ClusterContainsServicesException", "{v}");

@@ -224,6 +224,6 @@ async fn awsvpc_names_berth_subnets_and_groups_and_shows_the_eni_attachment() {
     assert_eq!(att["details"], json!([{"name": "subnetId", "value": "subnet-default"}]));
     let arn = v["tasks"][0]["taskArn"].as_str().unwrap();
     let stored = h.store.get_task(arn).await.unwrap().unwrap().value;
-    let groups = stored.network_configuration.unwrap().awsvpc_configuration.unwrap().security_groups;
-    assert_eq!(groups, Some(vec!["sg-default".to_owned()]), "the default group when none is given");
+    let groups = stored.network.expect("an awsvpc task keeps its network").security_groups;
+    assert_eq!(groups, vec!["sg-default".to_owned()], "the default group when none is given");
 }

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use berth_model::lifecycle::{TaskEvent, TaskStatus};
 use berth_model::node::{Node, NodeStatus};
+use berth_model::task::Task;
 use berth_store::Store;
 use berth_testinfra::postgres::TempPostgres;
 use rand::seq::IndexedRandom as _;
@@ -91,9 +93,9 @@ fn run_backend(ctx: &mut Ctx, backend: &str) -> anyhow::Result<()> {
                     if i >= seed_n {
                         return Ok::<_, anyhow::Error>(arns);
                     }
-                    let record = seeded(&template, i);
+                    let record = seeded(&template, i)?;
                     store.put_task(&record, None).await?;
-                    arns.extend(record.task.task_arn);
+                    arns.push(record.arn.to_string());
                 }
             });
         }
@@ -224,18 +226,25 @@ async fn heartbeat(store: &dyn Store) -> anyhow::Result<()> {
 
 /// The template under a new ARN (its id: 32 hex digits from `i`), RUNNING
 /// on one of the fake nodes.
-fn seeded(template: &berth_model::records::TaskRecord, i: usize) -> berth_model::records::TaskRecord {
+fn seeded(template: &Task, i: usize) -> anyhow::Result<Task> {
     let mut record = template.clone();
-    let old = template.task.task_arn.clone().unwrap_or_default();
-    let (prefix, _) = old.rsplit_once('/').unwrap_or((&old, ""));
-    let arn = format!("{prefix}/{:032x}", 0xbe47_0000_0000_0000_u64 as u128 * 1_000_003 + i as u128);
-    record.task.task_arn = Some(arn.clone());
-    for c in record.task.containers.iter_mut().flatten() {
-        c.task_arn = Some(arn.clone());
+    let id = format!("{:032x}", 0xbe47_0000_0000_0000_u64 as u128 * 1_000_003 + i as u128);
+    let old = std::mem::replace(&mut record.arn.id, id);
+    for c in &mut record.containers {
+        c.arn = c.arn.replace(&format!("/{old}/"), &format!("/{}/", record.arn.id));
     }
-    record.task.last_status = Some("RUNNING".into());
+    // The lifecycle's way from where RunTask left it to RUNNING.
+    const TO_RUNNING: [TaskEvent; 3] = [TaskEvent::Provisioned, TaskEvent::ContainersStarted, TaskEvent::Activated];
+    let rest = match record.status() {
+        TaskStatus::Provisioning => &TO_RUNNING[..],
+        TaskStatus::Pending => &TO_RUNNING[1..],
+        TaskStatus::Activating => &TO_RUNNING[2..],
+        TaskStatus::Running => &[],
+        other => anyhow::bail!("the RunTask task is {other} already"),
+    };
+    record.apply_all(rest)?;
     record.node_id = Some(format!("bench-node-{}", i % NODES));
-    record
+    Ok(record)
 }
 
 /// `total` calls of `call` from `clients` threads; calls per second and

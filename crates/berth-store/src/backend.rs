@@ -367,7 +367,12 @@ impl Keyed for Task {
         Ok(stored_task::encode(self)?)
     }
     fn decode(body: &str) -> Result<Self, StoreError> {
-        stored_task::decode(body).map_err(|e| StoreError::Format(e.to_string()))
+        stored_task::decode(body).map_err(|e| match e {
+            stored_task::StoredTaskError::TooNew(found) => {
+                StoreError::FormatTooNew { found: found.into(), known: stored_task::FORMAT_VERSION.into() }
+            }
+            e => StoreError::Format(e.to_string()),
+        })
     }
 }
 

@@ -9,14 +9,19 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use berth_model::records::{NodeRecord, TaskDefinitionRecord, TaskRecord};
+use berth_model::arn::TaskArn;
+use berth_model::lifecycle::{DesiredStatus, TaskEvent, TaskStatus};
+use berth_model::node::{Node, NodeStatus};
+use berth_model::records::TaskDefinitionRecord;
+use berth_model::service::{Service, ServiceStatus};
+use berth_model::task::{NewTask, StopCode, Task};
 use berth_store::{
     AccessKey, Direction, EventFilter, EventRange, FamilyStatus, LogEventRecord, LogGroupRecord, LogStreamOrder,
     LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Page, SortOrder, Store, StoreError, StreamPosition,
     TaskDefinitionFilter, TaskFilter, Versioned,
 };
 use berth_testinfra::postgres::TempPostgres;
-use berth_wire::ecs::{Cluster, Service, Tag, Task, TaskDefinition, TaskDefinitionStatus};
+use berth_wire::ecs::{Cluster, Tag, TaskDefinition, TaskDefinitionStatus};
 
 /// A store on a fresh database, and what keeps that database alive.
 struct Backend {
@@ -99,6 +104,8 @@ both_backends!(
     task_writes_are_announced_to_watchers,
     many_tasks_are_read_at_once,
     a_burst_of_claims_takes_distinct_free_addresses,
+    task_rows_of_format_0_are_read_as_typed_tasks,
+    task_rows_of_a_newer_format_are_refused,
 );
 
 // --- fixtures ---
@@ -159,37 +166,70 @@ fn page<K>(after: Option<K>, limit: u32) -> Page<K> {
     Page { after, limit }
 }
 
-fn task(arn: &str, cluster_arn: &str, last_status: Option<&str>) -> TaskRecord {
-    TaskRecord {
-        task: Task {
-            task_arn: Some(arn.to_owned()),
-            cluster_arn: Some(cluster_arn.to_owned()),
-            last_status: last_status.map(str::to_owned),
-            desired_status: Some("RUNNING".to_owned()),
-            ..Default::default()
-        },
+/// The events that take a new (PROVISIONING) task to `status`.
+fn path_to(status: TaskStatus) -> &'static [TaskEvent] {
+    use TaskEvent as E;
+    const ALL: &[TaskEvent] = &[
+        E::Provisioned,
+        E::ContainersStarted,
+        E::Activated,
+        E::StopRequested,
+        E::Deactivated,
+        E::ContainersStopped,
+        E::Deprovisioned,
+    ];
+    let steps = match status {
+        TaskStatus::Provisioning => 0,
+        TaskStatus::Pending => 1,
+        TaskStatus::Activating => 2,
+        TaskStatus::Running => 3,
+        TaskStatus::Deactivating => 4,
+        TaskStatus::Stopping => 5,
+        TaskStatus::Deprovisioning => 6,
+        TaskStatus::Stopped => 7,
+    };
+    &ALL[..steps]
+}
+
+/// A task of family `web` (256 CPU, 512 MiB) in `status`, as RunTask
+/// builds it and the lifecycle moves it; desired RUNNING.
+fn task(arn: &str, cluster_arn: &str, status: TaskStatus) -> Task {
+    let arn: TaskArn = arn.parse().expect("a task ARN");
+    assert_eq!(arn.cluster_arn().to_string(), cluster_arn, "the fixture's task is in its cluster");
+    let definition = TaskDefinition {
+        task_definition_arn: Some(arn.account.task_definition_arn("web", 3)),
+        family: Some("web".to_owned()),
+        revision: Some(3),
+        cpu: Some("256".to_owned()),
+        memory: Some("512".to_owned()),
         ..Default::default()
-    }
+    };
+    let new = NewTask::plain(&arn.account, &arn.cluster, &arn.id, &definition, 1_767_225_600.0);
+    let mut t = berth_model::task::build(new).expect("build task");
+    let reached = t.apply_all(path_to(status)).expect("a path through the lifecycle");
+    assert_eq!(reached, status);
+    t
 }
 
-fn node(id: &str, cpu: u32, memory: u32) -> NodeRecord {
-    NodeRecord {
-        id: id.to_owned(),
-        zone: "eu-central-1a".to_owned(),
-        cpu,
-        memory,
-        status: NodeRecord::ACTIVE.to_owned(),
-        heartbeat_at: 1,
-    }
+fn node(id: &str, cpu: u32, memory: u32) -> Node {
+    Node { id: id.to_owned(), zone: "eu-central-1a".to_owned(), cpu, memory, status: NodeStatus::Active, heartbeat_at: 1 }
 }
 
-fn service(arn: &str, cluster_arn: &str, status: &str) -> Service {
+fn service(arn: &str, cluster_arn: &str, status: ServiceStatus) -> Service {
+    let arn: berth_model::arn::ServiceArn = arn.parse().expect("a service ARN");
+    assert_eq!(arn.cluster_arn().to_string(), cluster_arn, "the fixture's service is in its cluster");
     Service {
-        service_arn: Some(arn.to_owned()),
-        cluster_arn: Some(cluster_arn.to_owned()),
-        status: Some(status.to_owned()),
-        desired_count: Some(1),
-        ..Default::default()
+        task_definition: arn.account.task_definition("web", 3),
+        arn,
+        status,
+        desired_count: 1,
+        network: None,
+        deployment_configuration: Default::default(),
+        deployments: Vec::new(),
+        events: Vec::new(),
+        tags: Vec::new(),
+        health_check_grace_period_seconds: None,
+        created_at: 1_767_225_600.0,
     }
 }
 
@@ -477,39 +517,36 @@ async fn tasks_and_services_put_and_cluster_usage(db: Backend) {
     let t = |id: &str| format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{id}");
 
     // put_task: None inserts, Some(v) replaces version v.
-    let t1 = task(&t("1"), a, Some("PROVISIONING"));
+    let t1 = task(&t("1"), a, TaskStatus::Provisioning);
     assert_eq!(s.put_task(&t1, None).await.expect("insert"), Versioned { version: 1, value: t1.clone() });
     assert!(matches!(s.put_task(&t1, None).await, Err(StoreError::Conflict)));
-    let t1_pending = task(&t("1"), a, Some("PENDING"));
+    let t1_pending = task(&t("1"), a, TaskStatus::Pending);
     assert_eq!(s.put_task(&t1_pending, Some(1)).await.expect("update").version, 2);
     assert!(matches!(s.put_task(&t1, Some(1)).await, Err(StoreError::Conflict)));
-    assert!(matches!(s.put_task(&task(&t("new"), a, None), Some(1)).await, Err(StoreError::Conflict)));
+    assert!(matches!(s.put_task(&task(&t("new"), a, TaskStatus::Provisioning), Some(1)).await, Err(StoreError::Conflict)));
     assert_eq!(s.get_task(&t("new")).await.expect("get"), None);
     assert_eq!(s.get_task(&t("1")).await.expect("get"), Some(Versioned { version: 2, value: t1_pending }));
-    let mut no_arn = t1.clone();
-    no_arn.task.task_arn = None;
-    assert!(matches!(s.put_task(&no_arn, None).await, Err(StoreError::MissingKey("taskArn"))));
 
     for (id, status) in [
-        ("2", Some("PENDING")),
-        ("3", Some("ACTIVATING")),
-        ("4", Some("RUNNING")),
-        ("5", Some("RUNNING")),
-        ("6", Some("STOPPED")),
-        ("7", None), // not reported yet: live
-        ("8", Some("DEACTIVATING")),
+        ("2", TaskStatus::Pending),
+        ("3", TaskStatus::Activating),
+        ("4", TaskStatus::Running),
+        ("5", TaskStatus::Running),
+        ("6", TaskStatus::Stopped),
+        ("7", TaskStatus::Deprovisioning), // on its way out, still live
+        ("8", TaskStatus::Deactivating),
     ] {
         s.put_task(&task(&t(id), a, status), None).await.expect("put task");
     }
-    s.put_task(&task("arn:aws:ecs:eu-central-1:111122223333:task/b/1", b, Some("RUNNING")), None).await.expect("put");
+    s.put_task(&task("arn:aws:ecs:eu-central-1:111122223333:task/b/1", b, TaskStatus::Running), None).await.expect("put");
 
     let svc = |n: &str| format!("arn:aws:ecs:eu-central-1:111122223333:service/a/{n}");
-    let s1 = service(&svc("s1"), a, "ACTIVE");
+    let s1 = service(&svc("s1"), a, ServiceStatus::Active);
     assert_eq!(s.put_service(&s1, None).await.expect("insert"), Versioned { version: 1, value: s1.clone() });
     assert!(matches!(s.put_service(&s1, None).await, Err(StoreError::Conflict)));
-    s.put_service(&service(&svc("s2"), a, "DRAINING"), None).await.expect("put");
-    s.put_service(&service(&svc("s3"), a, "INACTIVE"), None).await.expect("put");
-    s.put_service(&service("arn:aws:ecs:eu-central-1:111122223333:service/b/s", b, "ACTIVE"), None).await.expect("put");
+    s.put_service(&service(&svc("s2"), a, ServiceStatus::Draining), None).await.expect("put");
+    s.put_service(&service(&svc("s3"), a, ServiceStatus::Inactive), None).await.expect("put");
+    s.put_service(&service("arn:aws:ecs:eu-central-1:111122223333:service/b/s", b, ServiceStatus::Active), None).await.expect("put");
 
     let usage = s.cluster_usage(a).await.expect("usage");
     assert_eq!(usage.active_services, 2);
@@ -518,9 +555,9 @@ async fn tasks_and_services_put_and_cluster_usage(db: Backend) {
     assert_eq!(usage.pending_tasks, 3, "PENDING (1 and 2) and ACTIVATING");
 
     // Stop a running task, drain the last active service away.
-    let stopped = task(&t("4"), a, Some("STOPPED"));
+    let stopped = task(&t("4"), a, TaskStatus::Stopped);
     s.put_task(&stopped, Some(1)).await.expect("stop task");
-    let s1_inactive = service(&svc("s1"), a, "INACTIVE");
+    let s1_inactive = service(&svc("s1"), a, ServiceStatus::Inactive);
     assert_eq!(s.put_service(&s1_inactive, Some(1)).await.expect("update").version, 2);
     assert!(matches!(s.put_service(&s1, Some(1)).await, Err(StoreError::Conflict)));
     assert_eq!(s.get_service(&svc("s1")).await.expect("get"), Some(Versioned { version: 2, value: s1_inactive }));
@@ -707,9 +744,8 @@ fn fits(cpu: u32, memory: u32) -> impl Fn(&NodeUsage) -> bool + Send + Sync {
     move |u: &NodeUsage| u.node.cpu >= u.cpu_used + cpu && u.node.memory >= u.memory_used + memory
 }
 
-fn sized(mut t: TaskRecord, cpu: u32, memory: u32) -> TaskRecord {
-    t.cpu = cpu;
-    t.memory = memory;
+fn sized(mut t: Task, cpu: u32, memory: u32) -> Task {
+    t.size = berth_model::task::TaskSize { cpu, memory };
     t
 }
 
@@ -726,11 +762,13 @@ async fn nodes_register_and_report_usage(db: Backend) {
 
     let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
     let t = |id: &str| format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{id}");
-    s.place_task(&sized(task(&t("1"), cluster, Some("RUNNING")), 512, 1024), "n1", &fits(512, 1024)).await.expect("place");
-    s.place_task(&sized(task(&t("2"), cluster, Some("PENDING")), 256, 512), "n1", &fits(256, 512)).await.expect("place");
-    let stopped = s.place_task(&sized(task(&t("3"), cluster, Some("RUNNING")), 1024, 2048), "n2", &fits(1024, 2048)).await.expect("place");
+    s.place_task(&sized(task(&t("1"), cluster, TaskStatus::Running), 512, 1024), "n1", &fits(512, 1024)).await.expect("place");
+    s.place_task(&sized(task(&t("2"), cluster, TaskStatus::Pending), 256, 512), "n1", &fits(256, 512)).await.expect("place");
+    let stopped = s.place_task(&sized(task(&t("3"), cluster, TaskStatus::Running), 1024, 2048), "n2", &fits(1024, 2048)).await.expect("place");
     let mut done = stopped.value.clone();
-    done.task.last_status = Some("STOPPED".into());
+    done.apply_all(&[TaskEvent::StopRequested, TaskEvent::Deactivated, TaskEvent::ContainersStopped, TaskEvent::Deprovisioned])
+        .expect("RUNNING to STOPPED");
+    assert_eq!(done.status(), TaskStatus::Stopped);
     s.put_task(&done, Some(stopped.version)).await.expect("stop");
 
     let usage = s.list_nodes().await.expect("list");
@@ -746,14 +784,14 @@ async fn placement_never_over_commits_a_node(db: Backend) {
     let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
     let t = |id: usize| format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{id}");
     for i in 0..4 {
-        s.place_task(&sized(task(&t(i), cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await.expect("fits");
+        s.place_task(&sized(task(&t(i), cluster, TaskStatus::Provisioning), 256, 512), "n1", &fits(256, 512)).await.expect("fits");
     }
-    let over = s.place_task(&sized(task(&t(4), cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await;
+    let over = s.place_task(&sized(task(&t(4), cluster, TaskStatus::Provisioning), 256, 512), "n1", &fits(256, 512)).await;
     assert!(matches!(over, Err(StoreError::Rejected)), "{over:?}");
     assert_eq!(s.get_task(&t(4)).await.expect("get"), None, "a rejected placement stores nothing");
-    let unknown = s.place_task(&task(&t(5), cluster, None), "ghost", &fits(0, 0)).await;
+    let unknown = s.place_task(&task(&t(5), cluster, TaskStatus::Provisioning), "ghost", &fits(0, 0)).await;
     assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
-    let twice = s.place_task(&sized(task(&t(0), cluster, None), 0, 0), "n1", &fits(0, 0)).await;
+    let twice = s.place_task(&sized(task(&t(0), cluster, TaskStatus::Provisioning), 0, 0), "n1", &fits(0, 0)).await;
     assert!(matches!(twice, Err(StoreError::Conflict)), "{twice:?}");
 }
 
@@ -766,7 +804,7 @@ async fn concurrent_placements_never_over_commit(db: Backend) {
         let store = store.clone();
         handles.push(tokio::spawn(async move {
             let arn = format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{i}");
-            store.place_task(&sized(task(&arn, cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await
+            store.place_task(&sized(task(&arn, cluster, TaskStatus::Provisioning), 256, 512), "n1", &fits(256, 512)).await
         }));
     }
     let mut placed = 0;
@@ -787,25 +825,27 @@ async fn tasks_listed_by_filters_and_pages(db: Backend) {
     let a = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
     let b = "arn:aws:ecs:eu-central-1:111122223333:cluster/b";
     for i in 0..7 {
-        let mut r = task(&format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{i:02}"), a, Some("RUNNING"));
-        r.task.task_definition_arn = Some(format!(
+        let mut r = task(&format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{i:02}"), a, TaskStatus::Running);
+        r.definition_arn = format!(
             "arn:aws:ecs:eu-central-1:111122223333:task-definition/{}:3",
             if i % 2 == 0 { "web" } else { "worker" }
-        ));
-        r.task.started_by = (i < 2).then(|| "ci".to_owned());
-        r.task.group = Some(if i == 6 { "service:front".into() } else { "family:web".into() });
+        )
+        .parse()
+        .expect("a task definition ARN");
+        r.started_by = (i < 2).then(|| "ci".to_owned());
+        r.group = if i == 6 { "service:front".into() } else { "family:web".into() };
         if i == 5 {
-            r.task.desired_status = Some("STOPPED".into());
-            r.task.last_status = Some("STOPPED".into());
+            assert!(r.request_stop(StopCode::UserInitiated, "done", 2.0));
+            r.apply_all(&[TaskEvent::StopRequested, TaskEvent::Deactivated, TaskEvent::ContainersStopped, TaskEvent::Deprovisioned])
+                .expect("RUNNING to STOPPED");
+            assert_eq!((r.desired(), r.status()), (DesiredStatus::Stopped, TaskStatus::Stopped));
         }
         r.node_id = Some(if i < 3 { "n1".into() } else { "n2".into() });
         s.put_task(&r, None).await.expect("put");
     }
-    s.put_task(&task("arn:aws:ecs:eu-central-1:111122223333:task/b/x", b, Some("RUNNING")), None).await.expect("put");
+    s.put_task(&task("arn:aws:ecs:eu-central-1:111122223333:task/b/x", b, TaskStatus::Running), None).await.expect("put");
 
-    let ids = |rows: Vec<Versioned<TaskRecord>>| -> Vec<String> {
-        rows.into_iter().map(|r| r.value.task.task_arn.unwrap_or_default().rsplit('/').next().unwrap_or("").to_owned()).collect()
-    };
+    let ids = |rows: Vec<Versioned<Task>>| -> Vec<String> { rows.into_iter().map(|r| r.value.id().to_owned()).collect() };
     let page = |limit| Page { after: None, limit };
     let f = |filter: TaskFilter| filter;
     let in_a = TaskFilter { cluster_arn: Some(a.into()), ..Default::default() };
@@ -816,7 +856,7 @@ async fn tasks_listed_by_filters_and_pages(db: Backend) {
     assert_eq!(ids(s.list_tasks(&ci, page(100)).await.expect("list")), ["00", "01"]);
     let svc = f(TaskFilter { group: Some("service:front".into()), ..in_a.clone() });
     assert_eq!(ids(s.list_tasks(&svc, page(100)).await.expect("list")), ["06"]);
-    let running = f(TaskFilter { desired_status: Some("RUNNING".into()), ..in_a.clone() });
+    let running = f(TaskFilter { desired_status: Some(DesiredStatus::Running), ..in_a.clone() });
     assert_eq!(ids(s.list_tasks(&running, page(100)).await.expect("list")).len(), 6);
     let on_n1 = TaskFilter { node_id: Some("n1".into()), live_only: true, ..Default::default() };
     assert_eq!(ids(s.list_tasks(&on_n1, page(100)).await.expect("list")), ["00", "01", "02"]);
@@ -828,7 +868,7 @@ async fn tasks_listed_by_filters_and_pages(db: Backend) {
     loop {
         let rows = s.list_tasks(&in_a, Page { after: after.clone(), limit: 3 }).await.expect("page");
         let Some(last) = rows.last() else { break };
-        after = last.value.task.task_arn.clone();
+        after = Some(last.value.arn.to_string());
         seen.extend(ids(rows));
     }
     assert_eq!(seen, ["00", "01", "02", "03", "04", "05", "06"], "pages without gaps or repeats");
@@ -1408,10 +1448,10 @@ async fn task_writes_are_announced_to_watchers(db: Backend) {
     s.upsert_node(&node("n1", 2048, 4096)).await.unwrap();
     let cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/a";
     let arn = "arn:aws:ecs:us-east-1:111122223333:task/a/w1";
-    let placed = s.place_task(&sized(task(arn, cluster, Some("PROVISIONING")), 256, 512), "n1", &fits(256, 512)).await.unwrap();
+    let placed = s.place_task(&sized(task(arn, cluster, TaskStatus::Provisioning), 256, 512), "n1", &fits(256, 512)).await.unwrap();
     assert_eq!(watcher.try_recv().unwrap(), arn, "a placement is announced");
     let mut next = placed.value.clone();
-    next.task.desired_status = Some("STOPPED".into());
+    assert!(next.request_stop(StopCode::UserInitiated, "stop", 2.0));
     s.put_task(&next, Some(placed.version)).await.unwrap();
     assert_eq!(watcher.try_recv().unwrap(), arn, "an update is announced");
     assert!(s.put_task(&next, Some(placed.version)).await.is_err(), "stale");
@@ -1424,7 +1464,7 @@ async fn many_tasks_are_read_at_once(db: Backend) {
     let cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/a";
     let arn = |i: usize| format!("arn:aws:ecs:us-east-1:111122223333:task/a/m{i}");
     for i in 0..120 {
-        s.place_task(&sized(task(&arn(i), cluster, Some("RUNNING")), 1, 1), "n1", &fits(1, 1)).await.unwrap();
+        s.place_task(&sized(task(&arn(i), cluster, TaskStatus::Running), 1, 1), "n1", &fits(1, 1)).await.unwrap();
     }
     let mut asked: Vec<String> = (0..100).map(|i| arn(i * 7 % 120)).collect();
     asked.push(arn(999));
@@ -1432,10 +1472,102 @@ async fn many_tasks_are_read_at_once(db: Backend) {
     let mut want: Vec<String> = asked[..100].to_vec();
     want.sort();
     want.dedup();
-    let mut have: Vec<String> = got.iter().map(|v| v.value.task.task_arn.clone().unwrap()).collect();
+    let mut have: Vec<String> = got.iter().map(|v| v.value.arn.to_string()).collect();
     have.sort();
     assert_eq!(have, want, "every existing task once; the missing one is absent");
     assert!(s.get_tasks(&[]).await.unwrap().is_empty());
+}
+
+// --- stored formats ---
+
+/// A connection of our own to the backend's database, for writing rows as
+/// another release of Berth would have (the store has no API for that, on
+/// purpose).
+async fn raw_pool(db: &Backend) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&db.url).await.expect("raw connection")
+}
+
+/// Inserts a task row with plain SQL: its columns as every release wrote
+/// them, and `body` as given.
+async fn insert_raw_task(pool: &sqlx::AnyPool, arn: &str, cluster_arn: &str, version: i64, body: &str) {
+    sqlx::query(
+        "INSERT INTO tasks (task_arn, cluster_arn, last_status, desired_status, family, started_by, task_group, \
+         launch_type, node_id, cpu, memory, version, body) \
+         VALUES ($1, $2, 'RUNNING', 'RUNNING', 'web', NULL, 'family:web', 'FARGATE', 'node-1', 256, 512, $3, $4)",
+    )
+    .bind(arn)
+    .bind(cluster_arn)
+    .bind(version)
+    .bind(body)
+    .execute(pool)
+    .await
+    .expect("insert raw task row");
+}
+
+/// A row the release before the typed domain wrote (format 0: the wire
+/// `Task` under `task`, placement beside it; captured from a real `berth
+/// up`) is read as a typed task, and written back in the current format.
+async fn task_rows_of_format_0_are_read_as_typed_tasks(db: Backend) {
+    let s = db.store.as_ref();
+    let body = include_str!("../../berth-model/tests/fixtures/task-v0-running.json");
+    assert!(!body.contains("formatVersion"), "the fixture is of format 0");
+    let arn = "arn:aws:ecs:us-east-1:000000000000:task/default/919a812d74f6496399c8ff336e6c90bb";
+    let cluster = "arn:aws:ecs:us-east-1:000000000000:cluster/default";
+    let pool = raw_pool(&db).await;
+    insert_raw_task(&pool, arn, cluster, 4, body).await;
+
+    let got = s.get_task(arn).await.expect("get").expect("the row is found");
+    assert_eq!(got.version, 4, "ECS's task version is the row's");
+    let t = &got.value;
+    assert_eq!(t.arn.to_string(), arn);
+    assert_eq!((t.status(), t.desired()), (TaskStatus::Running, DesiredStatus::Running));
+    assert_eq!((t.definition_arn.family.as_str(), t.definition_arn.revision), ("web", 1));
+    assert_eq!(t.size, berth_model::task::TaskSize { cpu: 256, memory: 512 });
+    assert_eq!(t.node_id.as_deref(), Some("node-eebcf50d7aaf075f"));
+    assert_eq!(t.ip(), Some(std::net::Ipv4Addr::new(10, 206, 186, 2)));
+    assert_eq!(t.containers.len(), 1);
+    assert_eq!(t.containers[0].status(), berth_model::lifecycle::ContainerStatus::Running);
+
+    let listed = s
+        .list_tasks(&TaskFilter { cluster_arn: Some(cluster.into()), ..Default::default() }, Page { after: None, limit: 10 })
+        .await
+        .expect("list");
+    assert_eq!(listed, std::slice::from_ref(&got), "listing reads the row the same way");
+    let on_node = TaskFilter { node_id: Some("node-1".into()), live_only: true, ..Default::default() };
+    assert_eq!(s.list_tasks(&on_node, Page { after: None, limit: 10 }).await.expect("list").len(), 1);
+
+    // The next write rewrites the row in the current format.
+    let written = s.put_task(&got.value, Some(got.version)).await.expect("write back");
+    assert_eq!(written.version, 5);
+    let stored: String = sqlx::query_scalar("SELECT body FROM tasks WHERE task_arn = $1")
+        .bind(arn)
+        .fetch_one(&pool)
+        .await
+        .expect("read raw body");
+    let json: serde_json::Value = serde_json::from_str(&stored).expect("JSON body");
+    assert_eq!(json["formatVersion"], u64::from(berth_model::task::stored::FORMAT_VERSION), "{stored}");
+    assert_eq!(s.get_task(arn).await.expect("get"), Some(written));
+}
+
+/// A row a newer Berth wrote is refused with a format error (telling the
+/// operator to upgrade), not misread and not a panic.
+async fn task_rows_of_a_newer_format_are_refused(db: Backend) {
+    let s = db.store.as_ref();
+    let arn = "arn:aws:ecs:eu-central-1:111122223333:task/a/future";
+    let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    // Current members, so that a reader ignoring the version would succeed.
+    let mut body = serde_json::to_value(task(arn, cluster, TaskStatus::Running)).expect("task as JSON");
+    body["formatVersion"] = 99.into();
+    let pool = raw_pool(&db).await;
+    insert_raw_task(&pool, arn, cluster, 1, &body.to_string()).await;
+
+    let refused = s.get_task(arn).await;
+    assert!(matches!(refused, Err(StoreError::FormatTooNew { found: 99, .. })), "{refused:?}");
+    let listed = s.list_tasks(&TaskFilter { cluster_arn: Some(cluster.into()), ..Default::default() }, Page { after: None, limit: 10 }).await;
+    assert!(matches!(listed, Err(StoreError::FormatTooNew { found: 99, .. })), "{listed:?}");
+    let many = s.get_tasks(&[arn.to_owned()]).await;
+    assert!(matches!(many, Err(StoreError::FormatTooNew { found: 99, .. })), "{many:?}");
 }
 
 async fn a_burst_of_claims_takes_distinct_free_addresses(db: Backend) {
