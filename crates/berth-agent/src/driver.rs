@@ -54,7 +54,7 @@ impl Driver {
         let id = runtime_id(arn)?;
         self.logs.resume(arn, &id).await?;
         // Subscribed before the first read, so no change is missed.
-        let mut changes = self.store.watch_tasks();
+        let mut changes = self.store.watch(berth_store::RecordKind::Task);
         loop {
             let record = self.load(arn).await?;
             let task = &record.value.task;
@@ -249,7 +249,7 @@ impl Driver {
         id: &TaskId,
         record: &TaskRecord,
         stop_wanted: bool,
-        changes: &mut broadcast::Receiver<String>,
+        changes: &mut broadcast::Receiver<berth_store::Notice>,
     ) -> Result<(), DriverError> {
         let Some(status) = self.live_status(arn, id, stop_wanted).await? else { return Ok(()) };
         if status.any_waiting() {
@@ -273,7 +273,7 @@ impl Driver {
         id: &TaskId,
         record: &TaskRecord,
         stop_wanted: bool,
-        changes: &mut broadcast::Receiver<String>,
+        changes: &mut broadcast::Receiver<berth_store::Notice>,
     ) -> Result<(), DriverError> {
         let Some(status) = self.live_status(arn, id, stop_wanted).await? else { return Ok(()) };
         self.sync(arn, record, &status).await?;
@@ -284,11 +284,11 @@ impl Driver {
     /// Waits until the task is finished by ECS rules, its record changes
     /// (a stop request), or a poll interval passes (health, and changes
     /// another process made).
-    async fn pause(&self, arn: &str, id: &TaskId, changes: &mut broadcast::Receiver<String>) {
+    async fn pause(&self, arn: &str, id: &TaskId, changes: &mut broadcast::Receiver<berth_store::Notice>) {
         let changed = async {
             loop {
                 match changes.recv().await {
-                    Ok(changed) if changed == arn => return,
+                    Ok(changed) if changed.key == arn => return,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,

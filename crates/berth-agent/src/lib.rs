@@ -28,7 +28,7 @@ use std::time::Duration;
 use berth_image::ImageStore;
 use berth_model::records::NodeRecord;
 use berth_runtime::TaskRuntime;
-use berth_store::{Page, Store, StoreError, TaskFilter};
+use berth_store::{Page, RecordKind, Store, StoreError, Stores, TaskFilter};
 use tokio::sync::broadcast;
 
 pub use capacity::{HostCapacity, host_capacity};
@@ -67,13 +67,9 @@ pub enum AgentError {
 }
 
 impl Agent {
-    pub fn new(
-        store: Arc<dyn Store>,
-        images: Arc<ImageStore>,
-        runtime: Arc<dyn TaskRuntime>,
-        config: AgentConfig,
-    ) -> Self {
-        let logs = Arc::new(logs::Shipper::new(store.clone(), runtime.clone()));
+    pub fn new(stores: Stores, images: Arc<ImageStore>, runtime: Arc<dyn TaskRuntime>, config: AgentConfig) -> Self {
+        let store = stores.records.clone();
+        let logs = Arc::new(logs::Shipper::new(stores, runtime.clone()));
         Self { store, images, runtime, config, active: Arc::default(), logs, network: None }
     }
 
@@ -100,7 +96,7 @@ impl Agent {
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = 0;
-        let mut changes = self.store.watch_tasks();
+        let mut changes = self.store.watch(RecordKind::Task);
         loop {
             // A pass on each notice of a task that has no driver yet (a new
             // placement), and every poll interval for what notices miss.
@@ -109,14 +105,14 @@ impl Agent {
                 _ = tick.tick() => {}
                 notice = changes.recv() => {
                     let mut new = match notice {
-                        Ok(arn) => !self.is_active(&arn),
+                        Ok(notice) => !self.is_active(&notice.key),
                         Err(broadcast::error::RecvError::Lagged(_)) => true,
                         Err(broadcast::error::RecvError::Closed) => false,
                     };
                     // Take every notice already queued: one pass serves them all.
                     loop {
                         match changes.try_recv() {
-                            Ok(arn) => new |= !self.is_active(&arn),
+                            Ok(notice) => new |= !self.is_active(&notice.key),
                             Err(broadcast::error::TryRecvError::Lagged(_)) => new = true,
                             Err(_) => break,
                         }

@@ -7,7 +7,7 @@
 //! ```text
 //! PROVISIONING    provision(record) → address, bridge, netns + eth0, files, firewall
 //! PENDING         task_network(record) → netns path, hostname, mounts for the containers
-//! DEPROVISIONING  release(arn)      → netns + veth gone, address freed (the bridge goes
+//! DEPROVISIONING  release(arn)      → netns + veth gone, address and ports freed (the bridge goes
 //!                                     when unused for `bridge_idle`: remove_idle_bridges);
 //!                 (attachment DELETED in the record) sync_firewall()
 //! ```
@@ -27,7 +27,7 @@ use berth_net::{
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
 use berth_runtime::BindMount;
-use berth_store::{Page, Store, StoreError, TaskFilter};
+use berth_store::{Page, PortClaim, PortProtocol, Store, StoreError, TaskFilter};
 use berth_wire::ecs::{NetworkBinding, TransportProtocol};
 use tokio::sync::{Mutex, watch};
 
@@ -219,9 +219,12 @@ impl NodeNetwork {
         let arn = record.task.task_arn.as_deref().unwrap_or_default();
         let mut bindings = Vec::new();
         for (container, protocol, port) in ports {
-            let pool = format!("public/{addr}/{}", protocol.as_str());
-            if !self.store.claim_ip(&pool, &port.to_string(), arn).await? {
-                let _ = self.store.release_ips(arn).await;
+            let transport = match protocol {
+                TransportProtocol::Tcp => PortProtocol::Tcp,
+                TransportProtocol::Udp => PortProtocol::Udp,
+            };
+            if !self.store.claim_port(PortClaim { address: addr, protocol: transport, port: *port }, arn).await? {
+                let _ = self.store.release_ports(arn).await;
                 return Err(NetworkError::Setup(format!(
                     "port {port}/{} on {addr} is already published by another task",
                     protocol.as_str()
@@ -279,7 +282,8 @@ impl NodeNetwork {
         })
     }
 
-    /// DEPROVISIONING: the namespace and veth go and the address is freed;
+    /// DEPROVISIONING: the namespace and veth go, the address and the
+    /// published ports are freed;
     /// the bridge goes [`NetworkConfig::bridge_idle`] after its last task
     /// ([`Self::remove_idle_bridges`]). Call [`Self::sync_firewall`] once
     /// the record no longer shows the interface attached.
@@ -294,6 +298,7 @@ impl NodeNetwork {
             self.remove_idle_bridges().await;
         }
         self.store.release_ips(arn).await?;
+        self.store.release_ports(arn).await?;
         let dir = self.config.state_dir.join(task_id);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
