@@ -160,8 +160,16 @@ impl NodeNetwork {
         let attachment = {
             let mut links = self.links.lock().await;
             // A bridge this agent set up and that is still there is ready.
-            if !(links.ready.contains_key(bridge.as_str()) && link_exists(bridge.as_str())) {
-                check_routes(&subnet, &bridge)?;
+            if !(links.ready.contains_key(bridge.as_str()) && self.net.link_exists(bridge.as_str()).await?) {
+                // A subnet whose range the host already routes elsewhere
+                // would cut the host off from that network: refuse it.
+                if let Some(route) = self.net.overlapping_route(&net_subnet, &bridge).await? {
+                    return Err(NetworkError::Setup(format!(
+                        "subnet {} ({}) overlaps the host's route to {route}; give Berth a range the host does not \
+                         use (berth up --default-subnet, or berth subnet create)",
+                        subnet.id, subnet.cidr
+                    )));
+                }
                 // Never off the machine: without its bridge, the subnet's
                 // traffic is dropped on the host, not sent to the default route.
                 self.net.ensure_blackhole(&net_subnet).await?;
@@ -176,7 +184,7 @@ impl NodeNetwork {
             }
             let bridged = began.elapsed();
             // A namespace left by an attach an agent restart cut short.
-            if names_exist(task_id) {
+            if self.net.task_leftovers(task_id)? {
                 self.net.detach(task_id).await?;
             }
             let attachment = self.net.attach(&request).await?;
@@ -332,12 +340,19 @@ impl NodeNetwork {
         }
         for (bridge, grace) in bridges {
             let name = bridge.as_str();
-            if !link_exists(name) {
+            let ports = match self.net.bridge_ports(&bridge).await {
+                Ok(ports) => ports,
+                Err(e) => {
+                    tracing::warn!(%bridge, error = %e, "listing a bridge's ports");
+                    continue;
+                }
+            };
+            let Some(ports) = ports else {
                 links.ready.remove(name);
                 links.idle.remove(name);
                 continue;
-            }
-            if bridge_ports(name) > 0 {
+            };
+            if !ports.is_empty() {
                 links.idle.remove(name);
                 continue;
             }
@@ -597,36 +612,6 @@ fn resolv_conf(host: &str) -> String {
     out
 }
 
-/// A subnet whose range the host already routes elsewhere would cut the
-/// host off from that network: refuse it.
-fn check_routes(subnet: &SubnetRecord, bridge: &BridgeName) -> Result<(), NetworkError> {
-    let Ok(table) = std::fs::read_to_string("/proc/net/route") else { return Ok(()) };
-    for line in table.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(iface), Some(dest), Some(metric), Some(mask)) = (f.first(), f.get(1), f.get(6), f.get(7)) else {
-            continue;
-        };
-        let (Ok(dest), Ok(mask)) = (u32::from_str_radix(dest, 16), u32::from_str_radix(mask, 16)) else { continue };
-        let own_blackhole = *iface == "*" && metric.parse() == Ok(berth_net::BLACKHOLE_METRIC);
-        if mask == 0 || *iface == bridge.as_str() || own_blackhole {
-            continue;
-        }
-        // /proc/net/route writes addresses in host (little-endian) order.
-        let dest = Ipv4Addr::from(u32::from_be(dest));
-        let prefix = mask.count_ones() as u8;
-        let Ok(route) = berth_net::Ipv4Net::new(dest, prefix) else { continue };
-        let ours = subnet.cidr;
-        if route.contains(&ours.network()) || ours.contains(&route.network()) {
-            return Err(NetworkError::Setup(format!(
-                "subnet {} ({ours}) overlaps the host's route to {route} on {iface}; give Berth a range the host does \
-                 not use (berth up --default-subnet, or berth subnet create)",
-                subnet.id
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The agent's bookkeeping of bridges (under [`NodeNetwork::links`]).
 #[derive(Debug, Default)]
 struct Bridges {
@@ -635,22 +620,6 @@ struct Bridges {
     ready: std::collections::BTreeMap<String, Subnet>,
     /// Bridges without ports, since when.
     idle: std::collections::HashMap<String, std::time::Instant>,
-}
-
-/// Whether the host has a network link `name`.
-fn link_exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
-}
-
-/// How many ports bridge `name` has (tasks' veths).
-fn bridge_ports(name: &str) -> usize {
-    std::fs::read_dir(std::path::Path::new("/sys/class/net").join(name).join("brif")).map_or(0, |d| d.count())
-}
-
-/// Whether anything of a task's network is on the host (a namespace file
-/// or its veth): only then is there something to clean up before attaching.
-fn names_exist(task_id: &str) -> bool {
-    berth_net::TaskNames::for_task(task_id).map_or(true, |n| n.netns_path.exists() || link_exists(&n.host_veth))
 }
 
 /// The runtime's id of a task: the last part of its ARN.
