@@ -3,6 +3,7 @@
 //! and `postgres::<case>` (a fresh database on a throwaway server, one
 //! server per test process). SQLite-only behaviour (file, WAL, several
 //! processes on one file, SIGKILL) is tested at the end.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
