@@ -1,11 +1,11 @@
 //! Persistence of Berth's model with optimistic concurrency.
 //!
-//! Two traits, one backend over one schema for both SQLite in the data
+//! Two traits over one backend and one schema, for SQLite in the data
 //! dir (the embedded default) and PostgreSQL (fleets): [`Store`] for
 //! Berth's records and [`LogStore`] for CloudWatch Logs data, apart so
 //! that what only ships or serves logs holds nothing else. [`open`] gives
-//! both, over one connection pool. Every record is the
-//! ECS wire shape stored as JSON, beside the columns it is looked up and
+//! both, sharing the backend's connections. Every record is the ECS wire
+//! shape stored as JSON, beside the columns it is looked up and
 //! listed by, and a `version` that each write checks and bumps: a write
 //! that names a stale version fails with [`StoreError::Conflict`] and
 //! changes nothing, so callers re-read and retry.
