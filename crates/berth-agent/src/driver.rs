@@ -15,7 +15,7 @@ use berth_model::arn::TaskArn;
 use berth_model::lifecycle::{InvalidTransition, TaskEvent};
 use berth_model::task::{StopCode, Task};
 use berth_runtime_api::{RuntimeError, TaskId, TaskRuntime, TaskReport};
-use berth_store::{StoreError, Versioned};
+use berth_store::{Notice, StoreError, Versioned};
 
 use crate::network::NodeNetwork;
 use crate::now_epoch;
@@ -284,11 +284,11 @@ impl Driver {
     /// Waits until the task is finished by ECS rules, its record changes
     /// (a stop request), or a poll interval passes (health, and changes
     /// another process made).
-    async fn pause(&self, target: &Target<'_>, changes: &mut broadcast::Receiver<String>) {
+    async fn pause(&self, target: &Target<'_>, changes: &mut broadcast::Receiver<Notice>) {
         let changed = async {
             loop {
                 match changes.recv().await {
-                    Ok(changed) if changed == target.arn => return,
+                    Ok(changed) if changed.key == target.arn => return,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,

@@ -30,7 +30,7 @@ use std::time::Duration;
 use berth_image::ImageStore;
 use berth_model::node::Node;
 use berth_runtime_api::TaskRuntime;
-use berth_store::{Store, StoreError};
+use berth_store::{StoreError, Stores};
 use tokio::sync::broadcast;
 
 use crate::plane::NodeControlPlane;
@@ -71,14 +71,9 @@ pub enum AgentError {
 }
 
 impl Agent {
-    pub fn new(
-        store: Arc<dyn Store>,
-        images: Arc<ImageStore>,
-        runtime: Arc<dyn TaskRuntime>,
-        config: AgentConfig,
-    ) -> Self {
-        let logs = Arc::new(logs::Shipper::new(store.clone(), runtime.clone()));
-        let plane = Arc::new(plane::StorePlane::new(store));
+    pub fn new(stores: Stores, images: Arc<ImageStore>, runtime: Arc<dyn TaskRuntime>, config: AgentConfig) -> Self {
+        let logs = Arc::new(logs::Shipper::new(stores.clone(), runtime.clone()));
+        let plane = Arc::new(plane::StorePlane::new(stores));
         Self { plane, images, runtime, config, active: Arc::default(), logs, network: None }
     }
 
@@ -114,14 +109,14 @@ impl Agent {
                 _ = tick.tick() => {}
                 notice = changes.recv() => {
                     let mut new = match notice {
-                        Ok(arn) => !self.is_active(&arn),
+                        Ok(notice) => !self.is_active(&notice.key),
                         Err(broadcast::error::RecvError::Lagged(_)) => true,
                         Err(broadcast::error::RecvError::Closed) => false,
                     };
                     // Take every notice already queued: one pass serves them all.
                     loop {
                         match changes.try_recv() {
-                            Ok(arn) => new |= !self.is_active(&arn),
+                            Ok(notice) => new |= !self.is_active(&notice.key),
                             Err(broadcast::error::TryRecvError::Lagged(_)) => new = true,
                             Err(_) => break,
                         }

@@ -7,7 +7,7 @@
 //! ```text
 //! PROVISIONING    provision(task)   → address, bridge, netns + eth0, files, firewall
 //! PENDING         task_network(task) → netns path, hostname, mounts for the containers
-//! DEPROVISIONING  release(arn)      → netns + veth gone, address freed (the bridge goes
+//! DEPROVISIONING  release(arn)      → netns + veth gone, address and ports freed (the bridge goes
 //!                                     when unused for `bridge_idle`: remove_idle_bridges);
 //!                 (ENI DELETED in the task)         sync_firewall()
 //! ```
@@ -23,13 +23,13 @@ use std::time::Duration;
 use berth_control::runner::{Action, Reconcile, Runner, RunnerConfig};
 use berth_model::arn::TaskArn;
 use berth_model::network::{self as model, SubnetRecord};
-use berth_model::task::{EniStatus, PortBinding, Protocol as PortProtocol, Task};
+use berth_model::task::{EniStatus, PortBinding, Protocol as PortProtocolModel, Task};
 use berth_net::{
     AttachRequest, VethAttachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
 use berth_runtime_api::BindMount;
-use berth_store::StoreError;
+use berth_store::{PortClaim, PortProtocol, StoreError};
 
 use crate::plane::NodeControlPlane;
 use tokio::sync::{Mutex, watch};
@@ -148,7 +148,7 @@ impl NodeNetwork {
     pub async fn provision(
         &self,
         task: &Task,
-        ports: &[(String, PortProtocol, u16)],
+        ports: &[(String, PortProtocolModel, u16)],
     ) -> Result<Provisioned, NetworkError> {
         let task_id = task.id();
         let began = std::time::Instant::now();
@@ -162,8 +162,16 @@ impl NodeNetwork {
         let attachment = {
             let mut links = self.links.lock().await;
             // A bridge this agent set up and that is still there is ready.
-            if !(links.ready.contains_key(bridge.as_str()) && link_exists(bridge.as_str())) {
-                check_routes(&subnet, &bridge)?;
+            if !(links.ready.contains_key(bridge.as_str()) && self.net.link_exists(bridge.as_str()).await?) {
+                // A subnet whose range the host already routes elsewhere
+                // would cut the host off from that network: refuse it.
+                if let Some(route) = self.net.overlapping_route(&net_subnet, &bridge).await? {
+                    return Err(NetworkError::Setup(format!(
+                        "subnet {} ({}) overlaps the host's route to {route}; give Berth a range the host does not \
+                         use (berth up --default-subnet, or berth subnet create)",
+                        subnet.id, subnet.cidr
+                    )));
+                }
                 // Never off the machine: without its bridge, the subnet's
                 // traffic is dropped on the host, not sent to the default route.
                 self.net.ensure_blackhole(&net_subnet).await?;
@@ -178,7 +186,7 @@ impl NodeNetwork {
             }
             let bridged = began.elapsed();
             // A namespace left by an attach an agent restart cut short.
-            if names_exist(task_id) {
+            if self.net.task_leftovers(task_id)? {
                 self.net.detach(task_id).await?;
             }
             let attachment = self.net.attach(&request).await?;
@@ -201,7 +209,7 @@ impl NodeNetwork {
     async fn publish(
         &self,
         task: &Task,
-        ports: &[(String, PortProtocol, u16)],
+        ports: &[(String, PortProtocolModel, u16)],
     ) -> Result<Vec<(String, PortBinding)>, NetworkError> {
         if !task.network.as_ref().is_some_and(|n| n.assign_public_ip) {
             return Ok(Vec::new());
@@ -216,9 +224,12 @@ impl NodeNetwork {
         let arn = arn.as_str();
         let mut bindings = Vec::new();
         for (container, protocol, port) in ports {
-            let pool = format!("public/{addr}/{}", protocol.as_str());
-            if !self.plane.claim_ip(&pool, &port.to_string(), arn).await? {
-                let _ = self.plane.release_ips(arn).await;
+            let transport = match protocol {
+                PortProtocolModel::Tcp => PortProtocol::Tcp,
+                PortProtocolModel::Udp => PortProtocol::Udp,
+            };
+            if !self.plane.claim_port(PortClaim { address: addr, protocol: transport, port: *port }, arn).await? {
+                let _ = self.plane.release_ports(arn).await;
                 return Err(NetworkError::Setup(format!(
                     "port {port}/{} on {addr} is already published by another task",
                     protocol.as_str()
@@ -269,7 +280,8 @@ impl NodeNetwork {
         })
     }
 
-    /// DEPROVISIONING: the namespace and veth go and the address is freed;
+    /// DEPROVISIONING: the namespace and veth go, the address and the
+    /// published ports are freed;
     /// the bridge goes [`NetworkConfig::bridge_idle`] after its last task
     /// ([`Self::remove_idle_bridges`]). Call [`Self::sync_firewall`] once
     /// the record no longer shows the interface attached.
@@ -284,6 +296,7 @@ impl NodeNetwork {
             self.remove_idle_bridges().await;
         }
         self.plane.release_ips(&arn).await?;
+        self.plane.release_ports(&arn).await?;
         let dir = self.config.state_dir.join(task_id);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -317,12 +330,19 @@ impl NodeNetwork {
         }
         for (bridge, grace) in bridges {
             let name = bridge.as_str();
-            if !link_exists(name) {
+            let ports = match self.net.bridge_ports(&bridge).await {
+                Ok(ports) => ports,
+                Err(e) => {
+                    tracing::warn!(%bridge, error = %e, "listing a bridge's ports");
+                    continue;
+                }
+            };
+            let Some(ports) = ports else {
                 links.ready.remove(name);
                 links.idle.remove(name);
                 continue;
-            }
-            if bridge_ports(name) > 0 {
+            };
+            if !ports.is_empty() {
                 links.idle.remove(name);
                 continue;
             }
@@ -523,8 +543,8 @@ fn published_ports(task: &Task, task_ip: Ipv4Addr) -> Vec<PublishedPort> {
         .flat_map(|c| &c.bindings)
         .map(|b| PublishedPort {
             transport: match b.protocol {
-                PortProtocol::Tcp => Transport::Tcp,
-                PortProtocol::Udp => Transport::Udp,
+                PortProtocolModel::Tcp => Transport::Tcp,
+                PortProtocolModel::Udp => Transport::Udp,
             },
             host_addr: b.bind_ip,
             host_port: b.host_port,
@@ -581,36 +601,6 @@ fn resolv_conf(host: &str) -> String {
     out
 }
 
-/// A subnet whose range the host already routes elsewhere would cut the
-/// host off from that network: refuse it.
-fn check_routes(subnet: &SubnetRecord, bridge: &BridgeName) -> Result<(), NetworkError> {
-    let Ok(table) = std::fs::read_to_string("/proc/net/route") else { return Ok(()) };
-    for line in table.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(iface), Some(dest), Some(metric), Some(mask)) = (f.first(), f.get(1), f.get(6), f.get(7)) else {
-            continue;
-        };
-        let (Ok(dest), Ok(mask)) = (u32::from_str_radix(dest, 16), u32::from_str_radix(mask, 16)) else { continue };
-        let own_blackhole = *iface == "*" && metric.parse() == Ok(berth_net::BLACKHOLE_METRIC);
-        if mask == 0 || *iface == bridge.as_str() || own_blackhole {
-            continue;
-        }
-        // /proc/net/route writes addresses in host (little-endian) order.
-        let dest = Ipv4Addr::from(u32::from_be(dest));
-        let prefix = mask.count_ones() as u8;
-        let Ok(route) = berth_net::Ipv4Net::new(dest, prefix) else { continue };
-        let ours = subnet.cidr;
-        if route.contains(&ours.network()) || ours.contains(&route.network()) {
-            return Err(NetworkError::Setup(format!(
-                "subnet {} ({ours}) overlaps the host's route to {route} on {iface}; give Berth a range the host does \
-                 not use (berth up --default-subnet, or berth subnet create)",
-                subnet.id
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The agent's bookkeeping of bridges (under [`NodeNetwork::links`]).
 #[derive(Debug, Default)]
 struct Bridges {
@@ -619,22 +609,6 @@ struct Bridges {
     ready: std::collections::BTreeMap<String, Subnet>,
     /// Bridges without ports, since when.
     idle: std::collections::HashMap<String, std::time::Instant>,
-}
-
-/// Whether the host has a network link `name`.
-fn link_exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
-}
-
-/// How many ports bridge `name` has (tasks' veths).
-fn bridge_ports(name: &str) -> usize {
-    std::fs::read_dir(std::path::Path::new("/sys/class/net").join(name).join("brif")).map_or(0, |d| d.count())
-}
-
-/// Whether anything of a task's network is on the host (a namespace file
-/// or its veth): only then is there something to clean up before attaching.
-fn names_exist(task_id: &str) -> bool {
-    berth_net::TaskNames::for_task(task_id).map_or(true, |n| n.netns_path.exists() || link_exists(&n.host_veth))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use berth_model::arn::TaskDefinitionArn;
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::node::Node;
 use berth_model::task::Task;
-use berth_store::{Page, Store, StoreError, TaskFilter, Versioned};
+use berth_store::{Notice, Page, PortClaim, RecordKind, Store, StoreError, Stores, TaskFilter, Versioned};
 use berth_wire::ecs::TaskDefinition;
 use tokio::sync::broadcast;
 
@@ -31,9 +31,9 @@ pub trait NodeControlPlane: Send + Sync {
     async fn task(&self, arn: &str) -> Result<Option<Versioned<Task>>, StoreError>;
     /// Writes a task read at `expected_version`; `Conflict` if it changed.
     async fn update_task(&self, task: &Task, expected_version: i64) -> Result<Versioned<Task>, StoreError>;
-    /// Notices of task changes (their ARNs), to wake on at once; a watcher
-    /// still re-reads now and then for what notices cannot carry.
-    fn watch_tasks(&self) -> broadcast::Receiver<String>;
+    /// Notices of task changes (keyed by ARN), to wake on at once; a
+    /// watcher still re-reads now and then for what notices cannot carry.
+    fn watch_tasks(&self) -> broadcast::Receiver<Notice>;
     /// The definition a task runs.
     async fn task_definition(&self, arn: &TaskDefinitionArn) -> Result<Option<TaskDefinition>, StoreError>;
 
@@ -50,11 +50,14 @@ pub trait NodeControlPlane: Send + Sync {
         task_arn: &str,
         pick: &(dyn for<'u> Fn(&'u BTreeSet<String>) -> Option<String> + Send + Sync),
     ) -> Result<Option<String>, StoreError>;
-    /// Takes one named address (or port of a pool) for the task.
-    async fn claim_ip(&self, pool: &str, ip: &str, task_arn: &str) -> Result<bool, StoreError>;
+    /// Takes a published port on a host address for the task: `true` if
+    /// the task holds it now.
+    async fn claim_port(&self, claim: PortClaim, task_arn: &str) -> Result<bool, StoreError>;
+    /// Frees every published port the task holds.
+    async fn release_ports(&self, task_arn: &str) -> Result<u64, StoreError>;
     /// The addresses a task holds: (subnet id, ip).
     async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
-    /// Frees everything the task holds.
+    /// Frees every address the task holds.
     async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError>;
 }
 
@@ -64,8 +67,8 @@ pub struct StorePlane {
 }
 
 impl StorePlane {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(stores: Stores) -> Self {
+        Self { store: stores.records }
     }
 }
 
@@ -95,8 +98,8 @@ impl NodeControlPlane for StorePlane {
         self.store.put_task(task, Some(expected_version)).await
     }
 
-    fn watch_tasks(&self) -> broadcast::Receiver<String> {
-        self.store.watch_tasks()
+    fn watch_tasks(&self) -> broadcast::Receiver<Notice> {
+        self.store.watch(RecordKind::Task)
     }
 
     async fn task_definition(&self, arn: &TaskDefinitionArn) -> Result<Option<TaskDefinition>, StoreError> {
@@ -124,8 +127,12 @@ impl NodeControlPlane for StorePlane {
         self.store.claim_free_ip(subnet_id, task_arn, pick).await
     }
 
-    async fn claim_ip(&self, pool: &str, ip: &str, task_arn: &str) -> Result<bool, StoreError> {
-        self.store.claim_ip(pool, ip, task_arn).await
+    async fn claim_port(&self, claim: PortClaim, task_arn: &str) -> Result<bool, StoreError> {
+        self.store.claim_port(claim, task_arn).await
+    }
+
+    async fn release_ports(&self, task_arn: &str) -> Result<u64, StoreError> {
+        self.store.release_ports(task_arn).await
     }
 
     async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError> {

@@ -28,7 +28,7 @@ use berth_runtime_api::{
     Capabilities, ContainerExit, ContainerReport, ContainerState, LogPaths, NetworkForm, RootfsForm, RuntimeError,
     RuntimeKind, TaskId, TaskReport, TaskRuntime, TaskSpec, TaskStats, Usage,
 };
-use berth_store::Store;
+use berth_store::{Store, Stores};
 use berth_wire::ecs::{ContainerDefinition, TaskDefinition};
 use tokio::sync::Notify;
 
@@ -173,6 +173,7 @@ impl TaskRuntime for FakeRuntime {
 /// and a task definition of two containers.
 struct World {
     _dir: tempfile::TempDir,
+    stores: Stores,
     store: Arc<dyn Store>,
     images: Arc<ImageStore>,
     runtime: Arc<FakeRuntime>,
@@ -183,7 +184,8 @@ struct World {
 impl World {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = berth_store::open(&format!("sqlite://{}", dir.path().join("berth.db").display())).await.unwrap();
+        let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("berth.db").display())).await.unwrap();
+        let store = stores.records.clone();
         let config = ImageStoreConfig { max_age_secs: 86_400, ..ImageStoreConfig::default() };
         let images = Arc::new(ImageStore::open(dir.path().join("images"), config).unwrap());
         let rootfs = dir.path().join("rootfs");
@@ -209,7 +211,7 @@ impl World {
             .await
             .unwrap();
         let account = Account { region: "us-east-1".into(), account_id: "000000000000".into() };
-        Self { _dir: dir, store, images, runtime, definition: record.value.definition, account }
+        Self { _dir: dir, stores, store, images, runtime, definition: record.value.definition, account }
     }
 
     /// A fresh agent (as after a restart) on the same store and runtime.
@@ -223,7 +225,7 @@ impl World {
             heartbeat_at: 0,
         };
         let config = AgentConfig { node, poll_interval: Duration::from_secs(1) };
-        let agent = Arc::new(Agent::new(self.store.clone(), self.images.clone(), self.runtime.clone(), config));
+        let agent = Arc::new(Agent::new(self.stores.clone(), self.images.clone(), self.runtime.clone(), config));
         agent.register().await.unwrap();
         agent
     }

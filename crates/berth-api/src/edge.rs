@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use berth_model::Account;
-use berth_store::Store;
+use berth_store::{LogStore, Store, Stores};
 use berth_wire::{berth, ecs, logs};
 use tracing::Instrument as _;
 
@@ -51,19 +51,27 @@ impl ApiConfig {
     }
 }
 
-/// Shared state of the API: the store, the account it answers as, and
+/// Shared state of the API: the store (records for ECS and Berth's own
+/// operations, logs for CloudWatch Logs), the account it answers as, and
 /// the image cache of the node it runs with (if any).
 #[derive(Clone)]
 pub struct Api {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) logs: Arc<dyn LogStore>,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) images: Option<Arc<berth_image::ImageStore>>,
 }
 
 impl Api {
-    pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
-        Self { store, config: Arc::new(config), metrics: Arc::default(), images: None }
+    pub fn new(stores: Stores, config: ApiConfig) -> Self {
+        Self {
+            store: stores.records,
+            logs: stores.logs,
+            config: Arc::new(config),
+            metrics: Arc::default(),
+            images: None,
+        }
     }
 
     /// Serves Berth's image operations from `images` (the local node's cache).

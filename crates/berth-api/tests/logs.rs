@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use axum::body::Body;
 use berth_api::{Api, ApiConfig, router};
 use berth_model::Account;
-use berth_store::{AccessKey, NewLogEvent, Store};
+use berth_store::{AccessKey, LogStore, NewLogEvent};
 use berth_testinfra::sign::{Creds, sign};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
@@ -20,19 +20,20 @@ const DAY: i64 = 24 * HOUR;
 
 struct Harness {
     api: Api,
-    store: Arc<dyn Store>,
+    logs: Arc<dyn LogStore>,
     _dir: tempfile::TempDir,
 }
 
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("store");
+    let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("store");
+    let store = stores.records.clone();
     store
         .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
         .await
         .expect("key");
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
-    Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
+    Harness { api: Api::new(stores.clone(), ApiConfig::new(account)), logs: stores.logs, _dir: dir }
 }
 
 fn request(target: &str, body: Vec<u8>, service: &str) -> http::Request<Vec<u8>> {
@@ -591,7 +592,7 @@ async fn old_and_new_events(h: &Harness) -> i64 {
         message: "new".into(),
     }];
     for group in ["short", "long"] {
-        h.store.put_log_events(group, "s", &old, now).await.expect("put");
+        h.logs.put_log_events(group, "s", &old, now).await.expect("put");
     }
     now
 }
@@ -600,7 +601,7 @@ async fn old_and_new_events(h: &Harness) -> i64 {
 async fn expiry_removes_events_past_retention() {
     let h = harness().await;
     let now = old_and_new_events(&h).await;
-    assert_eq!(berth_api::logs::expire(h.store.as_ref()).await.expect("expire"), 1);
+    assert_eq!(berth_api::logs::expire(h.logs.as_ref()).await.expect("expire"), 1);
     assert_eq!(berth_api::logs::EXPIRY_INTERVAL.as_secs(), 60);
     let head = json!({"logGroupName": "short", "logStreamName": "s", "startFromHead": true});
     assert_eq!(strs(&ok(&h, "GetLogEvents", head).await, "events", "message"), ["new"]);
@@ -618,7 +619,7 @@ async fn the_expiry_runner_sweeps_at_start_and_stops_on_shutdown() {
     let h = harness().await;
     old_and_new_events(&h).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sweep = tokio::spawn(berth_api::logs::run_expiry(h.store.clone(), async move {
+    let sweep = tokio::spawn(berth_api::logs::run_expiry(h.logs.clone(), async move {
         let _ = stopped.await;
     }));
     let head = json!({"logGroupName": "short", "logStreamName": "s", "startFromHead": true});
@@ -641,7 +642,7 @@ async fn logs_protocol_errors() {
     let (status, v) = send(&h, request("Logs_20140328.CreateLogGroup", body, "ecs")).await;
     assert_eq!((status, v["__type"].as_str()), (400, Some("InvalidSignatureException")), "{v}");
     assert!(v["message"].as_str().unwrap_or("").contains("'logs'"), "{v}");
-    assert!(h.store.get_log_group("g").await.expect("get").is_none(), "nothing was created");
+    assert!(h.logs.get_log_group("g").await.expect("get").is_none(), "nothing was created");
     let (status, v) = logs(&h, "StartQuery", json!({"logGroupName": "g", "startTime": 0, "endTime": 1, "queryString": "x"})).await;
     assert_eq!((status, v["__type"].as_str()), (400, Some("UnknownOperationException")), "{v}");
     let (_, v) = logs(&h, "NoSuchThing", json!({})).await;

@@ -26,13 +26,14 @@ struct Harness {
 
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
+    let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
+    let store = stores.records.clone();
     store
         .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
         .await
         .expect("insert key");
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
-    Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
+    Harness { api: Api::new(stores.clone(), ApiConfig::new(account)), store, _dir: dir }
 }
 
 fn request(op: &str, body: &[u8], signed: Option<(&str, SystemTime)>) -> http::Request<Vec<u8>> {

@@ -26,7 +26,8 @@ struct Harness {
 /// A store with one node of `cpu` units and `memory` MiB.
 async fn harness(cpu: u32, memory: u32) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
+    let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
+    let store = stores.records.clone();
     store
         .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
         .await
@@ -44,7 +45,7 @@ async fn harness(cpu: u32, memory: u32) -> Harness {
         .expect("register node");
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
     berth_api::ensure_network_defaults(store.as_ref(), "10.89.0.0/16").await.unwrap();
-    Harness { api: Api::new(store.clone(), ApiConfig::new(account)), store, _dir: dir }
+    Harness { api: Api::new(stores.clone(), ApiConfig::new(account)), store, _dir: dir }
 }
 
 async fn ecs(h: &Harness, op: &str, body: Value) -> (u16, Value) {

@@ -19,14 +19,15 @@ const AKID: &str = "AKIDUPLOADTEST000001";
 const SECRET: &str = "upload-test-secret";
 
 async fn api(dir: &std::path::Path) -> Api {
-    let store = berth_store::open(&format!("sqlite://{}", dir.join("t.db").display())).await.unwrap();
+    let stores = berth_store::open(&format!("sqlite://{}", dir.join("t.db").display())).await.unwrap();
+    let store = stores.records.clone();
     store
         .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
         .await
         .unwrap();
     let images = berth_image::ImageStore::open(dir.join("images"), berth_image::ImageStoreConfig::default()).unwrap();
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
-    Api::new(store, ApiConfig::new(account)).with_images(Arc::new(images))
+    Api::new(stores, ApiConfig::new(account)).with_images(Arc::new(images))
 }
 
 fn upload(path: &str, body: Vec<u8>, sign: bool) -> http::Request<Vec<u8>> {

@@ -68,7 +68,8 @@ fn run_backend(ctx: &mut Ctx, backend: &str) -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let berth = ctx.berth(&name, &args, "info,sqlx=warn")?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let store: Arc<dyn Store> = rt.block_on(berth_store::open(&url)).with_context(|| format!("opening the {backend} store"))?;
+    let store: Arc<dyn Store> =
+        rt.block_on(berth_store::open(&url)).with_context(|| format!("opening the {backend} store"))?.records;
     rt.block_on(heartbeat(store.as_ref()))?;
 
     // One real task, then copies of its record under fresh ARNs.

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use berth_api::{Api, ApiConfig};
 use berth_model::Account;
 use berth_model::node::{Node, NodeStatus};
-use berth_store::{AccessKey, Store, StoreError};
+use berth_store::{AccessKey, Store, StoreError, Stores};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
 
@@ -88,8 +88,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let dir = DataDir::open(&args.data_dir.clone().unwrap_or_else(datadir::default_dir))?;
     let store_url = args.store.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path.join("berth.db").display()));
-    let store =
+    let stores =
         berth_store::open(&store_url).await.with_context(|| format!("cannot open store {}", redact(&store_url)))?;
+    let store = stores.records.clone();
     let created = ensure_root_key(store.as_ref(), &dir).await?;
     berth_api::ensure_network_defaults(store.as_ref(), &args.default_subnet)
         .await
@@ -102,10 +103,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     dir.write_config(&args.region, &endpoint)?;
     // CloudWatch Logs retention: events past their group's retention go
     // every EXPIRY_INTERVAL, for as long as the process lives.
-    tokio::spawn(berth_api::logs::run_expiry(store.clone(), std::future::pending()));
+    tokio::spawn(berth_api::logs::run_expiry(stores.logs.clone(), std::future::pending()));
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
-    let mut api = Api::new(store.clone(), ApiConfig::new(account));
+    let mut api = Api::new(stores.clone(), ApiConfig::new(account));
     let agent = if args.no_agent {
         None
     } else {
@@ -114,7 +115,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .context("cannot open the image cache")?,
         );
         api = api.with_images(images.clone());
-        Some(start_agent(&args, &dir, store, images).await?)
+        Some(start_agent(&args, &dir, stores, images).await?)
     };
     let app = berth_api::router(api);
 
@@ -150,7 +151,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 async fn start_agent(
     args: &UpArgs,
     dir: &DataDir,
-    store: std::sync::Arc<dyn Store>,
+    stores: Stores,
     images: std::sync::Arc<berth_image::ImageStore>,
 ) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
     use std::sync::Arc;
@@ -172,7 +173,7 @@ async fn start_agent(
     let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
     let runtime = Arc::new(runtime);
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
-        Arc::new(berth_agent::plane::StorePlane::new(store.clone()));
+        Arc::new(berth_agent::plane::StorePlane::new(stores.clone()));
     let metadata = berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone());
     let network = berth_agent::network::NodeNetwork::new(
         plane,
@@ -188,7 +189,7 @@ async fn start_agent(
         Some(metadata),
     )
     .context("no task networking on this host (needs root, bridges, network namespaces, nftables and br_netfilter)")?;
-    let agent = Arc::new(berth_agent::Agent::new(store, images, runtime, config).with_network(network));
+    let agent = Arc::new(berth_agent::Agent::new(stores, images, runtime, config).with_network(network));
     agent.register().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(agent.run(async move {

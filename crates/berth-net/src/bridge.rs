@@ -102,14 +102,7 @@ impl Network {
                 name: name.to_string(),
             });
         }
-        let index = link.header.index;
-        let ports: Vec<String> = nl
-            .links()
-            .await?
-            .iter()
-            .filter(|l| netlink::controller(l) == Some(index))
-            .filter_map(|l| netlink::name(l).map(str::to_string))
-            .collect();
+        let ports = nl.ports(link.header.index).await?;
         if !ports.is_empty() {
             return Err(NetError::BridgeInUse {
                 name: name.to_string(),

@@ -38,6 +38,7 @@ mod attach;
 mod bridge;
 mod error;
 pub mod firewall;
+mod host;
 mod names;
 mod netlink;
 pub mod netns;
@@ -46,6 +47,7 @@ mod subnet;
 pub use attach::{AttachRequest, VethAttachment, TASK_IFNAME};
 pub use bridge::BLACKHOLE_METRIC;
 pub use error::NetError;
+pub use host::HostRoute;
 pub use firewall::{
     Firewall, FirewallState, HostService, Protocol, PublishedPort, Rule, SecurityGroup, Source,
     SubnetPolicy, TaskPolicy, Transport,

@@ -92,18 +92,50 @@ impl Netlink {
         }
     }
 
-    /// Every link of the namespace.
-    pub(crate) async fn links(&self) -> Result<Vec<LinkMessage>, NetError> {
-        self.handle
+    /// The name of the link with index `index`, if there is one.
+    pub(crate) async fn link_name(&self, index: u32) -> Result<Option<String>, NetError> {
+        let found = self
+            .handle
             .link()
             .get()
+            .match_index(index)
             .execute()
-            .try_collect()
-            .await
-            .map_err(|source| NetError::Netlink {
-                action: "listing links".to_string(),
+            .try_next()
+            .await;
+        match found {
+            Ok(link) => Ok(link.as_ref().and_then(name).map(str::to_string)),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(source) => Err(NetError::Netlink {
+                action: format!("getting link {index}"),
                 source,
-            })
+            }),
+        }
+    }
+
+    /// The names of the links whose controller (bridge) is link `index`.
+    /// The kernel filters the dump by controller, so it costs what the
+    /// bridge has, not what the host has.
+    pub(crate) async fn ports(&self, index: u32) -> Result<Vec<String>, NetError> {
+        let mut request = self.handle.link().get();
+        request
+            .message_mut()
+            .attributes
+            .push(LinkAttribute::Controller(index));
+        let links: Vec<LinkMessage> =
+            request
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|source| NetError::Netlink {
+                    action: format!("listing the ports of link {index}"),
+                    source,
+                })?;
+        // (Kernels before 4.14 ignore the filter and send every link.)
+        Ok(links
+            .iter()
+            .filter(|l| controller(l) == Some(index))
+            .filter_map(|l| name(l).map(str::to_string))
+            .collect())
     }
 
     /// Deletes the link called `name`; false if there was none.

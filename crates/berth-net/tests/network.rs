@@ -239,3 +239,83 @@ async fn a_hundred_attach_detach_cycles_leave_nothing_behind() {
     }
     assert!(open_fds() <= fds, "fds: {} now, {fds} before", open_fds());
 }
+
+/// The questions the agent asks about the host, on a bridge this test
+/// made: whether it exists, its ports, a task's leftovers, and routes
+/// that overlap a subnet. Also times a link lookup over netlink against
+/// the `/sys/class/net` stat it replaced (the agent asks on each launch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_is_asked_about_links_ports_and_routes_over_netlink() {
+    if !can_run("the_host_is_asked_about_links_ports_and_routes_over_netlink") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let br = t.bridge.as_str();
+    assert!(t.net.link_exists(br).await.unwrap());
+    assert_eq!(t.net.bridge_ports(&t.bridge).await.unwrap(), Some(Vec::new()));
+
+    // The subnet's own routes (the bridge's, and Berth's blackhole) are no
+    // conflict; seen from another bridge, the subnet is routed already.
+    let blackhole = Blackhole(t.subnet);
+    t.net.ensure_blackhole(&t.subnet).await.unwrap();
+    assert_eq!(t.net.overlapping_route(&t.subnet, &t.bridge).await.unwrap(), None);
+    let other = berth_net::BridgeName::new(common::unique("bo")).unwrap();
+    let found = t.net.overlapping_route(&t.subnet, &other).await.unwrap();
+    assert_eq!(
+        found,
+        Some(berth_net::HostRoute { destination: t.subnet.net(), device: Some(br.to_string()) })
+    );
+
+    let att = t.attach().await;
+    assert_eq!(t.net.bridge_ports(&t.bridge).await.unwrap(), Some(vec![att.host_veth.clone()]));
+    assert!(t.net.task_leftovers(&att.task_id).unwrap());
+    assert!(!t.net.task_leftovers(&t.task_id()).unwrap(), "a task never attached left nothing");
+
+    // Cost: each lookup is one netlink round trip.
+    const N: u32 = 500;
+    let began = Instant::now();
+    for _ in 0..N {
+        assert!(t.net.link_exists(&att.host_veth).await.unwrap());
+    }
+    let netlink = began.elapsed() / N;
+    let began = Instant::now();
+    for _ in 0..N {
+        assert!(link_exists(&att.host_veth));
+    }
+    let stat = began.elapsed() / N;
+    let began = Instant::now();
+    for _ in 0..N {
+        assert!(t.net.bridge_ports(&t.bridge).await.unwrap().is_some_and(|p| p.len() == 1));
+    }
+    let ports = began.elapsed() / N;
+    eprintln!("link lookup: netlink {netlink:?}, /sys stat {stat:?}; bridge ports over netlink {ports:?}");
+    assert!(netlink < Duration::from_millis(2), "a link lookup takes {netlink:?}");
+
+    t.detach(&att).await;
+    assert!(!t.net.task_leftovers(&att.task_id).unwrap());
+    assert_eq!(t.net.bridge_ports(&t.bridge).await.unwrap(), Some(Vec::new()));
+    drop(blackhole);
+    t.net.remove_bridge(&t.bridge).await.unwrap();
+    assert!(!t.net.link_exists(br).await.unwrap());
+    assert_eq!(t.net.bridge_ports(&t.bridge).await.unwrap(), None);
+    assert_eq!(t.net.overlapping_route(&t.subnet, &other).await.unwrap(), None, "its routes went with it");
+}
+
+/// Removes a subnet's blackhole route when dropped, also when the test
+/// fails (on a thread with a runtime of its own, as `TestNet` does).
+struct Blackhole(berth_net::Subnet);
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let subnet = self.0;
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                if let Err(e) = berth_net::Network::connect().unwrap().remove_blackhole(&subnet).await {
+                    eprintln!("cleanup: blackhole route of {subnet}: {e}");
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

@@ -48,15 +48,33 @@ use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 
 use crate::{
     AccessKey, ClusterUsage, Direction, EventFilter, EventKey, EventRange, FamilyStatus, FilteredEvents,
-    LOG_EVENT_OVERHEAD_BYTES, LogEventRecord, LogGroupRecord, LogStreamCursor, LogStreamOrder, LogStreamQuery,
-    LogStreamRecord, NewLogEvent, NodeUsage, Page, SortOrder, Store, StoreError, TaskDefinitionFilter, TaskFilter,
-    Versioned,
+    LOG_EVENT_OVERHEAD_BYTES, LogEventRecord, LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder,
+    LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Notice, Page, PortClaim, PortProtocol, RecordKind,
+    SortOrder, Store, StoreError, Stores, TaskDefinitionFilter, TaskFilter, Versioned,
 };
 
-/// A channel for task change notices; a watcher that falls this far
-/// behind gets `Lagged` and re-reads everything.
-fn changes() -> tokio::sync::broadcast::Sender<String> {
-    tokio::sync::broadcast::channel(1024).0
+/// The notices of each record kind: one broadcast channel per kind, so a
+/// watcher of one kind never wakes for (or lags behind) another's.
+struct Notices([tokio::sync::broadcast::Sender<Notice>; RecordKind::ALL.len()]);
+
+impl Notices {
+    /// A watcher that falls this far behind gets `Lagged` and re-reads
+    /// everything.
+    const CAPACITY: usize = 1024;
+
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::broadcast::channel(Self::CAPACITY).0))
+    }
+
+    fn channel(&self, kind: RecordKind) -> &tokio::sync::broadcast::Sender<Notice> {
+        &self.0[kind as usize]
+    }
+
+    /// Announces a committed write (`version` `None`: a delete). Nobody
+    /// listening is fine.
+    fn send(&self, kind: RecordKind, key: impl Into<String>, version: Option<i64>) {
+        let _ = self.channel(kind).send(Notice { kind, key: key.into(), version });
+    }
 }
 
 /// The schema, in order. Applied on open; applied ones are skipped (sqlx
@@ -66,6 +84,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "tasks and nodes", include_str!("../migrations/0002_tasks_and_nodes.sql")),
     (3, "logs", include_str!("../migrations/0003_logs.sql")),
     (4, "network", include_str!("../migrations/0004_network.sql")),
+    (5, "port claims", include_str!("../migrations/0005_port_claims.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.
@@ -75,7 +94,8 @@ const POSTGRES_CONNECTIONS: u32 = 8;
 
 /// Opens (creating if needed) the store at `url`: `sqlite://PATH` or
 /// `postgres://...` / `postgresql://...`, and brings its schema up to date.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Both faces share the backend's connection pools.
+pub async fn open(url: &str) -> Result<Stores, StoreError> {
     sqlx::any::install_default_drivers();
     let store = if url.starts_with("sqlite:") {
         SqlStore::open_sqlite(url).await?
@@ -84,7 +104,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else {
         return Err(StoreError::UnsupportedUrl(redact(url)));
     };
-    Ok(Arc::new(store))
+    let store = Arc::new(store);
+    Ok(Stores { records: store.clone(), logs: store })
 }
 
 /// What differs between the two SQL dialects.
@@ -137,8 +158,8 @@ impl Dialect {
 
 struct SqlStore {
     dialect: Dialect,
-    /// Task changes made through this store (ARNs), for watchers.
-    task_changes: tokio::sync::broadcast::Sender<String>,
+    /// Record writes made through this store, for watchers.
+    notices: Notices,
     /// Runs every write. On SQLite it has exactly one connection.
     write: AnyPool,
     /// Runs reads. On SQLite, read-only connections of their own; on
@@ -176,7 +197,7 @@ impl SqlStore {
             .connect_with(any)
             .await?;
         tracing::debug!(path = %path.display(), "opened SQLite store");
-        Ok(Self { dialect: Dialect::Sqlite, write, read, task_changes: changes() })
+        Ok(Self { dialect: Dialect::Sqlite, write, read, notices: Notices::new() })
     }
 
     async fn open_postgres(url: &str) -> Result<Self, StoreError> {
@@ -184,7 +205,7 @@ impl SqlStore {
         let pool = AnyPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect_with(any).await?;
         migrate(&pool).await?;
         tracing::debug!(url = %redact(url), "opened PostgreSQL store");
-        Ok(Self { dialect: Dialect::Postgres, write: pool.clone(), read: pool, task_changes: changes() })
+        Ok(Self { dialect: Dialect::Postgres, write: pool.clone(), read: pool, notices: Notices::new() })
     }
 
     // --- records stored under one text key ---
@@ -233,6 +254,13 @@ impl SqlStore {
         match expected_version {
             None => self.insert(record).await,
             Some(v) => self.update(record, v).await,
+        }
+    }
+
+    /// Announces a record written through [`Self::put`] and friends.
+    fn announce<R: Keyed>(&self, kind: RecordKind, written: &Versioned<R>) {
+        if let Some(key) = written.value.key() {
+            self.notices.send(kind, key, Some(written.version));
         }
     }
 
@@ -471,6 +499,19 @@ fn definition_status(record: &TaskDefinitionRecord) -> &'static str {
     record.definition.status.unwrap_or_default().as_str()
 }
 
+/// A row of `port_claims`: address, protocol, port.
+fn port_claim(row: &AnyRow) -> Result<PortClaim, StoreError> {
+    let invalid = |column, value: String| StoreError::InvalidColumn { column, value };
+    let address: String = row.try_get(0)?;
+    let protocol: String = row.try_get(1)?;
+    let port: i32 = row.try_get(2)?;
+    Ok(PortClaim {
+        address: address.parse().map_err(|_| invalid("port claim address", address.clone()))?,
+        protocol: PortProtocol::parse(&protocol).ok_or_else(|| invalid("port claim protocol", protocol.clone()))?,
+        port: u16::try_from(port).map_err(|_| invalid("port claim port", port.to_string()))?,
+    })
+}
+
 // --- CloudWatch Logs ---
 
 /// Events per INSERT statement (8 parameters each, well under both
@@ -589,7 +630,9 @@ fn unescape_message(stored: String, escaped: i64) -> String {
 #[async_trait]
 impl Store for SqlStore {
     async fn insert_cluster(&self, cluster: &Cluster) -> Result<Versioned<Cluster>, StoreError> {
-        self.insert(cluster).await
+        let written = self.insert(cluster).await?;
+        self.announce(RecordKind::Cluster, &written);
+        Ok(written)
     }
 
     async fn get_cluster(&self, name: &str) -> Result<Option<Versioned<Cluster>>, StoreError> {
@@ -597,7 +640,9 @@ impl Store for SqlStore {
     }
 
     async fn update_cluster(&self, cluster: &Cluster, expected_version: i64) -> Result<Versioned<Cluster>, StoreError> {
-        self.update(cluster, expected_version).await
+        let written = self.update(cluster, expected_version).await?;
+        self.announce(RecordKind::Cluster, &written);
+        Ok(written)
     }
 
     async fn list_clusters(
@@ -663,6 +708,7 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.notices.send(RecordKind::TaskDefinition, format!("{family}:{revision}"), Some(1));
         Ok(Versioned { version: 1, value: record })
     }
 
@@ -710,10 +756,11 @@ impl Store for SqlStore {
         .bind(expected_version)
         .execute(&self.write)
         .await?;
-        match done.rows_affected() {
-            0 => Err(StoreError::Conflict),
-            _ => Ok(Versioned { version: expected_version + 1, value: record.clone() }),
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
         }
+        self.notices.send(RecordKind::TaskDefinition, format!("{family}:{revision}"), Some(expected_version + 1));
+        Ok(Versioned { version: expected_version + 1, value: record.clone() })
     }
 
     async fn list_task_definitions(
@@ -776,15 +823,17 @@ impl Store for SqlStore {
     }
 
     async fn upsert_node(&self, node: &Node) -> Result<(), StoreError> {
-        sqlx::query(
+        let version: i64 = sqlx::query_scalar(
             "INSERT INTO nodes (id, status, version, body) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (id) DO UPDATE SET status = $2, body = $3, version = nodes.version + 1",
+             ON CONFLICT (id) DO UPDATE SET status = $2, body = $3, version = nodes.version + 1 \
+             RETURNING version",
         )
         .bind(&node.id)
         .bind(node.status.as_str())
         .bind(node.encode()?)
-        .execute(&self.write)
+        .fetch_one(&self.write)
         .await?;
+        self.notices.send(RecordKind::Node, node.id.as_str(), Some(version));
         Ok(())
     }
 
@@ -853,7 +902,7 @@ impl Store for SqlStore {
             return Err(StoreError::Conflict);
         }
         tx.commit().await?;
-        let _ = self.task_changes.send(key);
+        self.notices.send(RecordKind::Task, key, Some(1));
         Ok(Versioned { version: 1, value: placed })
     }
 
@@ -863,12 +912,8 @@ impl Store for SqlStore {
         expected_version: Option<i64>,
     ) -> Result<Versioned<Task>, StoreError> {
         let written = self.put(record, expected_version).await?;
-        let _ = self.task_changes.send(record.arn.to_string());
+        self.announce(RecordKind::Task, &written);
         Ok(written)
-    }
-
-    fn watch_tasks(&self) -> tokio::sync::broadcast::Receiver<String> {
-        self.task_changes.subscribe()
     }
 
     async fn get_task(&self, task_arn: &str) -> Result<Option<Versioned<Task>>, StoreError> {
@@ -918,7 +963,9 @@ impl Store for SqlStore {
         service: &Service,
         expected_version: Option<i64>,
     ) -> Result<Versioned<Service>, StoreError> {
-        self.put(service, expected_version).await
+        let written = self.put(service, expected_version).await?;
+        self.announce(RecordKind::Service, &written);
+        Ok(written)
     }
 
     async fn get_service(&self, service_arn: &str) -> Result<Option<Versioned<Service>>, StoreError> {
@@ -959,8 +1006,11 @@ impl Store for SqlStore {
     async fn count_access_keys(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM access_keys").fetch_one(&self.read).await?)
     }
+
     async fn put_subnet(&self, subnet: &SubnetRecord, expected_version: Option<i64>) -> Result<Versioned<SubnetRecord>, StoreError> {
-        self.put(subnet, expected_version).await
+        let written = self.put(subnet, expected_version).await?;
+        self.announce(RecordKind::Subnet, &written);
+        Ok(written)
     }
 
     async fn get_subnet(&self, id: &str) -> Result<Option<Versioned<SubnetRecord>>, StoreError> {
@@ -984,7 +1034,11 @@ impl Store for SqlStore {
         }
         let done = sqlx::query("DELETE FROM subnets WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            self.notices.send(RecordKind::Subnet, id, None);
+        }
+        Ok(deleted)
     }
 
     async fn put_security_group(
@@ -992,7 +1046,9 @@ impl Store for SqlStore {
         group: &SecurityGroupRecord,
         expected_version: Option<i64>,
     ) -> Result<Versioned<SecurityGroupRecord>, StoreError> {
-        self.put(group, expected_version).await
+        let written = self.put(group, expected_version).await?;
+        self.announce(RecordKind::SecurityGroup, &written);
+        Ok(written)
     }
 
     async fn get_security_group(&self, id: &str) -> Result<Option<Versioned<SecurityGroupRecord>>, StoreError> {
@@ -1008,7 +1064,11 @@ impl Store for SqlStore {
 
     async fn delete_security_group(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM security_groups WHERE id = $1").bind(id).execute(&self.write).await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            self.notices.send(RecordKind::SecurityGroup, id, None);
+        }
+        Ok(deleted)
     }
 
     async fn allocated_ips(&self, subnet_id: &str) -> Result<Vec<(String, String)>, StoreError> {
@@ -1094,6 +1154,65 @@ impl Store for SqlStore {
         Ok(done.rows_affected())
     }
 
+    async fn claim_port(&self, claim: PortClaim, task_arn: &str) -> Result<bool, StoreError> {
+        let (address, protocol, port) = (claim.address.to_string(), claim.protocol.as_str(), i32::from(claim.port));
+        // The insert is the claim (the primary key decides between racing
+        // tasks); when it finds the port taken, the holder is read to tell
+        // a repeated claim from another task's. A holder that released
+        // the port in between leaves it free: claim again.
+        for _ in 0..2 {
+            let done = sqlx::query(
+                "INSERT INTO port_claims (address, protocol, port, task_arn) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (address, protocol, port) DO NOTHING",
+            )
+            .bind(&address)
+            .bind(protocol)
+            .bind(port)
+            .bind(task_arn)
+            .execute(&self.write)
+            .await?;
+            if done.rows_affected() > 0 {
+                return Ok(true);
+            }
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT task_arn FROM port_claims WHERE address = $1 AND protocol = $2 AND port = $3",
+            )
+            .bind(&address)
+            .bind(protocol)
+            .bind(port)
+            .fetch_optional(&self.write)
+            .await?;
+            if let Some(holder) = holder {
+                return Ok(holder == task_arn);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn task_ports(&self, task_arn: &str) -> Result<Vec<PortClaim>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT address, protocol, port FROM port_claims WHERE task_arn = $1",
+        )
+        .bind(task_arn)
+        .fetch_all(&self.read)
+        .await?;
+        let mut claims: Vec<PortClaim> = rows.iter().map(port_claim).collect::<Result<_, _>>()?;
+        claims.sort();
+        Ok(claims)
+    }
+
+    async fn release_ports(&self, task_arn: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM port_claims WHERE task_arn = $1").bind(task_arn).execute(&self.write).await?;
+        Ok(done.rows_affected())
+    }
+
+    fn watch(&self, kind: RecordKind) -> tokio::sync::broadcast::Receiver<Notice> {
+        self.notices.channel(kind).subscribe()
+    }
+}
+
+#[async_trait]
+impl LogStore for SqlStore {
     async fn create_log_group(&self, group: &LogGroupRecord) -> Result<LogGroupRecord, StoreError> {
         let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
         let id = next_log_id(&mut tx).await?;
@@ -1568,17 +1687,19 @@ impl SqlStore {
 
 /// Applies the schema migrations that have not been applied yet.
 async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
-    Migrator::new(EmbeddedMigrations).await?.run(pool).await?;
+    Migrator::new(EmbeddedMigrations(MIGRATIONS)).await?.run(pool).await?;
     Ok(())
 }
 
-/// [`MIGRATIONS`], compiled into the binary.
+/// [`MIGRATIONS`] (or, in upgrade tests, the first few), compiled into
+/// the binary.
 #[derive(Debug)]
-struct EmbeddedMigrations;
+struct EmbeddedMigrations(&'static [(i64, &'static str, &'static str)]);
 
 impl<'s> MigrationSource<'s> for EmbeddedMigrations {
     fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
-        let migrations = MIGRATIONS
+        let migrations = self
+            .0
             .iter()
             .map(|&(version, description, sql)| {
                 Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
@@ -1679,6 +1800,57 @@ mod tests {
             }
             assert_eq!(unescape_message(stored.into_owned(), escaped), m);
         }
+    }
+
+    /// A database at schema 4 with a task's published port (the old
+    /// `public/ADDR/PROTO` rows) and its address; opening it with this
+    /// code must keep both held by the task.
+    /// (`raw_url` names the database for sqlx, `url` for [`open`].)
+    async fn upgrade_keeps_published_ports(raw_url: &str, url: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(raw_url).await.expect("connect");
+        Migrator::new(EmbeddedMigrations(&MIGRATIONS[..4])).await.expect("migrator").run(&pool).await.expect("schema 4");
+        for (subnet, ip, task) in [
+            ("public/192.0.2.10/tcp", "8080", "arn:task/a"),
+            ("public/192.0.2.10/udp", "53", "arn:task/a"),
+            ("public/192.0.2.10/tcp", "443", "arn:task/b"),
+            ("subnet-default", "10.89.0.2", "arn:task/a"),
+        ] {
+            sqlx::query("INSERT INTO ip_allocations (subnet_id, ip, task_arn) VALUES ($1, $2, $3)")
+                .bind(subnet)
+                .bind(ip)
+                .bind(task)
+                .execute(&pool)
+                .await
+                .expect("old row");
+        }
+        pool.close().await;
+
+        let store = open(url).await.expect("upgrade").records;
+        let tcp = |port| PortClaim { address: "192.0.2.10".parse().unwrap(), protocol: PortProtocol::Tcp, port };
+        let udp = |port| PortClaim { protocol: PortProtocol::Udp, ..tcp(port) };
+        assert_eq!(store.task_ports("arn:task/a").await.unwrap(), vec![tcp(8080), udp(53)]);
+        assert_eq!(store.task_ports("arn:task/b").await.unwrap(), vec![tcp(443)]);
+        // Still held: another task cannot take them.
+        assert!(!store.claim_port(tcp(8080), "arn:task/c").await.unwrap());
+        assert!(store.claim_port(tcp(8080), "arn:task/a").await.unwrap());
+        // Addresses are only addresses now.
+        assert_eq!(store.task_ips("arn:task/a").await.unwrap(), vec![("subnet-default".to_owned(), "10.89.0.2".to_owned())]);
+        assert!(store.allocated_ips("public/192.0.2.10/tcp").await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_upgrade_keeps_published_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        upgrade_keeps_published_ports(&sqlite_url(&path), &format!("sqlite://{}", path.display())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_upgrade_keeps_published_ports() {
+        let pg = berth_testinfra::postgres::TempPostgres::shared().expect("PostgreSQL for tests");
+        let url = pg.create_database("upgrade_keeps_published_ports").expect("create database");
+        upgrade_keeps_published_ports(&url, &url).await;
     }
 
     #[test]

@@ -1,23 +1,32 @@
 //! Persistence of Berth's model with optimistic concurrency.
 //!
-//! One [`Store`] trait, two backends over one schema: SQLite in the data
-//! dir (the embedded default) and PostgreSQL (fleets). Every record is
-//! stored as JSON carrying a `formatVersion`, beside the columns it is
-//! looked up and listed by, and a `version` that each write checks and
-//! bumps: a write that names a stale version fails with
-//! [`StoreError::Conflict`] and changes nothing, so callers re-read and
-//! retry. Tasks, nodes and services are the domain's typed objects
-//! (`berth-model`); task definitions and clusters keep their ECS shape
-//! (the user's documents, returned as registered). A row of an older
-//! format is read through that format's reader; one of a newer format is
-//! refused ([`StoreError::FormatTooNew`]), never misread.
+//! Two traits over one backend and one schema, for SQLite in the data
+//! dir (the embedded default) and PostgreSQL (fleets): [`Store`] for
+//! Berth's records and [`LogStore`] for CloudWatch Logs data, apart so
+//! that what only ships or serves logs holds nothing else. [`open`] gives
+//! both, sharing the backend's connections. Every record is stored as
+//! JSON carrying a `formatVersion`, beside the columns it is looked up and
+//! listed by, and a `version` that each write checks and bumps: a write
+//! that names a stale version fails with [`StoreError::Conflict`] and
+//! changes nothing, so callers re-read and retry. Tasks, nodes and
+//! services are the domain's typed objects (`berth-model`); task
+//! definitions and clusters keep their ECS shape (the user's documents,
+//! returned as registered). A row of an older format is read through that
+//! format's reader; one of a newer format is refused
+//! ([`StoreError::FormatTooNew`]), never misread.
 //!
 //! CloudWatch Logs data (groups, streams, events) is different: plain
 //! columns, append-only events numbered per stream, and no versions —
 //! writes that must not interleave (appends to one stream, deleting what
 //! is being appended to) are serialised by row locks instead.
 //!
+//! Every committed write of a record is announced to [`Store::watch`]ers
+//! of its [`RecordKind`] as a [`Notice`] with the version written.
+//!
 //! The same test suite (`tests/store.rs`) runs against both backends.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
@@ -29,8 +38,94 @@ use berth_model::task::Task;
 use berth_wire::ecs::Cluster;
 
 mod backend;
+mod logs;
 
 pub use backend::open;
+pub use logs::{
+    Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,
+    LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder, LogStreamQuery, LogStreamRecord, NewLogEvent,
+    StreamPosition,
+};
+
+/// The store's two faces over one backend, as [`open`] gives them.
+#[derive(Clone)]
+pub struct Stores {
+    /// Berth's records: clusters, task definitions, tasks, services,
+    /// nodes, access keys, networking.
+    pub records: Arc<dyn Store>,
+    /// CloudWatch Logs: groups, streams, events.
+    pub logs: Arc<dyn LogStore>,
+}
+
+/// The kinds of versioned record, each with its own stream of notices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    Cluster,
+    TaskDefinition,
+    Task,
+    Service,
+    Node,
+    Subnet,
+    SecurityGroup,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 7] = [
+        Self::Cluster,
+        Self::TaskDefinition,
+        Self::Task,
+        Self::Service,
+        Self::Node,
+        Self::Subnet,
+        Self::SecurityGroup,
+    ];
+}
+
+/// A record written through this store, announced after its write
+/// committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: RecordKind,
+    /// The record's key as the store keys it: the ARN of a task or
+    /// service, a cluster's name, `family:revision` of a task definition,
+    /// the id of a node, subnet or security group.
+    pub key: String,
+    /// The version written; `None`: the record was deleted.
+    pub version: Option<i64>,
+}
+
+/// A transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortProtocol {
+    Tcp,
+    Udp,
+}
+
+impl PortProtocol {
+    /// As stored (and as ECS writes it): `tcp`, `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tcp" => Some(Self::Tcp),
+            "udp" => Some(Self::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// A host port a task publishes on: one task per (address, protocol, port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortClaim {
+    pub address: Ipv4Addr,
+    pub protocol: PortProtocol,
+    pub port: u16,
+}
 
 /// A stored record and the version it was read at.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +156,9 @@ pub enum StoreError {
     Rejected,
     #[error("stored record is not valid JSON")]
     Corrupt(#[from] serde_json::Error),
+    /// A stored column holds what no write puts there.
+    #[error("stored {column} {value:?} is not valid")]
+    InvalidColumn { column: &'static str, value: String },
     #[error("unsupported store URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
     /// A row written by a newer Berth, in a format this one does not know.
@@ -165,182 +263,6 @@ pub struct ClusterUsage {
     pub pending_tasks: i64,
 }
 
-// --- CloudWatch Logs ---
-
-/// What one event costs against the byte limits of the Logs API: its
-/// message's UTF-8 bytes plus this (PutLogEvents' batch rule, also used
-/// for the size of GetLogEvents and FilterLogEvents responses).
-pub const LOG_EVENT_OVERHEAD_BYTES: u64 = 26;
-
-/// A log group. Times are milliseconds since the epoch, as Logs writes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogGroupRecord {
-    pub name: String,
-    pub created_at: i64,
-    /// `None`: events never expire.
-    pub retention_days: Option<i64>,
-    /// `STANDARD` or `INFREQUENT_ACCESS` (as given to CreateLogGroup).
-    pub class: String,
-    /// Message bytes stored in the group's streams (ignored when creating).
-    pub stored_bytes: i64,
-}
-
-/// A log stream of a group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogStreamRecord {
-    pub group: String,
-    pub name: String,
-    pub created_at: i64,
-    /// Earliest and latest event `timestamp` stored (`None` while empty;
-    /// after expiry the first moves up, the last stays).
-    pub first_event_timestamp: Option<i64>,
-    pub last_event_timestamp: Option<i64>,
-    pub last_ingestion_time: Option<i64>,
-    /// Sum of the stored events' message bytes (UTF-8).
-    pub stored_bytes: i64,
-    /// The sequence number the next event appended will get: events are
-    /// numbered 0, 1, 2... per stream in the order they arrived.
-    pub next_sequence: i64,
-}
-
-/// An event to append: its own time (ms) and text (any text, NUL included).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLogEvent {
-    pub timestamp: i64,
-    pub message: String,
-}
-
-/// A stored event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEventRecord {
-    /// The name of the stream it belongs to.
-    pub stream: String,
-    pub timestamp: i64,
-    pub sequence: i64,
-    pub ingestion_time: i64,
-    pub message: String,
-    /// Where the event sits in its group's order.
-    pub key: EventKey,
-}
-
-impl LogEventRecord {
-    /// The position just before this event in its stream.
-    pub fn position(&self) -> StreamPosition {
-        StreamPosition { timestamp: self.timestamp, sequence: self.sequence }
-    }
-
-    /// The position just after this event in its stream.
-    pub fn position_after(&self) -> StreamPosition {
-        StreamPosition { timestamp: self.timestamp, sequence: self.sequence.saturating_add(1) }
-    }
-}
-
-/// A place in one stream, between events. Events are ordered by
-/// (timestamp, sequence), and the position (t, s) comes just before the
-/// event (t, s), after every event ordered before it. (Sequence numbers
-/// are whole numbers, so (t, s + 1) is just after the event (t, s).)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StreamPosition {
-    pub timestamp: i64,
-    pub sequence: i64,
-}
-
-impl StreamPosition {
-    /// Before every event.
-    pub const START: Self = Self { timestamp: i64::MIN, sequence: 0 };
-    /// After every event.
-    pub const END: Self = Self { timestamp: i64::MAX, sequence: i64::MAX };
-}
-
-/// Which way `read_log_events` reads from its position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// The earliest events at or after the position.
-    Forward,
-    /// The latest events before the position.
-    Backward,
-}
-
-/// A read of one stream (GetLogEvents, `berth logs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRange {
-    /// Only events with `start_time <= timestamp < end_time`.
-    pub start_time: Option<i64>,
-    pub end_time: Option<i64>,
-    pub direction: Direction,
-    /// Where to read from: forward from [`StreamPosition::START`] reads
-    /// from the beginning, backward from [`StreamPosition::END`] from the end.
-    pub from: StreamPosition,
-    /// At most this many events...
-    pub limit: u32,
-    /// ...costing at most this many bytes (message bytes plus
-    /// [`LOG_EVENT_OVERHEAD_BYTES`] each), but always at least one event.
-    pub max_bytes: u64,
-}
-
-/// An event's place in its group's order: (timestamp, stream, sequence).
-/// The stream is the store's own number for it, so keys are only worth
-/// anything as opaque resume points.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-pub struct EventKey {
-    pub timestamp: i64,
-    pub stream_id: i64,
-    pub sequence: i64,
-}
-
-/// A search of a group's events (FilterLogEvents).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EventFilter {
-    /// Only these streams (`None`: all of the group's).
-    pub stream_names: Option<Vec<String>>,
-    /// Only streams whose name starts with this.
-    pub stream_prefix: Option<String>,
-    /// Only events with `start_time <= timestamp < end_time`.
-    pub start_time: Option<i64>,
-    pub end_time: Option<i64>,
-    /// Resume strictly after this event.
-    pub after: Option<EventKey>,
-    /// At most this many matching events...
-    pub limit: u32,
-    /// ...costing at most this many bytes (as in [`EventRange::max_bytes`]).
-    pub max_bytes: u64,
-    /// At most this many events are looked at in one call.
-    pub scan_limit: u32,
-}
-
-/// Events a filter matched, and where to resume if it stopped early
-/// (`None`: everything in range was searched).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FilteredEvents {
-    pub events: Vec<LogEventRecord>,
-    pub resume_after: Option<EventKey>,
-}
-
-/// The order of DescribeLogStreams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogStreamOrder {
-    #[default]
-    Name,
-    /// By the latest event's timestamp (streams without events first), then name.
-    LastEventTime,
-}
-
-/// A listing of a group's streams.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LogStreamQuery {
-    /// Only streams whose name starts with this.
-    pub prefix: Option<String>,
-    pub order: LogStreamOrder,
-    pub descending: bool,
-}
-
-/// Where a stream listing resumes: the last stream's sort key
-/// (its `last_event_timestamp`, or -1 without events, when ordering by
-/// time; ignored when ordering by name) and its name.
-pub type LogStreamCursor = (i64, String);
-
 /// Persistence of Berth's model. Implementations must make each method
 /// atomic: it either applies whole or not at all.
 #[async_trait]
@@ -423,12 +345,6 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a task keyed by its ARN. `expected_version`
     /// `None` means "must not exist yet".
     async fn put_task(&self, record: &Task, expected_version: Option<i64>) -> Result<Versioned<Task>, StoreError>;
-    /// Notices of task changes written through this store (the task's ARN,
-    /// after each placement or update commits), so agents and drivers react
-    /// at once instead of polling. In-process only: a watcher must still
-    /// re-read now and then for changes other processes make (a fleet on
-    /// PostgreSQL). `Lagged` means notices were missed: re-read everything.
-    fn watch_tasks(&self) -> tokio::sync::broadcast::Receiver<String>;
     /// Several tasks in one read (DescribeTasks): those that exist, in no
     /// particular order.
     async fn get_tasks(&self, task_arns: &[String]) -> Result<Vec<Versioned<Task>>, StoreError>;
@@ -495,76 +411,26 @@ pub trait Store: Send + Sync + 'static {
     /// Frees every address the task holds; how many there were.
     async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError>;
 
-    // --- CloudWatch Logs ---
-    //
-    // A writer of logs (the awslogs shipper) does, per container:
-    //   create_log_group(..)  — only if asked to create it; `Conflict`: it exists
-    //   create_log_stream(..) — `Conflict`: it exists, append to it
-    //   put_log_events(..)    — repeatedly, a batch at a time
-    // The store takes any events (any size, any order); the Logs API's
-    // own rules (order, sizes, age) are checked by berth-api for its clients.
-    // Readers: read_log_events pages one stream either way from a
-    // position; filter_log_events searches a group's streams.
+    // --- published ports (`assignPublicIp`), keyed by address, protocol, port ---
 
-    /// Creates a group (its `stored_bytes` is ignored); `Conflict` if one
-    /// of that name exists.
-    async fn create_log_group(&self, group: &LogGroupRecord) -> Result<LogGroupRecord, StoreError>;
-    async fn get_log_group(&self, name: &str) -> Result<Option<LogGroupRecord>, StoreError>;
-    /// Deletes a group with its streams and events; `false` if there was none.
-    async fn delete_log_group(&self, name: &str) -> Result<bool, StoreError>;
-    /// Groups whose name starts with `prefix`, ordered by name (code
-    /// point), page key = name.
-    async fn list_log_groups(&self, prefix: Option<&str>, page: Page<String>) -> Result<Vec<LogGroupRecord>, StoreError>;
-    /// Sets (or with `None` removes) a group's retention in days; `false`
-    /// if there is no such group.
-    async fn set_log_group_retention(&self, name: &str, days: Option<i64>) -> Result<bool, StoreError>;
+    /// Takes the host port for the task, atomically: `true` if the task
+    /// holds it now (also when it already did), `false` if another task
+    /// does. Never hands one port to two tasks.
+    async fn claim_port(&self, claim: PortClaim, task_arn: &str) -> Result<bool, StoreError>;
+    /// The ports a task holds, in order.
+    async fn task_ports(&self, task_arn: &str) -> Result<Vec<PortClaim>, StoreError>;
+    /// Frees every port the task holds; how many there were.
+    async fn release_ports(&self, task_arn: &str) -> Result<u64, StoreError>;
 
-    /// Creates an empty stream in `group`. `NotFound` if the group does
-    /// not exist, `Conflict` if the stream does.
-    async fn create_log_stream(&self, group: &str, name: &str, created_at: i64) -> Result<LogStreamRecord, StoreError>;
-    async fn get_log_stream(&self, group: &str, name: &str) -> Result<Option<LogStreamRecord>, StoreError>;
-    /// Deletes a stream with its events; `false` if there was none.
-    async fn delete_log_stream(&self, group: &str, name: &str) -> Result<bool, StoreError>;
-    /// A group's streams in `query`'s order (empty if the group does not
-    /// exist), page key = [`LogStreamCursor`] of the last stream.
-    async fn list_log_streams(
-        &self,
-        group: &str,
-        query: &LogStreamQuery,
-        page: Page<LogStreamCursor>,
-    ) -> Result<Vec<LogStreamRecord>, StoreError>;
-    /// Appends `events` to a stream atomically: they take the stream's
-    /// next sequence numbers in the order given, and the stream's first
-    /// and last event timestamps, ingestion time and stored bytes move in
-    /// the same transaction. Appends to one stream are serialised; returns
-    /// the stream after this write. `NotFound` if the group or stream does
-    /// not exist. An empty batch changes nothing.
-    async fn put_log_events(
-        &self,
-        group: &str,
-        stream: &str,
-        events: &[NewLogEvent],
-        ingestion_time: i64,
-    ) -> Result<LogStreamRecord, StoreError>;
-    /// Events of one stream in (timestamp, sequence) order, read from
-    /// `range.from` in its direction (see [`EventRange`]); always returned
-    /// earliest first. Empty if the stream does not exist.
-    async fn read_log_events(&self, group: &str, stream: &str, range: &EventRange) -> Result<Vec<LogEventRecord>, StoreError>;
-    /// Events of a group's streams in (timestamp, stream, sequence) order
-    /// whose message `matches` accepts, looking at no more than
-    /// `filter.scan_limit` events. Empty if the group does not exist.
-    async fn filter_log_events(
-        &self,
-        group: &str,
-        filter: &EventFilter,
-        matches: &(dyn for<'m> Fn(&'m str) -> bool + Send + Sync),
-    ) -> Result<FilteredEvents, StoreError>;
-    /// Deletes the events of every group with a retention whose timestamp
-    /// is older than `now_ms` minus that many days, a few thousand per
-    /// transaction, and brings the streams' first timestamps and stored
-    /// bytes down with them. Streams stay, even when emptied. Returns how
-    /// many events went.
-    async fn expire_log_events(&self, now_ms: i64) -> Result<u64, StoreError>;
+    // --- notices ---
+
+    /// Notices of the records of `kind` written through this store (after
+    /// each insert, update, placement or delete commits; a write that
+    /// failed announces nothing), so agents and controllers react at once
+    /// instead of polling. In-process only: a watcher must still re-read
+    /// now and then for changes other processes make (a fleet on
+    /// PostgreSQL). `Lagged` means notices were missed: re-read everything.
+    fn watch(&self, kind: RecordKind) -> tokio::sync::broadcast::Receiver<Notice>;
 }
 
 /// The first task matching `filter` that `wanted` accepts, reading the

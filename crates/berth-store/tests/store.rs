@@ -3,6 +3,7 @@
 //! and `postgres::<case>` (a fresh database on a throwaway server, one
 //! server per test process). SQLite-only behaviour (file, WAL, several
 //! processes on one file, SIGKILL) is tested at the end.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
@@ -16,9 +17,9 @@ use berth_model::records::TaskDefinitionRecord;
 use berth_model::service::{Service, ServiceStatus};
 use berth_model::task::{NewTask, StopCode, Task};
 use berth_store::{
-    AccessKey, Direction, EventFilter, EventRange, FamilyStatus, LogEventRecord, LogGroupRecord, LogStreamOrder,
-    LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Page, SortOrder, Store, StoreError, StreamPosition,
-    TaskDefinitionFilter, TaskFilter, Versioned,
+    AccessKey, Direction, EventFilter, EventRange, FamilyStatus, LogEventRecord, LogGroupRecord, LogStore,
+    LogStreamOrder, LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Notice, Page, PortClaim, PortProtocol,
+    RecordKind, SortOrder, Store, StoreError, StreamPosition, TaskDefinitionFilter, TaskFilter, Versioned,
 };
 use berth_testinfra::postgres::TempPostgres;
 use berth_wire::ecs::{Cluster, Tag, TaskDefinition, TaskDefinitionStatus};
@@ -26,6 +27,7 @@ use berth_wire::ecs::{Cluster, Tag, TaskDefinition, TaskDefinitionStatus};
 /// A store on a fresh database, and what keeps that database alive.
 struct Backend {
     store: Arc<dyn Store>,
+    logs: Arc<dyn LogStore>,
     url: String,
     _dir: Option<tempfile::TempDir>,
 }
@@ -34,20 +36,21 @@ impl Backend {
     async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-        let store = berth_store::open(&url).await.expect("open SQLite store");
-        Self { store, url, _dir: Some(dir) }
+        let stores = berth_store::open(&url).await.expect("open SQLite store");
+        Self { store: stores.records, logs: stores.logs, url, _dir: Some(dir) }
     }
 
     async fn postgres(test: &str) -> Self {
         let pg = TempPostgres::shared().expect("PostgreSQL for tests");
         let url = pg.create_database(test).expect("create database");
-        let store = berth_store::open(&url).await.expect("open PostgreSQL store");
-        Self { store, url, _dir: None }
+        let stores = berth_store::open(&url).await.expect("open PostgreSQL store");
+        Self { store: stores.records, logs: stores.logs, url, _dir: None }
     }
 
     /// Opens the same database again, as a restarted process would.
     async fn reopen(&mut self) {
-        self.store = berth_store::open(&self.url).await.expect("reopen store");
+        let stores = berth_store::open(&self.url).await.expect("reopen store");
+        (self.store, self.logs) = (stores.records, stores.logs);
     }
 }
 
@@ -101,7 +104,8 @@ both_backends!(
     logs_survive_reopen,
     subnets_and_security_groups_with_versions,
     an_address_goes_to_one_task_at_a_time,
-    task_writes_are_announced_to_watchers,
+    writes_of_every_kind_are_announced_with_their_versions,
+    a_published_port_goes_to_one_task_at_a_time,
     many_tasks_are_read_at_once,
     a_burst_of_claims_takes_distinct_free_addresses,
     task_rows_of_format_0_are_read_as_typed_tasks,
@@ -617,7 +621,7 @@ async fn data_survives_reopen(mut db: Backend) {
 async fn sqlite_file_is_private_and_in_wal_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("berth.db");
-    let store = berth_store::open(&format!("sqlite://{}", path.display())).await.expect("open");
+    let store = berth_store::open(&format!("sqlite://{}", path.display())).await.expect("open").records;
     store.insert_cluster(&cluster("x", "ACTIVE")).await.expect("insert");
     let mode = std::fs::metadata(&path).expect("db file").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the store holds secrets");
@@ -632,9 +636,9 @@ async fn sqlite_path_with_spaces_and_url_characters() {
     let sub = dir.path().join("my data #1 %20");
     std::fs::create_dir(&sub).expect("mkdir");
     let url = format!("sqlite://{}", sub.join("berth.db").display());
-    berth_store::open(&url).await.expect("open").insert_cluster(&cluster("x", "ACTIVE")).await.expect("insert");
+    berth_store::open(&url).await.expect("open").records.insert_cluster(&cluster("x", "ACTIVE")).await.expect("insert");
     assert!(sub.join("berth.db").is_file(), "the file is where the path says");
-    let again = berth_store::open(&url).await.expect("reopen");
+    let again = berth_store::open(&url).await.expect("reopen").records;
     assert_eq!(again.get_cluster("x").await.expect("get").map(|c| c.version), Some(1));
 }
 
@@ -645,7 +649,7 @@ async fn sqlite_relative_path_with_dot_dot() {
     let up = "../".repeat(cwd.components().count() - 1);
     let target = dir.path().join("berth.db");
     let relative = format!("{up}{}", target.display().to_string().trim_start_matches('/'));
-    let store = berth_store::open(&format!("sqlite://{relative}")).await.expect("open");
+    let store = berth_store::open(&format!("sqlite://{relative}")).await.expect("open").records;
     store.insert_cluster(&cluster("rel", "ACTIVE")).await.expect("insert");
     assert!(target.is_file(), "{relative} is {}", target.display());
 }
@@ -666,8 +670,8 @@ async fn sqlite_rejects_what_it_cannot_open() {
 async fn sqlite_writers_of_two_stores_on_one_file_never_see_busy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-    let one = berth_store::open(&url).await.expect("open");
-    let two = berth_store::open(&url).await.expect("open again");
+    let one = berth_store::open(&url).await.expect("open").records;
+    let two = berth_store::open(&url).await.expect("open again").records;
     let handles: Vec<_> = (0..40)
         .map(|i| {
             let store = Arc::clone(if i % 2 == 0 { &one } else { &two });
@@ -710,7 +714,7 @@ fn sqlite_commits_survive_sigkill() {
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let store = berth_store::open(&format!("sqlite://{}", path.display())).await.expect("reopen");
+        let store = berth_store::open(&format!("sqlite://{}", path.display())).await.expect("reopen").records;
         assert_eq!(store.count_access_keys().await.expect("count"), 20);
         assert_eq!(store.get_cluster("killed").await.expect("get").map(|c| c.version), Some(2));
         let last = store.latest_active_task_definition("web").await.expect("latest").expect("kept");
@@ -722,7 +726,7 @@ fn sqlite_commits_survive_sigkill() {
 #[ignore = "run by sqlite_commits_survive_sigkill as its child"]
 async fn sigkill_child() {
     let Some(path) = std::env::var_os(CHILD_ENV) else { return };
-    let store = berth_store::open(&format!("sqlite://{}", std::path::Path::new(&path).display())).await.expect("open");
+    let store = berth_store::open(&format!("sqlite://{}", std::path::Path::new(&path).display())).await.expect("open").records;
     let c = cluster("killed", "ACTIVE");
     store.insert_cluster(&c).await.expect("insert");
     store.update_cluster(&c, 1).await.expect("update");
@@ -894,7 +898,7 @@ fn ev(timestamp: i64, message: &str) -> NewLogEvent {
 }
 
 /// A group with one stream, ready for events.
-async fn stream_in(s: &dyn Store, group: &str, stream: &str) {
+async fn stream_in(s: &dyn LogStore, group: &str, stream: &str) {
     match s.create_log_group(&log_group(group)).await {
         Ok(_) | Err(StoreError::Conflict) => {}
         Err(e) => panic!("create group: {e:?}"),
@@ -915,7 +919,7 @@ fn stream_names(streams: &[LogStreamRecord]) -> Vec<&str> {
 }
 
 async fn log_groups_created_listed_and_deleted(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     let created = s.create_log_group(&LogGroupRecord { stored_bytes: 99, ..log_group("/ecs/web") }).await.expect("create");
     assert_eq!(created, log_group("/ecs/web"), "a new group stores nothing yet");
     assert!(matches!(s.create_log_group(&log_group("/ecs/web")).await, Err(StoreError::Conflict)));
@@ -958,7 +962,7 @@ async fn log_groups_created_listed_and_deleted(db: Backend) {
 }
 
 async fn log_streams_listed_by_name_and_last_event_time(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     assert!(matches!(s.create_log_stream("ghost", "a", T0).await, Err(StoreError::NotFound(_))));
     s.create_log_group(&log_group("g")).await.expect("group");
     s.create_log_group(&log_group("other")).await.expect("group");
@@ -1024,7 +1028,7 @@ async fn log_streams_listed_by_name_and_last_event_time(db: Backend) {
 }
 
 async fn log_events_appended_in_sequence_and_read_both_ways(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     stream_in(s, "g", "st").await;
     assert!(matches!(s.put_log_events("g", "nope", &[ev(T0, "x")], T0).await, Err(StoreError::NotFound(_))));
     assert!(matches!(s.put_log_events("nope", "st", &[ev(T0, "x")], T0).await, Err(StoreError::NotFound(_))));
@@ -1101,7 +1105,7 @@ async fn log_events_appended_in_sequence_and_read_both_ways(db: Backend) {
 }
 
 async fn log_reads_fit_the_byte_budget(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     stream_in(s, "g", "big").await;
     // Ten events of 100 bytes cost 126 each.
     let events: Vec<NewLogEvent> = (0..10).map(|i| ev(T0 + i, &format!("{i}").repeat(100))).collect();
@@ -1123,7 +1127,7 @@ async fn log_reads_fit_the_byte_budget(db: Backend) {
 }
 
 async fn log_messages_keep_every_character(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     stream_in(s, "g", "odd").await;
     let odd = [
         "NUL \0 inside",
@@ -1147,7 +1151,7 @@ async fn log_messages_keep_every_character(db: Backend) {
 }
 
 async fn concurrent_appends_take_consecutive_sequence_numbers(db: Backend) {
-    let store = db.store.clone();
+    let store = db.logs.clone();
     stream_in(store.as_ref(), "g", "busy").await;
     let handles: Vec<_> = (0..8)
         .map(|w| {
@@ -1183,7 +1187,7 @@ async fn concurrent_appends_take_consecutive_sequence_numbers(db: Backend) {
 
 /// Three streams with interleaved times: a/1 at T0+0,3,6.., a/2 at
 /// T0+1,4,7.., b/1 at T0+2,5,8.., 20 events each; every fifth says ERROR.
-async fn three_streams(s: &dyn Store) {
+async fn three_streams(s: &dyn LogStore) {
     for (k, name) in ["a/1", "a/2", "b/1"].into_iter().enumerate() {
         stream_in(s, "g", name).await;
         let events: Vec<NewLogEvent> = (0..20)
@@ -1197,7 +1201,7 @@ async fn three_streams(s: &dyn Store) {
 }
 
 async fn filter_searches_a_groups_streams_in_order(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     three_streams(s).await;
     let all = EventFilter { limit: 10_000, max_bytes: u64::MAX, scan_limit: 10_000, ..Default::default() };
     let got = s.filter_log_events("g", &all, &|_| true).await.expect("filter");
@@ -1226,7 +1230,7 @@ async fn filter_searches_a_groups_streams_in_order(db: Backend) {
 }
 
 async fn filter_pages_resume_without_gaps_or_repeats(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     three_streams(s).await;
     let matcher = |m: &str| m.starts_with("ERROR");
     let everything = EventFilter { limit: 10_000, max_bytes: u64::MAX, scan_limit: 10_000, ..Default::default() };
@@ -1253,7 +1257,7 @@ async fn filter_pages_resume_without_gaps_or_repeats(db: Backend) {
 }
 
 async fn retention_expires_old_events_only(db: Backend) {
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     let now = T0 + 30 * DAY;
     stream_in(s, "short", "st").await;
     stream_in(s, "short", "fresh").await;
@@ -1295,7 +1299,7 @@ async fn retention_expires_old_events_only(db: Backend) {
 /// streams in it: every call either applies or says NotFound, and nothing
 /// is left behind.
 async fn deletes_race_appends_and_stream_creation_cleanly(db: Backend) {
-    let store = db.store.clone();
+    let store = db.logs.clone();
     for round in 0..5 {
         stream_in(store.as_ref(), "doomed", "st").await;
         let appender = {
@@ -1340,11 +1344,11 @@ async fn deletes_race_appends_and_stream_creation_cleanly(db: Backend) {
 }
 
 async fn logs_survive_reopen(mut db: Backend) {
-    stream_in(db.store.as_ref(), "g", "st").await;
-    db.store.set_log_group_retention("g", Some(30)).await.expect("retention");
-    db.store.put_log_events("g", "st", &[ev(T0, "one"), ev(T0 + 1, "two")], T0 + 5).await.expect("put");
+    stream_in(db.logs.as_ref(), "g", "st").await;
+    db.logs.set_log_group_retention("g", Some(30)).await.expect("retention");
+    db.logs.put_log_events("g", "st", &[ev(T0, "one"), ev(T0 + 1, "two")], T0 + 5).await.expect("put");
     db.reopen().await;
-    let s = db.store.as_ref();
+    let s = db.logs.as_ref();
     assert_eq!(s.get_log_group("g").await.expect("get").and_then(|g| g.retention_days), Some(30));
     let st = s.put_log_events("g", "st", &[ev(T0 + 2, "three")], T0 + 6).await.expect("put after reopen");
     assert_eq!(st.next_sequence, 3, "numbering carries on");
@@ -1442,20 +1446,146 @@ async fn an_address_goes_to_one_task_at_a_time(db: Backend) {
     assert!(s.claim_ip("subnet-a", "10.89.0.2", "arn:t2").await.unwrap(), "freed at release");
 }
 
-async fn task_writes_are_announced_to_watchers(db: Backend) {
+/// A watcher of each record kind.
+type Watchers = std::collections::BTreeMap<RecordKind, tokio::sync::broadcast::Receiver<Notice>>;
+
+/// The notice of the write just made to `kind`: exactly one, with `key`
+/// and `version`.
+fn announced(w: &mut Watchers, kind: RecordKind, key: &str, version: Option<i64>) {
+    let rx = w.get_mut(&kind).unwrap();
+    let got = rx.try_recv().unwrap_or_else(|e| panic!("no notice of {kind:?} {key}: {e}"));
+    assert_eq!(got, Notice { kind, key: key.to_owned(), version });
+    quiet(w, kind, "one notice per write");
+}
+
+fn quiet(w: &mut Watchers, kind: RecordKind, why: &str) {
+    assert!(w.get_mut(&kind).unwrap().try_recv().is_err(), "{kind:?}: {why}");
+}
+
+async fn writes_of_every_kind_are_announced_with_their_versions(db: Backend) {
     let s = db.store.as_ref();
-    let mut watcher = s.watch_tasks();
+    let mut w: Watchers = RecordKind::ALL.iter().map(|k| (*k, s.watch(*k))).collect();
+
+    // Clusters: insert, update; a conflicting write announces nothing.
+    let c = cluster("a", "ACTIVE");
+    s.insert_cluster(&c).await.unwrap();
+    announced(&mut w, RecordKind::Cluster, "a", Some(1));
+    assert!(s.insert_cluster(&c).await.is_err());
+    s.update_cluster(&c, 1).await.unwrap();
+    announced(&mut w, RecordKind::Cluster, "a", Some(2));
+    assert!(s.update_cluster(&c, 1).await.is_err(), "stale");
+    quiet(&mut w, RecordKind::Cluster, "a write that failed is not announced");
+
+    // Task definitions, keyed family:revision.
+    register(s, "web").await;
+    announced(&mut w, RecordKind::TaskDefinition, "web:1", Some(1));
+    set_status(s, "web", 1, TaskDefinitionStatus::Inactive).await;
+    announced(&mut w, RecordKind::TaskDefinition, "web:1", Some(2));
+    let stale = s.get_task_definition("web", 1).await.unwrap().unwrap().value;
+    assert!(s.update_task_definition(&stale, 1).await.is_err());
+    quiet(&mut w, RecordKind::TaskDefinition, "a write that failed is not announced");
+
+    // Nodes: each registration or heartbeat.
     s.upsert_node(&node("n1", 2048, 4096)).await.unwrap();
-    let cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/a";
+    announced(&mut w, RecordKind::Node, "n1", Some(1));
+    s.upsert_node(&node("n1", 2048, 4096)).await.unwrap();
+    announced(&mut w, RecordKind::Node, "n1", Some(2));
+
+    // Tasks: placement and update.
+    let cluster_arn = "arn:aws:ecs:us-east-1:111122223333:cluster/a";
     let arn = "arn:aws:ecs:us-east-1:111122223333:task/a/w1";
-    let placed = s.place_task(&sized(task(arn, cluster, TaskStatus::Provisioning), 256, 512), "n1", &fits(256, 512)).await.unwrap();
-    assert_eq!(watcher.try_recv().unwrap(), arn, "a placement is announced");
+    let placed = s.place_task(&sized(task(arn, cluster_arn, TaskStatus::Provisioning), 256, 512), "n1", &fits(256, 512)).await.unwrap();
+    announced(&mut w, RecordKind::Task, arn, Some(1));
     let mut next = placed.value.clone();
     assert!(next.request_stop(StopCode::UserInitiated, "stop", 2.0));
     s.put_task(&next, Some(placed.version)).await.unwrap();
-    assert_eq!(watcher.try_recv().unwrap(), arn, "an update is announced");
+    announced(&mut w, RecordKind::Task, arn, Some(2));
     assert!(s.put_task(&next, Some(placed.version)).await.is_err(), "stale");
-    assert!(watcher.try_recv().is_err(), "a write that failed is not announced");
+    assert!(s.place_task(&placed.value, "n1", &fits(256, 512)).await.is_err(), "exists");
+    quiet(&mut w, RecordKind::Task, "a write that failed is not announced");
+
+    // Services.
+    let svc = service("arn:aws:ecs:us-east-1:111122223333:service/a/web", cluster_arn, ServiceStatus::Active);
+    s.put_service(&svc, None).await.unwrap();
+    announced(&mut w, RecordKind::Service, &svc.arn.to_string(), Some(1));
+    assert!(s.put_service(&svc, None).await.is_err());
+    quiet(&mut w, RecordKind::Service, "a write that failed is not announced");
+
+    // Subnets and security groups, deletes as `None`.
+    s.put_subnet(&subnet_record("subnet-a", "10.89.0.0/16"), None).await.unwrap();
+    announced(&mut w, RecordKind::Subnet, "subnet-a", Some(1));
+    s.put_subnet(&subnet_record("subnet-a", "10.89.0.0/16"), Some(1)).await.unwrap();
+    announced(&mut w, RecordKind::Subnet, "subnet-a", Some(2));
+    assert!(s.claim_ip("subnet-a", "10.89.0.2", "arn:t1").await.unwrap());
+    assert!(s.delete_subnet("subnet-a").await.is_err(), "an address is held");
+    quiet(&mut w, RecordKind::Subnet, "a refused delete, or a claim, is no write of the subnet");
+    s.release_ips("arn:t1").await.unwrap();
+    assert!(s.delete_subnet("subnet-a").await.unwrap());
+    announced(&mut w, RecordKind::Subnet, "subnet-a", None);
+    assert!(!s.delete_subnet("subnet-a").await.unwrap());
+    quiet(&mut w, RecordKind::Subnet, "deleting nothing announces nothing");
+
+    let group = berth_model::network::SecurityGroupRecord {
+        id: "sg-web".into(),
+        name: "web".into(),
+        description: String::new(),
+        ingress: Vec::new(),
+        created_at: 1.0,
+    };
+    s.put_security_group(&group, None).await.unwrap();
+    announced(&mut w, RecordKind::SecurityGroup, "sg-web", Some(1));
+    assert!(s.put_security_group(&group, Some(7)).await.is_err());
+    assert!(s.delete_security_group("sg-web").await.unwrap());
+    announced(&mut w, RecordKind::SecurityGroup, "sg-web", None);
+
+    // Every kind heard only its own writes.
+    for kind in RecordKind::ALL {
+        quiet(&mut w, kind, "nothing left over");
+    }
+}
+
+async fn a_published_port_goes_to_one_task_at_a_time(db: Backend) {
+    let s = db.store.clone();
+    let addr: std::net::Ipv4Addr = "192.0.2.10".parse().unwrap();
+    let tcp = move |port| PortClaim { address: addr, protocol: PortProtocol::Tcp, port };
+    assert!(s.claim_port(tcp(8080), "arn:t1").await.unwrap());
+    assert!(s.claim_port(tcp(8080), "arn:t1").await.unwrap(), "claiming again is fine");
+    assert!(!s.claim_port(tcp(8080), "arn:t2").await.unwrap(), "never two holders");
+    let udp = PortClaim { protocol: PortProtocol::Udp, ..tcp(8080) };
+    assert!(s.claim_port(udp, "arn:t2").await.unwrap(), "the other protocol is another port");
+    let other = PortClaim { address: "192.0.2.11".parse().unwrap(), ..tcp(8080) };
+    assert!(s.claim_port(other, "arn:t2").await.unwrap(), "so is another address");
+
+    // Many tasks racing for the same few ports: each port has one holder.
+    let mut handles = Vec::new();
+    for t in 0..16 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            for port in 9000..9005 {
+                if s.claim_port(tcp(port), &format!("arn:r{t}")).await.unwrap() {
+                    won.push(port);
+                }
+            }
+            won
+        }));
+    }
+    let mut won: Vec<u16> = Vec::new();
+    for h in handles {
+        won.extend(h.await.unwrap());
+    }
+    won.sort();
+    assert_eq!(won, [9000, 9001, 9002, 9003, 9004], "each port went to exactly one task");
+
+    assert_eq!(s.task_ports("arn:t1").await.unwrap(), [tcp(8080)]);
+    assert_eq!(s.task_ports("arn:t2").await.unwrap(), [udp, other]);
+    assert_eq!(s.release_ports("arn:t1").await.unwrap(), 1);
+    assert!(s.task_ports("arn:t1").await.unwrap().is_empty());
+    assert!(s.claim_port(tcp(8080), "arn:t2").await.unwrap(), "freed at release");
+    assert_eq!(s.release_ports("arn:t1").await.unwrap(), 0);
+    // Ports are not addresses: releasing a task's addresses keeps its ports.
+    assert_eq!(s.release_ips("arn:t2").await.unwrap(), 0);
+    assert_eq!(s.task_ports("arn:t2").await.unwrap().len(), 3);
 }
 
 async fn many_tasks_are_read_at_once(db: Backend) {

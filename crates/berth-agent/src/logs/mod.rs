@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use berth_model::lifecycle::TaskStatus;
 use berth_runtime_api::{TaskId, TaskRuntime};
-use berth_store::{Store, StoreError};
+use berth_store::{LogStore, Store, StoreError, Stores};
 use berth_wire::ecs::TaskDefinition;
 
 pub use config::{Destination, GROUP_MISSING, destination, destinations};
@@ -60,7 +60,10 @@ pub const POLL: Duration = Duration::from_millis(200);
 
 /// Ships the output of this node's tasks whose containers use awslogs.
 pub struct Shipper {
-    store: Arc<dyn Store>,
+    /// Where the tasks and their definitions (the awslogs options) are read.
+    records: Arc<dyn Store>,
+    /// Where their output goes.
+    logs: Arc<dyn LogStore>,
     runtime: Arc<dyn TaskRuntime>,
     poll: Duration,
     /// Every tailer steps at `epoch + n * poll`, so one wake-up serves all.
@@ -76,12 +79,19 @@ struct Tail {
 }
 
 impl Shipper {
-    pub fn new(store: Arc<dyn Store>, runtime: Arc<dyn TaskRuntime>) -> Self {
-        Self::with_poll(store, runtime, POLL)
+    pub fn new(stores: Stores, runtime: Arc<dyn TaskRuntime>) -> Self {
+        Self::with_poll(stores, runtime, POLL)
     }
 
-    pub fn with_poll(store: Arc<dyn Store>, runtime: Arc<dyn TaskRuntime>, poll: Duration) -> Self {
-        Self { store, runtime, poll, epoch: tokio::time::Instant::now(), tails: Mutex::default() }
+    pub fn with_poll(stores: Stores, runtime: Arc<dyn TaskRuntime>, poll: Duration) -> Self {
+        Self {
+            records: stores.records,
+            logs: stores.logs,
+            runtime,
+            poll,
+            epoch: tokio::time::Instant::now(),
+            tails: Mutex::default(),
+        }
     }
 
     /// PENDING, before the containers start: makes every awslogs
@@ -94,7 +104,7 @@ impl Shipper {
             Err(reason) => return Ok(Some(reason)),
         };
         for dest in &dests {
-            if let Some(reason) = ensure_stream(self.store.as_ref(), dest).await? {
+            if let Some(reason) = ensure_stream(self.logs.as_ref(), dest).await? {
                 tracing::info!(task = %task, group = %dest.group, "log group missing; the task cannot start");
                 return Ok(Some(reason.to_owned()));
             }
@@ -122,7 +132,7 @@ impl Shipper {
         let steps = self.epoch.elapsed().as_nanos() / poll.as_nanos() + 1;
         let start = self.epoch + poll * u32::try_from(steps).unwrap_or(u32::MAX);
         let tick = tokio::time::interval_at(start, poll);
-        tokio::spawn(follow(tail, self.store.clone(), self.runtime.clone(), task.clone(), tick));
+        tokio::spawn(follow(tail, self.logs.clone(), self.runtime.clone(), task.clone(), tick));
         Ok(())
     }
 
@@ -142,7 +152,7 @@ impl Shipper {
             // Waits for a step the tailer is taking; it takes no more.
             let mut streams = tail.streams.lock().await;
             for s in streams.iter_mut() {
-                s.ship(self.store.as_ref(), true).await?;
+                s.ship(self.logs.as_ref(), true).await?;
             }
         }
         self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(task.as_str());
@@ -157,12 +167,12 @@ impl Shipper {
     /// uses awslogs (or the definition is gone, or its options are
     /// unusable — then the task never started — or the task is STOPPED).
     async fn open(&self, arn: &str, task: &TaskId) -> Result<Option<Arc<Tail>>, StoreError> {
-        let Some(record) = self.store.get_task(arn).await? else { return Ok(None) };
+        let Some(record) = self.records.get_task(arn).await? else { return Ok(None) };
         if record.value.status() == TaskStatus::Stopped {
             return Ok(None); // shipped and removed already
         }
         let def = &record.value.definition_arn;
-        let Some(definition) = self.store.get_task_definition(&def.family, def.revision).await? else { return Ok(None) };
+        let Some(definition) = self.records.get_task_definition(&def.family, def.revision).await? else { return Ok(None) };
         let dests = destinations(&definition.value.definition, task.as_str()).unwrap_or_default();
         if dests.is_empty() {
             return Ok(None);
@@ -181,7 +191,7 @@ impl Shipper {
 /// A task's tailer: a step every tick until the final flush takes over.
 async fn follow(
     tail: Arc<Tail>,
-    store: Arc<dyn Store>,
+    logs: Arc<dyn LogStore>,
     runtime: Arc<dyn TaskRuntime>,
     task: TaskId,
     mut tick: tokio::time::Interval,
@@ -206,7 +216,7 @@ async fn follow(
         for s in streams.iter_mut() {
             let done = exited.contains(&s.dest.container);
             // Failures are logged by the stream and retried on the next step.
-            let _ = s.ship(store.as_ref(), done).await;
+            let _ = s.ship(logs.as_ref(), done).await;
         }
     }
 }
@@ -294,20 +304,25 @@ mod tests {
     struct World {
         _dir: tempfile::TempDir,
         store: Arc<dyn Store>,
+        logs: Arc<dyn LogStore>,
         runtime: Arc<FakeRuntime>,
     }
 
     impl World {
         async fn new() -> Self {
             let dir = tempfile::tempdir().unwrap();
-            let store =
+            let stores =
                 berth_store::open(&format!("sqlite://{}", dir.path().join("berth.db").display())).await.unwrap();
             let runtime = Arc::new(FakeRuntime { dir: dir.path().join("tasks"), exited: Mutex::default() });
-            Self { _dir: dir, store, runtime }
+            Self { _dir: dir, store: stores.records, logs: stores.logs, runtime }
+        }
+
+        fn stores(&self) -> Stores {
+            Stores { records: self.store.clone(), logs: self.logs.clone() }
         }
 
         fn shipper(&self) -> Shipper {
-            Shipper::with_poll(self.store.clone(), self.runtime.clone(), Duration::from_millis(20))
+            Shipper::with_poll(self.stores(), self.runtime.clone(), Duration::from_millis(20))
         }
 
         /// A task (stored, with its definition) whose containers log with
@@ -371,7 +386,7 @@ mod tests {
                     limit: 10_000,
                     max_bytes: u64::MAX,
                 };
-                let page = self.store.read_log_events(group, stream, &range).await.unwrap();
+                let page = self.logs.read_log_events(group, stream, &range).await.unwrap();
                 let Some(last) = page.last() else { return out };
                 from = last.position_after();
                 out.extend(page.into_iter().map(|e| e.message));
@@ -398,7 +413,7 @@ mod tests {
                 class: "STANDARD".into(),
                 stored_bytes: 0,
             };
-            self.store.create_log_group(&group).await.unwrap();
+            self.logs.create_log_group(&group).await.unwrap();
         }
     }
 
@@ -411,7 +426,7 @@ mod tests {
         let (arn, id, definition) = w.task("t1", &[("main", OPTS)]).await;
         let shipper = w.shipper();
         assert_eq!(shipper.prepare(&id, &definition).await.unwrap(), None);
-        assert!(w.store.get_log_stream("/ecs/app", "ecs/main/t1").await.unwrap().is_some(), "prepare makes the stream");
+        assert!(w.logs.get_log_stream("/ecs/app", "ecs/main/t1").await.unwrap().is_some(), "prepare makes the stream");
         shipper.resume(&arn, &id).await.unwrap();
         w.write(&id, "main", false, b"one\ntwo\n");
         w.write(&id, "main", true, b"oops\n");
@@ -453,13 +468,13 @@ mod tests {
         });
         // The agent dies (its tasks and timers with it) while the
         // containers keep writing.
-        let store = w.store.clone();
+        let (store, logs) = (w.store.clone(), w.logs.clone());
         drop(first);
         w.write(&id, "main", false, b"3\n4");
         w.write(&id, "side", true, b"b\n");
         let second = rt();
         second.block_on(async {
-            let w = World { store, ..w };
+            let w = World { store, logs, ..w };
             let shipper = w.shipper();
             shipper.resume(&arn, &id).await.unwrap();
             assert_eq!(w.wait_for("/ecs/app", "ecs/main/t2", 3).await, ["1", "2", "3"]);
@@ -480,7 +495,7 @@ mod tests {
         let create = &[("awslogs-group", "made"), ("awslogs-stream-prefix", "p"), ("awslogs-create-group", "true")][..];
         let (_, id, definition) = w.task("t4", &[("main", create)]).await;
         assert_eq!(shipper.prepare(&id, &definition).await.unwrap(), None);
-        assert!(w.store.get_log_stream("made", "p/main/t4").await.unwrap().is_some());
+        assert!(w.logs.get_log_stream("made", "p/main/t4").await.unwrap().is_some());
         // A group that exists already is fine too (another task made it).
         let (_, id, definition) = w.task("t5", &[("main", create)]).await;
         assert_eq!(shipper.prepare(&id, &definition).await.unwrap(), None);
@@ -558,7 +573,7 @@ mod tests {
         rt.block_on(async {
             let w = World::new().await;
             w.group("/ecs/app").await;
-            let shipper = Shipper::new(w.store.clone(), w.runtime.clone());
+            let shipper = Shipper::new(w.stores(), w.runtime.clone());
             let mut ids = Vec::new();
             for i in 0..100 {
                 let (arn, id, definition) = w.task(&format!("idle{i}"), &[("main", OPTS)]).await;

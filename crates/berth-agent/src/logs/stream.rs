@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use berth_runtime_api::LogPaths;
-use berth_store::{LogGroupRecord, NewLogEvent, Store, StoreError};
+use berth_store::{LogGroupRecord, LogStore, NewLogEvent, StoreError};
 
 use super::config::{Destination, GROUP_MISSING};
 use super::lines::{self, split};
@@ -138,7 +138,7 @@ impl ContainerLog {
     /// exited, so a last line without its newline is shipped too.
     /// Returns early (keeping what was not shipped for the next call) if
     /// the store fails.
-    pub async fn ship(&mut self, store: &dyn Store, done: bool) -> Result<(), StoreError> {
+    pub async fn ship(&mut self, store: &dyn LogStore, done: bool) -> Result<(), StoreError> {
         let result = self.ship_all(store, done).await;
         match (&result, self.failing) {
             (Err(e), false) => {
@@ -152,7 +152,7 @@ impl ContainerLog {
         result
     }
 
-    async fn ship_all(&mut self, store: &dyn Store, done: bool) -> Result<(), StoreError> {
+    async fn ship_all(&mut self, store: &dyn LogStore, done: bool) -> Result<(), StoreError> {
         loop {
             let mut events = Vec::new();
             // For each event: which source, and the offset just past it.
@@ -215,7 +215,7 @@ impl ContainerLog {
 
     /// Appends `events`, (re)creating the stream — and the group, when
     /// asked to — if it is missing.
-    async fn put(&self, store: &dyn Store, events: &[NewLogEvent]) -> Result<Put, StoreError> {
+    async fn put(&self, store: &dyn LogStore, events: &[NewLogEvent]) -> Result<Put, StoreError> {
         let (group, stream) = (&self.dest.group, &self.dest.stream);
         match store.put_log_events(group, stream, events, now_ms()).await {
             Ok(_) => return Ok(Put::Stored),
@@ -248,7 +248,7 @@ impl ContainerLog {
 
 /// Makes sure `dest`'s stream exists, creating its group first if the
 /// options ask for that. Returns ECS's reason if the group is missing.
-pub async fn ensure_stream(store: &dyn Store, dest: &Destination) -> Result<Option<&'static str>, StoreError> {
+pub async fn ensure_stream(store: &dyn LogStore, dest: &Destination) -> Result<Option<&'static str>, StoreError> {
     if dest.create_group {
         let group = LogGroupRecord {
             name: dest.group.clone(),

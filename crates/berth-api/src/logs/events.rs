@@ -45,7 +45,7 @@ pub async fn put(call: &Call<'_>, req: PutLogEventsRequest) -> Result<PutLogEven
     check_stream_name("logStreamName", &req.log_stream_name)?;
     let events = &req.log_events;
     check_batch(events.iter().map(|e| (e.timestamp, e.message.as_str())))?;
-    let group = call.store().get_log_group(&req.log_group_name).await?.ok_or_else(group_not_found)?;
+    let group = call.logs().get_log_group(&req.log_group_name).await?.ok_or_else(group_not_found)?;
 
     // Chronological, so the too old are a prefix and the too new a suffix.
     let now = now_ms();
@@ -63,7 +63,7 @@ pub async fn put(call: &Call<'_>, req: PutLogEventsRequest) -> Result<PutLogEven
     }
     let new: Vec<NewLogEvent> =
         accepted.iter().map(|e| NewLogEvent { timestamp: e.timestamp, message: e.message.clone() }).collect();
-    let stream = match call.store().put_log_events(&req.log_group_name, &req.log_stream_name, &new, now).await {
+    let stream = match call.logs().put_log_events(&req.log_group_name, &req.log_stream_name, &new, now).await {
         Ok(stream) => stream,
         Err(StoreError::NotFound(_)) => return Err(stream_not_found()),
         Err(e) => return Err(e.into()),
@@ -132,8 +132,8 @@ pub async fn get(call: &Call<'_>, req: GetLogEventsRequest) -> Result<GetLogEven
     check_time("endTime", req.end_time)?;
     let limit = limit(req.limit, MAX_EVENTS, MAX_EVENTS)?;
     let token = req.next_token.as_deref().map(Token::parse).transpose()?;
-    if call.store().get_log_stream(&group, &req.log_stream_name).await?.is_none() {
-        return Err(match call.store().get_log_group(&group).await? {
+    if call.logs().get_log_stream(&group, &req.log_stream_name).await?.is_none() {
+        return Err(match call.logs().get_log_group(&group).await? {
             Some(_) => stream_not_found(),
             None => group_not_found(),
         });
@@ -153,7 +153,7 @@ pub async fn get(call: &Call<'_>, req: GetLogEventsRequest) -> Result<GetLogEven
         limit,
         max_bytes: MAX_RESPONSE_BYTES,
     };
-    let events = call.store().read_log_events(&group, &req.log_stream_name, &range).await?;
+    let events = call.logs().read_log_events(&group, &req.log_stream_name, &range).await?;
     let (forward, backward) = match (events.first(), events.last(), req.next_token) {
         (Some(first), Some(last), _) => {
             (Token::forward(last.position_after()).to_string(), Token::backward(first.position()).to_string())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use berth_control::runner::{Action, Backoff, Reconcile, Runner, RunnerConfig};
-use berth_store::{Store, StoreError};
+use berth_store::{LogStore, StoreError};
 
 use super::{EXPIRY_INTERVAL, expire};
 
@@ -11,7 +11,7 @@ use super::{EXPIRY_INTERVAL, expire};
 /// sweep ends, until `shutdown` resolves: a controller with one key. A
 /// failed sweep is logged and tried again an interval later (the backoff
 /// is that interval, floor and cap).
-pub async fn run_expiry(store: Arc<dyn Store>, shutdown: impl Future<Output = ()> + Send) {
+pub async fn run_expiry(store: Arc<dyn LogStore>, shutdown: impl Future<Output = ()> + Send) {
     let every = Backoff { initial: EXPIRY_INTERVAL, max: EXPIRY_INTERVAL };
     let runner = Runner::new("log-expiry", Expiry { store }, RunnerConfig { concurrency: 1, backoff: every });
     runner.run(futures_util::stream::iter([()]), shutdown).await;
@@ -19,7 +19,7 @@ pub async fn run_expiry(store: Arc<dyn Store>, shutdown: impl Future<Output = ()
 
 /// The retention sweep as a reconciler.
 struct Expiry {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
 }
 
 impl Reconcile<()> for Expiry {

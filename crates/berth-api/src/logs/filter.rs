@@ -47,7 +47,7 @@ pub async fn filter(call: &Call<'_>, req: FilterLogEventsRequest) -> Result<Filt
     }
     let pattern = FilterPattern::parse(pattern).map_err(|e| invalid(e.to_string()))?;
     let after = paging::decode::<EventKey>(req.next_token.as_deref())?;
-    if call.store().get_log_group(&group).await?.is_none() {
+    if call.logs().get_log_group(&group).await?.is_none() {
         return Err(group_not_found());
     }
     let filter = EventFilter {
@@ -61,7 +61,7 @@ pub async fn filter(call: &Call<'_>, req: FilterLogEventsRequest) -> Result<Filt
         max_bytes: MAX_RESPONSE_BYTES,
         scan_limit: SCAN_LIMIT,
     };
-    let found = call.store().filter_log_events(&group, &filter, &|m| pattern.matches(m)).await?;
+    let found = call.logs().filter_log_events(&group, &filter, &|m| pattern.matches(m)).await?;
     Ok(FilterLogEventsResponse {
         events: Some(
             found

@@ -36,7 +36,7 @@ pub async fn create(call: &Call<'_>, req: CreateLogGroupRequest) -> Result<(), A
         class: req.log_group_class.unwrap_or_default().as_str().to_owned(),
         stored_bytes: 0,
     };
-    match call.store().create_log_group(&group).await {
+    match call.logs().create_log_group(&group).await {
         Ok(_) => Ok(()),
         Err(StoreError::Conflict) => {
             Err(ApiError::logs("ResourceAlreadyExistsException", "The specified log group already exists"))
@@ -47,7 +47,7 @@ pub async fn create(call: &Call<'_>, req: CreateLogGroupRequest) -> Result<(), A
 
 pub async fn delete(call: &Call<'_>, req: DeleteLogGroupRequest) -> Result<(), ApiError> {
     check_group_name("logGroupName", &req.log_group_name)?;
-    match call.store().delete_log_group(&req.log_group_name).await? {
+    match call.logs().delete_log_group(&req.log_group_name).await? {
         true => Ok(()),
         false => Err(group_not_found()),
     }
@@ -72,7 +72,7 @@ pub async fn describe(call: &Call<'_>, req: DescribeLogGroupsRequest) -> Result<
     }
     let limit = limit(req.limit, MAX_GROUPS, MAX_GROUPS)?;
     let after = paging::decode::<String>(req.next_token.as_deref())?;
-    let rows = call.store().list_log_groups(prefix, Page { after, limit: limit + 1 }).await?;
+    let rows = call.logs().list_log_groups(prefix, Page { after, limit: limit + 1 }).await?;
     let (rows, next_token) = paging::finish(rows, limit, |g| g.name.clone());
     Ok(DescribeLogGroupsResponse { log_groups: Some(rows.iter().map(|g| wire(call, g)).collect()), next_token })
 }
@@ -87,7 +87,7 @@ pub async fn put_retention(call: &Call<'_>, req: PutRetentionPolicyRequest) -> R
             &format!("satisfy enum value set: [{}]", values.join(", ")),
         ));
     }
-    match call.store().set_log_group_retention(&req.log_group_name, Some(i64::from(req.retention_in_days))).await? {
+    match call.logs().set_log_group_retention(&req.log_group_name, Some(i64::from(req.retention_in_days))).await? {
         true => Ok(()),
         false => Err(group_not_found()),
     }
@@ -95,7 +95,7 @@ pub async fn put_retention(call: &Call<'_>, req: PutRetentionPolicyRequest) -> R
 
 pub async fn delete_retention(call: &Call<'_>, req: DeleteRetentionPolicyRequest) -> Result<(), ApiError> {
     check_group_name("logGroupName", &req.log_group_name)?;
-    match call.store().set_log_group_retention(&req.log_group_name, None).await? {
+    match call.logs().set_log_group_retention(&req.log_group_name, None).await? {
         true => Ok(()),
         false => Err(group_not_found()),
     }

@@ -19,7 +19,7 @@ pub use expiry::run_expiry;
 
 use std::time::Duration;
 
-use berth_store::{Store, StoreError};
+use berth_store::{LogStore, StoreError};
 use berth_wire::logs::Action;
 use serde::Serialize;
 use serde_json::Value;
@@ -33,8 +33,8 @@ pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 /// Deletes the events that have outlived their group's retention, as of
 /// now. Returns how many went. Cheap when nothing is due: only streams
 /// whose first event is past their group's retention are touched.
-pub async fn expire(store: &dyn Store) -> Result<u64, StoreError> {
-    store.expire_log_events(now_ms()).await
+pub async fn expire(logs: &dyn LogStore) -> Result<u64, StoreError> {
+    logs.expire_log_events(now_ms()).await
 }
 
 /// One authenticated call.
@@ -43,8 +43,8 @@ pub(crate) struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn store(&self) -> &dyn Store {
-        self.api.store.as_ref()
+    fn logs(&self) -> &dyn LogStore {
+        self.api.logs.as_ref()
     }
 
     /// `arn:aws:logs:REGION:ACCOUNT:log-group:NAME`.

@@ -15,7 +15,7 @@ const MAX_STREAMS: u32 = 50;
 pub async fn create(call: &Call<'_>, req: CreateLogStreamRequest) -> Result<(), ApiError> {
     check_group_name("logGroupName", &req.log_group_name)?;
     check_stream_name("logStreamName", &req.log_stream_name)?;
-    match call.store().create_log_stream(&req.log_group_name, &req.log_stream_name, now_ms()).await {
+    match call.logs().create_log_stream(&req.log_group_name, &req.log_stream_name, now_ms()).await {
         Ok(_) => Ok(()),
         Err(StoreError::NotFound(_)) => Err(group_not_found()),
         Err(StoreError::Conflict) => {
@@ -28,10 +28,10 @@ pub async fn create(call: &Call<'_>, req: CreateLogStreamRequest) -> Result<(), 
 pub async fn delete(call: &Call<'_>, req: DeleteLogStreamRequest) -> Result<(), ApiError> {
     check_group_name("logGroupName", &req.log_group_name)?;
     check_stream_name("logStreamName", &req.log_stream_name)?;
-    if call.store().delete_log_stream(&req.log_group_name, &req.log_stream_name).await? {
+    if call.logs().delete_log_stream(&req.log_group_name, &req.log_stream_name).await? {
         return Ok(());
     }
-    match call.store().get_log_group(&req.log_group_name).await? {
+    match call.logs().get_log_group(&req.log_group_name).await? {
         Some(_) => Err(stream_not_found()),
         None => Err(group_not_found()),
     }
@@ -51,11 +51,11 @@ pub async fn describe(call: &Call<'_>, req: DescribeLogStreamsRequest) -> Result
     };
     let limit = limit(req.limit, MAX_STREAMS, MAX_STREAMS)?;
     let after = paging::decode::<LogStreamCursor>(req.next_token.as_deref())?;
-    if call.store().get_log_group(&group).await?.is_none() {
+    if call.logs().get_log_group(&group).await?.is_none() {
         return Err(group_not_found());
     }
     let query = LogStreamQuery { prefix: req.log_stream_name_prefix, order, descending: req.descending.unwrap_or(false) };
-    let rows = call.store().list_log_streams(&group, &query, Page { after, limit: limit + 1 }).await?;
+    let rows = call.logs().list_log_streams(&group, &query, Page { after, limit: limit + 1 }).await?;
     let (rows, next_token) =
         paging::finish(rows, limit, |s| (s.last_event_timestamp.unwrap_or(-1), s.name.clone()));
     Ok(DescribeLogStreamsResponse { log_streams: Some(rows.iter().map(|s| wire(call, s)).collect()), next_token })
