@@ -41,6 +41,9 @@ pub enum DriverError {
     /// or a writer the driver does not know of.
     #[error("task {task}: {source}")]
     InvalidTransition { task: String, source: InvalidTransition },
+    /// The task runs on a backend this node does not have.
+    #[error("task {task}: it runs as a {kind} task, and this node's runtime is not one")]
+    NoRuntime { task: String, kind: &'static str },
     /// Every write attempt lost a race with another writer.
     #[error("task {0}: the store kept changing under {WRITE_ATTEMPTS} write attempts")]
     Contended(String),
@@ -75,6 +78,15 @@ impl Driver {
         let first = self.load(arn).await?;
         let task = first.value.arn.clone();
         let mut target = Target { arn, id: TaskId::new(&task.id)?, task, attached: false };
+        // Each task is driven through the backend that started it (or will).
+        if !same_kind(first.value.runtime, self.runtime.kind()) {
+            let kind = runtime_kind_name(first.value.runtime);
+            if first.value.status() == berth_model::lifecycle::TaskStatus::Provisioning {
+                self.fail(&target, &format!("ResourceInitializationError: this node has no {kind} runtime")).await?;
+            } else if first.value.status() != berth_model::lifecycle::TaskStatus::Stopped {
+                return Err(DriverError::NoRuntime { task: arn.to_owned(), kind });
+            }
+        }
         self.logs.resume(arn, &target.id).await?;
         loop {
             let current = self.load(arn).await?;
@@ -408,5 +420,19 @@ impl Driver {
             }
         }
         Err(DriverError::Contended(target.arn.to_owned()))
+    }
+}
+
+/// Whether a task recorded as `task` runs on a backend of kind `node`.
+fn same_kind(task: berth_model::task::RuntimeKind, node: berth_runtime_api::RuntimeKind) -> bool {
+    use berth_model::task::RuntimeKind as Task;
+    use berth_runtime_api::RuntimeKind as Node;
+    matches!((task, node), (Task::Sandbox, Node::Sandbox) | (Task::Microvm, Node::MicroVm))
+}
+
+fn runtime_kind_name(kind: berth_model::task::RuntimeKind) -> &'static str {
+    match kind {
+        berth_model::task::RuntimeKind::Sandbox => "sandbox",
+        berth_model::task::RuntimeKind::Microvm => "microvm",
     }
 }

@@ -56,8 +56,9 @@ pub struct Agent {
     images: Arc<ImageStore>,
     runtime: Arc<dyn TaskRuntime>,
     config: AgentConfig,
-    /// Tasks with a driver running now (one driver per task).
-    active: Arc<Mutex<HashSet<String>>>,
+    /// Tasks with a driver running now (one driver per task), and those
+    /// whose driver failed, backed off.
+    drivers: Arc<Mutex<Drivers>>,
     /// The awslogs driver: ships container output into CloudWatch Logs.
     logs: Arc<logs::Shipper>,
     /// awsvpc networking for the node's tasks.
@@ -72,9 +73,9 @@ pub enum AgentError {
 
 impl Agent {
     pub fn new(stores: Stores, images: Arc<ImageStore>, runtime: Arc<dyn TaskRuntime>, config: AgentConfig) -> Self {
-        let logs = Arc::new(logs::Shipper::new(stores.clone(), runtime.clone()));
-        let plane = Arc::new(plane::StorePlane::new(stores));
-        Self { plane, images, runtime, config, active: Arc::default(), logs, network: None }
+        let plane: Arc<dyn NodeControlPlane> = Arc::new(plane::StorePlane::new(stores));
+        let logs = Arc::new(logs::Shipper::new(plane.clone(), runtime.clone()));
+        Self { plane, images, runtime, config, drivers: Arc::default(), logs, network: None }
     }
 
     /// Gives the node's tasks awsvpc networking (their own namespace,
@@ -155,12 +156,17 @@ impl Agent {
                 logs: self.logs.clone(),
                 network: self.network.clone(),
             };
-            let active = self.active.clone();
+            let drivers = self.drivers.clone();
             tokio::spawn(async move {
-                if let Err(e) = driver.drive(&arn).await {
-                    tracing::warn!(task = %arn, error = %e, cause = ?std::error::Error::source(&e), "task driver failed; retrying on the next pass");
+                let outcome = driver.drive(&arn).await;
+                let mut drivers = drivers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match outcome {
+                    Ok(()) => drivers.succeeded(&arn),
+                    Err(e) => {
+                        let retry_in = drivers.failed(&arn);
+                        tracing::warn!(task = %arn, error = %e, cause = ?std::error::Error::source(&e), ?retry_in, "task driver failed");
+                    }
                 }
-                active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&arn);
             });
         }
         Ok(())
@@ -173,11 +179,73 @@ impl Agent {
     }
 
     fn is_active(&self, arn: &str) -> bool {
-        self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(arn)
+        self.drivers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).running.contains(arn)
     }
 
     fn claim(&self, arn: &str) -> bool {
-        self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(arn.to_owned())
+        self.drivers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).claim(arn, std::time::Instant::now())
+    }
+}
+
+/// A failed driver is started again after this backoff (per task,
+/// doubling, reset when a driver finishes its task).
+const DRIVER_BACKOFF: berth_control::runner::Backoff =
+    berth_control::runner::Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(60) };
+
+/// The agent's drivers: one per task at a time; a failed one waits out
+/// its backoff instead of being restarted on every pass.
+#[derive(Debug, Default)]
+struct Drivers {
+    running: HashSet<String>,
+    /// Failed drivers: attempts so far, and when the next may start.
+    failures: std::collections::HashMap<String, (u32, std::time::Instant)>,
+}
+
+impl Drivers {
+    /// Whether a driver for `arn` may start now (and is then counted running).
+    fn claim(&mut self, arn: &str, now: std::time::Instant) -> bool {
+        if self.failures.get(arn).is_some_and(|(_, at)| now < *at) || self.running.contains(arn) {
+            return false;
+        }
+        self.running.insert(arn.to_owned())
+    }
+
+    fn succeeded(&mut self, arn: &str) {
+        self.running.remove(arn);
+        self.failures.remove(arn);
+    }
+
+    /// Records a failure; returns how long until the next attempt.
+    fn failed(&mut self, arn: &str) -> Duration {
+        self.running.remove(arn);
+        let entry = self.failures.entry(arn.to_owned()).or_insert((0, std::time::Instant::now()));
+        entry.0 += 1;
+        let delay = DRIVER_BACKOFF.delay(entry.0);
+        entry.1 = std::time::Instant::now() + delay;
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_driver_backs_off_and_a_success_resets_it() {
+        let mut d = Drivers::default();
+        let t0 = std::time::Instant::now();
+        assert!(d.claim("a", t0));
+        assert!(!d.claim("a", t0), "one driver per task");
+        let first = d.failed("a");
+        assert!(!d.claim("a", std::time::Instant::now()), "not again at once");
+        let second = {
+            assert!(d.claim("a", std::time::Instant::now() + first));
+            d.failed("a")
+        };
+        assert!(second > first, "{second:?} after {first:?}");
+        assert!(d.claim("a", std::time::Instant::now() + second));
+        d.succeeded("a");
+        assert!(d.claim("a", std::time::Instant::now()), "a success resets the backoff");
     }
 }
 

@@ -12,7 +12,10 @@ use berth_model::arn::TaskDefinitionArn;
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::node::Node;
 use berth_model::task::Task;
-use berth_store::{Notice, Page, PortClaim, RecordKind, Store, StoreError, Stores, TaskFilter, Versioned};
+use berth_store::{
+    LogGroupRecord, LogStore, LogStreamRecord, NewLogEvent, Notice, Page, PortClaim, RecordKind, Store, StoreError, Stores,
+    TaskFilter, Versioned,
+};
 use berth_wire::ecs::TaskDefinition;
 use tokio::sync::broadcast;
 
@@ -59,16 +62,33 @@ pub trait NodeControlPlane: Send + Sync {
     async fn task_ips(&self, task_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// Frees every address the task holds.
     async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError>;
+
+    // --- awslogs: the containers' output ---
+
+    /// Creates a log group; `Conflict` if it exists.
+    async fn create_log_group(&self, group: &LogGroupRecord) -> Result<(), StoreError>;
+    async fn log_group_exists(&self, name: &str) -> Result<bool, StoreError>;
+    /// Creates a stream; `Conflict` if it exists, `NotFound` without its group.
+    async fn create_log_stream(&self, group: &str, stream: &str, created_at: i64) -> Result<(), StoreError>;
+    /// Appends events to a stream (see [`LogStore::put_log_events`]).
+    async fn put_log_events(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[NewLogEvent],
+        ingestion_time: i64,
+    ) -> Result<LogStreamRecord, StoreError>;
 }
 
 /// The control plane as the store of this process.
 pub struct StorePlane {
     store: Arc<dyn Store>,
+    logs: Arc<dyn LogStore>,
 }
 
 impl StorePlane {
     pub fn new(stores: Stores) -> Self {
-        Self { store: stores.records }
+        Self { store: stores.records, logs: stores.logs }
     }
 }
 
@@ -141,5 +161,27 @@ impl NodeControlPlane for StorePlane {
 
     async fn release_ips(&self, task_arn: &str) -> Result<u64, StoreError> {
         self.store.release_ips(task_arn).await
+    }
+
+    async fn create_log_group(&self, group: &LogGroupRecord) -> Result<(), StoreError> {
+        self.logs.create_log_group(group).await.map(|_| ())
+    }
+
+    async fn log_group_exists(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.logs.get_log_group(name).await?.is_some())
+    }
+
+    async fn create_log_stream(&self, group: &str, stream: &str, created_at: i64) -> Result<(), StoreError> {
+        self.logs.create_log_stream(group, stream, created_at).await.map(|_| ())
+    }
+
+    async fn put_log_events(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[NewLogEvent],
+        ingestion_time: i64,
+    ) -> Result<LogStreamRecord, StoreError> {
+        self.logs.put_log_events(group, stream, events, ingestion_time).await
     }
 }

@@ -47,7 +47,9 @@ use std::time::Duration;
 
 use berth_model::lifecycle::TaskStatus;
 use berth_runtime_api::{TaskId, TaskRuntime};
-use berth_store::{LogStore, Store, StoreError, Stores};
+use berth_store::StoreError;
+
+use crate::plane::NodeControlPlane;
 use berth_wire::ecs::TaskDefinition;
 
 pub use config::{Destination, GROUP_MISSING, destination, destinations};
@@ -60,10 +62,9 @@ pub const POLL: Duration = Duration::from_millis(200);
 
 /// Ships the output of this node's tasks whose containers use awslogs.
 pub struct Shipper {
-    /// Where the tasks and their definitions (the awslogs options) are read.
-    records: Arc<dyn Store>,
-    /// Where their output goes.
-    logs: Arc<dyn LogStore>,
+    /// Where the tasks and their definitions (the awslogs options) are
+    /// read, and where their output goes.
+    plane: Arc<dyn NodeControlPlane>,
     runtime: Arc<dyn TaskRuntime>,
     poll: Duration,
     /// Every tailer steps at `epoch + n * poll`, so one wake-up serves all.
@@ -79,14 +80,13 @@ struct Tail {
 }
 
 impl Shipper {
-    pub fn new(stores: Stores, runtime: Arc<dyn TaskRuntime>) -> Self {
-        Self::with_poll(stores, runtime, POLL)
+    pub fn new(plane: Arc<dyn NodeControlPlane>, runtime: Arc<dyn TaskRuntime>) -> Self {
+        Self::with_poll(plane, runtime, POLL)
     }
 
-    pub fn with_poll(stores: Stores, runtime: Arc<dyn TaskRuntime>, poll: Duration) -> Self {
+    pub fn with_poll(plane: Arc<dyn NodeControlPlane>, runtime: Arc<dyn TaskRuntime>, poll: Duration) -> Self {
         Self {
-            records: stores.records,
-            logs: stores.logs,
+            plane,
             runtime,
             poll,
             epoch: tokio::time::Instant::now(),
@@ -104,7 +104,7 @@ impl Shipper {
             Err(reason) => return Ok(Some(reason)),
         };
         for dest in &dests {
-            if let Some(reason) = ensure_stream(self.logs.as_ref(), dest).await? {
+            if let Some(reason) = ensure_stream(self.plane.as_ref(), dest).await? {
                 tracing::info!(task = %task, group = %dest.group, "log group missing; the task cannot start");
                 return Ok(Some(reason.to_owned()));
             }
@@ -132,7 +132,7 @@ impl Shipper {
         let steps = self.epoch.elapsed().as_nanos() / poll.as_nanos() + 1;
         let start = self.epoch + poll * u32::try_from(steps).unwrap_or(u32::MAX);
         let tick = tokio::time::interval_at(start, poll);
-        tokio::spawn(follow(tail, self.logs.clone(), self.runtime.clone(), task.clone(), tick));
+        tokio::spawn(follow(tail, self.plane.clone(), self.runtime.clone(), task.clone(), tick));
         Ok(())
     }
 
@@ -152,7 +152,7 @@ impl Shipper {
             // Waits for a step the tailer is taking; it takes no more.
             let mut streams = tail.streams.lock().await;
             for s in streams.iter_mut() {
-                s.ship(self.logs.as_ref(), true).await?;
+                s.ship(self.plane.as_ref(), true).await?;
             }
         }
         self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(task.as_str());
@@ -167,13 +167,12 @@ impl Shipper {
     /// uses awslogs (or the definition is gone, or its options are
     /// unusable — then the task never started — or the task is STOPPED).
     async fn open(&self, arn: &str, task: &TaskId) -> Result<Option<Arc<Tail>>, StoreError> {
-        let Some(record) = self.records.get_task(arn).await? else { return Ok(None) };
+        let Some(record) = self.plane.task(arn).await? else { return Ok(None) };
         if record.value.status() == TaskStatus::Stopped {
             return Ok(None); // shipped and removed already
         }
-        let def = &record.value.definition_arn;
-        let Some(definition) = self.records.get_task_definition(&def.family, def.revision).await? else { return Ok(None) };
-        let dests = destinations(&definition.value.definition, task.as_str()).unwrap_or_default();
+        let Some(definition) = self.plane.task_definition(&record.value.definition_arn).await? else { return Ok(None) };
+        let dests = destinations(&definition, task.as_str()).unwrap_or_default();
         if dests.is_empty() {
             return Ok(None);
         }
@@ -191,7 +190,7 @@ impl Shipper {
 /// A task's tailer: a step every tick until the final flush takes over.
 async fn follow(
     tail: Arc<Tail>,
-    logs: Arc<dyn LogStore>,
+    logs: Arc<dyn NodeControlPlane>,
     runtime: Arc<dyn TaskRuntime>,
     task: TaskId,
     mut tick: tokio::time::Interval,
@@ -234,7 +233,7 @@ mod tests {
         Capabilities, ContainerReport, ContainerState, LogPaths, NetworkForm, RootfsForm, RuntimeError, RuntimeKind, TaskReport, TaskSpec,
         TaskStats,
     };
-    use berth_store::{Direction, EventRange, LogGroupRecord, StreamPosition};
+    use berth_store::{Direction, EventRange, LogGroupRecord, LogStore, Store, StreamPosition};
     use berth_model::lifecycle::TaskEvent;
     use berth_wire::ecs::{ContainerDefinition, LogConfiguration, LogDriver};
 
@@ -317,12 +316,13 @@ mod tests {
             Self { _dir: dir, store: stores.records, logs: stores.logs, runtime }
         }
 
-        fn stores(&self) -> Stores {
-            Stores { records: self.store.clone(), logs: self.logs.clone() }
+        fn plane(&self) -> Arc<dyn NodeControlPlane> {
+            let stores = berth_store::Stores { records: self.store.clone(), logs: self.logs.clone() };
+            Arc::new(crate::plane::StorePlane::new(stores))
         }
 
         fn shipper(&self) -> Shipper {
-            Shipper::with_poll(self.stores(), self.runtime.clone(), Duration::from_millis(20))
+            Shipper::with_poll(self.plane(), self.runtime.clone(), Duration::from_millis(20))
         }
 
         /// A task (stored, with its definition) whose containers log with
@@ -573,7 +573,7 @@ mod tests {
         rt.block_on(async {
             let w = World::new().await;
             w.group("/ecs/app").await;
-            let shipper = Shipper::new(w.stores(), w.runtime.clone());
+            let shipper = Shipper::new(w.plane(), w.runtime.clone());
             let mut ids = Vec::new();
             for i in 0..100 {
                 let (arn, id, definition) = w.task(&format!("idle{i}"), &[("main", OPTS)]).await;

@@ -7,7 +7,9 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use berth_runtime_api::LogPaths;
-use berth_store::{LogGroupRecord, LogStore, NewLogEvent, StoreError};
+use berth_store::{LogGroupRecord, NewLogEvent, StoreError};
+
+use crate::plane::NodeControlPlane;
 
 use super::config::{Destination, GROUP_MISSING};
 use super::lines::{self, split};
@@ -138,7 +140,7 @@ impl ContainerLog {
     /// exited, so a last line without its newline is shipped too.
     /// Returns early (keeping what was not shipped for the next call) if
     /// the store fails.
-    pub async fn ship(&mut self, store: &dyn LogStore, done: bool) -> Result<(), StoreError> {
+    pub async fn ship(&mut self, store: &dyn NodeControlPlane, done: bool) -> Result<(), StoreError> {
         let result = self.ship_all(store, done).await;
         match (&result, self.failing) {
             (Err(e), false) => {
@@ -152,7 +154,7 @@ impl ContainerLog {
         result
     }
 
-    async fn ship_all(&mut self, store: &dyn LogStore, done: bool) -> Result<(), StoreError> {
+    async fn ship_all(&mut self, store: &dyn NodeControlPlane, done: bool) -> Result<(), StoreError> {
         loop {
             let mut events = Vec::new();
             // For each event: which source, and the offset just past it.
@@ -215,7 +217,7 @@ impl ContainerLog {
 
     /// Appends `events`, (re)creating the stream — and the group, when
     /// asked to — if it is missing.
-    async fn put(&self, store: &dyn LogStore, events: &[NewLogEvent]) -> Result<Put, StoreError> {
+    async fn put(&self, store: &dyn NodeControlPlane, events: &[NewLogEvent]) -> Result<Put, StoreError> {
         let (group, stream) = (&self.dest.group, &self.dest.stream);
         match store.put_log_events(group, stream, events, now_ms()).await {
             Ok(_) => return Ok(Put::Stored),
@@ -248,7 +250,7 @@ impl ContainerLog {
 
 /// Makes sure `dest`'s stream exists, creating its group first if the
 /// options ask for that. Returns ECS's reason if the group is missing.
-pub async fn ensure_stream(store: &dyn LogStore, dest: &Destination) -> Result<Option<&'static str>, StoreError> {
+pub async fn ensure_stream(store: &dyn NodeControlPlane, dest: &Destination) -> Result<Option<&'static str>, StoreError> {
     if dest.create_group {
         let group = LogGroupRecord {
             name: dest.group.clone(),
@@ -261,7 +263,7 @@ pub async fn ensure_stream(store: &dyn LogStore, dest: &Destination) -> Result<O
             Ok(_) | Err(StoreError::Conflict) => {}
             Err(e) => return Err(e),
         }
-    } else if store.get_log_group(&dest.group).await?.is_none() {
+    } else if !store.log_group_exists(&dest.group).await? {
         return Ok(Some(GROUP_MISSING));
     }
     match store.create_log_stream(&dest.group, &dest.stream, now_ms()).await {
