@@ -170,23 +170,15 @@ fn task_health(states: &[ContainerReport]) -> Option<HealthStatus> {
 mod tests {
     use std::time::SystemTime;
 
-    use berth_model::Account;
     use berth_model::task::{NewTask, build};
+    use berth_model::testing;
     use berth_runtime_api::{ContainerExit, Health, NotStarted, TaskId};
-    use berth_wire::ecs::{ContainerDefinition, TaskDefinition};
 
     use super::*;
 
     fn task_in(status: TaskStatus, stop_wanted: bool) -> Task {
-        let acct = Account { region: "us-east-1".into(), account_id: "000000000000".into() };
-        let def = TaskDefinition {
-            task_definition_arn: Some(acct.task_definition_arn("web", 1)),
-            family: Some("web".into()),
-            cpu: Some("256".into()),
-            memory: Some("512".into()),
-            container_definitions: Some(vec![ContainerDefinition { name: Some("c0".into()), ..Default::default() }]),
-            ..Default::default()
-        };
+        let acct = testing::account();
+        let def = testing::definition(&acct, "web", &["c0"]);
         let mut t = build(NewTask::plain(&acct, "default", "0123456789abcdef0123456789abcdef", &def, 0.0)).unwrap();
         let path: &[TaskEvent] = match status {
             TaskStatus::Provisioning => &[],

@@ -177,19 +177,12 @@ async fn delete_cluster_is_refused_while_tasks_or_services_live() {
         .unwrap();
     assert_eq!(stopped.status(), TaskStatus::Stopped);
     h.store.put_task(&stopped, Some(stored.version)).await.unwrap();
-    let service = berth_model::service::Service {
-        arn: "arn:aws:ecs:us-east-1:123456789012:service/busy/web".parse().unwrap(),
-        status: ServiceStatus::Active,
-        desired_count: 1,
-        task_definition: account.task_definition("web", 1),
-        network: None,
-        deployment_configuration: Default::default(),
-        deployments: Vec::new(),
-        events: Vec::new(),
-        tags: Vec::new(),
-        health_check_grace_period_seconds: None,
-        created_at: 1.0,
-    };
+    let service = berth_model::service::Service::new(
+        "arn:aws:ecs:us-east-1:123456789012:service/busy/web".parse().unwrap(),
+        account.task_definition("web", 1),
+        1,
+        1.0,
+    );
     assert_eq!(service.cluster_arn().to_string(), cluster_arn);
     h.store.put_service(&service, None).await.unwrap();
     let (_, v) = ecs(&h, "DeleteCluster", json!({"cluster": "busy"})).await;

@@ -95,9 +95,8 @@ async fn commit<T: PlacementTarget>(
 mod tests {
     use std::sync::Mutex;
 
-    use berth_model::Account;
     use berth_model::task::{NewTask, build};
-    use berth_wire::ecs::{ContainerDefinition, TaskDefinition};
+    use berth_model::testing;
 
     use super::*;
     use crate::scheduler::Node;
@@ -149,15 +148,8 @@ mod tests {
     }
 
     fn tasks(n: usize) -> Vec<Task> {
-        let acct = Account { region: "us-east-1".into(), account_id: "000000000000".into() };
-        let def = TaskDefinition {
-            task_definition_arn: Some(acct.task_definition_arn("web", 1)),
-            family: Some("web".into()),
-            cpu: Some("256".into()),
-            memory: Some("512".into()),
-            container_definitions: Some(vec![ContainerDefinition { name: Some("c".into()), ..Default::default() }]),
-            ..Default::default()
-        };
+        let acct = testing::account();
+        let def = testing::definition(&acct, "web", &["c"]);
         (0..n)
             .map(|i| {
                 let id = format!("{i:032x}");

@@ -19,6 +19,8 @@ pub mod service;
 pub mod tags;
 pub mod task;
 pub mod task_definition;
+#[doc(hidden)]
+pub mod testing;
 
 pub use arn::Account;
 pub use error::ModelError;

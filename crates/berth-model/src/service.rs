@@ -135,6 +135,24 @@ pub struct Service {
 }
 
 impl Service {
+    /// A new ACTIVE service of `desired_count` tasks, with ECS's default
+    /// deployment configuration and no deployment yet.
+    pub fn new(arn: ServiceArn, task_definition: TaskDefinitionArn, desired_count: u32, created_at: f64) -> Self {
+        Self {
+            arn,
+            status: ServiceStatus::Active,
+            desired_count,
+            task_definition,
+            network: None,
+            deployment_configuration: DeploymentConfiguration::default(),
+            deployments: Vec::new(),
+            events: Vec::new(),
+            tags: Vec::new(),
+            health_check_grace_period_seconds: None,
+            created_at,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.arn.name
     }

@@ -222,19 +222,8 @@ fn node(id: &str, cpu: u32, memory: u32) -> Node {
 fn service(arn: &str, cluster_arn: &str, status: ServiceStatus) -> Service {
     let arn: berth_model::arn::ServiceArn = arn.parse().expect("a service ARN");
     assert_eq!(arn.cluster_arn().to_string(), cluster_arn, "the fixture's service is in its cluster");
-    Service {
-        task_definition: arn.account.task_definition("web", 3),
-        arn,
-        status,
-        desired_count: 1,
-        network: None,
-        deployment_configuration: Default::default(),
-        deployments: Vec::new(),
-        events: Vec::new(),
-        tags: Vec::new(),
-        health_check_grace_period_seconds: None,
-        created_at: 1_767_225_600.0,
-    }
+    let definition = arn.account.task_definition("web", 3);
+    Service { status, ..Service::new(arn, definition, 1, 1_767_225_600.0) }
 }
 
 // --- the cases ---

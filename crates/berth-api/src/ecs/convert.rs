@@ -216,27 +216,15 @@ fn overrides_to_wire(o: &model::TaskOverrides) -> wire::TaskOverride {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use berth_model::Account;
     use berth_model::network::TaskNetwork;
     use berth_model::task::{NewTask, build};
-    use berth_wire::ecs::{ContainerDefinition, TaskDefinition};
+    use berth_model::testing;
 
     use super::*;
 
     fn a_task() -> Task {
-        let acct = Account { region: "us-east-1".into(), account_id: "000000000000".into() };
-        let def = TaskDefinition {
-            task_definition_arn: Some(acct.task_definition_arn("web", 3)),
-            family: Some("web".into()),
-            cpu: Some("256".into()),
-            memory: Some("512".into()),
-            container_definitions: Some(vec![ContainerDefinition {
-                name: Some("app".into()),
-                image: Some("busybox".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
+        let acct = testing::account();
+        let def = testing::definition(&acct, "web", &["app"]);
         let net = TaskNetwork { subnets: vec!["subnet-default".into()], security_groups: vec!["sg-default".into()], assign_public_ip: false };
         build(NewTask {
             tags: vec![model::Tag { key: "k".into(), value: "v".into() }],
