@@ -8,7 +8,6 @@ use axum::body::Body;
 use berth_api::{Api, ApiConfig, router};
 use berth_model::Account;
 use berth_model::lifecycle::{TaskEvent, TaskStatus};
-use berth_model::service::ServiceStatus;
 use berth_store::{AccessKey, Store};
 use berth_testinfra::sign::{Creds, sign};
 use http_body_util::BodyExt as _;
