@@ -122,7 +122,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         berth.wait_all(&mut client, &arns, "RUNNING", Duration::from_secs(300), Duration::from_millis(200))?;
         eprintln!("[density] {level} tasks RUNNING after {:.1} s; letting them settle", began.elapsed().as_secs_f64());
         sleep(Duration::from_secs(5))?;
-        let ids: Vec<String> = arns.iter().map(|a| a.rsplit('/').next().unwrap_or(a).to_owned()).collect();
+        let ids: Vec<String> = arns.iter().map(|a| crate::world::task_id(a)).collect();
         let snap = Snapshot::settled(&berth, &ids, 3)?;
         anyhow::ensure!(snap.shim_count >= level, "expected {level} shims, found {}", snap.shim_count);
         // Idle CPU: what Berth and the shims burn with nothing to do.

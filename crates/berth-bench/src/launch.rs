@@ -87,7 +87,7 @@ pub fn launch_once(berth: &Berth, client: &mut Client, family: &str, poll: Durat
         (at("createdAt")?, at("pullStartedAt")?, at("pullStoppedAt")?, at("startedAt")?);
     let connected = task["connectivityAt"].as_f64().unwrap_or(created);
     Ok(Launch {
-        id: arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
+        id: crate::world::task_id(&arn),
         to_connected: connected - created,
         connected_to_pull: pull_started - connected,
         total,
@@ -304,7 +304,8 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 fn berth_config(berth: &Berth, client: &mut Client) -> anyhow::Result<Value> {
     let (arn, _) = berth.run_task(client, "bench-sleep")?;
     berth.wait_all(client, std::slice::from_ref(&arn), "RUNNING", Duration::from_secs(60), Duration::from_millis(10))?;
-    let id = arn.rsplit('/').next().unwrap_or(&arn);
+    let id = crate::world::task_id(&arn);
+    let id = id.as_str();
     let path = berth.data.join("runtime/tasks").join(id).join("containers/main/bundle/config.json");
     let config = std::fs::read(&path).with_context(|| format!("reading {}", path.display()));
     std::thread::sleep(Duration::from_millis(50));

@@ -462,7 +462,7 @@ impl Berth {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|a| a.rsplit('/').next().unwrap_or(a).to_owned())
+            .map(|a| task_id(a))
             .collect()
     }
 
@@ -670,4 +670,10 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.process_group(0).output().with_context(|| format!("cannot run {cmd:?}"))?;
     ensure!(out.status.success(), "{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The id of the task an ARN names (the runtime's and the node's name
+/// for it); the ARN as it is when it is not a task ARN.
+pub fn task_id(arn: &str) -> String {
+    arn.parse::<berth_model::arn::TaskArn>().map_or_else(|_| arn.to_owned(), |a| a.id)
 }

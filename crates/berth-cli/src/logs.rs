@@ -50,8 +50,10 @@ struct Reader {
 pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.client)?;
     let task = describe(&client, &args).await?;
-    let arn = task.task_arn.clone().unwrap_or_default();
-    let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
+    let arn: berth_model::arn::TaskArn =
+        task.task_arn.as_deref().unwrap_or_default().parse().context("DescribeTasks answered with an invalid task ARN")?;
+    let id = arn.id.clone();
+    let arn = arn.to_string();
     let definition_arn = task.task_definition_arn.clone().context("the task has no task definition")?;
     let req = DescribeTaskDefinitionRequest { task_definition: definition_arn.clone(), include: None };
     let resp: DescribeTaskDefinitionResponse = client.call(ECS.0, ECS.1, "DescribeTaskDefinition", &req).await?;

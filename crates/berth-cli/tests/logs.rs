@@ -13,7 +13,7 @@ use berth_testinfra::server::call;
 use serde_json::{Value, json};
 
 mod common;
-use common::{World, bin, can_run};
+use common::{World, bin, can_run, task_id};
 
 /// ECS's reason for a missing log group (the agent's, word for word).
 const GROUP_MISSING: &str = "ResourceInitializationError: failed to validate logger args: create stream has been \
@@ -55,7 +55,7 @@ impl World {
         );
         assert_eq!(v["failures"], json!([]), "{v}");
         let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
-        let id = arn.rsplit('/').next().unwrap().to_owned();
+        let id = task_id(&arn);
         (arn, id)
     }
 

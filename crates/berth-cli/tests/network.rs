@@ -12,7 +12,7 @@ use berth_testinfra::server::BerthProcess;
 use serde_json::{Value, json};
 
 mod common;
-use common::{World, bin, can_run};
+use common::{World, bin, can_run, task_id};
 
 /// How long a task may take to reach a status.
 const MINUTE: Duration = Duration::from_secs(60);
@@ -156,7 +156,8 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     for arn in [&a, &b] {
-        let id = arn.rsplit('/').next().unwrap();
+        let id = task_id(&arn);
+        let id = id.as_str();
         assert!(!netns.iter().any(|n| n.contains(id)), "the namespace of {id} is gone");
     }
     let subnet = w.berth.net.as_ref().unwrap().cidr.clone();
@@ -338,7 +339,8 @@ fn the_task_metadata_endpoint_answers_inside_a_task_and_only_for_it() {
     assert_eq!(w.describe(&a)["lastStatus"], "RUNNING", "the checks passed and it sleeps: {t:#}");
 
     // Another task asking for A's metadata is refused.
-    let a_id = a.rsplit('/').next().unwrap();
+    let a_id = task_id(&a);
+    let a_id = a_id.as_str();
     let snoop =
         format!("{} ; grep -q '403 Forbidden' /tmp/x", metadata_get("/task", Some(&format!("{a_id}-main")), "/tmp/x"));
     w.register("snoop", vec![w.container("main", &snoop)]);

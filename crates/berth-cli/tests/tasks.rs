@@ -11,7 +11,7 @@ use berth_testinfra::server::BerthProcess;
 use serde_json::{Value, json};
 
 mod common;
-use common::{World, can_run};
+use common::{World, can_run, task_id};
 
 impl World {
     /// Registers `family` running `script` in busybox sh, and runs it.
@@ -113,7 +113,8 @@ fn cpu_is_held_to_the_task_size() {
     let w = World::start();
     let arn = w.run("spin", "while :; do :; done", "256", "512", None);
     w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
-    let id = arn.rsplit('/').next().unwrap();
+    let id = task_id(&arn);
+    let id = id.as_str();
     let usage = || cpu_usage_ns(id).expect("the task's cgroup");
     std::thread::sleep(Duration::from_millis(500));
     let (t0, u0) = (Instant::now(), usage());
@@ -170,7 +171,7 @@ fn a_hundred_run_stop_cycles_leak_nothing() {
     w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
     w.ecs("StopTask", json!({"task": arn}));
     w.wait_for(&arn, "STOPPED", Duration::from_secs(30));
-    let mut ids = vec![arn.rsplit('/').next().unwrap().to_owned()];
+    let mut ids = vec![task_id(&arn)];
     let before = Footprint::now(&runtime_dir, &ids, &w.berth, &table);
 
     // 20 rounds of 5: the node (2048 CPU units on a 2-core host) never
@@ -183,7 +184,7 @@ fn a_hundred_run_stop_cycles_leak_nothing() {
         );
         assert_eq!(v["failures"], json!([]), "round {round}: {v}");
         let arns: Vec<String> = v["tasks"].as_array().unwrap().iter().map(|t| t["taskArn"].as_str().unwrap().to_owned()).collect();
-        ids.extend(arns.iter().map(|a| a.rsplit('/').next().unwrap().to_owned()));
+        ids.extend(arns.iter().map(|a| task_id(a)));
         for arn in &arns {
             w.wait_for(arn, "RUNNING", Duration::from_secs(60));
         }

@@ -118,3 +118,8 @@ impl Drop for World {
         eprintln!("teardown: tasks still not STOPPED after 60 s");
     }
 }
+
+/// The id of the task an ARN names.
+pub fn task_id(arn: &str) -> String {
+    arn.parse::<berth_model::arn::TaskArn>().expect("a task ARN").id
+}
