@@ -36,7 +36,7 @@ pub enum DriverError {
     #[error("task {0} is not in the store")]
     Gone(String),
     #[error("network")]
-    Network(#[from] crate::network::NetworkError),
+    Network(#[from] crate::network::TaskNetworkError),
     /// The step chosen does not apply to the task as stored now: a bug,
     /// or a writer the driver does not know of.
     #[error("task {task}: {source}")]

@@ -54,7 +54,7 @@ pub struct NetworkConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum NetworkError {
+pub enum TaskNetworkError {
     #[error("store")]
     Store(#[from] StoreError),
     #[error("network")]
@@ -63,7 +63,7 @@ pub enum NetworkError {
     Setup(String),
 }
 
-impl NetworkError {
+impl TaskNetworkError {
     /// The ECS-style reason a task that could not get its network stops with.
     pub fn reason(&self) -> String {
         let mut text = self.to_string();
@@ -121,11 +121,11 @@ impl NodeNetwork {
         node_id: String,
         config: NetworkConfig,
         metadata: Option<crate::metadata::MetadataServer>,
-    ) -> Result<Arc<Self>, NetworkError> {
+    ) -> Result<Arc<Self>, TaskNetworkError> {
         Firewall::check_host()?;
         let firewall = Firewall::new(&config.nft_table)?;
         std::fs::create_dir_all(&config.state_dir)
-            .map_err(|e| NetworkError::Setup(format!("creating {}: {e}", config.state_dir.display())))?;
+            .map_err(|e| TaskNetworkError::Setup(format!("creating {}: {e}", config.state_dir.display())))?;
         let (wanted, wanted_rx) = watch::channel(0u64);
         let (applied_tx, applied) = watch::channel(0u64);
         let this = Arc::new(Self {
@@ -149,14 +149,14 @@ impl NodeNetwork {
         &self,
         task: &Task,
         ports: &[(String, PortProtocolModel, u16)],
-    ) -> Result<Provisioned, NetworkError> {
+    ) -> Result<Provisioned, TaskNetworkError> {
         let task_id = task.id();
         let began = std::time::Instant::now();
         let bindings = self.publish(task, ports).await?;
         let (subnet, ip) = self.address(task).await?;
         let claimed = began.elapsed();
         let net_subnet = Subnet::new(subnet.cidr)
-            .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
+            .map_err(|e| TaskNetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
         let bridge = BridgeName::for_subnet(&net_subnet);
         let request = AttachRequest { task_id: task_id.to_owned(), bridge: bridge.clone(), subnet: net_subnet, ip };
         let attachment = {
@@ -166,7 +166,7 @@ impl NodeNetwork {
                 // A subnet whose range the host already routes elsewhere
                 // would cut the host off from that network: refuse it.
                 if let Some(route) = self.net.overlapping_route(&net_subnet, &bridge).await? {
-                    return Err(NetworkError::Setup(format!(
+                    return Err(TaskNetworkError::Setup(format!(
                         "subnet {} ({}) overlaps the host's route to {route}; give Berth a range the host does not \
                          use (berth up --default-subnet, or berth subnet create)",
                         subnet.id, subnet.cidr
@@ -181,7 +181,7 @@ impl NodeNetwork {
             links.idle.remove(bridge.as_str());
             if let Some(metadata) = &self.metadata {
                 metadata.listen(net_subnet.gateway()).map_err(|e| {
-                    NetworkError::Setup(format!("task metadata endpoint on {}: {e}", net_subnet.gateway()))
+                    TaskNetworkError::Setup(format!("task metadata endpoint on {}: {e}", net_subnet.gateway()))
                 })?;
             }
             let bridged = began.elapsed();
@@ -210,12 +210,12 @@ impl NodeNetwork {
         &self,
         task: &Task,
         ports: &[(String, PortProtocolModel, u16)],
-    ) -> Result<Vec<(String, PortBinding)>, NetworkError> {
+    ) -> Result<Vec<(String, PortBinding)>, TaskNetworkError> {
         if !task.network.as_ref().is_some_and(|n| n.assign_public_ip) {
             return Ok(Vec::new());
         }
         let addr = self.config.public_address.ok_or_else(|| {
-            NetworkError::Setup(
+            TaskNetworkError::Setup(
                 "assignPublicIp ENABLED needs a host address to publish on: start berth up with --public-address ADDR"
                     .into(),
             )
@@ -230,7 +230,7 @@ impl NodeNetwork {
             };
             if !self.plane.claim_port(PortClaim { address: addr, protocol: transport, port: *port }, arn).await? {
                 let _ = self.plane.release_ports(arn).await;
-                return Err(NetworkError::Setup(format!(
+                return Err(TaskNetworkError::Setup(format!(
                     "port {port}/{} on {addr} is already published by another task",
                     protocol.as_str()
                 )));
@@ -285,7 +285,7 @@ impl NodeNetwork {
     /// the bridge goes [`NetworkConfig::bridge_idle`] after its last task
     /// ([`Self::remove_idle_bridges`]). Call [`Self::sync_firewall`] once
     /// the record no longer shows the interface attached.
-    pub async fn release(&self, task: &TaskArn) -> Result<(), NetworkError> {
+    pub async fn release(&self, task: &TaskArn) -> Result<(), TaskNetworkError> {
         let (arn, task_id) = (task.to_string(), task.id.as_str());
         let held = self.plane.task_ips(&arn).await?;
         {
@@ -366,7 +366,7 @@ impl NodeNetwork {
     /// The task's address: the one it already holds (a retried
     /// provisioning), else the first free one in the first of its subnets
     /// that has one.
-    async fn address(&self, task: &Task) -> Result<(SubnetRecord, Ipv4Addr), NetworkError> {
+    async fn address(&self, task: &Task) -> Result<(SubnetRecord, Ipv4Addr), TaskNetworkError> {
         let arn = task.arn.to_string();
         let arn = arn.as_str();
         let subnets: Vec<String> = task
@@ -382,7 +382,7 @@ impl NodeNetwork {
         for subnet_id in &subnets {
             let Some(subnet) = self.plane.subnet(subnet_id).await? else { continue };
             let net_subnet = Subnet::new(subnet.cidr)
-                .map_err(|e| NetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
+                .map_err(|e| TaskNetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
             // One transaction reads what is held and takes the lowest free
             // address: a burst of tasks never races for the same one.
             let pick = move |held: &BTreeSet<String>| {
@@ -392,20 +392,20 @@ impl NodeNetwork {
             match self.plane.claim_free_ip(&subnet.id, arn, &pick).await {
                 Ok(Some(ip)) => {
                     let ip =
-                        ip.parse().map_err(|_| NetworkError::Setup(format!("stored address {ip:?} is not IPv4")))?;
+                        ip.parse().map_err(|_| TaskNetworkError::Setup(format!("stored address {ip:?} is not IPv4")))?;
                     return Ok((subnet, ip));
                 }
                 Ok(None) | Err(StoreError::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(NetworkError::Setup(format!("no free address in subnets {}", subnets.join(", "))))
+        Err(TaskNetworkError::Setup(format!("no free address in subnets {}", subnets.join(", "))))
     }
 
-    fn write_files(&self, task_id: &str, ip: Ipv4Addr, hostname: &str) -> Result<(), NetworkError> {
+    fn write_files(&self, task_id: &str, ip: Ipv4Addr, hostname: &str) -> Result<(), TaskNetworkError> {
         let dir = self.config.state_dir.join(task_id);
         let io =
-            |what: &str, e: std::io::Error| NetworkError::Setup(format!("writing {what} in {}: {e}", dir.display()));
+            |what: &str, e: std::io::Error| TaskNetworkError::Setup(format!("writing {what} in {}: {e}", dir.display()));
         std::fs::create_dir_all(&dir).map_err(|e| io("the directory", e))?;
         let short = hostname.split('.').next().unwrap_or(hostname);
         let hosts =
@@ -418,7 +418,7 @@ impl NodeNetwork {
     }
 
     /// Everything the firewall should enforce now, from the store.
-    async fn desired_state(&self) -> Result<FirewallState, NetworkError> {
+    async fn desired_state(&self) -> Result<FirewallState, TaskNetworkError> {
         let mut subnets = Vec::new();
         for s in self.plane.subnets().await? {
             let Ok(subnet) = Subnet::new(s.cidr) else { continue };
