@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use berth_image::ImageStore;
-use berth_model::arn::TaskArn;
 use berth_model::lifecycle::{InvalidTransition, TaskEvent};
 use berth_model::task::{StopCode, Task};
 use berth_runtime_api::{RuntimeError, TaskId, TaskRuntime, TaskReport};
@@ -63,7 +62,6 @@ pub struct Driver {
 /// A task being driven: its ARN and the runtime's id for it.
 struct Target<'a> {
     arn: &'a str,
-    task: TaskArn,
     id: TaskId,
     /// The runtime has this task's containers attached in this process
     /// (started here, or recovered once after an agent restart).
@@ -76,14 +74,14 @@ impl Driver {
         // Subscribed before the first read, so no change is missed.
         let mut changes = self.plane.watch_tasks();
         let first = self.load(arn).await?;
-        let task = first.value.arn.clone();
-        let mut target = Target { arn, id: TaskId::new(&task.id)?, task, attached: false };
+        let mut target = Target { arn, id: TaskId::new(first.value.id())?, attached: false };
         // Each task is driven through the backend that started it (or will).
         if !same_kind(first.value.runtime, self.runtime.kind()) {
             let kind = runtime_kind_name(first.value.runtime);
-            if first.value.status() == berth_model::lifecycle::TaskStatus::Provisioning {
+            let status = first.value.status();
+            if matches!(status, berth_model::lifecycle::TaskStatus::Provisioning | berth_model::lifecycle::TaskStatus::Pending) {
                 self.fail(&target, &format!("ResourceInitializationError: this node has no {kind} runtime")).await?;
-            } else if first.value.status() != berth_model::lifecycle::TaskStatus::Stopped {
+            } else if status != berth_model::lifecycle::TaskStatus::Stopped {
                 return Err(DriverError::NoRuntime { task: arn.to_owned(), kind });
             }
         }
@@ -129,7 +127,7 @@ impl Driver {
                     })
                     .await?;
                 }
-                Step::Deprovision => self.deprovision(&target).await?,
+                Step::Deprovision => self.deprovision(&target, task).await?,
             }
         }
     }
@@ -270,14 +268,14 @@ impl Driver {
 
     /// DEPROVISIONING: the last logs shipped, the runtime's state removed,
     /// the network released; then STOPPED.
-    async fn deprovision(&self, target: &Target<'_>) -> Result<(), DriverError> {
+    async fn deprovision(&self, target: &Target<'_>, task: &Task) -> Result<(), DriverError> {
         self.logs.finish(target.arn, &target.id).await?;
         match self.runtime.remove(&target.id).await {
             Ok(()) | Err(RuntimeError::TaskNotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
         if let Some(network) = &self.network {
-            network.release(&target.task).await?;
+            network.release(task).await?;
         }
         self.advance(target, &[TaskEvent::Deprovisioned], |t| {
             // Containers that never ran (a stop before the start) end too.

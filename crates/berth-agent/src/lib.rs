@@ -157,14 +157,22 @@ impl Agent {
                 network: self.network.clone(),
             };
             let drivers = self.drivers.clone();
+            let handle = tokio::spawn(async move { driver.drive(&arn).await.map(|()| arn.clone()).map_err(|e| (arn, e)) });
+            let arn = record.value.arn.to_string();
             tokio::spawn(async move {
-                let outcome = driver.drive(&arn).await;
+                // Joined apart from the driver, so that even a driver that
+                // panicked is counted as failed and started again later.
+                let outcome = handle.await;
                 let mut drivers = drivers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match outcome {
-                    Ok(()) => drivers.succeeded(&arn),
-                    Err(e) => {
+                    Ok(Ok(arn)) => drivers.succeeded(&arn),
+                    Ok(Err((arn, e))) => {
                         let retry_in = drivers.failed(&arn);
                         tracing::warn!(task = %arn, error = %e, cause = ?std::error::Error::source(&e), ?retry_in, "task driver failed");
+                    }
+                    Err(panic) => {
+                        let retry_in = drivers.failed(&arn);
+                        tracing::error!(task = %arn, error = %panic, ?retry_in, "task driver panicked");
                     }
                 }
             });

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_control::runner::{Action, Reconcile, Runner, RunnerConfig};
-use berth_model::arn::TaskArn;
 use berth_model::network::{self as model, SubnetRecord};
 use berth_model::task::{EniStatus, PortBinding, Protocol as PortProtocolModel, Task};
 use berth_net::{
@@ -285,8 +284,8 @@ impl NodeNetwork {
     /// the bridge goes [`NetworkConfig::bridge_idle`] after its last task
     /// ([`Self::remove_idle_bridges`]). Call [`Self::sync_firewall`] once
     /// the record no longer shows the interface attached.
-    pub async fn release(&self, task: &TaskArn) -> Result<(), TaskNetworkError> {
-        let (arn, task_id) = (task.to_string(), task.id.as_str());
+    pub async fn release(&self, task: &Task) -> Result<(), TaskNetworkError> {
+        let (arn, task_id) = (task.arn.to_string(), task.id());
         let held = self.plane.task_ips(&arn).await?;
         {
             let _links = self.links.lock().await;
@@ -296,7 +295,11 @@ impl NodeNetwork {
             self.remove_idle_bridges().await;
         }
         self.plane.release_ips(&arn).await?;
-        self.plane.release_ports(&arn).await?;
+        // Only a task with assignPublicIp ENABLED claimed ports (one store
+        // write less per stop for every other task).
+        if task.network.as_ref().is_some_and(|n| n.assign_public_ip) {
+            self.plane.release_ports(&arn).await?;
+        }
         let dir = self.config.state_dir.join(task_id);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound

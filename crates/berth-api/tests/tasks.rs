@@ -158,7 +158,8 @@ async fn stop_describe_and_list_filters() {
         "capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]})).await;
     let arns: Vec<String> = v["tasks"].as_array().unwrap().iter().map(|t| t["taskArn"].as_str().unwrap().to_owned()).collect();
     assert_eq!(v["tasks"][0]["capacityProviderName"], "FARGATE_SPOT");
-    let id = arns[0].rsplit('/').next().unwrap();
+    let id = arns[0].parse::<berth_model::arn::TaskArn>().unwrap().id;
+    let id = id.as_str();
 
     let (s, v) = ecs(&h, "StopTask", json!({"task": id, "reason": "done here"})).await;
     assert_eq!(s, 200, "{v}");
@@ -170,6 +171,8 @@ async fn stop_describe_and_list_filters() {
     assert_eq!(v["taskArns"].as_array().unwrap().len(), 2, "desiredStatus RUNNING by default: {v}");
     let (_, v) = ecs(&h, "ListTasks", json!({"desiredStatus": "STOPPED"})).await;
     assert_eq!(v["taskArns"], json!([arns[0]]));
+    let (_, v) = ecs(&h, "ListTasks", json!({"desiredStatus": "PENDING"})).await;
+    assert_eq!(v["taskArns"], json!([]), "no task is ever wanted PENDING, as ECS says");
     let (_, v) = ecs(&h, "ListTasks", json!({"family": "sleeper", "maxResults": 1})).await;
     assert_eq!(v["taskArns"].as_array().unwrap().len(), 1);
     let (_, v2) = ecs(&h, "ListTasks", json!({"family": "sleeper", "maxResults": 1, "nextToken": v["nextToken"]})).await;

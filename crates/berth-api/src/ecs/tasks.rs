@@ -16,6 +16,7 @@ use berth_model::task::{self as new_task, NewTask, StopCode};
 use berth_model::tags;
 use berth_store::{NodeUsage, Page, Store, StoreError, TaskFilter, Versioned};
 use berth_wire::ecs::{
+    DesiredStatus as WireDesiredStatus,
     AwsVpcConfiguration, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
     ListTasksResponse, NetworkMode, PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse,
     StopTaskRequest, StopTaskResponse, TaskDefinitionStatus, TaskField,
@@ -232,12 +233,18 @@ pub async fn list(call: &Call<'_>, req: ListTasksRequest) -> Result<ListTasksRes
         // Fargate tasks run on no container instance and in no daemon.
         return Ok(ListTasksResponse { task_arns: Some(vec![]), next_token: None });
     }
+    // Tasks are only ever wanted RUNNING or STOPPED: ECS lists none for PENDING.
+    let desired_status = match req.desired_status.unwrap_or_default() {
+        WireDesiredStatus::Running => DesiredStatus::Running,
+        WireDesiredStatus::Stopped => DesiredStatus::Stopped,
+        WireDesiredStatus::Pending => return Ok(ListTasksResponse { task_arns: Some(vec![]), next_token: None }),
+    };
     let filter = TaskFilter {
         cluster_arn: cluster.value.cluster_arn,
         family: req.family,
         started_by: req.started_by,
         group: req.service_name.map(|s| format!("service:{s}")),
-        desired_status: DesiredStatus::parse(req.desired_status.unwrap_or_default().as_str()),
+        desired_status: Some(desired_status),
         launch_type: req.launch_type.map(|l| l.as_str().to_owned()),
         node_id: None,
         live_only: false,
