@@ -180,12 +180,6 @@ impl Agent {
         Ok(())
     }
 
-    /// The control plane this agent talks to (for the node's networking
-    /// and metadata endpoint).
-    pub fn plane(&self) -> Arc<dyn NodeControlPlane> {
-        self.plane.clone()
-    }
-
     fn is_active(&self, arn: &str) -> bool {
         self.drivers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).running.contains(arn)
     }
