@@ -6,8 +6,10 @@
 //! Controllers share one [`runner`]: a queue de-duplicated per key, one
 //! reconcile per key at a time, woken by triggers and requeues, errors
 //! backed off. Nothing here does I/O: the store is behind
-//! [`placement::PlacementTarget`], and reconcilers bring their own.
+//! [`placement::PlacementTarget`], and reconcilers bring their own (the
+//! service controller's is [`service::ServiceTarget`]).
 
 pub mod placement;
 pub mod runner;
 pub mod scheduler;
+pub mod service;

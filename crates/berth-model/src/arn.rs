@@ -18,7 +18,7 @@ pub struct Account {
 }
 
 impl Account {
-    fn prefix(&self) -> String {
+    pub fn prefix(&self) -> String {
         format!("arn:aws:ecs:{}:{}", self.region, self.account_id)
     }
 
