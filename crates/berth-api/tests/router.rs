@@ -319,3 +319,73 @@ async fn services_are_created_updated_and_deleted_with_ecs_rules_and_errors() {
     let (_, v) = ecs(&h, "CreateService", create(json!({}))).await;
     assert_eq!(v["message"], "Creation of service was not idempotent.", "a DRAINING name is still taken: {v}");
 }
+
+/// The service controller against the store, with no agent: its launches
+/// are stored PROVISIONING tasks, placed only where they fit.
+#[tokio::test]
+async fn the_service_controller_fills_the_node_and_says_when_no_room_is_left() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.250.1.0/24").await.expect("default subnet");
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let node = berth_model::node::Node {
+        id: "n1".into(),
+        zone: "us-east-1a".into(),
+        cpu: 1024,
+        memory: 4096,
+        status: berth_model::node::NodeStatus::Active,
+        heartbeat_at: now,
+    };
+    h.store.upsert_node(&node).await.expect("node");
+    ecs(&h, "RegisterTaskDefinition", seed()).await; // 512 CPU units each: two fit
+    let net = json!({"awsvpcConfiguration": {"subnets": ["subnet-default"]}});
+    let (s, v) = ecs(&h, "CreateService", json!({"serviceName": "web", "taskDefinition": "api-service", "desiredCount": 3,
+        "networkConfiguration": net, "propagateTags": "SERVICE", "tags": [{"key": "team", "value": "a"}]})).await;
+    assert_eq!(s, 200, "{v}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(berth_api::run_services(h.store.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let service = loop {
+        let (_, v) = ecs(&h, "DescribeServices", json!({"services": ["web"]})).await;
+        let s = v["services"][0].clone();
+        let said = |needle: &str| s["events"].as_array().unwrap().iter().any(|e| e["message"].as_str().unwrap().contains(needle));
+        if said("was unable to place a task") && said("has started 2 tasks") {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no placement events: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let messages: Vec<&str> = service["events"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(
+        messages.contains(&"(service web) was unable to place a task because no container instance met all of its requirements. Reason: RESOURCE:CPU. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."),
+        "{messages:?}"
+    );
+    assert_eq!(service["pendingCount"], 2, "{service}");
+    let (_, v) = ecs(&h, "ListTasks", json!({"serviceName": "web"})).await;
+    let arns = v["taskArns"].as_array().unwrap().clone();
+    assert_eq!(arns.len(), 2, "the node is never over-committed: {v}");
+    let (_, v) = ecs(&h, "DescribeTasks", json!({"tasks": arns, "include": ["TAGS"]})).await;
+    let deployment = service["deployments"][0]["id"].clone();
+    for t in v["tasks"].as_array().unwrap() {
+        assert_eq!((&t["group"], &t["startedBy"]), (&json!("service:web"), &deployment), "{t}");
+        assert_eq!(t["tags"], json!([{"key": "team", "value": "a"}]), "propagateTags SERVICE");
+    }
+    // Scaled to one: the newest of the two goes, as the scheduler's stop.
+    ecs(&h, "UpdateService", json!({"service": "web", "desiredCount": 1})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = ecs(&h, "DescribeTasks", json!({"tasks": arns})).await;
+        let stopping: Vec<&Value> = v["tasks"].as_array().unwrap().iter().filter(|t| t["desiredStatus"] == "STOPPED").collect();
+        if let [t] = stopping.as_slice() {
+            assert_eq!(t["stopCode"], "ServiceSchedulerInitiated");
+            assert_eq!(t["stoppedReason"], format!("Scaling activity initiated by (deployment {})", deployment.as_str().unwrap()));
+            break;
+        }
+        assert!(stopping.len() < 2, "only the surplus stops: {v}");
+        assert!(tokio::time::Instant::now() < deadline, "no scale-in: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(()).unwrap();
+    controller.await.unwrap();
+}
