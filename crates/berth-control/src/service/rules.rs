@@ -219,6 +219,12 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     old.sort_by(|a, b| {
         (is_healthy(a), a.times.created_at).partial_cmp(&(is_healthy(b), b.times.created_at)).unwrap_or(std::cmp::Ordering::Equal)
     });
+    // A FAILED deployment launches nothing, so nothing older is drained
+    // for it either (unhealthy or not-yet-running old tasks excepted).
+    let failed = s.primary().is_some_and(|d| d.rollout_state == RolloutState::Failed);
+    if failed {
+        may_stop_healthy = 0;
+    }
     for t in old {
         if is_healthy(t) {
             if may_stop_healthy == 0 {

@@ -282,6 +282,22 @@ fn without_rollback_a_failed_deployment_launches_nothing() {
 }
 
 #[test]
+fn a_failed_deployment_does_not_drain_the_one_before() {
+    let cfg = DeploymentConfiguration {
+        circuit_breaker: Some(CircuitBreaker { enable: true, rollback: false }),
+        ..percent(50, 200)
+    };
+    let (mut s, mut tasks) = rolling(4, cfg);
+    let bad: Vec<Task> = (0..3).map(|i| failed(20 + i, 2)).collect();
+    s.deployments[0].in_flight = bad.iter().map(|t| t.id().to_owned()).collect();
+    tasks.extend(bad);
+    let p = plan(&s, &tasks);
+    assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::Failed);
+    assert!(p.stop.is_empty(), "min 50 % would let two old tasks go, but nothing replaces them: {:?}", p.stop);
+    assert_eq!(p.launch, 0);
+}
+
+#[test]
 fn a_deployment_whose_task_ran_counts_only_health_check_failures() {
     let mut s = service(2);
     s.deployment_configuration.circuit_breaker = Some(CircuitBreaker { enable: true, rollback: false });
