@@ -206,6 +206,21 @@ fn maximum_percent_caps_what_is_alive_and_stopping_tasks_count() {
 }
 
 #[test]
+fn a_deployment_the_percentages_forbid_says_so() {
+    let (s, tasks) = rolling(2, percent(100, 100));
+    let p = plan(&s, &tasks);
+    assert_eq!((p.launch, p.stop.len()), (0, 0), "no room above 100 %, no healthy task to spare below 100 %");
+    assert_eq!(
+        messages(&p.service)[0],
+        "(service web) was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again."
+    );
+    let (s, tasks) = rolling(2, percent(50, 100));
+    let p = plan(&s, &tasks);
+    assert_eq!(stopped_ids(&p), [0], "50 % lets one go, which makes room");
+    assert!(!messages(&p.service).iter().any(|m| m.contains("unable to stop or start")));
+}
+
+#[test]
 fn scale_in_stops_unhealthy_then_newest() {
     let mut s = service(1);
     s.health_check_grace_period_seconds = Some(1000);
