@@ -48,7 +48,10 @@ impl ImageStore {
         let fresh = OffsetDateTime::now_utc() - record.checked_at < self.config.max_age();
         // Checked by a pull that finished while this one waited for the lock.
         let just_checked = record.checked_at >= asked_at;
-        if pinned || fresh || just_checked {
+        // An image imported or loaded into the cache came from no
+        // registry: there is nothing to ask (and no network to touch).
+        let local = record.source != ImageSource::Registry;
+        if pinned || fresh || just_checked || local {
             return Ok(Some(record));
         }
         match remote.head_digest().await {

@@ -417,3 +417,27 @@ async fn unreachable_registry_is_a_network_error_but_a_cached_image_still_serves
     assert_eq!(again.digest, cached.digest);
     Ok(())
 }
+
+/// An image imported under a registry's name is the user's own: a pull
+/// of that name never asks the registry (tests and users with no network
+/// must not send traffic off the machine for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_image_is_never_checked_against_a_registry() -> TestResult {
+    if !registry_tools_available(true) {
+        return Ok(());
+    }
+    let registry = Registry::start()?;
+    push_busybox(&registry, "app:v1")?;
+    let reference = registry.reference("app:v1");
+    let (_dir, store) = store(ImageStoreConfig::default())?;
+    let root = tempfile::tempdir()?;
+    fs::create_dir_all(root.path().join("etc"))?;
+    fs::write(root.path().join("etc/mine"), b"imported\n")?;
+    let imported = store.import_dir(root.path(), &reference).await?;
+
+    let before = registry.requests().len();
+    let got = store.pull(&reference, None).await?;
+    assert_eq!(registry.requests().len(), before, "the registry was asked about an imported image");
+    assert_eq!(got.digest, imported.digest, "the imported image serves, not the registry's");
+    Ok(())
+}
