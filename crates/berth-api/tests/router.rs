@@ -268,6 +268,10 @@ async fn services_are_created_updated_and_deleted_with_ecs_rules_and_errors() {
     assert_eq!(v["failures"], json!([{"arn": "arn:aws:ecs:us-east-1:123456789012:service/default/nope", "reason": "MISSING"}]));
     let (_, v) = ecs(&h, "UpdateService", json!({"service": "nope", "desiredCount": 1})).await;
     assert_eq!((v["__type"].as_str(), v["message"].as_str()), (Some("ServiceNotFoundException"), Some("Service not found.")));
+    let (_, v) = ecs(&h, "ListTasks", json!({"serviceName": "nope"})).await;
+    assert_eq!(v["__type"], "ServiceNotFoundException", "{v}");
+    let (_, v) = ecs(&h, "ListTasks", json!({"serviceName": "web"})).await;
+    assert_eq!(v["taskArns"], json!([]), "{v}");
 
     // A new desired count is no new deployment; forceNewDeployment is.
     let (_, v) = ecs(&h, "UpdateService", json!({"service": "web", "desiredCount": 5})).await;

@@ -250,6 +250,12 @@ pub async fn list(call: &Call<'_>, req: ListTasksRequest) -> Result<ListTasksRes
         WireDesiredStatus::Stopped => DesiredStatus::Stopped,
         WireDesiredStatus::Pending => return Ok(ListTasksResponse { task_arns: Some(vec![]), next_token: None }),
     };
+    if let Some(name) = &req.service_name {
+        let service = call.account().service(&cluster_name, name).to_string();
+        if call.store().get_service(&service).await?.is_none() {
+            return Err(ApiError::ecs("ServiceNotFoundException", "Service not found."));
+        }
+    }
     let filter = TaskFilter {
         cluster_arn: cluster.value.cluster_arn,
         family: req.family,

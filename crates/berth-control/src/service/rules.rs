@@ -181,7 +181,11 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     let kept = |t: &&Task| wanted(t) && !stopping.contains(t.id());
 
     let empty = Vec::new();
-    let primary_tasks: Vec<&Task> = by_deployment.get(&Some(primary)).unwrap_or(&empty).iter().copied().filter(kept).collect();
+    let of_primary = by_deployment.get(&Some(primary)).unwrap_or(&empty);
+    let primary_tasks: Vec<&Task> = of_primary.iter().copied().filter(kept).collect();
+    // A task ending by itself holds its slot until it is STOPPED and
+    // counted (a failure, the throttle): only then is it replaced.
+    let holding = of_primary.iter().filter(|t| kept(t) || ending_by_itself(t)).count() as u32;
     let alive = tasks.iter().filter(|t| t.status() != TaskStatus::Stopped).count() as u32;
 
     // Scale in: the surplus of the PRIMARY, unhealthy and newest first.
@@ -198,7 +202,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
         }
     } else {
         let room = cfg.max_running(desired).saturating_sub(alive);
-        let want = desired - primary_tasks.len() as u32;
+        let want = desired.saturating_sub(holding);
         let d = s.primary().expect("primary exists");
         let blocked = d.rollout_state == RolloutState::Failed;
         let not_before = d.throttle.not_before.max(d.capacity_wait.map_or(0.0, |w| w.not_before));
@@ -347,8 +351,7 @@ fn account_ended_tasks(s: &mut Service, by_deployment: &BTreeMap<Option<u64>, Ve
 }
 
 fn end_of(d: &mut Deployment, t: &Task, now: f64) {
-    let requested = matches!(t.stop.as_ref().map(|r| r.code), Some(StopCode::UserInitiated | StopCode::ServiceSchedulerInitiated));
-    if requested {
+    if requested(t) {
         return;
     }
     if failed_to_start(t) {
@@ -442,16 +445,9 @@ fn finish_deployments(
 ) {
     let now = env.now;
     let name = s.name().to_owned();
-    let alive_in = |n: u64| by_deployment.get(&Some(n)).is_some_and(|ts| ts.iter().any(|t| t.status() != TaskStatus::Stopped));
-    for d in s.deployments.iter_mut().filter(|d| d.status == DeploymentStatus::Active) {
-        if !alive_in(d.number) {
-            d.status = DeploymentStatus::Inactive;
-            d.finished_at.get_or_insert(now);
-            d.updated_at = now;
-        }
-    }
-    let others_live = s.deployments.iter().any(|d| d.status == DeploymentStatus::Active)
-        || by_deployment.get(&None).is_some_and(|ts| ts.iter().any(|t| t.status() != TaskStatus::Stopped));
+    let alive_in = |n: Option<u64>| by_deployment.get(&n).is_some_and(|ts| ts.iter().any(|t| t.status() != TaskStatus::Stopped));
+    let others_live = s.deployments.iter().any(|d| d.status == DeploymentStatus::Active && alive_in(Some(d.number)))
+        || alive_in(None);
     let desired = s.desired_count;
     let Some(p) = s.primary_mut() else { return };
     let tasks = by_deployment.get(&Some(p.number)).map(Vec::as_slice).unwrap_or_default();
@@ -467,6 +463,7 @@ fn finish_deployments(
         events.push(format!("(service {name}) (deployment {}) deployment completed.", p.id()));
     }
     let steady = settled && p.rollout_state == RolloutState::Completed && p.running_count == desired;
+    let primary_done = p.rollout_state == RolloutState::Completed;
     match (steady, s.steady_since) {
         (true, None) => {
             s.steady_since = Some(now);
@@ -478,6 +475,15 @@ fn finish_deployments(
         }
         (false, Some(_)) => s.steady_since = None,
         _ => {}
+    }
+    // Drained older deployments go INACTIVE; a FAILED one stays shown
+    // (ACTIVE, FAILED) until the deployment that replaced it completes.
+    for d in s.deployments.iter_mut().filter(|d| d.status == DeploymentStatus::Active) {
+        if !alive_in(Some(d.number)) && (d.rollout_state != RolloutState::Failed || primary_done) {
+            d.status = DeploymentStatus::Inactive;
+            d.finished_at.get_or_insert(now);
+            d.updated_at = now;
+        }
     }
     for message in events {
         let id = env.event_id();
@@ -498,6 +504,17 @@ fn say_stopped(s: &mut Service, stop: &[Stop], env: &mut Env<'_>) {
 
 fn scaling(number: u64) -> String {
     format!("Scaling activity initiated by (deployment {})", deployment_id(number))
+}
+
+/// Alive, wanted STOPPED because it ended by itself (not at anyone's
+/// request).
+fn ending_by_itself(t: &Task) -> bool {
+    t.status() != TaskStatus::Stopped && t.desired() == DesiredStatus::Stopped && !requested(t)
+}
+
+/// Stopped at the scheduler's or a user's request.
+fn requested(t: &Task) -> bool {
+    matches!(t.stop.as_ref().map(|r| r.code), Some(StopCode::UserInitiated | StopCode::ServiceSchedulerInitiated))
 }
 
 /// Alive and wanted running.

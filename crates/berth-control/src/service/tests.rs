@@ -284,6 +284,43 @@ fn the_breaker_fails_the_deployment_and_rolls_back_to_the_completed_one() {
 }
 
 #[test]
+fn a_failed_deployment_stays_shown_until_its_rollback_completes() {
+    let cfg = DeploymentConfiguration {
+        circuit_breaker: Some(CircuitBreaker { enable: true, rollback: true }),
+        ..percent(50, 200)
+    };
+    let (mut s, mut tasks) = rolling(2, cfg);
+    tasks[1] = task(1, 1, TaskStatus::Stopped, 1.0); // drained for the bad revision
+    let bad: Vec<Task> = (0..3).map(|i| failed(20 + i, 2)).collect();
+    s.deployments[0].in_flight = bad.iter().map(|t| t.id().to_owned()).collect();
+    tasks.extend(bad);
+    let p = plan(&s, &tasks);
+    let failed = p.service.deployment(2).unwrap();
+    assert_eq!((failed.status, failed.rollout_state), (DeploymentStatus::Active, RolloutState::Failed));
+    assert_eq!(p.launch, 1, "the rollback refills the slot the bad revision took");
+    tasks.push(task(30, 1, TaskStatus::Running, 60.0));
+    let p = plan(&p.service, &tasks);
+    assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::Completed);
+    assert_eq!(p.service.deployment(2).unwrap().status, DeploymentStatus::Inactive, "gone once the rollback is done");
+}
+
+#[test]
+fn a_task_ending_by_itself_holds_its_slot_until_it_is_counted() {
+    let mut s = service(1);
+    let mut t = task(0, 1, TaskStatus::Provisioning, 0.0);
+    t.apply_all(&[TaskEvent::Provisioned, TaskEvent::StartFailed]).unwrap();
+    t.set_stop_reason(StopCode::TaskFailedToStart, "CannotPullContainerError");
+    assert_eq!(t.status(), TaskStatus::Stopping);
+    s.deployments[0].in_flight = vec![t.id().to_owned()];
+    let p = plan(&s, std::slice::from_ref(&t));
+    assert_eq!(p.launch, 0, "not replaced before it is STOPPED and its failure counted");
+    let mut stopped = t.clone();
+    stopped.apply_all(&[TaskEvent::ContainersStopped, TaskEvent::Deprovisioned]).unwrap();
+    let p = plan(&p.service, &[stopped]);
+    assert_eq!((p.launch, p.service.primary().unwrap().throttle.failures), (1, 1));
+}
+
+#[test]
 fn without_rollback_a_failed_deployment_launches_nothing() {
     let mut s = service(1);
     s.deployment_configuration.circuit_breaker = Some(CircuitBreaker { enable: true, rollback: false });
