@@ -10,7 +10,8 @@
 //! cache) is served the same way, beside two upload routes for images.
 //!
 //! [`logs::expire`] is the retention sweep a server runs every
-//! [`logs::EXPIRY_INTERVAL`].
+//! [`logs::EXPIRY_INTERVAL`]; [`run_services`] is the service controller
+//! over the store.
 
 mod berth;
 mod ecs;
@@ -19,8 +20,10 @@ mod error;
 pub mod logs;
 mod metrics;
 mod paging;
+mod services;
 pub mod sigv4;
 
 pub use berth::network::ensure_defaults as ensure_network_defaults;
 pub use edge::{Api, ApiConfig, router};
 pub use error::ApiError;
+pub use services::run_services;

@@ -104,6 +104,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // CloudWatch Logs retention: events past their group's retention go
     // every EXPIRY_INTERVAL, for as long as the process lives.
     tokio::spawn(berth_api::logs::run_expiry(stores.logs.clone(), std::future::pending()));
+    // The service controller: keeps every service's tasks as its
+    // deployments say. Level-triggered, so stopping it at exit (with the
+    // process) loses nothing: the next start carries on from the store.
+    tokio::spawn(berth_api::run_services(stores.records.clone(), std::future::pending()));
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
     let mut api = Api::new(stores.clone(), ApiConfig::new(account));

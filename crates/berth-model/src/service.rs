@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::arn::{ClusterArn, ServiceArn, TaskDefinitionArn};
+use crate::arn::{Account, ClusterArn, ServiceArn, TaskDefinitionArn};
 use crate::network::TaskNetwork;
 use crate::task::Tag;
 
@@ -527,6 +527,19 @@ impl Service {
     }
 }
 
+/// The service and deployment number a service-deployment or
+/// service-revision ARN of this account names: `kind` is
+/// `service-deployment` or `service-revision`.
+pub fn parse_child_arn(account: &Account, arn: &str, kind: &str) -> Option<(ServiceArn, u64)> {
+    let rest = arn.strip_prefix(&format!("{}:{kind}/", account.prefix()))?;
+    let mut parts = rest.split('/');
+    let (cluster, name, number) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || cluster.is_empty() || name.is_empty() {
+        return None;
+    }
+    Some((account.service(cluster, name), number.parse().ok()?))
+}
+
 /// `arn:aws:ecs:REGION:ACCOUNT:service-revision/CLUSTER/SERVICE/N`.
 pub fn revision_arn(service: &ServiceArn, number: u64) -> String {
     format!("{}:service-revision/{}/{}/{number}", service.account.prefix(), service.cluster, service.name)
@@ -566,6 +579,11 @@ mod tests {
         assert_eq!((old.status, old.finished_at), (DeploymentStatus::Active, Some(2.0)));
         assert!(s.revision_arn(9).ends_with(":service-revision/default/web/9"));
         assert_eq!(deployment_number(&new.id()), Some(9));
+        let acct = testing::account();
+        assert_eq!(parse_child_arn(&acct, &s.revision_arn(9), "service-revision"), Some((s.arn.clone(), 9)));
+        assert_eq!(parse_child_arn(&acct, &s.deployment_arn(9), "service-deployment"), Some((s.arn.clone(), 9)));
+        assert_eq!(parse_child_arn(&acct, &s.deployment_arn(9), "service-revision"), None);
+        assert_eq!(parse_child_arn(&acct, &format!("{}/x", s.revision_arn(9)), "service-revision"), None);
         assert_eq!(deployment_number("ecs-svc/x"), None);
     }
 

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::node::Node;
 use berth_model::records::TaskDefinitionRecord;
-use berth_model::service::Service;
+use berth_model::service::{Service, ServiceStatus};
 use berth_model::task::{Task, stored as stored_task};
 use berth_wire::ecs::Cluster;
 use serde::Serialize;
@@ -970,6 +970,34 @@ impl Store for SqlStore {
 
     async fn get_service(&self, service_arn: &str) -> Result<Option<Versioned<Service>>, StoreError> {
         self.get(service_arn).await
+    }
+
+    async fn list_services(
+        &self,
+        cluster_arn: Option<&str>,
+        statuses: &[ServiceStatus],
+        page: Page<String>,
+    ) -> Result<Vec<Versioned<Service>>, StoreError> {
+        let c = self.dialect.bytewise();
+        // At most three statuses: bound as three optional parameters.
+        let status = |i: usize| statuses.get(i).map(|s| s.as_str());
+        let sql = format!(
+            "SELECT version, body FROM services \
+             WHERE ($1 IS NULL OR cluster_arn = $1) \
+             AND ($2 IS NULL OR status = $2 OR status = $3 OR status = $4) \
+             AND ($5 IS NULL OR service_arn{c} > $5) \
+             ORDER BY service_arn{c} LIMIT $6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(cluster_arn)
+            .bind(status(0))
+            .bind(status(1).or(status(0)))
+            .bind(status(2).or(status(0)))
+            .bind(page.after)
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.read)
+            .await?;
+        all_versioned(&rows)
     }
 
     async fn insert_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {

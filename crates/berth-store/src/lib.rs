@@ -33,7 +33,7 @@ use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::lifecycle::DesiredStatus;
 use berth_model::node::Node;
 use berth_model::records::TaskDefinitionRecord;
-use berth_model::service::Service;
+use berth_model::service::{Service, ServiceStatus};
 use berth_model::task::Task;
 use berth_wire::ecs::Cluster;
 
@@ -358,6 +358,15 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a service keyed by its ARN, as `put_task`.
     async fn put_service(&self, service: &Service, expected_version: Option<i64>) -> Result<Versioned<Service>, StoreError>;
     async fn get_service(&self, service_arn: &str) -> Result<Option<Versioned<Service>>, StoreError>;
+    /// Services by ARN, in ARN order after `page.after`: those of
+    /// `cluster_arn` (all clusters when `None`) whose status is one of
+    /// `statuses` (any when empty).
+    async fn list_services(
+        &self,
+        cluster_arn: Option<&str>,
+        statuses: &[ServiceStatus],
+        page: Page<String>,
+    ) -> Result<Vec<Versioned<Service>>, StoreError>;
 
     // --- access keys ---
 

@@ -541,6 +541,15 @@ async fn tasks_and_services_put_and_cluster_usage(db: Backend) {
     s.put_service(&service(&svc("s3"), a, ServiceStatus::Inactive), None).await.expect("put");
     s.put_service(&service("arn:aws:ecs:eu-central-1:111122223333:service/b/s", b, ServiceStatus::Active), None).await.expect("put");
 
+    let listed = |rows: Vec<Versioned<Service>>| rows.into_iter().map(|r| r.value.arn.name).collect::<Vec<_>>();
+    let all = Page { after: None, limit: 10 };
+    assert_eq!(listed(s.list_services(Some(a), &[], all.clone()).await.expect("list")), ["s1", "s2", "s3"]);
+    assert_eq!(listed(s.list_services(Some(a), &[ServiceStatus::Active], all.clone()).await.expect("list")), ["s1"]);
+    let live = [ServiceStatus::Active, ServiceStatus::Draining];
+    assert_eq!(listed(s.list_services(None, &live, all.clone()).await.expect("list")), ["s1", "s2", "s"]);
+    let after = Page { after: Some(svc("s1")), limit: 1 };
+    assert_eq!(listed(s.list_services(Some(a), &[], after).await.expect("list")), ["s2"], "paged by ARN");
+
     let usage = s.cluster_usage(a).await.expect("usage");
     assert_eq!(usage.active_services, 2);
     assert_eq!(usage.live_tasks, 7, "all but the STOPPED one");

@@ -4,8 +4,9 @@
 mod clusters;
 mod tagging;
 mod task_definitions;
-mod convert;
-mod tasks;
+pub(crate) mod convert;
+mod services;
+pub(crate) mod tasks;
 
 use std::future::Future;
 
@@ -57,6 +58,16 @@ pub(crate) async fn dispatch(call: &Call<'_>, action: Action) -> Result<Value, A
         Action::StopTask(r) => json(tasks::stop(call, r).await?),
         Action::DescribeTasks(r) => json(tasks::describe(call, r).await?),
         Action::ListTasks(r) => json(tasks::list(call, r).await?),
+        Action::CreateService(r) => json(services::create(call, r).await?),
+        Action::UpdateService(r) => json(services::update(call, r).await?),
+        Action::DeleteService(r) => json(services::delete(call, r).await?),
+        Action::DescribeServices(r) => json(services::describe(call, r).await?),
+        Action::ListServices(r) => json(services::list(call, r).await?),
+        Action::ListServicesByNamespace(r) => json(services::list_by_namespace(call, r).await?),
+        Action::ListServiceDeployments(r) => json(services::list_deployments(call, r).await?),
+        Action::DescribeServiceDeployments(r) => json(services::describe_deployments(call, r).await?),
+        Action::DescribeServiceRevisions(r) => json(services::describe_revisions(call, r).await?),
+        Action::StopServiceDeployment(r) => json(services::stop_deployment(call, r).await?),
         Action::TagResource(r) => json(tagging::tag(call, r).await?),
         Action::UntagResource(r) => json(tagging::untag(call, r).await?),
         Action::ListTagsForResource(r) => json(tagging::list(call, r).await?),
@@ -89,7 +100,7 @@ where
 }
 
 /// Seconds since the epoch, as AWS JSON timestamps are written.
-fn now_epoch() -> f64 {
+pub(crate) fn now_epoch() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as f64 / 1000.0)

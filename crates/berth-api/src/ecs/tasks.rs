@@ -17,7 +17,7 @@ use berth_model::tags;
 use berth_store::{NodeUsage, Page, Store, StoreError, TaskFilter, Versioned};
 use berth_wire::ecs::{
     DesiredStatus as WireDesiredStatus,
-    AwsVpcConfiguration, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
+    AwsVpcConfiguration, CapacityProviderStrategyItem, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
     ListTasksResponse, NetworkMode, PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse,
     StopTaskRequest, StopTaskResponse, TaskDefinitionStatus, TaskField,
 };
@@ -36,7 +36,7 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
             new_task::MAX_COUNT
         )));
     }
-    let capacity_provider = capacity_provider(&req)?;
+    let capacity_provider = capacity_provider(req.launch_type, req.capacity_provider_strategy.as_deref().unwrap_or_default())?;
     let cluster = match req.cluster.as_deref() {
         None | Some("") => clusters::ensure_default(call).await?,
         Some(p) => clusters::active(call, &arn::cluster_name(call.account(), Some(p))?).await?,
@@ -95,7 +95,7 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
 }
 
 /// RunTask's `awsvpcConfiguration` against Berth's subnets and security groups.
-async fn resolve_network(call: &Call<'_>, awsvpc: &AwsVpcConfiguration) -> Result<network::TaskNetwork, ApiError> {
+pub(super) async fn resolve_network(call: &Call<'_>, awsvpc: &AwsVpcConfiguration) -> Result<network::TaskNetwork, ApiError> {
     let subnets: Vec<String> = call.store().list_subnets().await?.into_iter().map(|v| v.value.id).collect();
     let groups: Vec<String> = call.store().list_security_groups().await?.into_iter().map(|v| v.value.id).collect();
     let request = AwsVpcRequest {
@@ -108,7 +108,7 @@ async fn resolve_network(call: &Call<'_>, awsvpc: &AwsVpcConfiguration) -> Resul
 }
 
 /// The store as the placement applier's target.
-struct StoreTarget<'a>(&'a dyn Store);
+pub(crate) struct StoreTarget<'a>(pub &'a dyn Store);
 
 impl PlacementTarget for StoreTarget<'_> {
     type Placed = Versioned<new_task::Task>;
@@ -146,13 +146,25 @@ fn as_scheduler_node(u: &NodeUsage, now: i64) -> scheduler::Node {
 
 /// Berth runs Fargate tasks: launchType FARGATE, or a capacity provider
 /// strategy of FARGATE/FARGATE_SPOT. Returns the provider to record.
-fn capacity_provider(req: &RunTaskRequest) -> Result<Option<String>, ApiError> {
-    let strategy = req.capacity_provider_strategy.as_deref().unwrap_or_default();
-    match (req.launch_type, strategy.is_empty()) {
+fn capacity_provider(
+    launch_type: Option<LaunchType>,
+    strategy: &[CapacityProviderStrategyItem],
+) -> Result<Option<String>, ApiError> {
+    check_capacity(launch_type, strategy)?;
+    let best = strategy.iter().max_by_key(|i| (i.base.unwrap_or(0), i.weight.unwrap_or(0)));
+    Ok(best.map(|i| i.capacity_provider.clone()))
+}
+
+/// A launch type or capacity provider strategy Berth can honour.
+pub(super) fn check_capacity(
+    launch_type: Option<LaunchType>,
+    strategy: &[CapacityProviderStrategyItem],
+) -> Result<(), ApiError> {
+    match (launch_type, strategy.is_empty()) {
         (Some(_), false) => Err(ApiError::invalid_parameter(
             "Specifying both a launchType and capacityProviderStrategy is not supported.",
         )),
-        (Some(LaunchType::Fargate) | None, true) => Ok(None),
+        (Some(LaunchType::Fargate) | None, true) => Ok(()),
         (Some(other), true) => Err(ApiError::invalid_parameter(format!(
             "Launch type {other} is not supported: Berth runs tasks the Fargate way (launchType FARGATE)."
         ))),
@@ -165,8 +177,7 @@ fn capacity_provider(req: &RunTaskRequest) -> Result<Option<String>, ApiError> {
                     )));
                 }
             }
-            let best = strategy.iter().max_by_key(|i| (i.base.unwrap_or(0), i.weight.unwrap_or(0)));
-            Ok(best.map(|i| i.capacity_provider.clone()))
+            Ok(())
         }
     }
 }

@@ -132,8 +132,11 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
 
     if s.status != ServiceStatus::Active {
         // Deleted: stop everything; INACTIVE once nothing is left.
+        // Deleting scales the service to 0: the same reason ECS gives.
+        let fallback = s.primary().map_or(0, |d| d.number);
         for t in tasks.iter().filter(|t| wanted(t)) {
-            stop.push(Stop { task_id: t.id().to_owned(), reason: "Service deletion".into() });
+            let n = deployment_of(&s, t).unwrap_or(fallback);
+            stop.push(Stop { task_id: t.id().to_owned(), reason: scaling(n) });
         }
         // INACTIVE once every task is STOPPING or STOPPED, as ECS says it.
         let running = tasks.iter().filter(|t| t.status() <= TaskStatus::Running).count();

@@ -297,3 +297,6 @@ mod tests {
         assert_eq!((back.cpu, back.ephemeral_storage), (Some("512".into()), Some(wire::EphemeralStorage { size_in_gi_b: 30 })));
     }
 }
+
+mod service;
+pub use service::*;

@@ -1,0 +1,237 @@
+//! The service controller's store side: `berth_control::service` runs
+//! the rules; this is its [`ServiceTarget`] over the store (tasks built
+//! from the deployment's task definition and placed through RunTask's
+//! applier), and the triggers that wake it: notices of services and of
+//! their tasks, and a resync of every live service.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berth_control::placement;
+use berth_control::runner::from_notices;
+use berth_control::service::{self as control, Launched, RESYNC, ServiceTarget, Written};
+use berth_model::arn::ServiceArn;
+use berth_model::service::{PropagateTags, Service, ServiceStatus, deployment_id};
+use berth_model::task::{self as model_task, NewTask, StopCode, Tag, Task};
+use berth_store::{Page, RecordKind, Store, StoreError, TaskFilter};
+use futures_util::{Stream, StreamExt, stream};
+
+use crate::ecs::{convert, now_epoch, tasks::StoreTarget};
+
+/// How many times a stop is retried against concurrent writes.
+const STOP_ATTEMPTS: usize = 8;
+
+/// Runs the service controller over `store` until `shutdown` resolves.
+pub async fn run_services(store: Arc<dyn Store>, shutdown: impl Future<Output = ()> + Send) {
+    let target = Arc::new(StoreServices { store: store.clone(), owners: Arc::default() });
+    let triggers = triggers(store, target.owners.clone());
+    control::run(target, triggers, shutdown).await;
+}
+
+/// Which service each task the controller has seen belongs to, so a
+/// task's notice wakes its service without a read.
+type Owners = Arc<Mutex<HashMap<String, ServiceArn>>>;
+
+/// Service notices, task notices of known service tasks, and every live
+/// service each [`RESYNC`] (and when notices were lost).
+fn triggers(store: Arc<dyn Store>, owners: Owners) -> impl Stream<Item = ServiceArn> + Send + 'static {
+    let lister = {
+        let store = store.clone();
+        move || {
+            let store = store.clone();
+            async move { live_services(store.as_ref()).await }
+        }
+    };
+    let services = from_notices(store.watch(RecordKind::Service), |n| n.key.parse::<ServiceArn>().ok(), lister.clone());
+    let tasks = from_notices(
+        store.watch(RecordKind::Task),
+        move |n| owners.lock().expect("owners lock").get(&n.key).cloned(),
+        lister.clone(),
+    );
+    let resync = stream::unfold((lister, true), |(lister, first)| async move {
+        if !first {
+            tokio::time::sleep(RESYNC).await;
+        }
+        let keys = lister().await;
+        Some((stream::iter(keys), (lister, false)))
+    })
+    .flatten();
+    stream::select(stream::select(services, tasks), resync)
+}
+
+async fn live_services(store: &dyn Store) -> Vec<ServiceArn> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = Page { after: after.clone(), limit: 500 };
+        let rows = match store.list_services(None, &[ServiceStatus::Active, ServiceStatus::Draining], page).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing services for a resync failed");
+                return out;
+            }
+        };
+        let done = rows.len() < 500;
+        after = rows.last().map(|r| r.value.arn.to_string());
+        out.extend(rows.into_iter().map(|r| r.value.arn));
+        if done {
+            return out;
+        }
+    }
+}
+
+struct StoreServices {
+    store: Arc<dyn Store>,
+    owners: Owners,
+}
+
+impl StoreServices {
+    fn own(&self, service: &Service, task_arns: impl IntoIterator<Item = String>) {
+        let mut owners = self.owners.lock().expect("owners lock");
+        for arn in task_arns {
+            owners.insert(arn, service.arn.clone());
+        }
+    }
+
+    /// The tags a new task of `service` carries.
+    async fn task_tags(&self, service: &Service, definition_tags: &[berth_wire::ecs::Tag]) -> Vec<Tag> {
+        let mut tags = match service.propagate_tags {
+            PropagateTags::Service => service.tags.clone(),
+            PropagateTags::TaskDefinition => convert::tags_from_wire(definition_tags),
+            PropagateTags::None => vec![],
+        };
+        if service.enable_ecs_managed_tags {
+            for (key, value) in [("aws:ecs:clusterName", service.arn.cluster.as_str()), ("aws:ecs:serviceName", service.name())] {
+                tags.retain(|t| t.key != key);
+                tags.push(Tag { key: key.into(), value: value.into() });
+            }
+        }
+        tags
+    }
+}
+
+impl ServiceTarget for StoreServices {
+    type Error = StoreError;
+
+    fn now(&self) -> f64 {
+        now_epoch()
+    }
+
+    fn fresh(&self) -> u64 {
+        uuid::Uuid::new_v4().as_u128() as u64
+    }
+
+    async fn service(&self, arn: &ServiceArn) -> Result<Option<(Service, i64)>, StoreError> {
+        Ok(self.store.get_service(&arn.to_string()).await?.map(|v| (v.value, v.version)))
+    }
+
+    async fn tasks(&self, service: &Service) -> Result<Vec<Task>, StoreError> {
+        let filter = TaskFilter {
+            cluster_arn: Some(service.cluster_arn().to_string()),
+            group: Some(service.task_group()),
+            live_only: true,
+            ..TaskFilter::default()
+        };
+        let mut found: Vec<Task> = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = self.store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
+            let done = rows.len() < 500;
+            after = rows.last().map(|r| r.value.arn.to_string());
+            found.extend(rows.into_iter().map(|r| r.value));
+            if done {
+                break;
+            }
+        }
+        // Tasks counted in flight that are no longer live: how they ended.
+        let missing: Vec<String> = service
+            .deployments
+            .iter()
+            .flat_map(|d| d.in_flight.iter())
+            .map(|id| service.arn.account.task(&service.arn.cluster, id).to_string())
+            .filter(|arn| !found.iter().any(|t| t.arn.to_string() == *arn))
+            .collect();
+        if !missing.is_empty() {
+            found.extend(self.store.get_tasks(&missing).await?.into_iter().map(|r| r.value));
+        }
+        self.own(service, found.iter().map(|t| t.arn.to_string()));
+        Ok(found)
+    }
+
+    async fn stop(&self, service: &Service, task_id: &str, reason: &str) -> Result<(), StoreError> {
+        let arn = service.arn.account.task(&service.arn.cluster, task_id).to_string();
+        for _ in 0..STOP_ATTEMPTS {
+            let Some(mut current) = self.store.get_task(&arn).await? else { return Ok(()) };
+            if !current.value.request_stop(StopCode::ServiceSchedulerInitiated, reason, now_epoch()) {
+                return Ok(());
+            }
+            match self.store.put_task(&current.value, Some(current.version)).await {
+                Ok(_) => {
+                    tracing::info!(service = %service.arn, task = %arn, reason, "service stopped a task");
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => tokio::task::yield_now().await,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn launch(&self, service: &Service, number: u64, count: u32) -> Result<Launched, StoreError> {
+        let Some(d) = service.deployment(number) else { return Ok(Launched::default()) };
+        let def = &d.task_definition;
+        let Some(record) = self.store.get_task_definition(&def.family, def.revision).await? else {
+            tracing::warn!(service = %service.arn, task_definition = %def, "the deployment's task definition is gone");
+            return Ok(Launched { started: vec![], shortage: Some("the task definition was not found".into()) });
+        };
+        let tags = self.task_tags(service, &record.value.tags).await;
+        let started_by = deployment_id(number);
+        let group = service.task_group();
+        let now = now_epoch();
+        let mut new_tasks = Vec::new();
+        for _ in 0..count {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let built = model_task::build(NewTask {
+                account: &service.arn.account,
+                cluster_name: &service.arn.cluster,
+                id: &id,
+                definition: &record.value.definition,
+                overrides: Default::default(),
+                started_by: Some(&started_by),
+                group: Some(&group),
+                tags: tags.clone(),
+                enable_execute_command: service.enable_execute_command,
+                capacity_provider: d.launch.capacity_provider(),
+                network: d.network.clone().map(|n| (n, uuid::Uuid::new_v4().to_string())),
+                now,
+            });
+            match built {
+                Ok(t) => new_tasks.push(t),
+                Err(e) => {
+                    tracing::warn!(service = %service.arn, error = %e, "the deployment's tasks cannot be built");
+                    return Ok(Launched { started: vec![], shortage: Some(e.to_string()) });
+                }
+            }
+        }
+        let mut out = Launched::default();
+        for outcome in placement::apply(&StoreTarget(self.store.as_ref()), new_tasks).await? {
+            match outcome {
+                Ok(placed) => out.started.push(placed.value.id().to_owned()),
+                Err(shortage) => {
+                    out.shortage.get_or_insert_with(|| shortage.reason().to_owned());
+                }
+            }
+        }
+        self.own(service, out.started.iter().map(|id| service.arn.account.task(&service.arn.cluster, id).to_string()));
+        tracing::info!(service = %service.arn, deployment = %started_by, started = out.started.len(), short = out.shortage.is_some(), "service launched tasks");
+        Ok(out)
+    }
+
+    async fn write(&self, service: &Service, version: i64) -> Result<Written, StoreError> {
+        match self.store.put_service(service, Some(version)).await {
+            Ok(_) => Ok(Written::Done),
+            Err(StoreError::Conflict) => Ok(Written::Conflict),
+            Err(e) => Err(e),
+        }
+    }
+}
