@@ -48,9 +48,9 @@ def poll(what, get, ok, timeout, interval=0.3):
         time.sleep(interval)
 
 
-def register(ecs, family, revision, script=SLEEPER):
+def register(ecs, family, revision, script=SLEEPER, **container):
     """Registers a revision of `family` (256 CPU, 512 MiB, busybox); returns its ARN."""
-    td = definition(family, script, environment=[{"name": "REVISION", "value": str(revision)}])
+    td = definition(family, script, environment=[{"name": "REVISION", "value": str(revision)}], **container)
     return ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
 
 
@@ -94,10 +94,10 @@ def alive(tasks):
     return [t for t in tasks if t["lastStatus"] != "STOPPED"]
 
 
-def healthy(tasks):
-    """RUNNING, wanted RUNNING, and not failing a health check."""
+def healthy(tasks, checked=()):
+    """RUNNING, wanted RUNNING, and HEALTHY if its task definition (one of `checked`) has health checks."""
     return [t for t in tasks if t["lastStatus"] == "RUNNING" and t["desiredStatus"] == "RUNNING"
-            and t.get("healthStatus") != "UNHEALTHY"]
+            and (t["taskDefinitionArn"] not in checked or t.get("healthStatus") == "HEALTHY")]
 
 
 def running(tasks):
@@ -131,7 +131,8 @@ def started_ids(s, name):
 
 
 def create(ecs, name, task_definition, desired, **kw):
-    return ecs.create_service(cluster=CLUSTER, serviceName=name, taskDefinition=task_definition, desiredCount=desired,
+    """CreateService in the default cluster (not named: Berth makes it on first use, as for RunTask)."""
+    return ecs.create_service(serviceName=name, taskDefinition=task_definition, desiredCount=desired,
                               launchType="FARGATE", networkConfiguration=NETWORK, **kw)["service"]
 
 
@@ -277,7 +278,10 @@ def test_a_rolling_deployment_keeps_two_healthy_and_at_most_six_alive(ecs, web):
     old_deployment = s["deployments"][0]["id"]
     old_tasks = {t["taskArn"] for t in running(service_tasks(ecs, "web"))}
     assert len(old_tasks) == 3
-    td2 = register(ecs, "web", 2)
+    # The new revision has a health check: its tasks count as healthy only
+    # once it passes (after its first 5 s interval), so the rollout has a middle.
+    td2 = register(ecs, "web", 2, healthCheck={"command": ["CMD-SHELL", "test -d /proc/self"], "interval": 5,
+                                               "retries": 2})
     since = clock()
     updated = ecs.update_service(cluster=CLUSTER, service="web", taskDefinition="web:2",
                                  deploymentConfiguration={"minimumHealthyPercent": 50, "maximumPercent": 200})["service"]
@@ -297,7 +301,7 @@ def test_a_rolling_deployment_keeps_two_healthy_and_at_most_six_alive(ecs, web):
         tasks = service_tasks(ecs, "web")
         s = describe(ecs, "web")
         samples += 1
-        h, a = len(healthy(tasks)), len(alive(tasks))
+        h, a = len(healthy(tasks, checked={td2})), len(alive(tasks))
         assert h >= 2, "only %d healthy (minimumHealthyPercent 50 of 3 is 2):\n%s" % (h, pformat(tasks))
         assert a <= 6, "%d alive (maximumPercent 200 of 3 is 6):\n%s" % (a, pformat(tasks))
         fewest_healthy, most_alive = min(fewest_healthy, h), max(most_alive, a)
@@ -305,9 +309,10 @@ def test_a_rolling_deployment_keeps_two_healthy_and_at_most_six_alive(ecs, web):
         if steady(s) and s["deployments"][0]["id"] == primary["id"] and not old_left:
             break
         assert time.monotonic() < deadline, "rollout not done in 120 s:\n%s\n%s" % (pformat(s), pformat(tasks))
-        time.sleep(0.3)
+        time.sleep(0.2)
     print("rollout: %d samples, fewest healthy %d, most alive %d" % (samples, fewest_healthy, most_alive))
-    assert samples >= 5, "the rollout was sampled throughout"
+    assert samples >= 10, "the rollout was sampled throughout"
+    assert most_alive > 3, "new tasks started before old ones stopped (maximumPercent 200)"
 
     [p] = s["deployments"]
     assert (p["id"], p["taskDefinition"], p["rolloutState"]) == (primary["id"], td2, "COMPLETED")
@@ -315,6 +320,7 @@ def test_a_rolling_deployment_keeps_two_healthy_and_at_most_six_alive(ecs, web):
     assert s["taskDefinition"] == td2
     now = running(tasks)
     assert len(now) == 3 and {t["taskDefinitionArn"] for t in now} == {td2}, pformat(now)
+    assert {t["healthStatus"] for t in now} == {"HEALTHY"}, pformat(now)
     assert {t["startedBy"] for t in now} == {p["id"]}
     for t in tasks:
         if t["taskArn"] in old_tasks:
@@ -434,7 +440,6 @@ def test_the_circuit_breaker_fails_a_bad_revision_and_rolls_back(services_berth,
     s = wait_steady(ecs, "canary")
     assert s["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
     good_deployment = s["deployments"][0]["id"]
-    good_tasks = {t["taskArn"] for t in running(service_tasks(ecs, "canary"))}
 
     bad = register(ecs, "canary", 2, script="exit 1")
     since = clock()
@@ -442,19 +447,20 @@ def test_the_circuit_breaker_fails_a_bad_revision_and_rolls_back(services_berth,
     bad_deployment = updated["deployments"][0]["id"]
     assert bad_deployment != good_deployment
 
-    seen_failed = []
+    seen_failed, seen = [], []
 
     def look():
         s = describe(ecs, "canary")
+        states = [(d["id"], d["status"], d.get("rolloutState"), d["runningCount"], d["failedTasks"])
+                  for d in s["deployments"]]
+        if not seen or seen[-1] != states:
+            seen.append(states)
         for d in s["deployments"]:
             if d["id"] == bad_deployment and d.get("rolloutState") == "FAILED":
                 seen_failed.append(d)
         return s
     s = poll("canary rolled back and steady", look,
              lambda s: steady(s) and s["deployments"][0]["id"] == good_deployment, 120)
-    assert seen_failed, "the bad deployment was never seen with rolloutState FAILED"
-    assert seen_failed[0]["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
-    assert seen_failed[0]["failedTasks"] >= 3, seen_failed[0]
     assert s["taskDefinition"] == good and s["deployments"][0]["taskDefinition"] == good
     said = messages(s, since)
     assert "(service canary) (deployment %s) deployment failed: tasks failed to start." % bad_deployment in said, said
@@ -463,10 +469,21 @@ def test_the_circuit_breaker_fails_a_bad_revision_and_rolls_back(services_berth,
     bad_tasks = [t for t in tasks if t["taskDefinitionArn"] == bad]
     assert 3 <= len(bad_tasks) <= 6, "threshold 3 (half of 2, at least 3): %d launched" % len(bad_tasks)
     assert all(t["lastStatus"] == "STOPPED" for t in bad_tasks)
-    assert {t["taskArn"] for t in running(tasks)} == good_tasks, "the good tasks ran on throughout"
+    now = running(tasks)
+    assert len(now) == 2 and {t["taskDefinitionArn"] for t in now} == {good}, pformat(now)
+    assert {t["startedBy"] for t in now} == {good_deployment}
     rc, _, err = services_berth.aws("ecs", "wait", "services-stable", "--cluster", CLUSTER, "--services", "canary",
                                     check=False)
     assert rc == 0, err
+    # The deployment a deploy tool waited for says how it ended.
+    listed = ecs.list_service_deployments(cluster=CLUSTER, service="canary")["serviceDeployments"]
+    failed = [d for d in listed if d["targetServiceRevisionArn"].endswith("/" + bad_deployment.split("/")[1])]
+    assert len(failed) == 1 and failed[0]["status"] == "ROLLBACK_SUCCESSFUL", pformat(listed)
+    # While the rollback ran, the failed deployment showed as ECS shows it.
+    assert seen_failed, "the bad deployment was never seen with rolloutState FAILED; deployments seen:\n%s\n%s" % (
+        pformat(seen), pformat(messages(s, since)))
+    assert seen_failed[0]["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
+    assert seen_failed[0]["failedTasks"] >= 3, seen_failed[0]
 
 
 def test_without_a_breaker_a_revision_that_fails_to_start_is_throttled(ecs, own_service):
@@ -504,8 +521,6 @@ def test_errors_as_ecs_gives_them(ecs, own_service):
         ecs.update_service(cluster=CLUSTER, service="nope", desiredCount=1)
     with pytest.raises(ecs.exceptions.ServiceNotFoundException):
         ecs.delete_service(cluster=CLUSTER, service="nope", force=True)
-    with pytest.raises(ecs.exceptions.ServiceNotFoundException):
-        ecs.list_tasks(cluster=CLUSTER, serviceName="nope")
 
     td = register(ecs, "idle", 1)
     own_service.append("idle")
@@ -527,6 +542,12 @@ def test_errors_as_ecs_gives_them(ecs, own_service):
     assert e.value.response["Error"]["Code"] in ("ClientException", "InvalidParameterException"), e.value.response
     # A service of desiredCount 0 is deleted without force, at once INACTIVE-bound.
     assert ecs.delete_service(cluster=CLUSTER, service="idle")["service"]["status"] in ("DRAINING", "INACTIVE")
+
+
+def test_list_tasks_of_a_missing_service_is_service_not_found(ecs):
+    # ECS's ListTasks names ServiceNotFoundException for a serviceName it does not know.
+    with pytest.raises(ecs.exceptions.ServiceNotFoundException):
+        ecs.list_tasks(cluster=CLUSTER, serviceName="nope")
 
 
 def test_list_services_pages_filters_and_tags(ecs, own_service):
