@@ -232,7 +232,7 @@ fn a_deployment_survives_kill_9_of_berth_and_completes_without_filling_a_slot_tw
     assert_eq!((d["serviceName"].clone(), d["taskDefinition"].clone()), (json!("web"), json!(td2)), "{d:#}");
     let (ok, text, err) = w.cli(&["service", "describe", "web"]);
     assert!(ok, "{err}");
-    for needle in ["Name:", "web", "Status:", "ACTIVE", "2 running, 0 pending, 2 desired", "web:2", &new_id, "COMPLETED", "Events"] {
+    for needle in ["Name:", "web", "Status:", "ACTIVE", "2 running, 0 pending, 2 desired", "web:2", &new_id, "COMPLETED", "(service web) has reached a steady state."] {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
     assert!(text.contains("at least 100% healthy, at most 150% running"), "{text}");
