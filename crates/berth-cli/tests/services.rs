@@ -5,6 +5,8 @@
 //! client subcommands show it. Busybox from a real registry on loopback;
 //! needs root, like tasks.rs.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
