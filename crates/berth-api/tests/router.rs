@@ -222,3 +222,170 @@ async fn metrics_count_calls_per_action() {
     assert!(text.contains("action=\"ListClusters\",outcome=\"ok\"} 1"), "{text}");
     assert!(text.contains("action=\"DeleteCluster\",outcome=\"ClusterNotFoundException\"} 1"), "{text}");
 }
+
+#[tokio::test]
+async fn services_are_created_updated_and_deleted_with_ecs_rules_and_errors() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.250.0.0/24").await.expect("default subnet");
+    ecs(&h, "RegisterTaskDefinition", seed()).await;
+    let net = json!({"awsvpcConfiguration": {"subnets": ["subnet-default"]}});
+    let create = |extra: Value| {
+        let mut body = json!({"serviceName": "web", "taskDefinition": "api-service", "desiredCount": 2, "networkConfiguration": net});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, expect) in [
+        (json!({"cluster": "nope"}), "ClusterNotFoundException"),
+        (json!({"desiredCount": -1}), "InvalidParameterException"),
+        (json!({"networkConfiguration": null}), "InvalidParameterException"),
+        (json!({"launchType": "EC2"}), "InvalidParameterException"),
+        (json!({"deploymentController": {"type": "CODE_DEPLOY"}}), "InvalidParameterException"),
+        (json!({"serviceName": "bad name!"}), "InvalidParameterException"),
+        (json!({"taskDefinition": "missing-family"}), "ClientException"),
+    ] {
+        let (s, v) = ecs(&h, "CreateService", create(extra.clone())).await;
+        assert_eq!((s, v["__type"].as_str()), (400, Some(expect)), "{extra} → {v}");
+    }
+    let (_, v) = ecs(&h, "CreateService", create(json!({"deploymentConfiguration": {"minimumHealthyPercent": 150}}))).await;
+    assert!(v["message"].as_str().unwrap().contains("minimumHealthyPercent"), "the member is named: {v}");
+    let (_, v) = ecs(&h, "DescribeServices", json!({"services": ["web"]})).await;
+    assert_eq!(v["failures"][0]["reason"], "MISSING", "a refused create stores nothing: {v}");
+
+    let (s, v) = ecs(&h, "CreateService", create(json!({"tags": [{"key": "team", "value": "a"}]}))).await;
+    assert_eq!(s, 200, "{v}");
+    let svc = &v["service"];
+    assert_eq!(svc["serviceArn"], "arn:aws:ecs:us-east-1:123456789012:service/default/web");
+    assert_eq!((svc["status"].as_str(), svc["desiredCount"].as_i64()), (Some("ACTIVE"), Some(2)));
+    let first = svc["deployments"][0]["id"].as_str().unwrap().to_owned();
+    let number = first.strip_prefix("ecs-svc/").expect("ECS's deployment id");
+    assert!(number.len() == 19 && number.bytes().all(|b| b.is_ascii_digit()), "{first}");
+    assert_eq!(svc["deployments"][0]["rolloutState"], "IN_PROGRESS");
+    let (_, v) = ecs(&h, "CreateService", create(json!({}))).await;
+    assert_eq!(v["message"], "Creation of service was not idempotent.", "{v}");
+
+    let (_, v) = ecs(&h, "DescribeServices", json!({"services": ["web", "nope"], "include": ["TAGS"]})).await;
+    assert_eq!(v["services"][0]["tags"], json!([{"key": "team", "value": "a"}]));
+    assert_eq!(v["failures"], json!([{"arn": "arn:aws:ecs:us-east-1:123456789012:service/default/nope", "reason": "MISSING"}]));
+    let (_, v) = ecs(&h, "UpdateService", json!({"service": "nope", "desiredCount": 1})).await;
+    assert_eq!((v["__type"].as_str(), v["message"].as_str()), (Some("ServiceNotFoundException"), Some("Service not found.")));
+
+    // A new desired count is no new deployment; forceNewDeployment is.
+    let (_, v) = ecs(&h, "UpdateService", json!({"service": "web", "desiredCount": 5})).await;
+    assert_eq!(v["service"]["deployments"].as_array().unwrap().len(), 1, "{v}");
+    let (_, v) = ecs(&h, "UpdateService", json!({"service": "web", "forceNewDeployment": true})).await;
+    let deployments = v["service"]["deployments"].as_array().unwrap();
+    assert_eq!(deployments.iter().map(|d| d["status"].as_str().unwrap()).collect::<Vec<_>>(), ["PRIMARY", "ACTIVE"]);
+    let primary = deployments[0]["id"].as_str().unwrap().strip_prefix("ecs-svc/").unwrap().to_owned();
+    assert_ne!(primary, number);
+
+    // Terraform's link: the PRIMARY's number ends the target revision's ARN.
+    let (_, v) = ecs(&h, "ListServiceDeployments", json!({"service": "web"})).await;
+    let listed = v["serviceDeployments"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{v}");
+    let target = listed[0]["targetServiceRevisionArn"].as_str().unwrap();
+    assert!(target.ends_with(&format!("/web/{primary}")), "{target}");
+    assert_eq!(listed[0]["status"], "IN_PROGRESS");
+    assert_eq!(listed[1]["status"], "STOPPED", "the one replaced before it completed");
+    let (_, v) = ecs(&h, "DescribeServiceRevisions", json!({"serviceRevisionArns": [target]})).await;
+    assert_eq!(v["serviceRevisions"][0]["taskDefinition"], "arn:aws:ecs:us-east-1:123456789012:task-definition/api-service:1");
+    let (_, v) = ecs(&h, "DescribeServiceDeployments", json!({"serviceDeploymentArns": [listed[0]["serviceDeploymentArn"]]})).await;
+    assert_eq!(v["serviceDeployments"][0]["targetServiceRevision"]["arn"], target);
+    let (_, v) = ecs(&h, "StopServiceDeployment", json!({"serviceDeploymentArn": "arn:aws:ecs:us-east-1:123456789012:service-deployment/default/web/1"})).await;
+    assert_eq!(v["__type"], "ServiceDeploymentNotFoundException", "{v}");
+    let (_, v) = ecs(&h, "ListServicesByNamespace", json!({"namespace": "corp"})).await;
+    assert_eq!(v["__type"], "NamespaceNotFoundException", "{v}");
+
+    for name in ["api", "worker"] {
+        let (s, v) = ecs(&h, "CreateService", create(json!({"serviceName": name}))).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (_, v) = ecs(&h, "ListServices", json!({"maxResults": 2})).await;
+    assert_eq!(v["serviceArns"].as_array().unwrap().len(), 2);
+    let (_, v) = ecs(&h, "ListServices", json!({"nextToken": v["nextToken"]})).await;
+    assert_eq!(v["serviceArns"], json!(["arn:aws:ecs:us-east-1:123456789012:service/default/worker"]), "{v}");
+    let (_, v) = ecs(&h, "ListServices", json!({"launchType": "EC2"})).await;
+    assert_eq!(v["serviceArns"], json!([]));
+
+    let (_, v) = ecs(&h, "DeleteService", json!({"service": "web"})).await;
+    assert_eq!(v["message"], "The service cannot be stopped while it is scaled above 0.", "{v}");
+    let (s, v) = ecs(&h, "DeleteService", json!({"service": "web", "force": true})).await;
+    assert_eq!((s, v["service"]["status"].as_str()), (200, Some("DRAINING")), "{v}");
+    let (_, v) = ecs(&h, "ListServices", json!({})).await;
+    assert_eq!(v["serviceArns"].as_array().unwrap().len(), 2, "a deleted service is no longer listed: {v}");
+    let (_, v) = ecs(&h, "DescribeServices", json!({"services": ["web"]})).await;
+    assert_eq!(v["services"][0]["status"], "DRAINING");
+    let (_, v) = ecs(&h, "UpdateService", json!({"service": "web", "desiredCount": 1})).await;
+    assert_eq!((v["__type"].as_str(), v["message"].as_str()), (Some("ServiceNotActiveException"), Some("Service was not ACTIVE.")));
+    let (_, v) = ecs(&h, "CreateService", create(json!({}))).await;
+    assert_eq!(v["message"], "Creation of service was not idempotent.", "a DRAINING name is still taken: {v}");
+}
+
+/// The service controller against the store, with no agent: its launches
+/// are stored PROVISIONING tasks, placed only where they fit.
+#[tokio::test]
+async fn the_service_controller_fills_the_node_and_says_when_no_room_is_left() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.250.1.0/24").await.expect("default subnet");
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let node = berth_model::node::Node {
+        id: "n1".into(),
+        zone: "us-east-1a".into(),
+        cpu: 1024,
+        memory: 4096,
+        status: berth_model::node::NodeStatus::Active,
+        heartbeat_at: now,
+    };
+    h.store.upsert_node(&node).await.expect("node");
+    ecs(&h, "RegisterTaskDefinition", seed()).await; // 512 CPU units each: two fit
+    let net = json!({"awsvpcConfiguration": {"subnets": ["subnet-default"]}});
+    let (s, v) = ecs(&h, "CreateService", json!({"serviceName": "web", "taskDefinition": "api-service", "desiredCount": 3,
+        "networkConfiguration": net, "propagateTags": "SERVICE", "tags": [{"key": "team", "value": "a"}]})).await;
+    assert_eq!(s, 200, "{v}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(berth_api::run_services(h.store.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let service = loop {
+        let (_, v) = ecs(&h, "DescribeServices", json!({"services": ["web"]})).await;
+        let s = v["services"][0].clone();
+        let said = |needle: &str| s["events"].as_array().unwrap().iter().any(|e| e["message"].as_str().unwrap().contains(needle));
+        if said("was unable to place a task") && said("has started 2 tasks") {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no placement events: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let messages: Vec<&str> = service["events"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(
+        messages.contains(&"(service web) was unable to place a task because no container instance met all of its requirements. Reason: RESOURCE:CPU. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."),
+        "{messages:?}"
+    );
+    assert_eq!(service["pendingCount"], 2, "{service}");
+    let (_, v) = ecs(&h, "ListTasks", json!({"serviceName": "web"})).await;
+    let arns = v["taskArns"].as_array().unwrap().clone();
+    assert_eq!(arns.len(), 2, "the node is never over-committed: {v}");
+    let (_, v) = ecs(&h, "DescribeTasks", json!({"tasks": arns, "include": ["TAGS"]})).await;
+    let deployment = service["deployments"][0]["id"].clone();
+    for t in v["tasks"].as_array().unwrap() {
+        assert_eq!((&t["group"], &t["startedBy"]), (&json!("service:web"), &deployment), "{t}");
+        assert_eq!(t["tags"], json!([{"key": "team", "value": "a"}]), "propagateTags SERVICE");
+    }
+    // Scaled to one: the newest of the two goes, as the scheduler's stop.
+    ecs(&h, "UpdateService", json!({"service": "web", "desiredCount": 1})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = ecs(&h, "DescribeTasks", json!({"tasks": arns})).await;
+        let stopping: Vec<&Value> = v["tasks"].as_array().unwrap().iter().filter(|t| t["desiredStatus"] == "STOPPED").collect();
+        if let [t] = stopping.as_slice() {
+            assert_eq!(t["stopCode"], "ServiceSchedulerInitiated");
+            assert_eq!(t["stoppedReason"], format!("Scaling activity initiated by (deployment {})", deployment.as_str().unwrap()));
+            break;
+        }
+        assert!(stopping.len() < 2, "only the surplus stops: {v}");
+        assert!(tokio::time::Instant::now() < deadline, "no scale-in: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(()).unwrap();
+    controller.await.unwrap();
+}

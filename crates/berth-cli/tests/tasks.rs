@@ -46,7 +46,7 @@ fn a_task_runs_and_reports_its_exit_code() {
     assert_eq!(t["containers"][0]["lastStatus"], "STOPPED");
     assert_eq!(t["stopCode"], "EssentialContainerExited");
     assert_eq!(t["stoppedReason"], "Essential container in task exited");
-    assert_eq!(t["desiredStatus"], "RUNNING", "ECS leaves desiredStatus as it was");
+    assert_eq!(t["desiredStatus"], "STOPPED", "ECS sets desiredStatus STOPPED when a task stops by itself");
     for ts in ["createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "stoppingAt", "executionStoppedAt", "stoppedAt"] {
         assert!(t[ts].is_number(), "{ts} missing: {t:#}");
     }

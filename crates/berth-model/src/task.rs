@@ -326,8 +326,12 @@ impl Task {
 
     /// Applies `event` through the lifecycle's transition function; the
     /// only way `lastStatus` changes.
+    ///
+    /// A task that ends by itself (it failed to start, or an essential
+    /// container exited) is wanted STOPPED from then on, as ECS sets it.
     pub fn apply(&mut self, event: TaskEvent) -> Result<TaskStatus, InvalidTransition> {
         self.status = lifecycle::transition(self.status, event)?;
+        self.settle_desired(event);
         Ok(self.status)
     }
 
@@ -335,14 +339,24 @@ impl Task {
     pub fn apply_all(&mut self, events: &[TaskEvent]) -> Result<TaskStatus, InvalidTransition> {
         let to = events.iter().try_fold(self.status, |at, e| lifecycle::transition(at, *e))?;
         self.status = to;
+        for e in events {
+            self.settle_desired(*e);
+        }
         Ok(to)
     }
 
+    fn settle_desired(&mut self, event: TaskEvent) {
+        let ended = matches!(event, TaskEvent::StartFailed | TaskEvent::EssentialContainerExited);
+        if ended || self.status == TaskStatus::Stopped {
+            self.desired = DesiredStatus::Stopped;
+        }
+    }
+
     /// Someone wants the task stopped (StopTask, a service). `false` when
-    /// it already was wanted stopped, and nothing changes then: the first
-    /// reason stays.
+    /// it already was wanted stopped or has stopped, and nothing changes
+    /// then: the first reason and times stay.
     pub fn request_stop(&mut self, code: StopCode, reason: &str, now: f64) -> bool {
-        if self.desired == DesiredStatus::Stopped {
+        if self.desired == DesiredStatus::Stopped || self.status == TaskStatus::Stopped {
             return false;
         }
         self.desired = DesiredStatus::Stopped;
@@ -635,6 +649,25 @@ pub(crate) mod tests {
         let stop = t.stop.as_ref().unwrap();
         assert_eq!((stop.code, stop.reason.as_str(), t.times.stopping_at), (StopCode::UserInitiated, "bye", Some(5.0)));
         assert_eq!(t.desired(), DesiredStatus::Stopped);
+    }
+
+    #[test]
+    fn a_task_that_ends_by_itself_is_wanted_stopped_and_a_stop_after_changes_nothing() {
+        let (acct, def) = (account(), definition());
+        let mut t = build(new_task(&acct, &def, TaskOverrides::default())).unwrap();
+        t.apply_all(&[TaskEvent::Provisioned, TaskEvent::ContainersStarted, TaskEvent::Activated]).unwrap();
+        assert_eq!(t.desired(), DesiredStatus::Running);
+        t.apply(TaskEvent::EssentialContainerExited).unwrap();
+        assert_eq!(t.desired(), DesiredStatus::Stopped, "ECS sets desiredStatus STOPPED when a task stops itself");
+        t.set_stop_reason(StopCode::EssentialContainerExited, "Essential container in task exited");
+        t.apply_all(&[TaskEvent::Deactivated, TaskEvent::ContainersStopped, TaskEvent::Deprovisioned]).unwrap();
+        let before = t.clone();
+        assert!(!t.request_stop(StopCode::UserInitiated, "too late", 99.0));
+        assert_eq!(t, before, "StopTask on a STOPPED task changes nothing");
+
+        let mut failed = build(new_task(&acct, &def, TaskOverrides::default())).unwrap();
+        failed.apply(TaskEvent::StartFailed).unwrap();
+        assert_eq!(failed.desired(), DesiredStatus::Stopped);
     }
 
     #[test]

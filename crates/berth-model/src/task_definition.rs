@@ -56,7 +56,18 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), ModelError> {
         check_container(c, containers, mode)?;
     }
     check_dependency_cycles(containers)?;
+    check_ephemeral_storage(req)?;
     check_resources(containers, size)
+}
+
+/// Fargate's ephemeral storage: 21 to 200 GiB (20 when not given).
+fn check_ephemeral_storage(req: &RegisterTaskDefinitionRequest) -> Result<(), ModelError> {
+    match req.ephemeral_storage.as_ref().map(|e| e.size_in_gi_b) {
+        Some(n) if !(21..=200).contains(&n) => Err(ModelError::client(format!(
+            "Invalid 'ephemeralStorage.sizeInGiB' value {n}: it must be between 21 and 200 GiB."
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The record ECS keeps for revision `revision` of `req.family`, as
@@ -807,6 +818,21 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.aws_type(), "ClientException");
         assert!(err.to_string().contains("Valid memory values for 256 CPU: 512, 1024, 2048 MiB."), "{err}");
+    }
+
+    #[test]
+    fn ephemeral_storage_is_21_to_200_gib() {
+        use berth_wire::ecs::EphemeralStorage;
+        for (size, ok) in [(20, false), (21, true), (200, true), (201, false)] {
+            let mut req = seed();
+            req.ephemeral_storage = Some(EphemeralStorage { size_in_gi_b: size });
+            let r = validate(&req);
+            assert_eq!(r.is_ok(), ok, "{size} GiB: {r:?}");
+            if let Err(e) = r {
+                assert_eq!(e.aws_type(), "ClientException");
+                assert!(e.to_string().contains("between 21 and 200"), "{e}");
+            }
+        }
     }
 
     #[test]

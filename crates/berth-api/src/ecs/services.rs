@@ -296,16 +296,9 @@ pub async fn describe_deployments(
     call: &Call<'_>,
     req: DescribeServiceDeploymentsRequest,
 ) -> Result<DescribeServiceDeploymentsResponse, ApiError> {
-    let arns = &req.service_deployment_arns;
-    check_count("serviceDeploymentArns", arns.len())?;
-    let mut found = Vec::new();
-    let mut failures = Vec::new();
-    for a in arns {
-        match child(call, a, "service-deployment").await? {
-            Some((s, n)) => found.push(convert::service_deployment(&s, s.deployment(n).expect("child() found it"))),
-            None => failures.push(Failure { arn: Some(a.clone()), reason: Some("MISSING".into()), detail: None }),
-        }
-    }
+    let (found, failures) =
+        describe_children(call, &req.service_deployment_arns, "serviceDeploymentArns", "service-deployment", convert::service_deployment)
+            .await?;
     Ok(DescribeServiceDeploymentsResponse { service_deployments: Some(found), failures: Some(failures) })
 }
 
@@ -313,17 +306,39 @@ pub async fn describe_revisions(
     call: &Call<'_>,
     req: DescribeServiceRevisionsRequest,
 ) -> Result<DescribeServiceRevisionsResponse, ApiError> {
-    let arns = &req.service_revision_arns;
-    check_count("serviceRevisionArns", arns.len())?;
+    let (found, failures) =
+        describe_children(call, &req.service_revision_arns, "serviceRevisionArns", "service-revision", convert::revision).await?;
+    Ok(DescribeServiceRevisionsResponse { service_revisions: Some(found), failures: Some(failures) })
+}
+
+/// The deployments (or revisions) `arns` name, each shown by `show`;
+/// those that do not exist as `MISSING` failures.
+async fn describe_children<T>(
+    call: &Call<'_>,
+    arns: &[String],
+    member: &str,
+    kind: &str,
+    show: fn(&Service, &model::Deployment) -> T,
+) -> Result<(Vec<T>, Vec<Failure>), ApiError> {
+    if arns.is_empty() || arns.len() > MAX_DESCRIBE_DEPLOYMENTS {
+        return Err(ApiError::invalid_parameter(format!(
+            "{member} must name 1 to {MAX_DESCRIBE_DEPLOYMENTS} ARNs; {} were given.",
+            arns.len()
+        )));
+    }
     let mut found = Vec::new();
     let mut failures = Vec::new();
     for a in arns {
-        match child(call, a, "service-revision").await? {
-            Some((s, n)) => found.push(convert::revision(&s, s.deployment(n).expect("child() found it"))),
+        let Some((service_arn, number)) = parse_child_arn(call.account(), a, kind) else {
+            return Err(ApiError::invalid_parameter(format!("The ARN provided is invalid: {a}")));
+        };
+        let service = call.store().get_service(&service_arn.to_string()).await?.map(|v| v.value);
+        match service.as_ref().and_then(|s| s.deployment(number).map(|d| (s, d))) {
+            Some((s, d)) => found.push(show(s, d)),
             None => failures.push(Failure { arn: Some(a.clone()), reason: Some("MISSING".into()), detail: None }),
         }
     }
-    Ok(DescribeServiceRevisionsResponse { service_revisions: Some(found), failures: Some(failures) })
+    Ok((found, failures))
 }
 
 /// StopServiceDeployment with stopType ROLLBACK: the deployment in
@@ -365,24 +380,6 @@ pub async fn stop_deployment(
     })
     .await?;
     Ok(StopServiceDeploymentResponse { service_deployment_arn: Some(req.service_deployment_arn) })
-}
-
-/// The service and deployment number a child ARN names, if both exist.
-async fn child(call: &Call<'_>, arn: &str, kind: &str) -> Result<Option<(Service, u64)>, ApiError> {
-    let Some((service_arn, number)) = parse_child_arn(call.account(), arn, kind) else {
-        return Err(ApiError::invalid_parameter(format!("The ARN provided is invalid: {arn}")));
-    };
-    let s = call.store().get_service(&service_arn.to_string()).await?;
-    Ok(s.map(|s| s.value).filter(|s| s.deployment(number).is_some()).map(|s| (s, number)))
-}
-
-fn check_count(member: &str, n: usize) -> Result<(), ApiError> {
-    if n == 0 || n > MAX_DESCRIBE_DEPLOYMENTS {
-        return Err(ApiError::invalid_parameter(format!(
-            "{member} must name 1 to {MAX_DESCRIBE_DEPLOYMENTS} ARNs; {n} were given."
-        )));
-    }
-    Ok(())
 }
 
 /// A service named by name (in `cluster`) or ARN.

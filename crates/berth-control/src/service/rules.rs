@@ -186,6 +186,8 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
 
     // Scale in: the surplus of the PRIMARY, unhealthy and newest first.
     let mut launch = 0;
+    // Tasks wanted but neither launched now nor held back by a wait.
+    let mut starved = false;
     if primary_tasks.len() as u32 > desired {
         let mut surplus = primary_tasks.clone();
         surplus.sort_by(|a, b| {
@@ -205,6 +207,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
                 wake_at = earliest(wake_at, not_before);
             } else {
                 launch = want.min(room);
+                starved = launch == 0;
             }
         }
     }
@@ -219,6 +222,12 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     old.sort_by(|a, b| {
         (is_healthy(a), a.times.created_at).partial_cmp(&(is_healthy(b), b.times.created_at)).unwrap_or(std::cmp::Ordering::Equal)
     });
+    // A FAILED deployment launches nothing, so nothing older is drained
+    // for it either (unhealthy or not-yet-running old tasks excepted).
+    let failed = s.primary().is_some_and(|d| d.rollout_state == RolloutState::Failed);
+    if failed {
+        may_stop_healthy = 0;
+    }
     for t in old {
         if is_healthy(t) {
             if may_stop_healthy == 0 {
@@ -228,6 +237,18 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
         }
         let n = deployment_of(&s, t).unwrap_or(primary);
         stop.push(Stop { task_id: t.id().to_owned(), reason: scaling(n) });
+    }
+
+    // No room to start, nothing allowed to stop, nothing on its way: only
+    // a new configuration moves this deployment on.
+    let moving = tasks.iter().any(|t| t.status() != TaskStatus::Stopped && (t.desired() == DesiredStatus::Stopped || is_pending(t)));
+    if starved && stop.is_empty() && !moving {
+        let message = format!(
+            "(service {}) was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again.",
+            s.name()
+        );
+        let id = env.event_id();
+        s.push_event_once(id, message, now, STEADY_REPEAT_SECS);
     }
 
     count(&mut s, &by_deployment);

@@ -206,6 +206,21 @@ fn maximum_percent_caps_what_is_alive_and_stopping_tasks_count() {
 }
 
 #[test]
+fn a_deployment_the_percentages_forbid_says_so() {
+    let (s, tasks) = rolling(2, percent(100, 100));
+    let p = plan(&s, &tasks);
+    assert_eq!((p.launch, p.stop.len()), (0, 0), "no room above 100 %, no healthy task to spare below 100 %");
+    assert_eq!(
+        messages(&p.service)[0],
+        "(service web) was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again."
+    );
+    let (s, tasks) = rolling(2, percent(50, 100));
+    let p = plan(&s, &tasks);
+    assert_eq!(stopped_ids(&p), [0], "50 % lets one go, which makes room");
+    assert!(!messages(&p.service).iter().any(|m| m.contains("unable to stop or start")));
+}
+
+#[test]
 fn scale_in_stops_unhealthy_then_newest() {
     let mut s = service(1);
     s.health_check_grace_period_seconds = Some(1000);
@@ -278,6 +293,22 @@ fn without_rollback_a_failed_deployment_launches_nothing() {
     let d = p.service.primary().unwrap();
     assert_eq!((d.rollout_state, d.number), (RolloutState::Failed, 1));
     assert_eq!(d.rollout_state_reason.as_deref(), Some("ECS deployment circuit breaker: tasks failed to start."));
+    assert_eq!(p.launch, 0);
+}
+
+#[test]
+fn a_failed_deployment_does_not_drain_the_one_before() {
+    let cfg = DeploymentConfiguration {
+        circuit_breaker: Some(CircuitBreaker { enable: true, rollback: false }),
+        ..percent(50, 200)
+    };
+    let (mut s, mut tasks) = rolling(4, cfg);
+    let bad: Vec<Task> = (0..3).map(|i| failed(20 + i, 2)).collect();
+    s.deployments[0].in_flight = bad.iter().map(|t| t.id().to_owned()).collect();
+    tasks.extend(bad);
+    let p = plan(&s, &tasks);
+    assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::Failed);
+    assert!(p.stop.is_empty(), "min 50 % would let two old tasks go, but nothing replaces them: {:?}", p.stop);
     assert_eq!(p.launch, 0);
 }
 

@@ -261,7 +261,6 @@ pub fn registries_from_wire(items: &[wire::ServiceRegistry]) -> Vec<RegistryRef>
 /// status): a failed one shows how its rollback went.
 pub fn deployment_status(s: &Service, d: &Deployment) -> (wire::ServiceDeploymentStatus, Option<String>) {
     use wire::ServiceDeploymentStatus as S;
-    let rolled_back_by = s.deployments.iter().find(|r| r.rollback && r.source == Some(d.number));
     match d.rollout_state {
         RolloutState::Completed => (S::Successful, d.rollout_state_reason.clone()),
         // A completed deployment the breaker made PRIMARY again: its own
@@ -271,7 +270,7 @@ pub fn deployment_status(s: &Service, d: &Deployment) -> (wire::ServiceDeploymen
         RolloutState::InProgress => (S::Stopped, Some("Superseded by a newer deployment.".into())),
         RolloutState::Failed => {
             let reason = d.rollout_state_reason.clone();
-            match rolled_back_by.map(|r| r.rollout_state) {
+            match rollback_of(s, d).map(|r| r.rollout_state) {
                 Some(RolloutState::InProgress) => (S::RollbackInProgress, reason),
                 Some(RolloutState::Completed) => (S::RollbackSuccessful, reason),
                 Some(RolloutState::Failed) => (S::RollbackFailed, reason),
@@ -279,6 +278,11 @@ pub fn deployment_status(s: &Service, d: &Deployment) -> (wire::ServiceDeploymen
             }
         }
     }
+}
+
+/// The deployment rolled back to when `d` failed, if any.
+fn rollback_of<'s>(s: &'s Service, d: &Deployment) -> Option<&'s Deployment> {
+    s.deployments.iter().find(|r| r.rollback && r.source == Some(d.number))
 }
 
 pub fn deployment_brief(s: &Service, d: &Deployment) -> wire::ServiceDeploymentBrief {
@@ -313,7 +317,7 @@ pub fn service_deployment(s: &Service, d: &Deployment) -> wire::ServiceDeploymen
         (true, RolloutState::InProgress) => M::Monitoring,
         (true, RolloutState::Completed) => M::MonitoringComplete,
     };
-    let rollback = s.deployments.iter().find(|r| r.rollback && r.source == Some(d.number)).map(|r| wire::Rollback {
+    let rollback = rollback_of(s, d).map(|r| wire::Rollback {
         reason: r.rollout_state_reason.clone(),
         started_at: Some(r.updated_at),
         service_revision_arn: Some(s.revision_arn(r.number)),
