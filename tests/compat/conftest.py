@@ -25,6 +25,12 @@ import shapes
 BERTH_BIN = os.environ.get("BERTH_BIN", os.path.join(os.path.dirname(__file__), "../../target/debug/berth"))
 TARGET = "AmazonEC2ContainerServiceV20141113."
 
+# The tasks' image: Debian's busybox-static, imported with `berth image import`.
+BUSYBOX = "/bin/busybox"
+APPLETS = ["sh", "echo", "sleep", "cat", "true", "false", "test"]
+IMAGE = "compat/busybox:1"
+NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}
+
 
 def test_network(data_dir):
     """A subnet and nft table of this test Berth's own, kept for its data
@@ -211,6 +217,31 @@ class Berth:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
+
+
+def import_busybox(berth, workdir):
+    """Puts a busybox image (IMAGE) into `berth`'s cache with `berth image import`."""
+    root = os.path.join(workdir, "rootfs")
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "tmp"))
+    with open(BUSYBOX, "rb") as src, open(os.path.join(root, "bin", "busybox"), "wb") as dst:
+        dst.write(src.read())
+    os.chmod(os.path.join(root, "bin", "busybox"), 0o755)
+    for applet in APPLETS:
+        os.symlink("busybox", os.path.join(root, "bin", applet))
+    p = subprocess.run([BERTH_BIN, "image", "import", root, "--name", IMAGE, "--output", "json",
+                        "--data-dir", berth.data_dir], capture_output=True, text=True, timeout=120,
+                       env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BERTH_"))})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["images"][0]["source"] == "import"
+
+
+def definition(family, script, image=IMAGE, **container):
+    """A one-container Fargate task definition (256/512) running `script` in busybox sh."""
+    c = {"name": "main", "image": image, "command": ["sh", "-c", script], "stopTimeout": 2}
+    c.update(container)
+    return {"family": family, "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256", "memory": "512", "containerDefinitions": [c]}
 
 
 @pytest.fixture

@@ -8,17 +8,11 @@ node agent mounts, makes cgroups and runs runc.
 """
 import json
 import os
-import subprocess
 
 import botocore.exceptions
 import pytest
 
-from conftest import BERTH_BIN
-
-BUSYBOX = "/bin/busybox"
-APPLETS = ["sh", "echo", "sleep", "cat", "true", "false", "test"]
-IMAGE = "compat/busybox:1"
-NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-default"]}}
+from conftest import BUSYBOX, NETWORK, definition, import_busybox
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(BUSYBOX),
@@ -28,18 +22,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def tasks_berth(berth, tmp_path):
     """A berth with a busybox image in its cache, imported with the CLI."""
-    root = tmp_path / "rootfs"
-    (root / "bin").mkdir(parents=True)
-    (root / "tmp").mkdir()
-    (root / "bin" / "busybox").write_bytes(open(BUSYBOX, "rb").read())
-    os.chmod(root / "bin" / "busybox", 0o755)
-    for applet in APPLETS:
-        os.symlink("busybox", root / "bin" / applet)
-    p = subprocess.run([BERTH_BIN, "image", "import", str(root), "--name", IMAGE, "--output", "json",
-                        "--data-dir", berth.data_dir], capture_output=True, text=True, timeout=120,
-                       env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BERTH_"))})
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["images"][0]["source"] == "import"
+    import_busybox(berth, str(tmp_path))
     yield berth
     # Stop whatever a failed test left running.
     ecs = berth.ecs()
@@ -48,13 +31,6 @@ def tasks_berth(berth, tmp_path):
     arns = ecs.list_tasks(desiredStatus="STOPPED")["taskArns"]
     if arns:
         ecs.get_waiter("tasks_stopped").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-
-
-def definition(family, script, image=IMAGE, **container):
-    c = {"name": "main", "image": image, "command": ["sh", "-c", script], "stopTimeout": 2}
-    c.update(container)
-    return {"family": family, "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
-            "cpu": "256", "memory": "512", "containerDefinitions": [c]}
 
 
 def test_cli_task_exits_with_its_code(tasks_berth, tmp_path):

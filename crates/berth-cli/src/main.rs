@@ -5,6 +5,7 @@ mod datadir;
 mod image;
 mod logs;
 mod network;
+mod service;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Subnet(network::SubnetArgs),
     /// Security groups: ls, create, delete, allow, revoke.
     Sg(network::SgArgs),
+    /// Services (ECS's): ls, describe, events.
+    Service(service::ServiceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => runtime.block_on(logs::run(args)),
         Command::Subnet(args) => runtime.block_on(network::subnet(args)),
         Command::Sg(args) => runtime.block_on(network::sg(args)),
+        Command::Service(args) => runtime.block_on(service::run(args)),
     }
 }
