@@ -138,9 +138,9 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
             let n = deployment_of(&s, t).unwrap_or(fallback);
             stop.push(Stop { task_id: t.id().to_owned(), reason: scaling(n) });
         }
-        // INACTIVE once every task is STOPPING or STOPPED, as ECS says it.
-        let running = tasks.iter().filter(|t| t.status() <= TaskStatus::Running).count();
-        if running == 0 && s.status == ServiceStatus::Draining {
+        // INACTIVE once its tasks are gone (every one STOPPED).
+        let live = tasks.iter().filter(|t| t.status() != TaskStatus::Stopped).count();
+        if live == 0 && s.status == ServiceStatus::Draining {
             s.status = ServiceStatus::Inactive;
             for d in s.deployments.iter_mut().filter(|d| d.is_live()) {
                 d.status = DeploymentStatus::Inactive;
@@ -256,7 +256,9 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     }
 
     count(&mut s, &by_deployment);
-    finish_deployments(&mut s, &by_deployment, &stop, launch, env);
+    if let Some(at) = finish_deployments(&mut s, &by_deployment, &stop, launch, env) {
+        wake_at = earliest(wake_at, at);
+    }
     say_stopped(&mut s, &stop, env);
     Plan { service: s, launch, stop, wake_at }
 }
@@ -442,17 +444,25 @@ fn finish_deployments(
     stop: &[Stop],
     launch: u32,
     env: &mut Env<'_>,
-) {
+) -> Option<f64> {
     let now = env.now;
     let name = s.name().to_owned();
     let alive_in = |n: Option<u64>| by_deployment.get(&n).is_some_and(|ts| ts.iter().any(|t| t.status() != TaskStatus::Stopped));
     let others_live = s.deployments.iter().any(|d| d.status == DeploymentStatus::Active && alive_in(Some(d.number)))
         || alive_in(None);
     let desired = s.desired_count;
-    let Some(p) = s.primary_mut() else { return };
+    let Some(p) = s.primary_mut() else { return None };
     let tasks = by_deployment.get(&Some(p.number)).map(Vec::as_slice).unwrap_or_default();
-    let healthy = tasks.iter().filter(|t| is_healthy(t)).count() as u32;
-    let settled = !others_live && healthy == desired && p.pending_count == 0 && stop.is_empty() && launch == 0;
+    let healthy: Vec<&&Task> = tasks.iter().filter(|t| is_healthy(t)).collect();
+    // A deployment completes on tasks that ran past their start, not on
+    // ones RUNNING for an instant before they crash.
+    let young = healthy.iter().filter(|t| !ran(t, now)).filter_map(|t| t.times.started_at).reduce(f64::min);
+    let settled = !others_live
+        && healthy.len() as u32 == desired
+        && young.is_none()
+        && p.pending_count == 0
+        && stop.is_empty()
+        && launch == 0;
     let mut events = Vec::new();
     if settled && p.rollout_state == RolloutState::InProgress {
         p.rollout_state = RolloutState::Completed;
@@ -490,6 +500,7 @@ fn finish_deployments(
         s.push_event(id, message, now);
     }
     s.trim_history();
+    young.map(|started| started + STARTUP_SECS)
 }
 
 fn say_stopped(s: &mut Service, stop: &[Stop], env: &mut Env<'_>) {

@@ -129,6 +129,18 @@ fn a_full_healthy_service_completes_its_deployment_and_says_it_is_steady() {
 }
 
 #[test]
+fn a_deployment_completes_on_tasks_that_ran_past_their_start() {
+    let s = service(2);
+    let mut tasks: Vec<Task> = (0..2).map(|i| task(i, 1, TaskStatus::Running, 1.0)).collect();
+    tasks[1].times.started_at = Some(NOW - 2.0);
+    let p = plan(&s, &tasks);
+    assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::InProgress, "one started 2 s ago");
+    assert_eq!(p.wake_at, Some(NOW - 2.0 + STARTUP_SECS));
+    let p = plan_at(&p.service, &tasks, NOW - 2.0 + STARTUP_SECS);
+    assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::Completed);
+}
+
+#[test]
 fn pending_tasks_are_counted_and_not_launched_again() {
     let s = service(3);
     let tasks = [task(0, 1, TaskStatus::Pending, 1.0), task(1, 1, TaskStatus::Running, 1.0)];
@@ -417,7 +429,10 @@ fn a_draining_service_stops_everything_then_goes_inactive() {
     tasks[1].apply(TaskEvent::StopRequested).unwrap();
     let p = plan(&p.service, &tasks);
     assert!(p.stop.is_empty());
-    assert_eq!(p.service.status, ServiceStatus::Inactive, "every task is STOPPING or STOPPED");
+    assert_eq!(p.service.status, ServiceStatus::Draining, "a task is still stopping");
+    tasks[1].apply_all(&[TaskEvent::ContainersStopped, TaskEvent::Deprovisioned]).unwrap();
+    let p = plan(&p.service, &tasks);
+    assert_eq!(p.service.status, ServiceStatus::Inactive, "every task is STOPPED");
     assert!(p.service.deployments.iter().all(|d| d.status == DeploymentStatus::Inactive));
 }
 
