@@ -13,13 +13,17 @@
 //! [`logs::EXPIRY_INTERVAL`].
 
 mod berth;
+mod cloudwatch;
+mod ec2;
 mod ecs;
 mod edge;
 mod error;
 pub mod logs;
 mod metrics;
 mod paging;
+mod protocol;
 pub mod sigv4;
+mod sts;
 
 pub use berth::network::ensure_defaults as ensure_network_defaults;
 pub use edge::{Api, ApiConfig, router};
