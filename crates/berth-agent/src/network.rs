@@ -650,6 +650,8 @@ mod tests {
                 },
             ],
             created_at: 0.0,
+            egress: model::allow_all_egress(),
+            tags: Default::default(),
         };
         let fw = security_group(&g);
         assert_eq!(fw.ingress[0], Rule::tcp(80, 81, Source::Cidr("10.0.0.0/8".parse().unwrap())));

@@ -356,6 +356,9 @@ async fn handle(
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = ec2::Action::from_query(&q)?.ok_or_else(|| not_served("ec2", q.action(), ec2::Action::NAMES))?;
+            if q.scalar::<bool>("DryRun")? == Some(true) {
+                return Err(ApiError::service("DryRunOperation", "Request would have succeeded, but DryRun flag is set."));
+            }
             let call = crate::ec2::Call { api, access_key_id: &signed.access_key_id };
             crate::ec2::dispatch(&call, action).await?.to_xml(request_id).into_bytes()
         }

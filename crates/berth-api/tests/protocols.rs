@@ -341,3 +341,128 @@ async fn garbage_never_gets_a_server_error() {
         assert!(a.status < 500, "cbor {body:?}: {} {}", a.status, a.text());
     }
 }
+
+async fn ec2(h: &Harness, params: &str) -> String {
+    let a = send(h, form("ec2", &format!("Action={params}&Version=2016-11-15"))).await;
+    let xml = a.text();
+    assert_eq!(a.status, 200, "{params}: {xml}");
+    assert!(xml.contains("xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15\"><requestId>"), "{xml}");
+    xml
+}
+
+async fn ec2_err(h: &Harness, params: &str, code: &str) -> String {
+    let a = send(h, form("ec2", &format!("Action={params}&Version=2016-11-15"))).await;
+    assert_ec2_error(&a, 400, code);
+    a.text()
+}
+
+#[tokio::test]
+async fn ec2_security_groups_and_their_rules() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.89.0.0/16").await.unwrap();
+    let xml = ec2(&h, "CreateSecurityGroup&GroupName=web&GroupDescription=web+tier&VpcId=vpc-default&TagSpecification.1.ResourceType=security-group&TagSpecification.1.Tag.1.Key=team&TagSpecification.1.Tag.1.Value=a").await;
+    let web = element(&xml, "groupId").unwrap().to_owned();
+    assert!(web.starts_with("sg-"), "{xml}");
+    ec2_err(&h, "CreateSecurityGroup&GroupName=web&GroupDescription=again", "InvalidGroup.Duplicate").await;
+    ec2_err(&h, "CreateSecurityGroup&GroupName=x&GroupDescription=d&VpcId=vpc-0other", "InvalidVpcID.NotFound").await;
+    // EC2's default egress rule, which Terraform revokes (IPv4, then IPv6).
+    let xml = ec2(&h, &format!("DescribeSecurityGroups&GroupId.1={web}")).await;
+    assert!(xml.contains("<ipPermissionsEgress><item><ipProtocol>-1</ipProtocol>"), "{xml}");
+    assert!(xml.contains("<cidrIp>0.0.0.0/0</cidrIp>"), "{xml}");
+    assert!(xml.contains("<tagSet><item><key>team</key><value>a</value></item></tagSet>"), "{xml}");
+    let revoke = format!("RevokeSecurityGroupEgress&GroupId={web}&IpPermissions.1.IpProtocol=-1");
+    ec2(&h, &format!("{revoke}&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0%2F0")).await;
+    ec2_err(&h, &format!("{revoke}&IpPermissions.1.Ipv6Ranges.1.CidrIpv6=%3A%3A%2F0"), "InvalidPermission.NotFound").await;
+    ec2_err(&h, &format!("{revoke}&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0%2F0"), "InvalidPermission.NotFound").await;
+    // tcp 8080 from the default group; a duplicate; the rule by id.
+    let allow = format!(
+        "AuthorizeSecurityGroupIngress&GroupId={web}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=8080&IpPermissions.1.ToPort=8080&IpPermissions.1.Groups.1.GroupId=sg-default"
+    );
+    let xml = ec2(&h, &allow).await;
+    let rule = element(&xml, "securityGroupRuleId").unwrap().to_owned();
+    ec2_err(&h, &allow, "InvalidPermission.Duplicate").await;
+    let xml = ec2(&h, &format!("DescribeSecurityGroupRules&Filter.1.Name=group-id&Filter.1.Value.1={web}")).await;
+    assert!(xml.contains(&format!("<securityGroupRuleId>{rule}</securityGroupRuleId>")), "{xml}");
+    assert!(xml.contains("<referencedGroupInfo><groupId>sg-default</groupId>"), "{xml}");
+    assert!(xml.contains("<isEgress>false</isEgress>"), "{xml}");
+    // Egress to a range; ICMP must be all of it; IPv6 cannot be authorized.
+    ec2(&h, &format!("AuthorizeSecurityGroupEgress&GroupId={web}&IpPermissions.1.IpProtocol=udp&IpPermissions.1.FromPort=53&IpPermissions.1.ToPort=53&IpPermissions.1.IpRanges.1.CidrIp=10.89.0.0%2F16")).await;
+    ec2_err(&h, &format!("AuthorizeSecurityGroupEgress&GroupId={web}&IpPermissions.1.IpProtocol=icmp&IpPermissions.1.FromPort=8&IpPermissions.1.ToPort=0&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8"), "InvalidParameterValue").await;
+    ec2_err(&h, &format!("AuthorizeSecurityGroupIngress&GroupId={web}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=2&IpPermissions.1.Ipv6Ranges.1.CidrIpv6=%3A%3A%2F0"), "InvalidParameterValue").await;
+    ec2_err(&h, &format!("AuthorizeSecurityGroupIngress&GroupId={web}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=2&IpPermissions.1.Groups.1.GroupId=sg-nope"), "InvalidGroup.NotFound").await;
+    // Filters and the group Berth's own API shows.
+    let xml = ec2(&h, "DescribeSecurityGroups&Filter.1.Name=tag%3Ateam&Filter.1.Value.1=a").await;
+    assert_eq!(xml.matches("<groupName>").count(), 1, "{xml}");
+    let xml = ec2(&h, "DescribeSecurityGroups&Filter.1.Name=group-name&Filter.1.Value.1=nope").await;
+    assert!(xml.contains("<securityGroupInfo></securityGroupInfo>"), "{xml}");
+    ec2_err(&h, "DescribeSecurityGroups&Filter.1.Name=colour&Filter.1.Value.1=x", "InvalidParameterValue").await;
+    ec2_err(&h, "DescribeSecurityGroups&GroupId.1=sg-0000", "InvalidGroup.NotFound").await;
+    let g = h.store.get_security_group(&web).await.unwrap().unwrap().value;
+    assert_eq!(g.ingress.len(), 1);
+    assert_eq!(g.ingress[0].from_port, 8080);
+    assert_eq!(g.egress.len(), 1);
+    assert_eq!(g.egress[0].protocol, "udp");
+    // The default group cannot go; one a rule names cannot either.
+    ec2_err(&h, "DeleteSecurityGroup&GroupId=sg-default", "CannotDelete").await;
+    let xml = ec2(&h, "CreateSecurityGroup&GroupName=db&GroupDescription=db").await;
+    let db = element(&xml, "groupId").unwrap().to_owned();
+    ec2(&h, &format!("AuthorizeSecurityGroupIngress&GroupId={db}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=5432&IpPermissions.1.ToPort=5432&IpPermissions.1.Groups.1.GroupId={web}")).await;
+    ec2_err(&h, &format!("DeleteSecurityGroup&GroupId={web}"), "DependencyViolation").await;
+    ec2(&h, &format!("RevokeSecurityGroupIngress&GroupId={db}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=5432&IpPermissions.1.ToPort=5432&IpPermissions.1.Groups.1.GroupId={web}")).await;
+    ec2(&h, &format!("DeleteSecurityGroup&GroupId={web}")).await;
+    ec2(&h, "DeleteSecurityGroup&GroupName=db").await;
+    ec2_err(&h, &format!("DeleteSecurityGroup&GroupId={web}"), "InvalidGroup.NotFound").await;
+    // DryRun.
+    ec2_err(&h, "CreateSecurityGroup&GroupName=dry&GroupDescription=d&DryRun=true", "DryRunOperation").await;
+    assert!(h.store.list_security_groups().await.unwrap().iter().all(|g| g.value.name != "dry"));
+}
+
+#[tokio::test]
+async fn ec2_subnets_tags_pages_and_the_vpc() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.89.0.0/16").await.unwrap();
+    let xml = ec2(&h, "DescribeVpcs").await;
+    assert!(xml.contains("<vpcId>vpc-default</vpcId>") && xml.contains("<isDefault>true</isDefault>"), "{xml}");
+    ec2_err(&h, "DescribeVpcs&VpcId.1=vpc-1234", "InvalidVpcID.NotFound").await;
+    let xml = ec2(&h, "DescribeAvailabilityZones").await;
+    assert!(xml.contains("<zoneName>us-east-1a</zoneName>") && xml.contains("<zoneId>use1-az1</zoneId>"), "{xml}");
+    assert!(ec2(&h, "DescribeRegions").await.contains("<regionName>us-east-1</regionName>"));
+    assert!(ec2(&h, "DescribeAccountAttributes&AttributeName.1=default-vpc").await.contains("<attributeValue>vpc-default</attributeValue>"));
+    ec2_err(&h, "CreateSubnet&VpcId=vpc-default&CidrBlock=8.8.8.0%2F24", "InvalidSubnet.Range").await;
+    ec2_err(&h, "CreateSubnet&VpcId=vpc-default&CidrBlock=10.89.3.0%2F24", "InvalidSubnet.Conflict").await;
+    ec2_err(&h, "CreateSubnet&VpcId=vpc-nope&CidrBlock=10.90.0.0%2F24", "InvalidVpcID.NotFound").await;
+    let xml = ec2(&h, "CreateSubnet&VpcId=vpc-default&CidrBlock=10.90.0.0%2F24&TagSpecification.1.ResourceType=subnet&TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=apps").await;
+    let subnet = element(&xml, "subnetId").unwrap().to_owned();
+    assert!(xml.contains("<availableIpAddressCount>253</availableIpAddressCount>"), "{xml}");
+    assert_eq!(h.store.get_subnet(&subnet).await.unwrap().unwrap().value.name, "apps", "the Name tag is Berth's name");
+    let xml = ec2(&h, "DescribeSubnets&Filter.1.Name=tag%3AName&Filter.1.Value.1=app*").await;
+    assert_eq!(element(&xml, "subnetId"), Some(subnet.as_str()), "{xml}");
+    ec2_err(&h, "DescribeSubnets&SubnetId.1=subnet-0nope", "InvalidSubnetID.NotFound").await;
+    ec2(&h, &format!("CreateTags&ResourceId.1={subnet}&ResourceId.2=sg-default&Tag.1.Key=env&Tag.1.Value=dev")).await;
+    let xml = ec2(&h, "DescribeTags&Filter.1.Name=key&Filter.1.Value.1=env").await;
+    assert_eq!(xml.matches("<item>").count(), 2, "{xml}");
+    assert!(xml.contains("<resourceType>security-group</resourceType>") && xml.contains("<resourceType>subnet</resourceType>"), "{xml}");
+    ec2_err(&h, "CreateTags&ResourceId.1=subnet-0nope&Tag.1.Key=a&Tag.1.Value=b", "InvalidSubnetID.NotFound").await;
+    ec2_err(&h, &format!("CreateTags&ResourceId.1={subnet}&Tag.1.Key=aws%3Ax&Tag.1.Value=b"), "InvalidParameterValue").await;
+    ec2(&h, &format!("DeleteTags&ResourceId.1={subnet}&Tag.1.Key=env&Tag.1.Value=other")).await;
+    assert_eq!(h.store.get_subnet(&subnet).await.unwrap().unwrap().value.tags.get("env").map(String::as_str), Some("dev"));
+    ec2(&h, &format!("DeleteTags&ResourceId.1={subnet}&Tag.1.Key=env")).await;
+    assert!(h.store.get_subnet(&subnet).await.unwrap().unwrap().value.tags.is_empty());
+    // Pages.
+    for i in 0..6 {
+        ec2(&h, &format!("CreateSecurityGroup&GroupName=g{i}&GroupDescription=d")).await;
+    }
+    let xml = ec2(&h, "DescribeSecurityGroups&MaxResults=5").await;
+    assert_eq!(xml.matches("<groupName>").count(), 5, "{xml}");
+    let token = element(&xml, "nextToken").unwrap().to_owned();
+    let xml = ec2(&h, &format!("DescribeSecurityGroups&MaxResults=5&NextToken={token}")).await;
+    assert_eq!(xml.matches("<groupName>").count(), 2, "{xml}");
+    assert!(element(&xml, "nextToken").is_none());
+    ec2_err(&h, "DescribeSecurityGroups&MaxResults=2", "InvalidParameterValue").await;
+    // A subnet whose address a task holds cannot go.
+    assert!(h.store.claim_ip(&subnet, "10.90.0.9", "arn:aws:ecs:us-east-1:123456789012:task/c/t1").await.unwrap());
+    ec2_err(&h, &format!("DeleteSubnet&SubnetId={subnet}"), "DependencyViolation").await;
+    h.store.release_ips("arn:aws:ecs:us-east-1:123456789012:task/c/t1").await.unwrap();
+    ec2(&h, &format!("DeleteSubnet&SubnetId={subnet}")).await;
+    ec2_err(&h, &format!("DeleteSubnet&SubnetId={subnet}"), "InvalidSubnetID.NotFound").await;
+}
