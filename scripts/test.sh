@@ -21,6 +21,16 @@ if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s tests/compat/requirements.txt "$VENV/
   cp tests/compat/requirements.txt "$VENV/requirements.txt"
 fi
 
+# The AWS SDK for JavaScript v3, a second SDK family for the compatibility
+# tests, into tests/compat/js/node_modules (gitignored; versions pinned in
+# its package.json).
+if command -v npm >/dev/null 2>&1 || apt_install nodejs npm; then
+  if [ ! -d tests/compat/js/node_modules/@aws-sdk/client-ec2 ] || [ tests/compat/js/package.json -nt tests/compat/js/node_modules ]; then
+    echo "== installing the AWS SDK for JavaScript v3 (npm)"
+    (cd tests/compat/js && npm install --no-audit --no-fund --no-package-lock --silent && touch node_modules)
+  fi
+fi
+
 echo "== wire types are up to date with botocore's model"
 "$VENV/bin/python" tools/codegen/gen_wire.py ecs 2014-11-13 crates/berth-wire/src/ecs.rs --check
 "$VENV/bin/python" tools/codegen/gen_wire.py logs 2014-03-28 crates/berth-wire/src/logs.rs --check
