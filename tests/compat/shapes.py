@@ -3,10 +3,15 @@
 botocore's own parser is lenient: it drops members it does not know and
 accepts most type mismatches. These checks are not: every member of a
 response must exist in the operation's output shape, with the model's type
-and enum values, and every required member must be present.
+and enum values, and every required member must be present. JSON and CBOR
+bodies are checked as data (`check`); Query and EC2 bodies as XML
+(`check_xml`): every element a member by its serialized name, lists in
+their wrapper and item elements, scalars in the model's text form.
 """
+import datetime
 import json
 import numbers
+import xml.etree.ElementTree as ET
 
 
 class ShapeError(AssertionError):
@@ -45,6 +50,8 @@ def check(shape, value, path="$"):
     elif t in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ShapeError("%s: expected integer, got %r" % (path, value))
+    elif t == "timestamp" and isinstance(value, datetime.datetime):
+        pass  # CBOR's tag 1, decoded by botocore
     elif t in ("double", "float", "timestamp"):
         if isinstance(value, bool) or not isinstance(value, numbers.Number):
             raise ShapeError("%s: expected number, got %r" % (path, value))
@@ -53,14 +60,123 @@ def check(shape, value, path="$"):
             raise ShapeError("%s: expected boolean, got %r" % (path, value))
 
 
+def tag(el):
+    return el.tag.rsplit("}", 1)[-1]
+
+
+def xml_name(shape, default):
+    return shape.serialization.get("name", default)
+
+
+def check_xml(shape, el, path="$"):
+    t = shape.type_name
+    text = el.text or ""
+    if t == "structure":
+        names = {}
+        for mname, m in shape.members.items():
+            if m.type_name == "list" and m.serialization.get("flattened"):
+                names[xml_name(m.member, xml_name(m, mname))] = (mname, m)
+            else:
+                names[xml_name(m, mname)] = (mname, m)
+        seen = set()
+        flat = {}
+        for child in el:
+            n = tag(child)
+            if n not in names:
+                raise ShapeError("%s: %s has no member element <%s>" % (path, shape.name, n))
+            mname, m = names[n]
+            if m.type_name == "list" and m.serialization.get("flattened"):
+                flat.setdefault(mname, []).append(child)
+                check_xml(m.member, child, "%s.%s[]" % (path, mname))
+            else:
+                if mname in seen:
+                    raise ShapeError("%s: member %s appears twice" % (path, mname))
+                check_xml(m, child, "%s.%s" % (path, mname))
+            seen.add(mname)
+        for req in shape.required_members:
+            if req not in seen:
+                raise ShapeError("%s: required member %r of %s is missing" % (path, req, shape.name))
+    elif t == "list":
+        item = xml_name(shape.member, "member")
+        for i, child in enumerate(el):
+            if tag(child) != item:
+                raise ShapeError("%s: list items must be <%s>, got <%s>" % (path, item, tag(child)))
+            check_xml(shape.member, child, "%s[%d]" % (path, i))
+        if text.strip():
+            raise ShapeError("%s: a list has text %r" % (path, text))
+    elif t == "map":
+        for child in el:
+            if tag(child) != "entry":
+                raise ShapeError("%s: map entries must be <entry>" % path)
+    elif len(el):
+        raise ShapeError("%s: scalar %s has child elements" % (path, shape.name))
+    elif t == "string":
+        if shape.enum and text not in shape.enum:
+            raise ShapeError("%s: %r is not one of %s" % (path, text, shape.enum))
+    elif t in ("integer", "long"):
+        try:
+            int(text)
+        except ValueError:
+            raise ShapeError("%s: expected integer, got %r" % (path, text))
+    elif t in ("double", "float"):
+        try:
+            float(text)
+        except ValueError:
+            raise ShapeError("%s: expected number, got %r" % (path, text))
+    elif t == "boolean":
+        if text not in ("true", "false"):
+            raise ShapeError("%s: expected true or false, got %r" % (path, text))
+    elif t == "timestamp":
+        try:
+            datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+        except ValueError:
+            raise ShapeError("%s: expected an ISO 8601 timestamp, got %r" % (path, text))
+
+
+def check_xml_response(op, protocol, content):
+    """A Query or EC2 response document of operation `op`."""
+    root = ET.fromstring(content)
+    if tag(root) != op.name + "Response":
+        raise ShapeError("root element is <%s>, not <%sResponse>" % (tag(root), op.name))
+    children = list(root)
+    if protocol == "ec2":
+        if not children or tag(children[0]) != "requestId":
+            raise ShapeError("an EC2 response starts with <requestId>")
+        body = ET.Element("body")
+        body.extend(children[1:])
+        if op.output_shape is not None:
+            check_xml(op.output_shape, body)
+        return
+    names = [tag(c) for c in children]
+    wrapper = op.output_shape.serialization.get("resultWrapper") if op.output_shape is not None else None
+    wrapper = wrapper or op.name + "Result"
+    if names[-1:] != ["ResponseMetadata"] or len(list(children[-1])) != 1 or tag(children[-1][0]) != "RequestId":
+        raise ShapeError("a Query response ends with <ResponseMetadata><RequestId>: %s" % names)
+    if op.output_shape is not None:
+        if names[:-1] != [wrapper]:
+            raise ShapeError("a Query response holds <%s> and <ResponseMetadata>, got %s" % (wrapper, names))
+        check_xml(op.output_shape, children[0])
+
+
 def install(client):
-    """Checks every successful response of `client` against its output shape."""
+    """Checks every successful response of `client` against its output shape,
+    in whichever protocol the client speaks."""
     model = client.meta.service_model
+    protocol = model.resolved_protocol
 
     def after_call(http_response, model, **_):
-        if http_response.status_code != 200 or model.output_shape is None:
+        if http_response.status_code != 200:
             return
-        body = json.loads(http_response.content or b"{}")
+        if protocol in ("query", "ec2"):
+            check_xml_response(model, protocol, http_response.content)
+            return
+        if model.output_shape is None:
+            return
+        if protocol == "smithy-rpc-v2-cbor":
+            import botocore.parsers
+            body = botocore.parsers.RpcV2CBORParser()._initial_body_parse(http_response.content) or {}
+        else:
+            body = json.loads(http_response.content or b"{}")
         check(model.output_shape, body)
 
     client.meta.events.register("after-call.*", after_call)

@@ -33,3 +33,25 @@ def test_enums_and_numbers():
         shapes.check(shape, {"taskDefinition": {"status": "SLEEPING"}})
     with pytest.raises(shapes.ShapeError):
         shapes.check(shape, {"taskDefinition": {"revision": "1"}})
+
+
+def test_xml_documents_are_checked_strictly():
+    import botocore.session
+    ec2 = botocore.session.get_session().get_service_model("ec2")
+    op = ec2.operation_model("DescribeSecurityGroups")
+    ok = (b'<DescribeSecurityGroupsResponse xmlns="x"><requestId>r</requestId><securityGroupInfo><item>'
+          b'<groupId>sg-1</groupId><ipPermissions><item><ipProtocol>tcp</ipProtocol><fromPort>80</fromPort>'
+          b'</item></ipPermissions></item></securityGroupInfo></DescribeSecurityGroupsResponse>')
+    shapes.check_xml_response(op, "ec2", ok)
+    for bad in [ok.replace(b"<groupId>sg-1</groupId>", b"<colour>red</colour>"),
+                ok.replace(b"<fromPort>80</fromPort>", b"<fromPort>eighty</fromPort>"),
+                ok.replace(b"<requestId>r</requestId>", b""),
+                ok.replace(b"<item><ipProtocol>", b"<member><ipProtocol>").replace(b"</fromPort></item>", b"</fromPort></member>")]:
+        with pytest.raises(shapes.ShapeError):
+            shapes.check_xml_response(op, "ec2", bad)
+    sts = botocore.session.get_session().get_service_model("sts").operation_model("GetCallerIdentity")
+    doc = (b"<GetCallerIdentityResponse><GetCallerIdentityResult><Account>1</Account></GetCallerIdentityResult>"
+           b"<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>")
+    shapes.check_xml_response(sts, "query", doc)
+    with pytest.raises(shapes.ShapeError):
+        shapes.check_xml_response(sts, "query", doc.replace(b"<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>", b""))

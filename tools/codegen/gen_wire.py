@@ -1,13 +1,31 @@
 #!/usr/bin/env python3
 """Generate Berth's AWS wire types from botocore's service models.
 
-botocore's JSON service model is the spec of the ECS and CloudWatch Logs
-APIs. This script turns one model into a Rust module of serde types (one
-struct per structure shape, one enum per enumerated string shape) and an
-action enum that parses an operation name and a JSON body into a typed
-request. The output is committed; `--check` verifies it is up to date.
+botocore's JSON service model is the spec of every AWS API Berth serves.
+This script turns one model into a Rust module of serde types (one struct
+per structure shape, one enum per enumerated string shape) and an action
+enum that parses an operation name and a body into a typed request. The
+output is committed; `--check` verifies it is up to date.
 
-Usage: gen_wire.py SERVICE API_VERSION OUT.rs [--check]
+What else it writes follows the protocols the model lists
+(`metadata.protocols`):
+- `json` (AWS JSON 1.0/1.1) and `smithy-rpc-v2-cbor`: serde does both;
+  `Action::from_deserializer` parses any serde format (JSON, CBOR).
+- `query` (AWS Query) and `ec2` (the EC2 protocol): `FromQuery` for every
+  structure an input reaches (members flattened as `Name.member.N...`, or
+  `Name.N` for EC2, with EC2's `queryName`/`locationName` rules),
+  `ToXml` for every structure an output reaches, `Action::from_query`, and
+  an `Output` enum whose `to_xml` writes the whole response document
+  (`<OpResponse><OpResult>...` for Query, no result wrapper for EC2).
+  The mechanics are `berth_wire::codec`; the generated code only names
+  members.
+
+`--operations A,B,...` keeps only those operations' variants (and the
+shapes they reach) for a big model such as EC2's; `Action::NAMES` still
+lists every operation of the model, so the edge can tell an operation
+Berth does not serve from one that does not exist.
+
+Usage: gen_wire.py SERVICE API_VERSION OUT.rs [--operations A,B,...] [--check]
 """
 import gzip
 import json
@@ -31,7 +49,9 @@ PRIMITIVES = {
 RUST_KEYWORDS = {"type", "match", "ref", "self", "static", "struct", "enum", "fn", "mod",
                  "use", "where", "loop", "move", "impl", "trait", "in", "as", "box", "crate",
                  "override", "final", "async", "await", "dyn", "abstract", "become", "do",
-                 "macro", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen"}
+                 "macro", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+                 "return", "const", "continue", "break", "else", "extern", "false", "true", "for",
+                 "if", "let", "mut", "pub", "super", "unsafe", "while"}
 
 
 def snake(name):
@@ -94,23 +114,267 @@ def reaches(shapes, start, goal):
     return False
 
 
-def generate(model):
+def closure(shapes, start, seen):
+    """Adds `start` and every shape it reaches to `seen`."""
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        s = shapes[name]
+        if s["type"] == "structure":
+            todo.extend(m["shape"] for m in s["members"].values())
+        elif s["type"] == "list":
+            todo.append(s["member"]["shape"])
+        elif s["type"] == "map":
+            todo.extend([s["key"]["shape"], s["value"]["shape"]])
+
+
+def query_name(member, mname, flavour):
+    """The name of a member in a Query request (botocore's serializers)."""
+    if flavour == "ec2":
+        if "queryName" in member:
+            return member["queryName"]
+        if "locationName" in member:
+            n = member["locationName"]
+            return n[:1].upper() + n[1:]
+        return mname
+    return member.get("locationName", mname)
+
+
+def query_expr(shapes, shape, k, flavour, depth=0):
+    """A Rust expression reading `shape` at key expression `k` from `q`:
+    `Result<Option<T>, QueryError>`."""
+    s = shapes[shape]
+    t = s["type"]
+    if t == "structure":
+        return "q.structure::<%s>(%s)" % (shape, k)
+    if t == "timestamp":
+        return "q.timestamp(%s)" % k
+    if t == "list":
+        m = s["member"]
+        v = "k%d" % depth
+        if flavour == "ec2":
+            items = "%s" % k
+        elif s.get("flattened"):
+            items = k if "locationName" not in m else "&q.rename_last(%s, \"%s\")" % (k, m["locationName"])
+        else:
+            items = "&format!(\"{}.%s\", %s)" % (m.get("locationName", "member"), k)
+        inner = query_expr(shapes, m["shape"], "&" + v, flavour, depth + 1)
+        return "q.list(%s, %s, |q, %s: String| %s)" % (k, items, v, inner)
+    if t == "map":
+        kn = s["key"].get("locationName", "key")
+        vn = s["value"].get("locationName", "value")
+        v = "k%d" % depth
+        entries = k if (s.get("flattened") or flavour == "ec2") else "&format!(\"{}.entry\", %s)" % k
+        ke = query_expr(shapes, s["key"]["shape"], "&format!(\"{}.%s\", %s)" % (kn, v), flavour, depth + 1)
+        ve = query_expr(shapes, s["value"]["shape"], "&format!(\"{}.%s\", %s)" % (vn, v), flavour, depth + 1)
+        return "q.map(%s, |q, %s: String| Ok(match (%s?, %s?) { (Some(a), Some(b)) => Some((a, b)), _ => None }))" % (entries, v, ke, ve)
+    return "q.scalar::<%s>(%s)" % (rust_type(shapes, shape), k)
+
+
+def write_from_query(w, shapes, name, flavour):
+    s = shapes[name]
+    required = set(s.get("required", []))
+    w("impl FromQuery for %s {" % name)
+    w("    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {")
+    w("        let _ = (&q, &prefix);")
+    w("        Ok(Self {")
+    for mname, m in s["members"].items():
+        qn = query_name(m, mname, flavour)
+        expr = query_expr(shapes, m["shape"], '&key(prefix, "%s")' % qn, flavour)
+        boxed = shapes[m["shape"]]["type"] == "structure" and reaches(shapes, m["shape"], name)
+        if boxed:
+            expr = "%s.map(|v| v.map(Box::new))" % expr
+        if mname in required:
+            w('            %s: q.required(%s?, &key(prefix, "%s"))?,' % (snake(mname), expr, qn))
+        else:
+            w("            %s: %s?," % (snake(mname), expr))
+    w("        })")
+    w("    }")
+    w("}")
+    w("")
+
+
+def xml_stmt(shapes, shape, v, name, depth=0):
+    """Rust statements writing `v` (a reference) as element `name`."""
+    s = shapes[shape]
+    t = s["type"]
+    if t == "structure":
+        return 'w.start("%s"); %s.write_members(w); w.end("%s");' % (name, v, name)
+    if t == "timestamp":
+        return 'w.timestamp("%s", *%s);' % (name, v)
+    if t == "list":
+        m = s["member"]
+        e = "e%d" % depth
+        if s.get("flattened"):
+            inner = xml_stmt(shapes, m["shape"], e, m.get("locationName", name), depth + 1)
+            return "for %s in %s.iter() { %s }" % (e, v, inner)
+        inner = xml_stmt(shapes, m["shape"], e, m.get("locationName", "member"), depth + 1)
+        return 'w.start("%s"); for %s in %s.iter() { %s } w.end("%s");' % (name, e, v, inner, name)
+    if t == "map":
+        kn = s["key"].get("locationName", "key")
+        vn = s["value"].get("locationName", "value")
+        a, b = "a%d" % depth, "b%d" % depth
+        entry = 'w.start("entry"); %s %s w.end("entry");' % (
+            xml_stmt(shapes, s["key"]["shape"], a, kn, depth + 1), xml_stmt(shapes, s["value"]["shape"], b, vn, depth + 1))
+        if s.get("flattened"):
+            entry = 'w.start("%s"); %s %s w.end("%s");' % (
+                name, xml_stmt(shapes, s["key"]["shape"], a, kn, depth + 1), xml_stmt(shapes, s["value"]["shape"], b, vn, depth + 1), name)
+            return "for (%s, %s) in %s.iter() { %s }" % (a, b, v, entry)
+        return 'w.start("%s"); for (%s, %s) in %s.iter() { %s } w.end("%s");' % (name, a, b, v, entry, name)
+    return 'w.scalar("%s", %s);' % (name, v)
+
+
+def write_to_xml(w, shapes, name):
+    s = shapes[name]
+    required = set(s.get("required", []))
+    w("impl ToXml for %s {" % name)
+    w("    fn write_members(&self, w: &mut XmlWriter) {")
+    w("        let _ = &w;")
+    for mname, m in s["members"].items():
+        xn = m.get("locationName", mname)
+        stmt = xml_stmt(shapes, m["shape"], "v", xn)
+        if mname in required:
+            w("        { let v = &self.%s; %s }" % (snake(mname), stmt))
+        else:
+            w("        if let Some(v) = &self.%s { %s }" % (snake(mname), stmt))
+    w("    }")
+    w("}")
+    w("")
+
+
+def write_output(w, shapes, ops, xml):
+    """The `Output` enum: every served operation's typed response, written
+    as JSON/CBOR through serde, or as the XML document of Query or EC2."""
+    w("/// Every operation's typed response; the edge writes it in the")
+    w("/// protocol the request came in.")
+    w("#[derive(Debug, Clone, PartialEq)]")
+    w("pub enum Output {")
+    for op in sorted(ops):
+        outp = ops[op].get("output", {}).get("shape")
+        w("    %s(%s)," % (op, outp) if outp else "    %s," % op)
+    w("}")
+    w("")
+    w("impl Output {")
+    w("    /// The operation's name.")
+    w("    pub fn name(&self) -> &'static str {")
+    w("        match self {")
+    for op in sorted(ops):
+        outp = ops[op].get("output", {}).get("shape")
+        w('            Self::%s%s => "%s",' % (op, "(_)" if outp else "", op))
+    w("        }")
+    w("    }")
+    if xml:
+        flavour = xml[0]
+        w("")
+        if flavour == "ec2":
+            w("    /// The EC2 response document: `<OpResponse xmlns=...>` with the")
+            w("    /// `requestId` and the members, no result wrapper.")
+        else:
+            w("    /// The Query response document: `<OpResponse><OpResult>` with the")
+            w("    /// members, then `<ResponseMetadata><RequestId>`.")
+        w("    pub fn to_xml(&self, request_id: &str) -> String {")
+        w("        let mut w = XmlWriter::document(&format!(\"{}Response\", self.name()), XML_NAMESPACE);")
+        if flavour == "ec2":
+            w('        w.scalar("requestId", &request_id.to_owned());')
+        w("        match self {")
+        for op in sorted(ops):
+            o = ops[op].get("output")
+            if o is None:
+                if flavour == "ec2":
+                    w('            Self::%s => w.scalar("return", &true),' % op)
+                else:
+                    w("            Self::%s => {}" % op)
+                continue
+            if flavour == "ec2" or "resultWrapper" not in o:
+                w("            Self::%s(v) => v.write_members(&mut w)," % op)
+            else:
+                w('            Self::%s(v) => { w.start("%s"); v.write_members(&mut w); w.end("%s"); }' % (op, o["resultWrapper"], o["resultWrapper"]))
+        w("        }")
+        if flavour != "ec2":
+            w('        w.start("ResponseMetadata");')
+            w('        w.scalar("RequestId", &request_id.to_owned());')
+            w('        w.end("ResponseMetadata");')
+        w("        w.finish()")
+        w("    }")
+    w("}")
+    w("")
+    w("impl Serialize for Output {")
+    w("    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {")
+    w("        match self {")
+    for op in sorted(ops):
+        outp = ops[op].get("output", {}).get("shape")
+        if outp:
+            w("            Self::%s(v) => v.serialize(s)," % op)
+        else:
+            w("            Self::%s => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?)," % op)
+    w("        }")
+    w("    }")
+    w("}")
+    w("")
+
+
+def generate(model, operations=None):
     shapes = model["shapes"]
     meta = model["metadata"]
+    all_ops = model["operations"]
+    ops = {k: v for k, v in all_ops.items() if operations is None or k in operations}
+    protocols = meta.get("protocols", [meta["protocol"]])
+    xml = [p for p in protocols if p in ("query", "ec2")]
+    cbor = "smithy-rpc-v2-cbor" in protocols
+    wanted = None
+    if operations is not None:
+        wanted = set()
+        for op in ops.values():
+            for k in ("input", "output"):
+                if k in op:
+                    closure(shapes, op[k]["shape"], wanted)
+        for e in sorted({e["shape"] for op in ops.values() for e in op.get("errors", [])}):
+            closure(shapes, e, wanted)
+    inputs, outputs = set(), set()
+    for op in ops.values():
+        if "input" in op:
+            closure(shapes, op["input"]["shape"], inputs)
+        if "output" in op:
+            closure(shapes, op["output"]["shape"], outputs)
     out = []
     w = out.append
     w("// @generated by tools/codegen/gen_wire.py from botocore's %s %s model." % (meta["serviceId"], meta["apiVersion"]))
     w("// Do not edit by hand: change the generator and run it again.")
     w("#![allow(clippy::all, clippy::pedantic, missing_docs)]")
+    if xml or cbor:
+        w("#![allow(unused_imports)]")
     w("")
     w("use std::collections::BTreeMap;")
     w("")
     w("use serde::{Deserialize, Serialize};")
     w("")
-    w("/// The `X-Amz-Target` prefix of this service.")
-    w('pub const TARGET_PREFIX: &str = "%s";' % meta["targetPrefix"])
-    w("")
+    if xml:
+        w("use crate::codec::{FromQuery, QueryError, QueryInput, ToXml, XmlScalar, XmlWriter, key};")
+        w("")
+    if "targetPrefix" in meta:
+        w("/// The `X-Amz-Target` prefix of this service.")
+        w('pub const TARGET_PREFIX: &str = "%s";' % meta["targetPrefix"])
+        w("")
+    if xml or cbor:
+        w("/// The SigV4 signing name of this service.")
+        w('pub const SIGNING_NAME: &str = "%s";' % meta.get("signingName", meta["endpointPrefix"]))
+        w("")
+        w("/// The model's API version (`Version=` of a Query request).")
+        w('pub const API_VERSION: &str = "%s";' % meta["apiVersion"])
+        w("")
+        w("/// The protocols the model lists, in its order of preference.")
+        w("pub const PROTOCOLS: &[&str] = &[%s];" % ", ".join('"%s"' % p for p in protocols))
+        w("")
+    if xml:
+        w("/// The XML namespace of response documents.")
+        w('pub const XML_NAMESPACE: &str = "%s";' % meta["xmlNamespace"])
+        w("")
     for name in sorted(shapes):
+        if wanted is not None and name not in wanted:
+            continue
         s = shapes[name]
         if s["type"] == "string" and "enum" in s:
             w("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]")
@@ -158,6 +422,13 @@ def generate(model):
             w("    }")
             w("}")
             w("")
+            if xml:
+                w("impl XmlScalar for %s {" % name)
+                w("    fn write_text(&self, out: &mut String) {")
+                w("        out.push_str(self.as_str());")
+                w("    }")
+                w("}")
+                w("")
         elif s["type"] == "structure":
             required = set(s.get("required", []))
             members = s["members"]
@@ -175,8 +446,11 @@ def generate(model):
                     w("    pub %s: Option<%s>," % (snake(mname), ty))
             w("}")
             w("")
+            if xml and name in inputs:
+                write_from_query(w, shapes, name, xml[0])
+            if xml and name in outputs:
+                write_to_xml(w, shapes, name)
     # The action enum: one variant per operation, carrying its typed request.
-    ops = model["operations"]
     w("/// Every operation of the service, parsed with its typed request.")
     w("#[derive(Debug, Clone, PartialEq)]")
     w("pub enum Action {")
@@ -187,7 +461,7 @@ def generate(model):
     w("")
     w("impl Action {")
     w("    /// Every operation name the model has, sorted.")
-    w("    pub const NAMES: &'static [&'static str] = &[%s];" % ", ".join('"%s"' % op for op in sorted(ops)))
+    w("    pub const NAMES: &'static [&'static str] = &[%s];" % ", ".join('"%s"' % op for op in sorted(all_ops)))
     w("")
     w("    /// The operation's name, as in `X-Amz-Target`.")
     w("    pub fn name(&self) -> &'static str {")
@@ -211,8 +485,41 @@ def generate(model):
     w("            _ => return Ok(None),")
     w("        }))")
     w("    }")
+    if cbor:
+        w("")
+        w("    /// Parses operation `name`'s input from any serde format (JSON,")
+        w("    /// CBOR). `Ok(None)` means the model has no such operation.")
+        w("    pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Option<Self>, D::Error> {")
+        w("        Ok(Some(match name {")
+        for op in sorted(ops):
+            inp = ops[op].get("input", {}).get("shape")
+            if inp:
+                w('            "%s" => Self::%s(Deserialize::deserialize(d)?),' % (op, op))
+            else:
+                w('            "%s" => Self::%s,' % (op, op))
+        w("            _ => return Ok(None),")
+        w("        }))")
+        w("    }")
+    if xml:
+        w("")
+        w("    /// Parses a Query request's parameters (`Action` names the")
+        w("    /// operation). `Ok(None)` means no operation of this module has")
+        w("    /// that name (see [`Self::NAMES`] for the model's).")
+        w("    pub fn from_query(q: &QueryInput) -> Result<Option<Self>, QueryError> {")
+        w("        Ok(Some(match q.action() {")
+        for op in sorted(ops):
+            inp = ops[op].get("input", {}).get("shape")
+            if inp:
+                w('            "%s" => Self::%s(%s::from_query(q, "")?),' % (op, op, inp))
+            else:
+                w('            "%s" => Self::%s,' % (op, op))
+        w("            _ => return Ok(None),")
+        w("        }))")
+        w("    }")
     w("}")
     w("")
+    if xml or cbor:
+        write_output(w, shapes, ops, xml)
     return "\n".join(out)
 
 
@@ -222,11 +529,18 @@ def main(argv):
         return 2
     service, version, dest = argv[1], argv[2], argv[3]
     check = "--check" in argv[4:]
-    text = generate(load(service, version))
+    operations = None
+    if "--operations" in argv[4:]:
+        operations = set(argv[argv.index("--operations") + 1].split(","))
+        missing = operations - set(load(service, version)["operations"])
+        if missing:
+            print("the %s model has no operations %s" % (service, sorted(missing)), file=sys.stderr)
+            return 2
+    text = generate(load(service, version), operations)
     if check:
         with open(dest) as f:
             if f.read() != text:
-                print("%s is out of date: run tools/codegen/gen_wire.py %s %s %s" % (dest, service, version, dest), file=sys.stderr)
+                print("%s is out of date: run tools/codegen/gen_wire.py %s" % (dest, " ".join(a for a in argv[1:] if a != "--check")), file=sys.stderr)
                 return 1
         return 0
     with open(dest, "w") as f:

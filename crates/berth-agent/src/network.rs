@@ -558,8 +558,13 @@ fn published_ports(task: &Task, task_ip: Ipv4Addr) -> Vec<PublishedPort> {
 }
 
 fn security_group(g: &model::SecurityGroupRecord) -> SecurityGroup {
-    let ingress = g
-        .ingress
+    SecurityGroup { id: g.id.clone(), ingress: firewall_rules(&g.ingress), egress: firewall_rules(&g.egress) }
+}
+
+/// The model's rules (EC2's terms) as the firewall's; a rule's peer is the
+/// source of an ingress rule and the destination of an egress rule.
+fn firewall_rules(rules: &[model::IngressRule]) -> Vec<Rule> {
+    rules
         .iter()
         .filter_map(|r| {
             let source = match (&r.cidr, &r.source_group) {
@@ -579,8 +584,7 @@ fn security_group(g: &model::SecurityGroupRecord) -> SecurityGroup {
             };
             Some(Rule { protocol, from_port, to_port, source })
         })
-        .collect();
-    SecurityGroup { id: g.id.clone(), ingress }
+        .collect()
 }
 
 /// The host's resolver settings without loopback servers (unreachable
@@ -650,9 +654,12 @@ mod tests {
                 },
             ],
             created_at: 0.0,
+            egress: model::allow_all_egress(),
+            tags: Default::default(),
         };
         let fw = security_group(&g);
         assert_eq!(fw.ingress[0], Rule::tcp(80, 81, Source::Cidr("10.0.0.0/8".parse().unwrap())));
         assert_eq!(fw.ingress[1], Rule::all(Source::Group("sg-web".into())));
+        assert_eq!(fw.egress, SecurityGroup::anywhere());
     }
 }

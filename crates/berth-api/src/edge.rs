@@ -1,5 +1,8 @@
-//! The HTTP edge: reads a request once, authenticates it, parses the
-//! operation and body into a typed action, and writes the response.
+//! The HTTP edge: tells a request's protocol and service by their marks
+//! ([`route`]), reads it once, authenticates it (SigV4, the service's
+//! signing name), parses the operation and body into the service's typed
+//! action, and writes the answer or the error in the protocol the request
+//! came in ([`Protocol`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,16 +10,18 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
-use berth_wire::{berth, ecs, logs};
+use berth_wire::codec::QueryInput;
+use berth_wire::{berth, cloudwatch, ec2, ecs, logs, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
 use crate::metrics::Metrics;
+use crate::protocol::{JSON_1_0, Protocol, RPC_V2_CBOR, SMITHY_PROTOCOL};
 use crate::sigv4;
 
 /// The largest request body Berth reads (RegisterTaskDefinition's own
@@ -27,8 +32,6 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// 1 MiB of messages as CloudWatch counts them; as JSON, with every
 /// control character escaped (`\u0001` is 6 bytes), it can be six times that.
 pub const DEFAULT_MAX_LOGS_BODY_BYTES: usize = 8 * 1024 * 1024;
-
-const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -85,15 +88,26 @@ impl Api {
     }
 }
 
-/// The API's routes: `POST /` (AWS JSON 1.1), `GET /healthz`, `GET /metrics`.
+/// The API's routes: every AWS protocol Berth speaks at `POST /` (AWS
+/// JSON 1.0/1.1 by `X-Amz-Target`, AWS Query and EC2 by a form body) and
+/// `GET /?Action=…` (Query), Smithy RPC v2 CBOR at
+/// `POST /service/NAME/operation/OP`; Berth's image uploads;
+/// `GET /healthz`, `GET /metrics`.
 pub fn router(api: Api) -> Router {
     Router::new()
-        .route("/", post(aws_json))
+        .route("/", post(aws).get(aws))
+        .route("/service/{service}/operation/{operation}", post(aws))
         .route(berth::IMPORT_PATH, put(crate::berth::uploads::import))
         .route(berth::LOAD_PATH, put(crate::berth::uploads::load))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::UnknownOperation("No such endpoint: Berth serves AWS JSON 1.1 at POST /.".into()) })
+        .fallback(|| async {
+            ApiError::UnknownOperation(
+                "No such endpoint: Berth serves the AWS protocols at POST / (JSON, Query, EC2) and \
+                 POST /service/NAME/operation/OP (Smithy RPC v2 CBOR)."
+                    .into(),
+            )
+        })
         .with_state(api)
 }
 
@@ -101,64 +115,184 @@ async fn metrics(State(api): State<Api>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.metrics.render()).into_response()
 }
 
-/// Which service a `X-Amz-Target` addresses.
+/// The services Berth serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     Ecs,
     Logs,
     Berth,
+    Ec2,
+    Sts,
+    CloudWatch,
 }
 
 impl Service {
-    /// The SigV4 signing name of the service.
+    const ALL: [Self; 6] = [Self::Ecs, Self::Logs, Self::Berth, Self::Ec2, Self::Sts, Self::CloudWatch];
+
+    /// The SigV4 signing name of the service (from its model).
     fn signing_name(self) -> &'static str {
         match self {
             Self::Ecs => "ecs",
             Self::Logs => "logs",
             Self::Berth => berth::SIGNING_NAME,
+            Self::Ec2 => ec2::SIGNING_NAME,
+            Self::Sts => sts::SIGNING_NAME,
+            Self::CloudWatch => cloudwatch::SIGNING_NAME,
         }
     }
-}
 
-fn split_target(target: &str) -> Result<(Service, &str), ApiError> {
-    match target.split_once('.') {
-        Some((ecs::TARGET_PREFIX, op)) => Ok((Service::Ecs, op)),
-        Some((logs::TARGET_PREFIX, op)) => Ok((Service::Logs, op)),
-        Some((berth::TARGET_PREFIX, op)) => Ok((Service::Berth, op)),
-        _ => Err(ApiError::UnknownOperation(format!("Unknown operation target: {target}"))),
+    /// Its `X-Amz-Target` prefix, if it speaks AWS JSON (also the NAME of
+    /// its Smithy RPC v2 CBOR path).
+    fn target_prefix(self) -> Option<&'static str> {
+        match self {
+            Self::Ecs => Some(ecs::TARGET_PREFIX),
+            Self::Logs => Some(logs::TARGET_PREFIX),
+            Self::Berth => Some(berth::TARGET_PREFIX),
+            Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
+            Self::Ec2 | Self::Sts => None,
+        }
+    }
+
+    /// Its form-encoded protocol, if it has one.
+    fn form_protocol(self) -> Option<Protocol> {
+        match self {
+            Self::Ec2 => Some(Protocol::Ec2),
+            Self::Sts | Self::CloudWatch => Some(Protocol::Query),
+            _ => None,
+        }
+    }
+
+    fn speaks_cbor(self) -> bool {
+        self == Self::CloudWatch
+    }
+
+    /// Whether the model is `awsQueryCompatible`: its JSON and CBOR errors
+    /// also carry the Query error code.
+    fn query_compatible(self) -> bool {
+        self == Self::CloudWatch
+    }
+
+    fn served() -> String {
+        Self::ALL.iter().map(|s| s.signing_name()).collect::<Vec<_>>().join(", ")
     }
 }
 
-async fn aws_json(State(api): State<Api>, req: Request) -> Response {
+/// Where a request goes, read from its protocol's marks before its body.
+struct Route {
+    protocol: Protocol,
+    service: Service,
+    /// The operation, when the marks name it (JSON, CBOR); a Query
+    /// request names it in its body.
+    operation: Option<String>,
+}
+
+/// Reads the protocol's marks: the CBOR path, `X-Amz-Target`, or else a
+/// form whose service is the SigV4 credential scope's. A service Berth
+/// does not serve is an error in the protocol it came in.
+fn route(parts: &axum::http::request::Parts) -> Result<Route, (Protocol, ApiError)> {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let path = parts.uri.path();
+    if let Some(rest) = path.strip_prefix("/service/") {
+        let protocol = Protocol::Cbor { query_compatible: false };
+        let Some((name, op)) = rest.split_once("/operation/").filter(|(n, o)| !n.is_empty() && !o.contains('/')) else {
+            return Err((protocol, ApiError::UnknownOperation(format!("Not a Smithy RPC v2 CBOR operation path: {path}"))));
+        };
+        if header(SMITHY_PROTOCOL) != Some(RPC_V2_CBOR) {
+            return Err((
+                protocol,
+                ApiError::Serialization(format!("A request to {path} must carry the header smithy-protocol: rpc-v2-cbor.")),
+            ));
+        }
+        let Some(service) = Service::ALL.into_iter().find(|s| s.speaks_cbor() && s.target_prefix() == Some(name)) else {
+            return Err((
+                protocol,
+                ApiError::UnknownService(format!(
+                    "Berth does not serve the Smithy service '{name}' over RPC v2 CBOR (it serves: {}).",
+                    Service::served()
+                )),
+            ));
+        };
+        return Ok(Route {
+            protocol: Protocol::Cbor { query_compatible: service.query_compatible() },
+            service,
+            operation: Some(op.to_owned()),
+        });
+    }
+    let content_type = header(header::CONTENT_TYPE.as_str()).unwrap_or("");
+    let target = header("x-amz-target");
+    if target.is_some() || content_type.starts_with("application/x-amz-json") {
+        let minor = if content_type.starts_with(JSON_1_0) { 0 } else { 1 };
+        let target = target.unwrap_or("");
+        let found = target.split_once('.').and_then(|(prefix, op)| {
+            Service::ALL.into_iter().find(|s| s.target_prefix() == Some(prefix)).map(|s| (s, op))
+        });
+        let Some((service, op)) = found else {
+            let protocol = Protocol::Json { minor, query_compatible: false };
+            let prefix = target.split('.').next().unwrap_or("");
+            return Err((
+                protocol,
+                ApiError::UnknownService(format!(
+                    "Unknown operation target: {target}. Berth does not serve the service '{prefix}' \
+                     (it serves: {}).",
+                    Service::served()
+                )),
+            ));
+        };
+        return Ok(Route {
+            protocol: Protocol::Json { minor, query_compatible: service.query_compatible() },
+            service,
+            operation: Some(op.to_owned()),
+        });
+    }
+    // A form: AWS Query or EC2, for the service the signature is scoped to.
+    let signed = sigv4::parse(parts).map_err(|e| (Protocol::Query, e.into()))?;
+    let name = signed.credential_scope.service.as_str();
+    let Some((service, protocol)) =
+        Service::ALL.into_iter().find(|s| s.signing_name() == name).and_then(|s| s.form_protocol().map(|p| (s, p)))
+    else {
+        return Err((
+            Protocol::Query,
+            ApiError::UnknownService(format!(
+                "Berth does not serve the AWS service '{name}' (the SigV4 credential scope's) over AWS Query; \
+                 it serves: {}.",
+                Service::served()
+            )),
+        ));
+    };
+    Ok(Route { protocol, service, operation: None })
+}
+
+async fn aws(State(api): State<Api>, req: Request) -> Response {
     let request_id = uuid_v4();
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let op_name = target.rsplit('.').next().unwrap_or("").to_owned();
     let span = tracing::info_span!(
         "api",
-        action = %op_name,
+        service = tracing::field::Empty,
+        action = tracing::field::Empty,
         request_id = %request_id,
         access_key_id = tracing::field::Empty
     );
     let started = Instant::now();
-    let result = handle(&api, &target, req).instrument(span.clone()).await;
+    let (parts, body) = req.into_parts();
+    let mut op_name = String::new();
+    let (protocol, result) = match route(&parts) {
+        Err((protocol, e)) => (protocol, Err(e)),
+        Ok(route) => {
+            let protocol = route.protocol;
+            (protocol, handle(&api, route, &request_id, parts, body, &mut op_name).instrument(span.clone()).await)
+        }
+    };
     let _enter = span.enter();
     let mut resp = match result {
         Ok(body) => {
             api.metrics.record(&op_name, "ok");
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ok");
-            let mut r = (StatusCode::OK, body).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
-            r
+            protocol.ok(body)
         }
         Err(e) => {
-            api.metrics.record(&op_name, e.aws_type());
-            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, error = e.aws_type(), "failed");
-            e.into_response()
+            let code = protocol.code(&e);
+            api.metrics.record(&op_name, code);
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, error = code, protocol = protocol.name(), "failed");
+            protocol.error(&e, &request_id)
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -167,41 +301,122 @@ async fn aws_json(State(api): State<Api>, req: Request) -> Response {
     resp
 }
 
-async fn handle(api: &Api, target: &str, req: Request) -> Result<Vec<u8>, ApiError> {
-    let (parts, body) = req.into_parts();
-    let limit = match split_target(target) {
-        Ok((Service::Logs, _)) => api.config.max_logs_body_bytes,
+fn record_action(name: &mut String, service: Service, op: &str) {
+    tracing::Span::current().record("service", service.signing_name());
+    tracing::Span::current().record("action", op);
+    op.clone_into(name);
+}
+
+async fn handle(
+    api: &Api,
+    route: Route,
+    request_id: &str,
+    parts: axum::http::request::Parts,
+    body: Body,
+    op_name: &mut String,
+) -> Result<Vec<u8>, ApiError> {
+    let Route { protocol, service, operation } = route;
+    if let Some(op) = &operation {
+        record_action(op_name, service, op);
+    }
+    let limit = match service {
+        Service::Logs => api.config.max_logs_body_bytes,
         _ => api.config.max_body_bytes,
     };
     let body = read_body(body, limit).await?;
     let signed = sigv4::parse(&parts)?;
-    let (service, op) = split_target(target)?;
     authenticate(api, &signed, &parts, &body, service).await?;
     tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
+    let op = operation.unwrap_or_default();
     let json: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
-    match service {
-        Service::Ecs => {
-            let action = ecs::Action::parse(op, json)
+    let out = match (service, protocol) {
+        (Service::Ecs, _) => {
+            let action = ecs::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
             let call = crate::ecs::Call { api, body_len: body.len() };
             let value = crate::ecs::dispatch(&call, action).await?;
-            Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
+            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
-        Service::Logs => {
-            let action = logs::Action::parse(op, json)
+        (Service::Logs, _) => {
+            let action = logs::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
             let value = crate::logs::dispatch(&crate::logs::Call { api }, action).await?;
-            Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
+            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
-        Service::Berth => {
-            let action = berth::Action::parse(op, json)
+        (Service::Berth, _) => {
+            let action = berth::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
             let value = crate::berth::dispatch(api, action).await?;
-            Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()))
+            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
+        (Service::Ec2, _) => {
+            let q = query_input(&parts, &body)?;
+            record_action(op_name, service, q.action());
+            let action = ec2::Action::from_query(&q)?.ok_or_else(|| not_served("ec2", q.action(), ec2::Action::NAMES))?;
+            if q.scalar::<bool>("DryRun")? == Some(true) {
+                return Err(ApiError::service("DryRunOperation", "Request would have succeeded, but DryRun flag is set."));
+            }
+            let call = crate::ec2::Call { api, access_key_id: &signed.access_key_id };
+            crate::ec2::dispatch(&call, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::Sts, _) => {
+            let q = query_input(&parts, &body)?;
+            record_action(op_name, service, q.action());
+            let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
+            crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::CloudWatch, Protocol::Query | Protocol::Ec2) => {
+            let q = query_input(&parts, &body)?;
+            record_action(op_name, service, q.action());
+            let action = cloudwatch::Action::from_query(&q)?
+                .ok_or_else(|| not_served("monitoring", q.action(), cloudwatch::Action::NAMES))?;
+            crate::cloudwatch::dispatch(api, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::CloudWatch, Protocol::Json { .. }) => {
+            let action = cloudwatch::Action::parse(&op, json)
+                .map_err(parse_error)?
+                .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
+            let out = crate::cloudwatch::dispatch(api, action).await?;
+            serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (Service::CloudWatch, Protocol::Cbor { .. }) => {
+            // An operation without input may send no body: an empty map.
+            let cbor: &[u8] = if body.is_empty() { &[0xa0] } else { &body };
+            let value = crate::protocol::cbor_to_json(cbor)?;
+            let action = cloudwatch::Action::from_deserializer(&op, value)
+                .map_err(|e| ApiError::Serialization(format!("The request body is not the operation's CBOR input: {e}")))?
+                .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
+            let out = crate::cloudwatch::dispatch(api, action).await?;
+            let mut buf = Vec::new();
+            ciborium::into_writer(&out, &mut buf)
+                .map_err(|e| ApiError::Internal(berth_store::StoreError::Format(format!("CBOR: {e}"))))?;
+            buf
+        }
+    };
+    Ok(out)
+}
+
+/// A Query or EC2 request's parameters: the form body, or the URL's
+/// query string when the body is empty (`GET /?Action=…`).
+fn query_input(parts: &axum::http::request::Parts, body: &[u8]) -> Result<QueryInput, ApiError> {
+    let q = if body.is_empty() { QueryInput::parse(parts.uri.query().unwrap_or("").as_bytes()) } else { QueryInput::parse(body) };
+    let q = q.map_err(|e| ApiError::Serialization(e.to_string()))?;
+    if q.action().is_empty() {
+        return Err(ApiError::service("MissingAction", "The request must contain the parameter Action."));
+    }
+    Ok(q)
+}
+
+/// An operation no variant has: one the model has but Berth does not
+/// serve, or one the model does not have.
+fn not_served(service: &str, op: &str, names: &[&str]) -> ApiError {
+    if names.binary_search(&op).is_ok() {
+        ApiError::Unsupported(format!("Berth does not support the {service} operation {op} yet."))
+    } else {
+        ApiError::UnknownOperation(format!("The action {op} is not valid for this web service ({service})."))
     }
 }
 

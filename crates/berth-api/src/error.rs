@@ -1,7 +1,9 @@
 //! The one place where errors become AWS error responses.
 //!
-//! Every failure a client can see is an [`ApiError`]; [`ApiError::into_response`]
-//! turns it into AWS JSON 1.1's `{"__type": ..., "message": ...}` body.
+//! Every failure a client can see is an [`ApiError`]; the edge writes it in
+//! the protocol the request came in (`crate::protocol::Protocol::error`);
+//! [`ApiError::into_response`] is AWS JSON 1.1's `{"__type": ..., "message": ...}`
+//! body, for routes outside the AWS protocols.
 //! Internal failures (store, I/O) are logged with their cause and shown to
 //! clients only as a generic `ServerException`.
 
@@ -28,6 +30,16 @@ pub enum ApiError {
     /// ResourceNotFoundException.
     #[error("{message}")]
     Logs { aws_type: &'static str, message: String },
+    /// An error of another service Berth serves (EC2, STS, CloudWatch),
+    /// by its code, e.g. `InvalidGroup.NotFound`.
+    #[error("{message}")]
+    Service { aws_type: &'static str, message: String },
+    /// An operation the service's model has but Berth does not serve.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A service Berth does not serve at all.
+    #[error("{0}")]
+    UnknownService(String),
     /// The request could not be read: bad JSON or wrong member types.
     #[error("{0}")]
     Serialization(String),
@@ -51,6 +63,10 @@ impl ApiError {
         Self::Logs { aws_type, message: message.into() }
     }
 
+    pub fn service(aws_type: &'static str, message: impl Into<String>) -> Self {
+        Self::Service { aws_type, message: message.into() }
+    }
+
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         Self::ecs("InvalidParameterException", message)
     }
@@ -64,7 +80,9 @@ impl ApiError {
         match self {
             Self::Model(e) => e.aws_type(),
             Self::Auth(e) => e.aws_type(),
-            Self::Ecs { aws_type, .. } | Self::Logs { aws_type, .. } => aws_type,
+            Self::Ecs { aws_type, .. } | Self::Logs { aws_type, .. } | Self::Service { aws_type, .. } => aws_type,
+            Self::Unsupported(_) => "UnknownOperationException",
+            Self::UnknownService(_) => "UnknownOperationException",
             Self::Serialization(_) => "SerializationException",
             Self::UnknownOperation(_) => "UnknownOperationException",
             Self::TooLarge(_) => "RequestEntityTooLargeException",
@@ -72,7 +90,7 @@ impl ApiError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::Auth(e) => StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN),
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,7 +99,7 @@ impl ApiError {
         }
     }
 
-    fn client_message(&self) -> String {
+    pub(crate) fn client_message(&self) -> String {
         match self {
             Self::Internal(_) => "An internal error occurred. Try the request again.".to_owned(),
             other => other.to_string(),

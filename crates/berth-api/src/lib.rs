@@ -14,14 +14,18 @@
 //! over the store.
 
 mod berth;
+mod cloudwatch;
+mod ec2;
 mod ecs;
 mod edge;
 mod error;
 pub mod logs;
 mod metrics;
 mod paging;
+mod protocol;
 mod services;
 pub mod sigv4;
+mod sts;
 
 pub use berth::network::ensure_defaults as ensure_network_defaults;
 pub use edge::{Api, ApiConfig, router};

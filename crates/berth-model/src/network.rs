@@ -3,6 +3,7 @@
 //! against them, and the ENI attachment a task shows in DescribeTasks.
 //! Pure rules; the kernel side is `berth-net`.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -47,6 +48,9 @@ pub struct SubnetRecord {
     pub egress: bool,
     /// Seconds since the epoch.
     pub created_at: f64,
+    /// EC2 tags other than `Name` (which is `name`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl SubnetRecord {
@@ -56,7 +60,8 @@ impl SubnetRecord {
     }
 }
 
-/// A security group: ingress rules; everything outbound is allowed.
+/// A security group: ingress rules (who may reach its members) and
+/// egress rules (what its members may reach).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityGroupRecord {
@@ -67,10 +72,24 @@ pub struct SecurityGroupRecord {
     pub description: String,
     pub ingress: Vec<IngressRule>,
     pub created_at: f64,
+    /// Egress rules, a rule's `cidr`/`source_group` being the destination.
+    /// A group stored before egress rules existed allowed everything out,
+    /// and still does.
+    #[serde(default = "allow_all_egress")]
+    pub egress: Vec<IngressRule>,
+    /// EC2 tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
-/// One ingress rule, in EC2's terms: a protocol (`tcp`, `udp`, `icmp` or
-/// `-1` for all), a port range (TCP/UDP), and one source.
+/// The egress rule EC2 gives every new group: all traffic to anywhere.
+pub fn allow_all_egress() -> Vec<IngressRule> {
+    vec![IngressRule { protocol: "-1".into(), from_port: 0, to_port: 0, cidr: Some(Ipv4Net::default()), source_group: None }]
+}
+
+/// One rule, in EC2's terms: a protocol (`tcp`, `udp`, `icmp` or `-1`
+/// for all), a port range (TCP/UDP), and one peer — the source of an
+/// ingress rule, the destination of an egress rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressRule {
@@ -125,9 +144,9 @@ pub fn validate_rules(rules: &[IngressRule], known: impl Fn(&str) -> bool) -> Re
     for r in rules {
         match r.protocol.as_str() {
             "tcp" | "udp" => {
-                if r.from_port == 0 || r.from_port > r.to_port {
+                if r.from_port > r.to_port {
                     return Err(ModelError::invalid(format!(
-                        "Invalid port range {}-{} for {}: give 1 ≤ from ≤ to ≤ 65535.",
+                        "Invalid port range {}-{} for {}: give 0 ≤ from ≤ to ≤ 65535.",
                         r.from_port, r.to_port, r.protocol
                     )));
                 }
@@ -234,7 +253,14 @@ mod tests {
     use super::*;
 
     fn subnet(id: &str, cidr: &str) -> SubnetRecord {
-        SubnetRecord { id: id.into(), cidr: cidr.parse().unwrap(), name: String::new(), egress: false, created_at: 0.0 }
+        SubnetRecord {
+            id: id.into(),
+            cidr: cidr.parse().unwrap(),
+            name: String::new(),
+            egress: false,
+            created_at: 0.0,
+            tags: BTreeMap::new(),
+        }
     }
 
     #[test]
@@ -265,6 +291,7 @@ mod tests {
         assert!(validate_rules(&[rule("-1", 0, 0, None, Some("sg-a"))], known).is_ok());
         let err = |r: IngressRule| validate_rules(&[r], known).unwrap_err().to_string();
         assert!(err(rule("tcp", 90, 80, Some("0.0.0.0/0"), None)).contains("port range"));
+        assert!(validate_rules(&[rule("tcp", 0, 65535, Some("0.0.0.0/0"), None)], known).is_ok());
         assert!(err(rule("sctp", 1, 2, Some("0.0.0.0/0"), None)).contains("protocol"));
         assert!(err(rule("tcp", 1, 2, None, Some("sg-b"))).contains("'sg-b' does not exist"));
         assert!(err(rule("tcp", 1, 2, None, None)).contains("exactly one source"));
@@ -289,6 +316,17 @@ mod tests {
         assert!(err(cfg(&["subnet-ok"], Some(&["sg-nope"]))).to_string().contains("'sg-nope' does not exist"));
         assert!(err(cfg(&[], None)).to_string().contains("subnets can not be empty"));
         assert!(err(cfg(&["subnet-ok"], Some(&["sg-ok"; 6]))).to_string().contains("At most 5"));
+    }
+
+    #[test]
+    fn groups_stored_before_egress_rules_allow_everything_out() {
+        let old = r#"{"id":"sg-1","name":"web","ingress":[],"createdAt":1.0}"#;
+        let g: SecurityGroupRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(g.egress, allow_all_egress());
+        assert_eq!(g.egress[0].cidr.unwrap().to_string(), "0.0.0.0/0");
+        assert!(g.tags.is_empty());
+        let s: SubnetRecord = serde_json::from_str(r#"{"id":"subnet-1","cidr":"10.9.0.0/24","createdAt":1.0}"#).unwrap();
+        assert!(s.tags.is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn web(port: u16, source: Source) -> SecurityGroup {
     SecurityGroup {
         id: "sg-web".into(),
         ingress: vec![Rule::tcp(port, port, source)],
+        egress: SecurityGroup::anywhere(),
     }
 }
 
@@ -23,6 +24,7 @@ fn client() -> SecurityGroup {
     SecurityGroup {
         id: "sg-client".into(),
         ingress: vec![],
+        egress: SecurityGroup::anywhere(),
     }
 }
 
@@ -84,8 +86,10 @@ async fn security_groups_decide_who_reaches_a_task() {
             client(),
         ]
     };
+    // (b is in sg-client only so that it may send: a task's groups' egress
+    // rules decide what it sends, and sg-client's allow everything.)
     t.firewall
-        .apply(&t.state(by_cidr(), &[(&a, &["sg-web"]), (&b, &[])]))
+        .apply(&t.state(by_cidr(), &[(&a, &["sg-web"]), (&b, &["sg-client"])]))
         .await
         .unwrap();
     assert_eq!(fetch_from(&b, allowed.addr).await.unwrap(), "a:allowed");
@@ -99,6 +103,52 @@ async fn security_groups_decide_who_reaches_a_task() {
         .unwrap();
     assert_eq!(fetch_from(&b, other.addr).await.unwrap(), "a:other");
     assert_eq!(fetch_from(&a, on_b.addr).await.unwrap(), "b");
+}
+
+/// Egress rules limit what a task may reach, whatever the receiver's
+/// groups admit; replies to what it was allowed to accept still leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_rules_limit_what_a_task_reaches() {
+    if !can_run("egress_rules_limit_what_a_task_reaches") {
+        return;
+    }
+    let t = TestNet::new().await;
+    let a = t.attach().await;
+    let b = t.attach().await;
+    let allowed = Server::start(&a.netns_path, a.ip, 0, "a:allowed").await;
+    let other = Server::start(&a.netns_path, a.ip, 0, "a:other").await;
+    let on_b = Server::start(&b.netns_path, b.ip, 0, "b").await;
+    let everyone = Source::Cidr("0.0.0.0/0".parse().unwrap());
+    // a admits everything from anyone; b accepts everything from sg-open.
+    let groups = |egress: Vec<Rule>| {
+        vec![
+            SecurityGroup { id: "sg-open".into(), ingress: vec![Rule::all(everyone.clone())], egress: SecurityGroup::anywhere() },
+            SecurityGroup { id: "sg-out".into(), ingress: vec![Rule::all(Source::Group("sg-open".into()))], egress },
+        ]
+    };
+    let members = [(&a, &["sg-open"][..]), (&b, &["sg-out"][..])];
+
+    // b may only send TCP to a's allowed port.
+    let one_port = vec![Rule::tcp(allowed.addr.port(), allowed.addr.port(), Source::Cidr(format!("{}/32", a.ip).parse().unwrap()))];
+    t.firewall.apply(&t.state(groups(one_port), &members)).await.unwrap();
+    assert_eq!(fetch_from(&b, allowed.addr).await.unwrap(), "a:allowed");
+    fetch_from(&b, other.addr).await.unwrap_err();
+    // Replies leave b whatever its egress rules: a reaches b's server.
+    assert_eq!(fetch_from(&a, on_b.addr).await.unwrap(), "b");
+
+    // A group as the destination: every member of sg-open, any port.
+    t.firewall.apply(&t.state(groups(vec![Rule::all(Source::Group("sg-open".into()))]), &members)).await.unwrap();
+    assert_eq!(fetch_from(&b, other.addr).await.unwrap(), "a:other");
+
+    // No egress rules: b reaches nothing; the host still reaches it.
+    t.firewall.apply(&t.state(groups(vec![]), &members)).await.unwrap();
+    fetch_from(&b, allowed.addr).await.unwrap_err();
+    assert_eq!(fetch_from_host(on_b.addr).await.unwrap(), "b");
+    assert_eq!(fetch_from(&a, on_b.addr).await.unwrap(), "b", "and a reaches b: b's reply is not b sending");
+
+    // EC2's default egress rule: everything again.
+    t.firewall.apply(&t.state(groups(SecurityGroup::anywhere()), &members)).await.unwrap();
+    assert_eq!(fetch_from(&b, other.addr).await.unwrap(), "a:other");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,6 +165,7 @@ async fn a_task_not_in_the_applied_state_gets_no_traffic_from_tasks() {
         vec![SecurityGroup {
             id: "sg-open".into(),
             ingress: vec![Rule::all(Source::Cidr("0.0.0.0/0".parse().unwrap()))],
+            egress: SecurityGroup::anywhere(),
         }]
     };
     // Only a is known: b (attached, not yet applied) receives nothing from
@@ -317,6 +368,7 @@ async fn a_task_cannot_borrow_a_group_members_address() {
                     to.port(),
                     Source::Group("sg-client".into()),
                 )],
+                egress: SecurityGroup::anywhere(),
             },
             client(),
         ]

@@ -1366,6 +1366,7 @@ fn subnet_record(id: &str, cidr: &str) -> berth_model::network::SubnetRecord {
         name: String::new(),
         egress: false,
         created_at: 1.0,
+        tags: Default::default(),
     }
 }
 
@@ -1402,6 +1403,8 @@ async fn subnets_and_security_groups_with_versions(db: Backend) {
             source_group: None,
         }],
         created_at: 1.0,
+        egress: berth_model::network::allow_all_egress(),
+        tags: Default::default(),
     };
     s.put_security_group(&group, None).await.unwrap();
     let got = s.get_security_group("sg-web").await.unwrap().unwrap();
@@ -1529,6 +1532,8 @@ async fn writes_of_every_kind_are_announced_with_their_versions(db: Backend) {
         description: String::new(),
         ingress: Vec::new(),
         created_at: 1.0,
+        egress: berth_model::network::allow_all_egress(),
+        tags: Default::default(),
     };
     s.put_security_group(&group, None).await.unwrap();
     announced(&mut w, RecordKind::SecurityGroup, "sg-web", Some(1));

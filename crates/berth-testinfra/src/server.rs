@@ -149,6 +149,27 @@ impl BerthProcess {
         call(&self.endpoint, &target, body.to_string().as_bytes(), Some((&creds, "us-east-1", "ecs")))
     }
 
+    /// A signed AWS Query / EC2 call of `service` (`ec2`, `sts`,
+    /// `monitoring`): `params` form-encoded; returns the HTTP status and
+    /// the XML body.
+    pub fn query(&self, service: &str, params: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
+        let creds = self.creds()?;
+        let host = self.endpoint.strip_prefix("http://").context("endpoint must be http://")?.trim_end_matches('/');
+        let body: String = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.endpoint))
+            .header("host", host)
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .body(body.into_bytes())?;
+        sign(&mut req, &creds, "us-east-1", service, SystemTime::now())?;
+        send_raw(host, &req)
+    }
+
     /// A signed call of Berth's own operator API (`Berth_20261201.<op>`).
     pub fn operator(&self, op: &str, body: &serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
         let creds = self.creds()?;
@@ -251,8 +272,26 @@ pub fn call(
     send(host, &req)
 }
 
-/// Sends a request over a fresh connection and reads the whole response.
+/// Percent-encodes a form key or value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sends a request over a fresh connection and reads the whole response
+/// as JSON.
 pub fn send(host: &str, req: &http::Request<Vec<u8>>) -> anyhow::Result<(u16, serde_json::Value)> {
+    let (status, body) = send_raw(host, req)?;
+    let json = if body.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&body)? };
+    Ok((status, json))
+}
+
+/// Sends a request over a fresh connection and reads the whole response.
+pub fn send_raw(host: &str, req: &http::Request<Vec<u8>>) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(host).with_context(|| format!("cannot connect to {host}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -270,8 +309,7 @@ pub fn send(host: &str, req: &http::Request<Vec<u8>>) -> anyhow::Result<(u16, se
     let status: u16 = head.split_whitespace().nth(1).context("no status")?.parse()?;
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
     let body = if chunked { dechunk(body) } else { body.to_owned() };
-    let json = if body.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&body)? };
-    Ok((status, json))
+    Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {

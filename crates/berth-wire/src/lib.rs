@@ -1,12 +1,20 @@
 //! The AWS wire shapes Berth speaks, generated from botocore's service
 //! models (`tools/codegen/gen_wire.py`). Pure data: no I/O, no logic
-//! beyond parsing an operation name and body into a typed [`ecs::Action`]
-//! or [`logs::Action`]. [`berth`] is Berth's own operator API, written by
-//! hand in the same style.
+//! beyond parsing an operation name and body into a typed action
+//! ([`ecs::Action`], [`logs::Action`], [`ec2::Action`], [`sts::Action`],
+//! [`cloudwatch::Action`]) and writing typed responses. [`codec`] holds
+//! the Query/EC2 mechanics those modules call (form parameters in, XML
+//! out); JSON and CBOR go through serde. [`berth`] is Berth's own
+//! operator API, written by hand in the same style.
 //!
-//! Unknown JSON fields in requests are ignored on purpose: newer SDKs add
-//! members before Berth knows them, and AWS accepts such requests too.
+//! Unknown JSON fields and Query parameters in requests are ignored on
+//! purpose: newer SDKs add members before Berth knows them, and AWS
+//! accepts such requests too.
 
 pub mod berth;
+pub mod cloudwatch;
+pub mod codec;
+pub mod ec2;
 pub mod ecs;
 pub mod logs;
+pub mod sts;

@@ -24,7 +24,8 @@ pub enum Protocol {
     All,
 }
 
-/// Where allowed traffic may come from.
+/// The peer of a rule: where allowed traffic may come from (an ingress
+/// rule) or go to (an egress rule).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Source {
@@ -34,7 +35,9 @@ pub enum Source {
     Group(String),
 }
 
-/// One ingress rule of a security group.
+/// One rule of a security group: ingress (what members accept, `source`
+/// the sender) or egress (what members may send, `source` the
+/// destination).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
@@ -90,9 +93,13 @@ impl Rule {
     }
 }
 
-/// A security group: what its member tasks accept. As in AWS, a task
-/// accepts inbound traffic that any one of its groups allows, replies to
-/// allowed traffic, and everything it sends is allowed.
+/// A security group: what its member tasks accept and what they may
+/// send. As in AWS, a task accepts inbound traffic that any one of its
+/// groups' ingress rules allows, may send what any one of its groups'
+/// egress rules allows, and replies to allowed traffic either way. A
+/// packet from one task to another passes both: the sender's egress and
+/// the receiver's ingress. Egress rules do not open the machine: traffic
+/// to anything off Berth's bridges also needs its subnet's egress switch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityGroup {
@@ -100,16 +107,26 @@ pub struct SecurityGroup {
     pub id: String,
     /// What members accept.
     pub ingress: Vec<Rule>,
+    /// What members may send (EC2's default: everything, anywhere).
+    #[serde(default = "SecurityGroup::anywhere")]
+    pub egress: Vec<Rule>,
 }
 
 impl SecurityGroup {
-    /// A VPC's default group: all traffic from the group's own members.
+    /// A VPC's default group: all traffic from the group's own members,
+    /// and out to anywhere.
     pub fn default_group(id: impl Into<String>) -> Self {
         let id = id.into();
         Self {
             ingress: vec![Rule::all(Source::Group(id.clone()))],
+            egress: Self::anywhere(),
             id,
         }
+    }
+
+    /// EC2's default egress: all traffic to anywhere.
+    pub fn anywhere() -> Vec<Rule> {
+        vec![Rule::all(Source::Cidr(Ipv4Net::default()))]
     }
 }
 
@@ -243,7 +260,7 @@ impl FirewallState {
             }
         }
         for g in &self.groups {
-            for r in &g.ingress {
+            for r in g.ingress.iter().chain(&g.egress) {
                 if matches!(r.protocol, Protocol::Tcp | Protocol::Udp) && r.from_port > r.to_port {
                     return bad(format!(
                         "{}: port range {}-{} is empty",
@@ -253,7 +270,7 @@ impl FirewallState {
                 if let Source::Group(src) = &r.source
                     && !groups.contains(src.as_str())
                 {
-                    return bad(format!("{}: source group {src} does not exist", g.id));
+                    return bad(format!("{}: peer group {src} does not exist", g.id));
                 }
             }
         }
@@ -367,7 +384,7 @@ mod tests {
                         .ingress
                         .push(Rule::all(Source::Group("sg-nope".into())))
                 },
-                "source group sg-nope does not exist",
+                "peer group sg-nope does not exist",
             ),
             (
                 |s| s.tasks[0].groups.push("sg-nope".into()),

@@ -220,6 +220,11 @@ pub(crate) fn drop() -> Stmt {
     Statement::Drop(None)
 }
 
+/// Back to the chain that jumped here.
+pub(crate) fn ret() -> Stmt {
+    Statement::Return(None)
+}
+
 pub(crate) fn jump(chain: &str) -> Stmt {
     Statement::Jump(JumpTarget {
         target: chain.to_string().into(),

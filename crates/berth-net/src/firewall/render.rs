@@ -8,10 +8,13 @@
 //!     iifname != @bridges oifname != @bridges accept    not Berth's traffic
 //!     ct state established,related accept              replies
 //!     ct state invalid drop
+//!     iifname @bridges jump from_task                   the sender's groups' egress
 //!     oifname != @bridges jump egress                   a task to elsewhere
 //!     iifname != @bridges drop                          elsewhere to a task
 //!     jump to_task                                      task to task
-//!   chain egress:   ip saddr @egress accept; drop
+//!   chain from_task: ip saddr @members_<sg> <egress rule> return, per group
+//!                    and rule; drop                     no group lets it out
+//!   chain egress:   ip saddr @egress accept; drop       the subnet's switch
 //!   chain to_task:  ip daddr @members_<sg> jump <sg>, for each group; drop
 //!   chain <sg>:     one rule per ingress rule, each ending in accept
 //!   chain input    hook input   prio 0:
@@ -147,6 +150,7 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
     };
 
     t.base_chain("forward", NfChainType::Filter, NfHook::Forward, 0);
+    t.chain("from_task");
     t.chain("egress");
     t.chain("to_task");
     t.rule("forward", Some("not Berth's"), not_ours());
@@ -155,6 +159,11 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
         "forward",
         None,
         vec![eq(ct_state(), string("invalid")), drop()],
+    );
+    t.rule(
+        "forward",
+        Some("what the sender's groups let out"),
+        vec![eq(meta(MetaKey::Iifname), set_ref(BRIDGES)), jump("from_task")],
     );
     t.rule(
         "forward",
@@ -184,6 +193,18 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
         vec![eq(payload("ip", "saddr"), set_ref(EGRESS)), accept()],
     );
     t.rule("egress", None, vec![drop()]);
+
+    // A group's egress rules, each behind its membership: `return` goes on
+    // to the checks after (the subnet's switch, the receiver's groups).
+    for g in &state.groups {
+        for rule in &g.egress {
+            let mut stmts = vec![eq(payload("ip", "saddr"), set_ref(&members_set(&g.id)))];
+            stmts.extend(rule_match(rule, "daddr"));
+            stmts.push(ret());
+            t.rule("from_task", Some("a group's egress rule"), stmts);
+        }
+    }
+    t.rule("from_task", Some("no group of the sender lets it out"), vec![drop()]);
 
     for g in &state.groups {
         let chain = group_chain(&g.id);
@@ -270,11 +291,19 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
 
 /// The match of one ingress rule, ending in accept.
 fn rule_statements(rule: &Rule) -> Vec<Stmt> {
+    let mut stmts = rule_match(rule, "saddr");
+    stmts.push(accept());
+    stmts
+}
+
+/// The match of a rule, its peer being the packet's `field` (`saddr` for
+/// ingress, `daddr` for egress).
+fn rule_match(rule: &Rule, field: &'static str) -> Vec<Stmt> {
     let mut stmts = Vec::new();
     match &rule.source {
         Source::Cidr(net) if net.prefix_len() == 0 => {}
-        Source::Cidr(net) => stmts.push(eq(payload("ip", "saddr"), prefix(net.trunc()))),
-        Source::Group(id) => stmts.push(eq(payload("ip", "saddr"), set_ref(&members_set(id)))),
+        Source::Cidr(net) => stmts.push(eq(payload("ip", field), prefix(net.trunc()))),
+        Source::Group(id) => stmts.push(eq(payload("ip", field), set_ref(&members_set(id)))),
     }
     match rule.protocol {
         Protocol::Tcp => stmts.push(eq(
@@ -288,7 +317,6 @@ fn rule_statements(rule: &Rule) -> Vec<Stmt> {
         Protocol::Icmp => stmts.push(eq(meta(MetaKey::L4proto), string("icmp"))),
         Protocol::All => {}
     }
-    stmts.push(accept());
     stmts
 }
 
@@ -441,6 +469,7 @@ mod tests {
                         Rule::udp(53, 53, Source::Cidr("10.250.9.7/24".parse().unwrap())),
                         Rule::icmp(Source::Group("sg-web".into())),
                     ],
+                    egress: vec![Rule::tcp(443, 443, Source::Cidr("10.0.0.0/8".parse().unwrap()))],
                 },
             ],
             tasks: vec![
@@ -568,13 +597,14 @@ mod tests {
     fn forward_and_input_fence_tasks_in() {
         let cmds = commands(&state());
         let forward = rules(&cmds, "inet", "forward");
-        assert_eq!(forward.len(), 6);
+        assert_eq!(forward.len(), 7);
         assert_eq!(
             forward[1][0]["match"]["right"],
             json!(["established", "related"])
         );
-        assert_eq!(forward[3][1], json!({"jump": {"target": "egress"}}));
-        assert_eq!(forward[4][1], json!({"drop": null}));
+        assert_eq!(forward[3][1], json!({"jump": {"target": "from_task"}}));
+        assert_eq!(forward[4][1], json!({"jump": {"target": "egress"}}));
+        assert_eq!(forward[5][1], json!({"drop": null}));
         // Without egress the egress chain only drops (the set is empty) and
         // there is no NAT at all.
         assert_eq!(
@@ -602,6 +632,31 @@ mod tests {
             (chain["hook"].clone(), chain["policy"].clone()),
             (json!("forward"), json!("accept"))
         );
+    }
+
+    #[test]
+    fn a_groups_egress_rules_guard_what_its_members_send() {
+        let cmds = commands(&state());
+        let from_task = rules(&cmds, "inet", "from_task");
+        // sg-default's everywhere rule, sg-web's one TCP rule, then drop.
+        assert_eq!(from_task.len(), 3);
+        assert_eq!(
+            from_task[0],
+            json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@members_sg-default"}},
+                {"return": null}
+            ])
+        );
+        assert_eq!(
+            from_task[1],
+            json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@members_sg-web"}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"prefix": {"addr": "10.0.0.0", "len": 8}}}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 443}},
+                {"return": null}
+            ])
+        );
+        assert_eq!(from_task[2], json!([{"drop": null}]));
     }
 
     #[test]

@@ -1,0 +1,241 @@
+//! The AWS wire protocols a request can come in, told apart by their
+//! marks, and how each writes an answer and an error. The edge decides
+//! the protocol once; handlers never see it.
+//!
+//! | protocol          | request                                             | answer                         | error                                               |
+//! |-------------------|-----------------------------------------------------|--------------------------------|-----------------------------------------------------|
+//! | AWS JSON 1.0/1.1  | `POST /`, `X-Amz-Target: Prefix.Op`, JSON body       | JSON                           | `{"__type","message"}`                              |
+//! | AWS Query         | form body (or query string), `Action=Op`, the SigV4 scope names the service | `<OpResponse><OpResult>` XML | `<ErrorResponse><Error><Type>Sender</Type><Code>…` |
+//! | EC2               | as Query, for `ec2`                                 | `<OpResponse>` XML, no wrapper | `<Response><Errors><Error>…</Errors><RequestID>`    |
+//! | Smithy RPC v2 CBOR| `POST /service/NAME/operation/OP`, `smithy-protocol: rpc-v2-cbor` | CBOR               | CBOR `{"__type","message"}`                         |
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_wire::codec::{QueryError, XmlWriter};
+
+use crate::ApiError;
+use crate::sigv4::AuthError;
+
+pub const JSON_1_0: &str = "application/x-amz-json-1.0";
+pub const JSON_1_1: &str = "application/x-amz-json-1.1";
+pub const CBOR: &str = "application/cbor";
+/// The header of Smithy RPC v2 CBOR requests and answers.
+pub const SMITHY_PROTOCOL: &str = "smithy-protocol";
+pub const RPC_V2_CBOR: &str = "rpc-v2-cbor";
+
+/// The protocol a request came in, so its answer and errors go out in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// AWS JSON 1.0 (`minor == 0`) or 1.1. `query_compatible`: the
+    /// service also speaks Query (CloudWatch), so errors carry
+    /// `x-amzn-query-error: Code;Sender` for clients in query mode.
+    Json { minor: u8, query_compatible: bool },
+    Query,
+    Ec2,
+    /// Smithy RPC v2 CBOR.
+    Cbor { query_compatible: bool },
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json { minor: 0, .. } => "AWS JSON 1.0",
+            Self::Json { .. } => "AWS JSON 1.1",
+            Self::Query => "AWS Query",
+            Self::Ec2 => "EC2",
+            Self::Cbor { .. } => "Smithy RPC v2 CBOR",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Json { minor: 0, .. } => JSON_1_0,
+            Self::Json { .. } => JSON_1_1,
+            Self::Query | Self::Ec2 => "text/xml",
+            Self::Cbor { .. } => CBOR,
+        }
+    }
+
+    /// A successful answer with `body` (already in this protocol).
+    pub fn ok(self, body: Vec<u8>) -> Response {
+        let mut r = (StatusCode::OK, body).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        if let Self::Cbor { .. } = self {
+            r.headers_mut().insert(SMITHY_PROTOCOL, HeaderValue::from_static(RPC_V2_CBOR));
+        }
+        r
+    }
+
+    /// The error code a client of this protocol expects for `e`.
+    pub fn code(self, e: &ApiError) -> &'static str {
+        let xml = matches!(self, Self::Query | Self::Ec2);
+        match e {
+            ApiError::Auth(a) if xml => match a {
+                AuthError::MissingAuthenticationToken => "MissingAuthenticationToken",
+                AuthError::IncompleteSignature(_) => "IncompleteSignature",
+                AuthError::InvalidSignature(_) => "SignatureDoesNotMatch",
+                AuthError::UnrecognizedClient if self == Self::Ec2 => "AuthFailure",
+                AuthError::UnrecognizedClient => "InvalidClientTokenId",
+            },
+            ApiError::UnknownOperation(_) if xml => "InvalidAction",
+            ApiError::Unsupported(_) => match self {
+                Self::Ec2 => "UnsupportedOperation",
+                Self::Query => "InvalidAction",
+                _ => "UnknownOperationException",
+            },
+            ApiError::UnknownService(_) if xml => "UnknownService",
+            ApiError::Serialization(_) if xml => "MalformedQueryString",
+            ApiError::TooLarge(_) if xml => "RequestEntityTooLarge",
+            ApiError::Internal(_) if self == Self::Ec2 => "InternalError",
+            ApiError::Internal(_) if xml => "InternalFailure",
+            other => other.aws_type(),
+        }
+    }
+
+    /// The error response for `e`, in this protocol.
+    pub fn error(self, e: &ApiError, request_id: &str) -> Response {
+        if let ApiError::Internal(cause) = e {
+            tracing::error!(error = %cause, cause = ?std::error::Error::source(cause), "internal error");
+        }
+        let code = self.code(e);
+        let message = e.client_message();
+        let status = match (self, e) {
+            (Self::Query | Self::Ec2, ApiError::Auth(_)) => StatusCode::FORBIDDEN,
+            _ => e.status(),
+        };
+        let fault = if status.is_server_error() { "Receiver" } else { "Sender" };
+        let body = match self {
+            Self::Json { .. } => serde_json::json!({ "__type": code, "message": message }).to_string().into_bytes(),
+            Self::Cbor { .. } => {
+                let mut out = Vec::new();
+                let map = std::collections::BTreeMap::from([("__type", code), ("message", message.as_str())]);
+                // Writing a map of strings into a Vec cannot fail.
+                let _ = ciborium::into_writer(&map, &mut out);
+                out
+            }
+            Self::Query => {
+                let mut w = XmlWriter::document("ErrorResponse", "");
+                w.start("Error");
+                w.scalar("Type", fault);
+                w.scalar("Code", code);
+                w.scalar("Message", message.as_str());
+                w.end("Error");
+                w.scalar("RequestId", request_id);
+                w.finish().into_bytes()
+            }
+            Self::Ec2 => {
+                let mut w = XmlWriter::document("Response", "");
+                w.start("Errors");
+                w.start("Error");
+                w.scalar("Code", code);
+                w.scalar("Message", message.as_str());
+                w.end("Error");
+                w.end("Errors");
+                w.scalar("RequestID", request_id);
+                w.finish().into_bytes()
+            }
+        };
+        let mut r = (status, body).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        match self {
+            Self::Cbor { query_compatible } | Self::Json { query_compatible, .. } => {
+                if let Self::Cbor { .. } = self {
+                    r.headers_mut().insert(SMITHY_PROTOCOL, HeaderValue::from_static(RPC_V2_CBOR));
+                }
+                if query_compatible && let Ok(v) = HeaderValue::from_str(&format!("{code};{fault}")) {
+                    r.headers_mut().insert("x-amzn-query-error", v);
+                }
+            }
+            Self::Query | Self::Ec2 => {}
+        }
+        r
+    }
+}
+
+/// Reads a CBOR request body into the JSON data model the typed inputs
+/// are read from, as Smithy RPC v2 CBOR maps them: byte strings are blobs
+/// (base64 text, as the wire shapes hold them), tag 1 is a timestamp
+/// (epoch seconds), integers and floats are numbers. Anything else (not
+/// CBOR, trailing bytes, a map key that is not text, other tags) is a
+/// `SerializationException`.
+pub fn cbor_to_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let bad = |m: String| ApiError::Serialization(format!("The request body is not valid CBOR: {m}"));
+    let mut reader = body;
+    let value: ciborium::Value = ciborium::from_reader(&mut reader).map_err(|e| bad(e.to_string()))?;
+    if !reader.is_empty() {
+        return Err(bad(format!("{} bytes after the first data item", reader.len())));
+    }
+    if !value.is_map() {
+        return Err(bad("the input must be a map".into()));
+    }
+    convert(value, 0).map_err(bad)
+}
+
+fn convert(v: ciborium::Value, depth: usize) -> Result<serde_json::Value, String> {
+    use base64::Engine as _;
+    use ciborium::Value as C;
+    use serde_json::Value as J;
+    if depth > 64 {
+        return Err("nested too deeply".into());
+    }
+    Ok(match v {
+        C::Null => J::Null,
+        C::Bool(b) => J::Bool(b),
+        C::Text(t) => J::String(t),
+        C::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        C::Integer(i) => {
+            let i = i128::from(i);
+            match i64::try_from(i) {
+                Ok(n) => J::from(n),
+                Err(_) => return Err(format!("integer {i} is out of range")),
+            }
+        }
+        C::Float(f) => serde_json::Number::from_f64(f).map(J::Number).ok_or("a float that is not finite")?,
+        C::Tag(1, inner) => match *inner {
+            C::Integer(i) => J::from(i64::try_from(i128::from(i)).map_err(|_| "timestamp out of range")?),
+            C::Float(f) => serde_json::Number::from_f64(f).map(J::Number).ok_or("timestamp not finite")?,
+            _ => return Err("tag 1 (a timestamp) must hold a number".into()),
+        },
+        C::Tag(t, _) => return Err(format!("tag {t} is not used by Smithy RPC v2 CBOR")),
+        C::Array(items) => J::Array(items.into_iter().map(|i| convert(i, depth + 1)).collect::<Result<_, _>>()?),
+        C::Map(entries) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in entries {
+                let C::Text(k) = k else { return Err("a map key is not text".into()) };
+                out.insert(k, convert(v, depth + 1)?);
+            }
+            J::Object(out)
+        }
+        _ => return Err("an unsupported CBOR value".into()),
+    })
+}
+
+/// The error of parameters that do not make an operation's input.
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::MissingParameter(_) => ApiError::service("MissingParameter", e.to_string()),
+            QueryError::InvalidValue { .. } => ApiError::service("InvalidParameterValue", e.to_string()),
+            QueryError::Malformed(m) => ApiError::service("MalformedQueryString", m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_protocol_names_errors_its_own_way() {
+        let e = ApiError::Auth(AuthError::UnrecognizedClient);
+        assert_eq!(Protocol::Ec2.code(&e), "AuthFailure");
+        assert_eq!(Protocol::Query.code(&e), "InvalidClientTokenId");
+        assert_eq!(Protocol::Json { minor: 1, query_compatible: false }.code(&e), "UnrecognizedClientException");
+        let u = ApiError::Unsupported("x".into());
+        assert_eq!(Protocol::Ec2.code(&u), "UnsupportedOperation");
+        assert_eq!(Protocol::Query.code(&u), "InvalidAction");
+        assert_eq!(Protocol::Cbor { query_compatible: true }.code(&u), "UnknownOperationException");
+        let g = ApiError::service("InvalidGroup.NotFound", "no");
+        assert_eq!(Protocol::Ec2.code(&g), "InvalidGroup.NotFound");
+    }
+}

@@ -1,0 +1,468 @@
+//! The edge's protocols through the router (`oneshot`), on a real SQLite
+//! store, with requests signed by AWS's own SigV4 implementation: each
+//! protocol is told by its marks, answers in its own form, and writes its
+//! errors — malformed input, unknown operations and services — in its own
+//! error shape, never a 500.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use berth_api::{Api, ApiConfig, router};
+use berth_model::Account;
+use berth_store::{AccessKey, Store};
+use berth_testinfra::sign::{Creds, sign};
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+const AKID: &str = "AKIDPROTOCOLTEST0001";
+const SECRET: &str = "protocol-test-secret";
+
+pub struct Harness {
+    pub api: Api,
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
+    let store = stores.records.clone();
+    store
+        .insert_access_key(&AccessKey { access_key_id: AKID.into(), secret_access_key: SECRET.into(), created_at: 0 })
+        .await
+        .expect("insert key");
+    let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
+    Harness { api: Api::new(stores.clone(), ApiConfig::new(account)), store, _dir: dir }
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    fn cbor(&self) -> ciborium::Value {
+        ciborium::from_reader(&self.body[..]).expect("CBOR body")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+pub async fn send(h: &Harness, req: http::Request<Vec<u8>>) -> Answer {
+    let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+    Answer { status, headers, body }
+}
+
+fn signed(mut req: http::Request<Vec<u8>>, service: &str, secret: &str) -> http::Request<Vec<u8>> {
+    let creds = Creds { access_key_id: AKID.into(), secret_access_key: secret.into() };
+    sign(&mut req, &creds, "us-east-1", service, SystemTime::now()).expect("sign");
+    req
+}
+
+/// A form request (AWS Query / EC2) signed for `service`.
+pub fn form(service: &str, body: &str) -> http::Request<Vec<u8>> {
+    form_with(service, body.as_bytes(), SECRET)
+}
+
+fn form_with(service: &str, body: &[u8], secret: &str) -> http::Request<Vec<u8>> {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("http://berth.test/")
+        .header("host", "berth.test")
+        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+        .body(body.to_vec())
+        .expect("request");
+    signed(req, service, secret)
+}
+
+fn cbor_request(service: &str, op: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://berth.test/service/{service}/operation/{op}"))
+        .header("host", "berth.test")
+        .header("content-type", "application/cbor")
+        .header("accept", "application/cbor")
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .body(body)
+        .expect("request");
+    signed(req, "monitoring", SECRET)
+}
+
+fn cbor(v: &ciborium::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).expect("encode");
+    out
+}
+
+fn cbor_get<'a>(v: &'a ciborium::Value, key: &str) -> Option<&'a ciborium::Value> {
+    v.as_map()?.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
+}
+
+fn json_request(target: &str, version: &str, body: &str, service: &str) -> http::Request<Vec<u8>> {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("http://berth.test/")
+        .header("host", "berth.test")
+        .header("content-type", format!("application/x-amz-json-{version}"))
+        .header("x-amz-target", target)
+        .header("x-amzn-query-mode", "true")
+        .body(body.as_bytes().to_vec())
+        .expect("request");
+    signed(req, service, SECRET)
+}
+
+/// The text of the first `<name>` element (tests read small documents).
+pub fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
+}
+
+fn assert_query_error(a: &Answer, status: u16, code: &str) {
+    let xml = a.text();
+    assert_eq!(a.status, status, "{xml}");
+    assert!(xml.contains("<ErrorResponse>"), "{xml}");
+    assert_eq!(element(&xml, "Type"), Some(if status >= 500 { "Receiver" } else { "Sender" }), "{xml}");
+    assert_eq!(element(&xml, "Code"), Some(code), "{xml}");
+    assert!(element(&xml, "RequestId").is_some_and(|r| !r.is_empty()), "{xml}");
+    assert!(a.header("content-type").starts_with("text/xml"), "{:?}", a.headers);
+}
+
+pub fn assert_ec2_error(a: &Answer, status: u16, code: &str) {
+    let xml = a.text();
+    assert_eq!(a.status, status, "{xml}");
+    assert!(xml.contains("<Response><Errors><Error>"), "{xml}");
+    assert_eq!(element(&xml, "Code"), Some(code), "{xml}");
+    assert!(element(&xml, "RequestID").is_some_and(|r| !r.is_empty()), "{xml}");
+}
+
+fn assert_cbor_error(a: &Answer, code: &str) -> String {
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.header("content-type"), "application/cbor");
+    assert_eq!(a.header("smithy-protocol"), "rpc-v2-cbor");
+    let v = a.cbor();
+    assert_eq!(cbor_get(&v, "__type").and_then(|t| t.as_text()), Some(code), "{v:?}");
+    cbor_get(&v, "message").and_then(|t| t.as_text()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn sts_get_caller_identity_over_query() {
+    let h = harness().await;
+    let a = send(&h, form("sts", "Action=GetCallerIdentity&Version=2011-06-15")).await;
+    let xml = a.text();
+    assert_eq!(a.status, 200, "{xml}");
+    assert!(xml.contains("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>"), "{xml}");
+    assert_eq!(element(&xml, "Account"), Some("123456789012"));
+    assert_eq!(element(&xml, "Arn"), Some("arn:aws:iam::123456789012:root"));
+    assert_eq!(element(&xml, "UserId"), Some("123456789012"));
+    let request_id = element(&xml, "RequestId").expect("RequestId");
+    assert_eq!(a.header("x-amzn-requestid"), request_id);
+}
+
+#[tokio::test]
+async fn query_errors_are_query_documents() {
+    let h = harness().await;
+    // An operation STS has that Berth does not serve names it.
+    let a = send(&h, form("sts", "Action=AssumeRole&Version=2011-06-15&RoleArn=x&RoleSessionName=y")).await;
+    assert_query_error(&a, 400, "InvalidAction");
+    assert!(element(&a.text(), "Message").unwrap().contains("AssumeRole"), "{}", a.text());
+    // One no model has.
+    let a = send(&h, form("sts", "Action=FlyToTheMoon")).await;
+    assert_query_error(&a, 400, "InvalidAction");
+    assert!(a.text().contains("FlyToTheMoon"));
+    // No Action at all; an XML body where a form belongs.
+    assert_query_error(&send(&h, form("sts", "Version=2011-06-15")).await, 400, "MissingAction");
+    assert_query_error(&send(&h, form("sts", "<GetCallerIdentity/>")).await, 400, "MissingAction");
+    // Malformed forms.
+    for body in [&b"Action=GetCallerIdentity&%zz"[..], b"Action=GetCallerIdentity&%", b"\xff\xfe\x00", b"=x&Action=GetCallerIdentity"] {
+        let a = send(&h, form_with("sts", body, SECRET)).await;
+        assert_query_error(&a, 400, "MalformedQueryString");
+    }
+    // A service Berth does not serve, named by the signature's scope.
+    let a = send(&h, form("iam", "Action=ListUsers&Version=2010-05-08")).await;
+    assert_query_error(&a, 400, "UnknownService");
+    assert!(a.text().contains("'iam'"), "{}", a.text());
+    // Authentication: unsigned, a wrong secret.
+    let unsigned = http::Request::builder()
+        .method("POST")
+        .uri("http://berth.test/")
+        .header("host", "berth.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(b"Action=GetCallerIdentity".to_vec())
+        .unwrap();
+    assert_query_error(&send(&h, unsigned).await, 403, "MissingAuthenticationToken");
+    let a = send(&h, form_with("sts", b"Action=GetCallerIdentity", "not-the-secret")).await;
+    assert_query_error(&a, 403, "SignatureDoesNotMatch");
+}
+
+#[tokio::test]
+async fn ec2_errors_are_ec2_documents() {
+    let h = harness().await;
+    let a = send(&h, form("ec2", "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1")).await;
+    assert_ec2_error(&a, 400, "UnsupportedOperation");
+    assert!(a.text().contains("RunInstances"), "{}", a.text());
+    assert_ec2_error(&send(&h, form("ec2", "Action=FlyToTheMoon&Version=2016-11-15")).await, 400, "InvalidAction");
+    let a = send(&h, form("ec2", "Action=DescribeSecurityGroups&Version=2016-11-15&MaxResults=many")).await;
+    assert_ec2_error(&a, 400, "InvalidParameterValue");
+    assert!(a.text().contains("MaxResults"), "{}", a.text());
+    let a = send(&h, form("ec2", "Action=DeleteSubnet&Version=2016-11-15")).await;
+    assert_ec2_error(&a, 400, "MissingParameter");
+    assert!(a.text().contains("SubnetId"), "{}", a.text());
+    assert_ec2_error(&send(&h, form_with("ec2", b"Action=DescribeVpcs&%g0", SECRET)).await, 400, "MalformedQueryString");
+    let a = send(&h, form_with("ec2", b"Action=DescribeVpcs", "wrong")).await;
+    assert_ec2_error(&a, 403, "SignatureDoesNotMatch");
+    let mut unknown_key = form("ec2", "Action=DescribeVpcs");
+    let auth = unknown_key.headers()["authorization"].to_str().unwrap().replace(AKID, "AKIDNOSUCHKEY0000000");
+    unknown_key.headers_mut().insert("authorization", auth.parse().unwrap());
+    assert_ec2_error(&send(&h, unknown_key).await, 403, "AuthFailure");
+}
+
+#[tokio::test]
+async fn cloudwatch_list_metrics_over_its_three_protocols() {
+    let h = harness().await;
+    // Smithy RPC v2 CBOR.
+    let a = send(&h, cbor_request("GraniteServiceVersion20100801", "ListMetrics", cbor(&ciborium::Value::Map(vec![])))).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("smithy-protocol"), "rpc-v2-cbor");
+    assert_eq!(a.header("content-type"), "application/cbor");
+    let v = a.cbor();
+    assert_eq!(cbor_get(&v, "Metrics"), Some(&ciborium::Value::Array(vec![])), "{v:?}");
+    // With a filter, and with no body at all.
+    let filter = ciborium::Value::Map(vec![
+        ("Namespace".into(), "AWS/ECS".into()),
+        (
+            "Dimensions".into(),
+            ciborium::Value::Array(vec![ciborium::Value::Map(vec![("Name".into(), "ClusterName".into())])]),
+        ),
+    ]);
+    assert_eq!(send(&h, cbor_request("GraniteServiceVersion20100801", "ListMetrics", cbor(&filter))).await.status, 200);
+    assert_eq!(send(&h, cbor_request("GraniteServiceVersion20100801", "ListMetrics", vec![])).await.status, 200);
+    // AWS JSON 1.0, as boto3 and the aws CLI send it (query mode).
+    let a = send(&h, json_request("GraniteServiceVersion20100801.ListMetrics", "1.0", "{}", "monitoring")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("content-type"), "application/x-amz-json-1.0");
+    assert_eq!(a.json(), serde_json::json!({"Metrics": []}));
+    // AWS Query.
+    let a = send(&h, form("monitoring", "Action=ListMetrics&Version=2010-08-01&Namespace=AWS%2FECS")).await;
+    let xml = a.text();
+    assert_eq!(a.status, 200, "{xml}");
+    assert!(xml.contains("<ListMetricsResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><ListMetricsResult><Metrics></Metrics></ListMetricsResult><ResponseMetadata><RequestId>"), "{xml}");
+    // The same rule, three error shapes.
+    let a = send(&h, json_request("GraniteServiceVersion20100801.ListMetrics", "1.0", r#"{"NextToken":"x"}"#, "monitoring")).await;
+    assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("InvalidNextToken")), "{}", a.text());
+    assert_eq!(a.header("x-amzn-query-error"), "InvalidNextToken;Sender");
+    let bad = ciborium::Value::Map(vec![("NextToken".into(), "x".into())]);
+    let a = send(&h, cbor_request("GraniteServiceVersion20100801", "ListMetrics", cbor(&bad))).await;
+    assert_cbor_error(&a, "InvalidNextToken");
+    assert_query_error(&send(&h, form("monitoring", "Action=ListMetrics&NextToken=x")).await, 400, "InvalidNextToken");
+}
+
+#[tokio::test]
+async fn malformed_cbor_gets_cbor_errors() {
+    let h = harness().await;
+    let svc = "GraniteServiceVersion20100801";
+    let array = cbor(&ciborium::Value::Array(vec![]));
+    let tagged = cbor(&ciborium::Value::Map(vec![("Namespace".into(), ciborium::Value::Tag(99, Box::new("x".into())))]));
+    let wrong_type = cbor(&ciborium::Value::Map(vec![("Namespace".into(), 5.into())]));
+    let mut trailing = cbor(&ciborium::Value::Map(vec![]));
+    trailing.push(0x01);
+    let int_key = cbor(&ciborium::Value::Map(vec![(1.into(), "x".into())]));
+    for body in [vec![0xff], vec![0xbf, 0x61], array, tagged, wrong_type, trailing, int_key, b"{}".to_vec()] {
+        let a = send(&h, cbor_request(svc, "ListMetrics", body.clone())).await;
+        assert_cbor_error(&a, "SerializationException");
+    }
+    // An operation CloudWatch has that Berth does not serve, and one it has not.
+    let msg = assert_cbor_error(&send(&h, cbor_request(svc, "GetMetricData", cbor(&ciborium::Value::Map(vec![])))).await, "UnknownOperationException");
+    assert!(msg.contains("GetMetricData"), "{msg}");
+    let msg = assert_cbor_error(&send(&h, cbor_request(svc, "Nope", vec![])).await, "UnknownOperationException");
+    assert!(msg.contains("Nope"), "{msg}");
+    // A Smithy service Berth does not serve.
+    let msg = assert_cbor_error(&send(&h, cbor_request("AmazonSQS", "SendMessage", vec![])).await, "UnknownOperationException");
+    assert!(msg.contains("'AmazonSQS'"), "{msg}");
+    // The path without its protocol header.
+    let mut req = cbor_request(svc, "ListMetrics", vec![]);
+    req.headers_mut().remove("smithy-protocol");
+    assert_cbor_error(&send(&h, req).await, "SerializationException");
+}
+
+#[tokio::test]
+async fn json_names_a_service_berth_does_not_serve() {
+    let h = harness().await;
+    let a = send(&h, json_request("AmazonSQS.SendMessage", "1.0", "{}", "sqs")).await;
+    assert_eq!(a.status, 400);
+    let v = a.json();
+    assert_eq!(v["__type"], "UnknownOperationException");
+    assert!(v["message"].as_str().unwrap().contains("'AmazonSQS'"), "{v}");
+    let a = send(&h, json_request("GraniteServiceVersion20100801.PutMetricData", "1.0", "{}", "monitoring")).await;
+    assert_eq!(a.json()["__type"], "UnknownOperationException");
+    assert!(a.json()["message"].as_str().unwrap().contains("PutMetricData"));
+    let a = send(&h, json_request("GraniteServiceVersion20100801.ListMetrics", "1.0", "{not json", "monitoring")).await;
+    assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("SerializationException")));
+}
+
+/// Whatever the bytes, no protocol answers with a 5xx or panics.
+#[tokio::test]
+async fn garbage_never_gets_a_server_error() {
+    let h = harness().await;
+    let bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        b"Action=".to_vec(),
+        b"Action=DescribeSecurityGroups&Filter.99999999999.Name=x".to_vec(),
+        b"Action=DescribeSecurityGroups&Filter.1.Value.1=x".to_vec(),
+        b"Action=CreateTags&ResourceId.1=x&Tag.1.Key=a".to_vec(),
+        b"Action=AuthorizeSecurityGroupIngress&IpPermissions.1.FromPort=99999999999".to_vec(),
+        b"Action=ListMetrics&Dimensions.member.1.Value=v".to_vec(),
+        b"Action=GetCallerIdentity&&&&==&".to_vec(),
+        (0u8..=255).collect(),
+        vec![0xa1, 0x61, 0x41, 0xff],
+    ];
+    for body in &bodies {
+        for service in ["ec2", "sts", "monitoring"] {
+            let a = send(&h, form_with(service, body, SECRET)).await;
+            assert!(a.status < 500, "{service} {body:?}: {} {}", a.status, a.text());
+        }
+        let a = send(&h, cbor_request("GraniteServiceVersion20100801", "ListMetrics", body.clone())).await;
+        assert!(a.status < 500, "cbor {body:?}: {} {}", a.status, a.text());
+    }
+}
+
+async fn ec2(h: &Harness, params: &str) -> String {
+    let a = send(h, form("ec2", &format!("Action={params}&Version=2016-11-15"))).await;
+    let xml = a.text();
+    assert_eq!(a.status, 200, "{params}: {xml}");
+    assert!(xml.contains("xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15\"><requestId>"), "{xml}");
+    xml
+}
+
+async fn ec2_err(h: &Harness, params: &str, code: &str) -> String {
+    let a = send(h, form("ec2", &format!("Action={params}&Version=2016-11-15"))).await;
+    assert_ec2_error(&a, 400, code);
+    a.text()
+}
+
+#[tokio::test]
+async fn ec2_security_groups_and_their_rules() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.89.0.0/16").await.unwrap();
+    let xml = ec2(&h, "CreateSecurityGroup&GroupName=web&GroupDescription=web+tier&VpcId=vpc-default&TagSpecification.1.ResourceType=security-group&TagSpecification.1.Tag.1.Key=team&TagSpecification.1.Tag.1.Value=a").await;
+    let web = element(&xml, "groupId").unwrap().to_owned();
+    assert!(web.starts_with("sg-"), "{xml}");
+    ec2_err(&h, "CreateSecurityGroup&GroupName=web&GroupDescription=again", "InvalidGroup.Duplicate").await;
+    ec2_err(&h, "CreateSecurityGroup&GroupName=x&GroupDescription=d&VpcId=vpc-0other", "InvalidVpcID.NotFound").await;
+    // EC2's default egress rule, which Terraform revokes (IPv4, then IPv6).
+    let xml = ec2(&h, &format!("DescribeSecurityGroups&GroupId.1={web}")).await;
+    assert!(xml.contains("<ipPermissionsEgress><item><ipProtocol>-1</ipProtocol>"), "{xml}");
+    assert!(xml.contains("<cidrIp>0.0.0.0/0</cidrIp>"), "{xml}");
+    assert!(xml.contains("<tagSet><item><key>team</key><value>a</value></item></tagSet>"), "{xml}");
+    let revoke = format!("RevokeSecurityGroupEgress&GroupId={web}&IpPermissions.1.IpProtocol=-1");
+    ec2(&h, &format!("{revoke}&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0%2F0")).await;
+    ec2_err(&h, &format!("{revoke}&IpPermissions.1.Ipv6Ranges.1.CidrIpv6=%3A%3A%2F0"), "InvalidPermission.NotFound").await;
+    ec2_err(&h, &format!("{revoke}&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0%2F0"), "InvalidPermission.NotFound").await;
+    // tcp 8080 from the default group; a duplicate; the rule by id.
+    let allow = format!(
+        "AuthorizeSecurityGroupIngress&GroupId={web}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=8080&IpPermissions.1.ToPort=8080&IpPermissions.1.Groups.1.GroupId=sg-default"
+    );
+    let xml = ec2(&h, &allow).await;
+    let rule = element(&xml, "securityGroupRuleId").unwrap().to_owned();
+    ec2_err(&h, &allow, "InvalidPermission.Duplicate").await;
+    let xml = ec2(&h, &format!("DescribeSecurityGroupRules&Filter.1.Name=group-id&Filter.1.Value.1={web}")).await;
+    assert!(xml.contains(&format!("<securityGroupRuleId>{rule}</securityGroupRuleId>")), "{xml}");
+    assert!(xml.contains("<referencedGroupInfo><groupId>sg-default</groupId>"), "{xml}");
+    assert!(xml.contains("<isEgress>false</isEgress>"), "{xml}");
+    // Egress to a range; ICMP must be all of it; IPv6 cannot be authorized.
+    ec2(&h, &format!("AuthorizeSecurityGroupEgress&GroupId={web}&IpPermissions.1.IpProtocol=udp&IpPermissions.1.FromPort=53&IpPermissions.1.ToPort=53&IpPermissions.1.IpRanges.1.CidrIp=10.89.0.0%2F16")).await;
+    ec2_err(&h, &format!("AuthorizeSecurityGroupEgress&GroupId={web}&IpPermissions.1.IpProtocol=icmp&IpPermissions.1.FromPort=8&IpPermissions.1.ToPort=0&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8"), "InvalidParameterValue").await;
+    ec2_err(&h, &format!("AuthorizeSecurityGroupIngress&GroupId={web}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=2&IpPermissions.1.Ipv6Ranges.1.CidrIpv6=%3A%3A%2F0"), "InvalidParameterValue").await;
+    ec2_err(&h, &format!("AuthorizeSecurityGroupIngress&GroupId={web}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=2&IpPermissions.1.Groups.1.GroupId=sg-nope"), "InvalidGroup.NotFound").await;
+    // Filters and the group Berth's own API shows.
+    let xml = ec2(&h, "DescribeSecurityGroups&Filter.1.Name=tag%3Ateam&Filter.1.Value.1=a").await;
+    assert_eq!(xml.matches("<groupName>").count(), 1, "{xml}");
+    let xml = ec2(&h, "DescribeSecurityGroups&Filter.1.Name=group-name&Filter.1.Value.1=nope").await;
+    assert!(xml.contains("<securityGroupInfo></securityGroupInfo>"), "{xml}");
+    ec2_err(&h, "DescribeSecurityGroups&Filter.1.Name=colour&Filter.1.Value.1=x", "InvalidParameterValue").await;
+    ec2_err(&h, "DescribeSecurityGroups&GroupId.1=sg-0000", "InvalidGroup.NotFound").await;
+    let g = h.store.get_security_group(&web).await.unwrap().unwrap().value;
+    assert_eq!(g.ingress.len(), 1);
+    assert_eq!(g.ingress[0].from_port, 8080);
+    assert_eq!(g.egress.len(), 1);
+    assert_eq!(g.egress[0].protocol, "udp");
+    // The default group cannot go; one a rule names cannot either.
+    ec2_err(&h, "DeleteSecurityGroup&GroupId=sg-default", "CannotDelete").await;
+    let xml = ec2(&h, "CreateSecurityGroup&GroupName=db&GroupDescription=db").await;
+    let db = element(&xml, "groupId").unwrap().to_owned();
+    ec2(&h, &format!("AuthorizeSecurityGroupIngress&GroupId={db}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=5432&IpPermissions.1.ToPort=5432&IpPermissions.1.Groups.1.GroupId={web}")).await;
+    ec2_err(&h, &format!("DeleteSecurityGroup&GroupId={web}"), "DependencyViolation").await;
+    ec2(&h, &format!("RevokeSecurityGroupIngress&GroupId={db}&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=5432&IpPermissions.1.ToPort=5432&IpPermissions.1.Groups.1.GroupId={web}")).await;
+    ec2(&h, &format!("DeleteSecurityGroup&GroupId={web}")).await;
+    ec2(&h, "DeleteSecurityGroup&GroupName=db").await;
+    ec2_err(&h, &format!("DeleteSecurityGroup&GroupId={web}"), "InvalidGroup.NotFound").await;
+    // DryRun.
+    ec2_err(&h, "CreateSecurityGroup&GroupName=dry&GroupDescription=d&DryRun=true", "DryRunOperation").await;
+    assert!(h.store.list_security_groups().await.unwrap().iter().all(|g| g.value.name != "dry"));
+}
+
+#[tokio::test]
+async fn ec2_subnets_tags_pages_and_the_vpc() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.89.0.0/16").await.unwrap();
+    let xml = ec2(&h, "DescribeVpcs").await;
+    assert!(xml.contains("<vpcId>vpc-default</vpcId>") && xml.contains("<isDefault>true</isDefault>"), "{xml}");
+    ec2_err(&h, "DescribeVpcs&VpcId.1=vpc-1234", "InvalidVpcID.NotFound").await;
+    let xml = ec2(&h, "DescribeAvailabilityZones").await;
+    assert!(xml.contains("<zoneName>us-east-1a</zoneName>") && xml.contains("<zoneId>use1-az1</zoneId>"), "{xml}");
+    assert!(ec2(&h, "DescribeRegions").await.contains("<regionName>us-east-1</regionName>"));
+    assert!(ec2(&h, "DescribeAccountAttributes&AttributeName.1=default-vpc").await.contains("<attributeValue>vpc-default</attributeValue>"));
+    ec2_err(&h, "CreateSubnet&VpcId=vpc-default&CidrBlock=8.8.8.0%2F24", "InvalidSubnet.Range").await;
+    ec2_err(&h, "CreateSubnet&VpcId=vpc-default&CidrBlock=10.89.3.0%2F24", "InvalidSubnet.Conflict").await;
+    ec2_err(&h, "CreateSubnet&VpcId=vpc-nope&CidrBlock=10.90.0.0%2F24", "InvalidVpcID.NotFound").await;
+    let xml = ec2(&h, "CreateSubnet&VpcId=vpc-default&CidrBlock=10.90.0.0%2F24&TagSpecification.1.ResourceType=subnet&TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=apps").await;
+    let subnet = element(&xml, "subnetId").unwrap().to_owned();
+    assert!(xml.contains("<availableIpAddressCount>253</availableIpAddressCount>"), "{xml}");
+    assert_eq!(h.store.get_subnet(&subnet).await.unwrap().unwrap().value.name, "apps", "the Name tag is Berth's name");
+    let xml = ec2(&h, "DescribeSubnets&Filter.1.Name=tag%3AName&Filter.1.Value.1=app*").await;
+    assert_eq!(element(&xml, "subnetId"), Some(subnet.as_str()), "{xml}");
+    ec2_err(&h, "DescribeSubnets&SubnetId.1=subnet-0nope", "InvalidSubnetID.NotFound").await;
+    ec2(&h, &format!("CreateTags&ResourceId.1={subnet}&ResourceId.2=sg-default&Tag.1.Key=env&Tag.1.Value=dev")).await;
+    let xml = ec2(&h, "DescribeTags&Filter.1.Name=key&Filter.1.Value.1=env").await;
+    assert_eq!(xml.matches("<item>").count(), 2, "{xml}");
+    assert!(xml.contains("<resourceType>security-group</resourceType>") && xml.contains("<resourceType>subnet</resourceType>"), "{xml}");
+    ec2_err(&h, "CreateTags&ResourceId.1=subnet-0nope&Tag.1.Key=a&Tag.1.Value=b", "InvalidSubnetID.NotFound").await;
+    ec2_err(&h, &format!("CreateTags&ResourceId.1={subnet}&Tag.1.Key=aws%3Ax&Tag.1.Value=b"), "InvalidParameterValue").await;
+    ec2(&h, &format!("DeleteTags&ResourceId.1={subnet}&Tag.1.Key=env&Tag.1.Value=other")).await;
+    assert_eq!(h.store.get_subnet(&subnet).await.unwrap().unwrap().value.tags.get("env").map(String::as_str), Some("dev"));
+    ec2(&h, &format!("DeleteTags&ResourceId.1={subnet}&Tag.1.Key=env")).await;
+    assert!(h.store.get_subnet(&subnet).await.unwrap().unwrap().value.tags.is_empty());
+    // Pages.
+    for i in 0..6 {
+        ec2(&h, &format!("CreateSecurityGroup&GroupName=g{i}&GroupDescription=d")).await;
+    }
+    let xml = ec2(&h, "DescribeSecurityGroups&MaxResults=5").await;
+    assert_eq!(xml.matches("<groupName>").count(), 5, "{xml}");
+    let token = element(&xml, "nextToken").unwrap().to_owned();
+    let xml = ec2(&h, &format!("DescribeSecurityGroups&MaxResults=5&NextToken={token}")).await;
+    assert_eq!(xml.matches("<groupName>").count(), 2, "{xml}");
+    assert!(element(&xml, "nextToken").is_none());
+    ec2_err(&h, "DescribeSecurityGroups&MaxResults=2", "InvalidParameterValue").await;
+    // A subnet whose address a task holds cannot go.
+    assert!(h.store.claim_ip(&subnet, "10.90.0.9", "arn:aws:ecs:us-east-1:123456789012:task/c/t1").await.unwrap());
+    ec2_err(&h, &format!("DeleteSubnet&SubnetId={subnet}"), "DependencyViolation").await;
+    h.store.release_ips("arn:aws:ecs:us-east-1:123456789012:task/c/t1").await.unwrap();
+    ec2(&h, &format!("DeleteSubnet&SubnetId={subnet}")).await;
+    ec2_err(&h, &format!("DeleteSubnet&SubnetId={subnet}"), "InvalidSubnetID.NotFound").await;
+}

@@ -1,0 +1,70 @@
+"""Every protocol at one endpoint, with the real clients: STS over AWS
+Query, CloudWatch over all three protocols its model lists (AWS JSON 1.0
+as boto3 and the aws CLI send it, Smithy RPC v2 CBOR, AWS Query — the last
+two sent by botocore's own serializers, the model's protocol list narrowed
+to one), each response checked strictly against botocore's model."""
+import gzip
+import json
+import os
+
+import botocore.exceptions
+import pytest
+
+import shapes
+
+ACCOUNT = "000000000000"
+
+
+def test_sts_get_caller_identity_with_the_cli_and_boto3(berth):
+    _, out, _ = berth.aws("sts", "get-caller-identity")
+    assert out == {"UserId": ACCOUNT, "Account": ACCOUNT, "Arn": "arn:aws:iam::%s:root" % ACCOUNT}
+    sts = shapes.install(berth.boto3_session().client("sts"))
+    assert sts.meta.service_model.resolved_protocol == "query"
+    got = sts.get_caller_identity()
+    assert got["Arn"] == "arn:aws:iam::%s:root" % ACCOUNT and got["Account"] == ACCOUNT
+    assert got["ResponseMetadata"]["RequestId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sts.assume_role(RoleArn="arn:aws:iam::%s:role/x" % ACCOUNT, RoleSessionName="session")
+    assert e.value.response["Error"]["Code"] == "InvalidAction"
+    assert "AssumeRole" in e.value.response["Error"]["Message"]
+
+
+def cloudwatch_speaking(berth, protocol, tmp_path):
+    """A boto3 CloudWatch client whose model lists only `protocol`."""
+    import botocore
+    src = os.path.join(os.path.dirname(botocore.__file__), "data", "cloudwatch", "2010-08-01", "service-2.json.gz")
+    model = json.load(gzip.open(src))
+    model["metadata"]["protocols"] = [protocol]
+    model["metadata"]["protocol"] = protocol
+    d = tmp_path / protocol / "cloudwatch" / "2010-08-01"
+    d.mkdir(parents=True)
+    (d / "service-2.json").write_text(json.dumps(model))
+    session = berth.boto3_session()
+    session._session.get_component("data_loader").search_paths.insert(0, str(tmp_path / protocol))
+    client = shapes.install(session.client("cloudwatch"))
+    assert client.meta.service_model.resolved_protocol == protocol
+    return client
+
+
+def test_cloudwatch_list_metrics_over_its_three_protocols(berth, tmp_path):
+    _, out, _ = berth.aws("cloudwatch", "list-metrics", "--namespace", "AWS/ECS")
+    assert out == {"Metrics": []}
+    default = shapes.install(berth.boto3_session().client("cloudwatch"))
+    assert default.meta.service_model.resolved_protocol == "json"
+    clients = {"json": default}
+    for protocol in ("smithy-rpc-v2-cbor", "query"):
+        clients[protocol] = cloudwatch_speaking(berth, protocol, tmp_path)
+    for protocol, cw in clients.items():
+        got = cw.list_metrics(Namespace="AWS/ECS", Dimensions=[{"Name": "ClusterName", "Value": "default"}])
+        assert got["Metrics"] == [], (protocol, got)
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 200
+        pages = list(cw.get_paginator("list_metrics").paginate())
+        assert [p["Metrics"] for p in pages] == [[]], protocol
+        # A rule broken gets the same code in every protocol.
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            cw.list_metrics(NextToken="not-ours")
+        assert e.value.response["Error"]["Code"] == "InvalidNextToken", (protocol, e.value.response)
+        # An operation Berth does not serve yet is named.
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            cw.describe_alarms()
+        assert "DescribeAlarms" in e.value.response["Error"]["Message"], (protocol, e.value.response)
