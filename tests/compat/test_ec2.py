@@ -59,6 +59,7 @@ def test_cli_security_groups_as_the_issue_has_them(berth):
     groups = {x["groupId"]: x for x in berth_cli(berth, "sg", "ls")["securityGroups"]}
     assert groups[web_id]["ingress"] == [{"ipProtocol": "tcp", "fromPort": 8080, "toPort": 8080,
                                           "sourceGroupId": client_id}]
+    assert groups[web_id]["egress"] == [{"ipProtocol": "-1", "fromPort": None, "toPort": None, "cidrIp": "0.0.0.0/0"}]
 
 
 def test_boto3_groups_rules_and_terraforms_revokes(berth):

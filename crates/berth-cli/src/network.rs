@@ -221,25 +221,27 @@ fn print_subnets(subnets: &[SubnetDetail]) {
 }
 
 fn print_groups(groups: &[SecurityGroupDetail]) {
-    let rows: Vec<[String; 3]> = groups
+    let list = |rules: &[IngressRule], word: &str| -> String {
+        let rules: Vec<String> = rules.iter().map(|r| describe_rule(r, word)).collect();
+        if rules.is_empty() { "-".into() } else { rules.join(", ") }
+    };
+    let rows: Vec<[String; 4]> = groups
         .iter()
-        .map(|g| {
-            let rules: Vec<String> = g.ingress.iter().map(describe_rule).collect();
-            [g.group_id.clone(), g.group_name.clone(), if rules.is_empty() { "-".into() } else { rules.join(", ") }]
-        })
+        .map(|g| [g.group_id.clone(), g.group_name.clone(), list(&g.ingress, "from"), list(&g.egress, "to")])
         .collect();
-    print_table(&["GROUP", "NAME", "INGRESS"], &rows);
+    print_table(&["GROUP", "NAME", "INGRESS", "EGRESS"], &rows);
 }
 
-fn describe_rule(r: &IngressRule) -> String {
+/// A rule as `tcp:8080 from sg-web` (ingress) or `all to 0.0.0.0/0` (egress).
+fn describe_rule(r: &IngressRule, word: &str) -> String {
     let proto = if r.ip_protocol == "-1" { "all" } else { r.ip_protocol.as_str() };
     let ports = match (r.from_port, r.to_port) {
         (Some(a), Some(b)) if a == b => format!(":{a}"),
         (Some(a), Some(b)) => format!(":{a}-{b}"),
         _ => String::new(),
     };
-    let source = r.cidr_ip.clone().or_else(|| r.source_group_id.clone()).unwrap_or_default();
-    format!("{proto}{ports} from {source}")
+    let peer = r.cidr_ip.clone().or_else(|| r.source_group_id.clone()).unwrap_or_default();
+    format!("{proto}{ports} {word} {peer}")
 }
 
 #[cfg(test)]
@@ -253,6 +255,8 @@ mod tests {
         let r = RuleArgs { protocol: "all".into(), port: None, source: "10.0.0.0/8".into() }.rule().unwrap();
         assert_eq!((r.ip_protocol.as_str(), r.cidr_ip.as_deref()), ("-1", Some("10.0.0.0/8")));
         assert!(RuleArgs { protocol: "tcp".into(), port: Some("http".into()), source: "sg-x".into() }.rule().is_err());
-        assert_eq!(describe_rule(&RuleArgs { protocol: "udp".into(), port: Some("53".into()), source: "sg-a".into() }.rule().unwrap()), "udp:53 from sg-a");
+        assert_eq!(describe_rule(&RuleArgs { protocol: "udp".into(), port: Some("53".into()), source: "sg-a".into() }.rule().unwrap(), "from"), "udp:53 from sg-a");
+        let all = RuleArgs { protocol: "all".into(), port: None, source: "0.0.0.0/0".into() }.rule().unwrap();
+        assert_eq!(describe_rule(&all, "to"), "all to 0.0.0.0/0");
     }
 }

@@ -169,6 +169,10 @@ pub struct SecurityGroupDetail {
     #[serde(default)]
     pub description: String,
     pub ingress: Vec<IngressRule>,
+    /// Egress rules (`cidrIp`/`sourceGroupId` is the destination), as
+    /// EC2's AuthorizeSecurityGroupEgress makes them.
+    #[serde(default)]
+    pub egress: Vec<IngressRule>,
     pub created_at: f64,
 }
 

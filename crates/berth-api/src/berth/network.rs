@@ -308,12 +308,8 @@ async fn subnet_detail(store: &dyn Store, s: &SubnetRecord) -> Result<SubnetDeta
 }
 
 fn group_detail(g: &SecurityGroupRecord) -> SecurityGroupDetail {
-    SecurityGroupDetail {
-        group_id: g.id.clone(),
-        group_name: g.name.clone(),
-        description: g.description.clone(),
-        ingress: g
-            .ingress
+    let rules = |rules: &[berth_model::network::IngressRule]| -> Vec<IngressRule> {
+        rules
             .iter()
             .map(|r| {
                 let ported = r.protocol == "tcp" || r.protocol == "udp";
@@ -325,7 +321,14 @@ fn group_detail(g: &SecurityGroupRecord) -> SecurityGroupDetail {
                     source_group_id: r.source_group.clone(),
                 }
             })
-            .collect(),
+            .collect()
+    };
+    SecurityGroupDetail {
+        group_id: g.id.clone(),
+        group_name: g.name.clone(),
+        description: g.description.clone(),
+        ingress: rules(&g.ingress),
+        egress: rules(&g.egress),
         created_at: g.created_at,
     }
 }
