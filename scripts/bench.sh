@@ -15,4 +15,4 @@ apt_install podman || echo "== podman could not be installed; the bench will say
 need_cargo
 cargo build --release -p berth-bench -p berth-cli -p berth-runtime --bins
 [ $# -gt 0 ] || set -- all
-exec target/release/berth-bench "$@"
+exec "$(target_dir)/release/berth-bench" "$@"

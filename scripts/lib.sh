@@ -22,3 +22,9 @@ need_cargo() {
   }
   command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
 }
+
+# target_dir: where cargo puts what it builds (CARGO_TARGET_DIR, a
+# .cargo/config's build.target-dir, or ./target), as cargo itself says.
+target_dir() {
+  cargo metadata --no-deps --format-version 1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}

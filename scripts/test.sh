@@ -49,5 +49,5 @@ cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast
 
 echo "== compatibility: the aws CLI and boto3 against a real berth up"
-BERTH_BIN="$PWD/target/debug/berth" PATH="$PWD/$VENV/bin:$PATH" \
+BERTH_BIN="$(target_dir)/debug/berth" PATH="$PWD/$VENV/bin:$PATH" \
   "$VENV/bin/pytest" -q tests/compat

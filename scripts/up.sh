@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 apt_install ca-certificates runc tini nftables
 need_cargo
 cargo build --release -p berth-cli -p berth-runtime --bins
-exec target/release/berth up "$@"
+exec "$(target_dir)/release/berth" up "$@"
