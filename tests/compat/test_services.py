@@ -572,3 +572,8 @@ def test_list_services_pages_filters_and_tags(ecs, own_service):
     assert "tags" not in ecs.describe_services(cluster=CLUSTER, services=["list-a"])["services"][0]
     tags = ecs.list_tags_for_resource(resourceArn=s_arn("list-a"))["tags"]
     assert tags == [{"key": "name", "value": "list-a"}]
+
+
+def test_fargate_capacity_providers_for_capacity_provider_strategies(ecs):
+    cps = ecs.describe_capacity_providers()["capacityProviders"]
+    assert [(c["name"], c["status"]) for c in cps] == [("FARGATE", "ACTIVE"), ("FARGATE_SPOT", "ACTIVE")]

@@ -393,3 +393,17 @@ async fn the_service_controller_fills_the_node_and_says_when_no_room_is_left() {
     stop.send(()).unwrap();
     controller.await.unwrap();
 }
+
+#[tokio::test]
+async fn fargate_capacity_providers_are_described() {
+    let h = harness().await;
+    let (s, v) = ecs(&h, "DescribeCapacityProviders", json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    let names: Vec<&str> = v["capacityProviders"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["FARGATE", "FARGATE_SPOT"]);
+    assert_eq!(v["capacityProviders"][1]["capacityProviderArn"], "arn:aws:ecs:us-east-1:123456789012:capacity-provider/FARGATE_SPOT");
+    assert_eq!(v["capacityProviders"][0]["status"], "ACTIVE");
+    let (_, v) = ecs(&h, "DescribeCapacityProviders", json!({"capacityProviders": ["FARGATE_SPOT", "ec2-asg"]})).await;
+    assert_eq!(v["capacityProviders"].as_array().unwrap().len(), 1);
+    assert_eq!(v["failures"], json!([{"arn": "ec2-asg", "reason": "MISSING"}]));
+}

@@ -1,6 +1,7 @@
 //! ECS handlers: typed request in, typed response out. Nothing here sees
 //! HTTP; the edge has already authenticated and parsed the call.
 
+mod capacity;
 mod clusters;
 mod tagging;
 mod task_definitions;
@@ -58,6 +59,7 @@ pub(crate) async fn dispatch(call: &Call<'_>, action: Action) -> Result<Value, A
         Action::StopTask(r) => json(tasks::stop(call, r).await?),
         Action::DescribeTasks(r) => json(tasks::describe(call, r).await?),
         Action::ListTasks(r) => json(tasks::list(call, r).await?),
+        Action::DescribeCapacityProviders(r) => json(capacity::describe(call, r).await?),
         Action::CreateService(r) => json(services::create(call, r).await?),
         Action::UpdateService(r) => json(services::update(call, r).await?),
         Action::DeleteService(r) => json(services::delete(call, r).await?),
