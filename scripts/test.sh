@@ -25,7 +25,7 @@ fi
 # tests, into tests/compat/js/node_modules (gitignored; versions pinned in
 # its package.json).
 if command -v npm >/dev/null 2>&1 || apt_install nodejs npm; then
-  if [ ! -d tests/compat/js/node_modules/@aws-sdk/client-ec2 ] || [ tests/compat/js/package.json -nt tests/compat/js/node_modules ]; then
+  if [ ! -d tests/compat/js/node_modules/@aws-sdk/client-scheduler ] || [ tests/compat/js/package.json -nt tests/compat/js/node_modules ]; then
     echo "== installing the AWS SDK for JavaScript v3 (npm)"
     (cd tests/compat/js && npm install --no-audit --no-fund --no-package-lock --silent && touch node_modules)
   fi
