@@ -85,6 +85,8 @@ def variant(value):
     name = "".join(out) or "Empty"
     if name[0].isdigit():
         name = "V" + name
+    if name == "Self":
+        name = "Self_"
     return name
 
 
@@ -306,8 +308,10 @@ def write_from_rest(w, shapes, name):
             w('        v.%s = r.required(%s, "%s")?;' % (snake(payload), reader, payload))
         else:
             w("        v.%s = %s;" % (snake(payload), reader))
-    else:
+    elif any("location" in m for m in s["members"].values()):
         w("        let mut v: Self = r.body()?;")
+    else:
+        w("        let v: Self = r.body()?;")
     for mname, m in s["members"].items():
         if "location" not in m:
             continue
