@@ -8,6 +8,7 @@ bodies are checked as data (`check`); Query and EC2 bodies as XML
 (`check_xml`): every element a member by its serialized name, lists in
 their wrapper and item elements, scalars in the model's text form.
 """
+import base64
 import datetime
 import json
 import numbers
@@ -63,6 +64,16 @@ def check(shape, value, path="$", rest=False):
     elif t == "boolean":
         if not isinstance(value, bool):
             raise ShapeError("%s: expected boolean, got %r" % (path, value))
+    elif t == "blob":
+        if isinstance(value, bytes):
+            pass  # a CBOR byte string, decoded by botocore
+        elif not isinstance(value, str):
+            raise ShapeError("%s: expected a blob, got %r" % (path, value))
+        else:
+            try:
+                base64.b64decode(value, validate=True)
+            except ValueError:
+                raise ShapeError("%s: a JSON blob must be base64, got %r" % (path, value))
 
 
 def tag(el):

@@ -48,6 +48,34 @@ def cloudwatch_speaking(berth, protocol, tmp_path):
     return client
 
 
+FIXTURES = os.path.join(os.path.dirname(__file__), "../../crates/berth-wire/tests/fixtures")
+
+
+def test_cbor_answers_timestamps_and_blobs_as_botocore_reads_them():
+    """What Berth's CBOR encoder writes for CloudWatch answers with a
+    timestamp and a blob (fixtures kept equal to the encoder's output by
+    berth-wire's codec::cbor tests), read by botocore's own rpc-v2-cbor
+    parser and checked strictly against the model."""
+    import botocore.parsers
+    import botocore.session
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    parser = botocore.parsers.RpcV2CBORParser()
+
+    def parse(op, name):
+        body = open(os.path.join(FIXTURES, name), "rb").read()
+        shape = model.operation_model(op).output_shape
+        shapes.check(shape, parser._initial_body_parse(body))
+        return parser.parse({"body": body, "headers": {"smithy-protocol": "rpc-v2-cbor"}, "status_code": 200}, shape)
+
+    [result] = parse("GetMetricData", "cbor-get-metric-data.cbor")["MetricDataResults"]
+    utc = datetime.timezone.utc
+    assert [t.astimezone(utc) for t in result["Timestamps"]] == [
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc), datetime.datetime(2024, 1, 2, 3, 5, 5, 500000, tzinfo=utc)]
+    assert result["Values"] == [1.0, 2.0]
+    image = parse("GetMetricWidgetImage", "cbor-get-metric-widget-image.cbor")["MetricWidgetImage"]
+    assert image == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cloudwatch_list_metrics_over_its_three_protocols(berth, tmp_path):
     _, out, _ = berth.aws("cloudwatch", "list-metrics", "--namespace", "AWS/ECS")
     assert out == {"Metrics": []}

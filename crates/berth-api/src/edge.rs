@@ -198,9 +198,11 @@ const NO_SUCH_ENDPOINT: &str = "No such endpoint: Berth serves the AWS protocols
      POST /service/NAME/operation/OP (Smithy RPC v2 CBOR) and the REST routes of the REST-JSON services it serves \
      (signed for that service).";
 
-/// Reads the protocol's marks: the CBOR path, `X-Amz-Target`, or else a
-/// form whose service is the SigV4 credential scope's. A service Berth
-/// does not serve is an error in the protocol it came in.
+/// Reads the protocol's marks: the CBOR path, `X-Amz-Target`, or else
+/// the SigV4 credential scope's service: a REST-JSON service's route
+/// table (its operation, or a 404 naming the method and path), or a form
+/// at `/` (AWS Query, EC2). A service Berth does not serve is an error in
+/// the protocol it came in.
 fn route(parts: &axum::http::request::Parts) -> Result<Route, (Protocol, ApiError)> {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let path = parts.uri.path();

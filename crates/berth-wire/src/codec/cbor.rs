@@ -186,6 +186,58 @@ mod tests {
         );
     }
 
+    /// CloudWatch answers as the generated module marks them
+    /// (`GetMetricData`'s timestamps, `GetMetricWidgetImage`'s blob), kept
+    /// as fixtures that tests/compat/test_protocols.py decodes with
+    /// botocore's own rpc-v2-cbor parser. `BERTH_BLESS=1` rewrites them.
+    #[derive(serde::Serialize)]
+    struct MetricDataResult {
+        #[serde(rename = "Id")]
+        id: String,
+        #[serde(rename = "Timestamps", serialize_with = "super::timestamp_list")]
+        timestamps: Vec<f64>,
+        #[serde(rename = "Values")]
+        values: Vec<f64>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct GetMetricDataOutput {
+        #[serde(rename = "MetricDataResults")]
+        metric_data_results: Vec<MetricDataResult>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct GetMetricWidgetImageOutput {
+        #[serde(rename = "MetricWidgetImage", serialize_with = "super::blob")]
+        metric_widget_image: String,
+    }
+
+    fn fixture(name: &str, value: &impl serde::Serialize) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        let mut buf = Vec::new();
+        ciborium::into_writer(value, &mut buf).unwrap();
+        if std::env::var_os("BERTH_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &buf).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), buf, "{} is not what the encoder writes (BERTH_BLESS=1 rewrites it)", path.display());
+    }
+
+    #[test]
+    fn cloudwatch_answers_match_the_fixtures_botocore_reads() {
+        fixture(
+            "cbor-get-metric-data.cbor",
+            &GetMetricDataOutput {
+                metric_data_results: vec![MetricDataResult {
+                    id: "m1".into(),
+                    timestamps: vec![1_704_164_645.0, 1_704_164_705.5],
+                    values: vec![1.0, 2.0],
+                }],
+            },
+        );
+        fixture("cbor-get-metric-widget-image.cbor", &GetMetricWidgetImageOutput { metric_widget_image: "iVBORw0KGgo=".into() });
+    }
+
     #[test]
     fn a_blob_that_is_not_base64_is_an_error_not_a_panic() {
         let s = Shape { data: Some("%%%".into()), ..shape() };
