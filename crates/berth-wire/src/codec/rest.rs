@@ -47,13 +47,16 @@ pub enum RestError {
     Malformed(String),
 }
 
+/// A route's labels, by name, decoded.
+pub type Labels = BTreeMap<String, String>;
+
 /// The operation whose route `method` and `path` (still percent-encoded)
 /// match, with its decoded labels. Of several matches the most specific
 /// wins: the one with more literal segments, then more query literals.
-pub fn match_route(routes: &'static [RestRoute], method: &str, path: &str, query: &str) -> Option<(&'static RestRoute, BTreeMap<String, String>)> {
+pub fn match_route(routes: &'static [RestRoute], method: &str, path: &str, query: &str) -> Option<(&'static RestRoute, Labels)> {
     let given: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let mut best: Option<((usize, usize), &'static RestRoute, BTreeMap<String, String>)> = None;
+    let mut best: Option<((usize, usize), &'static RestRoute, Labels)> = None;
     for route in routes.iter().filter(|r| r.method.eq_ignore_ascii_case(method)) {
         let (pattern, literals) = route.uri.split_once('?').unwrap_or((route.uri, ""));
         let literals: Vec<(&str, Option<&str>)> =
