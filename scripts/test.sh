@@ -25,7 +25,7 @@ fi
 # tests, into tests/compat/js/node_modules (gitignored; versions pinned in
 # its package.json).
 if command -v npm >/dev/null 2>&1 || apt_install nodejs npm; then
-  if [ ! -d tests/compat/js/node_modules/@aws-sdk/client-ec2 ] || [ tests/compat/js/package.json -nt tests/compat/js/node_modules ]; then
+  if [ ! -d tests/compat/js/node_modules/@aws-sdk/client-scheduler ] || [ tests/compat/js/package.json -nt tests/compat/js/node_modules ]; then
     echo "== installing the AWS SDK for JavaScript v3 (npm)"
     (cd tests/compat/js && npm install --no-audit --no-fund --no-package-lock --silent && touch node_modules)
   fi
@@ -34,7 +34,7 @@ fi
 echo "== wire types are up to date with botocore's model"
 "$VENV/bin/python" tools/codegen/gen_wire.py ecs 2014-11-13 crates/berth-wire/src/ecs.rs --check
 "$VENV/bin/python" tools/codegen/gen_wire.py logs 2014-03-28 crates/berth-wire/src/logs.rs --check
-# EC2, STS and CloudWatch: only the operations Berth serves (the edge
+# EC2, STS, CloudWatch and EventBridge Scheduler: only the operations Berth serves (the edge
 # still knows every operation name of each model).
 EC2_OPS=AuthorizeSecurityGroupEgress,AuthorizeSecurityGroupIngress,CreateSecurityGroup,CreateSubnet,CreateTags
 EC2_OPS=$EC2_OPS,DeleteSecurityGroup,DeleteSubnet,DeleteTags,DescribeAccountAttributes,DescribeAvailabilityZones
@@ -43,6 +43,7 @@ EC2_OPS=$EC2_OPS,DescribeSubnets,DescribeTags,DescribeVpcs,RevokeSecurityGroupEg
 "$VENV/bin/python" tools/codegen/gen_wire.py ec2 2016-11-15 crates/berth-wire/src/ec2.rs --operations "$EC2_OPS" --check
 "$VENV/bin/python" tools/codegen/gen_wire.py sts 2011-06-15 crates/berth-wire/src/sts.rs --operations GetCallerIdentity --check
 "$VENV/bin/python" tools/codegen/gen_wire.py cloudwatch 2010-08-01 crates/berth-wire/src/cloudwatch.rs --operations ListMetrics --check
+"$VENV/bin/python" tools/codegen/gen_wire.py scheduler 2021-06-30 crates/berth-wire/src/scheduler.rs --operations GetSchedule,ListScheduleGroups,ListSchedules --check
 
 echo "== cargo nextest (unit, router, store on SQLite and PostgreSQL, binary)"
 cargo build --workspace --bins

@@ -8,6 +8,7 @@ bodies are checked as data (`check`); Query and EC2 bodies as XML
 (`check_xml`): every element a member by its serialized name, lists in
 their wrapper and item elements, scalars in the model's text form.
 """
+import base64
 import datetime
 import json
 import numbers
@@ -18,19 +19,24 @@ class ShapeError(AssertionError):
     pass
 
 
-def check(shape, value, path="$"):
+def check(shape, value, path="$", rest=False):
+    """`rest`: `value` is a REST-JSON body, which holds only the members
+    not bound to a header, the status code or the URI."""
     t = shape.type_name
     if t == "structure":
         if not isinstance(value, dict):
             raise ShapeError("%s: expected object for %s, got %r" % (path, shape.name, value))
+        bound = {k for k, m in shape.members.items() if rest and m.serialization.get("location")}
         for k, v in value.items():
             if k not in shape.members:
                 raise ShapeError("%s: %s has no member %r" % (path, shape.name, k))
+            if k in bound:
+                raise ShapeError("%s: member %r of %s is bound to the %s, not the body" % (path, k, shape.name, shape.members[k].serialization["location"]))
             if v is None:
                 raise ShapeError("%s.%s: null is not a value in AWS JSON" % (path, k))
             check(shape.members[k], v, "%s.%s" % (path, k))
         for req in shape.required_members:
-            if req not in value:
+            if req not in value and req not in bound:
                 raise ShapeError("%s: required member %r of %s is missing" % (path, req, shape.name))
     elif t == "list":
         if not isinstance(value, list):
@@ -58,6 +64,16 @@ def check(shape, value, path="$"):
     elif t == "boolean":
         if not isinstance(value, bool):
             raise ShapeError("%s: expected boolean, got %r" % (path, value))
+    elif t == "blob":
+        if isinstance(value, bytes):
+            pass  # a CBOR byte string, decoded by botocore
+        elif not isinstance(value, str):
+            raise ShapeError("%s: expected a blob, got %r" % (path, value))
+        else:
+            try:
+                base64.b64decode(value, validate=True)
+            except ValueError:
+                raise ShapeError("%s: a JSON blob must be base64, got %r" % (path, value))
 
 
 def tag(el):
@@ -158,6 +174,23 @@ def check_xml_response(op, protocol, content):
         check_xml(op.output_shape, children[0])
 
 
+def check_rest_error(op, http_response):
+    """A REST-JSON error: `x-amzn-ErrorType` names it, and a modeled
+    error's body holds only its shape's members (and `__type`)."""
+    code = http_response.headers.get("x-amzn-ErrorType")
+    if not code:
+        raise ShapeError("a REST-JSON error without x-amzn-ErrorType: %r" % http_response.content)
+    body = json.loads(http_response.content or b"{}")
+    if body.get("__type", code) != code:
+        raise ShapeError("__type %r and x-amzn-ErrorType %r differ" % (body.get("__type"), code))
+    for shape in op.error_shapes:
+        if shape.name == code:
+            status = shape.metadata.get("error", {}).get("httpStatusCode")
+            if status and status != http_response.status_code:
+                raise ShapeError("%s has HTTP status %s in the model, got %s" % (code, status, http_response.status_code))
+            check(shape, {k: v for k, v in body.items() if k != "__type"}, "$error")
+
+
 def install(client):
     """Checks every successful response of `client` against its output shape,
     in whichever protocol the client speaks."""
@@ -165,6 +198,9 @@ def install(client):
     protocol = model.resolved_protocol
 
     def after_call(http_response, model, **_):
+        if protocol == "rest-json" and http_response.status_code >= 300:
+            check_rest_error(model, http_response)
+            return
         if http_response.status_code != 200:
             return
         if protocol in ("query", "ec2"):
@@ -177,7 +213,7 @@ def install(client):
             body = botocore.parsers.RpcV2CBORParser()._initial_body_parse(http_response.content) or {}
         else:
             body = json.loads(http_response.content or b"{}")
-        check(model.output_shape, body)
+        check(model.output_shape, body, rest=protocol == "rest-json")
 
     client.meta.events.register("after-call.*", after_call)
     return client

@@ -1,7 +1,8 @@
 """A second SDK family with its own serializers: the AWS SDK for
-JavaScript v3 (`@aws-sdk/client-ec2`, `client-ecs`, `client-sts`, installed
-by scripts/test.sh into tests/compat/js/node_modules) runs a few of the
-same calls — EC2 protocol, AWS Query, AWS JSON 1.1 — against a real
+JavaScript v3 (`@aws-sdk/client-ec2`, `client-ecs`, `client-sts`,
+`client-scheduler`, installed by scripts/test.sh into
+tests/compat/js/node_modules) runs a few of the same calls — EC2 protocol,
+AWS Query, AWS JSON 1.1, REST-JSON — against a real
 `berth up`, with the credentials files it writes."""
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 JS = os.path.join(os.path.dirname(__file__), "js")
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not os.path.isdir(os.path.join(JS, "node_modules", "@aws-sdk", "client-ec2")),
+    shutil.which("node") is None or not os.path.isdir(os.path.join(JS, "node_modules", "@aws-sdk", "client-scheduler")),
     reason="needs node and the JS SDK (scripts/test.sh installs them)")
 
 
@@ -36,3 +37,11 @@ def test_js_sdk_ec2_sts_and_ecs(berth):
     assert out["vpcs"] == ["vpc-default"]
     assert out["cluster"] == "arn:aws:ecs:us-east-1:000000000000:cluster/js"
     assert out["cluster"] in out["clusters"]
+    assert out["schedules"] == []
+    [group] = out["scheduleGroups"]
+    assert group["Name"] == "default" and group["State"] == "ACTIVE"
+    assert group["Arn"] == "arn:aws:scheduler:us-east-1:000000000000:schedule-group/default"
+    assert group["CreationDate"].endswith("Z"), group  # parsed into a Date from epoch seconds
+    assert out["missingSchedule"]["name"] == "ResourceNotFoundException", out["missingSchedule"]
+    assert out["missingSchedule"]["status"] == 404
+    assert "ops/nightly" in out["missingSchedule"]["message"]

@@ -19,6 +19,17 @@ What else it writes follows the protocols the model lists
   (`<OpResponse><OpResult>...` for Query, no result wrapper for EC2).
   The mechanics are `berth_wire::codec`; the generated code only names
   members.
+- `rest-json` (restJson1): `ROUTES` (every operation's `http.method` and
+  `http.requestUri`), `ERRORS` (every error shape's code, HTTP status and
+  message member), `from_rest` on every input structure (members bound by
+  `location` read from the path's labels, the query string and headers,
+  the rest from the JSON body or the `payload` member), `to_rest` on every
+  output structure (headers, status code, body), `Action::from_rest` and
+  `Output::to_rest`. Bound members are `#[serde(skip)]`: they are never in
+  the body.
+- `smithy-rpc-v2-cbor`: timestamp and blob members are marked with
+  `codec::cbor`'s `serialize_with`, so a CBOR answer carries tag 1 and byte
+  strings while JSON keeps epoch numbers and base64 text.
 
 `--operations A,B,...` keeps only those operations' variants (and the
 shapes they reach) for a big model such as EC2's; `Action::NAMES` still
@@ -74,6 +85,8 @@ def variant(value):
     name = "".join(out) or "Empty"
     if name[0].isdigit():
         name = "V" + name
+    if name == "Self":
+        name = "Self_"
     return name
 
 
@@ -245,7 +258,141 @@ def write_to_xml(w, shapes, name):
     w("")
 
 
-def write_output(w, shapes, ops, xml):
+def ts_format(shapes, m):
+    return m.get("timestampFormat", shapes[m["shape"]].get("timestampFormat"))
+
+
+def rest_read_expr(shapes, m, mname, bound_query):
+    """The expression reading bound member `m` from `r` (a RestRequest):
+    `Result<Option<T>, RestError>`."""
+    loc, ln = m["location"], m.get("locationName", mname)
+    s = shapes[m["shape"]]
+    t = s["type"]
+    if loc == "uri":
+        return 'r.label_timestamp("%s")' % ln if t == "timestamp" else 'r.label::<%s>("%s")' % (rust_type(shapes, m["shape"]), ln)
+    if loc == "querystring":
+        if t == "map":
+            return "Ok::<_, RestError>(r.query_map(&[%s]))" % ", ".join('"%s"' % q for q in bound_query)
+        if t == "list":
+            return 'r.query_list::<%s>("%s")' % (rust_type(shapes, s["member"]["shape"]), ln)
+        return 'r.query_timestamp("%s")' % ln if t == "timestamp" else 'r.query::<%s>("%s")' % (rust_type(shapes, m["shape"]), ln)
+    if loc == "header":
+        if m.get("jsonvalue") or s.get("jsonvalue"):
+            raise NotImplementedError("a jsonvalue header (%s)" % mname)
+        if t == "list":
+            return 'r.header_list::<%s>("%s")' % (rust_type(shapes, s["member"]["shape"]), ln)
+        return 'r.header_timestamp("%s")' % ln if t == "timestamp" else 'r.header::<%s>("%s")' % (rust_type(shapes, m["shape"]), ln)
+    if loc == "headers":
+        return 'Ok::<_, RestError>(r.header_prefix("%s"))' % ln
+    if loc == "statusCode":
+        return "Ok::<Option<%s>, RestError>(None)" % rust_type(shapes, m["shape"])
+    raise NotImplementedError("location %s" % loc)
+
+
+def write_from_rest(w, shapes, name):
+    s = shapes[name]
+    required = set(s.get("required", []))
+    payload = s.get("payload")
+    bound_query = [m.get("locationName", n) for n, m in s["members"].items() if m.get("location") == "querystring" and shapes[m["shape"]]["type"] != "map"]
+    w("impl %s {" % name)
+    w("    /// Reads the input from a REST-JSON request.")
+    w("    pub fn from_rest(r: &RestRequest) -> Result<Self, RestError> {")
+    if payload:
+        w("        let mut v = Self::default();")
+        pm = s["members"][payload]
+        pt = shapes[pm["shape"]]["type"]
+        reader = {"structure": "r.payload_json()?", "blob": "r.payload_blob()", "string": "r.payload_string()?"}.get(pt)
+        if reader is None:
+            raise NotImplementedError("a %s payload" % pt)
+        if payload in required:
+            w('        v.%s = r.required(%s, "%s")?;' % (snake(payload), reader, payload))
+        else:
+            w("        v.%s = %s;" % (snake(payload), reader))
+    elif any("location" in m for m in s["members"].values()):
+        w("        let mut v: Self = r.body()?;")
+    else:
+        w("        let v: Self = r.body()?;")
+    for mname, m in s["members"].items():
+        if "location" not in m:
+            continue
+        expr = rest_read_expr(shapes, m, mname, bound_query)
+        if mname in required:
+            w('        v.%s = r.required(%s?, "%s")?;' % (snake(mname), expr, m.get("locationName", mname)))
+        else:
+            w("        v.%s = %s?;" % (snake(mname), expr))
+    w("        let _ = &r;")
+    w("        Ok(v)")
+    w("    }")
+    w("}")
+    w("")
+
+
+def write_to_rest(w, shapes, name):
+    s = shapes[name]
+    required = set(s.get("required", []))
+    payload = s.get("payload")
+    w("impl %s {" % name)
+    w("    /// The REST-JSON answer: bound members as headers or the status,")
+    w("    /// the rest (or the payload member) as the body.")
+    w("    pub fn to_rest(&self, status: u16) -> RestResponse {")
+    body = []
+    for mname, m in s["members"].items():
+        loc = m.get("location")
+        t = shapes[m["shape"]]["type"]
+        ln = m.get("locationName", mname)
+        if mname == payload:
+            stmt = {"structure": "r.payload_json(v);", "blob": "r.payload_blob(v);", "string": "r.payload_string(v);"}.get(t)
+            if stmt is None:
+                raise NotImplementedError("a %s payload" % t)
+        elif loc == "header":
+            stmt = ('r.header_timestamp("%s", *v);' if t == "timestamp" else 'r.header_list("%s", v);' if t == "list" else 'r.header("%s", v);') % ln
+        elif loc == "headers":
+            stmt = 'r.header_prefix("%s", v);' % ln
+        elif loc == "statusCode":
+            stmt = "r.status = u16::try_from(*v).unwrap_or(status);"
+        elif loc is None:
+            continue
+        else:
+            raise NotImplementedError("an output member bound to %s" % loc)
+        if mname in required:
+            body.append("        { let v = &self.%s; %s }" % (snake(mname), stmt))
+        else:
+            body.append("        if let Some(v) = &self.%s { %s }" % (snake(mname), stmt))
+    if body:
+        w("        let mut r = RestResponse::json(status, self);")
+        for line in body:
+            w(line)
+        w("        r")
+    else:
+        w("        RestResponse::json(status, self)")
+    w("    }")
+    w("}")
+    w("")
+
+
+def write_rest_tables(w, shapes, all_ops):
+    w("/// Every operation's REST route (`http.method`, `http.requestUri`).")
+    w("pub const ROUTES: &[RestRoute] = &[")
+    for op in sorted(all_ops):
+        h = all_ops[op]["http"]
+        w('    RestRoute { method: "%s", uri: "%s", operation: "%s" },' % (h["method"], h["requestUri"], op))
+    w("];")
+    w("")
+    w("/// Every error shape of the model: its code, HTTP status and message member.")
+    w("pub const ERRORS: &[RestErrorShape] = &[")
+    for name in sorted(shapes):
+        s = shapes[name]
+        if not s.get("exception"):
+            continue
+        status = s.get("error", {}).get("httpStatusCode", 500 if s.get("fault") else 400)
+        members = s.get("members", {})
+        msg = "Message" if "Message" in members else "message"
+        w('    RestErrorShape { code: "%s", status: %d, message_member: "%s" },' % (name, status, msg))
+    w("];")
+    w("")
+
+
+def write_output(w, shapes, ops, xml, rest=False):
     """The `Output` enum: every served operation's typed response, written
     as JSON/CBOR through serde, or as the XML document of Query or EC2."""
     w("/// Every operation's typed response; the edge writes it in the")
@@ -299,6 +446,19 @@ def write_output(w, shapes, ops, xml):
             w('        w.end("ResponseMetadata");')
         w("        w.finish()")
         w("    }")
+    if rest:
+        w("")
+        w("    /// The REST-JSON answer, with the operation's `http.responseCode`.")
+        w("    pub fn to_rest(&self) -> RestResponse {")
+        w("        match self {")
+        for op in sorted(ops):
+            code = ops[op]["http"].get("responseCode", 200)
+            if ops[op].get("output"):
+                w("            Self::%s(v) => v.to_rest(%d)," % (op, code))
+            else:
+                w("            Self::%s => RestResponse::empty(%d)," % (op, code))
+        w("        }")
+        w("    }")
     w("}")
     w("")
     w("impl Serialize for Output {")
@@ -324,6 +484,7 @@ def generate(model, operations=None):
     protocols = meta.get("protocols", [meta["protocol"]])
     xml = [p for p in protocols if p in ("query", "ec2")]
     cbor = "smithy-rpc-v2-cbor" in protocols
+    rest = "rest-json" in protocols
     wanted = None
     if operations is not None:
         wanted = set()
@@ -344,7 +505,7 @@ def generate(model, operations=None):
     w("// @generated by tools/codegen/gen_wire.py from botocore's %s %s model." % (meta["serviceId"], meta["apiVersion"]))
     w("// Do not edit by hand: change the generator and run it again.")
     w("#![allow(clippy::all, clippy::pedantic, missing_docs)]")
-    if xml or cbor:
+    if xml or cbor or rest:
         w("#![allow(unused_imports)]")
     w("")
     w("use std::collections::BTreeMap;")
@@ -354,11 +515,14 @@ def generate(model, operations=None):
     if xml:
         w("use crate::codec::{FromQuery, QueryError, QueryInput, ToXml, XmlScalar, XmlWriter, key};")
         w("")
+    if rest:
+        w("use crate::codec::{RestError, RestErrorShape, RestRequest, RestResponse, RestRoute, RestText};")
+        w("")
     if "targetPrefix" in meta:
         w("/// The `X-Amz-Target` prefix of this service.")
         w('pub const TARGET_PREFIX: &str = "%s";' % meta["targetPrefix"])
         w("")
-    if xml or cbor:
+    if xml or cbor or rest:
         w("/// The SigV4 signing name of this service.")
         w('pub const SIGNING_NAME: &str = "%s";' % meta.get("signingName", meta["endpointPrefix"]))
         w("")
@@ -422,6 +586,13 @@ def generate(model, operations=None):
             w("    }")
             w("}")
             w("")
+            if rest:
+                w("impl RestText for %s {" % name)
+                w("    fn rest_text(&self) -> String {")
+                w("        self.as_str().to_owned()")
+                w("    }")
+                w("}")
+                w("")
             if xml:
                 w("impl XmlScalar for %s {" % name)
                 w("    fn write_text(&self, out: &mut String) {")
@@ -439,7 +610,23 @@ def generate(model, operations=None):
                 ty = rust_type(shapes, m["shape"])
                 if shapes[m["shape"]]["type"] == "structure" and reaches(shapes, m["shape"], name):
                     ty = "Box<%s>" % ty  # a recursive shape (Logs' LogFieldType) needs indirection
-                w('    #[serde(rename = "%s"' % wire + ("" if mname in required else ', default, skip_serializing_if = "Option::is_none"') + ")]")
+                opt = "" if mname in required else "_opt"
+                extra = ""
+                mt = shapes[m["shape"]]["type"]
+                if cbor and mt in ("timestamp", "blob"):
+                    extra = ', serialize_with = "crate::codec::cbor::%s%s"' % (mt, opt)
+                elif cbor and mt == "list" and shapes[shapes[m["shape"]]["member"]["shape"]]["type"] in ("timestamp", "blob"):
+                    extra = ', serialize_with = "crate::codec::cbor::%s_list%s"' % (shapes[shapes[m["shape"]]["member"]["shape"]]["type"], opt)
+                elif cbor and mt == "map" and shapes[shapes[m["shape"]]["value"]["shape"]]["type"] in ("timestamp", "blob"):
+                    raise NotImplementedError("a map of timestamps or blobs in a CBOR model (%s.%s)" % (name, mname))
+                if rest and mt == "timestamp" and ts_format(shapes, m) in ("iso8601", "rfc822") and "location" not in m:
+                    if ts_format(shapes, m) != "iso8601":
+                        raise NotImplementedError("a %s body timestamp" % ts_format(shapes, m))
+                    extra = ', with = "crate::codec::rest::iso8601_body%s"' % opt
+                if rest and ("location" in m or mname == s.get("payload")):
+                    w("    #[serde(skip)]")
+                else:
+                    w('    #[serde(rename = "%s"' % wire + ("" if mname in required else ', default, skip_serializing_if = "Option::is_none"') + extra + ")]")
                 if mname in required:
                     w("    pub %s: %s," % (snake(mname), ty))
                 else:
@@ -450,6 +637,10 @@ def generate(model, operations=None):
                 write_from_query(w, shapes, name, xml[0])
             if xml and name in outputs:
                 write_to_xml(w, shapes, name)
+            if rest and name in inputs:
+                write_from_rest(w, shapes, name)
+            if rest and name in outputs:
+                write_to_rest(w, shapes, name)
     # The action enum: one variant per operation, carrying its typed request.
     w("/// Every operation of the service, parsed with its typed request.")
     w("#[derive(Debug, Clone, PartialEq)]")
@@ -500,6 +691,22 @@ def generate(model, operations=None):
         w("            _ => return Ok(None),")
         w("        }))")
         w("    }")
+    if rest:
+        w("")
+        w("    /// Reads operation `name`'s input from a REST-JSON request (the")
+        w("    /// route in [`ROUTES`] named it). `Ok(None)` means no operation of")
+        w("    /// this module has that name (see [`Self::NAMES`] for the model's).")
+        w("    pub fn from_rest(name: &str, r: &RestRequest) -> Result<Option<Self>, RestError> {")
+        w("        Ok(Some(match name {")
+        for op in sorted(ops):
+            inp = ops[op].get("input", {}).get("shape")
+            if inp:
+                w('            "%s" => Self::%s(%s::from_rest(r)?),' % (op, op, inp))
+            else:
+                w('            "%s" => Self::%s,' % (op, op))
+        w("            _ => return Ok(None),")
+        w("        }))")
+        w("    }")
     if xml:
         w("")
         w("    /// Parses a Query request's parameters (`Action` names the")
@@ -518,8 +725,10 @@ def generate(model, operations=None):
         w("    }")
     w("}")
     w("")
-    if xml or cbor:
-        write_output(w, shapes, ops, xml)
+    if rest:
+        write_rest_tables(w, shapes, all_ops)
+    if xml or cbor or rest:
+        write_output(w, shapes, ops, xml, rest)
     return "\n".join(out)
 
 

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
-use berth_wire::codec::QueryInput;
-use berth_wire::{berth, cloudwatch, ec2, ecs, logs, sts};
+use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
+use berth_wire::{berth, cloudwatch, ec2, ecs, logs, scheduler, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -91,7 +91,8 @@ impl Api {
 /// The API's routes: every AWS protocol Berth speaks at `POST /` (AWS
 /// JSON 1.0/1.1 by `X-Amz-Target`, AWS Query and EC2 by a form body) and
 /// `GET /?Action=…` (Query), Smithy RPC v2 CBOR at
-/// `POST /service/NAME/operation/OP`; Berth's image uploads;
+/// `POST /service/NAME/operation/OP`, REST-JSON at its services' own
+/// routes (every other signed request); Berth's image uploads;
 /// `GET /healthz`, `GET /metrics`.
 pub fn router(api: Api) -> Router {
     Router::new()
@@ -101,13 +102,7 @@ pub fn router(api: Api) -> Router {
         .route(berth::LOAD_PATH, put(crate::berth::uploads::load))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            ApiError::UnknownOperation(
-                "No such endpoint: Berth serves the AWS protocols at POST / (JSON, Query, EC2) and \
-                 POST /service/NAME/operation/OP (Smithy RPC v2 CBOR)."
-                    .into(),
-            )
-        })
+        .fallback(aws)
         .with_state(api)
 }
 
@@ -124,10 +119,11 @@ enum Service {
     Ec2,
     Sts,
     CloudWatch,
+    Scheduler,
 }
 
 impl Service {
-    const ALL: [Self; 6] = [Self::Ecs, Self::Logs, Self::Berth, Self::Ec2, Self::Sts, Self::CloudWatch];
+    const ALL: [Self; 7] = [Self::Ecs, Self::Logs, Self::Berth, Self::Ec2, Self::Sts, Self::CloudWatch, Self::Scheduler];
 
     /// The SigV4 signing name of the service (from its model).
     fn signing_name(self) -> &'static str {
@@ -138,6 +134,7 @@ impl Service {
             Self::Ec2 => ec2::SIGNING_NAME,
             Self::Sts => sts::SIGNING_NAME,
             Self::CloudWatch => cloudwatch::SIGNING_NAME,
+            Self::Scheduler => scheduler::SIGNING_NAME,
         }
     }
 
@@ -149,7 +146,7 @@ impl Service {
             Self::Logs => Some(logs::TARGET_PREFIX),
             Self::Berth => Some(berth::TARGET_PREFIX),
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
-            Self::Ec2 | Self::Sts => None,
+            Self::Ec2 | Self::Sts | Self::Scheduler => None,
         }
     }
 
@@ -158,6 +155,14 @@ impl Service {
         match self {
             Self::Ec2 => Some(Protocol::Ec2),
             Self::Sts | Self::CloudWatch => Some(Protocol::Query),
+            _ => None,
+        }
+    }
+
+    /// Its REST-JSON routes and error shapes, if it speaks REST-JSON.
+    fn rest(self) -> Option<(&'static [RestRoute], Protocol)> {
+        match self {
+            Self::Scheduler => Some((scheduler::ROUTES, Protocol::RestJson { errors: scheduler::ERRORS })),
             _ => None,
         }
     }
@@ -181,14 +186,23 @@ impl Service {
 struct Route {
     protocol: Protocol,
     service: Service,
-    /// The operation, when the marks name it (JSON, CBOR); a Query
+    /// The operation, when the marks name it (JSON, CBOR, REST); a Query
     /// request names it in its body.
     operation: Option<String>,
+    /// A REST route's labels, decoded.
+    labels: std::collections::BTreeMap<String, String>,
 }
 
-/// Reads the protocol's marks: the CBOR path, `X-Amz-Target`, or else a
-/// form whose service is the SigV4 credential scope's. A service Berth
-/// does not serve is an error in the protocol it came in.
+/// What a request outside the AWS protocols' marks gets.
+const NO_SUCH_ENDPOINT: &str = "No such endpoint: Berth serves the AWS protocols at POST / (JSON, Query, EC2), \
+     POST /service/NAME/operation/OP (Smithy RPC v2 CBOR) and the REST routes of the REST-JSON services it serves \
+     (signed for that service).";
+
+/// Reads the protocol's marks: the CBOR path, `X-Amz-Target`, or else
+/// the SigV4 credential scope's service: a REST-JSON service's route
+/// table (its operation, or a 404 naming the method and path), or a form
+/// at `/` (AWS Query, EC2). A service Berth does not serve is an error in
+/// the protocol it came in.
 fn route(parts: &axum::http::request::Parts) -> Result<Route, (Protocol, ApiError)> {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let path = parts.uri.path();
@@ -216,6 +230,7 @@ fn route(parts: &axum::http::request::Parts) -> Result<Route, (Protocol, ApiErro
             protocol: Protocol::Cbor { query_compatible: service.query_compatible() },
             service,
             operation: Some(op.to_owned()),
+            labels: Default::default(),
         });
     }
     let content_type = header(header::CONTENT_TYPE.as_str()).unwrap_or("");
@@ -242,11 +257,42 @@ fn route(parts: &axum::http::request::Parts) -> Result<Route, (Protocol, ApiErro
             protocol: Protocol::Json { minor, query_compatible: service.query_compatible() },
             service,
             operation: Some(op.to_owned()),
+            labels: Default::default(),
         });
     }
-    // A form: AWS Query or EC2, for the service the signature is scoped to.
-    let signed = sigv4::parse(parts).map_err(|e| (Protocol::Query, e.into()))?;
+    // A form (AWS Query or EC2) or a REST route, for the service the
+    // signature is scoped to.
+    let root = path == "/";
+    let no_endpoint = || (Protocol::Json { minor: 1, query_compatible: false }, ApiError::UnknownOperation(NO_SUCH_ENDPOINT.into()));
+    let signed = match sigv4::parse(parts) {
+        Ok(s) => s,
+        Err(_) if !root => return Err(no_endpoint()),
+        Err(e) => return Err((Protocol::Query, e.into())),
+    };
     let name = signed.credential_scope.service.as_str();
+    let found = Service::ALL.into_iter().find(|s| s.signing_name() == name);
+    if let Some((service, (routes, protocol))) = found.and_then(|s| s.rest().map(|r| (s, r))) {
+        let method = parts.method.as_str();
+        let Some((matched, labels)) = rest::match_route(routes, method, path, parts.uri.query().unwrap_or("")) else {
+            return Err((
+                protocol,
+                ApiError::UnknownOperation(format!("No operation of the {name} API matches {method} {path}.")),
+            ));
+        };
+        return Ok(Route { protocol, service, operation: Some(matched.operation.to_owned()), labels });
+    }
+    if !root {
+        if found.is_none() {
+            return Err((
+                Protocol::RestJson { errors: &[] },
+                ApiError::UnknownService(format!(
+                    "Berth does not serve the AWS service '{name}' (the SigV4 credential scope's); it serves: {}.",
+                    Service::served()
+                )),
+            ));
+        }
+        return Err(no_endpoint());
+    }
     let Some((service, protocol)) =
         Service::ALL.into_iter().find(|s| s.signing_name() == name).and_then(|s| s.form_protocol().map(|p| (s, p)))
     else {
@@ -259,7 +305,7 @@ fn route(parts: &axum::http::request::Parts) -> Result<Route, (Protocol, ApiErro
             )),
         ));
     };
-    Ok(Route { protocol, service, operation: None })
+    Ok(Route { protocol, service, operation: None, labels: Default::default() })
 }
 
 async fn aws(State(api): State<Api>, req: Request) -> Response {
@@ -283,10 +329,13 @@ async fn aws(State(api): State<Api>, req: Request) -> Response {
     };
     let _enter = span.enter();
     let mut resp = match result {
-        Ok(body) => {
+        Ok(answer) => {
             api.metrics.record(&op_name, "ok");
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ok");
-            protocol.ok(body)
+            match answer {
+                Answer::Body(body) => protocol.ok(body),
+                Answer::Rest(rest) => Protocol::rest_ok(rest),
+            }
         }
         Err(e) => {
             let code = protocol.code(&e);
@@ -307,6 +356,13 @@ fn record_action(name: &mut String, service: Service, op: &str) {
     op.clone_into(name);
 }
 
+/// A successful answer: a body in the request's protocol, or a REST
+/// answer with its own status and headers.
+enum Answer {
+    Body(Vec<u8>),
+    Rest(RestResponse),
+}
+
 async fn handle(
     api: &Api,
     route: Route,
@@ -314,8 +370,8 @@ async fn handle(
     parts: axum::http::request::Parts,
     body: Body,
     op_name: &mut String,
-) -> Result<Vec<u8>, ApiError> {
-    let Route { protocol, service, operation } = route;
+) -> Result<Answer, ApiError> {
+    let Route { protocol, service, operation, labels } = route;
     if let Some(op) = &operation {
         record_action(op_name, service, op);
     }
@@ -330,6 +386,16 @@ async fn handle(
     let op = operation.unwrap_or_default();
     let json: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
     let out = match (service, protocol) {
+        (Service::Scheduler, _) => {
+            let headers = parts.headers.iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())));
+            let r = RestRequest::new(labels, parts.uri.query().unwrap_or(""), headers, &body).map_err(rest_error)?;
+            let action = scheduler::Action::from_rest(&op, &r)
+                .map_err(rest_error)?
+                .ok_or_else(|| not_served("scheduler", &op, scheduler::Action::NAMES))?;
+            let key = api.store.get_access_key(&signed.access_key_id).await?;
+            let call = crate::scheduler::Call { api, key_created_at: key.map_or(0, |k| k.created_at) };
+            return Ok(Answer::Rest(crate::scheduler::dispatch(&call, action).await?.to_rest()));
+        }
         (Service::Ecs, _) => {
             let action = ecs::Action::parse(&op, json)
                 .map_err(parse_error)?
@@ -368,7 +434,7 @@ async fn handle(
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
             crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
         }
-        (Service::CloudWatch, Protocol::Query | Protocol::Ec2) => {
+        (Service::CloudWatch, Protocol::Query | Protocol::Ec2 | Protocol::RestJson { .. }) => {
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = cloudwatch::Action::from_query(&q)?
@@ -396,7 +462,17 @@ async fn handle(
             buf
         }
     };
-    Ok(out)
+    Ok(Answer::Body(out))
+}
+
+/// A REST request that does not make the operation's input: a value of
+/// the wrong type or a missing member is a ValidationException naming
+/// it, a body that is not JSON a SerializationException.
+fn rest_error(e: RestError) -> ApiError {
+    match e {
+        RestError::Malformed(m) => ApiError::Serialization(m),
+        other => ApiError::service("ValidationException", other.to_string()),
+    }
 }
 
 /// A Query or EC2 request's parameters: the form body, or the URL's

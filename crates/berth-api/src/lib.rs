@@ -23,6 +23,7 @@ pub mod logs;
 mod metrics;
 mod paging;
 mod protocol;
+mod scheduler;
 mod services;
 pub mod sigv4;
 mod sts;

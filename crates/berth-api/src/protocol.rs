@@ -7,11 +7,12 @@
 //! | AWS JSON 1.0/1.1  | `POST /`, `X-Amz-Target: Prefix.Op`, JSON body       | JSON                           | `{"__type","message"}`                              |
 //! | AWS Query         | form body (or query string), `Action=Op`, the SigV4 scope names the service | `<OpResponse><OpResult>` XML | `<ErrorResponse><Error><Type>Sender</Type><Code>…` |
 //! | EC2               | as Query, for `ec2`                                 | `<OpResponse>` XML, no wrapper | `<Response><Errors><Error>…</Errors><RequestID>`    |
-//! | Smithy RPC v2 CBOR| `POST /service/NAME/operation/OP`, `smithy-protocol: rpc-v2-cbor` | CBOR               | CBOR `{"__type","message"}`                         |
+//! | Smithy RPC v2 CBOR| `POST /service/NAME/operation/OP`, `smithy-protocol: rpc-v2-cbor` | CBOR (timestamps tag 1, blobs byte strings) | CBOR `{"__type","message"}` |
+//! | REST-JSON         | the model's `http.method` + `http.requestUri`, members in the path, query string, headers and JSON body; the SigV4 scope names the service | status, headers, JSON body | the error shape's HTTP status, `x-amzn-ErrorType`, `{"__type","Message"}` |
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_wire::codec::{QueryError, XmlWriter};
+use berth_wire::codec::{QueryError, RestErrorShape, RestResponse, XmlWriter};
 
 use crate::ApiError;
 use crate::sigv4::AuthError;
@@ -34,6 +35,9 @@ pub enum Protocol {
     Ec2,
     /// Smithy RPC v2 CBOR.
     Cbor { query_compatible: bool },
+    /// REST-JSON (restJson1), with the service's error shapes (their
+    /// HTTP statuses and message members).
+    RestJson { errors: &'static [RestErrorShape] },
 }
 
 impl Protocol {
@@ -44,6 +48,7 @@ impl Protocol {
             Self::Query => "AWS Query",
             Self::Ec2 => "EC2",
             Self::Cbor { .. } => "Smithy RPC v2 CBOR",
+            Self::RestJson { .. } => "REST-JSON",
         }
     }
 
@@ -53,7 +58,21 @@ impl Protocol {
             Self::Json { .. } => JSON_1_1,
             Self::Query | Self::Ec2 => "text/xml",
             Self::Cbor { .. } => CBOR,
+            Self::RestJson { .. } => "application/json",
         }
+    }
+
+    /// A successful REST-JSON answer: its status, headers and body.
+    pub fn rest_ok(answer: RestResponse) -> Response {
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+        let mut r = (status, answer.body).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+        for (name, value) in answer.headers {
+            if let (Ok(n), Ok(v)) = (header::HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+                r.headers_mut().append(n, v);
+            }
+        }
+        r
     }
 
     /// A successful answer with `body` (already in this protocol).
@@ -99,13 +118,27 @@ impl Protocol {
         }
         let code = self.code(e);
         let message = e.client_message();
+        let modeled = match self {
+            Self::RestJson { errors } => errors.iter().find(|s| s.code == code),
+            _ => None,
+        };
         let status = match (self, e) {
-            (Self::Query | Self::Ec2, ApiError::Auth(_)) => StatusCode::FORBIDDEN,
-            _ => e.status(),
+            (Self::Query | Self::Ec2 | Self::RestJson { .. }, ApiError::Auth(_)) => StatusCode::FORBIDDEN,
+            (Self::RestJson { .. }, ApiError::UnknownOperation(_)) => StatusCode::NOT_FOUND,
+            _ => modeled.and_then(|m| StatusCode::from_u16(m.status).ok()).unwrap_or_else(|| e.status()),
         };
         let fault = if status.is_server_error() { "Receiver" } else { "Sender" };
         let body = match self {
             Self::Json { .. } => serde_json::json!({ "__type": code, "message": message }).to_string().into_bytes(),
+            // The error shape's members (its message member as the model
+            // names it), and `__type` for clients that read it.
+            Self::RestJson { .. } => {
+                let member = modeled.map_or("message", |m| m.message_member);
+                let mut body = serde_json::Map::new();
+                body.insert("__type".into(), code.into());
+                body.insert(member.into(), message.clone().into());
+                serde_json::Value::Object(body).to_string().into_bytes()
+            }
             Self::Cbor { .. } => {
                 let mut out = Vec::new();
                 let map = std::collections::BTreeMap::from([("__type", code), ("message", message.as_str())]);
@@ -145,6 +178,9 @@ impl Protocol {
                 if query_compatible && let Ok(v) = HeaderValue::from_str(&format!("{code};{fault}")) {
                     r.headers_mut().insert("x-amzn-query-error", v);
                 }
+            }
+            Self::RestJson { .. } => {
+                r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(code));
             }
             Self::Query | Self::Ec2 => {}
         }

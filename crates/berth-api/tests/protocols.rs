@@ -339,7 +339,136 @@ async fn garbage_never_gets_a_server_error() {
         }
         let a = send(&h, cbor_request("GraniteServiceVersion20100801", "ListMetrics", body.clone())).await;
         assert!(a.status < 500, "cbor {body:?}: {} {}", a.status, a.text());
+        for (method, path) in [("GET", "/schedules"), ("GET", "/schedule-groups"), ("GET", "/schedules/x"), ("PUT", "/schedules/x")] {
+            let a = send(&h, rest_request(method, path, body, "scheduler")).await;
+            assert!(a.status < 500, "rest {method} {path} {body:?}: {} {}", a.status, a.text());
+        }
     }
+}
+
+/// A REST-JSON request signed for `service` (the scope names it).
+fn rest_request(method: &str, path_and_query: &str, body: &[u8], service: &str) -> http::Request<Vec<u8>> {
+    let mut b = http::Request::builder().method(method).uri(format!("http://berth.test{path_and_query}")).header("host", "berth.test");
+    if !body.is_empty() {
+        b = b.header("content-type", "application/json");
+    }
+    signed(b.body(body.to_vec()).expect("request"), service, SECRET)
+}
+
+async fn scheduler(h: &Harness, method: &str, path_and_query: &str) -> Answer {
+    send(h, rest_request(method, path_and_query, b"", "scheduler")).await
+}
+
+/// A REST-JSON error: its status, `x-amzn-ErrorType`, and the body's
+/// `__type` and message member; returns the message.
+fn assert_rest_error(a: &Answer, status: u16, code: &str, member: &str) -> String {
+    assert_eq!(a.status, status, "{}", a.text());
+    assert_eq!(a.header("x-amzn-errortype"), code, "{:?}", a.headers);
+    assert_eq!(a.header("content-type"), "application/json");
+    let v = a.json();
+    assert_eq!(v["__type"], code, "{v}");
+    v[member].as_str().unwrap_or_else(|| panic!("no {member} in {v}")).to_owned()
+}
+
+#[tokio::test]
+async fn scheduler_answers_over_rest_json() {
+    let h = harness().await;
+    let a = scheduler(&h, "GET", "/schedules").await;
+    assert_eq!((a.status, a.header("content-type")), (200, "application/json"), "{}", a.text());
+    assert_eq!(a.json(), serde_json::json!({ "Schedules": [] }), "an empty list is kept");
+    let a = scheduler(&h, "GET", "/schedules?MaxResults=100&State=DISABLED&NamePrefix=my-&ScheduleGroup=default").await;
+    assert_eq!((a.status, a.json()), (200, serde_json::json!({ "Schedules": [] })), "{}", a.text());
+    assert!(!a.header("x-amzn-requestid").is_empty());
+
+    // The default group, dated from the calling key, its timestamps as epoch seconds.
+    h.store
+        .insert_access_key(&AccessKey { access_key_id: "AKIDOLDERKEY00000001".into(), secret_access_key: "s2".into(), created_at: 1_700_000_000 })
+        .await
+        .unwrap();
+    let mut req = http::Request::builder().method("GET").uri("http://berth.test/schedule-groups").header("host", "berth.test").body(vec![]).unwrap();
+    let creds = Creds { access_key_id: "AKIDOLDERKEY00000001".into(), secret_access_key: "s2".into() };
+    sign(&mut req, &creds, "us-east-1", "scheduler", SystemTime::now()).unwrap();
+    let a = send(&h, req).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let groups = a.json()["ScheduleGroups"].clone();
+    assert_eq!(
+        groups,
+        serde_json::json!([{
+            "Arn": "arn:aws:scheduler:us-east-1:123456789012:schedule-group/default",
+            "Name": "default",
+            "State": "ACTIVE",
+            "CreationDate": 1_700_000_000.0,
+            "LastModificationDate": 1_700_000_000.0,
+        }])
+    );
+    let a = scheduler(&h, "GET", "/schedule-groups?NamePrefix=prod").await;
+    assert_eq!(a.json(), serde_json::json!({ "ScheduleGroups": [] }), "a prefix the default group lacks");
+
+    // GetSchedule: a path label (percent-decoded) and a query member.
+    let a = scheduler(&h, "GET", "/schedules/nightly%2Ebackup?groupName=ops").await;
+    let msg = assert_rest_error(&a, 404, "ResourceNotFoundException", "Message");
+    assert!(msg.contains("ops/nightly.backup"), "{msg}");
+    let msg = assert_rest_error(&scheduler(&h, "GET", "/schedules/nightly").await, 404, "ResourceNotFoundException", "Message");
+    assert!(msg.contains("default/nightly"), "{msg}");
+}
+
+#[tokio::test]
+async fn scheduler_checks_its_query_parameters() {
+    let h = harness().await;
+    for (query, naming) in [
+        ("MaxResults=0", "maxResults"),
+        ("MaxResults=101", "maxResults"),
+        ("MaxResults=ten", "MaxResults"),
+        ("State=PAUSED", "State"),
+        ("NamePrefix=bad%21name", "namePrefix"),
+        ("NamePrefix=", "namePrefix"),
+        ("ScheduleGroup=a%20b", "groupName"),
+        ("NextToken=not-ours", "NextToken"),
+    ] {
+        let a = scheduler(&h, "GET", &format!("/schedules?{query}")).await;
+        let msg = assert_rest_error(&a, 400, "ValidationException", "Message");
+        assert!(msg.contains(naming), "{query}: {msg}");
+    }
+    let a = scheduler(&h, "GET", "/schedules/x?groupName=no%2Fslash").await;
+    assert_rest_error(&a, 400, "ValidationException", "Message");
+    let a = scheduler(&h, "GET", "/schedules?MaxResults=%zz").await;
+    assert_rest_error(&a, 400, "SerializationException", "message");
+}
+
+#[tokio::test]
+async fn rest_routes_unknown_unserved_and_malformed() {
+    let h = harness().await;
+    // No route of the model: 404 naming the method and path.
+    let msg = assert_rest_error(&scheduler(&h, "GET", "/nothing/here").await, 404, "UnknownOperationException", "message");
+    assert!(msg.contains("GET /nothing/here") && msg.contains("scheduler"), "{msg}");
+    let msg = assert_rest_error(&scheduler(&h, "PATCH", "/schedules").await, 404, "UnknownOperationException", "message");
+    assert!(msg.contains("PATCH /schedules"), "{msg}");
+    assert_rest_error(&scheduler(&h, "GET", "/schedules/a/b").await, 404, "UnknownOperationException", "message");
+    // A route of the model Berth does not serve yet is named.
+    let a = send(&h, rest_request("POST", "/schedules/x", br#"{"ScheduleExpression":"rate(1 hour)"}"#, "scheduler")).await;
+    let msg = assert_rest_error(&a, 400, "UnknownOperationException", "message");
+    assert!(msg.contains("CreateSchedule"), "{msg}");
+    // A body that is not JSON, or not an object, is a SerializationException, never a 500.
+    for body in [&b"{not json"[..], b"[1,2]", b"\xff\xfe", b"\"text\"", b"{\"a\":"] {
+        let a = send(&h, rest_request("GET", "/schedules", body, "scheduler")).await;
+        assert_rest_error(&a, 400, "SerializationException", "message");
+    }
+    // Unknown body members are ignored, as AWS does for newer SDKs.
+    let a = send(&h, rest_request("GET", "/schedules", br#"{"Future":1}"#, "scheduler")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    // A service Berth does not serve, named by the signature's scope.
+    let a = send(&h, rest_request("GET", "/2015-03-31/functions", b"", "lambda")).await;
+    let msg = assert_rest_error(&a, 400, "UnknownOperationException", "message");
+    assert!(msg.contains("'lambda'"), "{msg}");
+    // A bad signature is an auth error in REST-JSON's form.
+    let a = send(&h, signed(http::Request::builder().uri("http://berth.test/schedules").header("host", "berth.test").body(vec![]).unwrap(), "scheduler", "wrong")).await;
+    assert_eq!(a.status, 403, "{}", a.text());
+    assert_eq!(a.header("x-amzn-errortype"), "InvalidSignatureException");
+    // An unsigned request to a path of no protocol: the edge's clear error.
+    let req = http::Request::builder().uri("http://berth.test/schedules").header("host", "berth.test").body(vec![]).unwrap();
+    let a = send(&h, req).await;
+    assert_eq!(a.status, 400);
+    assert!(a.json()["message"].as_str().unwrap().contains("No such endpoint"), "{}", a.text());
 }
 
 async fn ec2(h: &Harness, params: &str) -> String {

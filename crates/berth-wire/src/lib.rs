@@ -17,4 +17,5 @@ pub mod codec;
 pub mod ec2;
 pub mod ecs;
 pub mod logs;
+pub mod scheduler;
 pub mod sts;
