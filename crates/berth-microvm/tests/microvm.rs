@@ -1,0 +1,247 @@
+//! The micro-VM runtime against real QEMU guests (TCG on hosts without a
+//! KVM that runs them). Each boot costs seconds under TCG, so the set is
+//! small: every test runs several things in one or two guests.
+//!
+//! Needs root, qemu-system-x86_64, e2fsprogs, /bin/busybox, the guest
+//! kernel (`scripts/microvm-kernel.sh`, dir in `BERTH_GUEST_KERNEL` or the
+//! default) and the guest agent (`BERTH_GUEST_INIT`, else the static build
+//! in target/guest, else target/debug/berth-guest). Where one is missing
+//! the test is skipped with a loud message.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_microvm::{AccelChoice, MicroVmConfig, MicroVmRuntime};
+use berth_runtime_api::{ContainerExit, ContainerSpec, ContainerState, ImageConfig, OOM_REASON, TaskId, TaskRuntime, TaskSpec};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn guest_init() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("BERTH_GUEST_INIT") {
+        return Some(PathBuf::from(p));
+    }
+    [
+        "target/guest/x86_64-unknown-linux-gnu/release/berth-guest",
+        "target/debug/berth-guest",
+    ]
+    .iter()
+    .map(|p| workspace().join(p))
+    .find(|p| p.is_file())
+}
+
+fn kernel_dir() -> PathBuf {
+    std::env::var("BERTH_GUEST_KERNEL").map_or_else(|_| MicroVmConfig::default().kernel_dir, PathBuf::from)
+}
+
+/// None (after a loud message) when this host cannot run the tests.
+fn require(test: &str) -> Option<PathBuf> {
+    let missing = if !nix::unistd::geteuid().is_root() {
+        Some("root".to_owned())
+    } else if !Path::new("/bin/busybox").is_file() {
+        Some("/bin/busybox (Debian package busybox-static)".to_owned())
+    } else if std::process::Command::new("qemu-system-x86_64").arg("--version").output().is_err() {
+        Some("qemu-system-x86_64 (Debian package qemu-system-x86)".to_owned())
+    } else if !kernel_dir().join("vmlinux").is_file() {
+        Some(format!("a guest kernel in {} (scripts/microvm-kernel.sh)", kernel_dir().display()))
+    } else {
+        None
+    };
+    if let Some(m) = missing {
+        eprintln!("SKIPPED: {test}: needs {m}");
+        return None;
+    }
+    let Some(init) = guest_init() else {
+        eprintln!("SKIPPED: {test}: needs the guest agent (cargo build -p berth-guest)");
+        return None;
+    };
+    Some(init)
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    layer: PathBuf,
+    runtime: MicroVmRuntime,
+    init: PathBuf,
+}
+
+impl Harness {
+    fn new(init: PathBuf) -> Self {
+        let dir = tempfile::Builder::new().prefix("berth-microvm-test").tempdir().unwrap();
+        let layer = dir.path().join("layer");
+        busybox_rootfs(&layer);
+        let runtime = MicroVmRuntime::new(Self::config(dir.path(), &init)).unwrap();
+        Self { dir, layer, runtime, init }
+    }
+
+    fn config(dir: &Path, init: &Path) -> MicroVmConfig {
+        MicroVmConfig {
+            kernel_dir: kernel_dir(),
+            guest_init: Some(init.to_path_buf()),
+            shim: Some(PathBuf::from(env!("CARGO_BIN_EXE_berth-vm-shim"))),
+            // The probe boot is the agent's; here the guests run as the
+            // host allows without it.
+            accel: if Path::new("/dev/kvm").exists() { AccelChoice::Auto } else { AccelChoice::Tcg },
+            ..MicroVmConfig::in_dir(&dir.join("state"))
+        }
+    }
+
+    /// Another runtime over the same state (an agent restart).
+    fn restart(&self) -> MicroVmRuntime {
+        MicroVmRuntime::new(Self::config(self.dir.path(), &self.init)).unwrap()
+    }
+
+    fn sh(&self, name: &str, script: &str) -> ContainerSpec {
+        let image = ImageConfig { env: vec!["PATH=/bin".into()], cmd: Some(vec!["sh".into()]), ..ImageConfig::default() };
+        let mut c = ContainerSpec::new(name, vec![self.layer.clone()], image);
+        c.command = Some(vec!["sh".into(), "-c".into(), script.into()]);
+        c
+    }
+
+    fn task(&self, prefix: &str, containers: Vec<ContainerSpec>) -> TaskSpec {
+        let mut t = TaskSpec::new(unique_id(prefix), containers);
+        t.memory_mib = Some(256);
+        t
+    }
+
+    fn stdout(&self, task: &TaskId, container: &str) -> String {
+        std::fs::read_to_string(self.runtime.logs(task, container).stdout).unwrap_or_default()
+    }
+
+    fn guard(&self, task: &TaskId) -> Guard {
+        Guard { runtime: self.runtime.clone(), task: task.clone() }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+}
+
+/// Stops (the guest, or its VMM) and removes a task on drop.
+struct Guard {
+    runtime: MicroVmRuntime,
+    task: TaskId,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.runtime.stop_blocking(&self.task);
+        let rt = self.runtime.clone();
+        let task = self.task.clone();
+        let _ = std::thread::spawn(move || {
+            let r = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            r.block_on(rt.remove(&task))
+        })
+        .join();
+    }
+}
+
+fn unique_id(prefix: &str) -> TaskId {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    TaskId::new(format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))).unwrap()
+}
+
+fn busybox_rootfs(dir: &Path) {
+    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "sleep", "cat", "uname", "seq", "true", "false", "id", "yes", "head", "hostname", "ip"] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+}
+
+fn exited(s: Option<&ContainerState>) -> ContainerExit {
+    match s {
+        Some(ContainerState::Exited(e)) => e.clone(),
+        other => panic!("expected an exit, got {other:?}"),
+    }
+}
+
+async fn wait(h: &Harness, task: &TaskId, within: Duration) -> berth_runtime_api::TaskReport {
+    tokio::time::timeout(within, h.runtime.wait(task)).await.expect("the task did not finish in time").unwrap()
+}
+
+/// What a task leaves on the host: its cgroup, its VMM, its directory.
+fn leftovers(task: &TaskId, state: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = hierarchy.path().join("berth").join(task.as_str());
+        if dir.exists() {
+            found.push(format!("cgroup: {}", dir.display()));
+        }
+    }
+    if Path::new("/sys/fs/cgroup/berth").join(task.as_str()).exists() {
+        found.push("cgroup: /sys/fs/cgroup/berth/TASK".into());
+    }
+    let task_dir = state.join("tasks").join(task.as_str());
+    if task_dir.exists() {
+        found.push(format!("task dir: {}", task_dir.display()));
+    }
+    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(proc.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains(task_dir.to_str().unwrap()) {
+            found.push(format!("process {}: {}", proc.file_name().to_string_lossy(), cmdline.replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// The guest has its own kernel: `uname -r` is the guest kernel's and not
+/// the host's, and two tasks have two boot ids. Exit codes come back; the
+/// containers of one task share the guest (one boot id, localhost).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_task_has_its_own_kernel_and_its_exit_code() {
+    let Some(init) = require("each_task_has_its_own_kernel_and_its_exit_code") else { return };
+    let h = Harness::new(init);
+    let release = std::fs::read_to_string(kernel_dir().join("release")).unwrap().trim().to_owned();
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim().to_owned();
+    let a = h.task(
+        "kern",
+        vec![
+            h.sh("main", "uname -r; cat /proc/sys/kernel/random/boot_id; echo oops >&2; exit 3"),
+            {
+                let mut side = h.sh("side", "cat /proc/sys/kernel/random/boot_id; echo $$");
+                side.essential = false;
+                side
+            },
+        ],
+    );
+    let b = h.task("kern", vec![h.sh("main", "cat /proc/sys/kernel/random/boot_id")]);
+    let (_ga, _gb) = (h.guard(&a.task_id), h.guard(&b.task_id));
+    let t0 = Instant::now();
+    let (ra, rb) = tokio::join!(h.runtime.start(&a), h.runtime.start(&b));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    eprintln!("two micro-VM tasks started together in {:?} ({})", t0.elapsed(), h.runtime.accel().as_str());
+    assert!(!ra.any_waiting() && !rb.any_waiting());
+    let fa = wait(&h, &a.task_id, Duration::from_secs(60)).await;
+    let fb = wait(&h, &b.task_id, Duration::from_secs(60)).await;
+    let main = exited(fa.container("main"));
+    assert_eq!((main.exit_code, main.signal, main.oom_killed), (3, None, false));
+    assert_eq!(exited(fb.container("main")).exit_code, 0);
+    let out = h.stdout(&a.task_id, "main");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(release.as_str()), "the guest kernel's release: {out:?}");
+    assert_ne!(release, host, "the test needs a guest kernel other than the host's");
+    let boot_a = lines.next().unwrap().to_owned();
+    let stderr = std::fs::read_to_string(h.runtime.logs(&a.task_id, "main").stderr).unwrap();
+    assert_eq!(stderr, "oops\n");
+    // The non-essential container ran in the same guest, as PID 1 of its
+    // own PID namespace.
+    let side = h.stdout(&a.task_id, "side");
+    assert_eq!(side, format!("{boot_a}\n1\n"), "side: {side:?}");
+    let boot_b = h.stdout(&b.task_id, "main").trim().to_owned();
+    assert_eq!(boot_b.len(), 36, "{boot_b:?}");
+    assert_ne!(boot_a, boot_b, "two tasks, two kernels");
+    for t in [&a.task_id, &b.task_id] {
+        h.runtime.stop(t).await.unwrap();
+        h.runtime.remove(t).await.unwrap();
+        assert_eq!(leftovers(t, &h.state()), Vec::<String>::new());
+    }
+}
