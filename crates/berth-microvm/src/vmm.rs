@@ -221,7 +221,7 @@ mod tests {
         ] {
             assert!(l.contains(want), "{want:?} not in {l}");
         }
-        assert!(!l.contains("pci"), "no PCI device: {l}");
+        assert!(!l.contains("-pci"), "no PCI device: {l}");
         assert!(line(&vm(Accel::Kvm)).contains("-accel kvm -cpu host"));
         let mut bare = vm(Accel::Tcg);
         bare.tap = None;
