@@ -15,7 +15,6 @@
 //! stop timeout SIGKILL (`cgroup.kill`), and the guest powers off.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -542,28 +541,35 @@ fn pid1(launch: &str) -> ExitCode {
         Ok(ids) => ids,
         Err(e) => return fail("its user", &e),
     };
-    let env: Vec<CString> = c.env.iter().filter_map(|e| CString::new(e.as_str()).ok()).collect();
     let path = c.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(berth_default_path());
-    if let Err(e) = std::env::set_current_dir(&c.cwd) {
-        return fail(&format!("working directory {}", c.cwd), &e);
-    }
-    let gid = nix::unistd::Gid::from_raw(gid);
-    let ids = nix::unistd::setgroups(&[gid])
-        .and_then(|()| nix::unistd::setgid(gid))
-        .and_then(|()| nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)));
-    if let Err(e) = ids {
-        return fail("setting its user", &e);
-    }
-    let Some(program) = c.args.first() else { return fail("its command", &"empty") };
+    let Some((program, args)) = c.args.split_first() else { return fail("its command", &"empty") };
     let Some(exe) = lookup(program, path) else {
-        return fail(&format!("{program}"), &"executable file not found in $PATH");
+        return fail(program, &"executable file not found in $PATH");
     };
-    let argv: Vec<CString> = c.args.iter().filter_map(|a| CString::new(a.as_str()).ok()).collect();
-    let Ok(exe) = CString::new(exe.as_os_str().as_encoded_bytes()) else { return fail("its command", &"a NUL byte") };
-    match nix::unistd::execve(&exe, &argv, &env) {
-        Ok(never) => match never {},
-        Err(e) => fail(&format!("exec {program}"), &e),
+    // std's exec sets the user (dropping supplementary groups), the
+    // directory and the environment, and resets SIGPIPE, which the Rust
+    // runtime ignores: the command starts as it would under runc.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for kv in &c.env {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        env.push((k.to_owned(), v.to_owned()));
     }
+    // This process blocked signals (its parent did, and a mask survives
+    // spawn and exec): the command starts with none blocked.
+    if let Err(e) = SigSet::all().thread_unblock() {
+        return fail("its signal mask", &e);
+    }
+    use std::os::unix::process::CommandExt as _;
+    let err = Command::new(&exe)
+        .arg0(program)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .current_dir(&c.cwd)
+        .gid(gid)
+        .uid(uid)
+        .exec();
+    fail(&format!("exec {program}"), &err)
 }
 
 fn berth_default_path() -> &'static str {

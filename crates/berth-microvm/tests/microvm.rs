@@ -245,3 +245,174 @@ async fn each_task_has_its_own_kernel_and_its_exit_code() {
         assert_eq!(leftovers(t, &h.state()), Vec::<String>::new());
     }
 }
+
+/// StopTask semantics: SIGTERM, then SIGKILL once the stopTimeout passed
+/// (a PID 1 without a handler ignores SIGTERM, as in a sandbox); and the
+/// VM outlives the runtime value: a new instance (an agent restart)
+/// re-attaches and stops it.
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_honours_stop_timeout_after_an_agent_restart() {
+    let Some(init) = require("stop_honours_stop_timeout_after_an_agent_restart") else { return };
+    let h = Harness::new(init);
+    let mut stubborn = h.sh("stubborn", "trap '' TERM; echo up; while :; do sleep 1; done");
+    stubborn.stop_timeout = Some(Duration::from_secs(2));
+    let polite = h.sh("polite", "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done");
+    let spec = h.task("stop", vec![stubborn, polite]);
+    let _g = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    // A SIGTERM before the trap is set would be lost (PID 1 ignores what
+    // it has no handler for), as in any container.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(h.stdout(&spec.task_id, "polite").contains("ready") && h.stdout(&spec.task_id, "stubborn").contains("up")) {
+        assert!(Instant::now() < deadline, "the containers did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restarted = h.restart();
+    assert_eq!(restarted.list().await.unwrap(), vec![spec.task_id.clone()]);
+    let report = restarted.recover(&spec.task_id).await.unwrap();
+    assert!(
+        report.containers.iter().all(|c| matches!(c.state, ContainerState::Running { .. })),
+        "{report:?}"
+    );
+    let t0 = Instant::now();
+    let stopped = restarted.stop(&spec.task_id).await.unwrap();
+    let took = t0.elapsed();
+    let s = exited(stopped.container("stubborn"));
+    assert_eq!((s.exit_code, s.signal), (137, Some(9)), "{s:?}");
+    assert!(took >= Duration::from_secs(2), "SIGKILL only after the stop timeout: {took:?}");
+    assert!(took < Duration::from_secs(20), "the polite container ended at SIGTERM: {took:?}");
+    let p = exited(stopped.container("polite"));
+    assert_eq!((p.exit_code, p.signal), (0, None), "{p:?}");
+    assert!(h.stdout(&spec.task_id, "polite").contains("bye"));
+    assert!(h.stdout(&spec.task_id, "stubborn").starts_with("up"));
+    restarted.remove(&spec.task_id).await.unwrap();
+    assert_eq!(leftovers(&spec.task_id, &h.state()), Vec::<String>::new());
+}
+
+/// A container over its memory limit is killed by the guest kernel's OOM
+/// killer and reported as ECS reports it.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_limit_oom_kills_and_says_so() {
+    let Some(init) = require("memory_limit_oom_kills_and_says_so") else { return };
+    let h = Harness::new(init);
+    let mut hog = h.sh("hog", "x=0123456789abcdef; while :; do x=$x$x; done");
+    hog.memory_mib = Some(48);
+    let spec = h.task("oom", vec![hog]);
+    let _g = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    let done = wait(&h, &spec.task_id, Duration::from_secs(60)).await;
+    let exit = exited(done.container("hog"));
+    assert!(exit.oom_killed, "expected an OOM kill, got {exit:?}");
+    assert_eq!(exit.reason(), Some(OOM_REASON));
+    assert_eq!((exit.exit_code, exit.signal), (137, Some(9)));
+}
+
+/// A network namespace as the agent makes one: `eth0` (a veth) with an
+/// address and a default route; the peer end in a second namespace.
+struct Netns {
+    task: String,
+    peer: String,
+}
+
+impl Netns {
+    fn new(n: u8) -> Self {
+        let tag = format!("bmv{}-{n}", std::process::id());
+        let (task, peer) = (format!("{tag}-t"), format!("{tag}-p"));
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let me = Self { task: task.clone(), peer: peer.clone() };
+        ip(&["netns", "add", &task]);
+        ip(&["netns", "add", &peer]);
+        ip(&["-n", &task, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &peer]);
+        ip(&["-n", &task, "addr", "add", &format!("10.251.{n}.2/24"), "dev", "eth0"]);
+        ip(&["-n", &peer, "addr", "add", &format!("10.251.{n}.1/24"), "dev", "eth0"]);
+        for ns in [&task, &peer] {
+            ip(&["-n", ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&["-n", &task, "route", "add", "default", "via", &format!("10.251.{n}.1")]);
+        me
+    }
+
+    fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.task)
+    }
+
+    fn mac(&self) -> String {
+        let out = std::process::Command::new("ip").args(["-n", &self.task, "-o", "link", "show", "eth0"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap().to_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.task, &self.peer] {
+            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// The guest's eth0 is the task's interface (its address and MAC, the
+/// route out through the TAP), and output written just before the guest
+/// powers off is all there.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guest_has_the_task_interface_and_no_output_is_lost_at_exit() {
+    let Some(init) = require("the_guest_has_the_task_interface_and_no_output_is_lost_at_exit") else { return };
+    let h = Harness::new(init);
+    let ns = Netns::new(1);
+    let mut spec = h.task(
+        "net",
+        vec![h.sh("main", "ip -o addr show dev eth0; ip -o link show dev eth0; ping -c 1 -W 10 10.251.1.1 >/dev/null && echo reached; seq 1 20000")],
+    );
+    spec.netns = Some(ns.path());
+    let _g = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    let done = wait(&h, &spec.task_id, Duration::from_secs(90)).await;
+    assert_eq!(exited(done.container("main")).exit_code, 0);
+    let out = h.stdout(&spec.task_id, "main");
+    assert!(out.contains("inet 10.251.1.2/24"), "{out}");
+    assert!(out.contains(&ns.mac()), "the guest has the task's MAC: {out}");
+    assert!(out.contains("\nreached\n"), "the gateway answered through the TAP: {out}");
+    let numbers: Vec<&str> = out.lines().skip_while(|l| *l != "reached").skip(1).collect();
+    assert_eq!(numbers.len(), 20000, "every line written before power-off arrives");
+    assert_eq!(numbers.last(), Some(&"20000"));
+    h.runtime.stop(&spec.task_id).await.unwrap();
+    h.runtime.remove(&spec.task_id).await.unwrap();
+    let taps = std::process::Command::new("ip").args(["-n", &ns.task, "-o", "link"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&taps.stdout).contains("tap0"), "the TAP goes with the task");
+    assert_eq!(leftovers(&spec.task_id, &h.state()), Vec::<String>::new());
+}
+
+/// Run/stop cycles leave no VMM, TAP, disk or cgroup behind
+/// (`BERTH_MICROVM_CYCLES`, default 3; the acceptance run is 20).
+#[tokio::test(flavor = "multi_thread")]
+async fn run_stop_cycles_leave_nothing_behind() {
+    let Some(init) = require("run_stop_cycles_leave_nothing_behind") else { return };
+    let h = Harness::new(init);
+    let cycles: usize = std::env::var("BERTH_MICROVM_CYCLES").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let ns = Netns::new(2);
+    let mut starts = Vec::new();
+    for _ in 0..cycles {
+        let mut spec = h.task("cycle", vec![h.sh("main", "echo hi; sleep 1000")]);
+        spec.netns = Some(ns.path());
+        let _g = h.guard(&spec.task_id);
+        let t0 = Instant::now();
+        h.runtime.start(&spec).await.unwrap();
+        starts.push(t0.elapsed());
+        let stopped = h.runtime.stop(&spec.task_id).await.unwrap();
+        assert!(exited(stopped.container("main")).exit_code > 0);
+        h.runtime.remove(&spec.task_id).await.unwrap();
+        assert_eq!(leftovers(&spec.task_id, &h.state()), Vec::<String>::new());
+        let rw: Vec<_> = std::fs::read_dir(h.state().join("tasks")).unwrap().flatten().collect();
+        assert!(rw.is_empty(), "no task state left: {rw:?}");
+        let links = std::process::Command::new("ip").args(["-n", &ns.task, "-o", "link"]).output().unwrap();
+        assert!(!String::from_utf8_lossy(&links.stdout).contains("tap0"), "no TAP left");
+    }
+    starts.sort();
+    eprintln!("micro-VM start (RunTask to RUNNING in the runtime) over {cycles} cycles: p50 {:?}, max {:?}", starts[starts.len() / 2], starts.last().unwrap());
+    let images: Vec<_> = std::fs::read_dir(h.state().join("images")).unwrap().flatten().collect();
+    assert_eq!(images.len(), 1, "one shared image disk for all the cycles: {images:?}");
+}
