@@ -110,6 +110,16 @@ fn init() {
         }
         power_off();
     }
+    // Each container's parent relays SIGTERM from a signalfd; blocked here,
+    // the mask is inherited, so a stop that comes as it starts is queued
+    // for it, never the default action on it.
+    let mut relayed = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
+        relayed.add(s);
+    }
+    if let Err(e) = relayed.thread_block() {
+        eprintln!("berth-guest: blocking signals: {e}");
+    }
     let mut running: Vec<Running> = Vec::new();
     for (i, c) in task.containers.iter().enumerate() {
         let started = start_container(i, c, &tx);

@@ -4,8 +4,8 @@
 //!
 //! Needs root, qemu-system-x86_64, e2fsprogs, /bin/busybox, the guest
 //! kernel (`scripts/microvm-kernel.sh`, dir in `BERTH_GUEST_KERNEL` or the
-//! default) and the guest agent (`BERTH_GUEST_INIT`, else the static build
-//! in target/guest, else target/debug/berth-guest). Where one is missing
+//! default) and the guest agent (`BERTH_GUEST_INIT`, else
+//! target/debug/berth-guest). Where one is missing
 //! the test is skipped with a loud message.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -24,13 +24,10 @@ fn guest_init() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("BERTH_GUEST_INIT") {
         return Some(PathBuf::from(p));
     }
-    [
-        "target/guest/x86_64-unknown-linux-gnu/release/berth-guest",
-        "target/debug/berth-guest",
-    ]
-    .iter()
-    .map(|p| workspace().join(p))
-    .find(|p| p.is_file())
+    // The workspace build's (`cargo build --workspace --bins`), never a
+    // static build that may be older than the code under test; the
+    // runtime puts its shared libraries into the initramfs.
+    Some(workspace().join("target/debug/berth-guest")).filter(|p| p.is_file())
 }
 
 fn kernel_dir() -> PathBuf {

@@ -74,8 +74,28 @@ pub fn task(t: &Task, version: i64) -> wire::Task {
         stop_code: t.stop.as_ref().map(|s| stop_code(s.code)),
         stopped_reason: t.stop.as_ref().map(|s| s.reason.clone()),
         version: Some(version),
+        attributes: isolation(t),
         ..wire::Task::default()
     }
+}
+
+/// The task's isolation (`sandbox`, `microvm`) and, for a micro-VM, its
+/// accelerator (`kvm`, `tcg`), as task attributes.
+fn isolation(t: &Task) -> Option<Vec<wire::Attribute>> {
+    let kind = match t.runtime {
+        model::RuntimeKind::Sandbox => "sandbox",
+        model::RuntimeKind::Microvm => "microvm",
+    };
+    let attribute = |name: &str, value: &str| wire::Attribute {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..wire::Attribute::default()
+    };
+    let mut attributes = vec![attribute("berth.isolation", kind)];
+    if let Some(accel) = &t.accelerator {
+        attributes.push(attribute("berth.accelerator", accel));
+    }
+    Some(attributes)
 }
 
 /// The ENI attachment as ECS shows it: only the subnet while PRECREATED,
