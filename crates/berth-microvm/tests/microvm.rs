@@ -413,3 +413,49 @@ async fn run_stop_cycles_leave_nothing_behind() {
     let images: Vec<_> = std::fs::read_dir(h.state().join("images")).unwrap().flatten().collect();
     assert_eq!(images.len(), 1, "one shared image disk for all the cycles: {images:?}");
 }
+
+/// Figures for docs/PERFORMANCE.md (run by hand, `--ignored`): start
+/// latency p50 over 11 tasks, memory of an idle guest (the VMM's RSS and
+/// PSS, and its cgroup's charge) with 5 idle guests up at once.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check: cargo test -p berth-microvm --test microvm -- --ignored --nocapture"]
+async fn measure_start_latency_and_idle_memory() {
+    let Some(init) = require("measure_start_latency_and_idle_memory") else { return };
+    let h = Harness::new(init);
+    let mut starts = Vec::new();
+    for _ in 0..11 {
+        let spec = h.task("measure", vec![h.sh("main", "true")]);
+        let _g = h.guard(&spec.task_id);
+        let t0 = Instant::now();
+        h.runtime.start(&spec).await.unwrap();
+        starts.push(t0.elapsed());
+        wait(&h, &spec.task_id, Duration::from_secs(60)).await;
+        h.runtime.stop(&spec.task_id).await.unwrap();
+        h.runtime.remove(&spec.task_id).await.unwrap();
+    }
+    starts.sort();
+    eprintln!("MEASURE start to RUNNING p50 {:?} min {:?} max {:?}", starts[5], starts[0], starts[10]);
+    let mut guards = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let mut spec = h.task("idle", vec![h.sh("main", "sleep 1000")]);
+        spec.memory_mib = Some(512);
+        guards.push(h.guard(&spec.task_id));
+        h.runtime.start(&spec).await.unwrap();
+        ids.push(spec.task_id.clone());
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for id in &ids {
+        let pid = std::fs::read_to_string(h.state().join("tasks").join(id.as_str()).join("qemu.pid")).unwrap();
+        let pid = pid.split_whitespace().next().unwrap().to_owned();
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+        let field = |k: &str| rollup.lines().find(|l| l.starts_with(k)).unwrap_or_default().split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let stats = h.runtime.stats(id).await.unwrap();
+        eprintln!(
+            "MEASURE idle 512 MiB task: VMM RSS {} kB, PSS {} kB, cgroup {} MiB",
+            field("Rss:"),
+            field("Pss:"),
+            stats.task.memory_bytes / (1024 * 1024)
+        );
+    }
+}
