@@ -254,6 +254,25 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn the_isolation_and_accelerator_are_task_attributes() {
+        let names = |t: &wire::Task| -> Vec<(String, Option<String>)> {
+            t.attributes.iter().flatten().map(|a| (a.name.clone(), a.value.clone())).collect()
+        };
+        let sandbox = task(&a_task(), 1);
+        assert_eq!(names(&sandbox), [("berth.isolation".to_owned(), Some("sandbox".to_owned()))]);
+        let mut vm = a_task();
+        vm.runtime = model::RuntimeKind::Microvm;
+        vm.accelerator = Some("tcg".into());
+        assert_eq!(
+            names(&task(&vm, 1)),
+            [
+                ("berth.isolation".to_owned(), Some("microvm".to_owned())),
+                ("berth.accelerator".to_owned(), Some("tcg".to_owned()))
+            ]
+        );
+    }
+
     fn eni_detail<'a>(t: &'a wire::Task, name: &str) -> Option<&'a str> {
         t.attachments.as_ref()?[0].details.as_ref()?.iter().find(|d| d.name.as_deref() == Some(name))?.value.as_deref()
     }
