@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -39,7 +40,7 @@ def vm_berth(tmp_path):
             (root / "bin").mkdir(parents=True)
             (root / "bin" / "busybox").write_bytes(open(BUSYBOX, "rb").read())
             os.chmod(root / "bin" / "busybox", 0o755)
-            for applet in ["sh", "echo", "sleep", "cat", "uname", "test"]:
+            for applet in ["sh", "echo", "sleep", "cat", "uname", "test", "wget"]:
                 os.symlink("busybox", root / "bin" / applet)
             p = subprocess.run([BERTH_BIN, "image", "import", str(root), "--name", IMAGE, "--data-dir", b.data_dir],
                                capture_output=True, text=True, timeout=120,
@@ -78,10 +79,26 @@ def test_each_task_is_a_guest_with_its_own_kernel(vm_berth):
 
 
 def test_stop_task_sends_sigterm_then_sigkill_after_stop_timeout(vm_berth):
-    ecs = vm_berth.ecs()
-    ecs.register_task_definition(**definition("vmstop", "trap '' TERM; echo up; while :; do sleep 1; done"))
+    """Also: the task metadata endpoint answers the guest, through its TAP."""
+    ecs, logs = vm_berth.ecs(), vm_berth.logs()
+    script = ("trap '' TERM; wget -q -O- \"$ECS_CONTAINER_METADATA_URI_V4/task\"; echo; echo up; "
+              "while :; do sleep 1; done")
+    ecs.register_task_definition(**definition("vmstop", script, logConfiguration=LOGS))
     arn = ecs.run_task(taskDefinition="vmstop", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
     ecs.get_waiter("tasks_running").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 180})
+    stream = "vm/main/" + arn.rsplit("/", 1)[1]
+    deadline = time.time() + 60
+    lines = []
+    while "up" not in lines and time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            events = logs.get_log_events(logGroupName=GROUP, logStreamName=stream, startFromHead=True)["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            continue
+        lines = [e["message"] for e in events]
+    assert "up" in lines, lines
+    metadata = json.loads(lines[0])
+    assert metadata["TaskARN"] == arn, metadata
     ecs.stop_task(task=arn, reason="enough")
     ecs.get_waiter("tasks_stopped").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     t = ecs.describe_tasks(tasks=[arn])["tasks"][0]
