@@ -393,7 +393,10 @@ async fn run_stop_cycles_leave_nothing_behind() {
     let ns = Netns::new(2);
     let mut starts = Vec::new();
     for _ in 0..cycles {
-        let mut spec = h.task("cycle", vec![h.sh("main", "echo hi; sleep 1000")]);
+        // PID 1 without a handler ignores SIGTERM: SIGKILL after 1 s.
+        let mut main = h.sh("main", "echo hi; sleep 1000");
+        main.stop_timeout = Some(Duration::from_secs(1));
+        let mut spec = h.task("cycle", vec![main]);
         spec.netns = Some(ns.path());
         let _g = h.guard(&spec.task_id);
         let t0 = Instant::now();
