@@ -228,8 +228,7 @@ impl MicroVmRuntime {
         &self.inner.kernel.release
     }
 
-    /// [`TaskRuntime::stop`], blocking; `grace` replaces every container's
-    /// stopTimeout when given.
+    /// [`TaskRuntime::stop`], blocking.
     pub fn stop_blocking(&self, task: &TaskId) -> Result<TaskReport, MicroVmError> {
         self.inner.stop(task)
     }
@@ -634,6 +633,7 @@ impl Inner {
         let mut states: HashMap<&str, ContainerState> = HashMap::new();
         for e in &events {
             match e {
+                // A guest's processes have no host pid: the VMM's stands for them.
                 Event::Started { container, .. } => {
                     states.insert(container, ContainerState::Running { pid: vmm.map_or(0, |p| p.pid) });
                 }
