@@ -9,6 +9,12 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 apt_install ca-certificates postgresql python3-venv runc tini nftables iproute2 skopeo umoci docker-registry busybox-static
+# Micro-VM isolation: QEMU (microvm machine, TCG where KVM cannot run the
+# guest), mkfs.ext4 for image disks, and what scripts/microvm-kernel.sh
+# needs to turn Debian's cloud kernel (downloaded, not installed) into the
+# guest kernel, once, in /var/lib/berth/microvm/kernel.
+apt_install qemu-system-x86 e2fsprogs lz4 kmod
+if [ "$(id -u)" -eq 0 ]; then scripts/microvm-kernel.sh; fi
 need_cargo
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 

@@ -79,7 +79,10 @@ impl Driver {
         if !same_kind(first.value.runtime, self.runtime.kind()) {
             let kind = runtime_kind_name(first.value.runtime);
             let status = first.value.status();
-            if matches!(status, berth_model::lifecycle::TaskStatus::Provisioning | berth_model::lifecycle::TaskStatus::Pending) {
+            if status == berth_model::lifecycle::TaskStatus::Provisioning {
+                // Not yet run anywhere: the node's isolation is recorded
+                // for it as it is provisioned here.
+            } else if status == berth_model::lifecycle::TaskStatus::Pending {
                 self.fail(&target, &format!("ResourceInitializationError: this node has no {kind} runtime")).await?;
             } else if status != berth_model::lifecycle::TaskStatus::Stopped {
                 return Err(DriverError::NoRuntime { task: arn.to_owned(), kind });
@@ -156,7 +159,15 @@ impl Driver {
     /// PROVISIONING: the task's network (awsvpc: address, namespace,
     /// interface, firewall), then PENDING.
     async fn provision(&self, target: &Target<'_>, task: &Task) -> Result<(), DriverError> {
-        let connected = |t: &mut Task| t.times.connectivity_at = Some(now_epoch());
+        // The task runs on this node's backend, recorded now (so a restarted
+        // agent recovers it through that backend), with its accelerator.
+        let kind = task_kind(self.runtime.kind());
+        let accelerator = self.runtime.accelerator();
+        let connected = |t: &mut Task| {
+            t.times.connectivity_at = Some(now_epoch());
+            t.runtime = kind;
+            t.accelerator = accelerator.map(str::to_owned);
+        };
         let Some(network) = self.network.as_ref().filter(|_| task.network.is_some()) else {
             return self.advance(target, &[TaskEvent::Provisioned], connected).await;
         };
@@ -426,6 +437,13 @@ fn same_kind(task: berth_model::task::RuntimeKind, node: berth_runtime_api::Runt
     use berth_model::task::RuntimeKind as Task;
     use berth_runtime_api::RuntimeKind as Node;
     matches!((task, node), (Task::Sandbox, Node::Sandbox) | (Task::Microvm, Node::MicroVm))
+}
+
+fn task_kind(node: berth_runtime_api::RuntimeKind) -> berth_model::task::RuntimeKind {
+    match node {
+        berth_runtime_api::RuntimeKind::Sandbox => berth_model::task::RuntimeKind::Sandbox,
+        berth_runtime_api::RuntimeKind::MicroVm => berth_model::task::RuntimeKind::Microvm,
+    }
 }
 
 fn runtime_kind_name(kind: berth_model::task::RuntimeKind) -> &'static str {

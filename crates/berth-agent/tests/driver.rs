@@ -394,13 +394,15 @@ async fn a_task_whose_containers_are_gone_fails() {
     assert!(stop.reason.contains("state was lost"), "{stop:?}");
 }
 
-/// A task recorded for another backend (a micro-VM) is never run by this
-/// node's sandbox: a new one fails to start, saying why.
+/// A task recorded for another backend (a micro-VM, by the node that
+/// provisioned it) is never run by this node's sandbox: it fails to
+/// start, saying why.
 #[tokio::test]
 async fn a_task_for_another_runtime_is_not_run_here() {
     let w = World::new().await;
     let mut task = build(NewTask::plain(&w.account, "default", ID, &w.definition, 1.0)).unwrap();
     task.node_id = Some(NODE.into());
+    task.apply(berth_model::lifecycle::TaskEvent::Provisioned).unwrap();
     task.runtime = berth_model::task::RuntimeKind::Microvm;
     w.store.put_task(&task, None).await.unwrap();
     let agent = w.agent().await;

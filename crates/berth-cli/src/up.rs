@@ -67,6 +67,24 @@ pub struct UpArgs {
     /// left (0: it goes with that task).
     #[arg(long, env = "BERTH_BRIDGE_IDLE", default_value_t = 30)]
     bridge_idle: u64,
+    /// How this node isolates tasks: `sandbox` (OCI containers on the host
+    /// kernel), `microvm` (a guest kernel per task: KVM where it works,
+    /// else QEMU's TCG emulator, said loudly), or `auto` (a micro-VM when
+    /// a KVM probe boot succeeds, else a sandbox).
+    #[arg(long, env = "BERTH_ISOLATION", value_enum, default_value_t = Isolation::Sandbox)]
+    isolation: Isolation,
+    /// The micro-VM guest kernel directory (made by
+    /// scripts/microvm-kernel.sh) [default: /var/lib/berth/microvm/kernel].
+    #[arg(long, env = "BERTH_GUEST_KERNEL")]
+    guest_kernel: Option<PathBuf>,
+}
+
+/// `--isolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Isolation {
+    Sandbox,
+    Microvm,
+    Auto,
 }
 
 impl UpArgs {
@@ -169,13 +187,10 @@ async fn start_agent(
         status: NodeStatus::Active,
         heartbeat_at: 0,
     };
-    let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
-        .context("no task runtime on this host (install runc, or run with --no-agent)")?;
-    tracing::info!(runtime = ?runtime.probe(), "task runtime");
+    let runtime = task_runtime(args, dir)?;
     // Placements and stop requests reach the agent as store notices at
     // once; the poll only catches what notices cannot carry.
     let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
-    let runtime = Arc::new(runtime);
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
         Arc::new(berth_agent::plane::StorePlane::new(stores.clone()));
     let metadata = berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone());
@@ -200,6 +215,46 @@ async fn start_agent(
         let _ = stopped.await;
     }));
     Ok((stop, handle))
+}
+
+/// The node's task runtime, as `--isolation` says.
+fn task_runtime(args: &UpArgs, dir: &DataDir) -> anyhow::Result<std::sync::Arc<dyn berth_runtime_api::TaskRuntime>> {
+    let microvm_config = |accel| berth_microvm::MicroVmConfig {
+        kernel_dir: args.guest_kernel.clone().unwrap_or_else(|| berth_microvm::MicroVmConfig::default().kernel_dir),
+        accel,
+        ..berth_microvm::MicroVmConfig::in_dir(&dir.path.join("microvm"))
+    };
+    let microvm = |accel| -> anyhow::Result<std::sync::Arc<dyn berth_runtime_api::TaskRuntime>> {
+        let runtime = berth_microvm::MicroVmRuntime::new(microvm_config(accel))
+            .context("no micro-VM runtime on this host (needs qemu-system-x86, e2fsprogs, and a guest kernel from scripts/microvm-kernel.sh)")?;
+        match runtime.accel() {
+            berth_microvm::Accel::Kvm => println!("  isolation:    microvm (KVM, guest kernel {})", runtime.kernel_release()),
+            berth_microvm::Accel::Tcg => {
+                println!(
+                    "  isolation:    microvm under QEMU's TCG EMULATOR: no working KVM here (each task still has its own kernel, {}, but boots and runs far slower)",
+                    runtime.kernel_release()
+                );
+                tracing::warn!("micro-VM tasks run under TCG, without KVM");
+            }
+        }
+        Ok(std::sync::Arc::new(runtime))
+    };
+    if args.isolation == Isolation::Microvm {
+        return microvm(berth_microvm::AccelChoice::Auto);
+    }
+    if args.isolation == Isolation::Auto {
+        match berth_microvm::probe_kvm(&microvm_config(berth_microvm::AccelChoice::Kvm)) {
+            Ok(()) => return microvm(berth_microvm::AccelChoice::Kvm),
+            Err(e) => {
+                println!("  isolation:    sandbox (auto: no KVM guest boots here: {e})");
+                tracing::info!(reason = %e, "isolation auto: sandbox");
+            }
+        }
+    }
+    let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
+        .context("no task runtime on this host (install runc, or run with --no-agent)")?;
+    tracing::info!(runtime = ?runtime.probe(), "task runtime");
+    Ok(std::sync::Arc::new(runtime))
 }
 
 /// Creates the root access key on first start (from `BERTH_ACCESS_KEY_ID`

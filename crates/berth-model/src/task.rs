@@ -295,6 +295,9 @@ pub struct Task {
     pub times: TaskTimes,
     #[serde(default)]
     pub runtime: RuntimeKind,
+    /// How the task's guest runs, for runtimes with guests (`kvm`, `tcg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<String>,
 }
 
 impl Task {
@@ -548,6 +551,7 @@ pub fn build(new: NewTask<'_>) -> Result<Task, ModelError> {
         stop: None,
         times: TaskTimes { created_at: new.now, ..TaskTimes::default() },
         runtime: RuntimeKind::Sandbox,
+        accelerator: None,
     })
 }
 

@@ -20,6 +20,12 @@ pub trait TaskRuntime: Send + Sync {
     /// the agent prepares a task in them.
     fn capabilities(&self) -> Capabilities;
 
+    /// How this backend's guests run, for backends that have guests: a
+    /// micro-VM runtime says `kvm` or `tcg` (DescribeTasks shows it).
+    fn accelerator(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Starts every container of the task, in order. On error nothing of
     /// the task is left behind.
     async fn start(&self, spec: &TaskSpec) -> Result<TaskReport, RuntimeError>;

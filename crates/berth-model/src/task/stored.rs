@@ -353,6 +353,7 @@ fn from_v0(r: V0Record) -> Result<Task, StoredTaskError> {
             stopped_at: t.stopped_at,
         },
         runtime: RuntimeKind::Sandbox,
+        accelerator: None,
     })
 }
 

@@ -231,6 +231,30 @@ impl TaskCgroup<'_> {
         }
     }
 
+    /// Moves process `pid` into the task's child cgroup `child`, made in
+    /// every hierarchy if need be (the micro-VM runtime's VMM process: on
+    /// cgroup v2 a process cannot sit in the task's own cgroup once its
+    /// controllers are delegated to children).
+    /// On v1 only the hierarchies of the controllers Berth limits are
+    /// joined (a new cpuset cgroup, say, has no CPUs until given some).
+    pub fn join(&self, child: &str, pid: u32) -> Result<(), SandboxError> {
+        let rel = self.rel.join(child);
+        let mut dirs = match &self.cgroups.layout {
+            Layout::V1 { .. } => ["cpu", "cpuacct", "memory", "pids"]
+                .iter()
+                .map(|c| self.cgroups.controller_dir(c, &rel))
+                .collect(),
+            Layout::V2 { root } => vec![root.join(&rel)],
+        };
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            mkdir(&dir)?;
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// True while any hierarchy still has the task's cgroup.
     pub fn exists(&self) -> bool {
         self.cgroups.all_dirs(&self.rel).iter().any(|d| d.exists())

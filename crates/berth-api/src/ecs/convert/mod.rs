@@ -74,8 +74,28 @@ pub fn task(t: &Task, version: i64) -> wire::Task {
         stop_code: t.stop.as_ref().map(|s| stop_code(s.code)),
         stopped_reason: t.stop.as_ref().map(|s| s.reason.clone()),
         version: Some(version),
+        attributes: isolation(t),
         ..wire::Task::default()
     }
+}
+
+/// The task's isolation (`sandbox`, `microvm`) and, for a micro-VM, its
+/// accelerator (`kvm`, `tcg`), as task attributes.
+fn isolation(t: &Task) -> Option<Vec<wire::Attribute>> {
+    let kind = match t.runtime {
+        model::RuntimeKind::Sandbox => "sandbox",
+        model::RuntimeKind::Microvm => "microvm",
+    };
+    let attribute = |name: &str, value: &str| wire::Attribute {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..wire::Attribute::default()
+    };
+    let mut attributes = vec![attribute("berth.isolation", kind)];
+    if let Some(accel) = &t.accelerator {
+        attributes.push(attribute("berth.accelerator", accel));
+    }
+    Some(attributes)
 }
 
 /// The ENI attachment as ECS shows it: only the subnet while PRECREATED,
@@ -232,6 +252,25 @@ mod tests {
             ..NewTask::plain(&acct, "default", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", &def, 1.0)
         })
         .unwrap()
+    }
+
+    #[test]
+    fn the_isolation_and_accelerator_are_task_attributes() {
+        let names = |t: &wire::Task| -> Vec<(String, Option<String>)> {
+            t.attributes.iter().flatten().map(|a| (a.name.clone(), a.value.clone())).collect()
+        };
+        let sandbox = task(&a_task(), 1);
+        assert_eq!(names(&sandbox), [("berth.isolation".to_owned(), Some("sandbox".to_owned()))]);
+        let mut vm = a_task();
+        vm.runtime = model::RuntimeKind::Microvm;
+        vm.accelerator = Some("tcg".into());
+        assert_eq!(
+            names(&task(&vm, 1)),
+            [
+                ("berth.isolation".to_owned(), Some("microvm".to_owned())),
+                ("berth.accelerator".to_owned(), Some("tcg".to_owned()))
+            ]
+        );
     }
 
     fn eni_detail<'a>(t: &'a wire::Task, name: &str) -> Option<&'a str> {
