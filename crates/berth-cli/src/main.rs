@@ -3,6 +3,7 @@
 mod client;
 mod datadir;
 mod image;
+mod kernel;
 mod logs;
 mod network;
 mod up;
@@ -29,6 +30,8 @@ enum Command {
     Subnet(network::SubnetArgs),
     /// Security groups: ls, create, delete, allow, revoke.
     Sg(network::SgArgs),
+    /// The micro-VM guest kernel: fetch (Debian's cloud kernel) or build (a minimal one).
+    Kernel(kernel::KernelArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => runtime.block_on(logs::run(args)),
         Command::Subnet(args) => runtime.block_on(network::subnet(args)),
         Command::Sg(args) => runtime.block_on(network::sg(args)),
+        Command::Kernel(args) => kernel::run(args),
     }
 }
