@@ -14,10 +14,9 @@
 # its test: it fails unless every option of the repo's config is in the
 # built kernel's.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
-dir=${1:-/var/lib/berth/microvm/kernel-minimal}
-config=$repo/crates/berth-microvm/kernel/microvm-x86_64.config
+dir=$(realpath -m "${1:-/var/lib/berth/microvm/kernel-minimal}")
+# `berth kernel build` passes the config it carries.
+config=${BERTH_KERNEL_CONFIG:-$(cd "$(dirname "$0")/.." && pwd)/crates/berth-microvm/kernel/microvm-x86_64.config}
 work=${BERTH_KERNEL_WORK:-$(mktemp -d)}
 cd "$work"
 if [[ ! -d linux-source-6.1 ]]; then

@@ -15,7 +15,7 @@
 # holding a complete kernel is left as it is.
 set -euo pipefail
 
-dir=${1:-/var/lib/berth/microvm/kernel}
+dir=$(realpath -m "${1:-/var/lib/berth/microvm/kernel}")
 if [[ -s $dir/vmlinux && -s $dir/modules.list && -s $dir/release ]]; then
   echo "guest kernel $(cat "$dir/release") already in $dir"
   exit 0

@@ -3,6 +3,7 @@
 mod client;
 mod datadir;
 mod image;
+mod kernel;
 mod logs;
 mod network;
 mod service;
@@ -32,6 +33,8 @@ enum Command {
     Sg(network::SgArgs),
     /// Services (ECS's): ls, describe, events.
     Service(service::ServiceArgs),
+    /// The micro-VM guest kernel: fetch (Debian's cloud kernel) or build (a minimal one).
+    Kernel(kernel::KernelArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Subnet(args) => runtime.block_on(network::subnet(args)),
         Command::Sg(args) => runtime.block_on(network::sg(args)),
         Command::Service(args) => runtime.block_on(service::run(args)),
+        Command::Kernel(args) => kernel::run(args),
     }
 }
