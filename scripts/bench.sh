@@ -13,6 +13,6 @@ apt_install ca-certificates runc tini nftables iproute2 skopeo umoci docker-regi
 # podman is a baseline only: the bench says "not measured" without it.
 apt_install podman || echo "== podman could not be installed; the bench will say podman: not measured"
 need_cargo
-cargo build --release -p berth-bench -p berth-cli -p berth-runtime --bins
+cargo build --release -p berth-bench -p berth-cli -p berth-runtime -p berth-microvm -p berth-guest --bins
 [ $# -gt 0 ] || set -- all
 exec "$(target_dir)/release/berth-bench" "$@"

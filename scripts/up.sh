@@ -8,5 +8,6 @@ cd "$(dirname "$0")/.."
 
 apt_install ca-certificates runc tini nftables
 need_cargo
-cargo build --release -p berth-cli -p berth-runtime --bins
+# The micro-VM runtime's shim and guest /init sit beside berth (--isolation microvm).
+cargo build --release -p berth-cli -p berth-runtime -p berth-microvm -p berth-guest --bins
 exec "$(target_dir)/release/berth" up "$@"
