@@ -104,3 +104,24 @@ def test_stop_task_sends_sigterm_then_sigkill_after_stop_timeout(vm_berth):
     t = ecs.describe_tasks(tasks=[arn])["tasks"][0]
     assert (t["stopCode"], t["stoppedReason"]) == ("UserInitiated", "enough")
     assert t["containers"][0]["exitCode"] == 137, "SIGKILL after the 2 s stopTimeout"
+
+
+def test_a_micro_vm_task_outlives_berth(vm_berth):
+    """kill -9 of berth leaves the guest running; the restarted agent
+    re-attaches and sees the exit that came while it was away."""
+    ecs = vm_berth.ecs()
+    ecs.register_task_definition(**definition("vmsurvivor", "sleep 6; exit 7"))
+    arn = ecs.run_task(taskDefinition="vmsurvivor", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 180})
+    task_id = arn.rsplit("/", 1)[1]
+    vmm = os.path.join(vm_berth.data_dir, "microvm", "tasks", task_id, "qemu.pid")
+    pid = int(open(vmm).read().split()[0])
+    vm_berth.kill9()
+    os.kill(pid, 0)  # the guest's VMM is still there
+    vm_berth.start()
+    ecs = vm_berth.ecs()
+    assert ecs.describe_tasks(tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING", "the task outlived berth"
+    ecs.get_waiter("tasks_stopped").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    t = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+    assert (t["stopCode"], t["containers"][0]["exitCode"]) == ("EssentialContainerExited", 7)
+    assert not os.path.exists(os.path.dirname(vmm)), "the task's state went with it"

@@ -11,7 +11,7 @@ pub enum RuntimeKind {
     /// OCI containers under a per-task shim (`berth-runtime`).
     #[serde(rename = "sandbox")]
     Sandbox,
-    /// A micro-VM per task. Reserved: no backend implements it yet.
+    /// A micro-VM per task (`berth-microvm`).
     #[serde(rename = "microvm")]
     MicroVm,
 }

@@ -2,8 +2,9 @@
 //! agree on, and nothing else.
 //!
 //! - [`TaskRuntime`]: start, wait, status, stop, recover, stats, remove,
-//!   list, logs, plus [`kind`](TaskRuntime::kind) and
-//!   [`capabilities`](TaskRuntime::capabilities).
+//!   list, logs, plus [`kind`](TaskRuntime::kind),
+//!   [`capabilities`](TaskRuntime::capabilities) and
+//!   [`accelerator`](TaskRuntime::accelerator).
 //! - What to run: [`TaskSpec`] of [`ContainerSpec`]s, in ECS's terms, with
 //!   the pure rules every backend applies ([`TaskSpec::validate`]).
 //! - What a runtime reports: [`TaskReport`] of [`ContainerReport`]s
@@ -15,8 +16,8 @@
 //!   backend's.
 //!
 //! Backends: `berth-runtime`'s `SandboxRuntime` (OCI containers under a
-//! per-task shim: layers + netns); a micro-VM backend (block device +
-//! TAP) is reserved as [`RuntimeKind::MicroVm`].
+//! per-task shim: layers + netns); `berth-microvm`'s `MicroVmRuntime`
+//! ([`RuntimeKind::MicroVm`]: a QEMU guest per task, block devices + TAP).
 //!
 //! No I/O here: types, serde, and pure rules.
 

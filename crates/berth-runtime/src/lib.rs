@@ -6,8 +6,8 @@
 //!   capabilities), `TaskSpec`, `TaskReport`, the boundary `RuntimeError`.
 //!   This crate re-exports none of it: callers import the boundary from
 //!   there, and from here only [`SandboxRuntime`], [`RuntimeConfig`] and
-//!   [`probe`]. A micro-VM runtime will be a second implementation, in a
-//!   crate of its own.
+//!   [`probe`]. The micro-VM runtime is a second implementation, in a
+//!   crate of its own (`berth-microvm`).
 //! - [`SandboxRuntime`] is [`RuntimeKind::Sandbox`] and takes
 //!   [`RootfsForm::Layers`] (unpacked layers, stacked as an overlay) and
 //!   [`NetworkForm::Netns`] (a namespace path the containers join). Its
