@@ -16,8 +16,7 @@ import time
 
 import pytest
 
-from conftest import BERTH_BIN, Berth, release_test_network
-from test_tasks import BUSYBOX, IMAGE, NETWORK, definition
+from conftest import BERTH_BIN, BUSYBOX, IMAGE, NETWORK, Berth, definition, release_test_network
 
 KERNEL = os.environ.get("BERTH_GUEST_KERNEL", "/var/lib/berth/microvm/kernel")
 GROUP = "/compat/microvm"
