@@ -110,19 +110,16 @@ impl<T: ServiceTarget> Reconcile<ServiceArn> for ServiceController<T> {
         for stop in &plan.stop {
             t.stop(&plan.service, &stop.task_id, &stop.reason).await?;
         }
-        let mut launched = None;
         if plan.launch > 0 {
             let number = plan.service.primary().map(|d| d.number).expect("a launch is for the primary");
             let out = t.launch(&plan.service, number, plan.launch).await?;
             rules::record_launch(&mut plan.service, number, &out, &mut env);
-            launched = Some((number, out));
         }
         let wake = plan.wake_at.map(|at| Duration::from_secs_f64((at - env.now).max(0.0)));
         if plan.service != service {
             if t.write(&plan.service, version).await? == Written::Conflict {
                 // Changed meanwhile: what was launched is found by the next
                 // look (its tasks are in the store); look again now.
-                let _ = launched;
                 return Ok(Action::requeue(Duration::ZERO));
             }
         }
