@@ -29,6 +29,8 @@ const MIB: u64 = 1024 * 1024;
 const KILL_GRACE: Duration = Duration::from_secs(10);
 /// How long the shim may take to exit once its containers have.
 const SHIM_GRACE: Duration = Duration::from_secs(5);
+/// How long `wait` lets a finished report settle its waiting containers.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// Runs tasks as OCI containers through runc or crun.
 #[derive(Clone, Debug)]
@@ -138,10 +140,18 @@ impl TaskRuntime for SandboxRuntime {
         // timeout and calls again, which must not keep an idle task at the
         // fast rate for good (500 status reads a second per task).
         let young_until = self.inner.started_at(task).map(|t| t + Duration::from_secs(1));
+        // The shim settles the containers that will never start in one
+        // pass but records them one file at a time: a report read in
+        // between is finished with some still Waiting. Give it a moment
+        // to settle (bounded: a dead shim settles nothing).
+        let mut settle_until = None;
         loop {
             let status = self.inner.status(task)?;
             if status.is_finished() {
-                return Ok(status);
+                let until = *settle_until.get_or_insert_with(|| Instant::now() + SETTLE);
+                if !status.any_waiting() || Instant::now() >= until {
+                    return Ok(status);
+                }
             }
             let young = young_until.is_some_and(|until| std::time::SystemTime::now() < until);
             let delay = if young { 5 } else { 100 };
