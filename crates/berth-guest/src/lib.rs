@@ -30,8 +30,19 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this code speaks.
 pub const GUEST_FORMAT: u32 = 1;
 
-/// The control-port line that asks the guest to stop its task.
+/// The control-port line that asks the guest to stop its task (SIGTERM
+/// to every container).
 pub const STOP: &str = "stop";
+
+/// The control-port line `kill NAME`: SIGKILL container NAME now. The host
+/// sends it once the container's stopTimeout has passed on the host's
+/// clock: a guest's clock under an emulator (TCG) can run fast, so the
+/// guest's own timer is only a backstop ([`KILL_BACKSTOP`]).
+pub const KILL: &str = "kill";
+
+/// How long after twice its stopTimeout the guest kills a container the
+/// host did not (a host that went away).
+pub const KILL_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The kernel command-line word that makes the guest power off as soon as
 /// it has booted (the KVM probe boot).

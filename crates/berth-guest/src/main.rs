@@ -11,8 +11,10 @@
 //! makes the container's root (overlay on its image disk), chroots, drops
 //! to the container's user and execs the command as PID 1 of its
 //! namespace. When the task is over (an essential container exited, all
-//! did, or the host asked to stop) the rest get SIGTERM, then after their
-//! stop timeout SIGKILL (`cgroup.kill`), and the guest powers off.
+//! did, or the host asked to stop) the rest get SIGTERM, then SIGKILL
+//! (`cgroup.kill`) when the host says `kill NAME` after the container's
+//! stop timeout on its own clock (the guest's timer is a backstop), and
+//! the guest powers off.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,7 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_guest::{
-    Event, GUEST_FORMAT, GuestContainer, GuestNetwork, GuestTask, PROBE_ARG, RW_DISK, STOP,
+    Event, GUEST_FORMAT, GuestContainer, GuestNetwork, GuestTask, KILL, KILL_BACKSTOP, PROBE_ARG, RW_DISK, STOP,
     image_disk, ports,
 };
 use nix::mount::{MsFlags, mount};
@@ -57,6 +59,8 @@ fn main() -> ExitCode {
 enum Msg {
     Exited(usize, std::io::Result<ExitStatus>),
     Stop,
+    /// The host says this container's stop timeout is over.
+    Kill(String),
 }
 
 struct Running {
@@ -164,7 +168,10 @@ fn supervise(running: &mut [Running], rx: &mpsc::Receiver<Msg>, events: &mut Rep
                     }
                     now
                 });
-                if !r.killed && now >= termed + timeout {
+                // The host measures the timeout and says `kill`; this is
+                // only the backstop for a host that went away.
+                let backstop = if timeout.is_zero() { Duration::ZERO } else { timeout * 2 + KILL_BACKSTOP };
+                if !r.killed && now >= termed + backstop {
                     kill_cgroup(&r.spec.name);
                     r.killed = true;
                 }
@@ -172,6 +179,13 @@ fn supervise(running: &mut [Running], rx: &mpsc::Receiver<Msg>, events: &mut Rep
         }
         match rx.recv_timeout(Duration::from_millis(if stopping { 20 } else { 500 })) {
             Ok(Msg::Stop) => stopping = true,
+            Ok(Msg::Kill(name)) => {
+                stopping = true;
+                for r in running.iter_mut().filter(|r| !r.done && !r.killed && r.spec.name == name) {
+                    kill_cgroup(&r.spec.name);
+                    r.killed = true;
+                }
+            }
             Ok(Msg::Exited(i, status)) => {
                 let Some(r) = running.get_mut(i) else { continue };
                 r.done = true;
@@ -299,12 +313,16 @@ fn read_task(port: &Path, tx: mpsc::Sender<Msg>) -> Result<GuestTask, String> {
     std::thread::spawn(move || {
         for line in reader.lines() {
             match line {
-                Ok(l) if l.trim() == STOP => {
-                    if tx.send(Msg::Stop).is_err() {
+                Ok(l) => {
+                    let msg = match l.trim().split_once(' ') {
+                        None if l.trim() == STOP => Msg::Stop,
+                        Some((KILL, name)) => Msg::Kill(name.to_owned()),
+                        _ => continue,
+                    };
+                    if tx.send(msg).is_err() {
                         return;
                     }
                 }
-                Ok(_) => {}
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }

@@ -677,19 +677,32 @@ impl Inner {
         TaskReport { task_id: task.clone(), containers }
     }
 
-    /// Asks the guest to stop (SIGTERM, each container's stopTimeout,
-    /// SIGKILL, power off); kills the VMM if it does not end in time; then
+    /// Asks the guest to stop (SIGTERM; `kill NAME` once a container's
+    /// stopTimeout passed on the host's clock; power off); kills the VMM if it does not end in time; then
     /// releases everything but the logs and the records.
     fn stop(&self, task: &TaskId) -> Result<TaskReport, MicroVmError> {
         let manifest = self.manifest(task)?;
         let layout = self.layout(task);
         if let Some(vmm) = self.vmm(task) {
-            let longest = manifest.spec.containers.iter().map(|c| c.stop_timeout()).max().unwrap_or_default();
-            if let Err(e) = send_stop(&layout) {
+            let containers = &manifest.spec.containers;
+            let longest = containers.iter().map(|c| c.stop_timeout()).max().unwrap_or_default();
+            if let Err(e) = send_line(&layout, berth_guest::STOP) {
                 tracing::warn!(task = %task, error = %e, "asking the guest to stop");
             }
-            let deadline = Instant::now() + longest + STOP_GRACE;
+            // Each container's stopTimeout is measured here, on the host's
+            // clock (a guest's can run fast under TCG): then `kill NAME`.
+            let termed = Instant::now();
+            let deadline = termed + longest + STOP_GRACE;
+            let mut killed = vec![false; containers.len()];
             while vmm.is_alive() && Instant::now() < deadline {
+                for (c, killed) in containers.iter().zip(killed.iter_mut()) {
+                    if !*killed && termed.elapsed() >= c.stop_timeout() {
+                        *killed = true;
+                        if let Err(e) = send_line(&layout, &format!("{} {}", berth_guest::KILL, c.name)) {
+                            tracing::warn!(task = %task, container = %c.name, error = %e, "asking the guest to kill");
+                        }
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
             if vmm.is_alive() {
@@ -767,7 +780,8 @@ fn read_events(layout: &Layout) -> Vec<Event> {
 
 /// Writes the stop request into the control FIFO (non-blocking: with no
 /// VMM to read it, there is nobody to ask).
-fn send_stop(layout: &Layout) -> Result<(), MicroVmError> {
+/// Writes one control line to the guest.
+fn send_line(layout: &Layout, line: &str) -> Result<(), MicroVmError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let path = layout.control_in();
@@ -776,7 +790,7 @@ fn send_stop(layout: &Layout) -> Result<(), MicroVmError> {
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(&path)
         .map_err(MicroVmError::io("opening", &path))?;
-    f.write_all(format!("{}\n", berth_guest::STOP).as_bytes()).map_err(MicroVmError::io("writing", &path))
+    f.write_all(format!("{line}\n").as_bytes()).map_err(MicroVmError::io("writing", &path))
 }
 
 fn kill(p: ProcessId) {
