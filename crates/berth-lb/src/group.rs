@@ -295,3 +295,55 @@ pub struct TargetHealthReport {
     pub reason: Option<Reason>,
     pub description: Option<String>,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn slow_start_ramps_a_target_that_joins_healthy_peers_only() {
+        let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.1:80".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
+        let mut config = TargetGroupConfig::http("tg", &[a, b]);
+        config.slow_start = Duration::from_secs(600);
+        let group = Group::new(&config);
+        group.update(&config, true);
+        let target = |addr| lock(&group.slots).iter().find(|s| s.target.addr == addr).unwrap().target.clone();
+        let (ta, tb) = (target(a), target(b));
+        let threshold = config.health_check.healthy_threshold;
+        for _ in 0..threshold {
+            group.record(&ta, Probe::Passed);
+        }
+        assert!(!lock(&ta.health).slow_start, "the first healthy target has no peers: no slow start");
+        for _ in 0..threshold {
+            group.record(&tb, Probe::Passed);
+        }
+        assert!(lock(&tb.health).slow_start);
+        let to_b = (0..200).filter(|_| group.pick(None).unwrap().addr == b).count();
+        assert!(to_b <= 2, "a target just into a 10-minute slow start gets almost nothing: {to_b} of 200");
+        // Without slow start the two share equally.
+        config.slow_start = Duration::ZERO;
+        group.update(&config, true);
+        lock(&tb.health).slow_start = false;
+        let to_b = (0..200).filter(|_| group.pick(None).unwrap().addr == b).count();
+        assert_eq!(to_b, 100);
+    }
+
+    #[test]
+    fn draining_and_unused_targets_are_reported_so_and_get_nothing() {
+        let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.1:80".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
+        let mut config = TargetGroupConfig::http("tg", &[a, b]);
+        config.targets[0].draining_until = Some(SystemTime::now());
+        let group = Group::new(&config);
+        group.update(&config, true);
+        let report = group.report();
+        assert_eq!((report[0].state, report[0].reason), (HealthState::Draining, Some(Reason::DeregistrationInProgress)));
+        assert_eq!((report[1].state, report[1].reason), (HealthState::Initial, Some(Reason::RegistrationInProgress)));
+        assert!((0..10).all(|_| group.pick(None).unwrap().addr == b));
+        group.update(&config, false);
+        assert_eq!(group.report()[1].state, HealthState::Unused);
+        assert_eq!(group.report()[1].description.as_deref(), Some("Target group is not configured to receive traffic from the load balancer"));
+    }
+}
