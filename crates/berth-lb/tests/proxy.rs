@@ -110,10 +110,7 @@ async fn forwarded_headers_and_trace_ids() {
 async fn alb_errors_503_502_504() {
     let slow = target("slow").await;
     // A port nothing listens on: bind one, note it, close it.
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let refused = refused_addr();
     let mut refusing = TargetGroupConfig::http("refused", &[refused]);
     refusing.health_check = fast_health();
     let mut l = http_listener("l", forward("empty"));
@@ -196,10 +193,7 @@ async fn every_target_unhealthy_fails_open() {
 #[tokio::test]
 async fn a_health_check_timeout_and_a_refused_one_have_their_reasons() {
     let t = target("t").await;
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let refused = refused_addr();
     let mut slow = group("slow", &[&t]);
     slow.health_check.path = "/slow?ms=2000".into();
     slow.health_check.timeout = Duration::from_millis(200);
@@ -456,4 +450,18 @@ async fn h2c_prior_knowledge_is_served() {
     assert_eq!(resp.version(), http::Version::HTTP_2);
     let r = read(resp).await;
     assert!(r.body.contains("host: lb.test"), "the :authority became Host: {}", r.body);
+}
+
+#[tokio::test]
+async fn a_client_leaving_before_its_answer_counts_460() {
+    let t = target("t").await;
+    let (lb, addr) = start(Config { listeners: vec![http_listener("l", forward("tg"))], target_groups: vec![group("tg", &[&t])] });
+    let mut c = Client::connect(addr("l")).await;
+    c.send.ready().await.unwrap();
+    let pending = c.send.send_request(Request::get("/slow?ms=1500").body(empty()).unwrap());
+    // Give up on it after 200 ms, and close the connection.
+    assert!(tokio::time::timeout(Duration::from_millis(200), pending).await.is_err());
+    drop(c);
+    eventually(WAIT, "460 counted", || lb.counters()["tg"].elb_460 == 1).await;
+    assert_eq!(lb.counters()["tg"].target_2xx, 0);
 }

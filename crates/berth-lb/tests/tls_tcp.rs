@@ -130,10 +130,7 @@ async fn echo(name: &'static str) -> (std::net::SocketAddr, tokio::task::JoinHan
 #[tokio::test]
 async fn tcp_listeners_pass_bytes_through_to_healthy_targets() {
     let (a, _ta) = echo("a").await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = refused_addr();
     let tg = TargetGroupConfig {
         protocol: TargetProtocol::Tcp,
         health_check: HealthCheck { interval: Duration::from_millis(100), healthy_threshold: 2, unhealthy_threshold: 2, ..HealthCheck::tcp() },
@@ -155,4 +152,49 @@ async fn tcp_listeners_pass_bytes_through_to_healthy_targets() {
         assert_eq!(&buf[..n], format!("a:{msg}").as_bytes(), "only the healthy target gets flows");
     }
     assert_eq!(lb.counters()["nlb-tg"].new_flow_count, 4);
+}
+
+#[tokio::test]
+async fn https_target_groups_speak_tls_to_targets_without_verifying_them() {
+    // A hyper target behind TLS with a self-signed certificate no one trusts.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["target.internal".to_string()]).unwrap().self_signed(&key).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(s).await else { return };
+                let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let status = if req.uri().path() == "/health" { 202 } else { 200 };
+                    let mut r = http::Response::new(full("over tls"));
+                    *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+    let tg = TargetGroupConfig {
+        protocol: TargetProtocol::Https,
+        health_check: HealthCheck {
+            protocol: berth_lb::HealthCheckProtocol::Https,
+            matcher: berth_lb::Matcher::parse("200-204").unwrap(),
+            ..fast_health()
+        },
+        ..TargetGroupConfig::http("tls-tg", &[addr])
+    };
+    let (lb, laddr) = start(Config { listeners: vec![http_listener("l", forward("tls-tg"))], target_groups: vec![tg] });
+    eventually(Duration::from_secs(10), "the TLS target healthy", || lb.health().iter().all(|r| r.state == HealthState::Healthy)).await;
+    assert_eq!(get(laddr("l"), "/").await.body, "over tls");
+    task.abort();
 }

@@ -252,3 +252,9 @@ pub async fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A loopback address nothing listens on (bound, noted, closed).
+pub fn refused_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
