@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime};
 
-use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use tokio::task::AbortHandle;
 
@@ -40,7 +39,7 @@ pub(crate) struct TargetState {
     removed: AtomicBool,
     checker: Mutex<Option<AbortHandle>>,
     /// Idle keep-alive connections to it.
-    pub idle: Mutex<Vec<SendRequest<Incoming>>>,
+    pub idle: Mutex<Vec<SendRequest<crate::proxy::Upload>>>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -23,7 +23,7 @@ impl Activity {
         Arc::new(Activity { base: Instant::now(), last_ms: AtomicU64::new(0) })
     }
 
-    fn touch(&self) {
+    pub fn touch(&self) {
         self.last_ms.store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 

@@ -183,10 +183,7 @@ fn host_of(req: &Request<Incoming>) -> Option<&str> {
 }
 
 fn fixed(f: &FixedResponse) -> Response<Body> {
-    let mut resp = full(f.status, f.content_type.as_deref().unwrap_or("text/plain; charset=utf-8"), f.body.clone());
-    resp.headers_mut().remove(header::SERVER);
-    resp.headers_mut().insert(header::SERVER, HeaderValue::from_static("awselb/2.0"));
-    resp
+    full(f.status, f.content_type.as_deref().unwrap_or("text/plain; charset=utf-8"), f.body.clone())
 }
 
 fn redirect(r: &Redirect, config: &ListenerConfig, client: Client, host: Option<&str>, uri: &Uri) -> Response<Body> {
@@ -294,24 +291,39 @@ async fn forward(inner: &Arc<Inner>, config: &ListenerConfig, client: Client, xf
     }
     parts.uri = parts.uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
     parts.version = http::Version::HTTP_11;
-    let req = Request::from_parts(parts, body);
+    // ALB's 504: nothing from the target for the idle timeout since the
+    // request's last byte went (an upload that keeps moving is not idle).
+    let activity = Activity::new();
+    let req = Request::from_parts(parts, Upload { inner: body, activity: activity.clone() });
 
     let tls = group_config.protocol == TargetProtocol::Https;
     let began = Instant::now();
-    let answer = tokio::time::timeout(config.idle_timeout, send(inner, &target, tls, req, upgrade, config.idle_timeout)).await;
+    let exchange = send(inner, &target, tls, req, upgrade, config.idle_timeout);
+    tokio::pin!(exchange);
+    let answer = loop {
+        let wake = activity.last() + config.idle_timeout;
+        tokio::select! {
+            r = &mut exchange => break Some(r),
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if activity.last() + config.idle_timeout <= Instant::now() {
+                    break None;
+                }
+            }
+        }
+    };
     let mut resp = match answer {
-        Err(_) | Ok(Err(Failure::Timeout)) => {
+        None | Some(Err(Failure::Timeout)) => {
             gone.armed = false;
             group.counters.elb(504);
             return elb_error(504);
         }
-        Ok(Err(Failure::Broken(e))) => {
+        Some(Err(Failure::Broken(e))) => {
             tracing::debug!(target = %target.addr, error = %e, "target failed");
             gone.armed = false;
             group.counters.elb(502);
             return elb_error(502);
         }
-        Ok(Ok(resp)) => resp,
+        Some(Ok(resp)) => resp,
     };
     gone.armed = false;
     let status = resp.status().as_u16();
@@ -353,7 +365,7 @@ enum Failure {
 }
 
 /// Sends a request to a target on an idle pooled connection, or a new one.
-async fn send(inner: &Inner, target: &Arc<TargetState>, tls: bool, mut req: Request<Incoming>, upgrade: bool, idle: Duration) -> Result<Response<Incoming>, Failure> {
+async fn send(inner: &Inner, target: &Arc<TargetState>, tls: bool, mut req: Request<Upload>, upgrade: bool, idle: Duration) -> Result<Response<Incoming>, Failure> {
     loop {
         let pooled = {
             let mut idle = lock(&target.idle);
@@ -398,7 +410,7 @@ async fn send(inner: &Inner, target: &Arc<TargetState>, tls: bool, mut req: Requ
 
 /// Puts the connection back in the target's pool once its response is
 /// read (an upgraded connection is not for reuse).
-fn keep(mut sender: SendRequest<Incoming>, target: &Arc<TargetState>, upgrade: bool) {
+fn keep(mut sender: SendRequest<Upload>, target: &Arc<TargetState>, upgrade: bool) {
     if upgrade {
         return;
     }
@@ -416,6 +428,33 @@ fn keep(mut sender: SendRequest<Incoming>, target: &Arc<TargetState>, upgrade: b
             }
         }
     });
+}
+
+/// A request body on its way to a target, noting when data last moved.
+pub(crate) struct Upload {
+    inner: Incoming,
+    activity: Arc<Activity>,
+}
+
+impl http_body::Body for Upload {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(r, Poll::Ready(Some(Ok(_)))) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A target's response body, holding the target's outstanding count

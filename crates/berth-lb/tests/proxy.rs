@@ -465,3 +465,19 @@ async fn a_client_leaving_before_its_answer_counts_460() {
     eventually(WAIT, "460 counted", || lb.counters()["tg"].elb_460 == 1).await;
     assert_eq!(lb.counters()["tg"].target_2xx, 0);
 }
+
+#[tokio::test]
+async fn an_upload_that_keeps_moving_is_not_idle() {
+    let t = target("t").await;
+    let mut l = http_listener("l", forward("tg"));
+    l.idle_timeout = Duration::from_millis(300);
+    let (_lb, addr) = start(Config { listeners: vec![l], target_groups: vec![group("tg", &[&t])] });
+    let mut c = Client::connect(addr("l")).await;
+    // Ten chunks 100 ms apart: a second in all, never 300 ms without data.
+    let chunks = futures_util::stream::iter(0..10).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(Frame::data(bytes::Bytes::from_static(b"0123456789")))
+    });
+    let r = c.request(Request::post("/upload").body(StreamBody::new(chunks).boxed_unsync()).unwrap()).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "100"));
+}
