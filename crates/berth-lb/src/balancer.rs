@@ -59,6 +59,9 @@ pub(crate) struct Inner {
 /// A running listener.
 struct Running {
     bind: SocketAddr,
+    /// Shared with the accept loop; handed to the next listener on the
+    /// same address when this one is replaced (no gap, no bind conflict).
+    socket: Arc<tokio::net::TcpListener>,
     local: SocketAddr,
     kind: Kind,
     ctx: Arc<ListenerCtx>,
@@ -155,10 +158,12 @@ impl Balancer {
         let mut errors = Vec::new();
         let mut listeners = lock(&inner.listeners);
         let wanted: HashSet<&str> = config.listeners.iter().map(|l| l.id.as_str()).collect();
+        let mut released: HashMap<SocketAddr, Arc<tokio::net::TcpListener>> = HashMap::new();
         listeners.retain(|id, l| {
             let keep = wanted.contains(id.as_str());
             if !keep {
                 l.stop();
+                released.insert(l.bind, l.socket.clone());
             }
             keep
         });
@@ -175,8 +180,9 @@ impl Balancer {
             }
             if let Some(old) = listeners.remove(&l.id) {
                 old.stop();
+                released.insert(old.bind, old.socket.clone());
             }
-            match self.start(l.clone()) {
+            match self.start(l.clone(), released.remove(&l.bind)) {
                 Ok(r) => {
                     listeners.insert(l.id.clone(), r);
                 }
@@ -190,7 +196,8 @@ impl Balancer {
         errors
     }
 
-    fn start(&self, l: ListenerConfig) -> Result<Running, ApplyError> {
+    /// Starts a listener, on `socket` when one is handed over.
+    fn start(&self, l: ListenerConfig, socket: Option<Arc<tokio::net::TcpListener>>) -> Result<Running, ApplyError> {
         let inner = &self.inner;
         let (kind, id, bind) = (kind(&l.protocol), l.id.clone(), l.bind);
         let certs = match &l.protocol {
@@ -209,17 +216,20 @@ impl Balancer {
             ))),
             None => None,
         };
-        let socket = inner.sockets.listen(bind).map_err(|source| ApplyError::Listen { listener: id.clone(), addr: bind, source })?;
+        let socket = match socket {
+            Some(s) => s,
+            None => Arc::new(inner.sockets.listen(bind).map_err(|source| ApplyError::Listen { listener: id.clone(), addr: bind, source })?),
+        };
         let local = socket.local_addr().unwrap_or(bind);
         let counters = lock(&inner.listener_counters).entry(id.clone()).or_default().clone();
         let ctx = Arc::new(ListenerCtx { inner: Arc::downgrade(inner), config: RwLock::new(Arc::new(l)), counters });
         let (stop, stopped) = watch::channel(false);
         match kind {
-            Kind::Tcp => tokio::spawn(crate::tcp::serve(ctx.clone(), socket, stopped)),
-            Kind::Http | Kind::Https => tokio::spawn(crate::proxy::serve(ctx.clone(), socket, acceptor, stopped)),
+            Kind::Tcp => tokio::spawn(crate::tcp::serve(ctx.clone(), socket.clone(), stopped)),
+            Kind::Http | Kind::Https => tokio::spawn(crate::proxy::serve(ctx.clone(), socket.clone(), acceptor, stopped)),
         };
         tracing::debug!(listener = %id, %bind, ?kind, "listener started");
-        Ok(Running { bind, local, kind, ctx, certs, stop })
+        Ok(Running { bind, socket, local, kind, ctx, certs, stop })
     }
 
     /// Every registered target's health, by target group.

@@ -52,6 +52,9 @@ pub struct ListenerCounters {
     pub redirect_count: u64,
     /// ClientTLSNegotiationErrorCount.
     pub tls_negotiation_errors: u64,
+    /// NewConnectionCount and ActiveConnectionCount (client connections).
+    pub new_connection_count: u64,
+    pub active_connection_count: u64,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +132,17 @@ pub(crate) struct ListenerCells {
     fixed: AtomicU64,
     redirect: AtomicU64,
     tls: AtomicU64,
+    connections: AtomicU64,
+    active: AtomicU64,
+}
+
+/// A client connection, counted active while it lives.
+pub(crate) struct Connection(std::sync::Arc<ListenerCells>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ListenerCells {
@@ -145,6 +159,11 @@ impl ListenerCells {
     pub(crate) fn redirect(&self) {
         bump(&self.redirect);
     }
+    pub(crate) fn connection(self: &std::sync::Arc<Self>) -> Connection {
+        bump(&self.connections);
+        bump(&self.active);
+        Connection(self.clone())
+    }
     pub(crate) fn tls_error(&self) {
         bump(&self.tls);
     }
@@ -157,6 +176,8 @@ impl ListenerCells {
             fixed_response_count: g(&self.fixed),
             redirect_count: g(&self.redirect),
             tls_negotiation_errors: g(&self.tls),
+            new_connection_count: g(&self.connections),
+            active_connection_count: g(&self.active),
         }
     }
 }

@@ -42,7 +42,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept per target.
 const IDLE_PER_TARGET: usize = 128;
 
-pub(crate) async fn serve(ctx: Arc<ListenerCtx>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(ctx: Arc<ListenerCtx>, listener: Arc<TcpListener>, tls: Option<tokio_rustls::TlsAcceptor>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -50,7 +50,9 @@ pub(crate) async fn serve(ctx: Arc<ListenerCtx>, listener: TcpListener, tls: Opt
                 let _ = stream.set_nodelay(true);
                 let local_port = stream.local_addr().map_or(0, |a| a.port());
                 let (ctx, tls, stop) = (ctx.clone(), tls.clone(), stop.clone());
+                let counted = ctx.counters.connection();
                 tokio::spawn(async move {
+                    let _counted = counted;
                     match tls {
                         None => connection(ctx, stream, peer, local_port, stop).await,
                         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

@@ -12,7 +12,7 @@ use crate::group::{Outstanding, read};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn serve(ctx: Arc<ListenerCtx>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(ctx: Arc<ListenerCtx>, listener: Arc<TcpListener>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -25,6 +25,7 @@ pub(crate) async fn serve(ctx: Arc<ListenerCtx>, listener: TcpListener, mut stop
 }
 
 async fn flow(ctx: Arc<ListenerCtx>, mut client: TcpStream, mut stop: watch::Receiver<bool>) {
+    let _counted = ctx.counters.connection();
     let Some(inner) = ctx.inner.upgrade() else { return };
     let config = read(&ctx.config);
     ctx.counters.request();

@@ -198,3 +198,32 @@ async fn https_target_groups_speak_tls_to_targets_without_verifying_them() {
     assert_eq!(get(laddr("l"), "/").await.body, "over tls");
     task.abort();
 }
+
+#[tokio::test]
+async fn a_listener_changing_protocol_or_id_keeps_its_socket() {
+    let t = target("t").await;
+    let ca = Ca::new();
+    let (cert, _) = ca.leaf(&["lb.test"]);
+    let tgs = || vec![group("tg", &[&t])];
+    let plain = http_listener("l", forward("tg"));
+    let (lb, addr) = start(Config { listeners: vec![plain.clone()], target_groups: tgs() });
+    let port = addr("l");
+    assert_eq!(get(port, "/").await.body, "t");
+    // HTTP to HTTPS on the same address: the socket is handed over.
+    let https = ListenerConfig { protocol: ListenerProtocol::Https { certificates: vec![cert] }, ..plain.clone() };
+    assert!(lb.apply(Config { listeners: vec![https], target_groups: tgs() }).is_empty());
+    assert_eq!(lb.local_addrs()["l"], port);
+    let tcp = tokio::net::TcpStream::connect(port).await.unwrap();
+    let tls = ca.client(&[b"http/1.1"]).connect(ServerName::try_from("lb.test").unwrap(), tcp).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    assert_eq!(read(send.send_request(Request::get("/").header("host", "lb.test").body(empty()).unwrap()).await.unwrap()).await.body, "t");
+    // Another listener (id) on the same address in the same apply.
+    let other = ListenerConfig { id: "l2".into(), ..plain };
+    assert!(lb.apply(Config { listeners: vec![other], target_groups: tgs() }).is_empty());
+    assert_eq!(lb.local_addrs()["l2"], port);
+    assert_eq!(get(port, "/").await.body, "t");
+    let counters = lb.listener_counters();
+    assert_eq!((counters["l"].new_connection_count, counters["l2"].new_connection_count), (2, 1));
+    eventually(Duration::from_secs(5), "connections closed", || lb.listener_counters()["l2"].active_connection_count == 0).await;
+}
