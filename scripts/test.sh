@@ -50,6 +50,16 @@ EC2_OPS=$EC2_OPS,DescribeSubnets,DescribeTags,DescribeVpcs,RevokeSecurityGroupEg
 "$VENV/bin/python" tools/codegen/gen_wire.py sts 2011-06-15 crates/berth-wire/src/sts.rs --operations GetCallerIdentity --check
 "$VENV/bin/python" tools/codegen/gen_wire.py cloudwatch 2010-08-01 crates/berth-wire/src/cloudwatch.rs --operations ListMetrics --check
 "$VENV/bin/python" tools/codegen/gen_wire.py scheduler 2021-06-30 crates/berth-wire/src/scheduler.rs --operations GetSchedule,ListScheduleGroups,ListSchedules --check
+# ELBv2 and ACM: the load balancer control plane's operations.
+ELB_OPS=AddTags,CreateListener,CreateLoadBalancer,CreateRule,CreateTargetGroup,DeleteListener,DeleteLoadBalancer
+ELB_OPS=$ELB_OPS,DeleteRule,DeleteTargetGroup,DeregisterTargets,DescribeAccountLimits,DescribeCapacityReservation
+ELB_OPS=$ELB_OPS,DescribeListenerAttributes,DescribeListeners,DescribeLoadBalancerAttributes,DescribeLoadBalancers
+ELB_OPS=$ELB_OPS,DescribeRules,DescribeSSLPolicies,DescribeTags,DescribeTargetGroupAttributes,DescribeTargetGroups
+ELB_OPS=$ELB_OPS,DescribeTargetHealth,ModifyListener,ModifyListenerAttributes,ModifyLoadBalancerAttributes,ModifyRule
+ELB_OPS=$ELB_OPS,ModifyTargetGroup,ModifyTargetGroupAttributes,RegisterTargets,RemoveTags,SetRulePriorities
+"$VENV/bin/python" tools/codegen/gen_wire.py elbv2 2015-12-01 crates/berth-wire/src/elbv2.rs --operations "$ELB_OPS" --check
+ACM_OPS=AddTagsToCertificate,DeleteCertificate,DescribeCertificate,GetCertificate,ImportCertificate,ListCertificates,ListTagsForCertificate
+"$VENV/bin/python" tools/codegen/gen_wire.py acm 2015-12-08 crates/berth-wire/src/acm.rs --operations "$ACM_OPS" --check
 
 echo "== cargo nextest (unit, router, store on SQLite and PostgreSQL, binary)"
 cargo build --workspace --bins

@@ -20,6 +20,7 @@ mod density;
 mod launch;
 mod machine;
 mod procfs;
+mod proxy;
 mod pull;
 mod report;
 mod stats;
@@ -75,6 +76,8 @@ enum Command {
     ControlPlane,
     /// 5. Pull and unpack of a ~200 MB image vs skopeo.
     Pull,
+    /// 6. The load balancer's data plane (berth-lb) vs a direct connection: added latency, requests/s.
+    Proxy,
 }
 
 /// The counts and sizes (defaults: the benchmark as specified).
@@ -121,6 +124,15 @@ pub struct Opts {
     /// Rounds of the pull benchmark (each: Berth, skopeo).
     #[arg(long, default_value_t = 3, global = true)]
     pull_reps: usize,
+    /// Sequential requests per latency figure of the proxy benchmark (each way).
+    #[arg(long, default_value_t = 5000, global = true)]
+    proxy_requests: usize,
+    /// Keep-alive connections of the proxy's requests/s figures.
+    #[arg(long, default_value_t = 16, global = true)]
+    proxy_connections: usize,
+    /// Seconds of each requests/s run of the proxy benchmark.
+    #[arg(long, default_value_t = 5, global = true)]
+    proxy_seconds: u64,
     /// The subnet RunTask names (awsvpcConfiguration).
     #[arg(long, default_value = "subnet-default", global = true)]
     subnet: String,
@@ -140,13 +152,17 @@ impl Opts {
         self.pull_mib = 40;
         self.pull_layers = 2;
         self.pull_reps = 1;
+        self.proxy_requests = 500;
+        self.proxy_connections = 8;
+        self.proxy_seconds = 1;
         self
     }
 }
 
 /// What the benchmarks share.
 pub struct Ctx {
-    bins: Bins,
+    /// `berth` and `berth-shim` (not looked for when only the proxy benchmark runs).
+    bins: Option<Bins>,
     work: tempfile::TempDir,
     pub opts: Opts,
     images: Option<Images>,
@@ -166,7 +182,8 @@ impl Ctx {
 
     /// A fresh `berth up` named `name` (its data dir and log under the work dir).
     pub fn berth(&self, name: &str, args: &[&str], log_filter: &str) -> anyhow::Result<Berth> {
-        Berth::start(&self.bins, self.work.path(), name, args, log_filter, &self.opts.subnet)
+        let bins = self.bins.as_ref().context("this benchmark needs the berth binaries")?;
+        Berth::start(bins, self.work.path(), name, args, log_filter, &self.opts.subnet)
     }
 
     pub fn work(&self) -> &Path {
@@ -193,15 +210,18 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     world::handle_signals()?;
-    anyhow::ensure!(nix::unistd::geteuid().is_root(), "berth-bench needs root (mounts, cgroups, namespaces)");
+    // The proxy benchmark runs in this process on loopback: no berth, no root.
+    let needs_berth = cli.command != Command::Proxy;
+    anyhow::ensure!(!needs_berth || nix::unistd::geteuid().is_root(), "berth-bench needs root (mounts, cgroups, namespaces)");
     // One run at a time: runs share the bench's subnet, nftables table and
     // cgroup names, and would skew each other's figures anyway.
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open("/run/berth-bench.lock")?;
+    let lock_path = if nix::unistd::geteuid().is_root() { "/run/berth-bench.lock".into() } else { std::env::temp_dir().join("berth-bench.lock") };
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
     let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|_| anyhow::anyhow!("another berth-bench is running (it holds /run/berth-bench.lock)"))?;
-    let bins = Bins::find(cli.bin_dir.as_deref())?;
+        .map_err(|_| anyhow::anyhow!("another berth-bench is running (it holds {})", lock_path.display()))?;
+    let bins = if needs_berth { Some(Bins::find(cli.bin_dir.as_deref())?) } else { None };
     anyhow::ensure!(
-        berth_testinfra::registry::registry_tools_available(true),
+        !needs_berth || berth_testinfra::registry::registry_tools_available(true),
         "install the bench's Debian packages first (./scripts/bench.sh does)"
     );
     std::fs::create_dir_all(&cli.work_dir)?;
@@ -219,22 +239,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(m) = &report.machine {
         eprintln!("machine: {}", m.one_line());
     }
-    eprintln!(
-        "berth: {} (built {}){}",
-        bins.berth.display(),
-        built(&bins.berth),
-        if bins.networking { "; task networking: yes" } else { "; task networking: not in this build" }
-    );
+    if let Some(bins) = &bins {
+        eprintln!(
+            "berth: {} (built {}){}",
+            bins.berth.display(),
+            built(&bins.berth),
+            if bins.networking { "; task networking: yes" } else { "; task networking: not in this build" }
+        );
+    }
     eprintln!("work dir: {}", work.path().display());
     let mut ctx = Ctx { bins, work, opts, images: None, report: std::mem::take(&mut report), bench: "setup" };
 
     type Bench = fn(&mut Ctx) -> anyhow::Result<()>;
-    let benches: [(&'static str, Command, Bench); 5] = [
+    let benches: [(&'static str, Command, Bench); 6] = [
         ("launch", Command::Launch, launch::run),
         ("throughput", Command::Throughput, throughput::run),
         ("density", Command::Density, density::run),
         ("control-plane", Command::ControlPlane, control::run),
         ("pull", Command::Pull, pull::run_bench),
+        ("proxy", Command::Proxy, proxy::run),
     ];
     for (name, command, bench) in benches {
         if cli.command != Command::All && cli.command != command {

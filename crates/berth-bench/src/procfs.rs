@@ -59,7 +59,16 @@ pub fn processes(comm: &str, needle: &str) -> Vec<i32> {
 
 /// User + system CPU seconds a process has used.
 pub fn cpu_seconds(pid: i32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// User + system CPU seconds one thread of this process has used.
+pub fn thread_cpu_seconds(tid: i32) -> Option<f64> {
+    stat_cpu_seconds(&format!("/proc/self/task/{tid}/stat"))
+}
+
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the comm: state is field 3, utime 14, stime 15 (1-based).

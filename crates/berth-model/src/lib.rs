@@ -9,6 +9,7 @@
 
 pub mod arn;
 pub mod cluster;
+pub mod elb;
 pub mod error;
 pub mod fargate;
 pub mod lifecycle;

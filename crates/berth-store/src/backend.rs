@@ -33,6 +33,7 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use berth_model::elb::{CertificateRecord, Listener, LoadBalancer, RegisteredTarget, Rule, TargetGroup, TargetHealthRecord};
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::node::Node;
 use berth_model::records::TaskDefinitionRecord;
@@ -49,9 +50,11 @@ use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 use crate::{
     AccessKey, ClusterUsage, Direction, EventFilter, EventKey, EventRange, FamilyStatus, FilteredEvents,
     LOG_EVENT_OVERHEAD_BYTES, LogEventRecord, LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder,
-    LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Notice, Page, PortClaim, PortProtocol, RecordKind,
+    LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Notice, Page, PortClaim, PortProtocol, PrivateKeyPem, RecordKind,
     SortOrder, Store, StoreError, Stores, TaskDefinitionFilter, TaskFilter, Versioned,
 };
+
+mod elb;
 
 /// The notices of each record kind: one broadcast channel per kind, so a
 /// watcher of one kind never wakes for (or lags behind) another's.
@@ -85,6 +88,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "logs", include_str!("../migrations/0003_logs.sql")),
     (4, "network", include_str!("../migrations/0004_network.sql")),
     (5, "port claims", include_str!("../migrations/0005_port_claims.sql")),
+    (6, "load balancers", include_str!("../migrations/0006_load_balancers.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.
@@ -1232,6 +1236,105 @@ impl Store for SqlStore {
     async fn release_ports(&self, task_arn: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM port_claims WHERE task_arn = $1").bind(task_arn).execute(&self.write).await?;
         Ok(done.rows_affected())
+    }
+
+    // Load balancing and certificates: `elb.rs`.
+    async fn put_load_balancer(&self, lb: &LoadBalancer, expected_version: Option<i64>) -> Result<Versioned<LoadBalancer>, StoreError> {
+        self.elb_put_load_balancer(lb, expected_version).await
+    }
+    async fn get_load_balancer(&self, arn: &str) -> Result<Option<Versioned<LoadBalancer>>, StoreError> {
+        self.elb_get_load_balancer(arn).await
+    }
+    async fn list_load_balancers(&self) -> Result<Vec<Versioned<LoadBalancer>>, StoreError> {
+        self.elb_list_load_balancers().await
+    }
+    async fn delete_load_balancer(&self, arn: &str) -> Result<bool, StoreError> {
+        self.elb_delete_load_balancer(arn).await
+    }
+    async fn put_target_group(&self, tg: &TargetGroup, expected_version: Option<i64>) -> Result<Versioned<TargetGroup>, StoreError> {
+        self.elb_put_target_group(tg, expected_version).await
+    }
+    async fn get_target_group(&self, arn: &str) -> Result<Option<Versioned<TargetGroup>>, StoreError> {
+        self.elb_get_target_group(arn).await
+    }
+    async fn list_target_groups(&self) -> Result<Vec<Versioned<TargetGroup>>, StoreError> {
+        self.elb_list_target_groups().await
+    }
+    async fn delete_target_group(&self, arn: &str) -> Result<bool, StoreError> {
+        self.elb_delete_target_group(arn).await
+    }
+    async fn put_listener(&self, listener: &Listener, expected_version: Option<i64>) -> Result<Versioned<Listener>, StoreError> {
+        self.elb_put_listener(listener, expected_version).await
+    }
+    async fn get_listener(&self, arn: &str) -> Result<Option<Versioned<Listener>>, StoreError> {
+        self.elb_get_listener(arn).await
+    }
+    async fn list_listeners(&self, load_balancer_arn: Option<&str>) -> Result<Vec<Versioned<Listener>>, StoreError> {
+        self.elb_list_listeners(load_balancer_arn).await
+    }
+    async fn delete_listener(&self, arn: &str) -> Result<bool, StoreError> {
+        self.elb_delete_listener(arn).await
+    }
+    async fn put_rule(&self, rule: &Rule, expected_version: Option<i64>) -> Result<Versioned<Rule>, StoreError> {
+        self.elb_put_rule(rule, expected_version).await
+    }
+    async fn update_rules(&self, rules: &[Versioned<Rule>]) -> Result<Vec<Versioned<Rule>>, StoreError> {
+        self.elb_update_rules(rules).await
+    }
+    async fn get_rule(&self, arn: &str) -> Result<Option<Versioned<Rule>>, StoreError> {
+        self.elb_get_rule(arn).await
+    }
+    async fn list_rules(&self, listener_arn: Option<&str>) -> Result<Vec<Versioned<Rule>>, StoreError> {
+        self.elb_list_rules(listener_arn).await
+    }
+    async fn delete_rule(&self, arn: &str) -> Result<bool, StoreError> {
+        self.elb_delete_rule(arn).await
+    }
+    async fn register_targets(&self, targets: &[RegisteredTarget]) -> Result<(), StoreError> {
+        self.elb_register_targets(targets).await
+    }
+    async fn deregister_targets(
+        &self,
+        target_group_arn: &str,
+        targets: &[(std::net::Ipv4Addr, u16)],
+        draining_until: f64,
+    ) -> Result<u64, StoreError> {
+        self.elb_deregister_targets(target_group_arn, targets, draining_until).await
+    }
+    async fn list_targets(&self, target_group_arn: &str) -> Result<Vec<RegisteredTarget>, StoreError> {
+        self.elb_list_targets(target_group_arn).await
+    }
+    async fn remove_drained_targets(&self, now: f64) -> Result<u64, StoreError> {
+        self.elb_remove_drained_targets(now).await
+    }
+    async fn put_target_health(&self, health: &TargetHealthRecord) -> Result<(), StoreError> {
+        self.elb_put_target_health(health).await
+    }
+    async fn list_target_health(&self, target_group_arn: &str) -> Result<Vec<TargetHealthRecord>, StoreError> {
+        self.elb_list_target_health(target_group_arn).await
+    }
+    async fn put_certificate(
+        &self,
+        cert: &CertificateRecord,
+        key: &PrivateKeyPem,
+        expected_version: Option<i64>,
+    ) -> Result<Versioned<CertificateRecord>, StoreError> {
+        self.elb_put_certificate(cert, key, expected_version).await
+    }
+    async fn get_certificate(&self, arn: &str) -> Result<Option<Versioned<CertificateRecord>>, StoreError> {
+        self.elb_get_certificate(arn).await
+    }
+    async fn update_certificate(&self, cert: &CertificateRecord, expected_version: i64) -> Result<Versioned<CertificateRecord>, StoreError> {
+        self.elb_update_certificate(cert, expected_version).await
+    }
+    async fn certificate_key(&self, arn: &str) -> Result<Option<PrivateKeyPem>, StoreError> {
+        self.elb_certificate_key(arn).await
+    }
+    async fn list_certificates(&self) -> Result<Vec<Versioned<CertificateRecord>>, StoreError> {
+        self.elb_list_certificates().await
+    }
+    async fn delete_certificate(&self, arn: &str) -> Result<bool, StoreError> {
+        self.elb_delete_certificate(arn).await
     }
 
     fn watch(&self, kind: RecordKind) -> tokio::sync::broadcast::Receiver<Notice> {

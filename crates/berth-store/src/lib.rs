@@ -29,6 +29,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use berth_model::elb::{CertificateRecord, Listener, LoadBalancer, RegisteredTarget, Rule, TargetGroup, TargetHealthRecord};
 use berth_model::network::{SecurityGroupRecord, SubnetRecord};
 use berth_model::lifecycle::DesiredStatus;
 use berth_model::node::Node;
@@ -67,10 +68,19 @@ pub enum RecordKind {
     Node,
     Subnet,
     SecurityGroup,
+    LoadBalancer,
+    TargetGroup,
+    Listener,
+    ListenerRule,
+    /// A target group's registrations (keyed by the group's ARN).
+    Targets,
+    /// A target group's health rows (keyed by the group's ARN).
+    TargetHealth,
+    Certificate,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 14] = [
         Self::Cluster,
         Self::TaskDefinition,
         Self::Task,
@@ -78,6 +88,13 @@ impl RecordKind {
         Self::Node,
         Self::Subnet,
         Self::SecurityGroup,
+        Self::LoadBalancer,
+        Self::TargetGroup,
+        Self::Listener,
+        Self::ListenerRule,
+        Self::Targets,
+        Self::TargetHealth,
+        Self::Certificate,
     ];
 }
 
@@ -88,7 +105,9 @@ pub struct Notice {
     pub kind: RecordKind,
     /// The record's key as the store keys it: the ARN of a task or
     /// service, a cluster's name, `family:revision` of a task definition,
-    /// the id of a node, subnet or security group.
+    /// the id of a node, subnet or security group, the ARN of a load
+    /// balancing record or certificate (a target group's for its targets
+    /// and their health).
     pub key: String,
     /// The version written; `None`: the record was deleted.
     pub version: Option<i64>,
@@ -247,6 +266,16 @@ impl std::fmt::Debug for AccessKey {
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
             .finish()
+    }
+}
+
+/// A certificate's private key in PEM: a secret, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrivateKeyPem(pub String);
+
+impl std::fmt::Debug for PrivateKeyPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKeyPem(<redacted>)")
     }
 }
 
@@ -430,6 +459,79 @@ pub trait Store: Send + Sync + 'static {
     async fn task_ports(&self, task_arn: &str) -> Result<Vec<PortClaim>, StoreError>;
     /// Frees every port the task holds; how many there were.
     async fn release_ports(&self, task_arn: &str) -> Result<u64, StoreError>;
+
+    // --- load balancing (ELBv2), keyed by ARN ---
+
+    /// Creates (`None`) or updates a load balancer; `Conflict` if its ARN
+    /// or name exists (create) or it changed meanwhile (update).
+    async fn put_load_balancer(&self, lb: &LoadBalancer, expected_version: Option<i64>) -> Result<Versioned<LoadBalancer>, StoreError>;
+    async fn get_load_balancer(&self, arn: &str) -> Result<Option<Versioned<LoadBalancer>>, StoreError>;
+    /// Every load balancer, by name.
+    async fn list_load_balancers(&self) -> Result<Vec<Versioned<LoadBalancer>>, StoreError>;
+    /// Deletes a load balancer with its listeners and their rules, and
+    /// frees the addresses it holds; `false` if there was none.
+    async fn delete_load_balancer(&self, arn: &str) -> Result<bool, StoreError>;
+    /// As `put_load_balancer`, for target groups (names unique).
+    async fn put_target_group(&self, tg: &TargetGroup, expected_version: Option<i64>) -> Result<Versioned<TargetGroup>, StoreError>;
+    async fn get_target_group(&self, arn: &str) -> Result<Option<Versioned<TargetGroup>>, StoreError>;
+    /// Every target group, by name.
+    async fn list_target_groups(&self) -> Result<Vec<Versioned<TargetGroup>>, StoreError>;
+    /// Deletes a target group with its registrations and health rows.
+    async fn delete_target_group(&self, arn: &str) -> Result<bool, StoreError>;
+    /// As `put_load_balancer`; `Conflict` also if the load balancer has a
+    /// listener on that port.
+    async fn put_listener(&self, listener: &Listener, expected_version: Option<i64>) -> Result<Versioned<Listener>, StoreError>;
+    async fn get_listener(&self, arn: &str) -> Result<Option<Versioned<Listener>>, StoreError>;
+    /// Listeners by port, of one load balancer or (`None`) all.
+    async fn list_listeners(&self, load_balancer_arn: Option<&str>) -> Result<Vec<Versioned<Listener>>, StoreError>;
+    /// Deletes a listener with its rules.
+    async fn delete_listener(&self, arn: &str) -> Result<bool, StoreError>;
+    /// As `put_load_balancer`; `Conflict` also if the listener has a rule
+    /// of that priority.
+    async fn put_rule(&self, rule: &Rule, expected_version: Option<i64>) -> Result<Versioned<Rule>, StoreError>;
+    /// Rewrites several rules at once (SetRulePriorities: priorities may
+    /// be swapped), each at the version read; `Conflict` changes none.
+    async fn update_rules(&self, rules: &[Versioned<Rule>]) -> Result<Vec<Versioned<Rule>>, StoreError>;
+    async fn get_rule(&self, arn: &str) -> Result<Option<Versioned<Rule>>, StoreError>;
+    /// Rules by priority (the default rule last), of one listener or all.
+    async fn list_rules(&self, listener_arn: Option<&str>) -> Result<Vec<Versioned<Rule>>, StoreError>;
+    async fn delete_rule(&self, arn: &str) -> Result<bool, StoreError>;
+
+    // --- registered targets and their health ---
+
+    /// Registers targets (keyed by group, address and port); registering
+    /// one again refreshes it and ends its draining.
+    async fn register_targets(&self, targets: &[RegisteredTarget]) -> Result<(), StoreError>;
+    /// Marks registered targets of the group as draining until
+    /// `draining_until` (seconds since the epoch); how many there were.
+    /// Targets already draining keep their deadline.
+    async fn deregister_targets(&self, target_group_arn: &str, targets: &[(Ipv4Addr, u16)], draining_until: f64) -> Result<u64, StoreError>;
+    /// The group's registered targets (draining ones too), by address and port.
+    async fn list_targets(&self, target_group_arn: &str) -> Result<Vec<RegisteredTarget>, StoreError>;
+    /// Removes targets whose draining ended by `now`, with their health rows.
+    async fn remove_drained_targets(&self, now: f64) -> Result<u64, StoreError>;
+    /// Writes what the data plane found of a target (replacing its last row).
+    async fn put_target_health(&self, health: &TargetHealthRecord) -> Result<(), StoreError>;
+    async fn list_target_health(&self, target_group_arn: &str) -> Result<Vec<TargetHealthRecord>, StoreError>;
+
+    // --- ACM certificates ---
+
+    /// Creates (`None`) or replaces (re-import) a certificate with its
+    /// private key.
+    async fn put_certificate(
+        &self,
+        cert: &CertificateRecord,
+        key: &PrivateKeyPem,
+        expected_version: Option<i64>,
+    ) -> Result<Versioned<CertificateRecord>, StoreError>;
+    async fn get_certificate(&self, arn: &str) -> Result<Option<Versioned<CertificateRecord>>, StoreError>;
+    /// Updates a certificate's record (tags), keeping its key.
+    async fn update_certificate(&self, cert: &CertificateRecord, expected_version: i64) -> Result<Versioned<CertificateRecord>, StoreError>;
+    /// The certificate's private key, for the data plane's TLS only.
+    async fn certificate_key(&self, arn: &str) -> Result<Option<PrivateKeyPem>, StoreError>;
+    /// Every certificate, by ARN.
+    async fn list_certificates(&self) -> Result<Vec<Versioned<CertificateRecord>>, StoreError>;
+    async fn delete_certificate(&self, arn: &str) -> Result<bool, StoreError>;
 
     // --- notices ---
 

@@ -110,6 +110,9 @@ both_backends!(
     a_burst_of_claims_takes_distinct_free_addresses,
     task_rows_of_format_0_are_read_as_typed_tasks,
     task_rows_of_a_newer_format_are_refused,
+    lbs_listeners_rules_unique_names_ports_priorities,
+    targets_register_drain_and_carry_the_data_planes_health,
+    certificates_keep_their_key_apart,
 );
 
 // --- fixtures ---
@@ -1730,4 +1733,236 @@ async fn a_burst_of_claims_takes_distinct_free_addresses(db: Backend) {
     let again = s.claim_free_ip("subnet-a", "arn:b0", &lowest).await.unwrap();
     assert_eq!(again.as_ref(), got[0].as_ref());
     assert!(matches!(s.claim_free_ip("subnet-nope", "arn:x", &lowest).await, Err(StoreError::NotFound(_))));
+}
+
+// --- load balancing (ELBv2) and certificates ---
+
+mod elb_fixtures {
+    use std::collections::BTreeMap;
+
+    use berth_model::elb::*;
+
+    pub const LB: &str = "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/web/0123456789abcdef";
+
+    pub fn lb(arn: &str, name: &str) -> LoadBalancer {
+        LoadBalancer {
+            arn: arn.into(),
+            name: name.into(),
+            id: "0123456789abcdef".into(),
+            lb_type: LbType::Application,
+            scheme: Scheme::Internal,
+            state: LbState::Provisioning,
+            dns_name: dns_name(name, "0123456789abcdef", "us-east-1", LbType::Application, Scheme::Internal),
+            vpc_id: "vpc-default".into(),
+            created_at: 1.0,
+            nodes: vec![LbNode { subnet_id: "subnet-a".into(), zone: "us-east-1a".into(), address: "10.89.0.9".parse().unwrap() }],
+            security_groups: vec!["sg-default".into()],
+            attributes: load_balancer_defaults(LbType::Application),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    pub fn tg(name: &str) -> TargetGroup {
+        TargetGroup {
+            arn: format!("arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/{name}/00000000000000aa"),
+            name: name.into(),
+            id: "00000000000000aa".into(),
+            protocol: Protocol::Http,
+            port: 80,
+            vpc_id: "vpc-default".into(),
+            protocol_version: Some("HTTP1".into()),
+            health_check: HealthCheck::defaults(Protocol::Http),
+            attributes: target_group_defaults(Protocol::Http),
+            created_at: 1.0,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    pub fn listener(id: &str, port: u16) -> Listener {
+        Listener {
+            arn: listener_arn(LB, id),
+            load_balancer_arn: LB.into(),
+            protocol: Protocol::Http,
+            port,
+            certificates: vec![],
+            ssl_policy: None,
+            default_actions: vec![Action::FixedResponse { status_code: "404".into(), content_type: None, message_body: None, order: None }],
+            attributes: listener_defaults(Protocol::Http),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    pub fn rule(listener: &str, id: &str, priority: Option<u32>) -> Rule {
+        Rule {
+            arn: rule_arn(listener, id),
+            listener_arn: listener.into(),
+            priority,
+            conditions: vec![Condition::PathPattern { values: vec![format!("/{id}/*")] }],
+            actions: vec![],
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+async fn lbs_listeners_rules_unique_names_ports_priorities(db: Backend) {
+    use elb_fixtures::*;
+    let s = db.store.as_ref();
+    let mut lbs = s.watch(RecordKind::LoadBalancer);
+    let a = s.put_load_balancer(&lb(LB, "web"), None).await.unwrap();
+    assert_eq!(a.version, 1);
+    assert_eq!(lbs.try_recv().unwrap(), Notice { kind: RecordKind::LoadBalancer, key: LB.into(), version: Some(1) });
+    let other_arn = LB.replace("0123456789abcdef", "fedcba9876543210");
+    assert!(matches!(s.put_load_balancer(&lb(&other_arn, "web"), None).await, Err(StoreError::Conflict)), "names are unique");
+    let mut active = a.value.clone();
+    active.state = berth_model::elb::LbState::Active;
+    s.put_load_balancer(&active, Some(1)).await.unwrap();
+    assert!(matches!(s.put_load_balancer(&active, Some(1)).await, Err(StoreError::Conflict)), "stale");
+    s.put_load_balancer(&lb(&other_arn, "api"), None).await.unwrap();
+    let names: Vec<String> = s.list_load_balancers().await.unwrap().into_iter().map(|v| v.value.name).collect();
+    assert_eq!(names, ["api", "web"]);
+    assert_eq!(s.get_load_balancer(LB).await.unwrap().unwrap().value.state, berth_model::elb::LbState::Active);
+
+    // Listeners: one per port of a load balancer.
+    let l80 = s.put_listener(&listener("l80", 80), None).await.unwrap().value;
+    assert!(matches!(s.put_listener(&listener("dup", 80), None).await, Err(StoreError::Conflict)));
+    s.put_listener(&listener("l8080", 8080), None).await.unwrap();
+    let ports: Vec<u16> = s.list_listeners(Some(LB)).await.unwrap().into_iter().map(|v| v.value.port).collect();
+    assert_eq!(ports, [80, 8080]);
+    assert!(s.list_listeners(Some(&other_arn)).await.unwrap().is_empty());
+
+    // Rules: one per priority of a listener, the default rule last;
+    // priorities swap in one write.
+    s.put_rule(&rule(&l80.arn, "default", None), None).await.unwrap();
+    let r1 = s.put_rule(&rule(&l80.arn, "r1", Some(1)), None).await.unwrap();
+    let r2 = s.put_rule(&rule(&l80.arn, "r2", Some(2)), None).await.unwrap();
+    assert!(matches!(s.put_rule(&rule(&l80.arn, "r3", Some(2)), None).await, Err(StoreError::Conflict)));
+    let order = |rules: Vec<Versioned<berth_model::elb::Rule>>| -> Vec<Option<u32>> { rules.into_iter().map(|r| r.value.priority).collect() };
+    assert_eq!(order(s.list_rules(Some(&l80.arn)).await.unwrap()), [Some(1), Some(2), None]);
+    let mut swap1 = r1.clone();
+    swap1.value.priority = Some(2);
+    let mut swap2 = r2.clone();
+    swap2.value.priority = Some(1);
+    let written = s.update_rules(&[swap1.clone(), swap2]).await.unwrap();
+    assert_eq!(written[0].version, 2);
+    assert_eq!(s.get_rule(&r1.value.arn).await.unwrap().unwrap().value.priority, Some(2));
+    assert!(matches!(s.update_rules(&[swap1]).await, Err(StoreError::Conflict)), "stale versions change nothing");
+    assert_eq!(s.get_rule(&r1.value.arn).await.unwrap().unwrap().value.priority, Some(2));
+    assert!(s.delete_rule(&r1.value.arn).await.unwrap());
+    assert!(!s.delete_rule(&r1.value.arn).await.unwrap());
+
+    // Deleting the load balancer takes its listeners, their rules and its addresses.
+    s.put_subnet(&subnet_record("subnet-a", "10.89.0.0/16"), None).await.unwrap();
+    assert!(s.claim_ip("subnet-a", "10.89.0.9", LB).await.unwrap());
+    assert!(s.delete_load_balancer(LB).await.unwrap());
+    assert!(s.get_load_balancer(LB).await.unwrap().is_none());
+    assert!(s.list_listeners(Some(LB)).await.unwrap().is_empty());
+    assert!(s.list_rules(Some(&l80.arn)).await.unwrap().is_empty());
+    assert!(s.task_ips(LB).await.unwrap().is_empty(), "the node's address is free again");
+    assert!(!s.delete_load_balancer(LB).await.unwrap());
+
+    // Target groups: names unique.
+    let t = s.put_target_group(&tg("web"), None).await.unwrap();
+    let mut same_name = tg("web");
+    same_name.arn.push('x');
+    assert!(matches!(s.put_target_group(&same_name, None).await, Err(StoreError::Conflict)));
+    assert_eq!(s.list_target_groups().await.unwrap().len(), 1);
+    assert!(s.delete_target_group(&t.value.arn).await.unwrap());
+    assert!(s.get_target_group(&t.value.arn).await.unwrap().is_none());
+}
+
+async fn targets_register_drain_and_carry_the_data_planes_health(db: Backend) {
+    use berth_model::elb::{HealthReason, HealthState, RegisteredTarget, TargetHealthRecord};
+    let s = db.store.as_ref();
+    let tg = elb_fixtures::tg("web");
+    s.put_target_group(&tg, None).await.unwrap();
+    let mut heard = s.watch(RecordKind::Targets);
+    let target = |ip: &str, port: u16| RegisteredTarget {
+        target_group_arn: tg.arn.clone(),
+        id: ip.parse().unwrap(),
+        port,
+        zone: "us-east-1a".into(),
+        registered_at: 10.0,
+        draining_until: None,
+    };
+    s.register_targets(&[target("10.89.0.3", 80), target("10.89.0.2", 80), target("10.89.0.2", 8080)]).await.unwrap();
+    assert_eq!(heard.try_recv().unwrap().key, tg.arn);
+    let listed = s.list_targets(&tg.arn).await.unwrap();
+    let keys: Vec<(String, u16)> = listed.iter().map(|t| (t.id.to_string(), t.port)).collect();
+    assert_eq!(keys, [("10.89.0.2".into(), 80), ("10.89.0.2".into(), 8080), ("10.89.0.3".into(), 80)]);
+
+    // The data plane's health, replaced by its next write.
+    let mut h = TargetHealthRecord {
+        target_group_arn: tg.arn.clone(),
+        id: "10.89.0.2".parse().unwrap(),
+        port: 80,
+        state: HealthState::Unhealthy,
+        reason: Some(HealthReason::ResponseCodeMismatch),
+        description: Some("Health checks failed with these codes: [500]".into()),
+        updated_at: 20.5,
+    };
+    s.put_target_health(&h).await.unwrap();
+    h.state = HealthState::Healthy;
+    h.reason = None;
+    h.description = None;
+    s.put_target_health(&h).await.unwrap();
+    assert_eq!(s.list_target_health(&tg.arn).await.unwrap(), vec![h.clone()]);
+
+    // Draining: a deadline, kept when deregistered again; gone after it.
+    assert_eq!(s.deregister_targets(&tg.arn, &[("10.89.0.2".parse().unwrap(), 80)], 100.0).await.unwrap(), 1);
+    assert_eq!(s.deregister_targets(&tg.arn, &[("10.89.0.2".parse().unwrap(), 80)], 500.0).await.unwrap(), 0);
+    let draining = s.list_targets(&tg.arn).await.unwrap();
+    assert_eq!(draining[0].draining_until, Some(100.0));
+    assert_eq!(s.remove_drained_targets(99.0).await.unwrap(), 0);
+    assert_eq!(s.remove_drained_targets(100.0).await.unwrap(), 1);
+    assert_eq!(s.list_targets(&tg.arn).await.unwrap().len(), 2);
+    assert!(s.list_target_health(&tg.arn).await.unwrap().is_empty(), "its health went with it");
+
+    // Registering a draining target again ends its draining.
+    s.deregister_targets(&tg.arn, &[("10.89.0.3".parse().unwrap(), 80)], 900.0).await.unwrap();
+    s.register_targets(&[RegisteredTarget { registered_at: 30.0, ..target("10.89.0.3", 80) }]).await.unwrap();
+    let again = s.list_targets(&tg.arn).await.unwrap();
+    let t3 = again.iter().find(|t| t.id.to_string() == "10.89.0.3").unwrap();
+    assert_eq!((t3.draining_until, t3.registered_at), (None, 30.0));
+
+    // Deleting the group takes its targets.
+    s.delete_target_group(&tg.arn).await.unwrap();
+    assert!(s.list_targets(&tg.arn).await.unwrap().is_empty());
+}
+
+async fn certificates_keep_their_key_apart(db: Backend) {
+    use berth_model::elb::CertificateRecord;
+    use berth_store::PrivateKeyPem;
+    let s = db.store.as_ref();
+    let mut cert = CertificateRecord {
+        arn: "arn:aws:acm:us-east-1:111122223333:certificate/4f0e7c51-58b7-4b5c-a1a0-000000000001".into(),
+        domain_name: "web.example".into(),
+        subject_alternative_names: vec!["web.example".into()],
+        subject: "CN=web.example".into(),
+        issuer: "CN=web.example".into(),
+        serial: "01".into(),
+        key_algorithm: "EC_prime256v1".into(),
+        signature_algorithm: "SHA256WITHECDSA".into(),
+        not_before: 1.0,
+        not_after: 2.0,
+        imported_at: 1.5,
+        certificate_pem: "-----BEGIN CERTIFICATE-----".into(),
+        chain_pem: None,
+        tags: Default::default(),
+    };
+    let key = PrivateKeyPem("-----BEGIN PRIVATE KEY-----secret".into());
+    assert_eq!(format!("{key:?}"), "PrivateKeyPem(<redacted>)");
+    s.put_certificate(&cert, &key, None).await.unwrap();
+    assert!(matches!(s.put_certificate(&cert, &key, None).await, Err(StoreError::Conflict)));
+    let stored = s.get_certificate(&cert.arn).await.unwrap().unwrap();
+    assert_eq!(stored.value, cert);
+    assert_eq!(s.certificate_key(&cert.arn).await.unwrap(), Some(key.clone()));
+    cert.tags.insert("team".into(), "web".into());
+    s.update_certificate(&cert, 1).await.unwrap();
+    assert_eq!(s.certificate_key(&cert.arn).await.unwrap(), Some(key), "an update keeps the key");
+    let reimported = PrivateKeyPem("-----BEGIN PRIVATE KEY-----other".into());
+    s.put_certificate(&cert, &reimported, Some(2)).await.unwrap();
+    assert_eq!(s.certificate_key(&cert.arn).await.unwrap(), Some(reimported));
+    assert_eq!(s.list_certificates().await.unwrap().len(), 1);
+    assert!(s.delete_certificate(&cert.arn).await.unwrap());
+    assert!(s.certificate_key(&cert.arn).await.unwrap().is_none());
 }

@@ -70,6 +70,15 @@ fn the_pure_crates_depend_only_on_their_allow_list() {
     }
 }
 
+/// The load balancers' data plane proxies and health-checks: it is fed
+/// plain configuration and knows no store, no wire shape, no other crate
+/// of Berth.
+#[test]
+fn the_data_plane_depends_on_no_berth_crate() {
+    let berth: Vec<String> = dependencies("berth-lb").into_iter().filter(|d| d.starts_with("berth-")).collect();
+    assert!(berth.is_empty(), "berth-lb depends on {berth:?}; it takes its configuration as plain values");
+}
+
 #[test]
 fn the_pure_crates_do_no_io() {
     const IO: &[&str] = &[

@@ -2,7 +2,7 @@
 //! models (`tools/codegen/gen_wire.py`). Pure data: no I/O, no logic
 //! beyond parsing an operation name and body into a typed action
 //! ([`ecs::Action`], [`logs::Action`], [`ec2::Action`], [`sts::Action`],
-//! [`cloudwatch::Action`]) and writing typed responses. [`codec`] holds
+//! [`cloudwatch::Action`], [`elbv2::Action`], [`acm::Action`]) and writing typed responses. [`codec`] holds
 //! the Query/EC2 mechanics those modules call (form parameters in, XML
 //! out); JSON and CBOR go through serde. [`berth`] is Berth's own
 //! operator API, written by hand in the same style.
@@ -11,11 +11,13 @@
 //! purpose: newer SDKs add members before Berth knows them, and AWS
 //! accepts such requests too.
 
+pub mod acm;
 pub mod berth;
 pub mod cloudwatch;
 pub mod codec;
 pub mod ec2;
 pub mod ecs;
+pub mod elbv2;
 pub mod logs;
 pub mod scheduler;
 pub mod sts;

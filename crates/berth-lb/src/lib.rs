@@ -1,0 +1,36 @@
+//! The load balancers' data plane: what ELBv2 calls listeners, rules,
+//! target groups and target health, running for real.
+//!
+//! The caller hands a [`Balancer`] whole [`Config`]s (`apply`, level-
+//! triggered: it reconciles what runs to what is asked) built from its own
+//! records, and reads back target health ([`Balancer::health`], with a
+//! change notice) and per-target-group counters. Sockets come from a
+//! [`Sockets`] the caller provides, so listeners and target connections
+//! can live in a load balancer's network namespace.
+//!
+//! Rule matching ([`rules`]), target selection ([`select`]), the health
+//! state machine and matcher ([`health`]) and ALB's headers ([`headers`])
+//! are pure and tested as tables; the rest is I/O on hyper, hyper-util and
+//! rustls.
+
+mod balancer;
+pub mod config;
+mod counters;
+mod group;
+pub mod headers;
+pub mod health;
+mod io;
+mod proxy;
+pub mod rules;
+pub mod select;
+mod sockets;
+mod tcp;
+mod tls;
+
+pub use balancer::{ApplyError, Balancer};
+pub use config::*;
+pub use counters::{GroupCounters, ListenerCounters};
+pub use group::TargetHealthReport;
+pub use health::{HealthState, Matcher, MatcherError, Reason};
+pub use sockets::{HostSockets, Sockets};
+pub use tls::CertificateError;
