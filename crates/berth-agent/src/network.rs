@@ -14,7 +14,7 @@
 //! Everything is idempotent, so a driver that retries after an agent
 //! restart finishes what an earlier one began.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,6 +110,9 @@ pub struct NodeNetwork {
     /// Firewall applies wanted (a generation count) and done.
     wanted: watch::Sender<u64>,
     applied: watch::Receiver<u64>,
+    /// Interfaces of other things than tasks (load balancer nodes), by id,
+    /// with their groups: in the firewall as tasks are.
+    interfaces: std::sync::Mutex<BTreeMap<String, TaskPolicy>>,
 }
 
 impl NodeNetwork {
@@ -136,6 +139,7 @@ impl NodeNetwork {
             metadata,
             wanted,
             applied,
+            interfaces: std::sync::Mutex::default(),
         });
         tokio::spawn(applier(Arc::downgrade(&this), firewall, wanted_rx, applied_tx));
         Ok(this)
@@ -153,6 +157,50 @@ impl NodeNetwork {
         let began = std::time::Instant::now();
         let bindings = self.publish(task, ports).await?;
         let (subnet, ip) = self.address(task).await?;
+        let attachment = self.attach_on(task_id, &subnet, ip, began).await?;
+        self.write_files(task_id, ip, &model::private_dns_name(ip, &self.config.region))?;
+        Ok(Provisioned { subnet, attachment, bindings })
+    }
+
+    /// An interface of something other than a task (a load balancer's
+    /// node): `id`'s namespace with `eth0` at `ip` on the subnet's bridge,
+    /// a member of `groups` in the firewall (in force when this returns).
+    /// Idempotent; [`Self::detach_interface`] undoes it.
+    pub async fn attach_interface(
+        &self,
+        id: &str,
+        subnet: &SubnetRecord,
+        ip: Ipv4Addr,
+        groups: Vec<String>,
+    ) -> Result<VethAttachment, TaskNetworkError> {
+        let attachment = self.attach_on(id, subnet, ip, std::time::Instant::now()).await?;
+        let groups = if groups.is_empty() { vec![model::DEFAULT_SECURITY_GROUP_ID.to_owned()] } else { groups };
+        self.interfaces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_owned(), TaskPolicy::new(&attachment, groups));
+        self.sync_firewall().await;
+        Ok(attachment)
+    }
+
+    /// Removes an interface [`Self::attach_interface`] made (the address
+    /// claim is its owner's to free).
+    pub async fn detach_interface(&self, id: &str) -> Result<(), TaskNetworkError> {
+        {
+            let _links = self.links.lock().await;
+            self.net.detach(id).await?;
+        }
+        self.interfaces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.sync_firewall().await;
+        Ok(())
+    }
+
+    /// Makes the subnet's bridge ready and attaches `id`'s namespace to it
+    /// at `ip`.
+    async fn attach_on(
+        &self,
+        task_id: &str,
+        subnet: &SubnetRecord,
+        ip: Ipv4Addr,
+        began: std::time::Instant,
+    ) -> Result<VethAttachment, TaskNetworkError> {
         let claimed = began.elapsed();
         let net_subnet = Subnet::new(subnet.cidr)
             .map_err(|e| TaskNetworkError::Setup(format!("subnet {} ({}): {e}", subnet.id, subnet.cidr)))?;
@@ -198,8 +246,7 @@ impl NodeNetwork {
             );
             attachment
         };
-        self.write_files(task_id, ip, &model::private_dns_name(ip, &self.config.region))?;
-        Ok(Provisioned { subnet, attachment, bindings })
+        Ok(attachment)
     }
 
     /// `assignPublicIp: ENABLED`: claims each container port on the public
@@ -436,6 +483,7 @@ impl NodeNetwork {
                 tasks.push(policy);
             }
         }
+        tasks.extend(self.interfaces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned());
         // Addresses from a stale record are dropped rather than fail the
         // whole ruleset.
         let mut seen = BTreeSet::new();

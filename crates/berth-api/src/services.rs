@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use berth_control::placement;
 use berth_control::runner::from_notices;
-use berth_control::service::{self as control, Launched, RESYNC, ServiceTarget, Written};
+use berth_control::service::{self as control, Launched, RESYNC, ServiceTarget, TargetState, Targets, Written};
 use berth_model::arn::ServiceArn;
-use berth_model::service::{PropagateTags, Service, ServiceStatus, deployment_id};
+use berth_model::elb::{self, HealthState, RegisteredTarget};
+use berth_model::service::{PropagateTags, Registration, Service, ServiceStatus, deployment_id};
 use berth_model::task::{self as model_task, NewTask, StopCode, Tag, Task};
 use berth_store::{Page, RecordKind, Store, StoreError, TaskFilter};
 use futures_util::{Stream, StreamExt, stream};
@@ -23,8 +24,8 @@ const STOP_ATTEMPTS: usize = 8;
 
 /// Runs the service controller over `store` until `shutdown` resolves.
 pub async fn run_services(store: Arc<dyn Store>, shutdown: impl Future<Output = ()> + Send) {
-    let target = Arc::new(StoreServices { store: store.clone(), owners: Arc::default() });
-    let triggers = triggers(store, target.owners.clone());
+    let target = Arc::new(StoreServices { store: store.clone(), owners: Arc::default(), groups: Arc::default() });
+    let triggers = triggers(store, target.owners.clone(), target.groups.clone());
     control::run(target, triggers, shutdown).await;
 }
 
@@ -32,9 +33,13 @@ pub async fn run_services(store: Arc<dyn Store>, shutdown: impl Future<Output = 
 /// task's notice wakes its service without a read.
 type Owners = Arc<Mutex<HashMap<String, ServiceArn>>>;
 
+/// Which services register targets in each target group, so a change of
+/// a group's targets or their health wakes them.
+type Groups = Arc<Mutex<HashMap<String, Vec<ServiceArn>>>>;
+
 /// Service notices, task notices of known service tasks, and every live
 /// service each [`RESYNC`] (and when notices were lost).
-fn triggers(store: Arc<dyn Store>, owners: Owners) -> impl Stream<Item = ServiceArn> + Send + 'static {
+fn triggers(store: Arc<dyn Store>, owners: Owners, groups: Groups) -> impl Stream<Item = ServiceArn> + Send + 'static {
     let lister = {
         let store = store.clone();
         move || {
@@ -48,6 +53,12 @@ fn triggers(store: Arc<dyn Store>, owners: Owners) -> impl Stream<Item = Service
         move |n| owners.lock().expect("owners lock").get(&n.key).cloned(),
         lister.clone(),
     );
+    let of_group = move |key: &str| groups.lock().expect("groups lock").get(key).cloned().unwrap_or_default();
+    let of_health = of_group.clone();
+    let targets = from_notices(store.watch(RecordKind::Targets), move |n| Some(of_group(&n.key)), || async { Vec::new() })
+        .flat_map(stream::iter);
+    let health = from_notices(store.watch(RecordKind::TargetHealth), move |n| Some(of_health(&n.key)), || async { Vec::new() })
+        .flat_map(stream::iter);
     let resync = stream::unfold((lister, true), |(lister, first)| async move {
         if !first {
             tokio::time::sleep(RESYNC).await;
@@ -56,7 +67,7 @@ fn triggers(store: Arc<dyn Store>, owners: Owners) -> impl Stream<Item = Service
         Some((stream::iter(keys), (lister, false)))
     })
     .flatten();
-    stream::select(stream::select(services, tasks), resync)
+    stream::select(stream::select(stream::select(services, tasks), stream::select(targets, health)), resync)
 }
 
 async fn live_services(store: &dyn Store) -> Vec<ServiceArn> {
@@ -83,6 +94,7 @@ async fn live_services(store: &dyn Store) -> Vec<ServiceArn> {
 struct StoreServices {
     store: Arc<dyn Store>,
     owners: Owners,
+    groups: Groups,
 }
 
 impl StoreServices {
@@ -156,6 +168,79 @@ impl ServiceTarget for StoreServices {
         }
         self.own(service, found.iter().map(|t| t.arn.to_string()));
         Ok(found)
+    }
+
+    async fn targets(&self, service: &Service) -> Result<Targets, StoreError> {
+        let mut out = Targets::default();
+        let groups: Vec<&str> = service.load_balancers.iter().filter_map(|lb| lb.target_group_arn.as_deref()).collect();
+        if groups.is_empty() {
+            return Ok(out);
+        }
+        {
+            let mut known = self.groups.lock().expect("groups lock");
+            for g in &groups {
+                let services = known.entry((*g).to_owned()).or_default();
+                if !services.contains(&service.arn) {
+                    services.push(service.arn.clone());
+                }
+            }
+        }
+        let used = groups_in_use(self.store.as_ref()).await?;
+        for group in groups {
+            let health = self.store.list_target_health(group).await?;
+            for t in self.store.list_targets(group).await? {
+                let record = health.iter().find(|h| h.id == t.id && h.port == t.port);
+                let (state, _, _) = elb::effective_health(&t, record, used.contains(group));
+                let state = match state {
+                    HealthState::Initial => TargetState::Initial,
+                    HealthState::Healthy => TargetState::Healthy,
+                    HealthState::Unused => TargetState::Unused,
+                    HealthState::Draining | HealthState::UnhealthyDraining => {
+                        TargetState::Draining { until: t.draining_until }
+                    }
+                    HealthState::Unhealthy | HealthState::Unavailable => TargetState::Unhealthy,
+                };
+                let key = Registration { task_id: String::new(), target_group_arn: t.target_group_arn, ip: t.id, port: t.port };
+                out.set(&key, state);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn register(&self, service: &Service, targets: &[Registration]) -> Result<(), StoreError> {
+        let now = now_epoch();
+        let mut rows = Vec::new();
+        for r in targets {
+            let arn = service.arn.account.task(&service.arn.cluster, &r.task_id).to_string();
+            let zone = self.store.get_task(&arn).await?.and_then(|t| t.value.availability_zone).unwrap_or_default();
+            rows.push(RegisteredTarget {
+                target_group_arn: r.target_group_arn.clone(),
+                id: r.ip,
+                port: r.port,
+                zone,
+                registered_at: now,
+                draining_until: None,
+            });
+        }
+        self.store.register_targets(&rows).await?;
+        tracing::info!(service = %service.arn, targets = rows.len(), "service registered targets");
+        Ok(())
+    }
+
+    async fn deregister(&self, service: &Service, targets: &[Registration]) -> Result<(), StoreError> {
+        let now = now_epoch();
+        let mut by_group: HashMap<&str, Vec<(std::net::Ipv4Addr, u16)>> = HashMap::new();
+        for r in targets {
+            by_group.entry(&r.target_group_arn).or_default().push((r.ip, r.port));
+        }
+        for (group, keys) in by_group {
+            // A group deleted meanwhile has nothing left to drain.
+            let Some(tg) = self.store.get_target_group(group).await? else { continue };
+            let delay = f64::from(tg.value.deregistration_delay());
+            self.store.deregister_targets(group, &keys, now + delay).await?;
+        }
+        tracing::info!(service = %service.arn, targets = targets.len(), "service deregistered targets");
+        Ok(())
     }
 
     async fn stop(&self, service: &Service, task_id: &str, reason: &str) -> Result<(), StoreError> {
@@ -234,4 +319,16 @@ impl ServiceTarget for StoreServices {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The target groups some listener forwards to (by its default actions or
+/// a rule): a group no listener uses judges none of its targets.
+async fn groups_in_use(store: &dyn Store) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut out = std::collections::HashSet::new();
+    for rule in store.list_rules(None).await? {
+        for a in &rule.value.actions {
+            out.extend(a.target_groups().into_iter().map(str::to_owned));
+        }
+    }
+    Ok(out)
 }

@@ -182,8 +182,8 @@ impl Launch {
     }
 }
 
-/// A load balancer target a service registers its tasks with: recorded
-/// now, acted on by the load balancer issue.
+/// A load balancer target group a service registers its tasks with
+/// (`containerName`'s `containerPort` at the task's address).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerRef {
@@ -210,6 +210,28 @@ pub struct RegistryRef {
     pub container_name: Option<String>,
     #[serde(default)]
     pub container_port: Option<i32>,
+}
+
+/// A task's address and port in one of its service's target groups, as
+/// the service controller registered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    pub task_id: String,
+    pub target_group_arn: String,
+    pub ip: std::net::Ipv4Addr,
+    pub port: u16,
+}
+
+/// A task the scheduler is taking out of its target groups before it
+/// stops it: deregistered, its connections draining; stopped (for
+/// `reason`) once its targets are gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainingTask {
+    pub task_id: String,
+    pub reason: String,
+    pub targets: Vec<Registration>,
 }
 
 /// The launch throttle of a deployment whose tasks fail to start: after
@@ -349,6 +371,12 @@ pub struct Service {
     pub load_balancers: Vec<LoadBalancerRef>,
     #[serde(default)]
     pub service_registries: Vec<RegistryRef>,
+    /// The targets the controller registered for live tasks.
+    #[serde(default)]
+    pub registered: Vec<Registration>,
+    /// Tasks being drained out of their target groups before they stop.
+    #[serde(default)]
+    pub draining: Vec<DrainingTask>,
     /// The IAM principal that created it (`createdBy`).
     #[serde(default)]
     pub created_by: Option<String>,
@@ -382,6 +410,8 @@ impl Service {
             enable_execute_command: false,
             load_balancers: Vec::new(),
             service_registries: Vec::new(),
+            registered: Vec::new(),
+            draining: Vec::new(),
             created_by: None,
             steady_since: None,
             created_at,

@@ -3,7 +3,8 @@
 //!
 //! `reconcile(service key)` reads the service and its tasks through a
 //! [`ServiceTarget`], asks the pure [`rules::reconcile`] for a plan, and
-//! carries it out: stops go through the tasks' desired status (the
+//! carries it out: targets are deregistered from (and registered in) the
+//! service's target groups first, stops go through the tasks' desired status (the
 //! agent does the rest), launches through the target (RunTask's path:
 //! the scheduler and the placement applier), and the service's record
 //! (counts, deployments, events) is written last, with its version. A
@@ -15,6 +16,7 @@
 //! and of their tasks and by a periodic resync, never told why; one
 //! reconcile per service at a time (the runner's rule).
 
+pub mod balancing;
 pub mod rules;
 
 use std::future::Future;
@@ -22,11 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_model::arn::ServiceArn;
-use berth_model::service::Service;
+use berth_model::service::{Registration, Service};
 use berth_model::task::Task;
 use futures_util::Stream;
 
 use crate::runner::{Action, Backoff, Reconcile, Runner, RunnerConfig};
+pub use balancing::{TargetState, Targets};
 pub use rules::{Env, Launched, Plan, Stop};
 
 /// A service is looked at again at least this often, whatever happened.
@@ -56,6 +59,16 @@ pub trait ServiceTarget: Send + Sync + 'static {
     /// The service's tasks: every live one of its group, and those its
     /// deployments count in flight.
     fn tasks(&self, service: &Service) -> impl Future<Output = Result<Vec<Task>, Self::Error>> + Send;
+
+    /// What the load balancers say of the targets in the service's
+    /// target groups (empty for a service without load balancers).
+    fn targets(&self, service: &Service) -> impl Future<Output = Result<Targets, Self::Error>> + Send;
+
+    /// Registers targets in their target groups.
+    fn register(&self, service: &Service, targets: &[Registration]) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Deregisters targets (their connections drain).
+    fn deregister(&self, service: &Service, targets: &[Registration]) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Wants the task stopped (stopCode ServiceSchedulerInitiated).
     fn stop(&self, service: &Service, task_id: &str, reason: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -104,9 +117,16 @@ impl<T: ServiceTarget> Reconcile<ServiceArn> for ServiceController<T> {
             return Ok(Action::await_change());
         }
         let tasks = t.tasks(&service).await?;
+        let targets = t.targets(&service).await?;
         let mut fresh = || t.fresh();
-        let mut env = Env { now: t.now(), fresh: &mut fresh };
+        let mut env = Env { now: t.now(), fresh: &mut fresh, targets: &targets };
         let mut plan = rules::reconcile(&service, &tasks, &mut env);
+        if !plan.deregister.is_empty() {
+            t.deregister(&plan.service, &plan.deregister).await?;
+        }
+        if !plan.register.is_empty() {
+            t.register(&plan.service, &plan.register).await?;
+        }
         for stop in &plan.stop {
             t.stop(&plan.service, &stop.task_id, &stop.reason).await?;
         }
@@ -123,7 +143,8 @@ impl<T: ServiceTarget> Reconcile<ServiceArn> for ServiceController<T> {
                 return Ok(Action::requeue(Duration::ZERO));
             }
         }
-        let soon = if plan.launch > 0 || !plan.stop.is_empty() { Some(Duration::from_secs(1)) } else { None };
+        let moved = plan.launch > 0 || !plan.stop.is_empty() || !plan.register.is_empty() || !plan.deregister.is_empty();
+        let soon = moved.then_some(Duration::from_secs(1));
         let after = [wake, soon, Some(RESYNC)].into_iter().flatten().min().unwrap_or(RESYNC);
         Ok(Action::requeue(after))
     }

@@ -31,6 +31,9 @@ use berth_model::service::{
 };
 use berth_model::task::{HealthStatus, StopCode, Task};
 
+use super::balancing::{self, TargetChanges, Targets};
+use berth_model::service::Registration;
+
 /// A container that exits within this many seconds of starting is counted
 /// as a task that failed to start: the RUNNING report races an instant
 /// exit, and what counts as a failure must not depend on which won.
@@ -70,6 +73,8 @@ pub const STEADY_REPEAT_SECS: f64 = 6.0 * 3600.0;
 pub struct Env<'a> {
     pub now: f64,
     pub fresh: &'a mut (dyn FnMut() -> u64 + Send),
+    /// What the load balancers say of the service's targets.
+    pub targets: &'a Targets,
 }
 
 impl Env<'_> {
@@ -101,6 +106,10 @@ pub struct Plan {
     /// Start this many tasks of the PRIMARY deployment.
     pub launch: u32,
     pub stop: Vec<Stop>,
+    /// Targets to register in, and to take out of, the service's target
+    /// groups (before the stops are carried out).
+    pub register: Vec<Registration>,
+    pub deregister: Vec<Registration>,
     /// Look again at this time at the latest (a throttle or wait ends, a
     /// grace period runs out), besides the controller's resync.
     pub wake_at: Option<f64>,
@@ -127,14 +136,23 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
         s.push_event_once(id, message, now, STEADY_REPEAT_SECS);
     }
     let grace = f64::from(s.health_check_grace_period_seconds.unwrap_or(0));
+    let targets = env.targets;
+    let lbs = s.load_balancers.clone();
+    // Tasks whose drain is over stop now; the others are left alone.
+    let (drained, drain_end) = balancing::drained(&mut s, tasks, targets);
+    // Tasks being drained, or stopped now that their drain is over: no
+    // other rule decides anything for them.
+    let draining: HashSet<String> =
+        balancing::draining_ids(&s).into_iter().chain(drained.iter().map(|d| d.task_id.clone())).collect();
+    let healthy = |t: &Task| is_healthy(t) && balancing::healthy(&lbs, targets, t) && !draining.contains(t.id());
     let mut stop: Vec<Stop> = Vec::new();
-    let mut wake_at: Option<f64> = None;
+    let mut wake_at: Option<f64> = drain_end;
 
     if s.status != ServiceStatus::Active {
         // Deleted: stop everything; INACTIVE once nothing is left.
         // Deleting scales the service to 0: the same reason ECS gives.
         let fallback = s.primary().map_or(0, |d| d.number);
-        for t in tasks.iter().filter(|t| wanted(t)) {
+        for t in tasks.iter().filter(|t| wanted(t) && !draining.contains(t.id())) {
             let n = deployment_of(&s, t).unwrap_or(fallback);
             stop.push(Stop { task_id: t.id().to_owned(), reason: scaling(n) });
         }
@@ -149,13 +167,14 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
             }
         }
         count(&mut s, &by_deployment);
+        let (stop, register, deregister) = targets_first(&mut s, tasks, stop, drained, env);
         say_stopped(&mut s, &stop, env);
-        return Plan { service: s, launch: 0, stop, wake_at: None };
+        return Plan { service: s, launch: 0, stop, register, deregister, wake_at };
     }
 
     trip_breaker(&mut s, env);
     let Some(primary) = s.primary().map(|d| d.number) else {
-        return Plan { service: s, launch: 0, stop, wake_at: None };
+        return Plan { service: s, launch: 0, stop, register: Vec::new(), deregister: Vec::new(), wake_at: None };
     };
     let desired = s.desired_count;
     if let Some(p) = s.primary_mut() {
@@ -163,11 +182,19 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     }
     let cfg = s.deployment_configuration.clone();
 
-    // Replace tasks that failed their health checks past the grace period.
-    for t in tasks.iter().filter(|t| wanted(t) && t.status() == TaskStatus::Running && t.health == HealthStatus::Unhealthy) {
+    // Replace tasks that failed their health checks (the containers' or
+    // a load balancer's) past the grace period.
+    for t in tasks.iter().filter(|t| wanted(t) && t.status() == TaskStatus::Running && !draining.contains(t.id())) {
+        let reason = if t.health == HealthStatus::Unhealthy {
+            "Task failed container health checks".to_owned()
+        } else if let Some(group) = balancing::unhealthy_in(&lbs, targets, t) {
+            format!("Task failed ELB health checks in (target-group {group})")
+        } else {
+            continue;
+        };
         let started = t.times.started_at.unwrap_or(t.times.created_at);
         if now - started >= grace {
-            stop.push(Stop { task_id: t.id().to_owned(), reason: "Task failed container health checks".into() });
+            stop.push(Stop { task_id: t.id().to_owned(), reason });
             if let Some(d) = deployment_of(&s, t).and_then(|n| s.deployments.iter_mut().find(|d| d.number == n)) {
                 if d.status == DeploymentStatus::Primary && d.rollout_state == RolloutState::InProgress {
                     d.failed_tasks += 1;
@@ -177,7 +204,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
             wake_at = earliest(wake_at, started + grace);
         }
     }
-    let stopping: HashSet<String> = stop.iter().map(|s| s.task_id.clone()).collect();
+    let stopping: HashSet<String> = stop.iter().map(|s| s.task_id.clone()).chain(draining.iter().cloned()).collect();
     let kept = |t: &&Task| wanted(t) && !stopping.contains(t.id());
 
     let empty = Vec::new();
@@ -195,7 +222,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     if primary_tasks.len() as u32 > desired {
         let mut surplus = primary_tasks.clone();
         surplus.sort_by(|a, b| {
-            (is_healthy(a), b.times.created_at).partial_cmp(&(is_healthy(b), a.times.created_at)).unwrap_or(std::cmp::Ordering::Equal)
+            (healthy(a), b.times.created_at).partial_cmp(&(healthy(b), a.times.created_at)).unwrap_or(std::cmp::Ordering::Equal)
         });
         for t in surplus.iter().take(primary_tasks.len() - desired as usize) {
             stop.push(Stop { task_id: t.id().to_owned(), reason: scaling(primary) });
@@ -217,14 +244,14 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     }
 
     // Drain older deployments as far as the minimum healthy count allows.
-    let stopping: HashSet<String> = stop.iter().map(|s| s.task_id.clone()).collect();
-    let healthy_now = tasks.iter().filter(|t| is_healthy(t) && !stopping.contains(t.id())).count() as u32;
+    let stopping: HashSet<String> = stop.iter().map(|s| s.task_id.clone()).chain(draining.iter().cloned()).collect();
+    let healthy_now = tasks.iter().filter(|t| healthy(t) && !stopping.contains(t.id())).count() as u32;
     let mut may_stop_healthy = healthy_now.saturating_sub(cfg.min_healthy(desired));
     let mut old: Vec<&Task> =
         tasks.iter().filter(|t| kept(t) && !stopping.contains(t.id()) && deployment_of(&s, t) != Some(primary)).collect();
     // Unhealthy and not yet running first (they cost no healthy count), then the oldest.
     old.sort_by(|a, b| {
-        (is_healthy(a), a.times.created_at).partial_cmp(&(is_healthy(b), b.times.created_at)).unwrap_or(std::cmp::Ordering::Equal)
+        (healthy(a), a.times.created_at).partial_cmp(&(healthy(b), b.times.created_at)).unwrap_or(std::cmp::Ordering::Equal)
     });
     // A FAILED deployment launches nothing, so nothing older is drained
     // for it either (unhealthy or not-yet-running old tasks excepted).
@@ -233,7 +260,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
         may_stop_healthy = 0;
     }
     for t in old {
-        if is_healthy(t) {
+        if healthy(t) {
             if may_stop_healthy == 0 {
                 continue;
             }
@@ -256,11 +283,46 @@ pub fn reconcile(service: &Service, tasks: &[Task], env: &mut Env<'_>) -> Plan {
     }
 
     count(&mut s, &by_deployment);
-    if let Some(at) = finish_deployments(&mut s, &by_deployment, &stop, launch, env) {
+    // A target not judged yet is looked at again soon (its health is
+    // also announced, but a missed notice must not stall a deployment).
+    let judged = |t: &Task| draining.contains(t.id()) || balancing::healthy(&lbs, targets, t);
+    if tasks.iter().any(|t| wanted(t) && t.status() == TaskStatus::Running && !judged(t)) {
+        wake_at = earliest(wake_at, now + TARGET_RECHECK_SECS);
+    }
+    let (stop, register, deregister) = targets_first(&mut s, tasks, stop, drained, env);
+    if let Some(at) = finish_deployments(&mut s, &by_deployment, &stop, launch, &healthy, env) {
         wake_at = earliest(wake_at, at);
     }
     say_stopped(&mut s, &stop, env);
-    Plan { service: s, launch, stop, wake_at }
+    Plan { service: s, launch, stop, register, deregister, wake_at }
+}
+
+/// How soon a service whose targets are not all healthy is looked at again.
+pub const TARGET_RECHECK_SECS: f64 = 5.0;
+
+/// The stops decided, with the load balancers first: a stop of a task
+/// with targets becomes a drain (deregistered now, stopped later), the
+/// tasks whose drain is over stop, RUNNING tasks are registered and ended
+/// ones deregistered. Returns the stops to carry out now and the targets
+/// to register and deregister; ECS's events said.
+fn targets_first(
+    s: &mut Service,
+    tasks: &[Task],
+    decided: Vec<Stop>,
+    drained: Vec<Stop>,
+    env: &mut Env<'_>,
+) -> (Vec<Stop>, Vec<Registration>, Vec<Registration>) {
+    let mut changes = TargetChanges::default();
+    let mut stop = balancing::drain_first(s, decided, &mut changes);
+    stop.extend(drained);
+    let stopping: HashSet<String> =
+        stop.iter().map(|s| s.task_id.clone()).chain(balancing::draining_ids(s)).collect();
+    balancing::register(s, tasks, &stopping, &mut changes);
+    for message in changes.events {
+        let id = env.event_id();
+        s.push_event(id, message, env.now);
+    }
+    (stop, changes.register, changes.deregister)
 }
 
 /// Records what a launch for deployment `number` did: the tasks it
@@ -443,6 +505,7 @@ fn finish_deployments(
     by_deployment: &BTreeMap<Option<u64>, Vec<&Task>>,
     stop: &[Stop],
     launch: u32,
+    healthy: &dyn Fn(&Task) -> bool,
     env: &mut Env<'_>,
 ) -> Option<f64> {
     let now = env.now;
@@ -451,9 +514,10 @@ fn finish_deployments(
     let others_live = s.deployments.iter().any(|d| d.status == DeploymentStatus::Active && alive_in(Some(d.number)))
         || alive_in(None);
     let desired = s.desired_count;
+    let nothing_draining = s.draining.is_empty();
     let Some(p) = s.primary_mut() else { return None };
     let tasks = by_deployment.get(&Some(p.number)).map(Vec::as_slice).unwrap_or_default();
-    let healthy: Vec<&&Task> = tasks.iter().filter(|t| is_healthy(t)).collect();
+    let healthy: Vec<&&Task> = tasks.iter().filter(|t| healthy(t)).collect();
     // A deployment completes on tasks that ran past their start, not on
     // ones RUNNING for an instant before they crash.
     let young = healthy.iter().filter(|t| !ran(t, now)).filter_map(|t| t.times.started_at).reduce(f64::min);
@@ -462,6 +526,7 @@ fn finish_deployments(
         && young.is_none()
         && p.pending_count == 0
         && stop.is_empty()
+        && nothing_draining
         && launch == 0;
     let mut events = Vec::new();
     if settled && p.rollout_state == RolloutState::InProgress {

@@ -69,12 +69,16 @@ fn plan(s: &Service, tasks: &[Task]) -> Plan {
 }
 
 fn plan_at(s: &Service, tasks: &[Task], now: f64) -> Plan {
+    plan_with(s, tasks, now, &Targets::default())
+}
+
+fn plan_with(s: &Service, tasks: &[Task], now: f64, targets: &Targets) -> Plan {
     let mut n = 0u64;
     let mut fresh = move || {
         n += 1;
         n
     };
-    reconcile(s, tasks, &mut Env { now, fresh: &mut fresh })
+    reconcile(s, tasks, &mut Env { now, fresh: &mut fresh, targets })
 }
 
 fn messages(s: &Service) -> Vec<&str> {
@@ -458,7 +462,8 @@ fn a_launch_is_recorded_with_ecs_event_and_a_shortage_waits() {
         n += 1;
         n
     };
-    let mut env = Env { now: NOW, fresh: &mut fresh };
+    let targets = Targets::default();
+    let mut env = Env { now: NOW, fresh: &mut fresh, targets: &targets };
     let out = Launched { started: vec!["a1".into(), "b2".into()], shortage: Some("RESOURCE:MEMORY".into()) };
     record_launch(&mut s, 1, &out, &mut env);
     let d = s.primary().unwrap();
@@ -479,3 +484,6 @@ fn a_launch_is_recorded_with_ecs_event_and_a_shortage_waits() {
     record_launch(&mut s, 1, &Launched { started: vec!["c3".into()], shortage: None }, &mut env);
     assert!(s.primary().unwrap().capacity_wait.is_none(), "room again ends the wait");
 }
+
+#[path = "tests_balancing.rs"]
+mod balancing;
