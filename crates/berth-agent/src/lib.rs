@@ -14,6 +14,7 @@
 //! tasks (`recover`) and records exits that happened while it was away.
 //! **An agent restart never stops a task.**
 
+pub mod balancers;
 mod capacity;
 mod driver;
 pub mod logs;

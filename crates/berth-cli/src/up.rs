@@ -208,6 +208,8 @@ async fn start_agent(
         Some(metadata),
     )
     .context("no task networking on this host (needs root, bridges, network namespaces, nftables and br_netfilter)")?;
+    // The load balancers' nodes live on this host's bridges.
+    tokio::spawn(berth_agent::balancers::run_balancers(stores.records.clone(), network.clone(), std::future::pending()));
     let agent = Arc::new(berth_agent::Agent::new(stores, images, runtime, config).with_network(network));
     agent.register().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
