@@ -344,3 +344,34 @@ async fn list(api: &Api, r: ListCertificatesRequest) -> Result<ListCertificatesR
         .collect();
     Ok(ListCertificatesResponse { next_token, certificate_summary_list: Some(summaries) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = include_str!("../tests/fixtures/acm/web.example.crt");
+    const KEY: &str = include_str!("../tests/fixtures/acm/web.example.key");
+    const OTHER_KEY: &str = include_str!("../tests/fixtures/acm/other.key");
+
+    #[test]
+    fn a_certificate_is_read_for_its_names_dates_and_key() {
+        let p = parse(CERT, KEY).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.domain_name, "web.example");
+        assert_eq!(p.sans, ["web.example", "*.web.example"]);
+        assert_eq!(p.key_algorithm, "EC_prime256v1");
+        assert_eq!(p.signature_algorithm, "SHA256WITHECDSA");
+        assert!(p.not_after - p.not_before > 3000.0 * 86_400.0);
+        assert!(p.serial.contains(':') && p.serial.len() > 20, "{}", p.serial);
+        assert_eq!(p.subject, "CN=web.example");
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused() {
+        let Err(e) = parse(CERT, OTHER_KEY) else { panic!("accepted another key") };
+        assert_eq!(e.aws_type(), "ValidationException");
+        assert!(e.to_string().contains("does not match"), "{e}");
+        let Err(e) = parse(&format!("{CERT}{CERT}"), KEY) else { panic!("accepted two certificates") };
+        assert!(e.to_string().contains("more than one"), "{e}");
+        assert!(parse(KEY, KEY).is_err(), "a key is not a certificate");
+    }
+}
