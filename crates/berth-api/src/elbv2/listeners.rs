@@ -15,7 +15,7 @@ use berth_wire::elbv2::{
 };
 use berth_store::{StoreError, Versioned};
 
-use super::{MAX_CERTIFICATES, MAX_LISTENERS, err, new_id, page, pairs, protocol, tags_from, validation, wire_protocol};
+use super::{MAX_CERTIFICATES, MAX_LISTENERS, err, new_id, page, pairs, protocol, retry, tags_from, validation, wire_protocol};
 use crate::{Api, ApiError};
 
 pub(crate) fn not_found() -> ApiError {
@@ -358,14 +358,13 @@ pub(super) async fn describe_attributes(
 
 pub(super) async fn modify_attributes(api: &Api, r: ModifyListenerAttributesInput) -> Result<ModifyListenerAttributesOutput, ApiError> {
     let changes = pairs(r.attributes.iter().map(|a| (&a.key, &a.value)))?;
-    loop {
+    let (r, changes) = (&r, &changes);
+    let next = retry(move || async move {
         let l = get(api, &r.listener_arn).await?;
         let mut next = l.value.clone();
         next.attributes = elb::apply_listener_attributes(&l.value, &changes)?;
-        match api.store.put_listener(&next, Some(l.version)).await {
-            Ok(_) => return Ok(ModifyListenerAttributesOutput { attributes: Some(attributes(&next)) }),
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+        Ok(api.store.put_listener(&next, Some(l.version)).await.map(|_| next))
+    })
+    .await?;
+    Ok(ModifyListenerAttributesOutput { attributes: Some(attributes(&next)) })
 }

@@ -25,7 +25,7 @@ use berth_wire::elbv2::{
 };
 use berth_store::{StoreError, Versioned};
 
-use super::{MAX_LOAD_BALANCERS, err, new_id, now, page, pairs, tags_from, validation};
+use super::{MAX_LOAD_BALANCERS, err, new_id, now, page, pairs, retry, tags_from, validation};
 use crate::ec2::VPC_ID;
 use crate::{Api, ApiError};
 
@@ -254,16 +254,15 @@ pub(super) async fn modify_attributes(
     r: ModifyLoadBalancerAttributesInput,
 ) -> Result<ModifyLoadBalancerAttributesOutput, ApiError> {
     let changes = pairs(r.attributes.iter().map(|a| (&a.key, &a.value)))?;
-    loop {
+    let (r, changes) = (&r, &changes);
+    let next = retry(move || async move {
         let lb = get(api, &r.load_balancer_arn).await?;
         let mut next = lb.value.clone();
         next.attributes = elb::apply_load_balancer_attributes(&lb.value, &changes)?;
-        match api.store.put_load_balancer(&next, Some(lb.version)).await {
-            Ok(_) => return Ok(ModifyLoadBalancerAttributesOutput { attributes: Some(attributes(&next)) }),
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+        Ok(api.store.put_load_balancer(&next, Some(lb.version)).await.map(|_| next))
+    })
+    .await?;
+    Ok(ModifyLoadBalancerAttributesOutput { attributes: Some(attributes(&next)) })
 }
 
 /// No capacity is reserved in Berth: a load balancer's node is sized by

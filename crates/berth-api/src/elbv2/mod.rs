@@ -27,6 +27,8 @@ use berth_wire::elbv2::{
     DescribeSSLPoliciesOutput, Limit, LoadBalancerTypeEnum, Output, SslPolicy,
 };
 
+use berth_store::StoreError;
+
 use crate::{Api, ApiError};
 
 /// ELBv2's quotas Berth enforces (DescribeAccountLimits shows them).
@@ -190,6 +192,22 @@ pub(crate) fn new_id() -> String {
 
 pub(crate) fn now() -> f64 {
     crate::berth::network::now()
+}
+
+/// Runs a read-change-write until it meets no concurrent write (a
+/// conflict: re-read and try again), at most eight times.
+pub(crate) async fn retry<T, F>(mut attempt: impl FnMut() -> F) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<Result<T, StoreError>, ApiError>>,
+{
+    for _ in 0..8 {
+        match attempt().await? {
+            Ok(v) => return Ok(v),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Internal(StoreError::Conflict))
 }
 
 /// The model's protocol from the wire's: HTTP, HTTPS and TCP.

@@ -23,7 +23,7 @@ use berth_wire::elbv2::{
 };
 use berth_store::{StoreError, Versioned};
 
-use super::{MAX_TARGET_GROUPS, MAX_TARGETS, err, new_id, now, page, pairs, protocol, tags_from, validation, wire_protocol};
+use super::{MAX_TARGET_GROUPS, MAX_TARGETS, err, new_id, now, page, pairs, protocol, retry, tags_from, validation, wire_protocol};
 use crate::ec2::VPC_ID;
 use crate::{Api, ApiError};
 
@@ -50,6 +50,21 @@ pub(crate) async fn users(api: &Api) -> Result<BTreeMap<String, BTreeSet<String>
         }
     }
     Ok(out)
+}
+
+/// The health check settings of a Create or ModifyTargetGroup request
+/// (their members have the same names).
+macro_rules! health_change {
+    ($r:expr) => {
+        change(
+            $r.health_check_enabled,
+            $r.health_check_protocol.map(protocol).transpose()?,
+            $r.health_check_port,
+            $r.health_check_path,
+            [$r.health_check_interval_seconds, $r.health_check_timeout_seconds, $r.healthy_threshold_count, $r.unhealthy_threshold_count],
+            $r.matcher,
+        )?
+    };
 }
 
 fn change(
@@ -93,15 +108,7 @@ pub(super) async fn create(api: &Api, r: CreateTargetGroupInput) -> Result<Creat
     if vpc != VPC_ID {
         return Err(validation(format!("The VPC ID '{vpc}' is not found")));
     }
-    let hc_protocol = r.health_check_protocol.map(protocol).transpose()?;
-    let c = change(
-        r.health_check_enabled,
-        hc_protocol,
-        r.health_check_port,
-        r.health_check_path,
-        [r.health_check_interval_seconds, r.health_check_timeout_seconds, r.healthy_threshold_count, r.unhealthy_threshold_count],
-        r.matcher,
-    )?;
+    let c = health_change!(r);
     let health_check = HealthCheck::defaults(p).changed(&c, p)?;
     let protocol_version = match (p, r.protocol_version.as_deref()) {
         (elb::Protocol::Tcp, Some(_)) => return Err(validation("A protocol version can only be given for HTTP and HTTPS target groups")),
@@ -199,29 +206,18 @@ pub(super) async fn describe(api: &Api, r: DescribeTargetGroupsInput) -> Result<
 }
 
 pub(super) async fn modify(api: &Api, r: ModifyTargetGroupInput) -> Result<ModifyTargetGroupOutput, ApiError> {
-    let hc_protocol = r.health_check_protocol.map(protocol).transpose()?;
-    let c = change(
-        r.health_check_enabled,
-        hc_protocol,
-        r.health_check_port,
-        r.health_check_path,
-        [r.health_check_interval_seconds, r.health_check_timeout_seconds, r.healthy_threshold_count, r.unhealthy_threshold_count],
-        r.matcher,
-    )?;
-    loop {
-        let tg = get(api, &r.target_group_arn).await?;
+    let arn = r.target_group_arn.clone();
+    let c = health_change!(r);
+    let (arn, c) = (&arn, &c);
+    let next = retry(move || async move {
+        let tg = get(api, arn).await?;
         let mut next = tg.value.clone();
         next.health_check = tg.value.health_check.changed(&c, tg.value.protocol)?;
-        match api.store.put_target_group(&next, Some(tg.version)).await {
-            Ok(_) => {
-                let users = users(api).await?;
-                let lbs = users.get(&next.arn).cloned().unwrap_or_default();
-                return Ok(ModifyTargetGroupOutput { target_groups: Some(vec![wire(&next, &lbs)]) });
-            }
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+        Ok(api.store.put_target_group(&next, Some(tg.version)).await.map(|_| next))
+    })
+    .await?;
+    let lbs = users(api).await?.get(&next.arn).cloned().unwrap_or_default();
+    Ok(ModifyTargetGroupOutput { target_groups: Some(vec![wire(&next, &lbs)]) })
 }
 
 pub(super) async fn delete(api: &Api, r: DeleteTargetGroupInput) -> Result<DeleteTargetGroupOutput, ApiError> {
@@ -253,16 +249,15 @@ pub(super) async fn modify_attributes(
     r: ModifyTargetGroupAttributesInput,
 ) -> Result<ModifyTargetGroupAttributesOutput, ApiError> {
     let changes = pairs(r.attributes.iter().map(|a| (&a.key, &a.value)))?;
-    loop {
+    let (r, changes) = (&r, &changes);
+    let next = retry(move || async move {
         let tg = get(api, &r.target_group_arn).await?;
         let mut next = tg.value.clone();
         next.attributes = elb::apply_target_group_attributes(&tg.value, &changes)?;
-        match api.store.put_target_group(&next, Some(tg.version)).await {
-            Ok(_) => return Ok(ModifyTargetGroupAttributesOutput { attributes: Some(attributes(&next)) }),
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+        Ok(api.store.put_target_group(&next, Some(tg.version)).await.map(|_| next))
+    })
+    .await?;
+    Ok(ModifyTargetGroupAttributesOutput { attributes: Some(attributes(&next)) })
 }
 
 /// A target's address and port (the group's port when none is given).
