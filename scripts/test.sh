@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 apt_install ca-certificates postgresql python3-venv runc tini nftables iproute2 skopeo umoci docker-registry busybox-static
+# The ACM compatibility tests make their certificates with the openssl CLI.
+apt_install openssl
 # Micro-VM isolation: QEMU (microvm machine, TCG where KVM cannot run the
 # guest), mkfs.ext4 for image disks, and what scripts/microvm-kernel.sh
 # needs to turn Debian's cloud kernel (downloaded, not installed) into the

@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{berth, cloudwatch, ec2, ecs, logs, scheduler, sts};
+use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -120,10 +120,22 @@ enum Service {
     Sts,
     CloudWatch,
     Scheduler,
+    Elbv2,
+    Acm,
 }
 
 impl Service {
-    const ALL: [Self; 7] = [Self::Ecs, Self::Logs, Self::Berth, Self::Ec2, Self::Sts, Self::CloudWatch, Self::Scheduler];
+    const ALL: [Self; 9] = [
+        Self::Ecs,
+        Self::Logs,
+        Self::Berth,
+        Self::Ec2,
+        Self::Sts,
+        Self::CloudWatch,
+        Self::Scheduler,
+        Self::Elbv2,
+        Self::Acm,
+    ];
 
     /// The SigV4 signing name of the service (from its model).
     fn signing_name(self) -> &'static str {
@@ -135,6 +147,9 @@ impl Service {
             Self::Sts => sts::SIGNING_NAME,
             Self::CloudWatch => cloudwatch::SIGNING_NAME,
             Self::Scheduler => scheduler::SIGNING_NAME,
+            Self::Elbv2 => elbv2::SIGNING_NAME,
+            // The model's signing name (its generated module, JSON only, has no constant).
+            Self::Acm => "acm",
         }
     }
 
@@ -146,7 +161,8 @@ impl Service {
             Self::Logs => Some(logs::TARGET_PREFIX),
             Self::Berth => Some(berth::TARGET_PREFIX),
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
-            Self::Ec2 | Self::Sts | Self::Scheduler => None,
+            Self::Acm => Some(acm::TARGET_PREFIX),
+            Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 => None,
         }
     }
 
@@ -154,7 +170,7 @@ impl Service {
     fn form_protocol(self) -> Option<Protocol> {
         match self {
             Self::Ec2 => Some(Protocol::Ec2),
-            Self::Sts | Self::CloudWatch => Some(Protocol::Query),
+            Self::Sts | Self::CloudWatch | Self::Elbv2 => Some(Protocol::Query),
             _ => None,
         }
     }
@@ -433,6 +449,20 @@ async fn handle(
             record_action(op_name, service, q.action());
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
             crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::Elbv2, _) => {
+            let q = query_input(&parts, &body)?;
+            record_action(op_name, service, q.action());
+            let action = elbv2::Action::from_query(&q)?
+                .ok_or_else(|| not_served("elasticloadbalancing", q.action(), elbv2::Action::NAMES))?;
+            crate::elbv2::dispatch(api, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::Acm, _) => {
+            let action = acm::Action::parse(&op, json)
+                .map_err(parse_error)?
+                .ok_or_else(|| not_served("acm", &op, acm::Action::NAMES))?;
+            let out = crate::acm::dispatch(api, action).await?;
+            serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
         (Service::CloudWatch, Protocol::Query | Protocol::Ec2 | Protocol::RestJson { .. }) => {
             let q = query_input(&parts, &body)?;

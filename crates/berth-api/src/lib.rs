@@ -13,10 +13,12 @@
 //! [`logs::EXPIRY_INTERVAL`]; [`run_services`] is the service controller
 //! over the store.
 
+mod acm;
 mod berth;
 mod cloudwatch;
 mod ec2;
 mod ecs;
+mod elbv2;
 mod edge;
 mod error;
 pub mod logs;

@@ -595,3 +595,156 @@ async fn ec2_subnets_tags_pages_and_the_vpc() {
     ec2(&h, &format!("DeleteSubnet&SubnetId={subnet}")).await;
     ec2_err(&h, &format!("DeleteSubnet&SubnetId={subnet}"), "InvalidSubnetID.NotFound").await;
 }
+
+// --- ELBv2 (AWS Query, `elasticloadbalancing`) and ACM (JSON 1.1) ---
+
+async fn elb(h: &Harness, params: &str) -> String {
+    let a = send(h, form("elasticloadbalancing", &format!("Action={params}&Version=2015-12-01"))).await;
+    let xml = a.text();
+    assert_eq!(a.status, 200, "{params}: {xml}");
+    let op = params.split('&').next().unwrap_or_default();
+    assert!(xml.contains(&format!("<{op}Response xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">")), "{xml}");
+    assert!(xml.contains("<ResponseMetadata><RequestId>"), "{xml}");
+    xml
+}
+
+async fn elb_err(h: &Harness, params: &str, code: &str) -> String {
+    let a = send(h, form("elasticloadbalancing", &format!("Action={params}&Version=2015-12-01"))).await;
+    assert_query_error(&a, 400, code);
+    element(&a.text(), "Message").unwrap_or_default().to_owned()
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[tokio::test]
+async fn elbv2_load_balancer_target_group_listener_and_rules_lifecycle() {
+    let h = harness().await;
+    berth_api::ensure_network_defaults(h.store.as_ref(), "10.89.0.0/16").await.unwrap();
+    // A load balancer in the default subnet: an address of its own, ELBv2's names.
+    let xml = elb(&h, "CreateLoadBalancer&Name=web&Subnets.member.1=subnet-default&Scheme=internal&Tags.member.1.Key=team&Tags.member.1.Value=a").await;
+    let lb = element(&xml, "LoadBalancerArn").unwrap().to_owned();
+    assert!(lb.starts_with("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/"), "{lb}");
+    let dns = element(&xml, "DNSName").unwrap();
+    assert!(dns.starts_with("internal-web-") && dns.ends_with(".us-east-1.elb.amazonaws.com"), "{dns}");
+    assert_eq!(element(&xml, "CanonicalHostedZoneId"), Some("Z35SXDOTRQ7X7K"));
+    assert_eq!(element(&xml, "Code"), Some("provisioning"));
+    assert!(xml.contains("<SecurityGroups><member>sg-default</member></SecurityGroups>"), "{xml}");
+    let held = h.store.task_ips(&lb).await.unwrap();
+    assert_eq!(held, [("subnet-default".to_owned(), "10.89.0.2".to_owned())], "the node's address is claimed");
+    elb_err(&h, "CreateLoadBalancer&Name=web&Subnets.member.1=subnet-default&Scheme=internet-facing", "DuplicateLoadBalancerName").await;
+    elb_err(&h, "CreateLoadBalancer&Name=x&Subnets.member.1=subnet-nope", "SubnetNotFound").await;
+    elb_err(&h, "CreateLoadBalancer&Name=x&Subnets.member.1=subnet-default&SecurityGroups.member.1=sg-nope", "InvalidSecurityGroup").await;
+    elb_err(&h, "CreateLoadBalancer&Name=-bad&Subnets.member.1=subnet-default", "ValidationError").await;
+
+    // Attributes: defaults, a change, an unknown key in ELBv2's own error.
+    let xml = elb(&h, &format!("DescribeLoadBalancerAttributes&LoadBalancerArn={}", enc(&lb))).await;
+    assert!(xml.contains("<Key>idle_timeout.timeout_seconds</Key><Value>60</Value>"), "{xml}");
+    elb(&h, &format!("ModifyLoadBalancerAttributes&LoadBalancerArn={}&Attributes.member.1.Key=idle_timeout.timeout_seconds&Attributes.member.1.Value=120", enc(&lb))).await;
+    let msg = elb_err(&h, &format!("ModifyLoadBalancerAttributes&LoadBalancerArn={}&Attributes.member.1.Key=no.such&Attributes.member.1.Value=1", enc(&lb)), "ValidationError").await;
+    assert!(msg.contains("'no.such' is not recognized"), "{msg}");
+
+    // A target group, its targets and their health.
+    let xml = elb(&h, "CreateTargetGroup&Name=web-tg&Protocol=HTTP&Port=8080&VpcId=vpc-default&TargetType=ip&HealthCheckPath=%2Fhealth&Matcher.HttpCode=200-299").await;
+    let tg = element(&xml, "TargetGroupArn").unwrap().to_owned();
+    assert_eq!(element(&xml, "HealthCheckIntervalSeconds"), Some("30"));
+    assert_eq!(element(&xml, "HttpCode"), Some("200-299"));
+    elb_err(&h, "CreateTargetGroup&Name=i&Protocol=HTTP&Port=80&VpcId=vpc-default&TargetType=instance", "ValidationError").await;
+    elb_err(&h, "CreateTargetGroup&Name=i&Protocol=HTTP&Port=80&VpcId=vpc-default&HealthCheckIntervalSeconds=5&HealthCheckTimeoutSeconds=6", "ValidationError").await;
+    elb(&h, &format!("RegisterTargets&TargetGroupArn={}&Targets.member.1.Id=10.89.0.20&Targets.member.2.Id=10.89.0.21&Targets.member.2.Port=9090", enc(&tg))).await;
+    elb_err(&h, &format!("RegisterTargets&TargetGroupArn={}&Targets.member.1.Id=192.0.2.1", enc(&tg)), "InvalidTarget").await;
+    elb_err(&h, &format!("RegisterTargets&TargetGroupArn={}&Targets.member.1.Id=10.89.0.2", enc(&tg)), "InvalidTarget").await;
+    let xml = elb(&h, &format!("DescribeTargetHealth&TargetGroupArn={}", enc(&tg))).await;
+    assert_eq!(xml.matches("<State>unused</State>").count(), 2, "no listener uses the group yet: {xml}");
+    assert!(xml.contains("<Reason>Target.NotInUse</Reason>"), "{xml}");
+
+    // A listener forwarding to it: the targets are initial until the data plane writes.
+    let xml = elb(&h, &format!("CreateListener&LoadBalancerArn={}&Protocol=HTTP&Port=80&DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn={}", enc(&lb), enc(&tg))).await;
+    let listener = element(&xml, "ListenerArn").unwrap().to_owned();
+    assert!(listener.contains(":listener/app/web/"), "{listener}");
+    elb_err(&h, &format!("CreateListener&LoadBalancerArn={}&Protocol=HTTP&Port=80&DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn={}", enc(&lb), enc(&tg)), "DuplicateListener").await;
+    elb_err(&h, &format!("CreateListener&LoadBalancerArn={}&Protocol=HTTPS&Port=443&DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn={}&Certificates.member.1.CertificateArn=arn%3Aaws%3Aacm%3Aus-east-1%3A123456789012%3Acertificate%2Fnope", enc(&lb), enc(&tg)), "CertificateNotFound").await;
+    let xml = elb(&h, &format!("DescribeTargetHealth&TargetGroupArn={}", enc(&tg))).await;
+    assert_eq!(xml.matches("<State>initial</State>").count(), 2, "{xml}");
+    assert!(xml.contains("<Reason>Elb.RegistrationInProgress</Reason>"), "{xml}");
+    let xml = elb(&h, &format!("DescribeTargetGroups&LoadBalancerArn={}", enc(&lb))).await;
+    assert!(xml.contains(&format!("<LoadBalancerArns><member>{lb}</member></LoadBalancerArns>")), "{xml}");
+    elb_err(&h, &format!("DeleteTargetGroup&TargetGroupArn={}", enc(&tg)), "ResourceInUse").await;
+    let xml = elb(&h, &format!("DescribeListenerAttributes&ListenerArn={}", enc(&listener))).await;
+    assert!(xml.contains("<Key>routing.http.response.server.enabled</Key>"), "{xml}");
+    elb_err(&h, &format!("ModifyListenerAttributes&ListenerArn={}&Attributes.member.1.Key=tcp.idle_timeout.seconds&Attributes.member.1.Value=60", enc(&listener)), "ValidationError").await;
+    let xml = elb(&h, &format!("DescribeCapacityReservation&LoadBalancerArn={}", enc(&lb))).await;
+    assert!(xml.contains("<DescribeCapacityReservationResult>"), "{xml}");
+
+    // Draining: a deregistered target drains for the deregistration delay.
+    elb(&h, &format!("DeregisterTargets&TargetGroupArn={}&Targets.member.1.Id=10.89.0.20", enc(&tg))).await;
+    let xml = elb(&h, &format!("DescribeTargetHealth&TargetGroupArn={}", enc(&tg))).await;
+    assert!(xml.contains("<State>draining</State>") && xml.contains("<Reason>Target.DeregistrationInProgress</Reason>"), "{xml}");
+    elb_err(&h, &format!("DeregisterTargets&TargetGroupArn={}&Targets.member.1.Id=10.89.0.99", enc(&tg)), "InvalidTarget").await;
+
+    // Rules: priorities, the default rule, swaps.
+    let rule = |p: u32, path: &str| {
+        format!("CreateRule&ListenerArn={}&Priority={p}&Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1={}&Actions.member.1.Type=fixed-response&Actions.member.1.FixedResponseConfig.StatusCode=503", enc(&listener), enc(path))
+    };
+    let r1 = element(&elb(&h, &rule(10, "/api/*")).await, "RuleArn").unwrap().to_owned();
+    let r2 = element(&elb(&h, &rule(20, "/img/*")).await, "RuleArn").unwrap().to_owned();
+    elb_err(&h, &rule(10, "/other"), "PriorityInUse").await;
+    elb_err(&h, &rule(50_001, "/other"), "ValidationError").await;
+    let xml = elb(&h, &format!("DescribeRules&ListenerArn={}", enc(&listener))).await;
+    let priorities: Vec<&str> = xml.split("<Priority>").skip(1).map(|s| &s[..s.find('<').unwrap()]).collect();
+    assert_eq!(priorities, ["10", "20", "default"], "{xml}");
+    assert!(xml.contains("<IsDefault>true</IsDefault>"), "{xml}");
+    elb(&h, &format!("SetRulePriorities&RulePriorities.member.1.RuleArn={}&RulePriorities.member.1.Priority=20&RulePriorities.member.2.RuleArn={}&RulePriorities.member.2.Priority=10", enc(&r1), enc(&r2))).await;
+    let xml = elb(&h, &format!("DescribeRules&RuleArns.member.1={}", enc(&r1))).await;
+    assert_eq!(element(&xml, "Priority"), Some("20"));
+    let xml = elb(&h, &format!("DescribeRules&ListenerArn={}&PageSize=1", enc(&listener))).await;
+    let marker = element(&xml, "NextMarker").unwrap().to_owned();
+    let xml = elb(&h, &format!("DescribeRules&ListenerArn={}&PageSize=2&Marker={}", enc(&listener), enc(&marker))).await;
+    assert!(element(&xml, "NextMarker").is_none(), "{xml}");
+    assert_eq!(xml.matches("<RuleArn>").count(), 2, "{xml}");
+
+    // Tags on each kind.
+    elb(&h, &format!("AddTags&ResourceArns.member.1={}&ResourceArns.member.2={}&Tags.member.1.Key=env&Tags.member.1.Value=prod", enc(&lb), enc(&tg))).await;
+    elb(&h, &format!("RemoveTags&ResourceArns.member.1={}&TagKeys.member.1=team", enc(&lb))).await;
+    let xml = elb(&h, &format!("DescribeTags&ResourceArns.member.1={}", enc(&lb))).await;
+    assert!(xml.contains("<Key>env</Key><Value>prod</Value>") && !xml.contains("team"), "{xml}");
+
+    // Deleting: the listener goes with the load balancer, its address is freed.
+    elb(&h, &format!("DeleteLoadBalancer&LoadBalancerArn={}", enc(&lb))).await;
+    assert!(h.store.task_ips(&lb).await.unwrap().is_empty());
+    elb_err(&h, &format!("DescribeListeners&ListenerArns.member.1={}", enc(&listener)), "ListenerNotFound").await;
+    elb_err(&h, &format!("DescribeLoadBalancers&LoadBalancerArns.member.1={}", enc(&lb)), "LoadBalancerNotFound").await;
+    elb(&h, &format!("DeleteTargetGroup&TargetGroupArn={}", enc(&tg))).await;
+    elb_err(&h, "Frobnicate", "InvalidAction").await;
+}
+
+const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBfDCCASOgAwIBAgIUL9ZIRhL7c1y9VvFb8/SU7o2CmFAwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLd2ViLmV4YW1wbGUwHhcNMjYwMTAxMDAwMDAwWhcNMzYwMTAx
+MDAwMDAwWjAWMRQwEgYDVQQDDAt3ZWIuZXhhbXBsZTBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABNBjk4LRxH9Pzxq1YJ9zJvNy8Pq3d0YyTK7GvZJ1bZ4c6Oq5qQ5m
+K2i6c6Ky3gX6U2bLqYj3mM0rXzHJxN0Zsl+jUzBRMB0GA1UdDgQWBBS6o3kA5P3y
+-----END CERTIFICATE-----
+";
+
+#[tokio::test]
+async fn acm_refuses_what_is_not_a_certificate_and_answers_unknown_arns() {
+    use base64::Engine as _;
+    let h = harness().await;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let call = |op: &str, body: String| json_request(&format!("CertificateManager.{op}"), "1.1", &body, "acm");
+    let a = send(&h, call("ImportCertificate", format!(r#"{{"Certificate":"{}","PrivateKey":"{}"}}"#, b64("not pem"), b64("nope")))).await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.json()["__type"], "ValidationException", "{}", a.text());
+    let a = send(&h, call("ImportCertificate", format!(r#"{{"Certificate":"{}","PrivateKey":"{}"}}"#, b64(TEST_CERT), b64("nope")))).await;
+    assert_eq!(a.json()["__type"], "ValidationException", "a truncated certificate: {}", a.text());
+    let arn = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000";
+    let a = send(&h, call("DescribeCertificate", format!(r#"{{"CertificateArn":"{arn}"}}"#))).await;
+    assert_eq!(a.json()["__type"], "ResourceNotFoundException", "{}", a.text());
+    let a = send(&h, call("ListCertificates", "{}".into())).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["CertificateSummaryList"], serde_json::json!([]));
+    let a = send(&h, call("RequestCertificate", r#"{"DomainName":"x"}"#.into())).await;
+    assert_eq!(a.json()["__type"], "UnknownOperationException", "{}", a.text());
+}

@@ -126,6 +126,35 @@ impl Client {
         decode(request.send().await.with_context(|| format!("cannot reach Berth at {}", self.endpoint))?).await
     }
 
+    /// Calls an AWS Query operation of `service` (form parameters in,
+    /// an XML document out), e.g. ELBv2's.
+    pub async fn call_query(&self, service: &str, params: &[(String, String)]) -> anyhow::Result<crate::xml::Element> {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish().into_bytes();
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .body(body)?;
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(req.body()));
+        self.sign(&mut req, service, &hash, false)?;
+        let (parts, body) = req.into_parts();
+        let request = self.http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body);
+        let resp = request.send().await.with_context(|| format!("cannot reach Berth at {}", self.endpoint))?;
+        let status = resp.status();
+        let text = resp.text().await.context("the answer broke off")?;
+        let doc = crate::xml::parse(&text).with_context(|| format!("unexpected answer (HTTP {status}): {text}"))?;
+        if !status.is_success() {
+            let error = doc.child("Error");
+            let text_of = |name: &str| error.and_then(|e| e.child(name)).map(|e| e.text.clone());
+            return Err(ServiceError {
+                aws_type: text_of("Code").unwrap_or_else(|| format!("HTTP {status}")),
+                message: text_of("Message").unwrap_or(text),
+            }
+            .into());
+        }
+        Ok(doc)
+    }
+
     /// PUTs the file at `file` to `path_and_query`, signed with its SHA-256.
     pub async fn upload<Resp: DeserializeOwned>(
         &self,

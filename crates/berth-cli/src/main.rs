@@ -4,10 +4,12 @@ mod client;
 mod datadir;
 mod image;
 mod kernel;
+mod lb;
 mod logs;
 mod network;
 mod service;
 mod up;
+mod xml;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +35,8 @@ enum Command {
     Sg(network::SgArgs),
     /// Services (ECS's): ls, describe, events.
     Service(service::ServiceArgs),
+    /// Load balancers (ELBv2's): ls, describe, targets.
+    Lb(lb::LbArgs),
     /// The micro-VM guest kernel: fetch (Debian's cloud kernel) or build (a minimal one).
     Kernel(kernel::KernelArgs),
 }
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Subnet(args) => runtime.block_on(network::subnet(args)),
         Command::Sg(args) => runtime.block_on(network::sg(args)),
         Command::Service(args) => runtime.block_on(service::run(args)),
+        Command::Lb(args) => runtime.block_on(lb::run(args)),
         Command::Kernel(args) => kernel::run(args),
     }
 }
