@@ -208,7 +208,7 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     r.single(
         "proxy.lb.rps",
         "req/s",
-        &format!("the same through berth-lb, whose listener runs on one current-thread runtime (at most one core); client, proxy and target share the machine"),
+        "the same through berth-lb, whose listener runs on one current-thread runtime (at most one core); client, proxy and target share the machine",
         via_rate,
     );
     r.ratio("proxy.lb.rps", "proxy.direct.rps");

@@ -97,10 +97,16 @@ impl Running {
     }
 }
 
-/// The data plane of a set of load balancers.
+/// The data plane of a load balancer (or several sharing one `Sockets`).
+/// `Send + Sync`: share it behind an `Arc`.
 pub struct Balancer {
     inner: Arc<Inner>,
 }
+
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Balancer>();
+};
 
 impl Balancer {
     /// A balancer making its sockets with `sockets`; nothing runs until `apply`.

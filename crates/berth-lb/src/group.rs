@@ -165,7 +165,9 @@ impl Group {
                 Some(s) => {
                     *lock(&s.target.draining_until) = t.draining_until;
                     if t.draining_until.is_some() {
+                        // No new requests: its idle connections can go now.
                         s.target.stop_checking();
+                        lock(&s.target.idle).clear();
                     }
                 }
                 None => {

@@ -106,15 +106,24 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The sticky cookie's value for a target.
+/// The AWSALB cookie's value for a target.
 pub fn sticky_value(addr: SocketAddr) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(addr.to_string())
+    sticky_group_value(&addr.to_string())
 }
 
-/// The target a sticky cookie names.
+/// The target an AWSALB cookie names.
 pub fn sticky_target(value: &str) -> Option<SocketAddr> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value).ok()?;
-    std::str::from_utf8(&bytes).ok()?.parse().ok()
+    sticky_group(value)?.parse().ok()
+}
+
+/// The AWSALBTG cookie's value for a target group.
+pub fn sticky_group_value(id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// The target group an AWSALBTG cookie names.
+pub fn sticky_group(value: &str) -> Option<String> {
+    String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value).ok()?).ok()
 }
 
 /// `NAME=value; Expires=<http date>; Path=/` (and the CORS twin's

@@ -229,7 +229,7 @@ fn pick_group(f: &Forward, req: &Request<Incoming>) -> Option<(String, Option<St
     }
     let live: Vec<&crate::config::WeightedGroup> = f.target_groups.iter().filter(|g| g.weight > 0).collect();
     if f.group_stickiness.is_some()
-        && let Some(id) = headers::cookie(req.headers(), "AWSALBTG").and_then(decode_group)
+        && let Some(id) = headers::cookie(req.headers(), "AWSALBTG").and_then(headers::sticky_group)
         && live.iter().any(|g| g.id == id)
     {
         return Some((id, None));
@@ -241,18 +241,8 @@ fn pick_group(f: &Forward, req: &Request<Incoming>) -> Option<(String, Option<St
     }
     let roll = rand::rng().random_range(0..total);
     let id = f.target_groups[select::pick_weighted(&weights, roll)?].id.clone();
-    let cookie = f.group_stickiness.map(|d| headers::set_cookie("AWSALBTG", &encode_group(&id), SystemTime::now() + d, false));
+    let cookie = f.group_stickiness.map(|d| headers::set_cookie("AWSALBTG", &headers::sticky_group_value(&id), SystemTime::now() + d, false));
     Some((id, cookie))
-}
-
-fn encode_group(id: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
-}
-
-fn decode_group(v: &str) -> Option<String> {
-    use base64::Engine as _;
-    String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v).ok()?).ok()
 }
 
 async fn forward(inner: &Arc<Inner>, config: &ListenerConfig, client: Client, xff: String, mut req: Request<Incoming>, f: &Forward) -> Response<Body> {

@@ -9,7 +9,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Makes the listening sockets and the connections to targets (and health
 /// checks). A socket keeps the network namespace it was made in, so an
-/// implementation may make them on a thread that entered one.
+/// implementation for a load balancer's namespace makes the socket on a
+/// thread that entered it (`setns`), with `socket2` or `std::net`, set
+/// non-blocking, and hands it to tokio (`TcpListener::from_std`,
+/// `TcpSocket::from_std_stream(..).connect(addr)`) from the runtime.
+/// One `Balancer` per load balancer, then: its listeners and its health
+/// checks use that balancer's `Sockets`.
 #[async_trait]
 pub trait Sockets: Send + Sync + 'static {
     /// A listening socket bound to `addr` (called from within a tokio

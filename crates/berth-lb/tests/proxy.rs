@@ -221,7 +221,7 @@ async fn a_draining_target_finishes_in_flight_requests_and_gets_no_new_ones() {
     // Two slow requests in flight: one on each target.
     let l = addr("l");
     let in_flight: Vec<_> = (0..2).map(|_| tokio::spawn(async move { get(l, "/slow?ms=800").await })).collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(WAIT, "one slow request on each target", || a.hits.load(Ordering::SeqCst) == 1 && b.hits.load(Ordering::SeqCst) == 1).await;
     // Deregister a: draining.
     let mut draining = tg.clone();
     draining.targets[0].draining_until = Some(SystemTime::now() + Duration::from_secs(300));
@@ -259,7 +259,7 @@ async fn least_outstanding_requests_prefers_the_idle_target() {
     eventually(WAIT, "healthy", || lb.health().iter().all(|r| r.state == HealthState::Healthy)).await;
     let l = addr("l");
     let busy = tokio::spawn(async move { get(l, "/slow?ms=1500").await.body });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(WAIT, "the slow request at a target", || a.hits.load(Ordering::SeqCst) + b.hits.load(Ordering::SeqCst) == 1).await;
     let busy_name = if a.hits.load(Ordering::SeqCst) == 1 { "a" } else { "b" };
     let mut client = Client::connect(l).await;
     for _ in 0..8 {
