@@ -219,15 +219,16 @@ class Berth:
             return e.code, json.loads(e.read() or b"null")
 
 
-def import_busybox(berth, workdir):
-    """Puts a busybox image (IMAGE) into `berth`'s cache with `berth image import`."""
+def import_busybox(berth, workdir, extra=()):
+    """Puts a busybox image (IMAGE) into `berth`'s cache with `berth image import`
+    (with APPLETS, and the `extra` applets too)."""
     root = os.path.join(workdir, "rootfs")
     os.makedirs(os.path.join(root, "bin"))
     os.makedirs(os.path.join(root, "tmp"))
     with open(BUSYBOX, "rb") as src, open(os.path.join(root, "bin", "busybox"), "wb") as dst:
         dst.write(src.read())
     os.chmod(os.path.join(root, "bin", "busybox"), 0o755)
-    for applet in APPLETS:
+    for applet in [*APPLETS, *extra]:
         os.symlink("busybox", os.path.join(root, "bin", applet))
     p = subprocess.run([BERTH_BIN, "image", "import", root, "--name", IMAGE, "--output", "json",
                         "--data-dir", berth.data_dir], capture_output=True, text=True, timeout=120,

@@ -142,7 +142,7 @@ pub(crate) fn parse(cert_pem: &str, key_pem: &str) -> Result<Parsed, ApiError> {
     };
     let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|_| invalid("The certificate could not be parsed as X.509."))?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| invalid("The private key is not a PEM-encoded private key."))?;
-    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).map_err(|_| invalid("The private key is not supported."))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| invalid("The private key is not supported."))?;
     let public = signer.public_key().ok_or_else(|| invalid("The private key is not supported."))?;
     let spki = cert.tbs_certificate.subject_pki.raw;
     if public.as_ref() != spki {

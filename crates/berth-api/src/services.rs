@@ -185,12 +185,12 @@ impl ServiceTarget for StoreServices {
                 }
             }
         }
-        let used = groups_in_use(self.store.as_ref()).await?;
+        let used = crate::elbv2::target_groups::group_users(self.store.as_ref()).await?;
         for group in groups {
             let health = self.store.list_target_health(group).await?;
             for t in self.store.list_targets(group).await? {
                 let record = health.iter().find(|h| h.id == t.id && h.port == t.port);
-                let (state, _, _) = elb::effective_health(&t, record, used.contains(group));
+                let (state, _, _) = elb::effective_health(&t, record, used.contains_key(group));
                 let state = match state {
                     HealthState::Initial => TargetState::Initial,
                     HealthState::Healthy => TargetState::Healthy,
@@ -319,16 +319,4 @@ impl ServiceTarget for StoreServices {
             Err(e) => Err(e),
         }
     }
-}
-
-/// The target groups some listener forwards to (by its default actions or
-/// a rule): a group no listener uses judges none of its targets.
-async fn groups_in_use(store: &dyn Store) -> Result<std::collections::HashSet<String>, StoreError> {
-    let mut out = std::collections::HashSet::new();
-    for rule in store.list_rules(None).await? {
-        for a in &rule.value.actions {
-            out.extend(a.target_groups().into_iter().map(str::to_owned));
-        }
-    }
-    Ok(out)
 }

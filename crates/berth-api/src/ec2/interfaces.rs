@@ -2,7 +2,9 @@
 //! interfaces ECS makes for Fargate tasks — its id (`eni-…` from the
 //! attachment), private address and DNS name, MAC, subnet, the task's
 //! groups, `in-use`, requester-managed, described as ECS describes it
-//! (`arn:aws:ecs:REGION:ACCOUNT:attachment/ATTACHMENT-ID`).
+//! (`arn:aws:ecs:REGION:ACCOUNT:attachment/ATTACHMENT-ID`) — and each load
+//! balancer node's, as ELB's (`ELB app/NAME/ID`, requester `amazon-elb`):
+//! where a user finds an ALB's addresses.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +41,56 @@ const FILTERS: &[&str] = &[
 
 /// The id ECS's service account has as requester of task ENIs.
 const ECS_REQUESTER: &str = "amazon-ecs";
+/// The same for load balancer nodes.
+const ELB_REQUESTER: &str = "amazon-elb";
+
+/// An interface as EC2 lists it, whoever made it.
+struct Eni {
+    id: String,
+    subnet_id: String,
+    ip: std::net::Ipv4Addr,
+    mac: Option<String>,
+    groups: Vec<String>,
+    description: String,
+    requester: &'static str,
+}
+
+/// Every interface: live tasks' attached ENIs and load balancer nodes'.
+async fn interfaces(call: &Call<'_>) -> Result<Vec<Eni>, ApiError> {
+    let mut out = Vec::new();
+    for task in live_tasks(call).await? {
+        let Some(net) = &task.network else { continue };
+        let (EniStatus::Attached, Some(ip)) = (net.eni.status, net.eni.ip) else { continue };
+        out.push(Eni {
+            id: eni_id(&net.eni.attachment_id),
+            subnet_id: net.eni.subnet_id.clone(),
+            ip,
+            mac: net.eni.mac.clone(),
+            groups: net.security_groups.clone(),
+            description: format!("arn:aws:ecs:{}:{}:attachment/{}", call.region(), call.account_id(), net.eni.attachment_id),
+            requester: ECS_REQUESTER,
+        });
+    }
+    for lb in call.store().list_load_balancers().await? {
+        let lb = lb.value;
+        let kind = match lb.lb_type {
+            berth_model::elb::LbType::Application => "app",
+            berth_model::elb::LbType::Network => "net",
+        };
+        for n in &lb.nodes {
+            out.push(Eni {
+                id: eni_id(&format!("{}{}", lb.id, n.address.octets().iter().map(|o| format!("{o:02x}")).collect::<String>())),
+                subnet_id: n.subnet_id.clone(),
+                ip: n.address,
+                mac: None,
+                groups: lb.security_groups.clone(),
+                description: format!("ELB {kind}/{}/{}", lb.name, lb.id),
+                requester: ELB_REQUESTER,
+            });
+        }
+    }
+    Ok(out)
+}
 
 async fn live_tasks(call: &Call<'_>) -> Result<Vec<Task>, ApiError> {
     let filter = TaskFilter { live_only: true, ..Default::default() };
@@ -62,25 +114,21 @@ pub(super) async fn describe(
         call.store().list_security_groups().await?.into_iter().map(|g| (g.value.id, g.value.name)).collect();
     let zone = zones(call).await?.remove(0);
     let mut out = Vec::new();
-    for task in live_tasks(call).await? {
-        let Some(net) = &task.network else { continue };
-        let (EniStatus::Attached, Some(ip)) = (net.eni.status, net.eni.ip) else { continue };
-        let id = eni_id(&net.eni.attachment_id);
+    for eni in interfaces(call).await? {
+        let Eni { id, subnet_id, ip, mac: eni_mac, groups: group_ids, description, requester } = eni;
         let dns = private_dns_name(ip, call.region());
-        let description = format!("arn:aws:ecs:{}:{}:attachment/{}", call.region(), call.account_id(), net.eni.attachment_id);
-        let groups: Vec<GroupIdentifier> = net
-            .security_groups
+        let groups: Vec<GroupIdentifier> = group_ids
             .iter()
             .map(|g| GroupIdentifier { group_id: Some(g.clone()), group_name: names.get(g).cloned() })
             .collect();
-        let mac = net.eni.mac.clone().unwrap_or_default();
+        let mac = eni_mac.clone().unwrap_or_default();
         let value = |name: &str| -> Vec<String> {
             match name {
                 "network-interface-id" => vec![id.clone()],
-                "subnet-id" => vec![net.eni.subnet_id.clone()],
+                "subnet-id" => vec![subnet_id.clone()],
                 "vpc-id" => vec![VPC_ID.into()],
-                "group-id" => net.security_groups.clone(),
-                "group-name" => net.security_groups.iter().filter_map(|g| names.get(g).cloned()).collect(),
+                "group-id" => group_ids.clone(),
+                "group-name" => group_ids.iter().filter_map(|g| names.get(g).cloned()).collect(),
                 "private-ip-address" | "addresses.private-ip-address" => vec![ip.to_string()],
                 "private-dns-name" => vec![dns.clone()],
                 "mac-address" => vec![mac.clone()],
@@ -97,16 +145,17 @@ pub(super) async fn describe(
         if r.network_interface_ids.as_ref().is_some_and(|ids| !ids.contains(&id)) || !filters.matches(&BTreeMap::new(), value) {
             continue;
         }
+        let attachment_id = format!("ela-attach-{}", &id[4..]);
         out.push(NetworkInterface {
             network_interface_id: Some(id),
-            subnet_id: Some(net.eni.subnet_id.clone()),
+            subnet_id: Some(subnet_id),
             vpc_id: Some(VPC_ID.into()),
             availability_zone: Some(zone.clone()),
             availability_zone_id: Some(zone_id(&zone)),
             description: Some(description),
             groups: Some(groups),
             interface_type: Some(NetworkInterfaceType::Interface),
-            mac_address: net.eni.mac.clone(),
+            mac_address: eni_mac,
             owner_id: Some(call.account_id().into()),
             private_dns_name: Some(dns.clone()),
             private_ip_address: Some(ip.to_string()),
@@ -117,17 +166,17 @@ pub(super) async fn describe(
                 association: None,
             }]),
             ipv6_addresses: Some(vec![]),
-            requester_id: Some(ECS_REQUESTER.into()),
+            requester_id: Some(requester.into()),
             requester_managed: Some(true),
             source_dest_check: Some(true),
             status: Some(NetworkInterfaceStatus::InUse),
             attachment: Some(NetworkInterfaceAttachment {
-                attachment_id: Some(format!("ela-attach-{}", &eni_id(&net.eni.attachment_id)[4..])),
+                attachment_id: Some(attachment_id),
                 status: Some(AttachmentStatus::Attached),
                 device_index: Some(1),
                 network_card_index: Some(0),
                 delete_on_termination: Some(false),
-                instance_owner_id: Some(ECS_REQUESTER.into()),
+                instance_owner_id: Some(requester.into()),
                 ..Default::default()
             }),
             tag_set: Some(vec![]),

@@ -17,7 +17,7 @@ mod listeners;
 mod load_balancers;
 mod rules;
 mod tags;
-mod target_groups;
+pub(crate) mod target_groups;
 
 use std::collections::BTreeMap;
 

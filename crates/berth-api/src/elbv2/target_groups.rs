@@ -38,10 +38,16 @@ pub(crate) async fn get(api: &Api, arn: &str) -> Result<Versioned<TargetGroup>, 
 /// Which load balancers forward to each target group (through a
 /// listener's default actions or a rule).
 pub(crate) async fn users(api: &Api) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
+    Ok(group_users(api.store.as_ref()).await?)
+}
+
+/// [`users`], from the store (the service controller's view too: a group
+/// no listener uses judges none of its targets).
+pub(crate) async fn group_users(store: &dyn berth_store::Store) -> Result<BTreeMap<String, BTreeSet<String>>, berth_store::StoreError> {
     let listeners: BTreeMap<String, String> =
-        api.store.list_listeners(None).await?.into_iter().map(|l| (l.value.arn, l.value.load_balancer_arn)).collect();
+        store.list_listeners(None).await?.into_iter().map(|l| (l.value.arn, l.value.load_balancer_arn)).collect();
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for rule in api.store.list_rules(None).await? {
+    for rule in store.list_rules(None).await? {
         let Some(lb) = listeners.get(&rule.value.listener_arn) else { continue };
         for a in &rule.value.actions {
             for tg in a.target_groups() {

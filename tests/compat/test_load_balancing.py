@@ -1,0 +1,315 @@
+"""Services behind a real load balancer, with the stock clients: boto3's
+elbv2, ec2 and ecs clients against one real `berth up`, its tasks running
+busybox httpd. Each test builds what a user would — a security group, a
+target group, an ALB and its listener, a service with loadBalancers — and
+sends real HTTP through the load balancer's own address on the subnet's
+bridge (reached from the host, as from another subnet). Every wait and
+every load is bounded; what a test makes is deleted after it.
+Needs root, like test_tasks.py.
+"""
+import http.client
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from pprint import pformat
+
+import pytest
+
+from conftest import BUSYBOX, Berth, import_busybox, release_test_network
+from test_services import CLUSTER, delete_and_drain, describe, messages, poll
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(BUSYBOX),
+    reason="needs root and Debian's busybox-static (CI has both)")
+
+# Each task serves its own hostname at / and a health page at /health
+# (a CGI script: its exit status picks the answer; HEALTH=500 fails it).
+HTTPD = r"""
+mkdir -p /www/cgi-bin
+cat /etc/hostname > /www/index.html
+echo "revision $REVISION" > /www/revision
+printf '#!/bin/sh\necho "Status: %s"\necho "Content-Type: text/plain"\necho\necho health\n' "${HEALTH:-200}" > /www/cgi-bin/health
+chmod +x /www/cgi-bin/health
+trap 'exit 0' TERM
+httpd -f -p 80 -h /www & wait
+"""
+
+HEALTH_PATH = "/cgi-bin/health"
+
+
+def register(ecs, family, revision, health=200):
+    td = {
+        "family": family, "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256", "memory": "512",
+        "containerDefinitions": [{
+            "name": "web", "image": "compat/busybox:1", "command": ["sh", "-c", HTTPD], "stopTimeout": 2,
+            "portMappings": [{"containerPort": 80, "protocol": "tcp"}],
+            "environment": [{"name": "REVISION", "value": str(revision)}, {"name": "HEALTH", "value": str(health)}],
+        }],
+    }
+    return ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+
+
+@pytest.fixture(scope="module")
+def lb_berth():
+    with tempfile.TemporaryDirectory(prefix="berth-compat-lb-") as d:
+        b = Berth(os.path.join(d, "data")).start()
+        try:
+            import_busybox(b, d, extra=["httpd", "mkdir", "printf", "chmod", "wget", "nslookup", "nc"])
+            yield b
+        finally:
+            b.stop()
+            release_test_network(b.data_dir)
+
+
+@pytest.fixture(scope="module")
+def clients(lb_berth):
+    s = lb_berth.boto3_session()
+    ecs = s.client("ecs")
+    ecs.create_cluster(clusterName=CLUSTER)
+    return ecs, s.client("elbv2"), s.client("ec2")
+
+
+@pytest.fixture(scope="module")
+def network(clients):
+    """A group for the load balancer (HTTP from anywhere) and one for the
+    tasks (port 80 from the load balancer's group only), in Berth's subnet."""
+    _, _, ec2 = clients
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    lb_sg = ec2.create_security_group(GroupName="lb", Description="load balancer", VpcId=subnet["VpcId"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=lb_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8090, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    task_sg = ec2.create_security_group(GroupName="web", Description="web tasks", VpcId=subnet["VpcId"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=task_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": lb_sg}]}])
+    return {"subnet": subnet["SubnetId"], "vpc": subnet["VpcId"], "lb_sg": lb_sg, "task_sg": task_sg}
+
+
+def target_group(elbv2, network, name, **kw):
+    args = dict(Name=name, Protocol="HTTP", Port=80, VpcId=network["vpc"], TargetType="ip",
+                HealthCheckPath=HEALTH_PATH, HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                HealthyThresholdCount=2, UnhealthyThresholdCount=2)
+    args.update(kw)
+    tg = elbv2.create_target_group(**args)["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "3"}])
+    return tg
+
+
+@pytest.fixture(scope="module")
+def alb(clients, network):
+    """An internal ALB in Berth's subnet with an HTTP listener on 8080 (its
+    default action answers 404 until a test adds rules)."""
+    _, elbv2, _ = clients
+    lb = elbv2.create_load_balancer(Name="front", Subnets=[network["subnet"]], SecurityGroups=[network["lb_sg"]],
+                                    Scheme="internal", Type="application")["LoadBalancers"][0]
+    arn = lb["LoadBalancerArn"]
+    poll("load balancer active", lambda: elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"][0],
+         lambda l: l["State"]["Code"] == "active", 60)
+    # An ALB's addresses are its nodes' interfaces, as EC2 lists them.
+    _, _, ec2 = clients
+    enis = ec2.describe_network_interfaces(Filters=[
+        {"Name": "description", "Values": ["ELB app/front/" + arn.rsplit("/", 1)[1]]}])["NetworkInterfaces"]
+    assert len(enis) == 1 and enis[0]["RequesterId"] == "amazon-elb", enis
+    yield {"arn": arn, "address": enis[0]["PrivateIpAddress"], "dns": lb["DNSName"]}
+    elbv2.delete_load_balancer(LoadBalancerArn=arn)
+
+
+def get(address, port, path="/", host=None, timeout=5):
+    c = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        c.request("GET", path, headers={"Host": host} if host else {})
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        c.close()
+
+
+def healthy_targets(elbv2, tg):
+    return [d for d in elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+            if d["TargetHealth"]["State"] == "healthy"]
+
+
+def service(ecs, network, name, td, tg, desired, **kw):
+    return ecs.create_service(
+        cluster=CLUSTER, serviceName=name, taskDefinition=td, desiredCount=desired, launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [network["subnet"]],
+                                                      "securityGroups": [network["task_sg"]]}},
+        loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}],
+        healthCheckGracePeriodSeconds=kw.pop("grace", 0),
+        deploymentConfiguration={"minimumHealthyPercent": 100, "maximumPercent": 200}, **kw)["service"]
+
+
+def steady(ecs, name, timeout=120):
+    return poll("service %s steady" % name, lambda: describe(ecs, name),
+                lambda s: len(s["deployments"]) == 1 and s["deployments"][0].get("rolloutState") == "COMPLETED"
+                and s["runningCount"] == s["desiredCount"], timeout)
+
+
+@pytest.fixture
+def listener(clients, alb):
+    """An HTTP listener on 8080 answering 404 by default; deleted after."""
+    _, elbv2, _ = clients
+    arn = elbv2.create_listener(LoadBalancerArn=alb["arn"], Protocol="HTTP", Port=8080, DefaultActions=[
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain",
+                                                          "MessageBody": "no route"}}])["Listeners"][0]["ListenerArn"]
+    yield arn
+    elbv2.delete_listener(ListenerArn=arn)
+
+
+def forward_all(elbv2, listener, tg):
+    elbv2.modify_listener(ListenerArn=listener, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+
+
+def test_a_service_of_three_behind_an_alb_answers_from_all_three_and_deploys_without_a_failed_request(
+        clients, network, alb, listener):
+    ecs, elbv2, _ = clients
+    assert alb["address"], "the load balancer's address in its subnet"
+    tg = target_group(elbv2, network, "web-tg")
+    forward_all(elbv2, listener, tg)
+    td1 = register(ecs, "lbweb", 1)
+    try:
+        service(ecs, network, "lbweb", td1, tg, 3)
+        steady(ecs, "lbweb")
+        poll("three healthy targets", lambda: healthy_targets(elbv2, tg), lambda h: len(h) == 3, 60)
+        s = describe(ecs, "lbweb")
+        assert any("registered" in m and "targets in (target-group %s)" % tg in m for m in messages(s)), messages(s)
+
+        # Spread over all three tasks (round robin), each answering its hostname.
+        seen = Counter(get(alb["address"], 8080)[1].strip() for _ in range(30))
+        assert len(seen) == 3 and all(n >= 5 for n in seen.values()), seen
+
+        # A new revision under a bounded load: 50 requests/s for up to 40 s,
+        # half on one keep-alive connection, half on new connections each.
+        failures, done, stop = [], Counter(), threading.Event()
+
+        def keepalive():
+            c = http.client.HTTPConnection(alb["address"], 8080, timeout=10)
+            while not stop.is_set():
+                try:
+                    c.request("GET", "/revision")
+                    r = c.getresponse()
+                    body = r.read().decode()
+                    if r.status != 200:
+                        failures.append(("keep-alive", r.status, body))
+                    done[body.strip()] += 1
+                except Exception as e:  # noqa: BLE001 - every failure is counted
+                    failures.append(("keep-alive", repr(e)))
+                    c.close()
+                    c = http.client.HTTPConnection(alb["address"], 8080, timeout=10)
+                time.sleep(0.04)
+            c.close()
+
+        def fresh():
+            while not stop.is_set():
+                try:
+                    status, body = get(alb["address"], 8080, "/revision", timeout=10)
+                    if status != 200:
+                        failures.append(("new", status, body))
+                    done[body.strip()] += 1
+                except Exception as e:  # noqa: BLE001
+                    failures.append(("new", repr(e)))
+                time.sleep(0.04)
+
+        threads = [threading.Thread(target=keepalive), threading.Thread(target=fresh)]
+        for t in threads:
+            t.start()
+        try:
+            td2 = register(ecs, "lbweb", 2)
+            ecs.update_service(cluster=CLUSTER, service="lbweb", taskDefinition=td2)
+            poll("deployment of revision 2 completed",
+                 lambda: describe(ecs, "lbweb"),
+                 lambda s: s["deployments"][0]["taskDefinition"] == td2 and len(s["deployments"]) == 1
+                 and s["deployments"][0].get("rolloutState") == "COMPLETED", 40)
+            time.sleep(2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(20)
+        assert failures == [], pformat(failures[:20])
+        assert done["revision 2"] > 0 and sum(done.values()) > 200, done
+        s = describe(ecs, "lbweb")
+        said = messages(s)
+        assert any("has begun draining connections on" in m for m in said), said
+        assert any("deregistered" in m and "(target-group %s)" % tg in m for m in said), said
+        assert get(alb["address"], 8080, "/revision")[1].strip() == "revision 2"
+
+        # No target at all: ALB's 503.
+        ecs.update_service(cluster=CLUSTER, service="lbweb", desiredCount=0)
+        poll("no targets left", lambda: elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"],
+             lambda d: d == [], 60)
+        status, _ = get(alb["address"], 8080)
+        assert status == 503
+    finally:
+        delete_and_drain(ecs, "lbweb")
+        forward_none(elbv2, listener)
+        elbv2.delete_target_group(TargetGroupArn=tg)
+
+
+def forward_none(elbv2, listener):
+    elbv2.modify_listener(ListenerArn=listener, DefaultActions=[
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}])
+
+
+def test_a_target_failing_its_health_check_gets_no_traffic_and_ecs_replaces_its_task(
+        clients, network, alb, listener):
+    ecs, elbv2, _ = clients
+    tg = target_group(elbv2, network, "sick-tg")
+    forward_all(elbv2, listener, tg)
+    bad = register(ecs, "sick", 1, health=500)
+    try:
+        service(ecs, network, "sick", bad, tg, 1)
+        found = poll("the target unhealthy with ALB's reason",
+                     lambda: elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"],
+                     lambda d: any(x["TargetHealth"]["State"] == "unhealthy" for x in d), 60)
+        sick = [x for x in found if x["TargetHealth"]["State"] == "unhealthy"][0]["TargetHealth"]
+        assert sick["Reason"] == "Target.ResponseCodeMismatch", sick
+        assert "500" in sick["Description"], sick
+        s = poll("ECS replaces the task", lambda: describe(ecs, "sick"),
+                 lambda s: any("Task failed ELB health checks in (target-group %s)" % tg in str(m)
+                               for m in stopped_reasons(ecs, "sick")), 90)
+        assert s["status"] == "ACTIVE"
+    finally:
+        delete_and_drain(ecs, "sick")
+        forward_none(elbv2, listener)
+        elbv2.delete_target_group(TargetGroupArn=tg)
+
+
+def stopped_reasons(ecs, name):
+    arns = ecs.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED")["taskArns"]
+    if not arns:
+        return []
+    tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns[:100])["tasks"]
+    return [t.get("stoppedReason", "") for t in tasks if t.get("group") == "service:" + name]
+
+
+def test_path_and_host_rules_route_to_two_services(clients, network, alb, listener):
+    ecs, elbv2, _ = clients
+    api_tg, www_tg = target_group(elbv2, network, "api-tg"), target_group(elbv2, network, "www-tg")
+    try:
+        elbv2.create_rule(ListenerArn=listener, Priority=10,
+                          Conditions=[{"Field": "path-pattern", "Values": ["/revision*"]}],
+                          Actions=[{"Type": "forward", "TargetGroupArn": api_tg}])
+        elbv2.create_rule(ListenerArn=listener, Priority=20,
+                          Conditions=[{"Field": "host-header", "Values": ["www.example.test"]}],
+                          Actions=[{"Type": "forward", "TargetGroupArn": www_tg}])
+        service(ecs, network, "api", register(ecs, "api", 7), api_tg, 1)
+        service(ecs, network, "www", register(ecs, "www", 8), www_tg, 1)
+        for tg in (api_tg, www_tg):
+            poll("a healthy target", lambda tg=tg: healthy_targets(elbv2, tg), lambda h: len(h) == 1, 60)
+        assert get(alb["address"], 8080, "/revision") == (200, "revision 7\n")
+        assert get(alb["address"], 8080, "/revision", host="www.example.test") == (200, "revision 7\n"), \
+            "the path rule has the higher priority"
+        status, body = get(alb["address"], 8080, "/", host="www.example.test")
+        assert status == 200 and body.strip(), body
+        assert get(alb["address"], 8080, "/", host="other.test") == (404, "no route")
+    finally:
+        for name in ("api", "www"):
+            delete_and_drain(ecs, name)
+        for r in elbv2.describe_rules(ListenerArn=listener)["Rules"]:
+            if not r["IsDefault"]:
+                elbv2.delete_rule(RuleArn=r["RuleArn"])
+        for tg in (api_tg, www_tg):
+            elbv2.delete_target_group(TargetGroupArn=tg)
