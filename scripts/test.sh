@@ -50,6 +50,12 @@ EC2_OPS=$EC2_OPS,DescribeSubnets,DescribeTags,DescribeVpcs,RevokeSecurityGroupEg
 "$VENV/bin/python" tools/codegen/gen_wire.py sts 2011-06-15 crates/berth-wire/src/sts.rs --operations GetCallerIdentity --check
 "$VENV/bin/python" tools/codegen/gen_wire.py cloudwatch 2010-08-01 crates/berth-wire/src/cloudwatch.rs --operations ListMetrics --check
 "$VENV/bin/python" tools/codegen/gen_wire.py scheduler 2021-06-30 crates/berth-wire/src/scheduler.rs --operations GetSchedule,ListScheduleGroups,ListSchedules --check
+# Cloud Map (servicediscovery): DiscoverInstances' `data-` host prefix is the same endpoint at Berth.
+SD_OPS=CreateHttpNamespace,CreatePrivateDnsNamespace,CreatePublicDnsNamespace,CreateService,DeleteNamespace,DeleteService
+SD_OPS=$SD_OPS,DeregisterInstance,DiscoverInstances,DiscoverInstancesRevision,GetInstance,GetInstancesHealthStatus
+SD_OPS=$SD_OPS,GetNamespace,GetOperation,GetService,ListInstances,ListNamespaces,ListOperations,ListServices
+SD_OPS=$SD_OPS,ListTagsForResource,RegisterInstance,TagResource,UntagResource,UpdateInstanceCustomHealthStatus,UpdateService
+"$VENV/bin/python" tools/codegen/gen_wire.py servicediscovery 2017-03-14 crates/berth-wire/src/servicediscovery.rs --operations "$SD_OPS" --check
 
 echo "== cargo nextest (unit, router, store on SQLite and PostgreSQL, binary)"
 cargo build --workspace --bins

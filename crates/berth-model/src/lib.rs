@@ -9,6 +9,7 @@
 
 pub mod arn;
 pub mod cluster;
+pub mod discovery;
 pub mod error;
 pub mod fargate;
 pub mod lifecycle;

@@ -18,4 +18,5 @@ pub mod ec2;
 pub mod ecs;
 pub mod logs;
 pub mod scheduler;
+pub mod servicediscovery;
 pub mod sts;
