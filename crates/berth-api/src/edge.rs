@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{berth, cloudwatch, ec2, ecs, logs, scheduler, sts};
+use berth_wire::{berth, cloudwatch, ec2, ecs, logs, scheduler, servicediscovery, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -120,10 +120,20 @@ enum Service {
     Sts,
     CloudWatch,
     Scheduler,
+    ServiceDiscovery,
 }
 
 impl Service {
-    const ALL: [Self; 7] = [Self::Ecs, Self::Logs, Self::Berth, Self::Ec2, Self::Sts, Self::CloudWatch, Self::Scheduler];
+    const ALL: [Self; 8] = [
+        Self::Ecs,
+        Self::Logs,
+        Self::Berth,
+        Self::Ec2,
+        Self::Sts,
+        Self::CloudWatch,
+        Self::Scheduler,
+        Self::ServiceDiscovery,
+    ];
 
     /// The SigV4 signing name of the service (from its model).
     fn signing_name(self) -> &'static str {
@@ -135,6 +145,7 @@ impl Service {
             Self::Sts => sts::SIGNING_NAME,
             Self::CloudWatch => cloudwatch::SIGNING_NAME,
             Self::Scheduler => scheduler::SIGNING_NAME,
+            Self::ServiceDiscovery => crate::servicediscovery::SIGNING_NAME,
         }
     }
 
@@ -146,6 +157,7 @@ impl Service {
             Self::Logs => Some(logs::TARGET_PREFIX),
             Self::Berth => Some(berth::TARGET_PREFIX),
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
+            Self::ServiceDiscovery => Some(servicediscovery::TARGET_PREFIX),
             Self::Ec2 | Self::Sts | Self::Scheduler => None,
         }
     }
@@ -433,6 +445,13 @@ async fn handle(
             record_action(op_name, service, q.action());
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
             crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::ServiceDiscovery, _) => {
+            let action = servicediscovery::Action::parse(&op, json)
+                .map_err(|e| crate::servicediscovery::parse_error(parse_error(e)))?
+                .ok_or_else(|| not_served("servicediscovery", &op, servicediscovery::Action::NAMES))?;
+            let value = crate::servicediscovery::dispatch(api, action).await?;
+            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
         (Service::CloudWatch, Protocol::Query | Protocol::Ec2 | Protocol::RestJson { .. }) => {
             let q = query_input(&parts, &body)?;

@@ -24,6 +24,7 @@ mod metrics;
 mod paging;
 mod protocol;
 mod scheduler;
+mod servicediscovery;
 mod services;
 pub mod sigv4;
 mod sts;
