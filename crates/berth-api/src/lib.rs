@@ -15,6 +15,7 @@
 
 mod berth;
 mod cloudwatch;
+pub mod dns;
 mod ec2;
 mod ecs;
 mod edge;
@@ -32,4 +33,5 @@ mod sts;
 pub use berth::network::ensure_defaults as ensure_network_defaults;
 pub use edge::{Api, ApiConfig, router};
 pub use error::ApiError;
+pub use dns::run_dns;
 pub use services::run_services;

@@ -20,7 +20,14 @@ const SECRET: &str = "cloudmap-test-secret";
 
 struct Harness {
     api: Api,
+    store: std::sync::Arc<dyn berth_store::Store>,
     _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn api_store(&self) -> std::sync::Arc<dyn berth_store::Store> {
+        self.store.clone()
+    }
 }
 
 async fn harness() -> Harness {
@@ -32,7 +39,7 @@ async fn harness() -> Harness {
         .await
         .unwrap();
     let account = Account { region: "us-east-1".into(), account_id: "123456789012".into() };
-    Harness { api: Api::new(stores, ApiConfig::new(account)), _dir: dir }
+    Harness { store: stores.records.clone(), api: Api::new(stores, ApiConfig::new(account)), _dir: dir }
 }
 
 /// Calls operation `op`; the HTTP status and the JSON answer.
@@ -207,4 +214,66 @@ async fn errors_duplicates_filters_and_tags() {
     assert_eq!(err(&h, "ListTagsForResource", json!({"ResourceARN": "arn:aws:servicediscovery:us-east-1:123456789012:namespace/ns-nope"})).await, "ResourceNotFoundException");
     // An operation of the model Berth does not serve.
     assert_eq!(err(&h, "GetServiceAttributes", json!({"ServiceId": srv})).await, "UnknownOperationException");
+}
+
+/// The DNS runner: records follow registrations through store notices,
+/// on a subnet whose gateway is a loopback address (so the server can
+/// listen there in a test).
+#[tokio::test]
+async fn the_dns_runner_answers_what_is_registered() {
+    use berth_dns::proto::op::ResponseCode;
+    use berth_dns::proto::rr::{RData, RecordType};
+
+    let h = harness().await;
+    let store = h.api_store();
+    store
+        .put_subnet(
+            &berth_model::network::SubnetRecord {
+                id: "subnet-loop".into(),
+                cidr: "127.0.0.0/24".parse().unwrap(),
+                name: String::new(),
+                egress: false,
+                created_at: 0.0,
+                tags: Default::default(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = std::sync::Arc::new(berth_dns::DnsServer::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(berth_api::run_dns(store.clone(), server.clone(), "us-east-1".into(), port, async {
+        let _ = stopped.await;
+    }));
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+
+    let ns = private_namespace(&h, "corp.local").await;
+    let svc = ok(&h, "CreateService", json!({"Name": "b", "NamespaceId": ns, "DnsConfig": {"DnsRecords": [{"Type": "A", "TTL": 7}]}})).await;
+    let srv = svc["Service"]["Id"].as_str().unwrap().to_owned();
+    ok(&h, "RegisterInstance", json!({"ServiceId": srv, "InstanceId": "t1", "Attributes": {"AWS_INSTANCE_IPV4": "10.89.0.5"}})).await;
+
+    let answer = |want: &'static str| async move {
+        for _ in 0..100 {
+            if let Ok(m) = berth_dns::ask(addr, "b.corp.local.", RecordType::A).await {
+                let got: Vec<String> = m.answers.iter().filter_map(|r| if let RData::A(a) = &r.data { Some(a.0.to_string()) } else { None }).collect();
+                if got.join(",") == want {
+                    return m;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("b.corp.local never answered {want}");
+    };
+    let m = answer("10.89.0.5").await;
+    assert_eq!(m.answers[0].ttl, 7);
+    // The name follows the instances.
+    ok(&h, "RegisterInstance", json!({"ServiceId": srv, "InstanceId": "t2", "Attributes": {"AWS_INSTANCE_IPV4": "10.89.0.6"}})).await;
+    ok(&h, "DeregisterInstance", json!({"ServiceId": srv, "InstanceId": "t1"})).await;
+    answer("10.89.0.6").await;
+    // Other names: this subnet has no egress.
+    let refused = berth_dns::ask(addr, "example.com.", RecordType::A).await.unwrap();
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+    let _ = stop.send(());
+    runner.await.unwrap();
 }

@@ -29,6 +29,8 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
+/// hickory's DNS types, for callers that read answers ([`ask`]).
+pub use hickory_server::proto;
 pub use records::{ASet, DEFAULT_NEGATIVE_TTL, Lookup, MAX_ANSWERS, Records, SrvSet, SrvTarget, key};
 pub use resolv::{host_resolvers, nameservers};
 
@@ -265,7 +267,7 @@ async fn send<'a, R: ResponseHandler>(
 /// truncated); the first answer.
 async fn relay(query: &[u8], upstreams: &[SocketAddr]) -> Option<Message> {
     for up in upstreams {
-        match tokio::time::timeout(UPSTREAM_TIMEOUT, ask(query, *up)).await {
+        match tokio::time::timeout(UPSTREAM_TIMEOUT, ask_raw(query, *up)).await {
             Ok(Ok(m)) => return Some(m),
             Ok(Err(e)) => tracing::debug!(upstream = %up, error = %e, "upstream resolver failed"),
             Err(_) => tracing::debug!(upstream = %up, "upstream resolver timed out"),
@@ -274,7 +276,7 @@ async fn relay(query: &[u8], upstreams: &[SocketAddr]) -> Option<Message> {
     None
 }
 
-async fn ask(query: &[u8], upstream: SocketAddr) -> std::io::Result<Message> {
+async fn ask_raw(query: &[u8], upstream: SocketAddr) -> std::io::Result<Message> {
     let bind: SocketAddr = if upstream.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let udp = UdpSocket::bind(bind).await?;
     udp.connect(upstream).await?;
@@ -295,4 +297,23 @@ async fn ask(query: &[u8], upstream: SocketAddr) -> std::io::Result<Message> {
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
     tcp.read_exact(&mut body).await?;
     parse(&body)
+}
+
+/// Asks `server` for `name` of type `kind` over UDP once (a small client
+/// for diagnostics and tests); its answer.
+pub async fn ask(server: SocketAddr, name: &str, kind: proto::rr::RecordType) -> std::io::Result<Message> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(proto::op::Query::query(proto::rr::Name::from_ascii(name).map_err(|e| invalid(e.to_string()))?, kind));
+    let query = m.to_vec().map_err(|e| invalid(e.to_string()))?;
+    tokio::time::timeout(UPSTREAM_TIMEOUT, ask_raw(&query, server))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no DNS answer"))?
+}
+
+/// A query id that differs from call to call.
+fn rand_id() -> u16 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    (nanos >> 8) as u16
 }
