@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_control::runner::{Action, Backoff, Reconcile, Runner, RunnerConfig, from_notices};
-use berth_dns::{DnsServer, Forward, MAX_ANSWERS, Records, SrvTarget};
+pub use berth_dns::DnsServer;
+use berth_dns::{Forward, MAX_ANSWERS, Records, SrvTarget};
 use berth_model::discovery::{DiscoveryService, Health, Instance, Namespace, NamespaceType, RecordType, RoutingPolicy};
 use berth_model::network::private_dns_name;
 use berth_store::{Page, RecordKind, Store, StoreError, TaskFilter};
