@@ -9,6 +9,7 @@ import botocore.exceptions
 import pytest
 
 import shapes
+from test_ec2 import code
 from test_tasks import NETWORK, definition, tasks_berth  # noqa: F401  (a fixture)
 
 
@@ -16,10 +17,6 @@ def sd(berth):
     client = shapes.install(berth.boto3_session().client("servicediscovery"))
     assert client.meta.service_model.resolved_protocol == "json"
     return client
-
-
-def code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
 
 
 def namespace_id(client, operation_id):

@@ -120,7 +120,7 @@ enum Service {
     Sts,
     CloudWatch,
     Scheduler,
-    ServiceDiscovery,
+    CloudMap,
 }
 
 impl Service {
@@ -132,7 +132,7 @@ impl Service {
         Self::Sts,
         Self::CloudWatch,
         Self::Scheduler,
-        Self::ServiceDiscovery,
+        Self::CloudMap,
     ];
 
     /// The SigV4 signing name of the service (from its model).
@@ -145,7 +145,7 @@ impl Service {
             Self::Sts => sts::SIGNING_NAME,
             Self::CloudWatch => cloudwatch::SIGNING_NAME,
             Self::Scheduler => scheduler::SIGNING_NAME,
-            Self::ServiceDiscovery => crate::servicediscovery::SIGNING_NAME,
+            Self::CloudMap => crate::servicediscovery::SIGNING_NAME,
         }
     }
 
@@ -157,7 +157,7 @@ impl Service {
             Self::Logs => Some(logs::TARGET_PREFIX),
             Self::Berth => Some(berth::TARGET_PREFIX),
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
-            Self::ServiceDiscovery => Some(servicediscovery::TARGET_PREFIX),
+            Self::CloudMap => Some(servicediscovery::TARGET_PREFIX),
             Self::Ec2 | Self::Sts | Self::Scheduler => None,
         }
     }
@@ -446,7 +446,7 @@ async fn handle(
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
             crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
         }
-        (Service::ServiceDiscovery, _) => {
+        (Service::CloudMap, _) => {
             let action = servicediscovery::Action::parse(&op, json)
                 .map_err(|e| crate::servicediscovery::parse_error(parse_error(e)))?
                 .ok_or_else(|| not_served("servicediscovery", &op, servicediscovery::Action::NAMES))?;

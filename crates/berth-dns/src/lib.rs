@@ -211,7 +211,7 @@ impl RequestHandler for Handler {
                     }
                     Lookup::NxDomain { soa } => {
                         m.response_code = ResponseCode::NXDomain;
-                        let authority = [soa];
+                        let authority = [*soa];
                         let msg = builder.build(m, [].iter(), authority.iter(), [].iter(), [].iter());
                         return send(&mut response, msg, request).await;
                     }

@@ -64,7 +64,7 @@ pub enum Lookup {
     Found { answers: Vec<Record>, additionals: Vec<Record> },
     /// The name is in `zone` but has no records: NXDOMAIN, with the
     /// zone's SOA for negative caching.
-    NxDomain { soa: Record },
+    NxDomain { soa: Box<Record> },
     /// Not a name of these records.
     NotOurs,
 }
@@ -137,7 +137,7 @@ impl Records {
         let srv = self.srv.get(&k);
         if a.is_none() && srv.is_none() {
             return match self.zone_of(&k) {
-                Some((zone, ttl)) => Lookup::NxDomain { soa: soa(zone, ttl) },
+                Some((zone, ttl)) => Lookup::NxDomain { soa: Box::new(soa(zone, ttl)) },
                 None => Lookup::NotOurs,
             };
         }

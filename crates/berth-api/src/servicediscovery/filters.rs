@@ -15,12 +15,36 @@ pub(super) struct Filter {
 }
 
 impl Filter {
-    pub fn new(name: &'static str, values: Vec<String>, condition: Option<&'static str>) -> Result<Self, ApiError> {
-        if values.is_empty() {
-            return Err(invalid(format!("The filter {name} needs at least one value.")));
-        }
-        Ok(Self { name, values, condition: condition.unwrap_or("EQ") })
+    /// A request's filters, each as (name, values, condition).
+    pub fn all(
+        filters: impl IntoIterator<Item = (&'static str, Vec<String>, Option<&'static str>)>,
+    ) -> Result<Vec<Self>, ApiError> {
+        filters
+            .into_iter()
+            .map(|(name, values, condition)| {
+                if values.is_empty() {
+                    return Err(invalid(format!("The filter {name} needs at least one value.")));
+                }
+                Ok(Self { name, values, condition: condition.unwrap_or("EQ") })
+            })
+            .collect()
     }
+}
+
+/// The items every filter keeps (`test` says whether one filter keeps one
+/// item, or that the filter is not valid).
+pub(super) fn kept<T>(
+    items: impl IntoIterator<Item = T>,
+    filters: &[Filter],
+    test: impl Fn(&Filter, &T) -> Result<bool, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    let mut out = Vec::new();
+    for item in items {
+        if filters.iter().try_fold(true, |keep, f| Ok::<_, ApiError>(keep && test(f, &item)?))? {
+            out.push(item);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether `actual` passes `f`, whose condition must be one of `allowed`
@@ -85,29 +109,19 @@ pub(super) async fn get_operation(api: &Api, r: wire::GetOperationRequest) -> Re
 }
 
 pub(super) async fn list_operations(api: &Api, r: wire::ListOperationsRequest) -> Result<wire::ListOperationsResponse, ApiError> {
-    let filters: Vec<Filter> = r
-        .filters
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| Filter::new(f.name.as_str(), f.values, f.condition.map(|c| c.as_str())))
-        .collect::<Result<_, _>>()?;
-    let mut kept = Vec::new();
-    for op in api.store.list_operations().await? {
+    let filters = Filter::all(
+        r.filters.unwrap_or_default().into_iter().map(|f| (f.name.as_str(), f.values, f.condition.map(|c| c.as_str()))),
+    )?;
+    let kept = kept(api.store.list_operations().await?, &filters, |f, op| {
         let target = |k: &str| op.targets.get(k).map_or("", String::as_str);
-        let mut keep = true;
-        for f in &filters {
-            keep &= match f.name {
-                "NAMESPACE_ID" => matches(f, target("NAMESPACE"), &["EQ"])?,
-                "SERVICE_ID" => matches(f, target("SERVICE"), &["EQ"])?,
-                "STATUS" => matches(f, op.status.as_str(), &["EQ", "IN"])?,
-                "TYPE" => matches(f, op.kind.as_str(), &["EQ", "IN"])?,
-                _ => between(f, op.updated_at)?,
-            };
+        match f.name {
+            "NAMESPACE_ID" => matches(f, target("NAMESPACE"), &["EQ"]),
+            "SERVICE_ID" => matches(f, target("SERVICE"), &["EQ"]),
+            "STATUS" => matches(f, op.status.as_str(), &["EQ", "IN"]),
+            "TYPE" => matches(f, op.kind.as_str(), &["EQ", "IN"]),
+            _ => between(f, op.updated_at),
         }
-        if keep {
-            kept.push(op);
-        }
-    }
+    })?;
     let (ops, next_token) = page(kept, |o| o.id.as_str(), r.next_token.as_deref(), r.max_results)?;
     let operations = ops
         .into_iter()

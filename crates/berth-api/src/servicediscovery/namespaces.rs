@@ -9,7 +9,7 @@ use berth_model::discovery::{
 use berth_store::{StoreError, Versioned};
 use berth_wire::servicediscovery as wire;
 
-use super::filters::{Filter, matches};
+use super::filters::{Filter, kept, matches};
 use super::{arn, id_of, invalid, new_id, operation, page, to_i32};
 use crate::{Api, ApiError};
 
@@ -139,28 +139,16 @@ pub(super) async fn get(api: &Api, r: wire::GetNamespaceRequest) -> Result<wire:
 }
 
 pub(super) async fn list(api: &Api, r: wire::ListNamespacesRequest) -> Result<wire::ListNamespacesResponse, ApiError> {
-    let filters: Vec<Filter> = r
-        .filters
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| Filter::new(f.name.as_str(), f.values, f.condition.map(|c| c.as_str())))
-        .collect::<Result<_, _>>()?;
+    let filters = Filter::all(
+        r.filters.unwrap_or_default().into_iter().map(|f| (f.name.as_str(), f.values, f.condition.map(|c| c.as_str()))),
+    )?;
     let services = api.store.list_discovery_services(None).await?;
-    let mut kept = Vec::new();
-    for n in api.store.list_namespaces().await? {
-        let n = n.value;
-        let mut keep = true;
-        for f in &filters {
-            keep &= match f.name {
-                "TYPE" => matches(f, n.kind.as_str(), &["EQ", "IN"])?,
-                "NAME" | "HTTP_NAME" => matches(f, &n.name, &["EQ", "BEGINS_WITH"])?,
-                _ => matches(f, "SELF", &["EQ"])?,
-            };
-        }
-        if keep {
-            kept.push(n);
-        }
-    }
+    let namespaces = api.store.list_namespaces().await?.into_iter().map(|n| n.value);
+    let kept = kept(namespaces, &filters, |f, n| match f.name {
+        "TYPE" => matches(f, n.kind.as_str(), &["EQ", "IN"]),
+        "NAME" | "HTTP_NAME" => matches(f, &n.name, &["EQ", "BEGINS_WITH"]),
+        _ => matches(f, "SELF", &["EQ"]),
+    })?;
     let (items, next_token) = page(kept, |n| n.id.as_str(), r.next_token.as_deref(), r.max_results)?;
     let namespaces = items
         .into_iter()

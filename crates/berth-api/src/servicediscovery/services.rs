@@ -7,7 +7,7 @@ use berth_model::discovery::{
 use berth_store::{StoreError, Versioned};
 use berth_wire::servicediscovery as wire;
 
-use super::filters::{Filter, matches};
+use super::filters::{Filter, kept, matches};
 use super::namespaces::{check_description, tag_map};
 use super::{arn, id_of, invalid, new_id, operation, page, to_i32};
 use crate::{Api, ApiError};
@@ -131,26 +131,14 @@ pub(super) async fn get(api: &Api, r: wire::GetServiceRequest) -> Result<wire::G
 }
 
 pub(super) async fn list(api: &Api, r: wire::ListServicesRequest) -> Result<wire::ListServicesResponse, ApiError> {
-    let filters: Vec<Filter> = r
-        .filters
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| Filter::new(f.name.as_str(), f.values, f.condition.map(|c| c.as_str())))
-        .collect::<Result<_, _>>()?;
-    let mut kept = Vec::new();
-    for s in api.store.list_discovery_services(None).await? {
-        let s = s.value;
-        let mut keep = true;
-        for f in &filters {
-            keep &= match f.name {
-                "NAMESPACE_ID" => matches(f, &s.namespace_id, &["EQ"])?,
-                _ => matches(f, "SELF", &["EQ"])?,
-            };
-        }
-        if keep {
-            kept.push(s);
-        }
-    }
+    let filters = Filter::all(
+        r.filters.unwrap_or_default().into_iter().map(|f| (f.name.as_str(), f.values, f.condition.map(|c| c.as_str()))),
+    )?;
+    let all = api.store.list_discovery_services(None).await?.into_iter().map(|s| s.value);
+    let kept = kept(all, &filters, |f, s| match f.name {
+        "NAMESPACE_ID" => matches(f, &s.namespace_id, &["EQ"]),
+        _ => matches(f, "SELF", &["EQ"]),
+    })?;
     let (items, next_token) = page(kept, |s| s.id.as_str(), r.next_token.as_deref(), r.max_results)?;
     let mut services = Vec::with_capacity(items.len());
     for s in items {

@@ -45,7 +45,36 @@ async fn save_operation(tx: &mut AnyConnection, op: &Operation) -> Result<(), St
     Ok(())
 }
 
+/// A table whose rows other rows point at by `column`.
+#[derive(Clone, Copy)]
+struct Parent {
+    table: &'static str,
+    children: &'static str,
+    column: &'static str,
+}
+
 impl SqlStore {
+    /// Deletes row `id` of `parent.table` (storing `op` with it) unless
+    /// a row of `parent.children` points at it (`Rejected`); `false` if
+    /// there was none. The row is locked before its children are counted.
+    async fn delete_childless(&self, parent: Parent, id: &str, op: Option<&Operation>) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        if !self.hold(&mut tx, parent.table, id, true).await? {
+            return Ok(false);
+        }
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE {} = $1", parent.children, parent.column);
+        let children: i64 = sqlx::query_scalar(&sql).bind(id).fetch_one(&mut *tx).await?;
+        if children > 0 {
+            return Err(StoreError::Rejected);
+        }
+        sqlx::query(&format!("DELETE FROM {} WHERE id = $1", parent.table)).bind(id).execute(&mut *tx).await?;
+        if let Some(op) = op {
+            save_operation(&mut tx, op).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Holds the row `id` of `table` in the transaction (shared or
     /// exclusive); whether it exists.
     async fn hold(&self, tx: &mut AnyConnection, table: &str, id: &str, exclusive: bool) -> Result<bool, StoreError> {
@@ -101,22 +130,12 @@ impl DiscoveryStore for SqlStore {
     }
 
     async fn delete_namespace(&self, id: &str, op: &Operation) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
-        if !self.hold(&mut tx, "discovery_namespaces", id, true).await? {
-            return Ok(false);
+        let parent = Parent { table: "discovery_namespaces", children: "discovery_services", column: "namespace_id" };
+        let deleted = self.delete_childless(parent, id, Some(op)).await?;
+        if deleted {
+            self.notices.send(RecordKind::Namespace, id, None);
         }
-        let services: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM discovery_services WHERE namespace_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if services > 0 {
-            return Err(StoreError::Rejected);
-        }
-        sqlx::query("DELETE FROM discovery_namespaces WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        save_operation(&mut tx, op).await?;
-        tx.commit().await?;
-        self.notices.send(RecordKind::Namespace, id, None);
-        Ok(true)
+        Ok(deleted)
     }
 
     async fn insert_discovery_service(&self, service: &DiscoveryService) -> Result<Versioned<DiscoveryService>, StoreError> {
@@ -186,21 +205,12 @@ impl DiscoveryStore for SqlStore {
     }
 
     async fn delete_discovery_service(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
-        if !self.hold(&mut tx, "discovery_services", id, true).await? {
-            return Ok(false);
+        let parent = Parent { table: "discovery_services", children: "discovery_instances", column: "service_id" };
+        let deleted = self.delete_childless(parent, id, None).await?;
+        if deleted {
+            self.notices.send(RecordKind::DiscoveryService, id, None);
         }
-        let instances: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM discovery_instances WHERE service_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if instances > 0 {
-            return Err(StoreError::Rejected);
-        }
-        sqlx::query("DELETE FROM discovery_services WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        self.notices.send(RecordKind::DiscoveryService, id, None);
-        Ok(true)
+        Ok(deleted)
     }
 
     async fn discovery_revision(&self, service_id: &str) -> Result<i64, StoreError> {
