@@ -62,6 +62,12 @@ ELB_OPS=$ELB_OPS,ModifyTargetGroup,ModifyTargetGroupAttributes,RegisterTargets,R
 "$VENV/bin/python" tools/codegen/gen_wire.py elbv2 2015-12-01 crates/berth-wire/src/elbv2.rs --operations "$ELB_OPS" --check
 ACM_OPS=AddTagsToCertificate,DeleteCertificate,DescribeCertificate,GetCertificate,ImportCertificate,ListCertificates,ListTagsForCertificate
 "$VENV/bin/python" tools/codegen/gen_wire.py acm 2015-12-08 crates/berth-wire/src/acm.rs --operations "$ACM_OPS" --check
+# Cloud Map (servicediscovery): DiscoverInstances' `data-` host prefix is the same endpoint at Berth.
+SD_OPS=CreateHttpNamespace,CreatePrivateDnsNamespace,CreatePublicDnsNamespace,CreateService,DeleteNamespace,DeleteService
+SD_OPS=$SD_OPS,DeregisterInstance,DiscoverInstances,DiscoverInstancesRevision,GetInstance,GetInstancesHealthStatus
+SD_OPS=$SD_OPS,GetNamespace,GetOperation,GetService,ListInstances,ListNamespaces,ListOperations,ListServices
+SD_OPS=$SD_OPS,ListTagsForResource,RegisterInstance,TagResource,UntagResource,UpdateInstanceCustomHealthStatus,UpdateService
+"$VENV/bin/python" tools/codegen/gen_wire.py servicediscovery 2017-03-14 crates/berth-wire/src/servicediscovery.rs --operations "$SD_OPS" --check
 
 echo "== cargo nextest (unit, router, store on SQLite and PostgreSQL, binary)"
 cargo build --workspace --bins

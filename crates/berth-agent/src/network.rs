@@ -50,7 +50,15 @@ pub struct NetworkConfig {
     /// How long a subnet's bridge stays after its last task left (a
     /// bridge made and removed for every task costs each launch ~10 ms).
     pub bridge_idle: Duration,
+    /// Berth's DNS server answers on each subnet's gateway (port 53, UDP
+    /// and TCP): tasks' `/etc/resolv.conf` names the gateway and the
+    /// firewall lets tasks reach it. Without it, tasks get the host's
+    /// resolvers that are not loopback addresses.
+    pub gateway_dns: bool,
 }
+
+/// The port of the DNS server on subnets' gateways.
+pub const DNS_PORT: u16 = 53;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskNetworkError {
@@ -158,7 +166,7 @@ impl NodeNetwork {
         let bindings = self.publish(task, ports).await?;
         let (subnet, ip) = self.address(task).await?;
         let attachment = self.attach_on(task_id, &subnet, ip, began).await?;
-        self.write_files(task_id, ip, &model::private_dns_name(ip, &self.config.region))?;
+        self.write_files(task_id, ip, &model::private_dns_name(ip, &self.config.region), subnet.gateway())?;
         Ok(Provisioned { subnet, attachment, bindings })
     }
 
@@ -312,9 +320,15 @@ impl NodeNetwork {
         let id = task.id();
         let names = berth_net::TaskNames::for_task(id).ok()?;
         let dir = self.config.state_dir.join(id);
+        // resolv.conf is Berth's (read-only, as the gateway's DNS server
+        // is the task's resolver); hosts and hostname the task may change.
         let mounts = ["hosts", "resolv.conf", "hostname"]
             .iter()
-            .map(|f| BindMount { source: dir.join(f), destination: format!("/etc/{f}"), read_only: false })
+            .map(|f| BindMount {
+                source: dir.join(f),
+                destination: format!("/etc/{f}"),
+                read_only: *f == "resolv.conf" && self.config.gateway_dns,
+            })
             .collect();
         let gateway = self.plane.subnet(&eni.subnet_id).await.ok()??.gateway();
         Some(TaskNetwork {
@@ -452,7 +466,7 @@ impl NodeNetwork {
         Err(TaskNetworkError::Setup(format!("no free address in subnets {}", subnets.join(", "))))
     }
 
-    fn write_files(&self, task_id: &str, ip: Ipv4Addr, hostname: &str) -> Result<(), TaskNetworkError> {
+    fn write_files(&self, task_id: &str, ip: Ipv4Addr, hostname: &str, gateway: Ipv4Addr) -> Result<(), TaskNetworkError> {
         let dir = self.config.state_dir.join(task_id);
         let io =
             |what: &str, e: std::io::Error| TaskNetworkError::Setup(format!("writing {what} in {}: {e}", dir.display()));
@@ -462,8 +476,12 @@ impl NodeNetwork {
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname} {short}\n");
         std::fs::write(dir.join("hosts"), hosts).map_err(|e| io("hosts", e))?;
         std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(|e| io("hostname", e))?;
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(dir.join("resolv.conf"), resolv_conf(&host_resolv)).map_err(|e| io("resolv.conf", e))?;
+        let resolv = if self.config.gateway_dns {
+            gateway_resolv_conf(gateway)
+        } else {
+            resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        };
+        std::fs::write(dir.join("resolv.conf"), resolv).map_err(|e| io("resolv.conf", e))?;
         Ok(())
     }
 
@@ -494,6 +512,12 @@ impl NodeNetwork {
         if self.metadata.is_some() {
             host_services
                 .extend(subnets.iter().map(|s| HostService::tcp(s.subnet.gateway(), crate::metadata::METADATA_PORT)));
+        }
+        if self.config.gateway_dns {
+            for s in &subnets {
+                host_services.push(HostService::tcp(s.subnet.gateway(), DNS_PORT));
+                host_services.push(HostService { transport: berth_net::Transport::Udp, addr: s.subnet.gateway(), port: DNS_PORT });
+            }
         }
         Ok(FirewallState { subnets, groups, tasks, host_services, published })
     }
@@ -656,6 +680,12 @@ fn resolv_conf(host: &str) -> String {
     out
 }
 
+/// A task's resolv.conf when Berth's DNS server answers on its subnet's
+/// gateway (as a VPC's resolver answers at its base address + 2).
+fn gateway_resolv_conf(gateway: Ipv4Addr) -> String {
+    format!("# written by Berth for this task: Berth's DNS server on the subnet's gateway\nnameserver {gateway}\n")
+}
+
 /// The agent's bookkeeping of bridges (under [`NodeNetwork::links`]).
 #[derive(Debug, Default)]
 struct Bridges {
@@ -676,6 +706,14 @@ mod tests {
         assert_eq!(
             resolv_conf(host),
             "# written by Berth for this task\nnameserver 10.0.0.2\nsearch example.internal\noptions edns0\n"
+        );
+    }
+
+    #[test]
+    fn with_gateway_dns_the_task_asks_its_gateway() {
+        assert_eq!(
+            gateway_resolv_conf(Ipv4Addr::new(10, 89, 0, 1)),
+            "# written by Berth for this task: Berth's DNS server on the subnet's gateway\nnameserver 10.89.0.1\n"
         );
     }
 

@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, sts};
+use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, servicediscovery, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -122,10 +122,11 @@ enum Service {
     Scheduler,
     Elbv2,
     Acm,
+    CloudMap,
 }
 
 impl Service {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::Ecs,
         Self::Logs,
         Self::Berth,
@@ -135,6 +136,7 @@ impl Service {
         Self::Scheduler,
         Self::Elbv2,
         Self::Acm,
+        Self::CloudMap,
     ];
 
     /// The SigV4 signing name of the service (from its model).
@@ -150,6 +152,7 @@ impl Service {
             Self::Elbv2 => elbv2::SIGNING_NAME,
             // The model's signing name (its generated module, JSON only, has no constant).
             Self::Acm => "acm",
+            Self::CloudMap => crate::servicediscovery::SIGNING_NAME,
         }
     }
 
@@ -162,6 +165,7 @@ impl Service {
             Self::Berth => Some(berth::TARGET_PREFIX),
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
             Self::Acm => Some(acm::TARGET_PREFIX),
+            Self::CloudMap => Some(servicediscovery::TARGET_PREFIX),
             Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 => None,
         }
     }
@@ -463,6 +467,13 @@ async fn handle(
                 .ok_or_else(|| not_served("acm", &op, acm::Action::NAMES))?;
             let out = crate::acm::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (Service::CloudMap, _) => {
+            let action = servicediscovery::Action::parse(&op, json)
+                .map_err(|e| crate::servicediscovery::parse_error(parse_error(e)))?
+                .ok_or_else(|| not_served("servicediscovery", &op, servicediscovery::Action::NAMES))?;
+            let value = crate::servicediscovery::dispatch(api, action).await?;
+            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
         (Service::CloudWatch, Protocol::Query | Protocol::Ec2 | Protocol::RestJson { .. }) => {
             let q = query_input(&parts, &body)?;

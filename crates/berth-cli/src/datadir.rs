@@ -88,7 +88,12 @@ impl DataDir {
 
     /// Writes `config` (profile `default`: region and endpoint), mode 0600.
     pub fn write_config(&self, region: &str, endpoint: &str) -> anyhow::Result<()> {
-        let text = format!("[default]\nregion = {region}\nendpoint_url = {endpoint}\noutput = json\n");
+        // Every operation is served at the one endpoint: AWS's per-operation
+        // host prefixes (Cloud Map's DiscoverInstances on `data-`) name no
+        // host here, so the SDKs are told not to add them.
+        let text = format!(
+            "[default]\nregion = {region}\nendpoint_url = {endpoint}\noutput = json\ndisable_host_prefix_injection = true\n"
+        );
         write_private(&self.config_path(), &text)
     }
 }

@@ -204,12 +204,26 @@ async fn start_agent(
             region: args.region.clone(),
             public_address: args.public_address,
             bridge_idle: std::time::Duration::from_secs(args.bridge_idle),
+            gateway_dns: true,
         },
         Some(metadata),
     )
     .context("no task networking on this host (needs root, bridges, network namespaces, nftables and br_netfilter)")?;
     // The load balancers' nodes live on this host's bridges.
     tokio::spawn(berth_agent::balancers::run_balancers(stores.records.clone(), network.clone(), std::future::pending()));
+    // Berth's DNS server on each subnet's gateway (tasks' resolv.conf
+    // names it): Cloud Map names, tasks' private DNS names, and the host's
+    // resolvers for subnets with egress. It binds a gateway once its
+    // bridge exists (a task notice or the periodic resync after the agent
+    // made it).
+    let dns = Arc::new(berth_api::dns::DnsServer::new());
+    tokio::spawn(berth_api::run_dns(
+        stores.records.clone(),
+        dns,
+        args.region.clone(),
+        berth_agent::network::DNS_PORT,
+        std::future::pending(),
+    ));
     let agent = Arc::new(berth_agent::Agent::new(stores, images, runtime, config).with_network(network));
     agent.register().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -25,6 +25,7 @@ fn up_prints_endpoint_and_writes_private_credentials_and_config() {
     let config = std::fs::read_to_string(data.join("config")).unwrap();
     assert!(config.contains(&format!("endpoint_url = {}", b.endpoint)), "{config}");
     assert!(config.contains("region = us-east-1"), "{config}");
+    assert!(config.contains("disable_host_prefix_injection = true"), "one endpoint for every operation: {config}");
     let creds = b.creds().unwrap();
     assert!(!b.banner.contains(&creds.secret_access_key), "the secret is never printed");
     let (status, v) = b.ecs("ListClusters", &json!({})).unwrap();

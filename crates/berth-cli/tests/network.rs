@@ -185,6 +185,27 @@ fn each_task_has_its_own_address_and_its_containers_share_localhost() {
     assert_eq!(left.len(), 1, "traffic for the subnet is dropped on the host, never routed off it: {left:?}");
 }
 
+/// A task's resolver is Berth's DNS server on its subnet's gateway: the
+/// one nameserver of its read-only /etc/resolv.conf, which answers the
+/// task's own private DNS name.
+#[test]
+fn tasks_resolve_through_berth_dns_on_their_gateway() {
+    if !can_run("tasks_resolve_through_berth_dns_on_their_gateway") {
+        return;
+    }
+    let w = World::start_with(&["--bridge-idle", "1"]);
+    let script = "ns=$(awk '/^nameserver/ {print $2}' /etc/resolv.conf); \
+         [ \"$(grep -c '^nameserver' /etc/resolv.conf)\" = 1 ] || exit 2; \
+         if echo x >> /etc/resolv.conf 2>/dev/null; then exit 3; fi; \
+         me=$(hostname); ip=$(echo ${me%%.*} | cut -c4- | tr - .); \
+         [ \"$ns\" = \"$(echo $ip | cut -d. -f1-3).1\" ] || exit 5; \
+         for i in $(seq 100); do nslookup \"$me\" \"$ns\" 2>/dev/null | tail -n +3 | grep -qw \"$ip\" && exit 0; sleep 0.2; done; \
+         exit 4";
+    w.register("dns", vec![w.container("dns", script)]);
+    let arn = w.run("dns", &[]);
+    assert_eq!(w.exit_code(&arn, "dns"), 0, "2: not one nameserver, 3: resolv.conf writable, 5: not the gateway, 4: no answer: {:#}", w.describe(&arn));
+}
+
 #[test]
 fn security_groups_allow_and_deny_between_tasks() {
     if !can_run("security_groups_allow_and_deny_between_tasks") {

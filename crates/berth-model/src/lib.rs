@@ -10,6 +10,7 @@
 pub mod arn;
 pub mod cluster;
 pub mod elb;
+pub mod discovery;
 pub mod error;
 pub mod fargate;
 pub mod lifecycle;

@@ -47,6 +47,8 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 
+mod discovery;
+
 use crate::{
     AccessKey, ClusterUsage, Direction, EventFilter, EventKey, EventRange, FamilyStatus, FilteredEvents,
     LOG_EVENT_OVERHEAD_BYTES, LogEventRecord, LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder,
@@ -89,6 +91,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "network", include_str!("../migrations/0004_network.sql")),
     (5, "port claims", include_str!("../migrations/0005_port_claims.sql")),
     (6, "load balancers", include_str!("../migrations/0006_load_balancers.sql")),
+    (7, "discovery", include_str!("../migrations/0007_discovery.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.

@@ -39,9 +39,11 @@ use berth_model::task::Task;
 use berth_wire::ecs::Cluster;
 
 mod backend;
+pub mod discovery;
 mod logs;
 
 pub use backend::open;
+pub use discovery::DiscoveryStore;
 pub use logs::{
     Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,
     LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder, LogStreamQuery, LogStreamRecord, NewLogEvent,
@@ -77,10 +79,14 @@ pub enum RecordKind {
     /// A target group's health rows (keyed by the group's ARN).
     TargetHealth,
     Certificate,
+    /// Cloud Map records ([`DiscoveryStore`]).
+    Namespace,
+    DiscoveryService,
+    DiscoveryInstance,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 14] = [
+    pub const ALL: [RecordKind; 17] = [
         Self::Cluster,
         Self::TaskDefinition,
         Self::Task,
@@ -95,6 +101,9 @@ impl RecordKind {
         Self::Targets,
         Self::TargetHealth,
         Self::Certificate,
+        Self::Namespace,
+        Self::DiscoveryService,
+        Self::DiscoveryInstance,
     ];
 }
 
@@ -295,7 +304,7 @@ pub struct ClusterUsage {
 /// Persistence of Berth's model. Implementations must make each method
 /// atomic: it either applies whole or not at all.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DiscoveryStore + Send + Sync + 'static {
     // --- clusters (keyed by name) ---
 
     /// Inserts a new cluster at version 1. If a cluster of that name

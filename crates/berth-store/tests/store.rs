@@ -24,6 +24,10 @@ use berth_store::{
 use berth_testinfra::postgres::TempPostgres;
 use berth_wire::ecs::{Cluster, Tag, TaskDefinition, TaskDefinitionStatus};
 
+#[path = "cases/discovery.rs"]
+mod discovery_cases;
+use discovery_cases::*;
+
 /// A store on a fresh database, and what keeps that database alive.
 struct Backend {
     store: Arc<dyn Store>,
@@ -76,6 +80,8 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    discovery_namespaces_unique_and_in_use,
+    discovery_instances_and_revisions,
     cluster_insert_get_update_with_conflicts,
     clusters_list_in_name_order_by_pages_and_status,
     task_definition_revisions_count_up,

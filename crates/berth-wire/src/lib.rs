@@ -20,4 +20,5 @@ pub mod ecs;
 pub mod elbv2;
 pub mod logs;
 pub mod scheduler;
+pub mod servicediscovery;
 pub mod sts;
