@@ -11,6 +11,7 @@ use berth_control::placement;
 use berth_control::runner::from_notices;
 use berth_control::service::{self as control, Launched, RESYNC, ServiceTarget, TargetState, Targets, Written};
 use berth_model::arn::ServiceArn;
+use berth_model::discovery::{ATTR_IPV4, ATTR_PORT, Instance, OperationType};
 use berth_model::elb::{self, HealthState, RegisteredTarget};
 use berth_model::service::{PropagateTags, Registration, Service, ServiceStatus, deployment_id};
 use berth_model::task::{self as model_task, NewTask, StopCode, Tag, Task};
@@ -122,6 +123,58 @@ impl StoreServices {
     }
 }
 
+/// Whether a registration is a Cloud Map service's (not a target group's).
+fn is_registry(arn: &str) -> bool {
+    arn.contains(":servicediscovery:")
+}
+
+/// The Cloud Map service id (`srv-…`) of a registry ARN.
+fn registry_id(arn: &str) -> &str {
+    arn.rsplit_once(":service/").map_or(arn, |(_, id)| id)
+}
+
+impl StoreServices {
+    /// Registers a task in a Cloud Map service as ECS does: the task id as
+    /// the instance id, its address (and port for SRV), and ECS's
+    /// attributes; a registry that is gone is skipped with a warning.
+    async fn register_instance(&self, service: &Service, r: &Registration, task: Option<&Task>, zone: &str) -> Result<(), StoreError> {
+        let id = registry_id(&r.target_group_arn);
+        let Some(registry) = self.store.get_discovery_service(id).await? else {
+            tracing::warn!(service = %service.arn, registry = %r.target_group_arn, "the service's registry is gone");
+            return Ok(());
+        };
+        let mut attributes = std::collections::BTreeMap::from([
+            (ATTR_IPV4.to_owned(), r.ip.to_string()),
+            ("ECS_CLUSTER_NAME".to_owned(), service.arn.cluster.clone()),
+            ("ECS_SERVICE_NAME".to_owned(), service.name().to_owned()),
+            ("AVAILABILITY_ZONE".to_owned(), zone.to_owned()),
+            ("REGION".to_owned(), service.arn.account.region.clone()),
+        ]);
+        if r.port != 0 {
+            attributes.insert(ATTR_PORT.to_owned(), r.port.to_string());
+        }
+        if let Some(t) = task {
+            attributes.insert("ECS_TASK_DEFINITION_FAMILY".to_owned(), t.definition_arn.family.clone());
+        }
+        let health = berth_model::discovery::check_instance(&registry.value, &r.task_id, &attributes)
+            .unwrap_or(berth_model::discovery::Health::Healthy);
+        let op = crate::servicediscovery::operation(
+            OperationType::RegisterInstance,
+            &[("NAMESPACE", &registry.value.namespace_id), ("SERVICE", id), ("INSTANCE", &r.task_id)],
+        );
+        let instance = Instance {
+            service_id: id.to_owned(),
+            id: r.task_id.clone(),
+            attributes,
+            health,
+            creator_request_id: None,
+            registered_at: op.created_at,
+        };
+        self.store.put_instance(&instance, Some(&op)).await?;
+        Ok(())
+    }
+}
+
 impl ServiceTarget for StoreServices {
     type Error = StoreError;
 
@@ -172,6 +225,14 @@ impl ServiceTarget for StoreServices {
 
     async fn targets(&self, service: &Service) -> Result<Targets, StoreError> {
         let mut out = Targets::default();
+        // Cloud Map entries: present (healthy) while the instance exists.
+        for arn in service.service_registries.iter().filter_map(|r| r.registry_arn.as_deref()) {
+            for i in self.store.list_instances(registry_id(arn)).await? {
+                let (Some(ip), port) = (i.value.ipv4(), i.value.port().unwrap_or(0)) else { continue };
+                let key = Registration { task_id: String::new(), target_group_arn: arn.to_owned(), ip, port };
+                out.set(&key, TargetState::Healthy);
+            }
+        }
         let groups: Vec<&str> = service.load_balancers.iter().filter_map(|lb| lb.target_group_arn.as_deref()).collect();
         if groups.is_empty() {
             return Ok(out);
@@ -212,7 +273,12 @@ impl ServiceTarget for StoreServices {
         let mut rows = Vec::new();
         for r in targets {
             let arn = service.arn.account.task(&service.arn.cluster, &r.task_id).to_string();
-            let zone = self.store.get_task(&arn).await?.and_then(|t| t.value.availability_zone).unwrap_or_default();
+            let task = self.store.get_task(&arn).await?.map(|t| t.value);
+            let zone = task.as_ref().and_then(|t| t.availability_zone.clone()).unwrap_or_default();
+            if is_registry(&r.target_group_arn) {
+                self.register_instance(service, r, task.as_ref(), &zone).await?;
+                continue;
+            }
             rows.push(RegisteredTarget {
                 target_group_arn: r.target_group_arn.clone(),
                 id: r.ip,
@@ -222,7 +288,9 @@ impl ServiceTarget for StoreServices {
                 draining_until: None,
             });
         }
-        self.store.register_targets(&rows).await?;
+        if !rows.is_empty() {
+            self.store.register_targets(&rows).await?;
+        }
         tracing::info!(service = %service.arn, targets = rows.len(), "service registered targets");
         Ok(())
     }
@@ -231,6 +299,15 @@ impl ServiceTarget for StoreServices {
         let now = now_epoch();
         let mut by_group: HashMap<&str, Vec<(std::net::Ipv4Addr, u16)>> = HashMap::new();
         for r in targets {
+            if is_registry(&r.target_group_arn) {
+                let id = registry_id(&r.target_group_arn);
+                let op = crate::servicediscovery::operation(
+                    OperationType::DeregisterInstance,
+                    &[("SERVICE", id), ("INSTANCE", &r.task_id)],
+                );
+                self.store.delete_instance(id, &r.task_id, &op).await?;
+                continue;
+            }
             by_group.entry(&r.target_group_arn).or_default().push((r.ip, r.port));
         }
         for (group, keys) in by_group {

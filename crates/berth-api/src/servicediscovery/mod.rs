@@ -96,7 +96,7 @@ fn new_operation_id() -> String {
 }
 
 /// An operation Berth has carried out, on the given targets.
-fn operation(kind: OperationType, targets: &[(&str, &str)]) -> Operation {
+pub(crate) fn operation(kind: OperationType, targets: &[(&str, &str)]) -> Operation {
     let targets: BTreeMap<String, String> = targets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     Operation::succeeded(new_operation_id(), kind, now(), targets)
 }

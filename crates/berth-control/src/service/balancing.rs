@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 
 use berth_model::lifecycle::{DesiredStatus, TaskStatus};
-use berth_model::service::{DrainingTask, LoadBalancerRef, Registration, Service};
+use berth_model::service::{DrainingTask, LoadBalancerRef, Registration, RegistryRef, Service};
 use berth_model::task::Task;
 
 use super::rules::Stop;
@@ -62,6 +62,25 @@ pub fn registrations(lbs: &[LoadBalancerRef], t: &Task) -> Vec<Registration> {
             })
         })
         .collect()
+}
+
+/// Task `t`'s entries in the service's Cloud Map registries (keyed like
+/// targets: the registry's ARN, the task's address, and the container
+/// port for SRV records, 0 for A records only). They register and drain
+/// as targets do, but judge nothing of the task's health.
+pub fn registry_entries(regs: &[RegistryRef], t: &Task) -> Vec<Registration> {
+    let Some(ip) = t.ip() else { return Vec::new() };
+    regs.iter()
+        .filter_map(|r| {
+            let port = r.container_port.or(r.port).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+            Some(Registration { task_id: t.id().to_owned(), target_group_arn: r.registry_arn.clone()?, ip, port })
+        })
+        .collect()
+}
+
+/// Whether an entry is a load balancer target (not a registry's).
+fn is_target(r: &Registration) -> bool {
+    r.target_group_arn.contains(":targetgroup/")
 }
 
 /// The load balancers' view of a task's health: with none, healthy;
@@ -136,7 +155,9 @@ pub fn drain_first(s: &mut Service, stops: Vec<Stop>, changes: &mut TargetChange
             now.push(stop);
             continue;
         }
-        drains += 1;
+        if regs.iter().any(is_target) {
+            drains += 1;
+        }
         out.extend(regs.iter().cloned());
         s.draining.push(DrainingTask { task_id: stop.task_id, reason: stop.reason, targets: regs });
     }
@@ -164,7 +185,7 @@ pub fn register(s: &mut Service, tasks: &[Task], stopping: &HashSet<String>, cha
     for t in tasks.iter().filter(|t| {
         t.status() == TaskStatus::Running && live(t.id()) && !stopping.contains(t.id()) && !draining.contains(t.id())
     }) {
-        for r in registrations(&s.load_balancers, t) {
+        for r in registrations(&s.load_balancers, t).into_iter().chain(registry_entries(&s.service_registries, t)) {
             if !s.registered.contains(&r) {
                 new.push(r);
             }
@@ -184,9 +205,10 @@ fn deregistered(s: &Service, regs: Vec<Registration>, changes: &mut TargetChange
     changes.deregister.extend(regs);
 }
 
+/// Targets per target group (registry entries are not said in events).
 fn per_group(regs: &[Registration]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    for r in regs {
+    for r in regs.iter().filter(|r| is_target(r)) {
         *out.entry(r.target_group_arn.clone()).or_insert(0) += 1;
     }
     out

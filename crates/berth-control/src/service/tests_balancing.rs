@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use berth_model::service::{LoadBalancerRef, Registration};
+use berth_model::service::{LoadBalancerRef, Registration, RegistryRef};
 use berth_model::task::{Eni, EniStatus, Networking};
 
 use super::*;
@@ -177,4 +177,29 @@ fn with_address(mut t: Task) -> Task {
         },
     });
     t
+}
+
+const REGISTRY: &str = "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-0123456789abcdef";
+
+#[test]
+fn registry_entries_register_and_deregister_without_judging_health_or_saying_target_events() {
+    let mut s = service(1);
+    s.service_registries = vec![RegistryRef { registry_arn: Some(REGISTRY.into()), port: None, container_name: None, container_port: None }];
+    let tasks = [lb_task(0, 1, TaskStatus::Running, 1.0)];
+    let p = plan(&s, &tasks);
+    let entry = Registration { task_id: format!("{:032x}", 0), target_group_arn: REGISTRY.into(), ip: ip(0), port: 0 };
+    assert_eq!(p.register, [entry.clone()]);
+    assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::Completed, "registries gate nothing");
+    assert!(!messages(&p.service).iter().any(|m| m.contains("targets in")), "{:?}", messages(&p.service));
+
+    // Scaled to 0: the entry goes first, then the task stops.
+    let mut s = p.service.clone();
+    s.desired_count = 0;
+    let mut present = Targets::default();
+    present.set(&entry, TargetState::Healthy);
+    let p = plan_with(&s, &tasks, NOW, &present);
+    assert_eq!((p.deregister.clone(), p.stop.len()), (vec![entry], 0));
+    assert!(!messages(&p.service).iter().any(|m| m.contains("draining connections")));
+    let p = plan_with(&p.service, &tasks, NOW + 1.0, &Targets::default());
+    assert_eq!(stopped_ids(&p), [0]);
 }
