@@ -37,12 +37,16 @@ pub(crate) fn merge(current: &BTreeMap<String, String>, new: &[Tag]) -> Result<B
     Ok(out)
 }
 
+/// What `with_tags` does to a resource's tags: the new tags, or `None`
+/// to leave them as they are.
+type Edit<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<Option<BTreeMap<String, String>>, ApiError> + Sync + 'a;
+
 /// A resource's tags, changed by `edit` (re-read and retried on a
 /// concurrent write); `None` from `edit` only reads.
 async fn with_tags(
     api: &Api,
     arn: &str,
-    edit: &(dyn Fn(&BTreeMap<String, String>) -> Result<Option<BTreeMap<String, String>>, ApiError> + Sync),
+    edit: &Edit<'_>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let s = api.store.as_ref();
     for _ in 0..8 {
