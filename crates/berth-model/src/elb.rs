@@ -990,7 +990,7 @@ pub fn effective_health(
 /// Checks a target's address: an IPv4 address inside one of `subnets`
 /// (the group's VPC's), not a network, gateway or broadcast address.
 /// Returns the subnet's id.
-pub fn check_target_address<'a>(ip: Ipv4Addr, subnets: &'a [(String, Ipv4Net)]) -> Result<&'a str, ElbError> {
+pub fn check_target_address(ip: Ipv4Addr, subnets: &[(String, Ipv4Net)]) -> Result<&str, ElbError> {
     let found = subnets.iter().find(|(_, net)| net.contains(&ip)).ok_or_else(|| {
         ElbError::new("InvalidTarget", format!("The IP address '{ip}' is not within any subnet of the target group's VPC"))
     })?;

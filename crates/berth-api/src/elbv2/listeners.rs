@@ -362,7 +362,7 @@ pub(super) async fn modify_attributes(api: &Api, r: ModifyListenerAttributesInpu
     let next = retry(move || async move {
         let l = get(api, &r.listener_arn).await?;
         let mut next = l.value.clone();
-        next.attributes = elb::apply_listener_attributes(&l.value, &changes)?;
+        next.attributes = elb::apply_listener_attributes(&l.value, changes)?;
         Ok(api.store.put_listener(&next, Some(l.version)).await.map(|_| next))
     })
     .await?;

@@ -258,7 +258,7 @@ pub(super) async fn modify_attributes(
     let next = retry(move || async move {
         let lb = get(api, &r.load_balancer_arn).await?;
         let mut next = lb.value.clone();
-        next.attributes = elb::apply_load_balancer_attributes(&lb.value, &changes)?;
+        next.attributes = elb::apply_load_balancer_attributes(&lb.value, changes)?;
         Ok(api.store.put_load_balancer(&next, Some(lb.version)).await.map(|_| next))
     })
     .await?;

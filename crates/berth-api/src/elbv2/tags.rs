@@ -37,39 +37,38 @@ pub(crate) fn merge(current: &BTreeMap<String, String>, new: &[Tag]) -> Result<B
     Ok(out)
 }
 
+/// What `with_tags` does to a resource's tags: the new tags, or `None`
+/// to leave them as they are.
+type Edit<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<Option<BTreeMap<String, String>>, ApiError> + Sync + 'a;
+
 /// A resource's tags, changed by `edit` (re-read and retried on a
 /// concurrent write); `None` from `edit` only reads.
 async fn with_tags(
     api: &Api,
     arn: &str,
-    edit: &(dyn Fn(&BTreeMap<String, String>) -> Result<Option<BTreeMap<String, String>>, ApiError> + Sync),
+    edit: &Edit<'_>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let s = api.store.as_ref();
     for _ in 0..8 {
+        // Each kind keeps its tags in its record: read, edit, write back at
+        // the version read.
+        macro_rules! edited {
+            ($get:ident, $put:ident, $missing:path) => {{
+                let v = s.$get(arn).await?.ok_or_else($missing)?;
+                let Some(tags) = edit(&v.value.tags)? else { return Ok(v.value.tags) };
+                let mut next = v.value;
+                next.tags = tags.clone();
+                s.$put(&next, Some(v.version)).await.map(|_| tags)
+            }};
+        }
         let written = if arn.contains(":loadbalancer/") {
-            let v = s.get_load_balancer(arn).await?.ok_or_else(super::load_balancers::not_found)?;
-            let Some(tags) = edit(&v.value.tags)? else { return Ok(v.value.tags) };
-            let mut next = v.value;
-            next.tags = tags.clone();
-            s.put_load_balancer(&next, Some(v.version)).await.map(|_| tags)
+            edited!(get_load_balancer, put_load_balancer, super::load_balancers::not_found)
         } else if arn.contains(":targetgroup/") {
-            let v = s.get_target_group(arn).await?.ok_or_else(super::target_groups::not_found)?;
-            let Some(tags) = edit(&v.value.tags)? else { return Ok(v.value.tags) };
-            let mut next = v.value;
-            next.tags = tags.clone();
-            s.put_target_group(&next, Some(v.version)).await.map(|_| tags)
+            edited!(get_target_group, put_target_group, super::target_groups::not_found)
         } else if arn.contains(":listener/") {
-            let v = s.get_listener(arn).await?.ok_or_else(super::listeners::not_found)?;
-            let Some(tags) = edit(&v.value.tags)? else { return Ok(v.value.tags) };
-            let mut next = v.value;
-            next.tags = tags.clone();
-            s.put_listener(&next, Some(v.version)).await.map(|_| tags)
+            edited!(get_listener, put_listener, super::listeners::not_found)
         } else if arn.contains(":listener-rule/") {
-            let v = s.get_rule(arn).await?.ok_or_else(super::rules::not_found)?;
-            let Some(tags) = edit(&v.value.tags)? else { return Ok(v.value.tags) };
-            let mut next = v.value;
-            next.tags = tags.clone();
-            s.put_rule(&next, Some(v.version)).await.map(|_| tags)
+            edited!(get_rule, put_rule, super::rules::not_found)
         } else {
             return Err(validation(format!("'{arn}' is not a valid load balancer, target group, listener or rule ARN")));
         };

@@ -218,7 +218,7 @@ pub(super) async fn modify(api: &Api, r: ModifyTargetGroupInput) -> Result<Modif
     let next = retry(move || async move {
         let tg = get(api, arn).await?;
         let mut next = tg.value.clone();
-        next.health_check = tg.value.health_check.changed(&c, tg.value.protocol)?;
+        next.health_check = tg.value.health_check.changed(c, tg.value.protocol)?;
         Ok(api.store.put_target_group(&next, Some(tg.version)).await.map(|_| next))
     })
     .await?;
@@ -259,7 +259,7 @@ pub(super) async fn modify_attributes(
     let next = retry(move || async move {
         let tg = get(api, &r.target_group_arn).await?;
         let mut next = tg.value.clone();
-        next.attributes = elb::apply_target_group_attributes(&tg.value, &changes)?;
+        next.attributes = elb::apply_target_group_attributes(&tg.value, changes)?;
         Ok(api.store.put_target_group(&next, Some(tg.version)).await.map(|_| next))
     })
     .await?;

@@ -17,31 +17,26 @@ use sqlx::any::AnyRow;
 use super::{Col, Keyed, SqlStore, all_versioned, decode_body, encode_body, text, versioned_as};
 use crate::{PrivateKeyPem, RecordKind, StoreError, Versioned};
 
-impl Keyed for LoadBalancer {
-    const TABLE: &'static str = "load_balancers";
-    const KEY: &'static str = "arn";
-    const KEY_MEMBER: &'static str = "arn";
-    const COLUMNS: &'static [&'static str] = &["name"];
-    fn key(&self) -> Option<String> {
-        Some(self.arn.clone())
-    }
-    fn columns(&self) -> Vec<Col> {
-        vec![text(Some(&self.name))]
-    }
+/// Load balancers and target groups: keyed by ARN, names unique.
+macro_rules! keyed_by_arn_and_name {
+    ($record:ty, $table:literal) => {
+        impl Keyed for $record {
+            const TABLE: &'static str = $table;
+            const KEY: &'static str = "arn";
+            const KEY_MEMBER: &'static str = "arn";
+            const COLUMNS: &'static [&'static str] = &["name"];
+            fn key(&self) -> Option<String> {
+                Some(self.arn.clone())
+            }
+            fn columns(&self) -> Vec<Col> {
+                vec![text(Some(&self.name))]
+            }
+        }
+    };
 }
 
-impl Keyed for TargetGroup {
-    const TABLE: &'static str = "target_groups";
-    const KEY: &'static str = "arn";
-    const KEY_MEMBER: &'static str = "arn";
-    const COLUMNS: &'static [&'static str] = &["name"];
-    fn key(&self) -> Option<String> {
-        Some(self.arn.clone())
-    }
-    fn columns(&self) -> Vec<Col> {
-        vec![text(Some(&self.name))]
-    }
-}
+keyed_by_arn_and_name!(LoadBalancer, "load_balancers");
+keyed_by_arn_and_name!(TargetGroup, "target_groups");
 
 impl Keyed for Listener {
     const TABLE: &'static str = "listeners";
