@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_image::ImageConfiguration;
-use berth_runtime_api::{Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit};
+use berth_runtime_api::{
+    Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit, VolumeMount,
+};
 use berth_model::task::{Protocol, TaskOverrides, TaskSize};
 use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition};
 
@@ -73,6 +75,27 @@ pub fn container(def: &ContainerDefinition, overrides: &TaskOverrides, image: &P
         .collect();
     spec.start_timeout = def.start_timeout.and_then(|s| u64::try_from(s).ok()).map(Duration::from_secs);
     spec.health_check = def.health_check.as_ref().and_then(health_check);
+    let capabilities = def.linux_parameters.as_ref().and_then(|l| l.capabilities.as_ref());
+    spec.cap_add = capabilities.and_then(|k| k.add.clone()).unwrap_or_default();
+    spec.cap_drop = capabilities.and_then(|k| k.drop.clone()).unwrap_or_default();
+    spec.volume_mounts = def
+        .mount_points
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            Some(VolumeMount {
+                volume: m.source_volume.clone()?,
+                container_path: m.container_path.clone()?,
+                read_only: m.read_only.unwrap_or(false),
+            })
+        })
+        .collect();
+    spec.sysctls = def
+        .system_controls
+        .iter()
+        .flatten()
+        .filter_map(|sc| Some((sc.namespace.clone()?, sc.value.clone().unwrap_or_default())))
+        .collect();
     spec
 }
 
@@ -205,6 +228,37 @@ mod tests {
         assert_eq!(c.image.cmd, Some(vec!["sh".into()]));
         assert_eq!(c.image.working_dir.as_deref(), Some("/srv"));
         assert_eq!(c.layers, vec![PathBuf::from("/layers/a")]);
+    }
+
+    #[test]
+    fn capabilities_volumes_and_sysctls_map_onto_the_container() {
+        let def = ContainerDefinition {
+            name: Some("app".into()),
+            linux_parameters: Some(LinuxParameters {
+                capabilities: Some(berth_wire::ecs::KernelCapabilities {
+                    add: Some(vec!["SYS_PTRACE".into()]),
+                    drop: Some(vec!["ALL".into()]),
+                }),
+                ..Default::default()
+            }),
+            mount_points: Some(vec![berth_wire::ecs::MountPoint {
+                source_volume: Some("scratch".into()),
+                container_path: Some("/scratch".into()),
+                read_only: Some(true),
+            }]),
+            system_controls: Some(vec![berth_wire::ecs::SystemControl {
+                namespace: Some("net.ipv4.tcp_keepalive_time".into()),
+                value: Some("120".into()),
+            }]),
+            ..Default::default()
+        };
+        let c = container(&def, &TaskOverrides::default(), &pulled());
+        assert_eq!((c.cap_add, c.cap_drop), (vec!["SYS_PTRACE".to_string()], vec!["ALL".to_string()]));
+        assert_eq!(
+            c.volume_mounts,
+            vec![VolumeMount { volume: "scratch".into(), container_path: "/scratch".into(), read_only: true }]
+        );
+        assert_eq!(c.sysctls.get("net.ipv4.tcp_keepalive_time").map(String::as_str), Some("120"));
     }
 
     #[test]
