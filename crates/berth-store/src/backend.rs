@@ -50,7 +50,7 @@ use crate::{
     AccessKey, ClusterUsage, Direction, EventFilter, EventKey, EventRange, FamilyStatus, FilteredEvents,
     LOG_EVENT_OVERHEAD_BYTES, LogEventRecord, LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder,
     LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Notice, Page, PortClaim, PortProtocol, RecordKind,
-    SortOrder, Store, StoreError, Stores, TaskDefinitionFilter, TaskFilter, Versioned,
+    SortOrder, Store, StoreError, Stores, TaskDefinitionFilter, TaskFilter, TokenClaim, TokenHolder, Versioned,
 };
 
 /// The notices of each record kind: one broadcast channel per kind, so a
@@ -85,6 +85,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "logs", include_str!("../migrations/0003_logs.sql")),
     (4, "network", include_str!("../migrations/0004_network.sql")),
     (5, "port claims", include_str!("../migrations/0005_port_claims.sql")),
+    (8, "run task tokens", include_str!("../migrations/0008_run_task_tokens.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.
@@ -1232,6 +1233,77 @@ impl Store for SqlStore {
     async fn release_ports(&self, task_arn: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM port_claims WHERE task_arn = $1").bind(task_arn).execute(&self.write).await?;
         Ok(done.rows_affected())
+    }
+
+    async fn claim_client_token(&self, claim: &TokenClaim<'_>) -> Result<TokenHolder, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // An expired token, or a claim whose request never finished (its
+        // server died while placing), is free again.
+        sqlx::query(
+            "DELETE FROM run_task_tokens WHERE cluster_arn = $1 AND token = $2 \
+             AND (created_at < $3 OR (task_arns IS NULL AND created_at < $4))",
+        )
+        .bind(claim.cluster_arn)
+        .bind(claim.token)
+        .bind(claim.now - claim.ttl_secs)
+        .bind(claim.now - claim.pending_secs)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO run_task_tokens (cluster_arn, token, digest, task_arns, created_at) \
+             VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (cluster_arn, token) DO NOTHING",
+        )
+        .bind(claim.cluster_arn)
+        .bind(claim.token)
+        .bind(claim.digest)
+        .bind(claim.now)
+        .execute(&mut *tx)
+        .await?;
+        let holder = if done.rows_affected() > 0 {
+            TokenHolder::Claimed
+        } else {
+            let row = sqlx::query(
+                "SELECT digest, task_arns FROM run_task_tokens WHERE cluster_arn = $1 AND token = $2",
+            )
+            .bind(claim.cluster_arn)
+            .bind(claim.token)
+            .fetch_one(&mut *tx)
+            .await?;
+            let digest: String = row.try_get(0)?;
+            let arns: Option<String> = row.try_get(1)?;
+            let task_arns = arns.map(|a| serde_json::from_str::<Vec<String>>(&a)).transpose()?;
+            TokenHolder::Taken { same_request: digest == claim.digest, task_arns }
+        };
+        tx.commit().await?;
+        Ok(holder)
+    }
+
+    async fn settle_client_token(
+        &self,
+        cluster_arn: &str,
+        token: &str,
+        task_arns: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        match task_arns {
+            Some(arns) => {
+                sqlx::query("UPDATE run_task_tokens SET task_arns = $3 WHERE cluster_arn = $1 AND token = $2")
+                    .bind(cluster_arn)
+                    .bind(token)
+                    .bind(serde_json::to_string(arns)?)
+                    .execute(&self.write)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "DELETE FROM run_task_tokens WHERE cluster_arn = $1 AND token = $2 AND task_arns IS NULL",
+                )
+                .bind(cluster_arn)
+                .bind(token)
+                .execute(&self.write)
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     fn watch(&self, kind: RecordKind) -> tokio::sync::broadcast::Receiver<Notice> {

@@ -106,6 +106,7 @@ both_backends!(
     an_address_goes_to_one_task_at_a_time,
     writes_of_every_kind_are_announced_with_their_versions,
     a_published_port_goes_to_one_task_at_a_time,
+    a_client_token_goes_to_one_request_and_expires,
     many_tasks_are_read_at_once,
     a_burst_of_claims_takes_distinct_free_addresses,
     task_rows_of_format_0_are_read_as_typed_tasks,
@@ -1730,4 +1731,56 @@ async fn a_burst_of_claims_takes_distinct_free_addresses(db: Backend) {
     let again = s.claim_free_ip("subnet-a", "arn:b0", &lowest).await.unwrap();
     assert_eq!(again.as_ref(), got[0].as_ref());
     assert!(matches!(s.claim_free_ip("subnet-nope", "arn:x", &lowest).await, Err(StoreError::NotFound(_))));
+}
+
+async fn a_client_token_goes_to_one_request_and_expires(db: Backend) {
+    use berth_store::{TokenClaim, TokenHolder};
+    let s = db.store.clone();
+    let claim = |token: &'static str, digest: &'static str, now: i64| TokenClaim {
+        cluster_arn: "arn:c/default",
+        token,
+        digest,
+        now,
+        ttl_secs: 86_400,
+        pending_secs: 60,
+    };
+    assert_eq!(s.claim_client_token(&claim("t1", "d1", 1000)).await.unwrap(), TokenHolder::Claimed);
+    let pending = TokenHolder::Taken { same_request: true, task_arns: None };
+    assert_eq!(s.claim_client_token(&claim("t1", "d1", 1001)).await.unwrap(), pending, "still placing");
+    let arns = vec!["arn:t/a".to_string(), "arn:t/b".to_string()];
+    s.settle_client_token("arn:c/default", "t1", Some(&arns)).await.unwrap();
+    assert_eq!(
+        s.claim_client_token(&claim("t1", "d1", 2000)).await.unwrap(),
+        TokenHolder::Taken { same_request: true, task_arns: Some(arns.clone()) }
+    );
+    assert_eq!(
+        s.claim_client_token(&claim("t1", "other", 2000)).await.unwrap(),
+        TokenHolder::Taken { same_request: false, task_arns: Some(arns.clone()) }
+    );
+    // Another cluster's token of the same name is another token.
+    let elsewhere = TokenClaim { cluster_arn: "arn:c/batch", ..claim("t1", "d1", 2000) };
+    assert_eq!(s.claim_client_token(&elsewhere).await.unwrap(), TokenHolder::Claimed);
+    // After 24 hours it is free again.
+    assert_eq!(s.claim_client_token(&claim("t1", "d9", 1000 + 86_401)).await.unwrap(), TokenHolder::Claimed);
+
+    // A failed request releases its claim; an abandoned one lapses.
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1000)).await.unwrap(), TokenHolder::Claimed);
+    s.settle_client_token("arn:c/default", "t2", None).await.unwrap();
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1001)).await.unwrap(), TokenHolder::Claimed);
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1030)).await.unwrap(), pending);
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1062)).await.unwrap(), TokenHolder::Claimed);
+
+    // Racing requests with one token: exactly one claims it.
+    let mut handles = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move { s.claim_client_token(&claim("race", "d", 5000)).await.unwrap() }));
+    }
+    let mut claimed = 0;
+    for h in handles {
+        if h.await.unwrap() == TokenHolder::Claimed {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1);
 }
