@@ -194,6 +194,15 @@ pub enum StoreError {
     /// A stored record this code cannot read as any format it knows.
     #[error("stored record is unreadable: {0}")]
     Format(String),
+    /// The SQLite file cannot be the store: empty, not SQLite, or damaged.
+    /// `what` says which and what to do; the path comes first.
+    #[error("store {path} {what}")]
+    Unusable { path: String, what: String },
+    /// Another process has the SQLite store open (its lock file names it).
+    #[error(
+        "store {path} is in use by another berth (pid {holder}): stop it first, or give this one its own --store"
+    )]
+    InUse { path: String, holder: String },
 }
 
 /// Which page of a listing to read: records strictly after `after` in the

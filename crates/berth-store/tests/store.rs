@@ -662,6 +662,47 @@ async fn sqlite_rejects_what_it_cannot_open() {
     assert!(berth_store::open("sqlite:///nonexistent-dir/berth.db").await.is_err());
 }
 
+/// A store file that cannot be the store is refused at once, naming the
+/// file and what to do: empty (a silent new store would bring a new root
+/// key), not SQLite, or damaged.
+#[tokio::test]
+async fn sqlite_refuses_empty_foreign_and_damaged_files_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let refused = |path: &std::path::Path| {
+        let url = format!("sqlite://{}", path.display());
+        async move {
+            let started = std::time::Instant::now();
+            let err = match berth_store::open(&url).await {
+                Ok(_) => panic!("{url} opened"),
+                Err(e) => e,
+            };
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "{err} took {:?}", started.elapsed());
+            assert!(matches!(err, StoreError::Unusable { .. }), "{err:?}");
+            err.to_string()
+        }
+    };
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").expect("write");
+    let msg = refused(&empty).await;
+    assert!(msg.starts_with(&format!("store {} is empty (0 bytes)", empty.display())), "{msg}");
+    assert!(msg.contains("restore it from a backup") && msg.contains("delete the file"), "{msg}");
+    assert_eq!(std::fs::metadata(&empty).expect("stat").len(), 0, "nothing was written into it");
+
+    let foreign = dir.path().join("notes.db");
+    std::fs::write(&foreign, b"just some text, not a database at all").expect("write");
+    let msg = refused(&foreign).await;
+    assert!(msg.contains("is not an SQLite database"), "{msg}");
+
+    // SQLite's magic, then damage: what a torn or overwritten file looks like.
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.resize(8192, 0xA5);
+    std::fs::write(&damaged, &bytes).expect("write");
+    let msg = refused(&damaged).await;
+    assert!(msg.starts_with(&format!("store {} cannot be read as an SQLite database", damaged.display())), "{msg}");
+    assert!(msg.contains(".recover"), "{msg}");
+}
+
 /// Two stores on one file behave like two processes: each has its own
 /// writer connection, and they contend for SQLite's lock. Nobody sees
 /// SQLITE_BUSY; every revision is taken once.
