@@ -179,19 +179,19 @@ pub struct ContainerSpec {
     pub health_check: Option<HealthCheck>,
     /// ECS `linuxParameters.capabilities.add`: capability names as ECS
     /// spells them (`SYS_PTRACE`, or `ALL`), added after `cap_drop`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
     /// ECS `linuxParameters.capabilities.drop`: taken from Docker's
     /// default set (`ALL` drops every one).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
     /// ECS `mountPoints` of the task's volumes: each volume is a directory
     /// of the task, shared by every container that mounts it and removed
     /// with the task (Fargate's bind mount volumes on ephemeral storage).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<VolumeMount>,
     /// ECS `systemControls`: namespaced kernel parameters (`net.*`, IPC).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
 }
 

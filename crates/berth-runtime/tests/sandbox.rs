@@ -712,8 +712,14 @@ async fn fargate_capabilities_drop_all_and_add_sys_ptrace() {
     let mut only_ptrace = h.sh("ptrace", "grep -E '^Cap(Eff|Bnd):' /proc/self/status");
     only_ptrace.cap_drop = vec!["ALL".into()];
     only_ptrace.cap_add = vec!["SYS_PTRACE".into()];
+    only_ptrace.essential = false;
     let mut less = h.sh("less", "grep -E '^CapEff:' /proc/self/status");
     less.cap_drop = vec!["NET_RAW".into(), "CHOWN".into()];
+    // One after the other: the task ends when `less` does, `ptrace` ended before.
+    less.depends_on = vec![berth_runtime_api::Dependency {
+        container: "ptrace".into(),
+        condition: berth_runtime_api::Condition::Complete,
+    }];
     let spec = berth_runtime_api::TaskSpec::new(common::unique_id("caps"), vec![only_ptrace, less]);
     let _guard = h.guard(&spec.task_id);
     h.runtime.start(&spec).await.unwrap();
