@@ -151,6 +151,30 @@ pub fn task(
     spec
 }
 
+/// Why the task's volumes cannot be given as its definition asks, if so:
+/// Berth's volumes are Fargate's bind mounts on the task's own storage;
+/// a host path, an EFS file system or a Docker volume driver it has not.
+pub fn unsupported_volumes(definition: &TaskDefinition) -> Option<String> {
+    definition.volumes.iter().flatten().find_map(|v| {
+        let name = v.name.as_deref().unwrap_or_default();
+        let kind = if v.host.as_ref().is_some_and(|h| h.source_path.is_some()) {
+            "a host path (host.sourcePath)"
+        } else if v.efs_volume_configuration.is_some() {
+            "an EFS file system"
+        } else if v.docker_volume_configuration.is_some() {
+            "a Docker volume (dockerVolumeConfiguration)"
+        } else if v.fsx_windows_file_server_volume_configuration.is_some() {
+            "an FSx for Windows file server"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "CannotStartContainerError: volume '{name}' is {kind}, which Berth cannot mount; Berth gives tasks \
+             bind mount volumes on their own storage (a volume with only a name)."
+        ))
+    })
+}
+
 /// The container ports a task publishes with `assignPublicIp: ENABLED`:
 /// every `portMappings` entry (in awsvpc, hostPort is containerPort).
 pub fn published_ports(definition: &berth_wire::ecs::TaskDefinition) -> Vec<(String, Protocol, u16)> {
@@ -259,6 +283,26 @@ mod tests {
             vec![VolumeMount { volume: "scratch".into(), container_path: "/scratch".into(), read_only: true }]
         );
         assert_eq!(c.sysctls.get("net.ipv4.tcp_keepalive_time").map(String::as_str), Some("120"));
+    }
+
+    #[test]
+    fn volumes_berth_cannot_mount_are_named() {
+        let with = |v: berth_wire::ecs::Volume| TaskDefinition { volumes: Some(vec![v]), ..Default::default() };
+        let named = berth_wire::ecs::Volume { name: Some("data".into()), ..Default::default() };
+        assert_eq!(unsupported_volumes(&with(named.clone())), None);
+        let host = berth_wire::ecs::Volume {
+            host: Some(berth_wire::ecs::HostVolumeProperties { source_path: Some("/srv".into()) }),
+            ..named.clone()
+        };
+        assert!(unsupported_volumes(&with(host)).unwrap().contains("volume 'data' is a host path"));
+        let efs = berth_wire::ecs::Volume {
+            efs_volume_configuration: Some(berth_wire::ecs::EFSVolumeConfiguration {
+                file_system_id: "fs-1".into(),
+                ..Default::default()
+            }),
+            ..named
+        };
+        assert!(unsupported_volumes(&with(efs)).unwrap().contains("an EFS file system"));
     }
 
     #[test]
