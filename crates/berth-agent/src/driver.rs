@@ -210,6 +210,9 @@ impl Driver {
         let Some(definition) = self.definition(task).await? else {
             return self.fail(target, "TaskDefinition not found: it was deleted before the task started.").await;
         };
+        if let Some(reason) = spec::unsupported_volumes(&definition) {
+            return self.fail(target, &reason).await;
+        }
         if let Some(reason) = self.logs.prepare(&target.id, &definition).await? {
             return self.fail(target, &reason).await;
         }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_image::ImageConfiguration;
-use berth_runtime_api::{Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit};
+use berth_runtime_api::{
+    Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit, VolumeMount,
+};
 use berth_model::task::{Protocol, TaskOverrides, TaskSize};
 use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition};
 
@@ -73,6 +75,27 @@ pub fn container(def: &ContainerDefinition, overrides: &TaskOverrides, image: &P
         .collect();
     spec.start_timeout = def.start_timeout.and_then(|s| u64::try_from(s).ok()).map(Duration::from_secs);
     spec.health_check = def.health_check.as_ref().and_then(health_check);
+    let capabilities = def.linux_parameters.as_ref().and_then(|l| l.capabilities.as_ref());
+    spec.cap_add = capabilities.and_then(|k| k.add.clone()).unwrap_or_default();
+    spec.cap_drop = capabilities.and_then(|k| k.drop.clone()).unwrap_or_default();
+    spec.volume_mounts = def
+        .mount_points
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            Some(VolumeMount {
+                volume: m.source_volume.clone()?,
+                container_path: m.container_path.clone()?,
+                read_only: m.read_only.unwrap_or(false),
+            })
+        })
+        .collect();
+    spec.sysctls = def
+        .system_controls
+        .iter()
+        .flatten()
+        .filter_map(|sc| Some((sc.namespace.clone()?, sc.value.clone().unwrap_or_default())))
+        .collect();
     spec
 }
 
@@ -126,6 +149,30 @@ pub fn task(
     spec.cpu = Some(size.cpu);
     spec.memory_mib = Some(u64::from(size.memory));
     spec
+}
+
+/// Why the task's volumes cannot be given as its definition asks, if so:
+/// Berth's volumes are Fargate's bind mounts on the task's own storage;
+/// a host path, an EFS file system or a Docker volume driver it has not.
+pub fn unsupported_volumes(definition: &TaskDefinition) -> Option<String> {
+    definition.volumes.iter().flatten().find_map(|v| {
+        let name = v.name.as_deref().unwrap_or_default();
+        let kind = if v.host.as_ref().is_some_and(|h| h.source_path.is_some()) {
+            "a host path (host.sourcePath)"
+        } else if v.efs_volume_configuration.is_some() {
+            "an EFS file system"
+        } else if v.docker_volume_configuration.is_some() {
+            "a Docker volume (dockerVolumeConfiguration)"
+        } else if v.fsx_windows_file_server_volume_configuration.is_some() {
+            "an FSx for Windows file server"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "CannotStartContainerError: volume '{name}' is {kind}, which Berth cannot mount; Berth gives tasks \
+             bind mount volumes on their own storage (a volume with only a name)."
+        ))
+    })
 }
 
 /// The container ports a task publishes with `assignPublicIp: ENABLED`:
@@ -205,6 +252,57 @@ mod tests {
         assert_eq!(c.image.cmd, Some(vec!["sh".into()]));
         assert_eq!(c.image.working_dir.as_deref(), Some("/srv"));
         assert_eq!(c.layers, vec![PathBuf::from("/layers/a")]);
+    }
+
+    #[test]
+    fn capabilities_volumes_and_sysctls_map_onto_the_container() {
+        let def = ContainerDefinition {
+            name: Some("app".into()),
+            linux_parameters: Some(LinuxParameters {
+                capabilities: Some(berth_wire::ecs::KernelCapabilities {
+                    add: Some(vec!["SYS_PTRACE".into()]),
+                    drop: Some(vec!["ALL".into()]),
+                }),
+                ..Default::default()
+            }),
+            mount_points: Some(vec![berth_wire::ecs::MountPoint {
+                source_volume: Some("scratch".into()),
+                container_path: Some("/scratch".into()),
+                read_only: Some(true),
+            }]),
+            system_controls: Some(vec![berth_wire::ecs::SystemControl {
+                namespace: Some("net.ipv4.tcp_keepalive_time".into()),
+                value: Some("120".into()),
+            }]),
+            ..Default::default()
+        };
+        let c = container(&def, &TaskOverrides::default(), &pulled());
+        assert_eq!((c.cap_add, c.cap_drop), (vec!["SYS_PTRACE".to_string()], vec!["ALL".to_string()]));
+        assert_eq!(
+            c.volume_mounts,
+            vec![VolumeMount { volume: "scratch".into(), container_path: "/scratch".into(), read_only: true }]
+        );
+        assert_eq!(c.sysctls.get("net.ipv4.tcp_keepalive_time").map(String::as_str), Some("120"));
+    }
+
+    #[test]
+    fn volumes_berth_cannot_mount_are_named() {
+        let with = |v: berth_wire::ecs::Volume| TaskDefinition { volumes: Some(vec![v]), ..Default::default() };
+        let named = berth_wire::ecs::Volume { name: Some("data".into()), ..Default::default() };
+        assert_eq!(unsupported_volumes(&with(named.clone())), None);
+        let host = berth_wire::ecs::Volume {
+            host: Some(berth_wire::ecs::HostVolumeProperties { source_path: Some("/srv".into()) }),
+            ..named.clone()
+        };
+        assert!(unsupported_volumes(&with(host)).unwrap().contains("volume 'data' is a host path"));
+        let efs = berth_wire::ecs::Volume {
+            efs_volume_configuration: Some(berth_wire::ecs::EFSVolumeConfiguration {
+                file_system_id: "fs-1".into(),
+                ..Default::default()
+            }),
+            ..named
+        };
+        assert!(unsupported_volumes(&with(efs)).unwrap().contains("an EFS file system"));
     }
 
     #[test]

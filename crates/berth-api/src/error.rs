@@ -26,6 +26,10 @@ pub enum ApiError {
     /// An ECS exception raised by a handler, e.g. ClusterNotFoundException.
     #[error("{message}")]
     Ecs { aws_type: &'static str, message: String },
+    /// ECS's ConflictException: a RunTask clientToken already used with
+    /// other parameters; `resource_ids` are the tasks it started.
+    #[error("{message}")]
+    Conflict { message: String, resource_ids: Vec<String> },
     /// A CloudWatch Logs exception raised by a handler, e.g.
     /// ResourceNotFoundException.
     #[error("{message}")]
@@ -81,6 +85,7 @@ impl ApiError {
             Self::Model(e) => e.aws_type(),
             Self::Auth(e) => e.aws_type(),
             Self::Ecs { aws_type, .. } | Self::Logs { aws_type, .. } | Self::Service { aws_type, .. } => aws_type,
+            Self::Conflict { .. } => "ConflictException",
             Self::Unsupported(_) => "UnknownOperationException",
             Self::UnknownService(_) => "UnknownOperationException",
             Self::Serialization(_) => "SerializationException",

@@ -129,7 +129,13 @@ impl Protocol {
         };
         let fault = if status.is_server_error() { "Receiver" } else { "Sender" };
         let body = match self {
-            Self::Json { .. } => serde_json::json!({ "__type": code, "message": message }).to_string().into_bytes(),
+            Self::Json { .. } => {
+                let mut body = serde_json::json!({ "__type": code, "message": message });
+                if let ApiError::Conflict { resource_ids, .. } = e {
+                    body["resourceIds"] = resource_ids.clone().into();
+                }
+                body.to_string().into_bytes()
+            }
             // The error shape's members (its message member as the model
             // names it), and `__type` for clients that read it.
             Self::RestJson { .. } => {

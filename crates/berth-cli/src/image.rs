@@ -74,8 +74,8 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
             let resp: RemoveImageResponse =
                 client.call(TARGET_PREFIX, SIGNING_NAME, "RemoveImage", &RemoveImageRequest { reference }).await?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
-                Output::Table => println!("removed {} ({} freed)", resp.reference, bytes(resp.bytes_freed)),
+                Output::Json => crate::out::outln!("{}", serde_json::to_string_pretty(&resp)?),
+                Output::Table => crate::out::outln!("removed {} ({} freed)", resp.reference, bytes(resp.bytes_freed)),
             }
             Ok(())
         }
@@ -127,7 +127,7 @@ fn read_password() -> anyhow::Result<String> {
 
 fn print_images(output: Output, images: &[ImageDetail]) -> anyhow::Result<()> {
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "images": images }))?);
+        crate::out::outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "images": images }))?);
         return Ok(());
     }
     let rows: Vec<[String; 5]> = images
@@ -151,20 +151,7 @@ fn print_images(output: Output, images: &[ImageDetail]) -> anyhow::Result<()> {
 
 /// Prints rows under headers in aligned columns.
 pub fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", text.join("  ").trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    crate::out::table(headers, rows);
 }
 
 fn bytes(n: u64) -> String {

@@ -15,6 +15,7 @@ use berth_wire::ecs::{
 use berth_wire::logs::{GetLogEventsRequest, GetLogEventsResponse, OutputLogEvent};
 
 use crate::client::{Client, ClientArgs, Output, ServiceError};
+use crate::out::{escape, escape_log};
 
 const ECS: (&str, &str) = ("AmazonEC2ContainerServiceV20141113", "ecs");
 const LOGS: (&str, &str) = ("Logs_20140328", "logs");
@@ -170,8 +171,8 @@ fn print(readers: &[Reader], events: &[(usize, OutputLogEvent)], prefix: bool, o
                 let line = serde_json::json!({"container": container, "timestamp": e.timestamp, "message": message});
                 writeln!(out, "{line}")?;
             }
-            Output::Table if prefix => writeln!(out, "{container} | {message}")?,
-            Output::Table => writeln!(out, "{message}")?,
+            Output::Table if prefix => writeln!(out, "{} | {}", escape(container), escape_log(message))?,
+            Output::Table => writeln!(out, "{}", escape_log(message))?,
         }
     }
     out.flush()

@@ -7,6 +7,7 @@ mod kernel;
 mod lb;
 mod logs;
 mod network;
+mod out;
 mod service;
 mod up;
 mod xml;
@@ -41,7 +42,17 @@ enum Command {
     Kernel(kernel::KernelArgs),
 }
 
+/// The longest argument taken: a path (PATH_MAX) is the longest there is.
+const MAX_ARGUMENT: usize = 4096;
+
 fn main() -> anyhow::Result<()> {
+    if let Some((i, arg)) = std::env::args_os().enumerate().skip(1).find(|(_, a)| a.len() > MAX_ARGUMENT) {
+        anyhow::bail!(
+            "argument {i} is {} bytes long; the longest Berth takes is {MAX_ARGUMENT} (names are at most 255 \
+             characters, ARNs and paths shorter than that)",
+            arg.len()
+        );
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -116,7 +116,7 @@ async fn call<Req: Serialize, Resp: DeserializeOwned>(client: &Client, op: &str,
 }
 
 fn json(v: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    crate::out::outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -150,7 +150,7 @@ pub async fn subnet(args: SubnetArgs) -> anyhow::Result<()> {
             match output {
                 Output::Json => json(&serde_json::json!({ "deleted": subnet_id })),
                 Output::Table => {
-                    println!("deleted {subnet_id}");
+                    crate::out::outln!("deleted {subnet_id}");
                     Ok(())
                 }
             }
@@ -186,7 +186,7 @@ pub async fn sg(args: SgArgs) -> anyhow::Result<()> {
             match output {
                 Output::Json => json(&serde_json::json!({ "deleted": group_id })),
                 Output::Table => {
-                    println!("deleted {group_id}");
+                    crate::out::outln!("deleted {group_id}");
                     Ok(())
                 }
             }

@@ -134,7 +134,7 @@ async fn one(client: &Client, cluster: &str, name: &str) -> anyhow::Result<Servi
 }
 
 fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    crate::out::outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -185,20 +185,20 @@ fn print_service(s: &Service) {
     }
     let width = fields.iter().map(|[k, _]| k.len()).max().unwrap_or(0);
     for [k, v] in &fields {
-        println!("{:<width$}  {v}", format!("{k}:"), width = width + 1);
+        crate::out::outln!("{:<width$}  {v}", format!("{k}:"), width = width + 1);
     }
-    println!();
+    crate::out::outln!();
     print_deployments(s.deployments.as_deref().unwrap_or_default());
     let events = s.events.as_deref().unwrap_or_default();
-    println!();
+    crate::out::outln!();
     if events.len() > DESCRIBE_EVENTS {
-        println!(
+        crate::out::outln!(
             "Latest {DESCRIBE_EVENTS} of {} events (`berth service events {}` shows them all):",
             events.len(),
             text(&s.service_name)
         );
     } else {
-        println!("Events:");
+        crate::out::outln!("Events:");
     }
     print_events(&events[..events.len().min(DESCRIBE_EVENTS)]);
 }

@@ -141,17 +141,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let app = berth_api::router(api);
 
-    println!("Berth is up.");
-    println!("  endpoint:     {endpoint}");
-    println!("  data dir:     {}", dir.path.display());
-    println!("  store:        {}", redact(&store_url));
-    println!(
+    crate::out::outln!("Berth is up.");
+    crate::out::outln!("  endpoint:     {endpoint}");
+    crate::out::outln!("  data dir:     {}", dir.path.display());
+    crate::out::outln!("  store:        {}", redact(&store_url));
+    crate::out::outln!(
         "  credentials:  {}{}",
         dir.credentials_path().display(),
         if created { " (new root access key)" } else { "" }
     );
-    println!("  config:       {}", dir.config_path().display());
-    println!(
+    crate::out::outln!("  config:       {}", dir.config_path().display());
+    crate::out::outln!(
         "  try:          AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={} aws ecs list-clusters",
         dir.credentials_path().display(),
         dir.config_path().display()
@@ -244,9 +244,9 @@ fn task_runtime(args: &UpArgs, dir: &DataDir) -> anyhow::Result<std::sync::Arc<d
         let runtime = berth_microvm::MicroVmRuntime::new(microvm_config(accel))
             .context("no micro-VM runtime on this host (needs qemu-system-x86, e2fsprogs, and a guest kernel from scripts/microvm-kernel.sh)")?;
         match runtime.accel() {
-            berth_microvm::Accel::Kvm => println!("  isolation:    microvm (KVM, guest kernel {})", runtime.kernel_release()),
+            berth_microvm::Accel::Kvm => crate::out::outln!("  isolation:    microvm (KVM, guest kernel {})", runtime.kernel_release()),
             berth_microvm::Accel::Tcg => {
-                println!(
+                crate::out::outln!(
                     "  isolation:    microvm under QEMU's TCG EMULATOR: no working KVM here (each task still has its own kernel, {}, but boots and runs far slower)",
                     runtime.kernel_release()
                 );
@@ -262,7 +262,7 @@ fn task_runtime(args: &UpArgs, dir: &DataDir) -> anyhow::Result<std::sync::Arc<d
         match berth_microvm::probe_kvm(&microvm_config(berth_microvm::AccelChoice::Kvm)) {
             Ok(()) => return microvm(berth_microvm::AccelChoice::Kvm),
             Err(e) => {
-                println!("  isolation:    sandbox (auto: no KVM guest boots here: {e})");
+                crate::out::outln!("  isolation:    sandbox (auto: no KVM guest boots here: {e})");
                 tracing::info!(reason = %e, "isolation auto: sandbox");
             }
         }

@@ -134,3 +134,56 @@ fn seed() -> serde_json::Value {
       "containerDefinitions":[{"name":"api","image":"123456789.dkr.ecr.us-east-1.amazonaws.com/api:latest",
         "portMappings":[{"containerPort":8080}]}]})
 }
+
+/// `berth up` on a store file it must not use: fails at once (no pool
+/// timeouts), the last line naming the file and what to do, and nothing
+/// new is made (no new root key beside an empty store).
+#[test]
+fn up_refuses_an_empty_or_damaged_store_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, needle) in [
+        ("empty", Vec::new(), "is empty (0 bytes)"),
+        ("damaged", [b"SQLite format 3\0".as_slice(), &[0xA5; 8176]].concat(), "cannot be read as an SQLite database"),
+    ] {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        let db = data.join("berth.db");
+        std::fs::write(&db, &bytes).unwrap();
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(bin())
+            .args(["up", "--no-agent", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{name}: took {:?}", started.elapsed());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.trim_end().lines().last().unwrap_or_default();
+        assert!(last.contains(&db.display().to_string()) && last.contains(needle), "{name}: {err}");
+        assert!(!data.join("credentials").exists(), "{name}: no new root key was made");
+        assert_eq!(std::fs::read(&db).unwrap(), bytes, "{name}: the file is left as it was");
+    }
+}
+
+/// A second server on the same database, from another data dir, is
+/// refused: the lock is the store's, not only the data dir's.
+#[test]
+fn second_up_on_the_same_store_from_another_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = BerthProcess::start(bin(), &data, &["--no-agent"], &[]).unwrap();
+    let store = format!("sqlite://{}", data.join("berth.db").display());
+    let out = std::process::Command::new(bin())
+        .args(["up", "--no-agent", "--listen", "127.0.0.1:0", "--store", &store, "--data-dir"])
+        .arg(dir.path().join("other"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is in use by another berth"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.pid())), "names the holder: {err}");
+    let (status, _) = first.ecs("ListClusters", &json!({})).unwrap();
+    assert_eq!(status, 200, "the first server is unharmed");
+}

@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use std::ops::RangeInclusive;
 
 use berth_wire::ecs::{
-    Compatibility, ContainerCondition, ContainerDefinition, HealthCheck, NetworkMode, PidMode, PortMapping,
-    RegisterTaskDefinitionRequest, TaskDefinition, TaskDefinitionStatus, TransportProtocol,
+    Compatibility, ContainerCondition, ContainerDefinition, HealthCheck, LinuxParameters, NetworkMode, PidMode,
+    PortMapping, RegisterTaskDefinitionRequest, TaskDefinition, TaskDefinitionStatus, TransportProtocol, Volume,
 };
 
 use crate::{Account, ModelError, fargate};
@@ -56,8 +56,34 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), ModelError> {
         check_container(c, containers, mode)?;
     }
     check_dependency_cycles(containers)?;
+    check_mount_points(req)?;
     check_ephemeral_storage(req)?;
     check_resources(containers, size)
+}
+
+/// Every mount point names a volume of the task definition and a path.
+fn check_mount_points(req: &RegisterTaskDefinitionRequest) -> Result<(), ModelError> {
+    let volumes: Vec<&str> = req.volumes.iter().flatten().filter_map(|v| v.name.as_deref()).collect();
+    for c in &req.container_definitions {
+        for mp in c.mount_points.iter().flatten() {
+            let source = mp.source_volume.as_deref().unwrap_or("");
+            if !volumes.contains(&source) {
+                return Err(ModelError::client(format!(
+                    "Invalid mount point for container '{}': sourceVolume '{source}' is not a volume of this task \
+                     definition (volumes: [{}]). Declare it in the task definition's 'volumes'.",
+                    name_of(c),
+                    volumes.join(", ")
+                )));
+            }
+            if !mp.container_path.as_deref().is_some_and(|p| p.starts_with('/')) {
+                return Err(ModelError::client(format!(
+                    "Invalid mount point for container '{}': give volume '{source}' an absolute containerPath.",
+                    name_of(c)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fargate's ephemeral storage: 21 to 200 GiB (20 when not given).
@@ -211,7 +237,129 @@ fn check_fargate(req: &RegisterTaskDefinitionRequest, size: TaskSize) -> Result<
             "Tasks using the Fargate launch type do not support ipcMode. Remove \"ipcMode\": \"{mode}\"."
         )));
     }
+    for v in req.volumes.iter().flatten() {
+        check_fargate_volume(v)?;
+    }
+    req.container_definitions.iter().try_for_each(check_fargate_container)
+}
+
+/// The capability a Fargate task may add (platform version 1.4.0).
+const FARGATE_ADDABLE_CAPABILITY: &str = "SYS_PTRACE";
+
+/// Fargate's largest `nofile` ulimit, soft and hard.
+pub const FARGATE_MAX_NOFILE: i32 = 1_048_576;
+
+/// Fargate's volumes: a bind mount on the task's ephemeral storage (no
+/// `host.sourcePath`) or EFS; never a Docker volume.
+fn check_fargate_volume(v: &Volume) -> Result<(), ModelError> {
+    let name = v.name.as_deref().unwrap_or("");
+    if let Some(path) = v.host.as_ref().and_then(|h| h.source_path.as_deref()) {
+        return Err(ModelError::client(format!(
+            "Tasks using the Fargate launch type do not support host volumes with a sourcePath: volume '{name}' \
+             asks for host path '{path}'. Omit \"host\" (or its \"sourcePath\") to get a bind mount volume on the \
+             task's ephemeral storage, shared by the containers that mount it, or use efsVolumeConfiguration."
+        )));
+    }
+    if v.docker_volume_configuration.is_some() {
+        return Err(ModelError::client(format!(
+            "Tasks using the Fargate launch type do not support dockerVolumeConfiguration: volume '{name}'. \
+             Fargate tasks support bind mount volumes on the task's ephemeral storage and EFS volumes."
+        )));
+    }
     Ok(())
+}
+
+/// The container definition parameters Fargate refuses or limits
+/// ("Fargate task definition considerations").
+fn check_fargate_container(c: &ContainerDefinition) -> Result<(), ModelError> {
+    let name = name_of(c);
+    let unsupported = |what: &str| {
+        Err(ModelError::client(format!(
+            "Tasks using the Fargate launch type do not support {what}. Remove it from container '{name}'."
+        )))
+    };
+    if c.privileged == Some(true) {
+        return unsupported("privileged containers (\"privileged\": true)");
+    }
+    let set = [
+        ("disableNetworking", c.disable_networking == Some(true)),
+        ("dnsServers", c.dns_servers.as_ref().is_some_and(|v| !v.is_empty())),
+        ("dnsSearchDomains", c.dns_search_domains.as_ref().is_some_and(|v| !v.is_empty())),
+        ("dockerSecurityOptions", c.docker_security_options.as_ref().is_some_and(|v| !v.is_empty())),
+        ("extraHosts", c.extra_hosts.as_ref().is_some_and(|v| !v.is_empty())),
+        ("hostname", c.hostname.is_some()),
+    ];
+    if let Some((field, _)) = set.iter().find(|(_, present)| *present) {
+        return unsupported(&format!("the '{field}' parameter"));
+    }
+    if let Some(lp) = &c.linux_parameters {
+        check_fargate_linux_parameters(name, lp)?;
+    }
+    for sc in c.system_controls.iter().flatten() {
+        let ns = sc.namespace.as_deref().unwrap_or("");
+        if !fargate_sysctl(ns) {
+            return Err(ModelError::client(format!(
+                "Tasks using the Fargate launch type do not support the systemControls namespace '{ns}' in container \
+                 '{name}'. Only namespaced kernel parameters are supported: net.* (the task's network namespace) and \
+                 kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, kernel.shmmax, \
+                 kernel.shmmni, kernel.shm_rmid_forced and fs.mqueue.* (its IPC namespace)."
+            )));
+        }
+    }
+    for u in c.ulimits.iter().flatten() {
+        if u.name == berth_wire::ecs::UlimitName::Nofile && u.hard_limit > FARGATE_MAX_NOFILE {
+            return Err(ModelError::client(format!(
+                "Invalid 'nofile' ulimit for container '{name}': hardLimit {} is over Fargate's maximum of \
+                 {FARGATE_MAX_NOFILE}.",
+                u.hard_limit
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_fargate_linux_parameters(name: &str, lp: &LinuxParameters) -> Result<(), ModelError> {
+    for cap in lp.capabilities.as_ref().and_then(|k| k.add.as_ref()).into_iter().flatten() {
+        if cap != FARGATE_ADDABLE_CAPABILITY {
+            return Err(ModelError::client(format!(
+                "Tasks using the Fargate launch type only support adding the {FARGATE_ADDABLE_CAPABILITY} kernel \
+                 capability: container '{name}' adds '{cap}' in linuxParameters.capabilities.add. Dropping \
+                 capabilities is supported."
+            )));
+        }
+    }
+    let set = [
+        ("devices", lp.devices.as_ref().is_some_and(|d| !d.is_empty())),
+        ("sharedMemorySize", lp.shared_memory_size.is_some()),
+        ("tmpfs", lp.tmpfs.as_ref().is_some_and(|t| !t.is_empty())),
+        ("maxSwap", lp.max_swap.is_some()),
+        ("swappiness", lp.swappiness.is_some()),
+    ];
+    match set.iter().find(|(_, present)| *present) {
+        Some((field, _)) => Err(ModelError::client(format!(
+            "Tasks using the Fargate launch type do not support the 'linuxParameters.{field}' parameter. Remove it \
+             from container '{name}'."
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The kernel parameters a container can set in its own namespaces
+/// (Docker's namespaced sysctls): the network namespace's `net.*`, the
+/// IPC namespace's System V and POSIX message queue ones.
+pub fn fargate_sysctl(namespace: &str) -> bool {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let after = |prefix: &str| namespace.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty());
+    after("net.") || after("fs.mqueue.") || IPC.contains(&namespace)
 }
 
 /// The launch types the definition can run on: EC2 always, FARGATE when
@@ -654,6 +802,47 @@ mod tests {
         HealthCheck { command: command.iter().map(|s| s.to_string()).collect(), ..HealthCheck::default() }
     }
 
+    fn linux(r: &mut RegisterTaskDefinitionRequest) -> &mut LinuxParameters {
+        api(r).linux_parameters.get_or_insert_with(Default::default)
+    }
+
+    fn caps(add: &[&str], drop: &[&str]) -> berth_wire::ecs::KernelCapabilities {
+        let list = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect());
+        berth_wire::ecs::KernelCapabilities { add: list(add), drop: list(drop) }
+    }
+
+    fn volume(r: &mut RegisterTaskDefinitionRequest, name: &str, source_path: Option<&str>) {
+        let host = source_path.map(|p| berth_wire::ecs::HostVolumeProperties { source_path: Some(p.into()) });
+        r.volumes.get_or_insert_with(Vec::new).push(berth_wire::ecs::Volume {
+            name: Some(name.into()),
+            host,
+            ..Default::default()
+        });
+    }
+
+    fn mount(r: &mut RegisterTaskDefinitionRequest, volume: &str, path: &str) {
+        api(r).mount_points.get_or_insert_with(Vec::new).push(berth_wire::ecs::MountPoint {
+            source_volume: Some(volume.into()),
+            container_path: Some(path.into()),
+            read_only: None,
+        });
+    }
+
+    fn sysctl(r: &mut RegisterTaskDefinitionRequest, namespace: &str) {
+        api(r).system_controls.get_or_insert_with(Vec::new).push(berth_wire::ecs::SystemControl {
+            namespace: Some(namespace.into()),
+            value: Some("1".into()),
+        });
+    }
+
+    fn ulimit(r: &mut RegisterTaskDefinitionRequest, hard: i32) {
+        api(r).ulimits = Some(vec![berth_wire::ecs::Ulimit {
+            name: berth_wire::ecs::UlimitName::Nofile,
+            soft_limit: hard,
+            hard_limit: hard,
+        }]);
+    }
+
     fn depend(r: &mut RegisterTaskDefinitionRequest, on: &str, condition: ContainerCondition) {
         api(r).depends_on = Some(vec![ContainerDependency { container_name: on.into(), condition }]);
     }
@@ -688,6 +877,27 @@ mod tests {
         ("EC2 cpu below 128", |r| { ec2(r); r.cpu = Some("64".into()); }, "ClientException", "between 128"),
         ("fargate pidMode host", |r| r.pid_mode = Some(PidMode::Host), "ClientException", "do not support pidMode 'host'"),
         ("fargate ipcMode", |r| r.ipc_mode = Some(berth_wire::ecs::IpcMode::Task), "ClientException", "do not support ipcMode"),
+        ("fargate privileged", |r| api(r).privileged = Some(true), "ClientException", "do not support privileged containers (\"privileged\": true). Remove it from container 'api'"),
+        ("fargate adds NET_ADMIN", |r| linux(r).capabilities = Some(caps(&["SYS_PTRACE", "NET_ADMIN"], &[])), "ClientException", "only support adding the SYS_PTRACE kernel capability: container 'api' adds 'NET_ADMIN'"),
+        ("fargate adds ALL", |r| linux(r).capabilities = Some(caps(&["ALL"], &[])), "ClientException", "adds 'ALL'"),
+        ("fargate devices", |r| linux(r).devices = Some(vec![berth_wire::ecs::Device { host_path: "/dev/fuse".into(), ..Default::default() }]), "ClientException", "do not support the 'linuxParameters.devices' parameter"),
+        ("fargate sharedMemorySize", |r| linux(r).shared_memory_size = Some(64), "ClientException", "'linuxParameters.sharedMemorySize'"),
+        ("fargate tmpfs", |r| linux(r).tmpfs = Some(vec![berth_wire::ecs::Tmpfs { container_path: "/t".into(), size: 8, mount_options: None }]), "ClientException", "'linuxParameters.tmpfs'"),
+        ("fargate maxSwap", |r| linux(r).max_swap = Some(0), "ClientException", "'linuxParameters.maxSwap'"),
+        ("fargate swappiness", |r| linux(r).swappiness = Some(10), "ClientException", "'linuxParameters.swappiness'"),
+        ("fargate host volume", |r| { volume(r, "data", Some("/srv/data")); }, "ClientException", "do not support host volumes with a sourcePath: volume 'data' asks for host path '/srv/data'"),
+        ("fargate docker volume", |r| { r.volumes = Some(vec![berth_wire::ecs::Volume { name: Some("d".into()), docker_volume_configuration: Some(Default::default()), ..Default::default() }]); }, "ClientException", "do not support dockerVolumeConfiguration: volume 'd'"),
+        ("fargate sysctl kernel.domainname", |r| sysctl(r, "kernel.domainname"), "ClientException", "do not support the systemControls namespace 'kernel.domainname' in container 'api'"),
+        ("fargate sysctl vm.swappiness", |r| sysctl(r, "vm.swappiness"), "ClientException", "namespace 'vm.swappiness'"),
+        ("fargate sysctl bare net.", |r| sysctl(r, "net."), "ClientException", "namespace 'net.'"),
+        ("fargate nofile over the maximum", |r| ulimit(r, FARGATE_MAX_NOFILE + 1), "ClientException", "hardLimit 1048577 is over Fargate's maximum of 1048576"),
+        ("fargate dnsServers", |r| api(r).dns_servers = Some(vec!["10.0.0.2".into()]), "ClientException", "do not support the 'dnsServers' parameter"),
+        ("fargate extraHosts", |r| api(r).extra_hosts = Some(vec![berth_wire::ecs::HostEntry { hostname: "db".into(), ip_address: "10.0.0.9".into() }]), "ClientException", "'extraHosts'"),
+        ("fargate hostname", |r| api(r).hostname = Some("web".into()), "ClientException", "'hostname'"),
+        ("fargate dockerSecurityOptions", |r| api(r).docker_security_options = Some(vec!["no-new-privileges".into()]), "ClientException", "'dockerSecurityOptions'"),
+        ("fargate disableNetworking", |r| api(r).disable_networking = Some(true), "ClientException", "'disableNetworking'"),
+        ("mount point of a stranger volume", |r| mount(r, "ghost", "/data"), "ClientException", "sourceVolume 'ghost' is not a volume of this task definition"),
+        ("mount point without a path", |r| { volume(r, "data", None); api(r).mount_points = Some(vec![berth_wire::ecs::MountPoint { source_volume: Some("data".into()), ..Default::default() }]); }, "ClientException", "absolute containerPath"),
         ("negative container cpu", |r| api(r).cpu = Some(-1), "ClientException", "Invalid 'cpu' setting for container 'api'"),
         ("container cpu over task", |r| { api(r).cpu = Some(300); sidecar(r, "side").cpu = Some(300); }, "ClientException", "sum of all container 'cpu' values cannot be greater than the value of the task 'cpu': 600 > 512"),
         ("container memory 4", |r| api(r).memory = Some(4), "ClientException", "Invalid 'memory' setting for container 'api'. At least 6 MB of memory is required"),
@@ -757,6 +967,14 @@ mod tests {
         ("EC2 bridge with links and container memory", |r| { ec2(r); r.network_mode = None; sidecar(r, "db"); api(r).links = Some(vec!["db:database".into()]); }),
         ("EC2 awsvpc with an odd task size", |r| { r.requires_compatibilities = None; r.cpu = Some("384".into()); r.memory = Some("700".into()); }),
         ("EC2 with ipcMode and pidMode host", |r| { ec2(r); r.ipc_mode = Some(berth_wire::ecs::IpcMode::Host); r.pid_mode = Some(PidMode::Host); }),
+        ("fargate adds SYS_PTRACE and drops ALL", |r| linux(r).capabilities = Some(caps(&["SYS_PTRACE"], &["ALL"]))),
+        ("fargate initProcessEnabled", |r| linux(r).init_process_enabled = Some(true)),
+        ("fargate bind mount volume shared by two containers", |r| { volume(r, "scratch", None); mount(r, "scratch", "/scratch"); sidecar(r, "reader"); }),
+        ("fargate host without sourcePath", |r| { r.volumes = Some(vec![berth_wire::ecs::Volume { name: Some("v".into()), host: Some(Default::default()), ..Default::default() }]); }),
+        ("fargate EFS volume", |r| { r.volumes = Some(vec![berth_wire::ecs::Volume { name: Some("efs".into()), efs_volume_configuration: Some(berth_wire::ecs::EFSVolumeConfiguration { file_system_id: "fs-1".into(), ..Default::default() }), ..Default::default() }]); }),
+        ("fargate sysctls net and IPC", |r| { sysctl(r, "net.ipv4.tcp_keepalive_time"); sysctl(r, "kernel.shmmax"); sysctl(r, "fs.mqueue.msg_max"); }),
+        ("fargate nofile at the maximum", |r| ulimit(r, FARGATE_MAX_NOFILE)),
+        ("EC2 privileged with a host volume and NET_ADMIN", |r| { ec2(r); api(r).privileged = Some(true); volume(r, "data", Some("/srv")); linux(r).capabilities = Some(caps(&["NET_ADMIN"], &[])); }),
     ];
 
     #[test]

@@ -36,5 +36,5 @@ pub use report::{
 pub use runtime::TaskRuntime;
 pub use spec::{
     BindMount, Condition, ContainerSpec, DEFAULT_PATH, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT,
-    Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit,
+    Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit, VolumeMount,
 };

@@ -177,6 +177,22 @@ pub struct ContainerSpec {
     /// ECS `healthCheck`, run inside the container by the shim.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// ECS `linuxParameters.capabilities.add`: capability names as ECS
+    /// spells them (`SYS_PTRACE`, or `ALL`), added after `cap_drop`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// ECS `linuxParameters.capabilities.drop`: taken from Docker's
+    /// default set (`ALL` drops every one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// ECS `mountPoints` of the task's volumes: each volume is a directory
+    /// of the task, shared by every container that mounts it and removed
+    /// with the task (Fargate's bind mount volumes on ephemeral storage).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// ECS `systemControls`: namespaced kernel parameters (`net.*`, IPC).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 impl ContainerSpec {
@@ -203,6 +219,10 @@ impl ContainerSpec {
             depends_on: Vec::new(),
             start_timeout: None,
             health_check: None,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            volume_mounts: Vec::new(),
+            sysctls: BTreeMap::new(),
         }
     }
 
@@ -383,7 +403,27 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// A task volume mounted into a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    /// The volume's name in the task definition: `[A-Za-z0-9_-]{1,255}`.
+    pub volume: String,
+    /// Where it appears in the container (absolute).
+    pub container_path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
 impl TaskSpec {
+    /// The names of the volumes the task's containers mount, each once.
+    pub fn volumes(&self) -> std::collections::BTreeSet<&str> {
+        self.containers
+            .iter()
+            .flat_map(|c| c.volume_mounts.iter().map(|m| m.volume.as_str()))
+            .collect()
+    }
+
     /// The rules every runtime applies before it creates anything: at
     /// least one container, unique path-safe names, a command for each,
     /// dependencies that name other containers of the task without
@@ -407,6 +447,22 @@ impl TaskSpec {
                 return bad(format!("container name {} is used twice", c.name));
             }
             c.args()?;
+            for m in &c.volume_mounts {
+                if !valid_name(&m.volume, 255) {
+                    return bad(format!(
+                        "container {}: volume name {:?} must be 1-255 characters of [A-Za-z0-9_-]",
+                        c.name, m.volume
+                    ));
+                }
+                if !m.container_path.starts_with('/')
+                    || m.container_path.split('/').any(|part| part == "..")
+                {
+                    return bad(format!(
+                        "container {}: volume {} needs an absolute containerPath without '..', not {:?}",
+                        c.name, m.volume, m.container_path
+                    ));
+                }
+            }
             for u in &c.ulimits {
                 if u.soft_limit > u.hard_limit {
                     return bad(format!(

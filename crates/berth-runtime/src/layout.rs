@@ -7,6 +7,7 @@
 //! task.json *                the TaskManifest (format version, spec, runtime binary, root)
 //! shim.pid * shim.log        the shim's "pid starttime" and its own log
 //! stopping                   written by `stop`: start no more containers
+//! volumes/<volume>/          a task volume, bind-mounted into the containers that mount it
 //! containers/<name>/
 //!   bundle/config.json       OCI bundle; bundle/rootfs is the overlay
 //!   upper/ work/             the overlay's writable layer
@@ -60,6 +61,11 @@ impl TaskDir {
     /// Present once a stop began: the shim starts no more containers.
     pub fn stop_marker(&self) -> PathBuf {
         self.0.join("stopping")
+    }
+
+    /// The task's volumes.
+    pub fn volumes(&self) -> PathBuf {
+        self.0.join("volumes")
     }
 
     /// A container's directory.

@@ -291,6 +291,11 @@ impl Inner {
             .hostname
             .clone()
             .unwrap_or_else(|| spec.task_id.to_string());
+        let volumes = dir.volumes();
+        for v in spec.volumes() {
+            let d = volumes.join(v);
+            std::fs::create_dir_all(&d).map_err(SandboxError::io("creating", &d))?;
+        }
         for c in &spec.containers {
             let cdir = dir.container(&c.name);
             for d in [cdir.rootfs(), cdir.upper(), cdir.work()] {
@@ -318,6 +323,7 @@ impl Inner {
                 pids_limit,
                 init,
                 cgroup_ns: self.probe.cgroups == crate::CgroupVersion::V2,
+                volumes: &volumes,
             })?;
             config.save(cdir.config())?;
         }

@@ -702,3 +702,87 @@ async fn task_and_container_limits_reach_the_cgroups() {
     assert!(stats.task.memory_bytes > 0);
     assert_eq!(stats.containers.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fargate_capabilities_drop_all_and_add_sys_ptrace() {
+    let Some(()) = require_root("fargate_capabilities_drop_all_and_add_sys_ptrace") else {
+        return;
+    };
+    let h = Harness::new();
+    let mut only_ptrace = h.sh("ptrace", "grep -E '^Cap(Eff|Bnd):' /proc/self/status");
+    only_ptrace.cap_drop = vec!["ALL".into()];
+    only_ptrace.cap_add = vec!["SYS_PTRACE".into()];
+    only_ptrace.essential = false;
+    let mut less = h.sh("less", "grep -E '^CapEff:' /proc/self/status");
+    less.cap_drop = vec!["NET_RAW".into(), "CHOWN".into()];
+    // One after the other: the task ends when `less` does, `ptrace` ended before.
+    less.depends_on = vec![berth_runtime_api::Dependency {
+        container: "ptrace".into(),
+        condition: berth_runtime_api::Condition::Complete,
+    }];
+    let spec = berth_runtime_api::TaskSpec::new(common::unique_id("caps"), vec![only_ptrace, less]);
+    let _guard = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    let status = h.runtime.wait(&spec.task_id).await.unwrap();
+    for c in ["ptrace", "less"] {
+        assert_eq!(exited(status.container(c)).exit_code, 0, "{c}: {}", h.stderr(&spec.task_id, c));
+    }
+    // CAP_SYS_PTRACE is bit 19, and nothing else.
+    assert_eq!(h.stdout(&spec.task_id, "ptrace"), "CapEff:\t0000000000080000\nCapBnd:\t0000000000080000\n");
+    // Docker's default set (a80425fb) without NET_RAW (bit 13) and CHOWN (bit 0).
+    assert_eq!(h.stdout(&spec.task_id, "less"), format!("CapEff:\t{:016x}\n", 0xa804_25fb_u64 & !(1 << 13) & !1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fargate_nofile_maximum_starts_the_container() {
+    let Some(()) = require_root("fargate_nofile_maximum_starts_the_container") else {
+        return;
+    };
+    let h = Harness::new();
+    let mut c = h.sh("main", "ulimit -Sn; ulimit -Hn");
+    c.ulimits = vec![berth_runtime_api::Ulimit { name: "nofile".into(), soft_limit: 1_048_576, hard_limit: 1_048_576 }];
+    let spec = h.task("nofile", c);
+    let _guard = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    let status = h.runtime.wait(&spec.task_id).await.unwrap();
+    assert_eq!(exited(status.container("main")).exit_code, 0, "{}", h.stderr(&spec.task_id, "main"));
+    // All of it where the host may raise limits; else the host's own hard
+    // limit (a nested host without CAP_SYS_RESOURCE), never a failed start.
+    let caps = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = caps.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+    let can_raise = u64::from_str_radix(eff, 16).unwrap() & (1 << 24) != 0;
+    let (_, own) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let want = if can_raise { 1_048_576 } else { own.min(1_048_576) };
+    assert_eq!(h.stdout(&spec.task_id, "main"), format!("{want}\n{want}\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_volume_is_shared_between_its_containers_and_goes_with_the_task() {
+    let Some(()) = require_root("a_task_volume_is_shared_between_its_containers_and_goes_with_the_task") else {
+        return;
+    };
+    let h = Harness::new();
+    let mount = |path: &str, read_only: bool| berth_runtime_api::VolumeMount {
+        volume: "scratch".into(),
+        container_path: path.into(),
+        read_only,
+    };
+    let mut writer = h.sh("writer", "echo shared-data > /out/file; sync");
+    writer.essential = false;
+    writer.volume_mounts = vec![mount("/out", false)];
+    let mut reader = h.sh("reader", "cat /in/file; echo x > /in/other 2>/dev/null && echo rw || echo ro");
+    reader.volume_mounts = vec![mount("/in", true)];
+    reader.depends_on = vec![berth_runtime_api::Dependency {
+        container: "writer".into(),
+        condition: berth_runtime_api::Condition::Success,
+    }];
+    let spec = berth_runtime_api::TaskSpec::new(common::unique_id("vol"), vec![writer, reader]);
+    let _guard = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    let status = h.runtime.wait(&spec.task_id).await.unwrap();
+    assert_eq!(exited(status.container("reader")).exit_code, 0, "{}", h.stderr(&spec.task_id, "reader"));
+    assert_eq!(h.stdout(&spec.task_id, "reader"), "shared-data\nro\n");
+    h.runtime.stop(&spec.task_id).await.unwrap();
+    h.runtime.remove(&spec.task_id).await.unwrap();
+    assert!(common::leftovers(&spec.task_id, &h.state_dir()).is_empty());
+}

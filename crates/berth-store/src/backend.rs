@@ -53,7 +53,7 @@ use crate::{
     AccessKey, ClusterUsage, Direction, EventFilter, EventKey, EventRange, FamilyStatus, FilteredEvents,
     LOG_EVENT_OVERHEAD_BYTES, LogEventRecord, LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder,
     LogStreamQuery, LogStreamRecord, NewLogEvent, NodeUsage, Notice, Page, PortClaim, PortProtocol, PrivateKeyPem, RecordKind,
-    SortOrder, Store, StoreError, Stores, TaskDefinitionFilter, TaskFilter, Versioned,
+    SortOrder, Store, StoreError, Stores, TaskDefinitionFilter, TaskFilter, TokenClaim, TokenHolder, Versioned,
 };
 
 mod elb;
@@ -92,6 +92,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "port claims", include_str!("../migrations/0005_port_claims.sql")),
     (6, "load balancers", include_str!("../migrations/0006_load_balancers.sql")),
     (7, "discovery", include_str!("../migrations/0007_discovery.sql")),
+    (8, "run task tokens", include_str!("../migrations/0008_run_task_tokens.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.
@@ -172,6 +173,9 @@ struct SqlStore {
     /// Runs reads. On SQLite, read-only connections of their own; on
     /// PostgreSQL, the same pool as `write`.
     read: AnyPool,
+    /// SQLite: the exclusive lock on `PATH.lock`, held while the store is
+    /// open, so two servers never share one database file.
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 impl SqlStore {
@@ -184,13 +188,24 @@ impl SqlStore {
             // (An in-memory database would be a different one per connection.)
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
-        create_private(Path::new(path))?;
+        let created = create_private(Path::new(path))?;
         // Absolute and free of `..`, which URL parsing would resolve lexically.
         let path = std::fs::canonicalize(path).map_err(sqlx::Error::Io)?;
         let path = path.as_path();
+        let lock = lock_sqlite(path)?;
+        if !created {
+            check_sqlite_file(path)?;
+        }
         // The `Any` driver takes SQLite's file and open mode from a URL (the
         // rest is set per connection below); sqlx decodes its path.
         let any = AnyConnectOptions::from_str(&sqlite_url(path))?;
+        // One connection first, outside any pool: a damaged file fails
+        // here at once with SQLite's own words, not after the pool's
+        // retries run out.
+        let mut probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&any).await.map_err(|e| unusable_sqlite(path, &e))?;
+        sqlite_writer_setup(&mut probe).await.map_err(|e| unusable_sqlite(path, &e))?;
+        probe.fetch_one("SELECT count(*) FROM sqlite_master").await.map_err(|e| unusable_sqlite(path, &e))?;
+        sqlx::Connection::close(probe).await.map_err(|e| unusable_sqlite(path, &e))?;
 
         let write = AnyPoolOptions::new()
             .max_connections(1)
@@ -204,7 +219,7 @@ impl SqlStore {
             .connect_with(any)
             .await?;
         tracing::debug!(path = %path.display(), "opened SQLite store");
-        Ok(Self { dialect: Dialect::Sqlite, write, read, notices: Notices::new() })
+        Ok(Self { dialect: Dialect::Sqlite, write, read, notices: Notices::new(), _lock: Some(lock) })
     }
 
     async fn open_postgres(url: &str) -> Result<Self, StoreError> {
@@ -212,7 +227,7 @@ impl SqlStore {
         let pool = AnyPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect_with(any).await?;
         migrate(&pool).await?;
         tracing::debug!(url = %redact(url), "opened PostgreSQL store");
-        Ok(Self { dialect: Dialect::Postgres, write: pool.clone(), read: pool, notices: Notices::new() })
+        Ok(Self { dialect: Dialect::Postgres, write: pool.clone(), read: pool, notices: Notices::new(), _lock: None })
     }
 
     // --- records stored under one text key ---
@@ -1340,6 +1355,77 @@ impl Store for SqlStore {
         self.elb_delete_certificate(arn).await
     }
 
+    async fn claim_client_token(&self, claim: &TokenClaim<'_>) -> Result<TokenHolder, StoreError> {
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        // An expired token, or a claim whose request never finished (its
+        // server died while placing), is free again.
+        sqlx::query(
+            "DELETE FROM run_task_tokens WHERE cluster_arn = $1 AND token = $2 \
+             AND (created_at < $3 OR (task_arns IS NULL AND created_at < $4))",
+        )
+        .bind(claim.cluster_arn)
+        .bind(claim.token)
+        .bind(claim.now - claim.ttl_secs)
+        .bind(claim.now - claim.pending_secs)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO run_task_tokens (cluster_arn, token, digest, task_arns, created_at) \
+             VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (cluster_arn, token) DO NOTHING",
+        )
+        .bind(claim.cluster_arn)
+        .bind(claim.token)
+        .bind(claim.digest)
+        .bind(claim.now)
+        .execute(&mut *tx)
+        .await?;
+        let holder = if done.rows_affected() > 0 {
+            TokenHolder::Claimed
+        } else {
+            let row = sqlx::query(
+                "SELECT digest, task_arns FROM run_task_tokens WHERE cluster_arn = $1 AND token = $2",
+            )
+            .bind(claim.cluster_arn)
+            .bind(claim.token)
+            .fetch_one(&mut *tx)
+            .await?;
+            let digest: String = row.try_get(0)?;
+            let arns: Option<String> = row.try_get(1)?;
+            let task_arns = arns.map(|a| serde_json::from_str::<Vec<String>>(&a)).transpose()?;
+            TokenHolder::Taken { same_request: digest == claim.digest, task_arns }
+        };
+        tx.commit().await?;
+        Ok(holder)
+    }
+
+    async fn settle_client_token(
+        &self,
+        cluster_arn: &str,
+        token: &str,
+        task_arns: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        match task_arns {
+            Some(arns) => {
+                sqlx::query("UPDATE run_task_tokens SET task_arns = $3 WHERE cluster_arn = $1 AND token = $2")
+                    .bind(cluster_arn)
+                    .bind(token)
+                    .bind(serde_json::to_string(arns)?)
+                    .execute(&self.write)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "DELETE FROM run_task_tokens WHERE cluster_arn = $1 AND token = $2 AND task_arns IS NULL",
+                )
+                .bind(cluster_arn)
+                .bind(token)
+                .execute(&self.write)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     fn watch(&self, kind: RecordKind) -> tokio::sync::broadcast::Receiver<Notice> {
         self.notices.channel(kind).subscribe()
     }
@@ -1866,12 +1952,103 @@ async fn sqlite_reader_setup(conn: &mut AnyConnection) -> Result<(), sqlx::Error
 /// Creates the database file readable by its owner only (it holds API
 /// secrets) if it does not exist; SQLite gives its `-wal` and `-shm`
 /// files the same permissions.
-fn create_private(path: &Path) -> Result<(), StoreError> {
+/// Creates the file, private to the owner, if it is not there; `true` if
+/// it was made now.
+fn create_private(path: &Path) -> Result<bool, StoreError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
+    }
+}
+
+/// Takes the exclusive lock of the SQLite store at `path` (the file
+/// `PATH.lock`, which then holds this process's pid): a second server on
+/// the same database, from whatever data dir, is refused. Stores of one
+/// process on one file share the lock.
+fn lock_sqlite(path: &Path) -> Result<Arc<std::fs::File>, StoreError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError, Weak};
+    static HELD: Mutex<Option<HashMap<std::path::PathBuf, Weak<std::fs::File>>>> = Mutex::new(None);
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    let held = held.get_or_insert_with(HashMap::new);
+    if let Some(lock) = held.get(path).and_then(Weak::upgrade) {
+        return Ok(lock);
+    }
+    let lock = Arc::new(take_sqlite_lock(path)?);
+    held.insert(path.to_owned(), Arc::downgrade(&lock));
+    Ok(lock)
+}
+
+fn take_sqlite_lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(StoreError::InUse { path: path.display().to_string(), holder: holder.trim().to_owned() });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
+/// What a store file made earlier must be: not empty (a new store would
+/// come with a new root key, leaving every credential and record
+/// behind) and an SQLite database.
+fn check_sqlite_file(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read as _;
+    let unusable = |what: String| StoreError::Unusable { path: path.display().to_string(), what };
+    let mut file = std::fs::File::open(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    let mut header = [0u8; 16];
+    let read = file.read(&mut header).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_has_pages = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    if read == 0 && !wal_has_pages {
+        return Err(unusable(
+            "is empty (0 bytes), so it holds no Berth store. If it should hold your data, restore it from a \
+             backup; to start a new store, delete the file (a new root key is made) and start again."
+                .into(),
+        ));
+    }
+    if read > 0 && (read < header.len() || &header != b"SQLite format 3\0") {
+        return Err(unusable(
+            "is not an SQLite database (its first bytes are not \"SQLite format 3\"). Point --store at the right \
+             file, or restore it from a backup."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A store file SQLite cannot read: the error names the file, SQLite's
+/// reason and what to do.
+fn unusable_sqlite(path: &Path, e: &sqlx::Error) -> StoreError {
+    StoreError::Unusable {
+        path: path.display().to_string(),
+        what: format!(
+            "cannot be read as an SQLite database ({e}). It may be damaged: restore it from a backup, or try \
+             `sqlite3 {} .recover` into a new file and point --store at that.",
+            path.display()
+        ),
     }
 }
 
@@ -1990,7 +2167,7 @@ mod tests {
     #[test]
     fn migrations_are_numbered_in_order() {
         let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
-        let expected: Vec<i64> = (1..=MIGRATIONS.len() as i64).collect();
-        assert_eq!(versions, expected);
+        let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+        assert_eq!(versions, expected, "1, 2, 3, … with no gap");
     }
 }

@@ -155,6 +155,33 @@ pub struct PortClaim {
     pub port: u16,
 }
 
+/// A request to hold an idempotency token (RunTask's `clientToken`).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenClaim<'a> {
+    /// Tokens are per cluster, as in ECS.
+    pub cluster_arn: &'a str,
+    pub token: &'a str,
+    /// A digest of the request's parameters (without the token).
+    pub digest: &'a str,
+    /// Now, in epoch seconds.
+    pub now: i64,
+    /// How long a token is remembered (ECS: 24 hours).
+    pub ttl_secs: i64,
+    /// How long an unsettled claim holds before it counts as abandoned
+    /// (its request's server died while placing).
+    pub pending_secs: i64,
+}
+
+/// Who holds a token after [`Store::claim_client_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenHolder {
+    /// This request does: it runs, then settles the token.
+    Claimed,
+    /// An earlier request does, with the same parameters or not; its task
+    /// ARNs once it settled (`None` while it is still placing).
+    Taken { same_request: bool, task_arns: Option<Vec<String>> },
+}
+
 /// A stored record and the version it was read at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned<T> {
@@ -195,6 +222,15 @@ pub enum StoreError {
     /// A stored record this code cannot read as any format it knows.
     #[error("stored record is unreadable: {0}")]
     Format(String),
+    /// The SQLite file cannot be the store: empty, not SQLite, or damaged.
+    /// `what` says which and what to do; the path comes first.
+    #[error("store {path} {what}")]
+    Unusable { path: String, what: String },
+    /// Another process has the SQLite store open (its lock file names it).
+    #[error(
+        "store {path} is in use by another berth (pid {holder}): stop it first, or give this one its own --store"
+    )]
+    InUse { path: String, holder: String },
 }
 
 /// Which page of a listing to read: records strictly after `after` in the
@@ -541,6 +577,20 @@ pub trait Store: DiscoveryStore + Send + Sync + 'static {
     /// Every certificate, by ARN.
     async fn list_certificates(&self) -> Result<Vec<Versioned<CertificateRecord>>, StoreError>;
     async fn delete_certificate(&self, arn: &str) -> Result<bool, StoreError>;
+    // --- idempotency tokens ---
+
+    /// Claims an idempotency token atomically (expired and abandoned
+    /// claims are dropped first): of racing requests with one token,
+    /// exactly one gets [`TokenHolder::Claimed`].
+    async fn claim_client_token(&self, claim: &TokenClaim<'_>) -> Result<TokenHolder, StoreError>;
+    /// Settles a claimed token: with the tasks its request started, or
+    /// (`None`) releases it when the request failed, so a retry runs.
+    async fn settle_client_token(
+        &self,
+        cluster_arn: &str,
+        token: &str,
+        task_arns: Option<&[String]>,
+    ) -> Result<(), StoreError>;
 
     // --- notices ---
 

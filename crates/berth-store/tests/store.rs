@@ -112,6 +112,7 @@ both_backends!(
     an_address_goes_to_one_task_at_a_time,
     writes_of_every_kind_are_announced_with_their_versions,
     a_published_port_goes_to_one_task_at_a_time,
+    a_client_token_goes_to_one_request_and_expires,
     many_tasks_are_read_at_once,
     a_burst_of_claims_takes_distinct_free_addresses,
     task_rows_of_format_0_are_read_as_typed_tasks,
@@ -668,6 +669,47 @@ async fn sqlite_rejects_what_it_cannot_open() {
     );
     assert!(matches!(berth_store::open("sqlite::memory:").await, Err(StoreError::UnsupportedUrl(_))));
     assert!(berth_store::open("sqlite:///nonexistent-dir/berth.db").await.is_err());
+}
+
+/// A store file that cannot be the store is refused at once, naming the
+/// file and what to do: empty (a silent new store would bring a new root
+/// key), not SQLite, or damaged.
+#[tokio::test]
+async fn sqlite_refuses_empty_foreign_and_damaged_files_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let refused = |path: &std::path::Path| {
+        let url = format!("sqlite://{}", path.display());
+        async move {
+            let started = std::time::Instant::now();
+            let err = match berth_store::open(&url).await {
+                Ok(_) => panic!("{url} opened"),
+                Err(e) => e,
+            };
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "{err} took {:?}", started.elapsed());
+            assert!(matches!(err, StoreError::Unusable { .. }), "{err:?}");
+            err.to_string()
+        }
+    };
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").expect("write");
+    let msg = refused(&empty).await;
+    assert!(msg.starts_with(&format!("store {} is empty (0 bytes)", empty.display())), "{msg}");
+    assert!(msg.contains("restore it from a backup") && msg.contains("delete the file"), "{msg}");
+    assert_eq!(std::fs::metadata(&empty).expect("stat").len(), 0, "nothing was written into it");
+
+    let foreign = dir.path().join("notes.db");
+    std::fs::write(&foreign, b"just some text, not a database at all").expect("write");
+    let msg = refused(&foreign).await;
+    assert!(msg.contains("is not an SQLite database"), "{msg}");
+
+    // SQLite's magic, then damage: what a torn or overwritten file looks like.
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.resize(8192, 0xA5);
+    std::fs::write(&damaged, &bytes).expect("write");
+    let msg = refused(&damaged).await;
+    assert!(msg.starts_with(&format!("store {} cannot be read as an SQLite database", damaged.display())), "{msg}");
+    assert!(msg.contains(".recover"), "{msg}");
 }
 
 /// Two stores on one file behave like two processes: each has its own
@@ -1971,4 +2013,56 @@ async fn certificates_keep_their_key_apart(db: Backend) {
     assert_eq!(s.list_certificates().await.unwrap().len(), 1);
     assert!(s.delete_certificate(&cert.arn).await.unwrap());
     assert!(s.certificate_key(&cert.arn).await.unwrap().is_none());
+}
+
+async fn a_client_token_goes_to_one_request_and_expires(db: Backend) {
+    use berth_store::{TokenClaim, TokenHolder};
+    let s = db.store.clone();
+    let claim = |token: &'static str, digest: &'static str, now: i64| TokenClaim {
+        cluster_arn: "arn:c/default",
+        token,
+        digest,
+        now,
+        ttl_secs: 86_400,
+        pending_secs: 60,
+    };
+    assert_eq!(s.claim_client_token(&claim("t1", "d1", 1000)).await.unwrap(), TokenHolder::Claimed);
+    let pending = TokenHolder::Taken { same_request: true, task_arns: None };
+    assert_eq!(s.claim_client_token(&claim("t1", "d1", 1001)).await.unwrap(), pending, "still placing");
+    let arns = vec!["arn:t/a".to_string(), "arn:t/b".to_string()];
+    s.settle_client_token("arn:c/default", "t1", Some(&arns)).await.unwrap();
+    assert_eq!(
+        s.claim_client_token(&claim("t1", "d1", 2000)).await.unwrap(),
+        TokenHolder::Taken { same_request: true, task_arns: Some(arns.clone()) }
+    );
+    assert_eq!(
+        s.claim_client_token(&claim("t1", "other", 2000)).await.unwrap(),
+        TokenHolder::Taken { same_request: false, task_arns: Some(arns.clone()) }
+    );
+    // Another cluster's token of the same name is another token.
+    let elsewhere = TokenClaim { cluster_arn: "arn:c/batch", ..claim("t1", "d1", 2000) };
+    assert_eq!(s.claim_client_token(&elsewhere).await.unwrap(), TokenHolder::Claimed);
+    // After 24 hours it is free again.
+    assert_eq!(s.claim_client_token(&claim("t1", "d9", 1000 + 86_401)).await.unwrap(), TokenHolder::Claimed);
+
+    // A failed request releases its claim; an abandoned one lapses.
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1000)).await.unwrap(), TokenHolder::Claimed);
+    s.settle_client_token("arn:c/default", "t2", None).await.unwrap();
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1001)).await.unwrap(), TokenHolder::Claimed);
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1030)).await.unwrap(), pending);
+    assert_eq!(s.claim_client_token(&claim("t2", "d", 1062)).await.unwrap(), TokenHolder::Claimed);
+
+    // Racing requests with one token: exactly one claims it.
+    let mut handles = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move { s.claim_client_token(&claim("race", "d", 5000)).await.unwrap() }));
+    }
+    let mut claimed = 0;
+    for h in handles {
+        if h.await.unwrap() == TokenHolder::Claimed {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1);
 }

@@ -61,6 +61,38 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
     };
     task_tags = tags::merge(&task_tags, req.tags.as_deref().unwrap_or_default())?;
 
+    let cluster_arn = cluster.value.cluster_arn.clone().unwrap_or_default();
+    let token = match req.client_token.as_deref() {
+        Some(token) => match client_token::claim(call, &cluster_arn, token, &req).await? {
+            client_token::Claim::Run => Some(token),
+            client_token::Claim::Done(response) => return Ok(response),
+        },
+        None => None,
+    };
+    let result = launch(call, &req, &cluster_name, &definition, capacity_provider.as_deref(), network, &task_tags).await;
+    if let Some(token) = token {
+        let placed: Option<Vec<String>> = match &result {
+            Ok(r) => Some(r.tasks.iter().flatten().filter_map(|t| t.task_arn.clone()).collect()),
+            Err(_) => None,
+        };
+        // A request that placed nothing (or failed) frees its token: a retry runs.
+        let placed = placed.filter(|arns| !arns.is_empty());
+        call.store().settle_client_token(&cluster_arn, token, placed.as_deref()).await?;
+    }
+    result
+}
+
+/// Builds the `count` tasks and places them.
+async fn launch(
+    call: &Call<'_>,
+    req: &RunTaskRequest,
+    cluster_name: &str,
+    definition: &berth_model::records::TaskDefinitionRecord,
+    capacity_provider: Option<&str>,
+    network: Option<network::TaskNetwork>,
+    task_tags: &[berth_wire::ecs::Tag],
+) -> Result<RunTaskResponse, ApiError> {
+    let count = req.count.unwrap_or(1);
     let now = now_epoch();
     let overrides = convert::overrides_from_wire(req.overrides.as_ref());
     let mut new_tasks = Vec::new();
@@ -68,15 +100,15 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
         let id = uuid::Uuid::new_v4().simple().to_string();
         new_tasks.push(new_task::build(NewTask {
             account: call.account(),
-            cluster_name: &cluster_name,
+            cluster_name,
             id: &id,
             definition: &definition.definition,
             overrides: overrides.clone(),
             started_by: req.started_by.as_deref(),
             group: req.group.as_deref(),
-            tags: convert::tags_from_wire(&task_tags),
+            tags: convert::tags_from_wire(task_tags),
             enable_execute_command: req.enable_execute_command.unwrap_or(false),
-            capacity_provider: capacity_provider.as_deref(),
+            capacity_provider,
             // Security groups as resolved (the default group when none was given).
             network: network.clone().map(|net| (net, uuid::Uuid::new_v4().to_string())),
             now,
@@ -92,6 +124,135 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
     }
     tracing::info!(cluster = %cluster_name, placed = tasks.len(), failed = failures.len(), "run task");
     Ok(RunTaskResponse { tasks: Some(tasks), failures: Some(failures) })
+}
+
+/// RunTask's `clientToken` (ECS's idempotency): per cluster, for 24
+/// hours; a retry with the same token and parameters gets the first
+/// request's tasks, one with other parameters a ConflictException.
+mod client_token {
+    use std::time::Duration;
+
+    use berth_store::{TokenClaim, TokenHolder};
+    use berth_wire::ecs::{RunTaskRequest, RunTaskResponse};
+    use sha2::Digest as _;
+
+    use super::super::{Call, convert};
+    use crate::ApiError;
+
+    /// ECS keeps a RunTask client token this long.
+    const TTL_SECS: i64 = 24 * 60 * 60;
+    /// A claim unsettled this long belongs to a request whose server died.
+    const PENDING_SECS: i64 = 60;
+    const MAX_LEN: usize = 64;
+
+    pub(super) enum Claim {
+        /// This request holds the token: run, then settle it.
+        Run,
+        /// An earlier request with this token and these parameters ran.
+        Done(RunTaskResponse),
+    }
+
+    /// Up to 64 ASCII characters from 33 to 126, as ECS takes them.
+    pub(super) fn check(token: &str) -> Result<(), ApiError> {
+        if token.is_empty() || token.len() > MAX_LEN || !token.bytes().all(|b| (33..=126).contains(&b)) {
+            return Err(ApiError::invalid_parameter(format!(
+                "Invalid clientToken: give 1 to {MAX_LEN} ASCII characters between '!' and '~' (no spaces); \
+                 {} characters were given.",
+                token.chars().count()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The request's parameters without its token, as a digest.
+    pub(super) fn digest(req: &RunTaskRequest) -> Result<String, ApiError> {
+        let bare = RunTaskRequest { client_token: None, ..req.clone() };
+        let body = serde_json::to_vec(&bare).map_err(berth_store::StoreError::Corrupt)?;
+        Ok(hex::encode(sha2::Sha256::digest(&body)))
+    }
+
+    pub(super) async fn claim(
+        call: &Call<'_>,
+        cluster_arn: &str,
+        token: &str,
+        req: &RunTaskRequest,
+    ) -> Result<Claim, ApiError> {
+        check(token)?;
+        let digest = digest(req)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(u64::try_from(PENDING_SECS).unwrap_or(60) + 5);
+        loop {
+            let now = super::now_epoch() as i64;
+            let held = call
+                .store()
+                .claim_client_token(&TokenClaim {
+                    cluster_arn,
+                    token,
+                    digest: &digest,
+                    now,
+                    ttl_secs: TTL_SECS,
+                    pending_secs: PENDING_SECS,
+                })
+                .await?;
+            match held {
+                TokenHolder::Claimed => return Ok(Claim::Run),
+                TokenHolder::Taken { same_request: false, task_arns } => {
+                    return Err(ApiError::Conflict {
+                        message: format!(
+                            "The clientToken '{token}' is already in use with a different RunTask request in this \
+                             cluster. Run RunTask with a new clientToken, or with this one and the original \
+                             parameters."
+                        ),
+                        resource_ids: task_arns.unwrap_or_default(),
+                    });
+                }
+                TokenHolder::Taken { same_request: true, task_arns: Some(arns) } => {
+                    let tasks = call.store().get_tasks(&arns).await?;
+                    let tasks = tasks.iter().map(|t| convert::task(&t.value, t.version)).collect();
+                    return Ok(Claim::Done(RunTaskResponse { tasks: Some(tasks), failures: Some(vec![]) }));
+                }
+                // The first request is still placing its tasks: wait for it
+                // (or, should its server have died, for its claim to lapse).
+                TokenHolder::Taken { same_request: true, task_arns: None } => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(ApiError::ecs(
+                            "ServerException",
+                            "An earlier RunTask request with this clientToken is still placing its tasks. \
+                             Retry the request.",
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tokens_are_1_to_64_printable_ascii_characters() {
+            for ok in ["a", "!~", &"x".repeat(64), "9f1c2e0a-1b2c-4d5e-8f90-0123456789ab"] {
+                assert!(check(ok).is_ok(), "{ok}");
+            }
+            for bad in ["", "with space", &"x".repeat(65), "tab\there", "é"] {
+                let err = check(bad).unwrap_err();
+                assert_eq!(err.aws_type(), "InvalidParameterException", "{bad:?}");
+            }
+        }
+
+        #[test]
+        fn the_digest_ignores_the_token_and_nothing_else() {
+            let req = |token: &str, count: i32| RunTaskRequest {
+                task_definition: "web:1".into(),
+                client_token: Some(token.into()),
+                count: Some(count),
+                ..Default::default()
+            };
+            assert_eq!(digest(&req("a", 1)).unwrap(), digest(&req("b", 1)).unwrap());
+            assert_ne!(digest(&req("a", 1)).unwrap(), digest(&req("a", 2)).unwrap());
+        }
+    }
 }
 
 /// RunTask's `awsvpcConfiguration` against Berth's subnets and security groups.

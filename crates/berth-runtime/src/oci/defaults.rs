@@ -24,6 +24,51 @@ pub const CAPABILITIES: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
+/// Every capability, for `cap_add: ["ALL"]` (Docker's meaning).
+pub const ALL_CAPABILITIES: [Capability; 41] = [
+    Capability::AuditControl,
+    Capability::AuditRead,
+    Capability::AuditWrite,
+    Capability::BlockSuspend,
+    Capability::Bpf,
+    Capability::CheckpointRestore,
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::DacReadSearch,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::IpcLock,
+    Capability::IpcOwner,
+    Capability::Kill,
+    Capability::Lease,
+    Capability::LinuxImmutable,
+    Capability::MacAdmin,
+    Capability::MacOverride,
+    Capability::Mknod,
+    Capability::NetAdmin,
+    Capability::NetBindService,
+    Capability::NetBroadcast,
+    Capability::NetRaw,
+    Capability::Perfmon,
+    Capability::Setgid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::Setuid,
+    Capability::SysAdmin,
+    Capability::SysBoot,
+    Capability::SysChroot,
+    Capability::SysModule,
+    Capability::SysNice,
+    Capability::SysPacct,
+    Capability::SysPtrace,
+    Capability::SysRawio,
+    Capability::SysResource,
+    Capability::SysTime,
+    Capability::SysTtyConfig,
+    Capability::Syslog,
+    Capability::WakeAlarm,
+];
+
 /// Paths hidden from the container (Docker's list).
 pub const MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
@@ -56,6 +101,43 @@ pub const DEFAULT_NOFILE: u64 = 65535;
 pub fn default_nofile() -> u64 {
     use nix::sys::resource::{Resource, getrlimit};
     getrlimit(Resource::RLIMIT_NOFILE).map_or(DEFAULT_NOFILE, |(_, hard)| hard.min(DEFAULT_NOFILE))
+}
+
+/// `soft` and `hard` as this host can grant them: a hard limit above the
+/// agent's own needs CAP_SYS_RESOURCE, which a host may withhold (a
+/// nested container); then the agent's hard limit is the most a container
+/// gets, rather than a start that fails with "operation not permitted".
+pub fn within_host(typ: oci_spec::runtime::PosixRlimitType, soft: u64, hard: u64) -> (u64, u64) {
+    use nix::sys::resource::{Resource, getrlimit};
+    use oci_spec::runtime::PosixRlimitType as T;
+    let resource = match typ {
+        T::RlimitNofile => Resource::RLIMIT_NOFILE,
+        T::RlimitNproc => Resource::RLIMIT_NPROC,
+        T::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        T::RlimitStack => Resource::RLIMIT_STACK,
+        T::RlimitCore => Resource::RLIMIT_CORE,
+        _ => return (soft, hard),
+    };
+    if can_raise_limits() {
+        return (soft, hard);
+    }
+    match getrlimit(resource) {
+        Ok((_, own)) if own < hard => (soft.min(own), own),
+        _ => (soft, hard),
+    }
+}
+
+/// Whether this process holds CAP_SYS_RESOURCE (bit 24 of CapEff).
+fn can_raise_limits() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
 /// Where the init binary appears in a container (Docker's path).

@@ -6,7 +6,7 @@ pub mod seccomp;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
     LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
     LinuxResourcesBuilder, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder, UserBuilder,
@@ -37,6 +37,8 @@ pub struct Context<'a> {
     pub init: Option<&'a Path>,
     /// Give the container its own cgroup namespace (cgroup v2).
     pub cgroup_ns: bool,
+    /// The task's volumes directory: volume `v` is `<volumes>/v`.
+    pub volumes: &'a Path,
 }
 
 /// Maps an ECS ulimit name (`nofile`) to its OCI type (`RLIMIT_NOFILE`).
@@ -78,8 +80,11 @@ pub fn build(ctx: &Context<'_>) -> Result<Spec, SandboxError> {
     for m in &c.mounts {
         mounts.push(bind(&m.source, &m.destination, m.read_only)?);
     }
+    for m in &c.volume_mounts {
+        mounts.push(bind(&ctx.volumes.join(&m.volume), &m.container_path, m.read_only)?);
+    }
 
-    let caps: oci_spec::runtime::Capabilities = defaults::CAPABILITIES.into_iter().collect();
+    let caps = capabilities(c)?;
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
@@ -99,11 +104,19 @@ pub fn build(ctx: &Context<'_>) -> Result<Spec, SandboxError> {
         );
     }
     for u in &c.ulimits {
+        let typ = rlimit_type(&u.name)?;
+        let (soft, hard) = defaults::within_host(typ, u.soft_limit, u.hard_limit);
+        if hard < u.hard_limit {
+            tracing::warn!(
+                container = %c.name, ulimit = %u.name, asked = u.hard_limit, given = hard,
+                "this host cannot raise the hard limit that far (no CAP_SYS_RESOURCE): the container gets the host's"
+            );
+        }
         rlimits.push(
             PosixRlimitBuilder::default()
-                .typ(rlimit_type(&u.name)?)
-                .soft(u.soft_limit)
-                .hard(u.hard_limit)
+                .typ(typ)
+                .soft(soft)
+                .hard(hard)
                 .build()?,
         );
     }
@@ -171,7 +184,11 @@ pub fn build(ctx: &Context<'_>) -> Result<Spec, SandboxError> {
         );
     }
 
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if !c.sysctls.is_empty() {
+        linux = linux.sysctl(c.sysctls.clone().into_iter().collect::<std::collections::HashMap<_, _>>());
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources.build()?)
         .cgroups_path(ctx.cgroups_path.clone())
@@ -203,6 +220,33 @@ pub fn build(ctx: &Context<'_>) -> Result<Spec, SandboxError> {
         .hostname(ctx.hostname)
         .linux(linux)
         .build()?)
+}
+
+/// Docker's default set, less `cap_drop`, plus `cap_add` (ECS's order:
+/// drop first, then add); `ALL` in `cap_drop` empties the set, in
+/// `cap_add` grants every capability.
+pub fn capabilities(c: &ContainerSpec) -> Result<oci_spec::runtime::Capabilities, SandboxError> {
+    let parse = |name: &str| {
+        let bare = name.strip_prefix("CAP_").unwrap_or(name);
+        bare.to_ascii_uppercase().parse::<Capability>().map_err(|_| {
+            SandboxError::invalid(format!("container {}: unknown capability {name:?}", c.name))
+        })
+    };
+    let all = |list: &[String]| list.iter().any(|n| n.eq_ignore_ascii_case("ALL"));
+    let mut caps: oci_spec::runtime::Capabilities = if all(&c.cap_drop) {
+        oci_spec::runtime::Capabilities::new()
+    } else {
+        let dropped = c.cap_drop.iter().map(|n| parse(n)).collect::<Result<Vec<_>, _>>()?;
+        defaults::CAPABILITIES.into_iter().filter(|cap| !dropped.contains(cap)).collect()
+    };
+    if all(&c.cap_add) {
+        caps.extend(defaults::ALL_CAPABILITIES);
+    } else {
+        for name in &c.cap_add {
+            caps.insert(parse(name)?);
+        }
+    }
+    Ok(caps)
 }
 
 fn bind(
@@ -250,6 +294,7 @@ mod tests {
             pids_limit: 100,
             init: Some(Path::new("/usr/bin/tini-static")),
             cgroup_ns: false,
+            volumes: Path::new("/tasks/t/volumes"),
         }
     }
 
