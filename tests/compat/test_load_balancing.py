@@ -9,6 +9,8 @@ Needs root, like test_tasks.py.
 """
 import http.client
 import os
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -57,7 +59,7 @@ def lb_berth():
     with tempfile.TemporaryDirectory(prefix="berth-compat-lb-") as d:
         b = Berth(os.path.join(d, "data")).start()
         try:
-            import_busybox(b, d, extra=["httpd", "mkdir", "printf", "chmod", "wget", "nslookup", "nc"])
+            import_busybox(b, d, extra=["httpd", "mkdir", "printf", "chmod", "wget", "nslookup", "nc", "grep", "awk"])
             yield b
         finally:
             b.stop()
@@ -313,3 +315,66 @@ def test_path_and_host_rules_route_to_two_services(clients, network, alb, listen
                 elbv2.delete_rule(RuleArn=r["RuleArn"])
         for tg in (api_tg, www_tg):
             elbv2.delete_target_group(TargetGroupArn=tg)
+
+
+def test_an_https_listener_serves_an_acm_certificate_that_curl_verifies_by_sni(lb_berth, clients, alb, tmp_path):
+    _, elbv2, _ = clients
+    acm = lb_berth.boto3_session().client("acm")
+    key, crt = tmp_path / "key.pem", tmp_path / "crt.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=secure.example.test",
+                    "-addext", "subjectAltName=DNS:secure.example.test"], check=True, capture_output=True)
+    cert = acm.import_certificate(Certificate=crt.read_bytes(), PrivateKey=key.read_bytes())["CertificateArn"]
+    listener = elbv2.create_listener(
+        LoadBalancerArn=alb["arn"], Protocol="HTTPS", Port=8088, Certificates=[{"CertificateArn": cert}],
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
+            "StatusCode": "200", "ContentType": "text/plain", "MessageBody": "over tls"}}])["Listeners"][0]["ListenerArn"]
+    try:
+        def curl():
+            return subprocess.run(
+                ["curl", "-sS", "--max-time", "5", "--cacert", str(crt),
+                 "--resolve", "secure.example.test:8088:%s" % alb["address"], "https://secure.example.test:8088/"],
+                capture_output=True, text=True)
+        out = poll("the HTTPS listener answers", curl, lambda p: p.returncode == 0, 30)
+        assert out.stdout == "over tls", out
+        # The name is checked: another name is refused by curl's verification.
+        wrong = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", str(crt),
+                                "--resolve", "other.example.test:8088:%s" % alb["address"],
+                                "https://other.example.test:8088/"], capture_output=True, text=True)
+        assert wrong.returncode != 0, wrong
+    finally:
+        elbv2.delete_listener(ListenerArn=listener)
+        acm.delete_certificate(CertificateArn=cert)
+
+
+def test_a_network_load_balancer_forwards_tcp_to_a_service(clients, network):
+    ecs, elbv2, _ = clients
+    nlb = elbv2.create_load_balancer(Name="tcpfront", Subnets=[network["subnet"]], SecurityGroups=[network["lb_sg"]],
+                                     Scheme="internal", Type="network")["LoadBalancers"][0]
+    tg = elbv2.create_target_group(Name="tcp-tg", Protocol="TCP", Port=80, VpcId=network["vpc"], TargetType="ip",
+                                   HealthCheckProtocol="TCP", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                   HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "3"}])
+    listener = elbv2.create_listener(LoadBalancerArn=nlb["LoadBalancerArn"], Protocol="TCP", Port=8089,
+                                     DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]["ListenerArn"]
+    try:
+        address = nlb["AvailabilityZones"][0]["LoadBalancerAddresses"][0]["PrivateIPv4Address"]
+        service(ecs, network, "tcpweb", register(ecs, "tcpweb", 3), tg, 1)
+        poll("a healthy TCP target", lambda: healthy_targets(elbv2, tg), lambda h: len(h) == 1, 60)
+
+        def raw():
+            with socket.create_connection((address, 8089), timeout=5) as s:
+                s.sendall(b"GET /revision HTTP/1.0\r\nHost: x\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+                return data.decode(errors="replace")
+        reply = raw()
+        assert reply.startswith("HTTP/1.") and reply.endswith("revision 3\n"), reply
+        assert "X-Forwarded-For" not in reply, "bytes passed through, not proxied as HTTP"
+    finally:
+        delete_and_drain(ecs, "tcpweb")
+        elbv2.delete_listener(ListenerArn=listener)
+        elbv2.delete_target_group(TargetGroupArn=tg)
+        elbv2.delete_load_balancer(LoadBalancerArn=nlb["LoadBalancerArn"])

@@ -7,10 +7,10 @@
 //! healthy: Route 53's fail-open), SRV records `1 1 PORT
 //! INSTANCE.SERVICE.NAMESPACE` with an A record for each target — with
 //! the TTLs configured, at most 8 records an answer (multivalue) or 1
-//! (weighted). Each live task with an address has its private DNS name
+//! (weighted). Each load balancer's DNS name answers its nodes' addresses.
+//! Each live task with an address has its private DNS name
 //! (`ip-10-89-0-7.ec2.internal`, or `…REGION.compute.internal`), in a zone
-//! of its own. Load balancers' names are added by whoever builds them
-//! into [`dns_records`] (the ELBv2 work).
+//! of its own.
 //!
 //! Where it listens: each subnet's gateway (the address of its bridge on
 //! this host), port 53 in `berth up`. A bridge that does not exist yet
@@ -47,8 +47,12 @@ fn ttl(seconds: i64) -> u32 {
     u32::try_from(seconds.max(0)).unwrap_or(u32::MAX)
 }
 
-/// The records of `zones` and of tasks at `task_ips` in `region`. Pure.
-pub fn build_records(zones: &[Zone], task_ips: &[Ipv4Addr], region: &str) -> Records {
+/// The TTL of load balancers' DNS names (ELB's own is 60 s).
+const LB_NAME_TTL: u32 = 60;
+
+/// The records of `zones`, of tasks at `task_ips` in `region`, and of the
+/// load balancers (DNS name, node addresses) in `balancers`. Pure.
+pub fn build_records(zones: &[Zone], task_ips: &[Ipv4Addr], balancers: &[(String, Vec<Ipv4Addr>)], region: &str) -> Records {
     let mut r = Records::new();
     for zone in zones.iter().filter(|z| z.namespace.kind == NamespaceType::DnsPrivate) {
         let ns = &zone.namespace;
@@ -90,6 +94,12 @@ pub fn build_records(zones: &[Zone], task_ips: &[Ipv4Addr], region: &str) -> Rec
         }
         r.add_a(&name, [*ip], TASK_NAME_TTL, 1);
     }
+    for (name, addresses) in balancers {
+        if let Some((_, domain)) = name.split_once('.') {
+            r.add_zone(domain, berth_dns::DEFAULT_NEGATIVE_TTL);
+        }
+        r.add_a(name, addresses.iter().copied(), LB_NAME_TTL, MAX_ANSWERS);
+    }
     r
 }
 
@@ -113,7 +123,13 @@ pub async fn dns_records(store: &dyn Store, region: &str) -> Result<Records, Sto
         after = Some(last.value.arn.to_string());
         ips.extend(page.iter().filter_map(|t| t.value.ip()));
     }
-    Ok(build_records(&zones, &ips, region))
+    let balancers: Vec<(String, Vec<Ipv4Addr>)> = store
+        .list_load_balancers()
+        .await?
+        .into_iter()
+        .map(|lb| (lb.value.dns_name, lb.value.nodes.iter().map(|n| n.address).collect()))
+        .collect();
+    Ok(build_records(&zones, &ips, &balancers, region))
 }
 
 /// Keeps `server`'s records and listeners as the store says until
@@ -121,7 +137,14 @@ pub async fn dns_records(store: &dyn Store, region: &str) -> Result<Records, Sto
 /// subnet, and every [`DNS_RESYNC`]. Listens on each subnet's gateway at
 /// `port`.
 pub async fn run_dns(store: Arc<dyn Store>, server: Arc<DnsServer>, region: String, port: u16, shutdown: impl Future<Output = ()> + Send) {
-    let kinds = [RecordKind::Namespace, RecordKind::DiscoveryService, RecordKind::DiscoveryInstance, RecordKind::Task, RecordKind::Subnet];
+    let kinds = [
+        RecordKind::Namespace,
+        RecordKind::DiscoveryService,
+        RecordKind::DiscoveryInstance,
+        RecordKind::Task,
+        RecordKind::Subnet,
+        RecordKind::LoadBalancer,
+    ];
     let notices = stream::select_all(
         kinds.map(|k| from_notices(store.watch(k), |_| Some(()), || async { vec![()] }).boxed()),
     );
@@ -251,7 +274,8 @@ mod tests {
                 services: vec![(service("x", &[], RoutingPolicy::Multivalue), vec![instance("t6", 6, Health::Healthy)])],
             },
         ];
-        let r = build_records(&zones, &[Ipv4Addr::new(10, 89, 0, 7)], "us-east-1");
+        let lb = ("internal-front-1234567890.us-east-1.elb.amazonaws.com".to_owned(), vec![Ipv4Addr::new(10, 89, 0, 2)]);
+        let r = build_records(&zones, &[Ipv4Addr::new(10, 89, 0, 7)], &[lb], "us-east-1");
         // (name, addresses) — healthy only; all when none is healthy.
         let cases: &[(&str, &[&str])] = &[
             ("api.corp.local", &["10.89.0.1", "10.89.0.3"]),
@@ -261,6 +285,7 @@ mod tests {
             ("api-only.corp.local", &[]),
             ("x.web", &[]),
             ("ip-10-89-0-7.ec2.internal", &["10.89.0.7"]),
+            ("internal-front-1234567890.us-east-1.elb.amazonaws.com", &["10.89.0.2"]),
         ];
         for (name, want) in cases {
             assert_eq!(ips(&r, name), *want, "{name}");
@@ -273,7 +298,7 @@ mod tests {
         assert_eq!(r.zone_of("nope.corp.local"), Some(("corp.local", 30)));
         assert_eq!(r.zone_of("ip-10-89-0-9.ec2.internal"), Some(("ec2.internal", berth_dns::DEFAULT_NEGATIVE_TTL)));
         assert!(r.zone_of("x.web").is_none());
-        let other = build_records(&[], &[Ipv4Addr::new(10, 0, 0, 1)], "eu-west-1");
+        let other = build_records(&[], &[Ipv4Addr::new(10, 0, 0, 1)], &[], "eu-west-1");
         assert_eq!(ips(&other, "ip-10-0-0-1.eu-west-1.compute.internal"), ["10.0.0.1"]);
     }
 }
