@@ -257,24 +257,32 @@ def forward_none(elbv2, listener):
 
 def test_a_target_failing_its_health_check_gets_no_traffic_and_ecs_replaces_its_task(
         clients, network, alb, listener):
+    """A healthy service and a sick one (its health page answers 500) in
+    one target group: the sick target turns unhealthy with ALB's reason and
+    gets no request; once its grace period is over ECS replaces the task.
+    (The grace period keeps it visibly unhealthy for a while: without one
+    ECS takes it out the moment it turns.)"""
     ecs, elbv2, _ = clients
     tg = target_group(elbv2, network, "sick-tg")
     forward_all(elbv2, listener, tg)
-    bad = register(ecs, "sick", 1, health=500)
     try:
-        service(ecs, network, "sick", bad, tg, 1)
-        found = poll("the target unhealthy with ALB's reason",
+        service(ecs, network, "good", register(ecs, "good", 5), tg, 1)
+        poll("the good target healthy", lambda: healthy_targets(elbv2, tg), lambda h: len(h) == 1, 60)
+        service(ecs, network, "sick", register(ecs, "sick", 6, health=500), tg, 1, grace=25)
+        found = poll("the sick target unhealthy with ALB's reason",
                      lambda: elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"],
                      lambda d: any(x["TargetHealth"]["State"] == "unhealthy" for x in d), 60)
         sick = [x for x in found if x["TargetHealth"]["State"] == "unhealthy"][0]["TargetHealth"]
         assert sick["Reason"] == "Target.ResponseCodeMismatch", sick
         assert "500" in sick["Description"], sick
-        s = poll("ECS replaces the task", lambda: describe(ecs, "sick"),
-                 lambda s: any("Task failed ELB health checks in (target-group %s)" % tg in str(m)
-                               for m in stopped_reasons(ecs, "sick")), 90)
-        assert s["status"] == "ACTIVE"
+        answers = Counter(get(alb["address"], 8080, "/revision")[1].strip() for _ in range(20))
+        assert answers == Counter({"revision 5": 20}), answers
+        poll("ECS replaces the sick task", lambda: stopped_reasons(ecs, "sick"),
+             lambda reasons: "Task failed ELB health checks in (target-group %s)" % tg in reasons, 90)
+        assert describe(ecs, "sick")["status"] == "ACTIVE"
     finally:
-        delete_and_drain(ecs, "sick")
+        for name in ("good", "sick"):
+            delete_and_drain(ecs, name)
         forward_none(elbv2, listener)
         elbv2.delete_target_group(TargetGroupArn=tg)
 
@@ -378,3 +386,62 @@ def test_a_network_load_balancer_forwards_tcp_to_a_service(clients, network):
         elbv2.delete_listener(ListenerArn=listener)
         elbv2.delete_target_group(TargetGroupArn=tg)
         elbv2.delete_load_balancer(LoadBalancerArn=nlb["LoadBalancerArn"])
+
+
+def test_a_task_reaches_another_service_by_its_cloud_map_name_which_follows_its_tasks(lb_berth, clients, network):
+    ecs, _, ec2 = clients
+    sd = lb_berth.boto3_session().client("servicediscovery")
+    apps = ec2.create_security_group(GroupName="apps", Description="apps", VpcId=network["vpc"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=apps, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": apps}]}])
+    sd.create_private_dns_namespace(Name="corp.test", Vpc=network["vpc"])
+    ns = [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == "corp.test"][0]["Id"]
+    registry = sd.create_service(Name="b", NamespaceId=ns, DnsConfig={
+        "RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": 1}]})["Service"]
+    net = {"awsvpcConfiguration": {"subnets": [network["subnet"]], "securityGroups": [apps]}}
+    ecs.create_service(cluster=CLUSTER, serviceName="b", taskDefinition=register(ecs, "b", 1), desiredCount=1,
+                       launchType="FARGATE", networkConfiguration=net,
+                       serviceRegistries=[{"registryArn": registry["Arn"]}])
+    client_td = ecs.register_task_definition(
+        family="a", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+        containerDefinitions=[{"name": "a", "image": "compat/busybox:1", "command": [
+            # The name through Berth's DNS with nslookup, then HTTP with nc to
+            # the address it gave (busybox-static's wget crashes in a task).
+            # Which step failed is the exit code: 11 no name, 12 no answer,
+            # 13 another task answered.
+            "sh", "-c", 'ip=$(nslookup b.corp.test | awk \'/^Address/ {a=$NF} END {print a}\') && [ -n "$ip" ] || exit 11; '
+                        'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 "$ip" 80 > /tmp/page || exit 12; '
+                        'grep -q "$WANT" /tmp/page || exit 13']}])
+    client_td = client_td["taskDefinition"]["taskDefinitionArn"]
+
+    def b_host():
+        """The private DNS name (what its index.html says) of b's one RUNNING task, and the task."""
+        tasks = [t for t in ecs.describe_tasks(cluster=CLUSTER, tasks=ecs.list_tasks(
+            cluster=CLUSTER, serviceName="b", desiredStatus="RUNNING")["taskArns"] or ["none"])["tasks"]
+            if t["lastStatus"] == "RUNNING"]
+        if len(tasks) != 1:
+            return None
+        ip = [d["value"] for d in tasks[0]["attachments"][0]["details"] if d["name"] == "privateIPv4Address"][0]
+        return "ip-" + ip.replace(".", "-"), tasks[0]["taskArn"]
+
+    def a_reaches(want):
+        arn = ecs.run_task(cluster=CLUSTER, taskDefinition=client_td, launchType="FARGATE", networkConfiguration=net,
+                           overrides={"containerOverrides": [{"name": "a", "environment": [
+                               {"name": "WANT", "value": want}]}]})["tasks"][0]["taskArn"]
+        t = poll("the client task stopped", lambda: ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0],
+                 lambda t: t["lastStatus"] == "STOPPED", 60)
+        return t["containers"][0].get("exitCode")
+
+    try:
+        first, first_arn = poll("b running and registered", b_host, lambda h: h is not None, 60)
+        poll("b's instance in Cloud Map", lambda: sd.list_instances(ServiceId=registry["Id"])["Instances"],
+             lambda i: len(i) == 1, 30)
+        assert poll("a reaches b by name", lambda: a_reaches(first), lambda code: code == 0, 60) == 0
+        # B's task replaced: the name follows it.
+        ecs.stop_task(cluster=CLUSTER, task=first_arn, reason="replace b")
+        second, _ = poll("b replaced", b_host, lambda h: h is not None and h[0] != first, 90)
+        assert poll("a reaches the new b by name", lambda: a_reaches(second), lambda code: code == 0, 60) == 0
+        instances = sd.list_instances(ServiceId=registry["Id"])["Instances"]
+        assert [i["Attributes"]["AWS_INSTANCE_IPV4"] for i in instances] == [second[3:].replace("-", ".")], instances
+    finally:
+        delete_and_drain(ecs, "b")
