@@ -445,3 +445,28 @@ def test_a_task_reaches_another_service_by_its_cloud_map_name_which_follows_its_
         assert [i["Attributes"]["AWS_INSTANCE_IPV4"] for i in instances] == [second[3:].replace("-", ".")], instances
     finally:
         delete_and_drain(ecs, "b")
+
+
+def test_create_service_checks_its_target_groups_as_ecs_does(clients, network, alb, listener):
+    ecs, elbv2, _ = clients
+    tg = target_group(elbv2, network, "lonely-tg")
+    td = register(ecs, "checked", 1)
+    try:
+        def refused(**lb):
+            with pytest.raises(ecs.exceptions.InvalidParameterException) as e:
+                service(ecs, network, "checked", td, tg, 1, **lb) if not lb else ecs.create_service(
+                    cluster=CLUSTER, serviceName="checked", taskDefinition=td, desiredCount=1, launchType="FARGATE",
+                    networkConfiguration={"awsvpcConfiguration": {"subnets": [network["subnet"]]}},
+                    loadBalancers=[lb])
+            return e.value.response["Error"]["Message"]
+        assert refused() == "The target group with targetGroupArn %s does not have an associated load balancer." % tg
+        forward_all(elbv2, listener, tg)
+        assert refused(targetGroupArn=tg, containerName="web", containerPort=8080) == \
+            "The container web did not have a container port 8080 defined."
+        missing = tg.replace("lonely-tg", "gone-tg")
+        assert "does not exist" in refused(targetGroupArn=missing, containerName="web", containerPort=80)
+        assert ecs.list_services(cluster=CLUSTER)["serviceArns"] == [] or all(
+            not a.endswith("/checked") for a in ecs.list_services(cluster=CLUSTER)["serviceArns"]), "nothing was made"
+    finally:
+        forward_none(elbv2, listener)
+        elbv2.delete_target_group(TargetGroupArn=tg)

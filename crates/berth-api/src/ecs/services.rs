@@ -76,6 +76,7 @@ pub async fn create(call: &Call<'_>, req: CreateServiceRequest) -> Result<Create
     s.enable_ecs_managed_tags = req.enable_ecs_managed_tags.unwrap_or(false);
     s.enable_execute_command = req.enable_execute_command.unwrap_or(false);
     s.load_balancers = convert::load_balancers_from_wire(req.load_balancers.as_deref().unwrap_or_default());
+    check_load_balancers(call, &s.load_balancers, Some(&definition.value.definition)).await?;
     s.service_registries = convert::registries_from_wire(req.service_registries.as_deref().unwrap_or_default());
     s.created_by = Some(call.principal_arn());
     s.deploy(fresh_number(), now);
@@ -94,6 +95,51 @@ pub async fn create(call: &Call<'_>, req: CreateServiceRequest) -> Result<Create
     .await?;
     tracing::info!(service = %service_arn, desired, "service created");
     Ok(CreateServiceResponse { service: Some(convert::service(&stored.value, true)) })
+}
+
+/// CreateService's and UpdateService's checks of `loadBalancers`, as ECS
+/// makes them: a target group (Fargate has no classic load balancers)
+/// that exists and that a listener forwards to, and a container port the
+/// task definition maps (when it is known here).
+async fn check_load_balancers(
+    call: &Call<'_>,
+    lbs: &[model::LoadBalancerRef],
+    definition: Option<&berth_wire::ecs::TaskDefinition>,
+) -> Result<(), ApiError> {
+    if lbs.is_empty() {
+        return Ok(());
+    }
+    let users = crate::elbv2::target_groups::group_users(call.store()).await?;
+    for lb in lbs {
+        let Some(tg) = lb.target_group_arn.as_deref() else {
+            return Err(ApiError::invalid_parameter(
+                "targetGroupArn must be specified: a Fargate service's load balancer is an application or network load balancer's target group.",
+            ));
+        };
+        if call.store().get_target_group(tg).await?.is_none() {
+            return Err(ApiError::invalid_parameter(format!("The target group {tg} does not exist.")));
+        }
+        if !users.contains_key(tg) {
+            return Err(ApiError::invalid_parameter(format!(
+                "The target group with targetGroupArn {tg} does not have an associated load balancer."
+            )));
+        }
+        let (Some(name), Some(port)) = (lb.container_name.as_deref(), lb.container_port) else {
+            return Err(ApiError::invalid_parameter("containerName and containerPort must be specified with a targetGroupArn."));
+        };
+        let Some(definition) = definition else { continue };
+        let mapped = definition
+            .container_definitions
+            .iter()
+            .flatten()
+            .filter(|c| c.name.as_deref() == Some(name))
+            .flat_map(|c| c.port_mappings.iter().flatten())
+            .any(|m| m.container_port == Some(port));
+        if !mapped {
+            return Err(ApiError::invalid_parameter(format!("The container {name} did not have a container port {port} defined.")));
+        }
+    }
+    Ok(())
 }
 
 pub async fn update(call: &Call<'_>, req: UpdateServiceRequest) -> Result<UpdateServiceResponse, ApiError> {
@@ -141,6 +187,7 @@ pub async fn update(call: &Call<'_>, req: UpdateServiceRequest) -> Result<Update
         }
         if let Some(lbs) = &req.load_balancers {
             let lbs = convert::load_balancers_from_wire(lbs);
+            check_load_balancers(call, &lbs, None).await?;
             redeploy |= lbs != s.load_balancers;
             s.load_balancers = lbs;
         }
