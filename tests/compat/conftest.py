@@ -86,9 +86,10 @@ def release_test_network(data_dir):
 class Berth:
     """A `berth up` child process on a data dir."""
 
-    def __init__(self, data_dir, extra_env=None):
+    def __init__(self, data_dir, extra_env=None, extra_args=()):
         self.data_dir = data_dir
         self.extra_env = extra_env or {}
+        self.extra_args = list(extra_args)
         self.proc = None
         self.endpoint = None
         self.banner = ""
@@ -100,7 +101,8 @@ class Berth:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         self.log_file = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [BERTH_BIN, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", *test_network(self.data_dir)],
+            [BERTH_BIN, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", *test_network(self.data_dir),
+             *self.extra_args],
             stdout=subprocess.PIPE, stderr=self.log_file, stdin=subprocess.DEVNULL, env=env, text=True)
         deadline = time.time() + 60
         lines = []

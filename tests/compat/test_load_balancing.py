@@ -470,3 +470,43 @@ def test_create_service_checks_its_target_groups_as_ecs_does(clients, network, a
     finally:
         forward_none(elbv2, listener)
         elbv2.delete_target_group(TargetGroupArn=tg)
+
+
+def test_an_internet_facing_load_balancer_is_published_on_the_public_address(tmp_path):
+    """With --public-address, an internet-facing load balancer's listeners
+    are also reached there (an internal one's are not). The "public"
+    address is one the test puts on a dummy bridge of its own."""
+    link, addr = "btpub%d" % (os.getpid() % 10000), "10.254.%d.1" % (os.getpid() % 250)
+    subprocess.run(["ip", "link", "del", link], capture_output=True)
+    subprocess.run(["ip", "link", "add", link, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", addr + "/32", "dev", link], check=True)
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        b = Berth(str(tmp_path / "data"), extra_args=["--public-address", addr]).start()
+        try:
+            s = b.boto3_session()
+            elbv2, ec2 = s.client("elbv2"), s.client("ec2")
+            subnet = ec2.describe_subnets()["Subnets"][0]
+            sg = ec2.create_security_group(GroupName="pub", Description="pub", VpcId=subnet["VpcId"])["GroupId"]
+            ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8081, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+            for name, scheme, port in (("outside", "internet-facing", 8080), ("inside", "internal", 8081)):
+                lb = elbv2.create_load_balancer(Name=name, Subnets=[subnet["SubnetId"]], SecurityGroups=[sg],
+                                                Scheme=scheme, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+                elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=port, DefaultActions=[
+                    {"Type": "fixed-response", "FixedResponseConfig": {
+                        "StatusCode": "200", "ContentType": "text/plain", "MessageBody": name}}])
+
+            def fetch(port):
+                try:
+                    return get(addr, port, timeout=2)
+                except OSError as e:
+                    return repr(e)
+            assert poll("the internet-facing listener on the public address", lambda: fetch(8080),
+                        lambda r: r == (200, "outside"), 30) == (200, "outside")
+            assert not isinstance(fetch(8081), tuple), "an internal load balancer is not published"
+        finally:
+            b.stop()
+            release_test_network(b.data_dir)
+    finally:
+        subprocess.run(["ip", "link", "del", link], capture_output=True)

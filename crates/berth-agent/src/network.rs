@@ -121,6 +121,8 @@ pub struct NodeNetwork {
     /// Interfaces of other things than tasks (load balancer nodes), by id,
     /// with their groups: in the firewall as tasks are.
     interfaces: std::sync::Mutex<BTreeMap<String, TaskPolicy>>,
+    /// Ports of those interfaces published on `--public-address`, by id.
+    interface_ports: std::sync::Mutex<BTreeMap<String, Vec<PublishedPort>>>,
 }
 
 impl NodeNetwork {
@@ -148,6 +150,7 @@ impl NodeNetwork {
             wanted,
             applied,
             interfaces: std::sync::Mutex::default(),
+            interface_ports: std::sync::Mutex::default(),
         });
         tokio::spawn(applier(Arc::downgrade(&this), firewall, wanted_rx, applied_tx));
         Ok(this)
@@ -196,8 +199,37 @@ impl NodeNetwork {
             self.net.detach(id).await?;
         }
         self.interfaces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.interface_ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
         self.sync_firewall().await;
         Ok(())
+    }
+
+    /// Publishes TCP `ports` of the interface `id` (at `ip`) on the
+    /// operator's `--public-address`, the same port there (an
+    /// internet-facing load balancer's listeners); an empty list, or no
+    /// public address, publishes nothing. A port a task already publishes
+    /// there stays the task's. Applies the firewall only on a change.
+    pub async fn publish_interface(&self, id: &str, ip: Ipv4Addr, ports: &[u16]) {
+        let wanted: Vec<PublishedPort> = match self.config.public_address {
+            Some(host_addr) => ports
+                .iter()
+                .map(|&port| PublishedPort { transport: Transport::Tcp, host_addr, host_port: port, task_ip: ip, task_port: port })
+                .collect(),
+            None => Vec::new(),
+        };
+        let changed = {
+            let mut all = self.interface_ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = all.get(id).cloned().unwrap_or_default();
+            if wanted.is_empty() {
+                all.remove(id);
+            } else {
+                all.insert(id.to_owned(), wanted.clone());
+            }
+            before != wanted
+        };
+        if changed {
+            self.sync_firewall().await;
+        }
     }
 
     /// Makes the subnet's bridge ready and attaches `id`'s namespace to it
@@ -502,6 +534,7 @@ impl NodeNetwork {
             }
         }
         tasks.extend(self.interfaces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned());
+        published.extend(self.interface_ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().flatten().copied());
         // Addresses from a stale record are dropped rather than fail the
         // whole ruleset.
         let mut seen = BTreeSet::new();

@@ -14,6 +14,11 @@
 //! its targets' health into the store when it changes, where
 //! DescribeTargetHealth and the service controller read it.
 //!
+//! An internet-facing load balancer's listeners are also published on the
+//! operator's `--public-address` (the same ports, DNAT as for tasks'
+//! `assignPublicIp`); without one, it is reached at its subnet address
+//! like an internal one.
+//!
 //! Every node runs on this agent's host: placing load balancer nodes
 //! across a fleet of agents is an open item.
 
@@ -27,7 +32,7 @@ use std::time::Duration;
 
 use berth_control::runner::{Action, Backoff, Reconcile, Runner, RunnerConfig, from_notices};
 use berth_lb::{Balancer, TargetHealthReport};
-use berth_model::elb::{HealthReason, HealthState, LbState, TargetHealthRecord};
+use berth_model::elb::{HealthReason, HealthState, LbState, Scheme, TargetHealthRecord};
 use berth_store::{RecordKind, Store, StoreError};
 use futures_util::stream::{self, StreamExt as _};
 use tokio::sync::Mutex;
@@ -128,6 +133,13 @@ impl Reconcile<()> for BalancerNodes {
                         }
                     }
                 }
+                // Internet-facing: its listeners also on --public-address.
+                let public: Vec<u16> = if lb.scheme == Scheme::InternetFacing {
+                    records.listeners.iter().map(|l| l.port).collect()
+                } else {
+                    Vec::new()
+                };
+                self.network.publish_interface(&id, n.address, &public).await;
                 let (config, problems) = node_config(&records, n.address);
                 for p in problems {
                     tracing::warn!(load_balancer = %lb.arn, "{p}");
