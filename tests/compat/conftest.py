@@ -135,8 +135,28 @@ class Berth:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            self.delete_load_balancers()
             self.proc.kill()
             self.proc.wait(30)
+
+    def delete_load_balancers(self, timeout=15):
+        """Deletes what load balancers a test left and waits (bounded) until
+        their nodes' namespaces are gone: a killed Berth leaves them, like
+        tasks. Best effort: a Berth that cannot answer is killed anyway."""
+        try:
+            elbv2 = self.boto3_session().client("elbv2")
+            ids = []
+            for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
+                elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+                ids.append(lb["LoadBalancerArn"].rsplit("/", 1)[1])
+            deadline = time.time() + timeout
+            while ids and time.time() < deadline:
+                names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+                if not any("berth-elb-%s-" % i in names for i in ids):
+                    break
+                time.sleep(0.2)
+        except Exception as e:  # noqa: BLE001 - cleanup must not fail the test
+            print("deleting load balancers at stop:", e)
 
     @property
     def credentials_file(self):
