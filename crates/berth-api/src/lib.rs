@@ -15,6 +15,7 @@
 
 mod acm;
 mod berth;
+pub mod caller;
 mod cloudwatch;
 pub mod dns;
 mod ec2;
