@@ -236,7 +236,14 @@ impl Driver {
             None => None,
         } {
             let region = task.arn.account.region.as_str();
+            let credentials_uri = match (&self.network, spec::task_role(Some(&definition), &task.overrides)) {
+                (Some(n), Some(_)) => n.credentials_uri(target.arn),
+                _ => None,
+            };
             for c in &mut spec.containers {
+                if let Some(uri) = &credentials_uri {
+                    c.environment.insert(crate::credentials::RELATIVE_URI_VAR.to_owned(), uri.clone());
+                }
                 c.mounts.extend(net.mounts.iter().cloned());
                 // As on Fargate: the metadata endpoint, the platform, the region.
                 let uri = crate::metadata::MetadataServer::uri(net.gateway, target.id.as_str(), &c.name);

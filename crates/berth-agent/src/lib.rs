@@ -16,6 +16,7 @@
 
 pub mod balancers;
 mod capacity;
+pub mod credentials;
 mod driver;
 pub mod logs;
 pub mod metadata;

@@ -13,6 +13,10 @@
 //! the bridge) at [`METADATA_PORT`]; the firewall lets tasks reach exactly
 //! that. A request is answered only for the task whose address it comes
 //! from, so a task cannot read another's metadata.
+//!
+//! It also answers `GET /v2/credentials/{id}`, the task-role credentials
+//! endpoint, which tasks reach at `169.254.170.2:80` (see
+//! [`crate::credentials`]).
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -44,13 +48,37 @@ struct Inner {
     plane: Arc<dyn NodeControlPlane>,
     runtime: Arc<dyn TaskRuntime>,
     node_id: String,
+    /// The node's key for task credentials ids.
+    credentials_key: crate::credentials::EndpointKey,
+    /// Task-role credentials issued, by task.
+    credentials: crate::credentials::Cache,
     /// Gateway addresses listened on.
     listening: Mutex<HashSet<Ipv4Addr>>,
 }
 
 impl MetadataServer {
-    pub fn new(plane: Arc<dyn NodeControlPlane>, runtime: Arc<dyn TaskRuntime>, node_id: String) -> Self {
-        Self { inner: Arc::new(Inner { plane, runtime, node_id, listening: Mutex::default() }) }
+    pub fn new(
+        plane: Arc<dyn NodeControlPlane>,
+        runtime: Arc<dyn TaskRuntime>,
+        node_id: String,
+        credentials_key: crate::credentials::EndpointKey,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                plane,
+                runtime,
+                node_id,
+                credentials_key,
+                credentials: crate::credentials::Cache::default(),
+                listening: Mutex::default(),
+            }),
+        }
+    }
+
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` for the task: its
+    /// credentials path, under an id only this node's key makes.
+    pub fn credentials_uri(&self, task_arn: &str) -> String {
+        crate::credentials::relative_uri(&self.inner.credentials_key.id(task_arn))
     }
 
     /// The URI a container of `task_id` named `container` reads its metadata at.
@@ -83,6 +111,7 @@ impl MetadataServer {
             .route("/v4/{id}/task", get(task))
             .route("/v4/{id}/stats", get(container_stats))
             .route("/v4/{id}/task/stats", get(task_stats))
+            .route("/v2/credentials/{id}", get(task_credentials))
             .with_state(self.clone());
         tracing::info!(%addr, "task metadata endpoint");
         tokio::spawn(async move {
@@ -104,6 +133,50 @@ impl MetadataServer {
         }
         let known = t.containers.iter().any(|c| c.name == container);
         if known { Ok((t, container.to_owned())) } else { Err(not_found(id)) }
+    }
+}
+
+/// The task-role credentials of the task at the caller's address, if `id`
+/// is that task's; 404 for anything else (another task's id, a task
+/// without a role), so nothing tells ids apart.
+async fn task_credentials(
+    State(s): State<MetadataServer>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Response {
+    let none = || (StatusCode::NOT_FOUND, "no credentials here for this task").into_response();
+    let tasks = match s.inner.plane.live_tasks(&s.inner.node_id).await {
+        Ok(t) => t,
+        Err(e) => return internal(&e),
+    };
+    let live: HashSet<String> = tasks.iter().map(|t| t.value.arn.to_string()).collect();
+    s.inner.credentials.retain(&|arn| live.contains(arn));
+    let Some(task) = tasks.into_iter().map(|t| t.value).find(|t| t.ip().map(std::net::IpAddr::V4) == Some(peer.ip())) else {
+        return none();
+    };
+    let arn = task.arn.to_string();
+    if !s.inner.credentials_key.matches(&arn, &id) {
+        return none();
+    }
+    let definition = match s.inner.plane.task_definition(&task.definition_arn).await {
+        Ok(d) => d,
+        Err(e) => return internal(&e),
+    };
+    let Some(role) = crate::spec::task_role(definition.as_ref(), &task.overrides) else { return none() };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Some(c) = s.inner.credentials.get(&arn, &role, now) {
+        return Json(crate::credentials::response_json(&c)).into_response();
+    }
+    match s.inner.plane.role_credentials(&role, task.id(), crate::credentials::SESSION_SECONDS).await {
+        Ok(c) => {
+            s.inner.credentials.put(&arn, c.clone());
+            Json(crate::credentials::response_json(&c)).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(task = %arn, role = %role, error = %e, "task role credentials");
+            let body = json!({"code": "AssumeRoleError", "message": e.to_string()});
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
     }
 }
 

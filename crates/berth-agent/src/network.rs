@@ -24,7 +24,7 @@ use berth_control::runner::{Action, Reconcile, Runner, RunnerConfig};
 use berth_model::network::{self as model, SubnetRecord};
 use berth_model::task::{EniStatus, PortBinding, Protocol as PortProtocolModel, Task};
 use berth_net::{
-    AttachRequest, VethAttachment, BridgeName, Firewall, FirewallState, HostService, NetError, Network, Protocol,
+    AttachRequest, VethAttachment, BridgeName, Firewall, FirewallState, HostService, LinkLocalService, NetError, Network, Protocol,
     PublishedPort, Rule, SecurityGroup, Source, Subnet, SubnetPolicy, TaskPolicy, Transport,
 };
 use berth_runtime_api::BindMount;
@@ -344,6 +344,12 @@ impl NodeNetwork {
         let _ = applied.wait_for(|g| *g >= generation).await;
     }
 
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` for a task, where this
+    /// node serves task-role credentials (`None`: it serves none).
+    pub fn credentials_uri(&self, task_arn: &str) -> Option<String> {
+        self.metadata.as_ref().map(|m| m.credentials_uri(task_arn))
+    }
+
     /// What the task's containers are given (from its record: the
     /// attachment follows from its address).
     pub async fn task_network(&self, task: &Task) -> Option<TaskNetwork> {
@@ -542,9 +548,16 @@ impl NodeNetwork {
         let mut seen = BTreeSet::new();
         published.retain(|p: &PublishedPort| seen.insert((p.transport, p.host_addr, p.host_port)));
         let mut host_services = self.config.host_services.clone();
+        let mut link_local = Vec::new();
         if self.metadata.is_some() {
             host_services
                 .extend(subnets.iter().map(|s| HostService::tcp(s.subnet.gateway(), crate::metadata::METADATA_PORT)));
+            // The credentials endpoint where SDKs look for it (see crate::credentials).
+            link_local.push(LinkLocalService {
+                addr: crate::credentials::LINK_LOCAL_ADDR,
+                port: crate::credentials::LINK_LOCAL_PORT,
+                gateway_port: crate::metadata::METADATA_PORT,
+            });
         }
         if self.config.gateway_dns {
             for s in &subnets {
@@ -552,7 +565,7 @@ impl NodeNetwork {
                 host_services.push(HostService { transport: berth_net::Transport::Udp, addr: s.subnet.gateway(), port: DNS_PORT });
             }
         }
-        Ok(FirewallState { subnets, groups, tasks, host_services, published })
+        Ok(FirewallState { subnets, groups, tasks, host_services, published, link_local })
     }
 }
 

@@ -19,6 +19,63 @@ use berth_store::{
 use berth_wire::ecs::TaskDefinition;
 use tokio::sync::broadcast;
 
+/// Temporary credentials of a role (a task's role session). Debug shows
+/// only the key id and role.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RoleCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// When they expire, in Unix seconds.
+    pub expiration: i64,
+    pub role_arn: String,
+}
+
+impl std::fmt::Debug for RoleCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("role_arn", &self.role_arn)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A value read from SSM Parameter Store or Secrets Manager for a task:
+/// only ever put into a container's environment (or a registry login).
+/// Debug and Display show nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// Why the control plane gave no credentials or secret.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaneError {
+    /// Refused, with the text ECS's reason carries after its prefix
+    /// ("ResourceInitializationError: unable to pull secrets or registry
+    /// auth: …"): a denied read, a missing secret, an unknown role.
+    #[error("{0}")]
+    Refused(String),
+    #[error("store")]
+    Store(#[from] StoreError),
+}
+
 /// What a node agent asks of and tells the control plane.
 #[async_trait]
 pub trait NodeControlPlane: Send + Sync {
@@ -39,6 +96,29 @@ pub trait NodeControlPlane: Send + Sync {
     fn watch_tasks(&self) -> broadcast::Receiver<Notice>;
     /// The definition a task runs.
     async fn task_definition(&self, arn: &TaskDefinitionArn) -> Result<Option<TaskDefinition>, StoreError>;
+
+    // --- identity: task roles and secrets ---
+
+    /// Temporary credentials of `role_arn` for a task (its task role),
+    /// session `session_name` (the task id), lasting `duration_secs`.
+    async fn role_credentials(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        duration_secs: u32,
+    ) -> Result<RoleCredentials, PlaneError>;
+
+    /// Reads a container secret's `valueFrom` (an SSM parameter name or
+    /// ARN, a Secrets Manager ARN with an optional `:json-key:stage:id`)
+    /// in `account` as `execution_role_arn`, whose policies must allow
+    /// it (`ssm:GetParameters` on the parameter, `secretsmanager:GetSecretValue`
+    /// on the secret).
+    async fn read_secret(
+        &self,
+        account: &berth_model::Account,
+        execution_role_arn: &str,
+        value_from: &str,
+    ) -> Result<SecretValue, PlaneError>;
 
     // --- networking ---
 
@@ -96,6 +176,26 @@ impl StorePlane {
 impl NodeControlPlane for StorePlane {
     async fn heartbeat(&self, node: &Node) -> Result<(), StoreError> {
         self.store.upsert_node(node).await
+    }
+
+    async fn role_credentials(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        duration_secs: u32,
+    ) -> Result<RoleCredentials, PlaneError> {
+        let _ = (session_name, duration_secs);
+        Err(PlaneError::Refused(format!("no STS here to assume {role_arn}")))
+    }
+
+    async fn read_secret(
+        &self,
+        account: &berth_model::Account,
+        execution_role_arn: &str,
+        value_from: &str,
+    ) -> Result<SecretValue, PlaneError> {
+        let _ = (account, execution_role_arn);
+        Err(PlaneError::Refused(format!("no secrets store here for {value_from}")))
     }
 
     async fn live_tasks(&self, node_id: &str) -> Result<Vec<Versioned<Task>>, StoreError> {

@@ -151,6 +151,16 @@ pub fn task(
     spec
 }
 
+/// The task's role: RunTask's override, else the definition's.
+pub fn task_role(definition: Option<&TaskDefinition>, overrides: &TaskOverrides) -> Option<String> {
+    overrides.task_role_arn.clone().or_else(|| definition?.task_role_arn.clone()).filter(|r| !r.is_empty())
+}
+
+/// The task's execution role: RunTask's override, else the definition's.
+pub fn execution_role(definition: &TaskDefinition, overrides: &TaskOverrides) -> Option<String> {
+    overrides.execution_role_arn.clone().or_else(|| definition.execution_role_arn.clone()).filter(|r| !r.is_empty())
+}
+
 /// Why the task's volumes cannot be given as its definition asks, if so:
 /// Berth's volumes are Fargate's bind mounts on the task's own storage;
 /// a host path, an EFS file system or a Docker volume driver it has not.

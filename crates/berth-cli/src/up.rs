@@ -193,7 +193,11 @@ async fn start_agent(
     let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
         Arc::new(berth_agent::plane::StorePlane::new(stores.clone()));
-    let metadata = berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone());
+    // The key of tasks' credentials ids: kept, so ids stay valid across restarts.
+    let credentials_key = berth_agent::credentials::EndpointKey::load_or_create(&dir.path.join("task-credentials.key"))
+        .context("cannot read or make the task credentials key")?;
+    let metadata =
+        berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone(), credentials_key);
     let network = berth_agent::network::NodeNetwork::new(
         plane,
         node.id.clone(),

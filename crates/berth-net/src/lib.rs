@@ -49,7 +49,7 @@ pub use bridge::BLACKHOLE_METRIC;
 pub use error::NetError;
 pub use host::HostRoute;
 pub use firewall::{
-    Firewall, FirewallState, HostService, Protocol, PublishedPort, Rule, SecurityGroup, Source,
+    Firewall, FirewallState, HostService, LinkLocalService, Protocol, PublishedPort, Rule, SecurityGroup, Source,
     SubnetPolicy, TaskPolicy, Transport,
 };
 pub use ipnet::Ipv4Net;

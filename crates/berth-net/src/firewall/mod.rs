@@ -54,7 +54,7 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
 pub use model::{
-    FirewallState, HostService, Protocol, PublishedPort, Rule, SecurityGroup, Source, SubnetPolicy,
+    FirewallState, HostService, LinkLocalService, Protocol, PublishedPort, Rule, SecurityGroup, Source, SubnetPolicy,
     TaskPolicy, Transport,
 };
 

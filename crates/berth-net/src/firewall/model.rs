@@ -222,6 +222,23 @@ pub struct PublishedPort {
     pub task_port: u16,
 }
 
+/// A link-local service tasks reach at a fixed address, as on Fargate
+/// (the task-role credentials endpoint at `169.254.170.2:80`): TCP from a
+/// task's bridge to `addr:port` is DNAT'ed to that subnet's gateway at
+/// `gateway_port`, a host service there. Redirected to a local address,
+/// it never leaves the machine, and the input chain admits it exactly as
+/// it admits the gateway's port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkLocalService {
+    /// The address tasks connect to (`169.254.170.2`).
+    pub addr: Ipv4Addr,
+    /// The port there (`80`).
+    pub port: u16,
+    /// The port on each subnet's gateway it is answered at.
+    pub gateway_port: u16,
+}
+
 /// Everything the firewall enforces; [`crate::Firewall::apply`] makes the
 /// kernel's rules match it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +255,9 @@ pub struct FirewallState {
     /// Task ports published on host addresses.
     #[serde(default)]
     pub published: Vec<PublishedPort>,
+    /// Link-local services, redirected to each subnet's gateway.
+    #[serde(default)]
+    pub link_local: Vec<LinkLocalService>,
 }
 
 impl FirewallState {
@@ -343,6 +363,7 @@ mod tests {
             }],
             host_services: vec![],
             published: vec![],
+            link_local: vec![],
         }
     }
 

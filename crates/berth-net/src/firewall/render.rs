@@ -252,11 +252,30 @@ fn inet(t: &mut TableBuilder<'_>, state: &FirewallState) {
         vec![drop()],
     );
 
+    if !state.published.is_empty() || !state.link_local.is_empty() {
+        t.base_chain("prerouting", NfChainType::NAT, NfHook::Prerouting, -100);
+    }
+    // A task's connection to a link-local service goes to its own subnet's
+    // gateway (a local address: it never leaves the machine).
+    for svc in &state.link_local {
+        for s in &state.subnets {
+            t.rule(
+                "prerouting",
+                Some("link-local service"),
+                vec![
+                    eq(meta(MetaKey::Iifname), string(&s.bridge)),
+                    eq(payload("ip", "daddr"), ip(svc.addr)),
+                    eq(payload("tcp", "dport"), ports(svc.port, svc.port)),
+                    dnat(s.subnet.gateway(), svc.gateway_port),
+                ],
+            );
+        }
+    }
     if !state.published.is_empty() {
         // Connections from elsewhere (prerouting) and from the host itself
         // (output) to a published address and port go to the task.
-        for (chain, hook) in [("prerouting", NfHook::Prerouting), ("output", NfHook::Output)] {
-            t.base_chain(chain, NfChainType::NAT, hook, -100);
+        t.base_chain("output", NfChainType::NAT, NfHook::Output, -100);
+        for chain in ["prerouting", "output"] {
             for p in &state.published {
                 let l4 = match p.transport {
                     Transport::Tcp => "tcp",
@@ -385,7 +404,9 @@ fn arp_ids(state: &FirewallState) -> Vec<Expr> {
 /// Whether two states differ only in their tasks (who is attached, in
 /// which groups): then [`render_changes`] can move from one to the other.
 fn same_structure(a: &FirewallState, b: &FirewallState) -> bool {
-    a.subnets == b.subnets && a.groups == b.groups && a.host_services == b.host_services && a.published == b.published
+    a.subnets == b.subnets && a.groups == b.groups && a.host_services == b.host_services
+        && a.published == b.published
+        && a.link_local == b.link_local
 }
 
 /// The commands that turn the kernel's rules for `from` into those for
@@ -478,6 +499,7 @@ mod tests {
             ],
             host_services: vec![HostService::tcp("10.250.9.1".parse().unwrap(), 51679)],
             published: vec![],
+            link_local: vec![],
         }
     }
 
@@ -758,6 +780,22 @@ mod tests {
         let mut twice = st.clone();
         twice.published.push(twice.published[0]);
         assert!(twice.validate().is_err());
+    }
+
+    #[test]
+    fn link_local_services_are_dnat_to_each_subnets_gateway_from_its_bridge_only() {
+        let mut st = state();
+        st.link_local.push(crate::LinkLocalService { addr: "169.254.170.2".parse().unwrap(), port: 80, gateway_port: 51679 });
+        st.validate().unwrap();
+        let cmds = commands(&st);
+        let r = rules(&cmds, "inet", "prerouting");
+        assert_eq!(r.len(), 1, "{r:?}");
+        let text = r[0].to_string();
+        assert!(text.contains("\"iifname\"") && text.contains("berthtest") && text.contains("169.254.170.2"), "{text}");
+        let dnat = &r[0][3]["dnat"];
+        assert_eq!((dnat["addr"].as_str(), dnat["port"].as_u64()), (Some("10.250.9.1"), Some(51679)), "{r:?}");
+        assert!(rules(&cmds, "inet", "output").is_empty(), "the host's own traffic is not redirected");
+        assert!(render_changes("bt", &state(), &st).is_none(), "a new redirect replaces the tables");
     }
 
     #[test]

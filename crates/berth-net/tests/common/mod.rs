@@ -131,6 +131,7 @@ impl TestNet {
                 .collect(),
             host_services: Vec::new(),
             published: Vec::new(),
+            link_local: Vec::new(),
         }
     }
 }
