@@ -23,5 +23,6 @@ pub(crate) async fn dispatch(api: &Api, access_key_id: &str, action: Action) -> 
                 account: Some(account),
             }))
         }
+        other => Err(ApiError::Unsupported(format!("Berth does not support the sts operation {} yet.", other.name()))),
     }
 }
