@@ -18,7 +18,7 @@ use berth_store::{Notice, StoreError, Versioned};
 
 use crate::network::NodeNetwork;
 use crate::now_epoch;
-use crate::plane::NodeControlPlane;
+use crate::plane::{NodeControlPlane, PlaneError};
 use crate::spec::{self, Pulled};
 use crate::step::{self, Ending, Step};
 
@@ -216,11 +216,20 @@ impl Driver {
         if let Some(reason) = self.logs.prepare(&target.id, &definition).await? {
             return self.fail(target, &reason).await;
         }
+        // Secrets and registry logins first: a task whose execution role
+        // may not read them starts no container.
+        let (secrets, logins) = match self.read_secrets(task, &definition).await? {
+            Ok(read) => read,
+            Err(reason) => {
+                tracing::info!(task = %target.arn, reason = %reason, "secrets or registry auth refused");
+                return self.fail(target, &reason).await;
+            }
+        };
         self.update(target, |t| t.times.pull_started_at = Some(now_epoch())).await?;
         let mut pulled = Vec::new();
-        for c in definition.container_definitions.iter().flatten() {
+        for (c, login) in definition.container_definitions.iter().flatten().zip(&logins) {
             let image = c.image.as_deref().unwrap_or_default();
-            match self.images.pull(image, None).await {
+            match self.images.pull(image, login.as_ref()).await {
                 Ok(img) => pulled.push(Pulled { layers: img.layers, config: img.config }),
                 Err(e) => {
                     tracing::info!(task = %target.arn, image, error = %e.report(), "pull failed");
@@ -230,7 +239,7 @@ impl Driver {
         }
         // Written with the next step, one store write fewer per launch.
         let pull_stopped_at = now_epoch();
-        let mut spec = spec::task(target.id.clone(), &definition, &task.overrides, task.size, &pulled);
+        let mut spec = spec::task(target.id.clone(), &definition, &task.overrides, task.size, &pulled, &secrets);
         if let Some(net) = match &self.network {
             Some(n) => n.task_network(task).await,
             None => None,
@@ -285,6 +294,58 @@ impl Driver {
                 self.fail(target, &format!("CannotStartContainerError: {e}")).await
             }
         }
+    }
+
+    /// Every container's secrets, and the registry login of each that has
+    /// `repositoryCredentials`, read with the task's execution role; an
+    /// `Err` is ECS's reason for a task that cannot start (nothing read
+    /// is kept beyond the start, nor written to the task's record).
+    async fn read_secrets(
+        &self,
+        task: &Task,
+        definition: &berth_wire::ecs::TaskDefinition,
+    ) -> Result<Result<(Vec<spec::Secrets>, Vec<Option<berth_image::Credentials>>), String>, DriverError> {
+        let role = spec::execution_role(definition, &task.overrides);
+        let account = &task.arn.account;
+        let read = |value_from: String| {
+            let role = role.clone();
+            async move {
+                let Some(role) = role else {
+                    return Ok(Err(format!(
+                        "{}the task has no execution role (executionRoleArn) to read {value_from} with",
+                        spec::SECRETS_REASON
+                    )));
+                };
+                match self.plane.read_secret(account, &role, &value_from).await {
+                    Ok(v) => Ok(Ok(v)),
+                    Err(PlaneError::Refused(why)) => Ok(Err(format!("{}{why}", spec::SECRETS_REASON))),
+                    Err(PlaneError::Store(e)) => Err(DriverError::Store(e)),
+                }
+            }
+        };
+        let (mut secrets, mut logins) = (Vec::new(), Vec::new());
+        for c in definition.container_definitions.iter().flatten() {
+            let mut env = Vec::new();
+            for s in c.secrets.iter().flatten() {
+                match read(s.value_from.clone()).await? {
+                    Ok(v) => env.push((s.name.clone(), v)),
+                    Err(reason) => return Ok(Err(reason)),
+                }
+            }
+            secrets.push(env);
+            let login = match &c.repository_credentials {
+                None => None,
+                Some(r) => match read(r.credentials_parameter.clone()).await? {
+                    Ok(v) => match spec::registry_login(&v, &r.credentials_parameter) {
+                        Ok(login) => Some(login),
+                        Err(why) => return Ok(Err(format!("{}{why}", spec::SECRETS_REASON))),
+                    },
+                    Err(reason) => return Ok(Err(reason)),
+                },
+            };
+            logins.push(login);
+        }
+        Ok(Ok((secrets, logins)))
     }
 
     /// DEPROVISIONING: the last logs shipped, the runtime's state removed,

@@ -160,6 +160,14 @@ pub trait NodeControlPlane: Send + Sync {
     ) -> Result<LogStreamRecord, StoreError>;
 }
 
+/// The service principal ECS's task roles must trust.
+const ECS_TASKS_PRINCIPAL: &str = "ecs-tasks.amazonaws.com";
+
+/// The account of an ARN (`arn:aws:iam::ACCOUNT:role/…`).
+fn account_of(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or_default()
+}
+
 /// The control plane as the store of this process.
 pub struct StorePlane {
     store: Arc<dyn Store>,
@@ -170,6 +178,34 @@ impl StorePlane {
     pub fn new(stores: Stores) -> Self {
         Self { store: stores.records, logs: stores.logs }
     }
+
+    /// A role by ARN (or name); `Refused` as ECS says it when there is none.
+    async fn role(&self, role_arn: &str) -> Result<berth_model::iam::Role, PlaneError> {
+        let name = role_arn.rsplit('/').next().unwrap_or(role_arn);
+        match self.store.get_role(name).await? {
+            Some(r) if r.value.arn == role_arn || r.value.name == role_arn => Ok(r.value),
+            _ => Err(PlaneError::Refused(format!("role {role_arn} does not exist"))),
+        }
+    }
+
+    /// Whether `role`'s policies (inline, and attached: AWS managed or the
+    /// account's) allow `action` on `resource`.
+    async fn role_allows(&self, role: &berth_model::iam::Role, action: &str, resource: &str) -> Result<berth_iam::Decision, PlaneError> {
+        let mut texts: Vec<String> = role.inline_policies.values().cloned().collect();
+        for arn in &role.attached {
+            if let Some(aws) = berth_iam::managed::get(arn) {
+                texts.push(aws.document.to_owned());
+            } else if let Some(p) = self.store.get_policy(arn.rsplit('/').next().unwrap_or(arn)).await? {
+                texts.extend(p.value.default_document().map(str::to_owned));
+            }
+        }
+        // Stored documents were validated when they were put.
+        let docs: Vec<berth_iam::PolicyDocument> = texts.iter().filter_map(|t| berth_iam::PolicyDocument::parse(t).ok()).collect();
+        let refs: Vec<&berth_iam::PolicyDocument> = docs.iter().collect();
+        let keys = std::collections::BTreeMap::from([("aws:principalarn".to_owned(), vec![role.arn.clone()])]);
+        let req = berth_iam::Request { principal_arn: &role.arn, principal_account: account_of(&role.arn), action, resource, keys: &keys };
+        Ok(berth_iam::evaluate(&refs, None, &req))
+    }
 }
 
 #[async_trait]
@@ -178,14 +214,45 @@ impl NodeControlPlane for StorePlane {
         self.store.upsert_node(node).await
     }
 
+    /// ECS's task-role sessions: the role must trust
+    /// `ecs-tasks.amazonaws.com`, as on AWS; the duration is ECS's own
+    /// (not capped by the role's MaxSessionDuration, which limits
+    /// AssumeRole callers, not the service).
     async fn role_credentials(
         &self,
         role_arn: &str,
         session_name: &str,
         duration_secs: u32,
     ) -> Result<RoleCredentials, PlaneError> {
-        let _ = (session_name, duration_secs);
-        Err(PlaneError::Refused(format!("no STS here to assume {role_arn}")))
+        let role = self.role(role_arn).await?;
+        let trusted = berth_iam::PolicyDocument::parse_trust(&role.assume_role_policy).is_ok_and(|trust| {
+            let keys = std::collections::BTreeMap::new();
+            let account = account_of(&role.arn);
+            let req = berth_iam::Request {
+                principal_arn: ECS_TASKS_PRINCIPAL,
+                principal_account: account,
+                action: "sts:AssumeRole",
+                resource: &role.arn,
+                keys: &keys,
+            };
+            berth_iam::trust_allows(&trust, &req) == berth_iam::Decision::Allow
+        });
+        if !trusted {
+            return Err(PlaneError::Refused(format!(
+                "ECS was unable to assume the role '{role_arn}' that was provided for this task: its trust policy \
+                 does not allow {ECS_TASKS_PRINCIPAL} to assume it"
+            )));
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let issued =
+            berth_store::issue_role_session(self.store.as_ref(), &role.arn, session_name, i64::from(duration_secs), now).await?;
+        Ok(RoleCredentials {
+            access_key_id: issued.access_key_id,
+            secret_access_key: issued.secret_access_key,
+            session_token: issued.session_token,
+            expiration: issued.expiration,
+            role_arn: role.arn,
+        })
     }
 
     async fn read_secret(

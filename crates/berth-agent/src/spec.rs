@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_image::ImageConfiguration;
+use berth_image::{Credentials, ImageConfiguration};
 use berth_runtime_api::{
     Condition, ContainerSpec, Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit, VolumeMount,
 };
 use berth_model::task::{Protocol, TaskOverrides, TaskSize};
 use berth_wire::ecs::{ContainerCondition, ContainerDefinition, TaskDefinition};
+
+use crate::plane::SecretValue;
 
 /// A container's pulled image: its unpacked layers and config.
 pub struct Pulled {
@@ -29,8 +31,33 @@ fn image_config(c: &ImageConfiguration) -> ImageConfig {
     }
 }
 
-/// One container, with the task's overrides for it applied.
-pub fn container(def: &ContainerDefinition, overrides: &TaskOverrides, image: &Pulled) -> ContainerSpec {
+/// A container's secrets as read for it: (variable name, value).
+pub type Secrets = Vec<(String, SecretValue)>;
+
+/// What ECS's reasons for secrets and registry logins that could not be
+/// read begin with.
+pub const SECRETS_REASON: &str = "ResourceInitializationError: unable to pull secrets or registry auth: ";
+
+/// The registry login a `repositoryCredentials.credentialsParameter`
+/// secret holds: a SecretString `{"username": …, "password": …}`. The
+/// error names the secret, never its content.
+pub fn registry_login(secret: &SecretValue, arn: &str) -> Result<Credentials, String> {
+    #[derive(serde::Deserialize)]
+    struct Login {
+        username: String,
+        password: String,
+    }
+    serde_json::from_str::<Login>(secret.expose()).map(|l| Credentials::new(l.username, l.password)).map_err(|_| {
+        format!(
+            "execution resource retrieval failed: the registry credentials secret {arn} is not a JSON object with \
+             \"username\" and \"password\""
+        )
+    })
+}
+
+/// One container, with the task's overrides for it applied and its
+/// secrets in its environment (they win over its `environment`).
+pub fn container(def: &ContainerDefinition, overrides: &TaskOverrides, image: &Pulled, secrets: &[(String, SecretValue)]) -> ContainerSpec {
     let name = def.name.clone().unwrap_or_default();
     let over = overrides.container(&name);
     let mut spec = ContainerSpec::new(name, image.layers.clone(), image_config(&image.config));
@@ -44,6 +71,9 @@ pub fn container(def: &ContainerDefinition, overrides: &TaskOverrides, image: &P
     }
     for kv in over.map(|o| o.environment.as_slice()).unwrap_or_default() {
         env.insert(kv.name.clone(), kv.value.clone());
+    }
+    for (name, value) in secrets {
+        env.insert(name.clone(), value.expose().to_owned());
     }
     spec.environment = env;
     spec.working_directory = def.working_directory.clone();
@@ -137,13 +167,15 @@ pub fn task(
     overrides: &TaskOverrides,
     size: TaskSize,
     images: &[Pulled],
+    secrets: &[Secrets],
 ) -> TaskSpec {
     let containers = definition
         .container_definitions
         .iter()
         .flatten()
         .zip(images)
-        .map(|(def, image)| container(def, overrides, image))
+        .enumerate()
+        .map(|(i, (def, image))| container(def, overrides, image, secrets.get(i).map_or(&[], Vec::as_slice)))
         .collect();
     let mut spec = TaskSpec::new(id, containers);
     spec.cpu = Some(size.cpu);
@@ -251,7 +283,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let c = container(&def, &overrides, &pulled());
+        let c = container(&def, &overrides, &pulled(), &[]);
         assert_eq!(c.command, Some(vec!["echo".into(), "hi".into()]));
         assert_eq!(c.environment.get("A").map(String::as_str), Some("1"));
         assert_eq!(c.environment.get("B").map(String::as_str), Some("3"), "overrides win");
@@ -286,7 +318,7 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let c = container(&def, &TaskOverrides::default(), &pulled());
+        let c = container(&def, &TaskOverrides::default(), &pulled(), &[]);
         assert_eq!((c.cap_add, c.cap_drop), (vec!["SYS_PTRACE".to_string()], vec!["ALL".to_string()]));
         assert_eq!(
             c.volume_mounts,
@@ -331,7 +363,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let c = container(&def, &TaskOverrides::default(), &pulled());
+        let c = container(&def, &TaskOverrides::default(), &pulled(), &[]);
         assert_eq!(c.depends_on, vec![Dependency { container: "db".into(), condition: Condition::Healthy }]);
         assert_eq!(c.start_timeout, Some(Duration::from_secs(20)));
         let hc = c.health_check.unwrap();
@@ -342,12 +374,54 @@ mod tests {
     }
 
     #[test]
+    fn secrets_join_the_environment_and_win_over_it() {
+        let def = ContainerDefinition {
+            name: Some("app".into()),
+            environment: Some(vec![kv("DB_PASSWORD", "placeholder"), kv("A", "1")]),
+            ..Default::default()
+        };
+        let secrets = vec![
+            ("DB_PASSWORD".to_owned(), SecretValue::new("hunter2".into())),
+            ("API_KEY".to_owned(), SecretValue::new("k3y".into())),
+        ];
+        let c = container(&def, &TaskOverrides::default(), &pulled(), &secrets);
+        assert_eq!(c.environment.get("DB_PASSWORD").map(String::as_str), Some("hunter2"));
+        assert_eq!(c.environment.get("API_KEY").map(String::as_str), Some("k3y"));
+        assert_eq!(c.environment.get("A").map(String::as_str), Some("1"));
+        assert!(!format!("{secrets:?}").contains("hunter2"), "Debug hides secret values");
+    }
+
+    #[test]
+    fn registry_logins_come_from_a_json_secret_string() {
+        let ok = registry_login(&SecretValue::new(r#"{"username":"ci","password":"pw"}"#.into()), "arn:s").unwrap();
+        assert_eq!((ok.username.as_str(), ok.password.as_str()), ("ci", "pw"));
+        let bad = registry_login(&SecretValue::new("not json with pw".into()), "arn:s").unwrap_err();
+        assert!(bad.contains("arn:s") && !bad.contains("pw"), "{bad}");
+    }
+
+    #[test]
+    fn roles_come_from_the_overrides_else_the_definition() {
+        let def = TaskDefinition {
+            task_role_arn: Some("arn:aws:iam::000000000000:role/def".into()),
+            execution_role_arn: Some("arn:aws:iam::000000000000:role/exec".into()),
+            ..Default::default()
+        };
+        let none = TaskOverrides::default();
+        assert_eq!(task_role(Some(&def), &none).as_deref(), Some("arn:aws:iam::000000000000:role/def"));
+        assert_eq!(task_role(None, &none), None);
+        let over = TaskOverrides { task_role_arn: Some("arn:aws:iam::000000000000:role/o".into()), ..Default::default() };
+        assert_eq!(task_role(Some(&def), &over).as_deref(), Some("arn:aws:iam::000000000000:role/o"));
+        assert_eq!(execution_role(&def, &none).as_deref(), Some("arn:aws:iam::000000000000:role/exec"));
+        assert_eq!(execution_role(&TaskDefinition::default(), &none), None);
+    }
+
+    #[test]
     fn task_size_is_enforced_from_the_record() {
         let def = TaskDefinition {
             container_definitions: Some(vec![ContainerDefinition { name: Some("a".into()), ..Default::default() }]),
             ..Default::default()
         };
-        let t = task(TaskId::new("abc").unwrap(), &def, &TaskOverrides::default(), TaskSize { cpu: 256, memory: 512 }, &[pulled()]);
+        let t = task(TaskId::new("abc").unwrap(), &def, &TaskOverrides::default(), TaskSize { cpu: 256, memory: 512 }, &[pulled()], &[]);
         assert_eq!((t.cpu, t.memory_mib, t.containers.len()), (Some(256), Some(512), 1));
         assert!(t.containers[0].essential, "essential defaults to true");
     }

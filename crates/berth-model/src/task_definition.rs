@@ -58,7 +58,29 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), ModelError> {
     check_dependency_cycles(containers)?;
     check_mount_points(req)?;
     check_ephemeral_storage(req)?;
+    check_execution_role(req)?;
     check_resources(containers, size)
+}
+
+/// Secrets and private registry credentials are read with the execution
+/// role, so a definition that has them names one (as ECS requires).
+fn check_execution_role(req: &RegisterTaskDefinitionRequest) -> Result<(), ModelError> {
+    if req.execution_role_arn.as_deref().is_some_and(|r| !r.is_empty()) {
+        return Ok(());
+    }
+    let containers = &req.container_definitions;
+    if containers.iter().any(|c| c.secrets.as_ref().is_some_and(|s| !s.is_empty())) {
+        return Err(ModelError::client(
+            "When you are specifying container secrets, you must also specify a value for 'executionRoleArn'.",
+        ));
+    }
+    if containers.iter().any(|c| c.repository_credentials.is_some()) {
+        return Err(ModelError::client(
+            "When you are specifying container registry credentials (repositoryCredentials), you must also specify \
+             a value for 'executionRoleArn'.",
+        ));
+    }
+    Ok(())
 }
 
 /// Every mount point names a volume of the task definition and a path.
@@ -982,6 +1004,28 @@ mod tests {
         for (what, mutation) in VALID {
             assert_eq!(validate(&mutated(*mutation)), Ok(()), "{what}");
         }
+    }
+
+    #[test]
+    fn secrets_and_registry_credentials_need_an_execution_role() {
+        let with_secret = mutated(|r| {
+            api(r).secrets = Some(vec![berth_wire::ecs::Secret { name: "DB".into(), value_from: "db-password".into() }]);
+        });
+        let err = validate(&with_secret).unwrap_err();
+        assert_eq!(err.aws_type(), "ClientException");
+        assert_eq!(
+            err.to_string(),
+            "When you are specifying container secrets, you must also specify a value for 'executionRoleArn'."
+        );
+        let mut with_role = with_secret.clone();
+        with_role.execution_role_arn = Some("arn:aws:iam::123456789012:role/exec".into());
+        assert_eq!(validate(&with_role), Ok(()));
+        let private = mutated(|r| {
+            api(r).repository_credentials = Some(berth_wire::ecs::RepositoryCredentials {
+                credentials_parameter: "arn:aws:secretsmanager:us-east-1:123456789012:secret:reg-AbCdEf".into(),
+            });
+        });
+        assert!(validate(&private).unwrap_err().to_string().contains("registry credentials"));
     }
 
     #[test]

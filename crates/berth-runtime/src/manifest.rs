@@ -92,14 +92,25 @@ impl TaskManifest {
     }
 }
 
-/// Writes `value` as JSON to `path`, atomically.
+/// Writes `value` as JSON to `path`, atomically, readable by its owner
+/// only (0600): the task manifest holds the containers' environment,
+/// secrets read from SSM and Secrets Manager included.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SandboxError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
     let bytes = serde_json::to_vec_pretty(value).map_err(|source| SandboxError::State {
         path: path.into(),
         source,
     })?;
-    std::fs::write(&tmp, bytes).map_err(SandboxError::io("writing", &tmp))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&bytes))
+        .map_err(SandboxError::io("writing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(SandboxError::io("renaming", path))
 }
 

@@ -326,6 +326,14 @@ impl Inner {
                 volumes: &volumes,
             })?;
             config.save(cdir.config())?;
+            // The OCI config holds the process's environment (secrets
+            // included): the runtime's owner alone reads it.
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let path = cdir.config();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(SandboxError::io("restricting", &path))?;
+            }
         }
         Ok(())
     }
