@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod node;
 pub mod records;
+pub mod secrets;
 pub mod service;
 pub mod tags;
 pub mod task;

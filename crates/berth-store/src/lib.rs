@@ -41,9 +41,11 @@ use berth_wire::ecs::Cluster;
 mod backend;
 pub mod discovery;
 mod logs;
+pub mod secrets;
 
 pub use backend::open;
 pub use discovery::DiscoveryStore;
+pub use secrets::SecretStore;
 pub use logs::{
     Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,
     LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder, LogStreamQuery, LogStreamRecord, NewLogEvent,
@@ -340,7 +342,7 @@ pub struct ClusterUsage {
 /// Persistence of Berth's model. Implementations must make each method
 /// atomic: it either applies whole or not at all.
 #[async_trait]
-pub trait Store: DiscoveryStore + Send + Sync + 'static {
+pub trait Store: DiscoveryStore + SecretStore + Send + Sync + 'static {
     // --- clusters (keyed by name) ---
 
     /// Inserts a new cluster at version 1. If a cluster of that name
