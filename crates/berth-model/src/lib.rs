@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod node;
 pub mod records;
+pub mod secrets;
 pub mod service;
 pub mod tags;
 pub mod task;

@@ -58,6 +58,7 @@ use crate::{
 };
 
 mod elb;
+mod secrets;
 
 /// The notices of each record kind: one broadcast channel per kind, so a
 /// watcher of one kind never wakes for (or lags behind) another's.
@@ -95,6 +96,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "discovery", include_str!("../migrations/0007_discovery.sql")),
     (8, "run task tokens", include_str!("../migrations/0008_run_task_tokens.sql")),
     (9, "iam", include_str!("../migrations/0009_iam.sql")),
+    (10, "secrets", include_str!("../migrations/0010_secrets.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.

@@ -42,10 +42,12 @@ mod backend;
 pub mod discovery;
 pub mod iam;
 mod logs;
+pub mod secrets;
 
 pub use backend::open;
 pub use discovery::DiscoveryStore;
 pub use iam::{IamStore, KeyRecord, SessionSpec, TemporaryCredentials, issue_role_session, issue_session};
+pub use secrets::SecretStore;
 pub use logs::{
     Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,
     LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder, LogStreamQuery, LogStreamRecord, NewLogEvent,
@@ -342,7 +344,7 @@ pub struct ClusterUsage {
 /// Persistence of Berth's model. Implementations must make each method
 /// atomic: it either applies whole or not at all.
 #[async_trait]
-pub trait Store: DiscoveryStore + IamStore + Send + Sync + 'static {
+pub trait Store: DiscoveryStore + IamStore + SecretStore + Send + Sync + 'static {
     // --- clusters (keyed by name) ---
 
     /// Inserts a new cluster at version 1. If a cluster of that name
