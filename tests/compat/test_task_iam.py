@@ -135,8 +135,9 @@ def lines(logs, family, arn, until, timeout=60):
 # lines prefixed with "resp: ", then waits to be stopped.
 FETCH = ('echo "uri=$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"; '
          'p="${FETCH:-$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}"; '
-         'printf "GET %s HTTP/1.0\\r\\nHost: 169.254.170.2\\r\\n\\r\\n" "$p" | nc -w 5 169.254.170.2 80 > /tmp/r; '
-         'while read -r l; do echo "resp: $l"; done < /tmp/r; echo done; '
+         # stdin stays open a while: busybox nc ends at its EOF, maybe before the answer.
+         '(printf "GET %s HTTP/1.0\\r\\nHost: 169.254.170.2\\r\\n\\r\\n" "$p"; sleep 3) | nc -w 5 169.254.170.2 80 > /tmp/r; '
+         'while read -r l || [ -n "$l" ]; do echo "resp: $l"; done < /tmp/r; echo done; '
          "trap 'exit 0' TERM; sleep 600 & wait")
 
 

@@ -312,13 +312,14 @@ impl Driver {
             async move {
                 let Some(role) = role else {
                     return Ok(Err(format!(
-                        "{}the task has no execution role (executionRoleArn) to read {value_from} with",
+                        "{}execution resource retrieval failed: the task has no execution role (executionRoleArn) \
+                         to read {value_from} with",
                         spec::SECRETS_REASON
                     )));
                 };
-                match self.plane.read_secret(account, &role, &value_from).await {
+                match self.plane.read_secret(account, &role, task.id(), &value_from).await {
                     Ok(v) => Ok(Ok(v)),
-                    Err(PlaneError::Refused(why)) => Ok(Err(format!("{}{why}", spec::SECRETS_REASON))),
+                    Err(PlaneError::Refused(reason)) => Ok(Err(reason)),
                     Err(PlaneError::Store(e)) => Err(DriverError::Store(e)),
                 }
             }
@@ -338,7 +339,7 @@ impl Driver {
                 Some(r) => match read(r.credentials_parameter.clone()).await? {
                     Ok(v) => match spec::registry_login(&v, &r.credentials_parameter) {
                         Ok(login) => Some(login),
-                        Err(why) => return Ok(Err(format!("{}{why}", spec::SECRETS_REASON))),
+                        Err(why) => return Ok(Err(format!("{}execution resource retrieval failed: {why}", spec::SECRETS_REASON))),
                     },
                     Err(reason) => return Ok(Err(reason)),
                 },

@@ -75,7 +75,16 @@ pub enum AgentError {
 
 impl Agent {
     pub fn new(stores: Stores, images: Arc<ImageStore>, runtime: Arc<dyn TaskRuntime>, config: AgentConfig) -> Self {
-        let plane: Arc<dyn NodeControlPlane> = Arc::new(plane::StorePlane::new(stores));
+        Self::on_plane(Arc::new(plane::StorePlane::new(stores)), images, runtime, config)
+    }
+
+    /// An agent that talks to the control plane through `plane`.
+    pub fn on_plane(
+        plane: Arc<dyn NodeControlPlane>,
+        images: Arc<ImageStore>,
+        runtime: Arc<dyn TaskRuntime>,
+        config: AgentConfig,
+    ) -> Self {
         let logs = Arc::new(logs::Shipper::new(plane.clone(), runtime.clone()));
         Self { plane, images, runtime, config, drivers: Arc::default(), logs, network: None }
     }

@@ -67,9 +67,10 @@ impl std::fmt::Debug for SecretValue {
 /// Why the control plane gave no credentials or secret.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaneError {
-    /// Refused, with the text ECS's reason carries after its prefix
+    /// Refused, as ECS says it: for a secret, the whole stoppedReason
     /// ("ResourceInitializationError: unable to pull secrets or registry
-    /// auth: …"): a denied read, a missing secret, an unknown role.
+    /// auth: …": a denied read, a missing secret); for a role, why it
+    /// gave no session.
     #[error("{0}")]
     Refused(String),
     #[error("store")]
@@ -110,13 +111,14 @@ pub trait NodeControlPlane: Send + Sync {
 
     /// Reads a container secret's `valueFrom` (an SSM parameter name or
     /// ARN, a Secrets Manager ARN with an optional `:json-key:stage:id`)
-    /// in `account` as `execution_role_arn`, whose policies must allow
-    /// it (`ssm:GetParameters` on the parameter, `secretsmanager:GetSecretValue`
-    /// on the secret).
+    /// in `account` as `execution_role_arn` (session `session_name`, the
+    /// task id), whose policies must allow it (`ssm:GetParameters` on the
+    /// parameter, `secretsmanager:GetSecretValue` on the secret).
     async fn read_secret(
         &self,
         account: &berth_model::Account,
         execution_role_arn: &str,
+        session_name: &str,
         value_from: &str,
     ) -> Result<SecretValue, PlaneError>;
 
@@ -172,11 +174,21 @@ fn account_of(arn: &str) -> &str {
 pub struct StorePlane {
     store: Arc<dyn Store>,
     logs: Arc<dyn LogStore>,
+    /// What opens SecureString parameters and secrets (`None`: this
+    /// plane reads no secret).
+    cipher: Option<Arc<berth_secrets::Cipher>>,
 }
 
 impl StorePlane {
     pub fn new(stores: Stores) -> Self {
-        Self { store: stores.records, logs: stores.logs }
+        Self { store: stores.records, logs: stores.logs, cipher: None }
+    }
+
+    /// Reads containers' secrets, opened with `cipher` (the API's, from
+    /// the data dir).
+    pub fn with_cipher(mut self, cipher: Arc<berth_secrets::Cipher>) -> Self {
+        self.cipher = Some(cipher);
+        self
     }
 
     /// A role by ARN (or name); `Refused` as ECS says it when there is none.
@@ -255,14 +267,54 @@ impl NodeControlPlane for StorePlane {
         })
     }
 
+    /// The role's policies decide (berth-iam), then berth-secrets reads
+    /// and opens the value; a refusal is ECS's stoppedReason.
     async fn read_secret(
         &self,
         account: &berth_model::Account,
         execution_role_arn: &str,
+        session_name: &str,
         value_from: &str,
     ) -> Result<SecretValue, PlaneError> {
-        let _ = (account, execution_role_arn);
-        Err(PlaneError::Refused(format!("no secrets store here for {value_from}")))
+        let refused = |e: berth_secrets::ResolveError| PlaneError::Refused(e.to_string());
+        let role = match self.role(execution_role_arn).await {
+            Ok(r) => r,
+            Err(PlaneError::Refused(why)) => return Err(refused(berth_secrets::ResolveError::denied(value_from, why))),
+            Err(e) => return Err(e),
+        };
+        let action = berth_secrets::resource_action(value_from);
+        let principal = format!("arn:aws:sts::{}:assumed-role/{}/{session_name}", account_of(&role.arn), role.name);
+        let check = |decision: berth_iam::Decision, resource: &str| match decision {
+            berth_iam::Decision::Allow => Ok(()),
+            denial => {
+                let why = if denial == berth_iam::Decision::ExplicitDeny {
+                    "with an explicit deny in an identity-based policy".to_owned()
+                } else {
+                    format!("because no identity-based policy allows the {action} action")
+                };
+                let message = format!("User: {principal} is not authorized to perform: {action} on resource: {resource} {why}");
+                Err(refused(berth_secrets::ResolveError::denied(value_from, message)))
+            }
+        };
+        let resource = berth_secrets::resource_arn(account, value_from);
+        check(self.role_allows(&role, action, &resource).await?, &resource)?;
+        let Some(cipher) = &self.cipher else {
+            return Err(PlaneError::Refused(format!(
+                "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval \
+                 failed: this node has no key to open secrets with ({value_from})"
+            )));
+        };
+        let resolved = berth_secrets::resolve(self.store.as_ref(), cipher, account, value_from).await.map_err(|e| {
+            if let berth_secrets::ResolveError::Internal { cause, .. } = &e {
+                tracing::warn!(value_from, cause = %cause, "reading a container secret");
+            }
+            refused(e)
+        })?;
+        // A partial secret ARN names the whole one: the role must allow that too.
+        if resolved.resource_arn != resource {
+            check(self.role_allows(&role, action, &resolved.resource_arn).await?, &resolved.resource_arn)?;
+        }
+        Ok(SecretValue::new(resolved.value.as_str().to_owned()))
     }
 
     async fn live_tasks(&self, node_id: &str) -> Result<Vec<Versioned<Task>>, StoreError> {

@@ -48,10 +48,7 @@ pub fn registry_login(secret: &SecretValue, arn: &str) -> Result<Credentials, St
         password: String,
     }
     serde_json::from_str::<Login>(secret.expose()).map(|l| Credentials::new(l.username, l.password)).map_err(|_| {
-        format!(
-            "execution resource retrieval failed: the registry credentials secret {arn} is not a JSON object with \
-             \"username\" and \"password\""
-        )
+        format!("the registry credentials secret {arn} is not a JSON object with \"username\" and \"password\"")
     })
 }
 

@@ -191,15 +191,17 @@ async fn start_agent(
     // Placements and stop requests reach the agent as store notices at
     // once; the poll only catches what notices cannot carry.
     let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
+    // Containers' secrets are opened with the data dir's key, as the API seals them.
+    let cipher = Arc::new(berth_secrets::Cipher::load_or_create(&dir.path).context("cannot open the secrets key")?);
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
-        Arc::new(berth_agent::plane::StorePlane::new(stores.clone()));
+        Arc::new(berth_agent::plane::StorePlane::new(stores.clone()).with_cipher(cipher));
     // The key of tasks' credentials ids: kept, so ids stay valid across restarts.
     let credentials_key = berth_agent::credentials::EndpointKey::load_or_create(&dir.path.join("task-credentials.key"))
         .context("cannot read or make the task credentials key")?;
     let metadata =
         berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone(), credentials_key);
     let network = berth_agent::network::NodeNetwork::new(
-        plane,
+        plane.clone(),
         node.id.clone(),
         berth_agent::network::NetworkConfig {
             nft_table: args.nft_table.clone(),
@@ -228,7 +230,7 @@ async fn start_agent(
         berth_agent::network::DNS_PORT,
         std::future::pending(),
     ));
-    let agent = Arc::new(berth_agent::Agent::new(stores, images, runtime, config).with_network(network));
+    let agent = Arc::new(berth_agent::Agent::on_plane(plane, images, runtime, config).with_network(network));
     agent.register().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(agent.run(async move {
