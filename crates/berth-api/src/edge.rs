@@ -16,10 +16,11 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, servicediscovery, sts};
+use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, iam, logs, scheduler, servicediscovery, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
+use crate::caller::Caller;
 use crate::metrics::Metrics;
 use crate::protocol::{JSON_1_0, Protocol, RPC_V2_CBOR, SMITHY_PROTOCOL};
 use crate::sigv4;
@@ -41,6 +42,9 @@ pub struct ApiConfig {
     pub max_logs_body_bytes: usize,
     /// The largest image tarball `berth image import|load` may upload.
     pub max_upload_bytes: u64,
+    /// The shortest STS session AssumeRole and GetSessionToken give (STS:
+    /// 900 s). Only tests lower it, to see a session expire.
+    pub min_session_seconds: i64,
 }
 
 impl ApiConfig {
@@ -50,6 +54,7 @@ impl ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_logs_body_bytes: DEFAULT_MAX_LOGS_BODY_BYTES,
             max_upload_bytes: crate::berth::uploads::DEFAULT_MAX_UPLOAD_BYTES,
+            min_session_seconds: berth_model::iam::MIN_SESSION_SECONDS,
         }
     }
 }
@@ -123,10 +128,11 @@ enum Service {
     Elbv2,
     Acm,
     CloudMap,
+    Iam,
 }
 
 impl Service {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::Ecs,
         Self::Logs,
         Self::Berth,
@@ -137,6 +143,7 @@ impl Service {
         Self::Elbv2,
         Self::Acm,
         Self::CloudMap,
+        Self::Iam,
     ];
 
     /// The SigV4 signing name of the service (from its model).
@@ -153,6 +160,7 @@ impl Service {
             // The model's signing name (its generated module, JSON only, has no constant).
             Self::Acm => "acm",
             Self::CloudMap => crate::servicediscovery::SIGNING_NAME,
+            Self::Iam => iam::SIGNING_NAME,
         }
     }
 
@@ -166,7 +174,7 @@ impl Service {
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
             Self::Acm => Some(acm::TARGET_PREFIX),
             Self::CloudMap => Some(servicediscovery::TARGET_PREFIX),
-            Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 => None,
+            Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 | Self::Iam => None,
         }
     }
 
@@ -174,7 +182,7 @@ impl Service {
     fn form_protocol(self) -> Option<Protocol> {
         match self {
             Self::Ec2 => Some(Protocol::Ec2),
-            Self::Sts | Self::CloudWatch | Self::Elbv2 => Some(Protocol::Query),
+            Self::Sts | Self::CloudWatch | Self::Elbv2 | Self::Iam => Some(Protocol::Query),
             _ => None,
         }
     }
@@ -401,7 +409,7 @@ async fn handle(
     };
     let body = read_body(body, limit).await?;
     let signed = sigv4::parse(&parts)?;
-    authenticate(api, &signed, &parts, &body, service).await?;
+    let caller = authenticate(api, &signed, &parts, &body, service).await?;
     tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
     let op = operation.unwrap_or_default();
     let json: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
@@ -452,7 +460,14 @@ async fn handle(
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
-            crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
+            crate::sts::dispatch(api, &caller, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::Iam, _) => {
+            let q = query_input(&parts, &body)?;
+            record_action(op_name, service, q.action());
+            let action = iam::Action::from_query(&q)?.ok_or_else(|| not_served("iam", q.action(), iam::Action::NAMES))?;
+            let call = crate::iam::Call { api, caller: &caller };
+            crate::iam::dispatch(&call, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::Elbv2, _) => {
             let q = query_input(&parts, &body)?;
@@ -543,21 +558,26 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes.")))
 }
 
+/// Verifies a request's signature with its key (which must be usable:
+/// Active, and a session's with its token, unexpired) and says who made
+/// it. IAM is global: its requests may be scoped to any region.
 async fn authenticate(
     api: &Api,
     signed: &sigv4::SignedRequest,
     parts: &axum::http::request::Parts,
     body: &[u8],
     service: Service,
-) -> Result<(), ApiError> {
-    let key = api
-        .store
-        .get_access_key(&signed.access_key_id)
-        .await?
-        .ok_or(sigv4::AuthError::UnrecognizedClient)?;
-    let scope = sigv4::Scope { region: &api.config.account.region, service: service.signing_name() };
-    sigv4::verify(signed, parts, body, &key.secret_access_key, &scope, time::OffsetDateTime::now_utc())?;
-    Ok(())
+) -> Result<Caller, ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let token = signed.session_token.as_deref();
+    let record = crate::iam::identity::usable_key(api, &signed.access_key_id, token, now.unix_timestamp()).await?;
+    let region = match service {
+        Service::Iam => signed.credential_scope.region.as_str(),
+        _ => api.config.account.region.as_str(),
+    };
+    let scope = sigv4::Scope { region, service: service.signing_name() };
+    sigv4::verify(signed, parts, body, &record.key.secret_access_key, &scope, now)?;
+    crate::iam::identity::resolve(api, &record).await
 }
 
 /// Maps a body that does not fit the operation's input shape to AWS's
