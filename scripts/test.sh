@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 apt_install ca-certificates postgresql python3-venv runc tini nftables iproute2 skopeo umoci docker-registry busybox-static
 # The ACM and load-balancing tests make certificates with openssl and verify TLS with curl.
 apt_install openssl curl
+# The private registry of the task IAM test wants basic auth: htpasswd -B makes its bcrypt line.
+apt_install apache2-utils
 # Micro-VM isolation: QEMU (microvm machine, TCG where KVM cannot run the
 # guest), mkfs.ext4 for image disks, and what scripts/microvm-kernel.sh
 # needs to turn Debian's cloud kernel (downloaded, not installed) into the
