@@ -20,6 +20,8 @@ use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, servi
 use tracing::Instrument as _;
 
 use crate::ApiError;
+use crate::authz::{self, GlobalKeys};
+use crate::caller::{Caller, CallerKind, IamRequest};
 use crate::metrics::Metrics;
 use crate::protocol::{JSON_1_0, Protocol, RPC_V2_CBOR, SMITHY_PROTOCOL};
 use crate::sigv4;
@@ -401,8 +403,9 @@ async fn handle(
     };
     let body = read_body(body, limit).await?;
     let signed = sigv4::parse(&parts)?;
-    authenticate(api, &signed, &parts, &body, service).await?;
+    let caller = authenticate(api, &signed, &parts, &body, service).await?;
     tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
+    let allowed = Allowed { api, caller: &caller, global: global_keys(&parts) };
     let op = operation.unwrap_or_default();
     let json: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
     let out = match (service, protocol) {
@@ -412,6 +415,7 @@ async fn handle(
             let action = scheduler::Action::from_rest(&op, &r)
                 .map_err(rest_error)?
                 .ok_or_else(|| not_served("scheduler", &op, scheduler::Action::NAMES))?;
+            allowed.check(authz::others::scheduler(api.account(), &action)).await?;
             let key = api.store.get_access_key(&signed.access_key_id).await?;
             let call = crate::scheduler::Call { api, key_created_at: key.map_or(0, |k| k.created_at) };
             return Ok(Answer::Rest(crate::scheduler::dispatch(&call, action).await?.to_rest()));
@@ -420,6 +424,7 @@ async fn handle(
             let action = ecs::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            allowed.check(authz::ecs::requests(api, &action).await?).await?;
             let call = crate::ecs::Call { api, body_len: body.len() };
             let value = crate::ecs::dispatch(&call, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
@@ -428,6 +433,7 @@ async fn handle(
             let action = logs::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            allowed.check(authz::logs::table(api.account(), &action)).await?;
             let value = crate::logs::dispatch(&crate::logs::Call { api }, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -435,6 +441,7 @@ async fn handle(
             let action = berth::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            allowed.check(authz::others::berth(&action)).await?;
             let value = crate::berth::dispatch(api, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -442,6 +449,7 @@ async fn handle(
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = ec2::Action::from_query(&q)?.ok_or_else(|| not_served("ec2", q.action(), ec2::Action::NAMES))?;
+            allowed.check(authz::ec2::table(api.account(), &action)).await?;
             if q.scalar::<bool>("DryRun")? == Some(true) {
                 return Err(ApiError::service("DryRunOperation", "Request would have succeeded, but DryRun flag is set."));
             }
@@ -452,6 +460,7 @@ async fn handle(
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
+            allowed.check(authz::others::sts(&action)).await?;
             crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::Elbv2, _) => {
@@ -459,12 +468,14 @@ async fn handle(
             record_action(op_name, service, q.action());
             let action = elbv2::Action::from_query(&q)?
                 .ok_or_else(|| not_served("elasticloadbalancing", q.action(), elbv2::Action::NAMES))?;
+            allowed.check(authz::elbv2::table(api.account(), &action)).await?;
             crate::elbv2::dispatch(api, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::Acm, _) => {
             let action = acm::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| not_served("acm", &op, acm::Action::NAMES))?;
+            allowed.check(authz::acm::table(&action)).await?;
             let out = crate::acm::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -472,6 +483,7 @@ async fn handle(
             let action = servicediscovery::Action::parse(&op, json)
                 .map_err(|e| crate::servicediscovery::parse_error(parse_error(e)))?
                 .ok_or_else(|| not_served("servicediscovery", &op, servicediscovery::Action::NAMES))?;
+            allowed.check(authz::servicediscovery::table(api.account(), &action)).await?;
             let value = crate::servicediscovery::dispatch(api, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -480,12 +492,14 @@ async fn handle(
             record_action(op_name, service, q.action());
             let action = cloudwatch::Action::from_query(&q)?
                 .ok_or_else(|| not_served("monitoring", q.action(), cloudwatch::Action::NAMES))?;
+            allowed.check(authz::others::cloudwatch(&action)).await?;
             crate::cloudwatch::dispatch(api, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::CloudWatch, Protocol::Json { .. }) => {
             let action = cloudwatch::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
+            allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -496,6 +510,7 @@ async fn handle(
             let action = cloudwatch::Action::from_deserializer(&op, value)
                 .map_err(|e| ApiError::Serialization(format!("The request body is not the operation's CBOR input: {e}")))?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
+            allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
             let mut buf = Vec::new();
             ciborium::into_writer(&out, &mut buf)
@@ -543,13 +558,35 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes.")))
 }
 
+/// The caller and the request's global keys, to check each parsed action
+/// against before it is dispatched.
+struct Allowed<'a> {
+    api: &'a Api,
+    caller: &'a Caller,
+    global: GlobalKeys,
+}
+
+impl Allowed<'_> {
+    async fn check(&self, requests: Vec<IamRequest>) -> Result<(), ApiError> {
+        authz::authorize(self.api, self.caller, &requests, &self.global).await
+    }
+}
+
+/// aws:SourceIp is the TCP peer (when the server was started with
+/// connect info); Berth serves plain HTTP (aws:SecureTransport false).
+fn global_keys(parts: &axum::http::request::Parts) -> GlobalKeys {
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+    GlobalKeys { source_ip: peer.map(|c| c.0.ip()), secure_transport: false, now: time::OffsetDateTime::now_utc() }
+}
+
+/// Verifies the signature and resolves who signed: the account's root key.
 async fn authenticate(
     api: &Api,
     signed: &sigv4::SignedRequest,
     parts: &axum::http::request::Parts,
     body: &[u8],
     service: Service,
-) -> Result<(), ApiError> {
+) -> Result<Caller, ApiError> {
     let key = api
         .store
         .get_access_key(&signed.access_key_id)
@@ -557,7 +594,17 @@ async fn authenticate(
         .ok_or(sigv4::AuthError::UnrecognizedClient)?;
     let scope = sigv4::Scope { region: &api.config.account.region, service: service.signing_name() };
     sigv4::verify(signed, parts, body, &key.secret_access_key, &scope, time::OffsetDateTime::now_utc())?;
-    Ok(())
+    let account = api.config.account.account_id.clone();
+    Ok(Caller {
+        access_key_id: key.access_key_id,
+        arn: format!("arn:aws:iam::{account}:root"),
+        user_id: account.clone(),
+        account,
+        kind: CallerKind::Root,
+        policies: Vec::new(),
+        session_policy: None,
+        tags: Default::default(),
+    })
 }
 
 /// Maps a body that does not fit the operation's input shape to AWS's
