@@ -202,6 +202,114 @@ pub(crate) mod tests {
         }
     }
 
+    async fn api() -> (Api, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("store");
+        (Api::new(stores, crate::ApiConfig::new(account())), dir)
+    }
+
+    fn global() -> GlobalKeys {
+        GlobalKeys { source_ip: Some("127.0.0.1".parse().expect("ip")), secure_transport: false, now: time::OffsetDateTime::now_utc() }
+    }
+
+    fn denied(r: Result<(), ApiError>) -> String {
+        match r {
+            Err(ApiError::AccessDenied(m)) => m,
+            other => panic!("not AccessDenied: {other:?}"),
+        }
+    }
+
+    const READ_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecs:Describe*","ecs:List*"],"Resource":"*"}]}"#;
+    const RUN: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1";
+
+    #[tokio::test]
+    async fn refusals_carry_aws_messages() {
+        let (api, _dir) = api().await;
+        let alice = user(&[READ_ONLY]);
+        let list = [ask_any("ecs", "ListClusters")];
+        assert!(authorize(&api, &alice, &list, &global()).await.is_ok());
+        let run = [ask("ecs", "RunTask", [RUN.to_owned()])];
+        assert_eq!(
+            denied(authorize(&api, &alice, &run, &global()).await),
+            format!("User: arn:aws:iam::123456789012:user/alice is not authorized to perform: ecs:RunTask on resource: {RUN} because no identity-based policy allows the ecs:RunTask action")
+        );
+        let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ecs:List*","Resource":"*"}]}"#;
+        let alice = user(&[READ_ONLY, deny]);
+        assert_eq!(
+            denied(authorize(&api, &alice, &list, &global()).await),
+            "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: ecs:ListClusters on resource: * with an explicit deny in an identity-based policy"
+        );
+        // EC2's UnauthorizedOperation message starts with its own sentence.
+        let vpcs = [ask_any("ec2", "DescribeVpcs")];
+        assert!(denied(authorize(&api, &alice, &vpcs, &global()).await).starts_with("You are not authorized to perform this operation. User: "));
+        // root: everything; no requests (GetCallerIdentity): nothing to check
+        let root = Caller { kind: CallerKind::Root, ..user(&[]) };
+        assert!(authorize(&api, &root, &run, &global()).await.is_ok());
+        assert!(authorize(&api, &user(&[]), &[], &global()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn every_request_and_resource_must_be_allowed() {
+        let (api, _dir) = api().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"ecs:RunTask","Resource":"*","Condition":{"ArnEquals":{"ecs:cluster":"arn:aws:ecs:us-east-1:123456789012:cluster/dev"}}},
+            {"Effect":"Allow","Action":"ecs:DescribeTasks","Resource":"arn:aws:ecs:*:*:task/dev/*"}]}"#;
+        let alice = user(&[policy]);
+        let run = |cluster: &str| [ask("ecs", "RunTask", [RUN.to_owned()]).key("ecs:cluster", [format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}")])];
+        assert!(authorize(&api, &alice, &run("dev"), &global()).await.is_ok());
+        assert!(denied(authorize(&api, &alice, &run("prod"), &global()).await).contains("ecs:RunTask"));
+        // RunTask with a role needs iam:PassRole too
+        let with_role = [run("dev")[0].clone(), ask("iam", "PassRole", ["arn:aws:iam::123456789012:role/app".to_owned()])];
+        assert!(denied(authorize(&api, &alice, &with_role, &global()).await).contains("iam:PassRole on resource: arn:aws:iam::123456789012:role/app"));
+        let tasks = ["arn:aws:ecs:us-east-1:123456789012:task/dev/1", "arn:aws:ecs:us-east-1:123456789012:task/prod/2"];
+        let describe = [ask("ecs", "DescribeTasks", tasks.map(str::to_owned))];
+        assert!(denied(authorize(&api, &alice, &describe, &global()).await).contains("task/prod/2"));
+    }
+
+    #[tokio::test]
+    async fn session_policies_and_principal_keys() {
+        let (api, _dir) = api().await;
+        let admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        let mut session = user(&[admin]);
+        session.kind = CallerKind::AssumedRole {
+            role_arn: "arn:aws:iam::123456789012:role/ops".into(),
+            role_name: "ops".into(),
+            session_name: "s".into(),
+        };
+        session.arn = "arn:aws:sts::123456789012:assumed-role/ops/s".into();
+        session.session_policy = Some(READ_ONLY.into());
+        let run = [ask("ecs", "RunTask", [RUN.to_owned()])];
+        assert_eq!(
+            denied(authorize(&api, &session, &run, &global()).await),
+            format!("User: arn:aws:sts::123456789012:assumed-role/ops/s is not authorized to perform: ecs:RunTask on resource: {RUN} because no session policy allows the ecs:RunTask action")
+        );
+        assert!(authorize(&api, &session, &[ask_any("ecs", "ListTasks")], &global()).await.is_ok());
+        // aws:PrincipalArn of a session is its role; principal tags and the source address are keys
+        let by_role = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:ListClusters","Resource":"*",
+            "Condition":{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::123456789012:role/ops"},"StringEquals":{"aws:PrincipalTag/team":"web"},"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}"#;
+        session.policies = vec![("p".into(), by_role.into())];
+        session.session_policy = None;
+        assert!(authorize(&api, &session, &[ask_any("ecs", "ListClusters")], &global()).await.is_ok());
+        let elsewhere = GlobalKeys { source_ip: Some("10.1.1.1".parse().expect("ip")), ..global() };
+        assert!(authorize(&api, &session, &[ask_any("ecs", "ListClusters")], &elsewhere).await.is_err());
+    }
+
+    #[test]
+    fn access_denied_in_each_protocol() {
+        use crate::protocol::Protocol;
+        let e = ApiError::AccessDenied("no".into());
+        for (protocol, code, status) in [
+            (Protocol::Json { minor: 1, query_compatible: false }, "AccessDeniedException", 400),
+            (Protocol::Query, "AccessDenied", 403),
+            (Protocol::Ec2, "UnauthorizedOperation", 403),
+            (Protocol::Cbor { query_compatible: true }, "AccessDeniedException", 400),
+            (Protocol::RestJson { errors: &[] }, "AccessDeniedException", 403),
+        ] {
+            assert_eq!(protocol.code(&e), code, "{}", protocol.name());
+            assert_eq!(protocol.error(&e, "rid").status().as_u16(), status, "{}", protocol.name());
+        }
+    }
+
     #[test]
     fn global_keys() {
         let g = GlobalKeys {
