@@ -11,6 +11,7 @@ pub(crate) mod acm;
 pub(crate) mod ec2;
 pub(crate) mod ecs;
 pub(crate) mod elbv2;
+pub(crate) mod iam;
 pub(crate) mod logs;
 pub(crate) mod others;
 pub(crate) mod servicediscovery;

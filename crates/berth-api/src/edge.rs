@@ -16,12 +16,12 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, servicediscovery, sts};
+use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, iam, logs, scheduler, servicediscovery, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
 use crate::authz::{self, GlobalKeys};
-use crate::caller::{Caller, CallerKind, IamRequest};
+use crate::caller::{Caller, IamRequest};
 use crate::metrics::Metrics;
 use crate::protocol::{JSON_1_0, Protocol, RPC_V2_CBOR, SMITHY_PROTOCOL};
 use crate::sigv4;
@@ -43,6 +43,9 @@ pub struct ApiConfig {
     pub max_logs_body_bytes: usize,
     /// The largest image tarball `berth image import|load` may upload.
     pub max_upload_bytes: u64,
+    /// The shortest STS session AssumeRole and GetSessionToken give (STS:
+    /// 900 s). Only tests lower it, to see a session expire.
+    pub min_session_seconds: i64,
 }
 
 impl ApiConfig {
@@ -52,6 +55,7 @@ impl ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_logs_body_bytes: DEFAULT_MAX_LOGS_BODY_BYTES,
             max_upload_bytes: crate::berth::uploads::DEFAULT_MAX_UPLOAD_BYTES,
+            min_session_seconds: berth_model::iam::MIN_SESSION_SECONDS,
         }
     }
 }
@@ -125,10 +129,11 @@ enum Service {
     Elbv2,
     Acm,
     CloudMap,
+    Iam,
 }
 
 impl Service {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::Ecs,
         Self::Logs,
         Self::Berth,
@@ -139,6 +144,7 @@ impl Service {
         Self::Elbv2,
         Self::Acm,
         Self::CloudMap,
+        Self::Iam,
     ];
 
     /// The SigV4 signing name of the service (from its model).
@@ -155,6 +161,7 @@ impl Service {
             // The model's signing name (its generated module, JSON only, has no constant).
             Self::Acm => "acm",
             Self::CloudMap => crate::servicediscovery::SIGNING_NAME,
+            Self::Iam => iam::SIGNING_NAME,
         }
     }
 
@@ -168,7 +175,7 @@ impl Service {
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
             Self::Acm => Some(acm::TARGET_PREFIX),
             Self::CloudMap => Some(servicediscovery::TARGET_PREFIX),
-            Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 => None,
+            Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 | Self::Iam => None,
         }
     }
 
@@ -176,7 +183,7 @@ impl Service {
     fn form_protocol(self) -> Option<Protocol> {
         match self {
             Self::Ec2 => Some(Protocol::Ec2),
-            Self::Sts | Self::CloudWatch | Self::Elbv2 => Some(Protocol::Query),
+            Self::Sts | Self::CloudWatch | Self::Elbv2 | Self::Iam => Some(Protocol::Query),
             _ => None,
         }
     }
@@ -461,7 +468,15 @@ async fn handle(
             record_action(op_name, service, q.action());
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
             allowed.check(authz::others::sts(&action)).await?;
-            crate::sts::dispatch(api, &signed.access_key_id, action).await?.to_xml(request_id).into_bytes()
+            crate::sts::dispatch(api, &caller, action).await?.to_xml(request_id).into_bytes()
+        }
+        (Service::Iam, _) => {
+            let q = query_input(&parts, &body)?;
+            record_action(op_name, service, q.action());
+            let action = iam::Action::from_query(&q)?.ok_or_else(|| not_served("iam", q.action(), iam::Action::NAMES))?;
+            allowed.check(authz::iam::requests(api, &caller, &action).await?).await?;
+            let call = crate::iam::Call { api, caller: &caller };
+            crate::iam::dispatch(&call, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::Elbv2, _) => {
             let q = query_input(&parts, &body)?;
@@ -579,7 +594,9 @@ fn global_keys(parts: &axum::http::request::Parts) -> GlobalKeys {
     GlobalKeys { source_ip: peer.map(|c| c.0.ip()), secure_transport: false, now: time::OffsetDateTime::now_utc() }
 }
 
-/// Verifies the signature and resolves who signed: the account's root key.
+/// Verifies a request's signature with its key (which must be usable:
+/// Active, and a session's with its token, unexpired) and says who made
+/// it. IAM is global: its requests may be scoped to any region.
 async fn authenticate(
     api: &Api,
     signed: &sigv4::SignedRequest,
@@ -587,24 +604,16 @@ async fn authenticate(
     body: &[u8],
     service: Service,
 ) -> Result<Caller, ApiError> {
-    let key = api
-        .store
-        .get_access_key(&signed.access_key_id)
-        .await?
-        .ok_or(sigv4::AuthError::UnrecognizedClient)?;
-    let scope = sigv4::Scope { region: &api.config.account.region, service: service.signing_name() };
-    sigv4::verify(signed, parts, body, &key.secret_access_key, &scope, time::OffsetDateTime::now_utc())?;
-    let account = api.config.account.account_id.clone();
-    Ok(Caller {
-        access_key_id: key.access_key_id,
-        arn: format!("arn:aws:iam::{account}:root"),
-        user_id: account.clone(),
-        account,
-        kind: CallerKind::Root,
-        policies: Vec::new(),
-        session_policy: None,
-        tags: Default::default(),
-    })
+    let now = time::OffsetDateTime::now_utc();
+    let token = signed.session_token.as_deref();
+    let record = crate::iam::identity::usable_key(api, &signed.access_key_id, token, now.unix_timestamp()).await?;
+    let region = match service {
+        Service::Iam => signed.credential_scope.region.as_str(),
+        _ => api.config.account.region.as_str(),
+    };
+    let scope = sigv4::Scope { region, service: service.signing_name() };
+    sigv4::verify(signed, parts, body, &record.key.secret_access_key, &scope, now)?;
+    crate::iam::identity::resolve(api, &record).await
 }
 
 /// Maps a body that does not fit the operation's input shape to AWS's

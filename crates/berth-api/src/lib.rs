@@ -24,6 +24,7 @@ mod ecs;
 mod elbv2;
 mod edge;
 mod error;
+mod iam;
 pub mod logs;
 mod metrics;
 mod paging;

@@ -95,6 +95,8 @@ impl Protocol {
                 AuthError::InvalidSignature(_) => "SignatureDoesNotMatch",
                 AuthError::UnrecognizedClient if self == Self::Ec2 => "AuthFailure",
                 AuthError::UnrecognizedClient => "InvalidClientTokenId",
+                AuthError::ExpiredToken if self == Self::Ec2 => "RequestExpired",
+                AuthError::ExpiredToken => "ExpiredToken",
             },
             ApiError::UnknownOperation(_) if xml => "InvalidAction",
             ApiError::AccessDenied(_) if self == Self::Ec2 => "UnauthorizedOperation",
@@ -277,6 +279,9 @@ mod tests {
         assert_eq!(Protocol::Ec2.code(&e), "AuthFailure");
         assert_eq!(Protocol::Query.code(&e), "InvalidClientTokenId");
         assert_eq!(Protocol::Json { minor: 1, query_compatible: false }.code(&e), "UnrecognizedClientException");
+        let x = ApiError::Auth(AuthError::ExpiredToken);
+        assert_eq!(Protocol::Query.code(&x), "ExpiredToken");
+        assert_eq!(Protocol::Json { minor: 1, query_compatible: false }.code(&x), "ExpiredTokenException");
         let u = ApiError::Unsupported("x".into());
         assert_eq!(Protocol::Ec2.code(&u), "UnsupportedOperation");
         assert_eq!(Protocol::Query.code(&u), "InvalidAction");

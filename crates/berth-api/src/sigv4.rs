@@ -63,6 +63,9 @@ pub enum AuthError {
     /// The access key is unknown (the caller decides this after lookup).
     #[error("The security token included in the request is invalid.")]
     UnrecognizedClient,
+    /// A temporary key whose session ended.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
 }
 
 impl AuthError {
@@ -73,11 +76,12 @@ impl AuthError {
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
             Self::InvalidSignature(_) => "InvalidSignatureException",
             Self::UnrecognizedClient => "UnrecognizedClientException",
+            Self::ExpiredToken => "ExpiredTokenException",
         }
     }
 
     /// The HTTP status AWS's JSON-protocol (Coral) services answer with:
-    /// 400 for all four, as observed from DynamoDB and ECS.
+    /// 400 for all of them, as observed from DynamoDB and ECS.
     pub fn http_status(&self) -> u16 {
         400
     }

@@ -13,6 +13,7 @@ pub mod elb;
 pub mod discovery;
 pub mod error;
 pub mod fargate;
+pub mod iam;
 pub mod lifecycle;
 pub mod network;
 pub mod node;

@@ -48,6 +48,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 
 mod discovery;
+mod iam;
 
 use crate::{
     AccessKey, ClusterUsage, Direction, EventFilter, EventKey, EventRange, FamilyStatus, FilteredEvents,
@@ -93,6 +94,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "load balancers", include_str!("../migrations/0006_load_balancers.sql")),
     (7, "discovery", include_str!("../migrations/0007_discovery.sql")),
     (8, "run task tokens", include_str!("../migrations/0008_run_task_tokens.sql")),
+    (9, "iam", include_str!("../migrations/0009_iam.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.
@@ -1054,7 +1056,7 @@ impl Store for SqlStore {
     }
 
     async fn count_access_keys(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM access_keys").fetch_one(&self.read).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE user_name IS NULL AND session IS NULL").fetch_one(&self.read).await?)
     }
 
     async fn put_subnet(&self, subnet: &SubnetRecord, expected_version: Option<i64>) -> Result<Versioned<SubnetRecord>, StoreError> {

@@ -40,10 +40,12 @@ use berth_wire::ecs::Cluster;
 
 mod backend;
 pub mod discovery;
+pub mod iam;
 mod logs;
 
 pub use backend::open;
 pub use discovery::DiscoveryStore;
+pub use iam::{IamStore, KeyRecord, SessionSpec, TemporaryCredentials, issue_role_session, issue_session};
 pub use logs::{
     Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,
     LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder, LogStreamQuery, LogStreamRecord, NewLogEvent,
@@ -340,7 +342,7 @@ pub struct ClusterUsage {
 /// Persistence of Berth's model. Implementations must make each method
 /// atomic: it either applies whole or not at all.
 #[async_trait]
-pub trait Store: DiscoveryStore + Send + Sync + 'static {
+pub trait Store: DiscoveryStore + IamStore + Send + Sync + 'static {
     // --- clusters (keyed by name) ---
 
     /// Inserts a new cluster at version 1. If a cluster of that name
@@ -444,9 +446,11 @@ pub trait Store: DiscoveryStore + Send + Sync + 'static {
 
     // --- access keys ---
 
-    /// Inserts a key; `Conflict` if the id exists.
+    /// Inserts a root key (Active); `Conflict` if the id exists. (Keys of
+    /// IAM users and sessions: [`IamStore::insert_key`].)
     async fn insert_access_key(&self, key: &AccessKey) -> Result<(), StoreError>;
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError>;
+    /// How many root keys there are (users' and sessions' keys not counted).
     async fn count_access_keys(&self) -> Result<i64, StoreError>;
 
     // --- networking: subnets, security groups, task addresses ---

@@ -18,6 +18,8 @@ pub mod codec;
 pub mod ec2;
 pub mod ecs;
 pub mod elbv2;
+#[allow(non_camel_case_types)] // botocore names some IAM enums in lower camel case
+pub mod iam;
 pub mod logs;
 pub mod scheduler;
 pub mod servicediscovery;

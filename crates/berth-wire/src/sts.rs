@@ -22,6 +22,120 @@ pub const PROTOCOLS: &[&str] = &["query"];
 pub const XML_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AssumeRoleRequest {
+    #[serde(rename = "RoleArn")]
+    pub role_arn: String,
+    #[serde(rename = "RoleSessionName")]
+    pub role_session_name: String,
+    #[serde(rename = "PolicyArns", default, skip_serializing_if = "Option::is_none")]
+    pub policy_arns: Option<Vec<PolicyDescriptorType>>,
+    #[serde(rename = "Policy", default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(rename = "DurationSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i32>,
+    #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(rename = "TransitiveTagKeys", default, skip_serializing_if = "Option::is_none")]
+    pub transitive_tag_keys: Option<Vec<String>>,
+    #[serde(rename = "ExternalId", default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(rename = "SerialNumber", default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    #[serde(rename = "TokenCode", default, skip_serializing_if = "Option::is_none")]
+    pub token_code: Option<String>,
+    #[serde(rename = "SourceIdentity", default, skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+    #[serde(rename = "ProvidedContexts", default, skip_serializing_if = "Option::is_none")]
+    pub provided_contexts: Option<Vec<ProvidedContext>>,
+}
+
+impl FromQuery for AssumeRoleRequest {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            role_arn: q.required(q.scalar::<String>(&key(prefix, "RoleArn"))?, &key(prefix, "RoleArn"))?,
+            role_session_name: q.required(q.scalar::<String>(&key(prefix, "RoleSessionName"))?, &key(prefix, "RoleSessionName"))?,
+            policy_arns: q.list(&key(prefix, "PolicyArns"), &format!("{}.member", &key(prefix, "PolicyArns")), |q, k0: String| q.structure::<PolicyDescriptorType>(&k0))?,
+            policy: q.scalar::<String>(&key(prefix, "Policy"))?,
+            duration_seconds: q.scalar::<i32>(&key(prefix, "DurationSeconds"))?,
+            tags: q.list(&key(prefix, "Tags"), &format!("{}.member", &key(prefix, "Tags")), |q, k0: String| q.structure::<Tag>(&k0))?,
+            transitive_tag_keys: q.list(&key(prefix, "TransitiveTagKeys"), &format!("{}.member", &key(prefix, "TransitiveTagKeys")), |q, k0: String| q.scalar::<String>(&k0))?,
+            external_id: q.scalar::<String>(&key(prefix, "ExternalId"))?,
+            serial_number: q.scalar::<String>(&key(prefix, "SerialNumber"))?,
+            token_code: q.scalar::<String>(&key(prefix, "TokenCode"))?,
+            source_identity: q.scalar::<String>(&key(prefix, "SourceIdentity"))?,
+            provided_contexts: q.list(&key(prefix, "ProvidedContexts"), &format!("{}.member", &key(prefix, "ProvidedContexts")), |q, k0: String| q.structure::<ProvidedContext>(&k0))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AssumeRoleResponse {
+    #[serde(rename = "Credentials", default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    #[serde(rename = "AssumedRoleUser", default, skip_serializing_if = "Option::is_none")]
+    pub assumed_role_user: Option<AssumedRoleUser>,
+    #[serde(rename = "PackedPolicySize", default, skip_serializing_if = "Option::is_none")]
+    pub packed_policy_size: Option<i32>,
+    #[serde(rename = "SourceIdentity", default, skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+}
+
+impl ToXml for AssumeRoleResponse {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.credentials { w.start("Credentials"); v.write_members(w); w.end("Credentials"); }
+        if let Some(v) = &self.assumed_role_user { w.start("AssumedRoleUser"); v.write_members(w); w.end("AssumedRoleUser"); }
+        if let Some(v) = &self.packed_policy_size { w.scalar("PackedPolicySize", v); }
+        if let Some(v) = &self.source_identity { w.scalar("SourceIdentity", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AssumedRoleUser {
+    #[serde(rename = "AssumedRoleId")]
+    pub assumed_role_id: String,
+    #[serde(rename = "Arn")]
+    pub arn: String,
+}
+
+impl ToXml for AssumedRoleUser {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        { let v = &self.assumed_role_id; w.scalar("AssumedRoleId", v); }
+        { let v = &self.arn; w.scalar("Arn", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Credentials {
+    #[serde(rename = "AccessKeyId")]
+    pub access_key_id: String,
+    #[serde(rename = "SecretAccessKey")]
+    pub secret_access_key: String,
+    #[serde(rename = "SessionToken")]
+    pub session_token: String,
+    #[serde(rename = "Expiration")]
+    pub expiration: f64,
+}
+
+impl ToXml for Credentials {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        { let v = &self.access_key_id; w.scalar("AccessKeyId", v); }
+        { let v = &self.secret_access_key; w.scalar("SecretAccessKey", v); }
+        { let v = &self.session_token; w.scalar("SessionToken", v); }
+        { let v = &self.expiration; w.timestamp("Expiration", *v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ExpiredTokenException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GetCallerIdentityRequest {
 }
 
@@ -52,10 +166,115 @@ impl ToXml for GetCallerIdentityResponse {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetSessionTokenRequest {
+    #[serde(rename = "DurationSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i32>,
+    #[serde(rename = "SerialNumber", default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    #[serde(rename = "TokenCode", default, skip_serializing_if = "Option::is_none")]
+    pub token_code: Option<String>,
+}
+
+impl FromQuery for GetSessionTokenRequest {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            duration_seconds: q.scalar::<i32>(&key(prefix, "DurationSeconds"))?,
+            serial_number: q.scalar::<String>(&key(prefix, "SerialNumber"))?,
+            token_code: q.scalar::<String>(&key(prefix, "TokenCode"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetSessionTokenResponse {
+    #[serde(rename = "Credentials", default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+}
+
+impl ToXml for GetSessionTokenResponse {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.credentials { w.start("Credentials"); v.write_members(w); w.end("Credentials"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MalformedPolicyDocumentException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PackedPolicyTooLargeException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PolicyDescriptorType {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+}
+
+impl FromQuery for PolicyDescriptorType {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            arn: q.scalar::<String>(&key(prefix, "arn"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProvidedContext {
+    #[serde(rename = "ProviderArn", default, skip_serializing_if = "Option::is_none")]
+    pub provider_arn: Option<String>,
+    #[serde(rename = "ContextAssertion", default, skip_serializing_if = "Option::is_none")]
+    pub context_assertion: Option<String>,
+}
+
+impl FromQuery for ProvidedContext {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            provider_arn: q.scalar::<String>(&key(prefix, "ProviderArn"))?,
+            context_assertion: q.scalar::<String>(&key(prefix, "ContextAssertion"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegionDisabledException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+impl FromQuery for Tag {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            key: q.required(q.scalar::<String>(&key(prefix, "Key"))?, &key(prefix, "Key"))?,
+            value: q.required(q.scalar::<String>(&key(prefix, "Value"))?, &key(prefix, "Value"))?,
+        })
+    }
+}
+
 /// Every operation of the service, parsed with its typed request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    AssumeRole(AssumeRoleRequest),
     GetCallerIdentity(GetCallerIdentityRequest),
+    GetSessionToken(GetSessionTokenRequest),
 }
 
 impl Action {
@@ -65,7 +284,9 @@ impl Action {
     /// The operation's name, as in `X-Amz-Target`.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::AssumeRole(_) => "AssumeRole",
             Self::GetCallerIdentity(_) => "GetCallerIdentity",
+            Self::GetSessionToken(_) => "GetSessionToken",
         }
     }
 
@@ -73,7 +294,9 @@ impl Action {
     /// `Ok(None)` means the model has no such operation.
     pub fn parse(name: &str, body: &[u8]) -> Result<Option<Self>, serde_json::Error> {
         Ok(Some(match name {
+            "AssumeRole" => Self::AssumeRole(serde_json::from_slice(body)?),
             "GetCallerIdentity" => Self::GetCallerIdentity(serde_json::from_slice(body)?),
+            "GetSessionToken" => Self::GetSessionToken(serde_json::from_slice(body)?),
             _ => return Ok(None),
         }))
     }
@@ -83,7 +306,9 @@ impl Action {
     /// that name (see [`Self::NAMES`] for the model's).
     pub fn from_query(q: &QueryInput) -> Result<Option<Self>, QueryError> {
         Ok(Some(match q.action() {
+            "AssumeRole" => Self::AssumeRole(AssumeRoleRequest::from_query(q, "")?),
             "GetCallerIdentity" => Self::GetCallerIdentity(GetCallerIdentityRequest::from_query(q, "")?),
+            "GetSessionToken" => Self::GetSessionToken(GetSessionTokenRequest::from_query(q, "")?),
             _ => return Ok(None),
         }))
     }
@@ -93,14 +318,18 @@ impl Action {
 /// protocol the request came in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    AssumeRole(AssumeRoleResponse),
     GetCallerIdentity(GetCallerIdentityResponse),
+    GetSessionToken(GetSessionTokenResponse),
 }
 
 impl Output {
     /// The operation's name.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::AssumeRole(_) => "AssumeRole",
             Self::GetCallerIdentity(_) => "GetCallerIdentity",
+            Self::GetSessionToken(_) => "GetSessionToken",
         }
     }
 
@@ -109,7 +338,9 @@ impl Output {
     pub fn to_xml(&self, request_id: &str) -> String {
         let mut w = XmlWriter::document(&format!("{}Response", self.name()), XML_NAMESPACE);
         match self {
+            Self::AssumeRole(v) => { w.start("AssumeRoleResult"); v.write_members(&mut w); w.end("AssumeRoleResult"); }
             Self::GetCallerIdentity(v) => { w.start("GetCallerIdentityResult"); v.write_members(&mut w); w.end("GetCallerIdentityResult"); }
+            Self::GetSessionToken(v) => { w.start("GetSessionTokenResult"); v.write_members(&mut w); w.end("GetSessionTokenResult"); }
         }
         w.start("ResponseMetadata");
         w.scalar("RequestId", &request_id.to_owned());
@@ -121,7 +352,9 @@ impl Output {
 impl Serialize for Output {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
+            Self::AssumeRole(v) => v.serialize(s),
             Self::GetCallerIdentity(v) => v.serialize(s),
+            Self::GetSessionToken(v) => v.serialize(s),
         }
     }
 }

@@ -24,11 +24,14 @@ pub(crate) fn scheduler(account: &Account, action: &scheduler::Action) -> Vec<Ia
     vec![r]
 }
 
-/// GetCallerIdentity needs no permission (as in AWS: it works even with
-/// an explicit deny).
+/// STS's actions ask nothing here: GetCallerIdentity and GetSessionToken
+/// need no permission (as in AWS: GetCallerIdentity works even under an
+/// explicit deny), and AssumeRole is decided by its handler (the role's
+/// trust policy, and the caller's identity policies when the trust names
+/// only the account).
 pub(crate) fn sts(action: &sts::Action) -> Vec<IamRequest> {
     match action {
-        sts::Action::GetCallerIdentity(_) => Vec::new(),
+        sts::Action::GetCallerIdentity(_) | sts::Action::GetSessionToken(_) | sts::Action::AssumeRole(_) => Vec::new(),
         #[allow(unreachable_patterns)]
         _ => vec![ask_any("sts", action.name())],
     }

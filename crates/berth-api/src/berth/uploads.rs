@@ -62,9 +62,10 @@ async fn handle(api: &Api, kind: Upload, name: Option<String>, req: Request) -> 
         .ok_or_else(|| {
             ApiError::invalid_parameter("An image upload must carry the SHA-256 of its body in X-Amz-Content-Sha256.")
         })?;
-    let key = api.store.get_access_key(&signed.access_key_id).await?.ok_or(sigv4::AuthError::UnrecognizedClient)?;
+    let now = time::OffsetDateTime::now_utc();
+    let key = crate::iam::identity::usable_key(api, &signed.access_key_id, signed.session_token.as_deref(), now.unix_timestamp()).await?;
     let scope = sigv4::Scope { region: &api.config.account.region, service: SIGNING_NAME };
-    sigv4::verify_for_payload(&signed, &parts, &claimed, &key.secret_access_key, &scope, time::OffsetDateTime::now_utc())?;
+    sigv4::verify_for_payload(&signed, &parts, &claimed, &key.key.secret_access_key, &scope, now)?;
     tracing::info!(access_key_id = %signed.access_key_id, upload = ?kind, name = ?name, "image upload");
     if kind == Upload::Import && name.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::invalid_parameter("Import needs ?name=NAME: the reference to give the image."));

@@ -1,0 +1,168 @@
+//! Who a request's key belongs to: the checks a key passes before its
+//! signature counts ([`usable_key`]: Active, and for a session's key its
+//! token and expiry), and the [`Caller`] it resolves to ([`resolve`])
+//! with every identity policy that applies.
+//!
+//! - the root key: `Root`, `arn:aws:iam::ACCOUNT:root`, no policies (it
+//!   may do anything);
+//! - a user's key, or a session of GetSessionToken made with one: `User`,
+//!   the user's inline policies, then the default versions of the managed
+//!   policies attached to it (the account's, or AWS's by ARN);
+//! - an AssumeRole session's key: `AssumedRole`
+//!   (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`, user id
+//!   `AROA…:SESSION`), the role's policies as above, the session policy,
+//!   and the role's tags with the session tags over them.
+//!
+//! A key whose user or role is gone (or a role deleted and made again:
+//! another id) resolves to nobody: the key is refused as unknown.
+
+use std::collections::BTreeMap;
+
+use berth_model::iam::{self, KeyOwner, KeyStatus, SessionPrincipal};
+use berth_store::{KeyRecord, Store, StoreError};
+
+use crate::caller::{Caller, CallerKind};
+use crate::sigv4::AuthError;
+use crate::{Api, ApiError};
+
+/// The key `access_key_id` if it may sign now: it exists and is Active;
+/// a session's key carries its session's token (compared by hash) and has
+/// not expired (`now`: epoch seconds). A long-term key sent with a token
+/// is refused, as AWS refuses it.
+pub(crate) async fn usable_key(api: &Api, access_key_id: &str, token: Option<&str>, now: i64) -> Result<KeyRecord, ApiError> {
+    let record = api.store.get_key(access_key_id).await?.ok_or(AuthError::UnrecognizedClient)?;
+    check_key(&record, token, now)?;
+    Ok(record)
+}
+
+fn check_key(record: &KeyRecord, token: Option<&str>, now: i64) -> Result<(), AuthError> {
+    if record.status != KeyStatus::Active {
+        return Err(AuthError::UnrecognizedClient);
+    }
+    match (&record.owner, token) {
+        (KeyOwner::Session(s), Some(t)) if berth_store::iam::token_hash(t) == s.token_hash => {
+            if now >= s.expires_at { Err(AuthError::ExpiredToken) } else { Ok(()) }
+        }
+        (KeyOwner::Session(_), _) | (_, Some(_)) => Err(AuthError::UnrecognizedClient),
+        _ => Ok(()),
+    }
+}
+
+/// The caller a usable key stands for.
+pub(crate) async fn resolve(api: &Api, record: &KeyRecord) -> Result<Caller, ApiError> {
+    let account = api.account().account_id.clone();
+    let access_key_id = record.key.access_key_id.clone();
+    let root = || Caller {
+        access_key_id: access_key_id.clone(),
+        account: account.clone(),
+        arn: iam::root_arn(&account),
+        user_id: account.clone(),
+        kind: CallerKind::Root,
+        policies: Vec::new(),
+        session_policy: None,
+        tags: BTreeMap::new(),
+    };
+    match &record.owner {
+        KeyOwner::Root => Ok(root()),
+        KeyOwner::User { name } => user_caller(api, &access_key_id, name).await,
+        KeyOwner::Session(s) => match &s.principal {
+            SessionPrincipal::Root => Ok(root()),
+            SessionPrincipal::User { name } => user_caller(api, &access_key_id, name).await,
+            SessionPrincipal::Role { role_name, role_id, session_name, .. } => {
+                let role = api.store.get_role(role_name).await?.map(|v| v.value).filter(|r| &r.id == role_id);
+                let role = role.ok_or(AuthError::UnrecognizedClient)?;
+                let mut tags = role.tags.clone();
+                for (k, v) in &s.tags {
+                    tags.retain(|old, _| !old.eq_ignore_ascii_case(k));
+                    tags.insert(k.clone(), v.clone());
+                }
+                Ok(Caller {
+                    access_key_id: access_key_id.clone(),
+                    account: account.clone(),
+                    arn: iam::assumed_role_arn(&account, &role.name, session_name),
+                    user_id: format!("{}:{session_name}", role.id),
+                    kind: CallerKind::AssumedRole {
+                        role_arn: role.arn.clone(),
+                        role_name: role.name.clone(),
+                        session_name: session_name.clone(),
+                    },
+                    policies: policies_of(api.store.as_ref(), &role.inline_policies, &role.attached).await?,
+                    session_policy: s.policy.clone(),
+                    tags,
+                })
+            }
+        },
+    }
+}
+
+async fn user_caller(api: &Api, access_key_id: &str, name: &str) -> Result<Caller, ApiError> {
+    let user = api.store.get_user(name).await?.ok_or(AuthError::UnrecognizedClient)?.value;
+    Ok(Caller {
+        access_key_id: access_key_id.to_owned(),
+        account: api.account().account_id.clone(),
+        arn: user.arn.clone(),
+        user_id: user.id.clone(),
+        kind: CallerKind::User { name: user.name.clone() },
+        policies: policies_of(api.store.as_ref(), &user.inline_policies, &user.attached).await?,
+        session_policy: None,
+        tags: user.tags,
+    })
+}
+
+/// Inline policies (name, document), then each attached managed policy's
+/// default version (ARN, document): the account's from the store, AWS's
+/// from `berth_iam::managed`. One gone since it was attached is skipped.
+pub(crate) async fn policies_of(
+    store: &dyn Store,
+    inline: &BTreeMap<String, String>,
+    attached: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out: Vec<(String, String)> = inline.iter().map(|(n, d)| (n.clone(), d.clone())).collect();
+    for arn in attached {
+        if let Some(p) = berth_iam::managed::get(arn) {
+            out.push((arn.clone(), p.document.to_owned()));
+        } else if let Some(name) = arn.rsplit('/').next()
+            && let Some(p) = store.get_policy(name).await?
+            && &p.value.arn == arn
+            && let Some(doc) = p.value.default_document()
+        {
+            out.push((arn.clone(), doc.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_model::iam::Session;
+    use berth_store::AccessKey;
+
+    use super::*;
+
+    fn key(owner: KeyOwner, status: KeyStatus) -> KeyRecord {
+        KeyRecord { key: AccessKey { access_key_id: "AKIA".into(), secret_access_key: "s".into(), created_at: 0 }, owner, status }
+    }
+
+    fn session(expires_at: i64) -> KeyOwner {
+        KeyOwner::Session(Session {
+            principal: SessionPrincipal::Root,
+            token_hash: berth_store::iam::token_hash("tok"),
+            expires_at,
+            policy: None,
+            tags: BTreeMap::new(),
+        })
+    }
+
+    #[test]
+    fn keys_sign_only_when_active_and_sessions_with_their_token_until_they_expire() {
+        assert_eq!(check_key(&key(KeyOwner::Root, KeyStatus::Active), None, 0), Ok(()));
+        let user = || KeyOwner::User { name: "u".into() };
+        assert_eq!(check_key(&key(user(), KeyStatus::Inactive), None, 0), Err(AuthError::UnrecognizedClient));
+        assert_eq!(check_key(&key(user(), KeyStatus::Active), Some("tok"), 0), Err(AuthError::UnrecognizedClient));
+        let s = key(session(100), KeyStatus::Active);
+        assert_eq!(check_key(&s, Some("tok"), 99), Ok(()));
+        assert_eq!(check_key(&s, Some("tok"), 100), Err(AuthError::ExpiredToken));
+        assert_eq!(check_key(&s, Some("other"), 99), Err(AuthError::UnrecognizedClient));
+        assert_eq!(check_key(&s, None, 99), Err(AuthError::UnrecognizedClient));
+    }
+}
