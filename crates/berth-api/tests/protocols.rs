@@ -179,9 +179,9 @@ async fn sts_get_caller_identity_over_query() {
 async fn query_errors_are_query_documents() {
     let h = harness().await;
     // An operation STS has that Berth does not serve names it.
-    let a = send(&h, form("sts", "Action=AssumeRole&Version=2011-06-15&RoleArn=x&RoleSessionName=y")).await;
+    let a = send(&h, form("sts", "Action=GetFederationToken&Version=2011-06-15&Name=y")).await;
     assert_query_error(&a, 400, "InvalidAction");
-    assert!(element(&a.text(), "Message").unwrap().contains("AssumeRole"), "{}", a.text());
+    assert!(element(&a.text(), "Message").unwrap().contains("GetFederationToken"), "{}", a.text());
     // One no model has.
     let a = send(&h, form("sts", "Action=FlyToTheMoon")).await;
     assert_query_error(&a, 400, "InvalidAction");
@@ -195,9 +195,9 @@ async fn query_errors_are_query_documents() {
         assert_query_error(&a, 400, "MalformedQueryString");
     }
     // A service Berth does not serve, named by the signature's scope.
-    let a = send(&h, form("iam", "Action=ListUsers&Version=2010-05-08")).await;
+    let a = send(&h, form("sqs", "Action=ListQueues&Version=2012-11-05")).await;
     assert_query_error(&a, 400, "UnknownService");
-    assert!(a.text().contains("'iam'"), "{}", a.text());
+    assert!(a.text().contains("'sqs'"), "{}", a.text());
     // Authentication: unsigned, a wrong secret.
     let unsigned = http::Request::builder()
         .method("POST")

@@ -2,6 +2,7 @@
 
 mod client;
 mod datadir;
+mod iam;
 mod image;
 mod kernel;
 mod lb;
@@ -38,6 +39,8 @@ enum Command {
     Service(service::ServiceArgs),
     /// Load balancers (ELBv2's): ls, describe, targets.
     Lb(lb::LbArgs),
+    /// IAM: whoami (who the configured credentials sign as).
+    Iam(iam::IamArgs),
     /// The micro-VM guest kernel: fetch (Debian's cloud kernel) or build (a minimal one).
     Kernel(kernel::KernelArgs),
 }
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sg(args) => runtime.block_on(network::sg(args)),
         Command::Service(args) => runtime.block_on(service::run(args)),
         Command::Lb(args) => runtime.block_on(lb::run(args)),
+        Command::Iam(args) => runtime.block_on(iam::run(args)),
         Command::Kernel(args) => kernel::run(args),
     }
 }

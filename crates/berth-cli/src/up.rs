@@ -128,7 +128,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tokio::spawn(berth_api::run_services(stores.records.clone(), std::future::pending()));
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
-    let mut api = Api::new(stores.clone(), ApiConfig::new(account));
+    let mut config = ApiConfig::new(account);
+    if let Some(min) = test_min_session_seconds()? {
+        tracing::warn!(min_session_seconds = min, "BERTH_TEST_MIN_SESSION_SECONDS lowers STS's shortest session: for tests only");
+        config.min_session_seconds = min;
+    }
+    let mut api = Api::new(stores.clone(), config);
     let agent = if args.no_agent {
         None
     } else {
@@ -158,6 +163,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%endpoint, data_dir = %dir.path.display(), "berth is up");
 
+    // The peer's address is aws:SourceIp in IAM conditions.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     if let Some((stop, handle)) = agent {
         let _ = stop.send(());
@@ -342,5 +349,19 @@ mod tests {
     fn store_urls_are_printed_without_passwords() {
         assert_eq!(redact("postgres://berth:hunter2@db:5432/berth"), "postgres://berth@db:5432/berth");
         assert_eq!(redact("sqlite:///var/lib/berth/berth.db"), "sqlite:///var/lib/berth/berth.db");
+    }
+}
+
+/// `BERTH_TEST_MIN_SESSION_SECONDS`: a test knob (never set otherwise)
+/// that lowers the shortest session AssumeRole and GetSessionToken give
+/// below STS's 900 s, so a test can watch credentials expire.
+fn test_min_session_seconds() -> anyhow::Result<Option<i64>> {
+    match std::env::var("BERTH_TEST_MIN_SESSION_SECONDS") {
+        Err(_) => Ok(None),
+        Ok(v) => {
+            let n: i64 = v.parse().with_context(|| format!("BERTH_TEST_MIN_SESSION_SECONDS={v} is not a number of seconds"))?;
+            anyhow::ensure!((1..=900).contains(&n), "BERTH_TEST_MIN_SESSION_SECONDS must be 1 to 900, not {n}");
+            Ok(Some(n))
+        }
     }
 }

@@ -28,6 +28,10 @@ use berth_wire::ecs::{Cluster, Tag, TaskDefinition, TaskDefinitionStatus};
 mod discovery_cases;
 use discovery_cases::*;
 
+#[path = "cases/iam.rs"]
+mod iam_cases;
+use iam_cases::*;
+
 /// A store on a fresh database, and what keeps that database alive.
 struct Backend {
     store: Arc<dyn Store>,
@@ -81,6 +85,8 @@ macro_rules! both_backends {
 
 both_backends!(
     discovery_namespaces_unique_and_in_use,
+    iam_entities_unique_without_case_and_versioned,
+    iam_keys_have_owners_status_and_sessions,
     discovery_instances_and_revisions,
     cluster_insert_get_update_with_conflicts,
     clusters_list_in_name_order_by_pages_and_status,
