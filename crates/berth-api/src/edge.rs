@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, servicediscovery, sts};
+use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, logs, scheduler, secretsmanager, servicediscovery, ssm, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -64,6 +64,8 @@ pub struct Api {
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) images: Option<Arc<berth_image::ImageStore>>,
+    /// Seals and opens SecureString parameters and secret values.
+    pub(crate) cipher: Arc<berth_secrets::Cipher>,
 }
 
 impl Api {
@@ -74,7 +76,15 @@ impl Api {
             config: Arc::new(config),
             metrics: Arc::default(),
             images: None,
+            cipher: Arc::new(berth_secrets::Cipher::ephemeral()),
         }
+    }
+
+    /// Seals secrets under `cipher` (the data dir's key); without it, a
+    /// key that lives as long as this value.
+    pub fn with_cipher(mut self, cipher: Arc<berth_secrets::Cipher>) -> Self {
+        self.cipher = cipher;
+        self
     }
 
     /// Serves Berth's image operations from `images` (the local node's cache).
@@ -123,10 +133,12 @@ enum Service {
     Elbv2,
     Acm,
     CloudMap,
+    Ssm,
+    SecretsManager,
 }
 
 impl Service {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 12] = [
         Self::Ecs,
         Self::Logs,
         Self::Berth,
@@ -137,6 +149,8 @@ impl Service {
         Self::Elbv2,
         Self::Acm,
         Self::CloudMap,
+        Self::Ssm,
+        Self::SecretsManager,
     ];
 
     /// The SigV4 signing name of the service (from its model).
@@ -153,6 +167,8 @@ impl Service {
             // The model's signing name (its generated module, JSON only, has no constant).
             Self::Acm => "acm",
             Self::CloudMap => crate::servicediscovery::SIGNING_NAME,
+            Self::Ssm => "ssm",
+            Self::SecretsManager => "secretsmanager",
         }
     }
 
@@ -166,6 +182,8 @@ impl Service {
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
             Self::Acm => Some(acm::TARGET_PREFIX),
             Self::CloudMap => Some(servicediscovery::TARGET_PREFIX),
+            Self::Ssm => Some(ssm::TARGET_PREFIX),
+            Self::SecretsManager => Some(secretsmanager::TARGET_PREFIX),
             Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 => None,
         }
     }
@@ -474,6 +492,20 @@ async fn handle(
                 .ok_or_else(|| not_served("servicediscovery", &op, servicediscovery::Action::NAMES))?;
             let value = crate::servicediscovery::dispatch(api, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (Service::Ssm, _) => {
+            let action = ssm::Action::parse(&op, json)
+                .map_err(|e| crate::ssm::parse_error(parse_error(e)))?
+                .ok_or_else(|| not_served("ssm", &op, ssm::Action::NAMES))?;
+            let out = crate::ssm::dispatch(api, action).await?;
+            serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (Service::SecretsManager, _) => {
+            let action = secretsmanager::Action::parse(&op, json)
+                .map_err(parse_error)?
+                .ok_or_else(|| not_served("secretsmanager", &op, secretsmanager::Action::NAMES))?;
+            let out = crate::secretsmanager::dispatch(api, action).await?;
+            serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
         (Service::CloudWatch, Protocol::Query | Protocol::Ec2 | Protocol::RestJson { .. }) => {
             let q = query_input(&parts, &body)?;

@@ -128,7 +128,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tokio::spawn(berth_api::run_services(stores.records.clone(), std::future::pending()));
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
-    let mut api = Api::new(stores.clone(), ApiConfig::new(account));
+    // The key SecureString parameters and secret values are sealed under:
+    // DATA_DIR/secrets.key, made (0600) on the first start.
+    let cipher = std::sync::Arc::new(berth_secrets::Cipher::load_or_create(&dir.path)?);
+    let mut api = Api::new(stores.clone(), ApiConfig::new(account)).with_cipher(cipher);
     let agent = if args.no_agent {
         None
     } else {

@@ -20,5 +20,7 @@ pub mod ecs;
 pub mod elbv2;
 pub mod logs;
 pub mod scheduler;
+pub mod secretsmanager;
 pub mod servicediscovery;
+pub mod ssm;
 pub mod sts;
