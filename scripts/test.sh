@@ -71,6 +71,14 @@ SD_OPS=$SD_OPS,GetNamespace,GetOperation,GetService,ListInstances,ListNamespaces
 SD_OPS=$SD_OPS,ListTagsForResource,RegisterInstance,TagResource,UntagResource,UpdateInstanceCustomHealthStatus,UpdateService
 "$VENV/bin/python" tools/codegen/gen_wire.py servicediscovery 2017-03-14 crates/berth-wire/src/servicediscovery.rs --operations "$SD_OPS" --check
 
+# SSM Parameter Store and Secrets Manager: parameters, secrets and their tags.
+SSM_OPS=AddTagsToResource,DeleteParameter,DeleteParameters,DescribeParameters,GetParameter,GetParameterHistory
+SSM_OPS=$SSM_OPS,GetParameters,GetParametersByPath,LabelParameterVersion,ListTagsForResource,PutParameter,RemoveTagsFromResource
+"$VENV/bin/python" tools/codegen/gen_wire.py ssm 2014-11-06 crates/berth-wire/src/ssm.rs --operations "$SSM_OPS" --check
+SM_OPS=CreateSecret,DeleteSecret,DescribeSecret,GetSecretValue,ListSecretVersionIds,ListSecrets,PutSecretValue
+SM_OPS=$SM_OPS,RestoreSecret,TagResource,UntagResource,UpdateSecret
+"$VENV/bin/python" tools/codegen/gen_wire.py secretsmanager 2017-10-17 crates/berth-wire/src/secretsmanager.rs --operations "$SM_OPS" --check
+
 echo "== cargo nextest (unit, router, store on SQLite and PostgreSQL, binary)"
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast

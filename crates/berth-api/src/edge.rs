@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, iam, logs, scheduler, servicediscovery, sts};
+use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, iam, logs, scheduler, secretsmanager, servicediscovery, ssm, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -70,6 +70,8 @@ pub struct Api {
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) images: Option<Arc<berth_image::ImageStore>>,
+    /// Seals and opens SecureString parameters and secret values.
+    pub(crate) cipher: Arc<berth_secrets::Cipher>,
 }
 
 impl Api {
@@ -80,7 +82,15 @@ impl Api {
             config: Arc::new(config),
             metrics: Arc::default(),
             images: None,
+            cipher: Arc::new(berth_secrets::Cipher::ephemeral()),
         }
+    }
+
+    /// Seals secrets under `cipher` (the data dir's key); without it, a
+    /// key that lives as long as this value.
+    pub fn with_cipher(mut self, cipher: Arc<berth_secrets::Cipher>) -> Self {
+        self.cipher = cipher;
+        self
     }
 
     /// Serves Berth's image operations from `images` (the local node's cache).
@@ -130,10 +140,12 @@ enum Service {
     Acm,
     CloudMap,
     Iam,
+    Ssm,
+    SecretsManager,
 }
 
 impl Service {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 13] = [
         Self::Ecs,
         Self::Logs,
         Self::Berth,
@@ -145,6 +157,8 @@ impl Service {
         Self::Acm,
         Self::CloudMap,
         Self::Iam,
+        Self::Ssm,
+        Self::SecretsManager,
     ];
 
     /// The SigV4 signing name of the service (from its model).
@@ -162,6 +176,8 @@ impl Service {
             Self::Acm => "acm",
             Self::CloudMap => crate::servicediscovery::SIGNING_NAME,
             Self::Iam => iam::SIGNING_NAME,
+            Self::Ssm => "ssm",
+            Self::SecretsManager => "secretsmanager",
         }
     }
 
@@ -175,6 +191,8 @@ impl Service {
             Self::CloudWatch => Some(cloudwatch::TARGET_PREFIX),
             Self::Acm => Some(acm::TARGET_PREFIX),
             Self::CloudMap => Some(servicediscovery::TARGET_PREFIX),
+            Self::Ssm => Some(ssm::TARGET_PREFIX),
+            Self::SecretsManager => Some(secretsmanager::TARGET_PREFIX),
             Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 | Self::Iam => None,
         }
     }
@@ -501,6 +519,20 @@ async fn handle(
             allowed.check(authz::servicediscovery::table(api.account(), &action)).await?;
             let value = crate::servicediscovery::dispatch(api, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (Service::Ssm, _) => {
+            let action = ssm::Action::parse(&op, json)
+                .map_err(|e| crate::ssm::parse_error(parse_error(e)))?
+                .ok_or_else(|| not_served("ssm", &op, ssm::Action::NAMES))?;
+            let out = crate::ssm::dispatch(api, action).await?;
+            serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (Service::SecretsManager, _) => {
+            let action = secretsmanager::Action::parse(&op, json)
+                .map_err(parse_error)?
+                .ok_or_else(|| not_served("secretsmanager", &op, secretsmanager::Action::NAMES))?;
+            let out = crate::secretsmanager::dispatch(api, action).await?;
+            serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
         (Service::CloudWatch, Protocol::Query | Protocol::Ec2 | Protocol::RestJson { .. }) => {
             let q = query_input(&parts, &body)?;

@@ -30,9 +30,11 @@ mod metrics;
 mod paging;
 mod protocol;
 mod scheduler;
+mod secretsmanager;
 mod servicediscovery;
 mod services;
 pub mod sigv4;
+mod ssm;
 mod sts;
 
 pub use berth::network::ensure_defaults as ensure_network_defaults;

@@ -133,7 +133,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         tracing::warn!(min_session_seconds = min, "BERTH_TEST_MIN_SESSION_SECONDS lowers STS's shortest session: for tests only");
         config.min_session_seconds = min;
     }
-    let mut api = Api::new(stores.clone(), config);
+    // The key SecureString parameters and secret values are sealed under:
+    // DATA_DIR/secrets.key, made (0600) on the first start.
+    let cipher = std::sync::Arc::new(berth_secrets::Cipher::load_or_create(&dir.path)?);
+    let mut api = Api::new(stores.clone(), config).with_cipher(cipher);
     let agent = if args.no_agent {
         None
     } else {

@@ -193,28 +193,25 @@ impl Secret {
         self.versions.iter().find(|v| v.version_id == version_id)
     }
 
-    /// Adds `version` as AWSCURRENT: the previous current version becomes
-    /// AWSPREVIOUS (the label leaves whichever version had it), as
-    /// PutSecretValue does. Versions left with no label beyond the newest
-    /// 100 are dropped.
-    pub fn add_current(&mut self, mut version: SecretVersion) {
-        for v in &mut self.versions {
-            v.stages.retain(|s| s != AWSPREVIOUS);
-        }
-        for v in &mut self.versions {
-            if v.stages.iter().any(|s| s == AWSCURRENT) {
-                v.stages.retain(|s| s != AWSCURRENT);
-                v.stages.push(AWSPREVIOUS.to_owned());
-            }
-        }
-        if !version.stages.iter().any(|s| s == AWSCURRENT) {
+    /// Adds `version` with the staging labels it carries (none given:
+    /// AWSCURRENT), as PutSecretValue does: each label leaves whichever
+    /// version had it, and the version that loses AWSCURRENT gets
+    /// AWSPREVIOUS. Versions left with no label beyond the newest 100 are
+    /// dropped.
+    pub fn add_version(&mut self, mut version: SecretVersion) {
+        if version.stages.is_empty() {
             version.stages.push(AWSCURRENT.to_owned());
         }
-        // Labels given with the new version move to it.
-        for label in version.stages.clone() {
+        if version.stages.iter().any(|s| s == AWSCURRENT) {
             for v in &mut self.versions {
-                v.stages.retain(|s| *s != label || label == AWSPREVIOUS);
+                v.stages.retain(|s| s != AWSPREVIOUS);
+                if v.stages.iter().any(|s| s == AWSCURRENT) {
+                    v.stages.push(AWSPREVIOUS.to_owned());
+                }
             }
+        }
+        for v in &mut self.versions {
+            v.stages.retain(|s| !version.stages.contains(s));
         }
         self.versions.push(version);
         while self.versions.len() > 100 {
@@ -258,9 +255,9 @@ mod tests {
             deleted_date: None,
             versions: vec![],
         };
-        s.add_current(version("v1"));
-        s.add_current(version("v2"));
-        s.add_current(version("v3"));
+        s.add_version(version("v1"));
+        s.add_version(version("v2"));
+        s.add_version(version("v3"));
         assert_eq!(s.version_with_stage(AWSCURRENT).map(|v| v.version_id.as_str()), Some("v3"));
         assert_eq!(s.version_with_stage(AWSPREVIOUS).map(|v| v.version_id.as_str()), Some("v2"));
         assert!(s.version("v1").is_some_and(|v| v.stages.is_empty()));

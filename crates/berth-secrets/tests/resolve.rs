@@ -69,7 +69,7 @@ async fn seed(store: &dyn Store, cipher: &Cipher) -> String {
     };
     for (id, text) in [("v1", r#"{"password":"first-v1-9913"}"#), ("v2", body.as_str())] {
         let value = SecretValue::String(cipher.seal(&Aad::secret(&arn, id), text.as_bytes()));
-        s.add_current(SecretVersion { version_id: id.into(), value, stages: vec![], created_date: 0.0 });
+        s.add_version(SecretVersion { version_id: id.into(), value, stages: vec![], created_date: 0.0 });
     }
     store.put_secret(&s, None).await.unwrap();
     arn

@@ -22,5 +22,7 @@ pub mod elbv2;
 pub mod iam;
 pub mod logs;
 pub mod scheduler;
+pub mod secretsmanager;
 pub mod servicediscovery;
+pub mod ssm;
 pub mod sts;
