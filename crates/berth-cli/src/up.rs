@@ -136,7 +136,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // The key SecureString parameters and secret values are sealed under:
     // DATA_DIR/secrets.key, made (0600) on the first start.
     let cipher = std::sync::Arc::new(berth_secrets::Cipher::load_or_create(&dir.path)?);
-    let mut api = Api::new(stores.clone(), config).with_cipher(cipher);
+    let mut api = Api::new(stores.clone(), config).with_cipher(cipher.clone());
     let agent = if args.no_agent {
         None
     } else {
@@ -145,7 +145,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .context("cannot open the image cache")?,
         );
         api = api.with_images(images.clone());
-        Some(start_agent(&args, &dir, stores, images).await?)
+        Some(start_agent(&args, &dir, stores, images, cipher).await?)
     };
     let app = berth_api::router(api);
 
@@ -185,6 +185,7 @@ async fn start_agent(
     dir: &DataDir,
     stores: Stores,
     images: std::sync::Arc<berth_image::ImageStore>,
+    cipher: std::sync::Arc<berth_secrets::Cipher>,
 ) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
     use std::sync::Arc;
 
@@ -201,8 +202,7 @@ async fn start_agent(
     // Placements and stop requests reach the agent as store notices at
     // once; the poll only catches what notices cannot carry.
     let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
-    // Containers' secrets are opened with the data dir's key, as the API seals them.
-    let cipher = Arc::new(berth_secrets::Cipher::load_or_create(&dir.path).context("cannot open the secrets key")?);
+    // Containers' secrets are opened with the key the API seals them under.
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
         Arc::new(berth_agent::plane::StorePlane::new(stores.clone()).with_cipher(cipher));
     // The key of tasks' credentials ids: kept, so ids stay valid across restarts.
