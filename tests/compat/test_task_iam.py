@@ -431,3 +431,12 @@ def test_a_private_image_is_pulled_with_repository_credentials(berth, session, p
     t = stopped(ecs, run(ecs, "blind"))
     assert t["stopCode"] == "TaskFailedToStart", t
     assert t["stoppedReason"].startswith(PREFIX) and "AccessDeniedException" in t["stoppedReason"], t["stoppedReason"]
+
+    # A login secret that does not exist: Secrets Manager's answer, in ECS's reason.
+    absent = login_arn.rsplit(":", 1)[0] + ":compat/absent-AbCdEf"
+    reader = role(iam, "compat-reader", [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}])
+    ecs.register_task_definition(**task_definition("absent", "exit 0", image=reference, task={"executionRoleArn": reader},
+                                                   repositoryCredentials={"credentialsParameter": absent}))
+    t = stopped(ecs, run(ecs, "absent"))
+    assert t["stopCode"] == "TaskFailedToStart", t
+    assert t["stoppedReason"].startswith(PREFIX) and "ResourceNotFoundException" in t["stoppedReason"], t["stoppedReason"]
