@@ -210,7 +210,7 @@ impl Driver {
         let Some(definition) = self.definition(task).await? else {
             return self.fail(target, "TaskDefinition not found: it was deleted before the task started.").await;
         };
-        if let Some(reason) = spec::unsupported_volumes(&definition).or_else(|| spec::unsupported_environment_files(&definition)) {
+        if let Some(reason) = spec::unsupported_volumes(&definition) {
             return self.fail(target, &reason).await;
         }
         if let Some(reason) = self.logs.prepare(&target.id, &definition).await? {

@@ -190,20 +190,6 @@ pub fn execution_role(definition: &TaskDefinition, overrides: &TaskOverrides) ->
     overrides.execution_role_arn.clone().or_else(|| definition.execution_role_arn.clone()).filter(|r| !r.is_empty())
 }
 
-/// Why the task's `environmentFiles` cannot be read, if it has any: they
-/// are S3 objects, and Berth serves no S3 (so the task fails to start, as
-/// on ECS when the files cannot be downloaded, rather than start without
-/// the variables).
-pub fn unsupported_environment_files(definition: &TaskDefinition) -> Option<String> {
-    definition.container_definitions.iter().flatten().find(|c| c.environment_files.as_ref().is_some_and(|f| !f.is_empty())).map(|c| {
-        format!(
-            "ResourceInitializationError: failed to download env files: container '{}' has environmentFiles, S3 \
-             objects, which Berth cannot read (it serves no S3); give the variables as environment or secrets.",
-            c.name.as_deref().unwrap_or_default()
-        )
-    })
-}
-
 /// Why the task's volumes cannot be given as its definition asks, if so:
 /// Berth's volumes are Fargate's bind mounts on the task's own storage;
 /// a host path, an EFS file system or a Docker volume driver it has not.
@@ -336,19 +322,6 @@ mod tests {
             vec![VolumeMount { volume: "scratch".into(), container_path: "/scratch".into(), read_only: true }]
         );
         assert_eq!(c.sysctls.get("net.ipv4.tcp_keepalive_time").map(String::as_str), Some("120"));
-    }
-
-    #[test]
-    fn environment_files_are_refused_by_container() {
-        let with = |files: Option<Vec<berth_wire::ecs::EnvironmentFile>>| TaskDefinition {
-            container_definitions: Some(vec![ContainerDefinition { name: Some("app".into()), environment_files: files, ..Default::default() }]),
-            ..Default::default()
-        };
-        assert_eq!(unsupported_environment_files(&with(None)), None);
-        assert_eq!(unsupported_environment_files(&with(Some(vec![]))), None);
-        let file = berth_wire::ecs::EnvironmentFile { value: "arn:aws:s3:::bucket/app.env".into(), ..Default::default() };
-        let reason = unsupported_environment_files(&with(Some(vec![file]))).unwrap();
-        assert!(reason.starts_with("ResourceInitializationError: failed to download env files: container 'app'"), "{reason}");
     }
 
     #[test]
