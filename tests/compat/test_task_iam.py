@@ -207,6 +207,13 @@ def test_a_task_reads_its_roles_credentials_at_169_254_170_2_and_only_its_own(be
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"
     assert "is not authorized to perform: ecs:CreateCluster" in e.value.response["Error"]["Message"]
     assert "not-allowed" not in [c.rsplit("/", 1)[1] for c in ecs.list_clusters()["clusterArns"]]
+    # Nor may the role read parameters or secrets its policies do not name.
+    for client, call in ((as_role.client("ssm", endpoint_url=berth.endpoint), lambda c: c.get_parameter(Name="/compat/any")),
+                         (as_role.client("secretsmanager", endpoint_url=berth.endpoint),
+                          lambda c: c.get_secret_value(SecretId="compat/any"))):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call(client)
+        assert e.value.response["Error"]["Code"] == "AccessDeniedException", e.value.response
     for arn in (a, b, c):
         ecs.stop_task(task=arn)
 

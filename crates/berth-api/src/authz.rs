@@ -14,6 +14,7 @@ pub(crate) mod elbv2;
 pub(crate) mod iam;
 pub(crate) mod logs;
 pub(crate) mod others;
+pub(crate) mod secrets;
 pub(crate) mod servicediscovery;
 
 use std::collections::{BTreeMap, HashMap};

@@ -524,6 +524,7 @@ async fn handle(
             let action = ssm::Action::parse(&op, json)
                 .map_err(|e| crate::ssm::parse_error(parse_error(e)))?
                 .ok_or_else(|| not_served("ssm", &op, ssm::Action::NAMES))?;
+            allowed.check(authz::secrets::ssm(api.account(), &action)).await?;
             let out = crate::ssm::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -531,6 +532,7 @@ async fn handle(
             let action = secretsmanager::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| not_served("secretsmanager", &op, secretsmanager::Action::NAMES))?;
+            allowed.check(authz::secrets::secretsmanager(api, &action).await?).await?;
             let out = crate::secretsmanager::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
