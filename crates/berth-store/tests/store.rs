@@ -28,6 +28,10 @@ use berth_wire::ecs::{Cluster, Tag, TaskDefinition, TaskDefinitionStatus};
 mod discovery_cases;
 use discovery_cases::*;
 
+#[path = "cases/secrets.rs"]
+mod secrets_cases;
+use secrets_cases::*;
+
 /// A store on a fresh database, and what keeps that database alive.
 struct Backend {
     store: Arc<dyn Store>,
@@ -80,6 +84,8 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    parameters_with_versions_and_conflicts,
+    secrets_unique_by_arn_and_name,
     discovery_namespaces_unique_and_in_use,
     discovery_instances_and_revisions,
     cluster_insert_get_update_with_conflicts,
