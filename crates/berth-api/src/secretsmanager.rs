@@ -405,7 +405,7 @@ async fn list(api: &Api, r: ListSecretsRequest) -> Result<ListSecretsResponse, A
         .iter()
         .flatten()
         .map(|f| {
-            let key = f.key.clone().ok_or_else(|| invalid("A filter needs a Key."))?;
+            let key = f.key.ok_or_else(|| invalid("A filter needs a Key."))?;
             Ok((key, f.values.clone().unwrap_or_default()))
         })
         .collect::<Result<_, ApiError>>()?;

@@ -2,11 +2,13 @@
 //! labels and tags. A SecureString's value is sealed by `berth-secrets`
 //! before it is stored and opened only for a read `WithDecryption`;
 //! without it the answer is the sealed value's base64 (opaque, as AWS's
-//! ciphertext blob is). DescribeParameters never carries a value. The
+//! ciphertext blob is: a nonce, the ciphertext and its tag). DescribeParameters never carries a value. The
 //! KMS `KeyId` is recorded (default `alias/aws/ssm`), not used.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use berth_model::secrets::{self as model, ParameterValue, ParameterVersion};
 use berth_secrets::lookup::{self, Selector};
 use berth_secrets::{Aad, Cipher};
@@ -399,7 +401,7 @@ async fn put(api: &Api, r: PutParameterRequest) -> Result<PutParameterResult, Ap
 fn value(cipher: &Cipher, name: &str, v: &ParameterVersion, decrypt: bool) -> Result<String, ApiError> {
     match &v.value {
         ParameterValue::Plain(s) => Ok(s.clone()),
-        ParameterValue::Sealed(s) if !decrypt => Ok(s.to_base64()),
+        ParameterValue::Sealed(s) if !decrypt => Ok(STANDARD.encode(&s.0)),
         ParameterValue::Sealed(_) => lookup::open_parameter(cipher, name, v).map(|s| s.to_string()).map_err(|e| {
             tracing::error!(parameter = %name, error = %e, "a stored SecureString cannot be opened");
             ssm("InternalServerError", "The parameter's value cannot be decrypted.")
