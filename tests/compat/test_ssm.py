@@ -250,3 +250,20 @@ def test_tags(berth):
     assert [p["Value"] for p in out["Parameters"]] == ["from-cli"]
     rc, _, err = berth.aws("ssm", "get-parameter", "--name", "/cli/none", check=False)
     assert rc != 0 and "ParameterNotFound" in err
+
+
+def test_bad_input_is_a_client_error(berth):
+    def call(op, body, service="ssm", prefix="AmazonSSM."):
+        return berth.raw(op, body, service=service, target=prefix + op)
+    s, v = call("PutParameter", {"Name": "x", "Value": "v", "Type": "Bogus"})
+    assert (s, v["__type"]) == (400, "ValidationException"), v
+    s, v = call("PutParameter", {"Value": "v", "Type": "String"})
+    assert (s, v["__type"]) == (400, "ValidationException"), v
+    s, v = call("GetParameter", b"{not json")
+    assert (s, v["__type"]) == (400, "SerializationException"), v
+    s, v = call("SendCommand", {})
+    assert s == 400 and "SendCommand" in v["message"], v
+    s, v = call("GetSecretValue", {}, service="secretsmanager", prefix="secretsmanager.")
+    assert (s, v["__type"]) == (400, "InvalidParameterException"), v
+    s, v = call("ListSecrets", {"MaxResults": "many"}, service="secretsmanager", prefix="secretsmanager.")
+    assert (s, v["__type"]) == (400, "SerializationException"), v

@@ -2,11 +2,13 @@
 //! labels and tags. A SecureString's value is sealed by `berth-secrets`
 //! before it is stored and opened only for a read `WithDecryption`;
 //! without it the answer is the sealed value's base64 (opaque, as AWS's
-//! ciphertext blob is). DescribeParameters never carries a value. The
+//! ciphertext blob is: a nonce, the ciphertext and its tag). DescribeParameters never carries a value. The
 //! KMS `KeyId` is recorded (default `alias/aws/ssm`), not used.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use berth_model::secrets::{self as model, ParameterValue, ParameterVersion};
 use berth_secrets::lookup::{self, Selector};
 use berth_secrets::{Aad, Cipher};
@@ -20,6 +22,7 @@ use berth_wire::ssm::{
 };
 use serde_json::Value;
 
+use crate::caller::IamRequest;
 use crate::{Api, ApiError};
 
 const DEFAULT_KEY_ID: &str = "alias/aws/ssm";
@@ -134,6 +137,36 @@ pub(crate) async fn dispatch(api: &Api, action: Action) -> Result<Value, ApiErro
             json(&ListTagsForResourceResult { tag_list: Some(tag_list) })
         }
     })
+}
+
+/// What a call asks of IAM (the Service Authorization Reference's
+/// resources for SSM): the parameter ARNs it reads or writes (selectors
+/// dropped), the path's ARN for GetParametersByPath, `*` for
+/// DescribeParameters; tags given as `aws:RequestTag/…` and `aws:TagKeys`.
+#[allow(dead_code)] // until the edge authorizes every call (issue 15's IAM work calls it)
+pub(crate) fn iam_request(account: &berth_model::Account, action: &Action) -> IamRequest {
+    let arn = |reference: &str| lookup::parameter_ref_arn(account, reference);
+    let request = |op: &str, resources: Vec<String>| IamRequest::new(format!("ssm:{op}"), resources);
+    let with_tags = |r: IamRequest, tags: &[Tag]| {
+        let r = tags.iter().fold(r, |r, t| r.key(&format!("aws:RequestTag/{}", t.key), [t.value.clone()]));
+        if tags.is_empty() { r } else { r.key("aws:TagKeys", tags.iter().map(|t| t.key.clone())) }
+    };
+    match action {
+        Action::PutParameter(r) => with_tags(request("PutParameter", vec![arn(&r.name)]), r.tags.as_deref().unwrap_or_default()),
+        Action::GetParameter(r) => request("GetParameter", vec![arn(&r.name)]),
+        Action::GetParameters(r) => request("GetParameters", r.names.iter().map(|n| arn(n)).collect()),
+        Action::GetParametersByPath(r) => request("GetParametersByPath", vec![arn(r.path.trim_end_matches('/'))]),
+        Action::DeleteParameter(r) => request("DeleteParameter", vec![arn(&r.name)]),
+        Action::DeleteParameters(r) => request("DeleteParameters", r.names.iter().map(|n| arn(n)).collect()),
+        Action::DescribeParameters(_) => request("DescribeParameters", vec!["*".to_owned()]),
+        Action::GetParameterHistory(r) => request("GetParameterHistory", vec![arn(&r.name)]),
+        Action::LabelParameterVersion(r) => request("LabelParameterVersion", vec![arn(&r.name)]),
+        Action::AddTagsToResource(r) => with_tags(request("AddTagsToResource", vec![arn(&r.resource_id)]), &r.tags),
+        Action::RemoveTagsFromResource(r) => {
+            request("RemoveTagsFromResource", vec![arn(&r.resource_id)]).key("aws:TagKeys", r.tag_keys.iter().cloned())
+        }
+        Action::ListTagsForResource(r) => request("ListTagsForResource", vec![arn(&r.resource_id)]),
+    }
 }
 
 fn tagged_parameter(t: &ResourceTypeForTagging) -> Result<(), ApiError> {
@@ -399,7 +432,7 @@ async fn put(api: &Api, r: PutParameterRequest) -> Result<PutParameterResult, Ap
 fn value(cipher: &Cipher, name: &str, v: &ParameterVersion, decrypt: bool) -> Result<String, ApiError> {
     match &v.value {
         ParameterValue::Plain(s) => Ok(s.clone()),
-        ParameterValue::Sealed(s) if !decrypt => Ok(s.to_base64()),
+        ParameterValue::Sealed(s) if !decrypt => Ok(STANDARD.encode(&s.0)),
         ParameterValue::Sealed(_) => lookup::open_parameter(cipher, name, v).map(|s| s.to_string()).map_err(|e| {
             tracing::error!(parameter = %name, error = %e, "a stored SecureString cannot be opened");
             ssm("InternalServerError", "The parameter's value cannot be decrypted.")
@@ -695,6 +728,32 @@ async fn label(api: &Api, r: LabelParameterVersionRequest) -> Result<LabelParame
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iam_requests_name_the_parameters() {
+        let a = berth_model::Account { region: "us-east-1".into(), account_id: "123456789012".into() };
+        let get = Action::GetParameters(berth_wire::ssm::GetParametersRequest {
+            names: vec!["/app/db:3".into(), "plain".into()],
+            with_decryption: Some(true),
+        });
+        let r = iam_request(&a, &get);
+        assert_eq!(r.action, "ssm:GetParameters");
+        assert_eq!(
+            r.resources,
+            ["arn:aws:ssm:us-east-1:123456789012:parameter/app/db", "arn:aws:ssm:us-east-1:123456789012:parameter/plain"]
+        );
+        let path = Action::GetParametersByPath(GetParametersByPathRequest { path: "/app/".into(), ..Default::default() });
+        assert_eq!(iam_request(&a, &path).resources, ["arn:aws:ssm:us-east-1:123456789012:parameter/app"]);
+        let put = Action::PutParameter(PutParameterRequest {
+            name: "/p".into(),
+            value: "v".into(),
+            tags: Some(vec![Tag { key: "team".into(), value: "a".into() }]),
+            ..Default::default()
+        });
+        let r = iam_request(&a, &put);
+        assert_eq!(r.keys["aws:requesttag/team"], ["a"]);
+        assert_eq!(r.keys["aws:tagkeys"], ["team"]);
+    }
 
     #[test]
     fn names() {

@@ -6,23 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An encrypted value: a nonce, the ciphertext and its tag, as
-/// `berth-secrets` writes them. Stored as base64; its `Debug` shows only
-/// its length.
+/// `berth-secrets` writes them. Stored as lowercase hex; its `Debug`
+/// shows only its length.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sealed(pub Vec<u8>);
-
-impl Sealed {
-    /// The base64 text it is stored as (also what SSM answers for a
-    /// SecureString read without decryption: an opaque blob).
-    pub fn to_base64(&self) -> String {
-        STANDARD.encode(&self.0)
-    }
-}
 
 impl std::fmt::Debug for Sealed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,14 +22,23 @@ impl std::fmt::Debug for Sealed {
 
 impl Serialize for Sealed {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_base64())
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        s.serialize_str(&hex)
     }
 }
 
 impl<'de> Deserialize<'de> for Sealed {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        STANDARD.decode(text.as_bytes()).map(Sealed).map_err(serde::de::Error::custom)
+        let bad = || serde::de::Error::custom("a sealed value is not hex");
+        if text.len() % 2 != 0 {
+            return Err(bad());
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(bad))
+            .collect::<Result<Vec<u8>, D::Error>>()
+            .map(Sealed)
     }
 }
 
@@ -278,5 +277,15 @@ mod tests {
         let v = ParameterValue::Plain("hunter2".into());
         assert!(!format!("{v:?}").contains("hunter2"));
         assert_eq!(format!("{:?}", Sealed(vec![1, 2, 3])), "Sealed(3 bytes)");
+    }
+
+    #[test]
+    fn sealed_values_are_stored_as_hex() {
+        let s = Sealed(vec![0, 1, 0xab, 0xff]);
+        let json = serde_json::to_string(&s).unwrap_or_default();
+        assert_eq!(json, "\"0001abff\"");
+        assert_eq!(serde_json::from_str::<Sealed>(&json).ok(), Some(s));
+        assert!(serde_json::from_str::<Sealed>("\"0g\"").is_err());
+        assert!(serde_json::from_str::<Sealed>("\"012\"").is_err());
     }
 }

@@ -32,6 +32,10 @@ use discovery_cases::*;
 mod iam_cases;
 use iam_cases::*;
 
+#[path = "cases/secrets.rs"]
+mod secrets_cases;
+use secrets_cases::*;
+
 /// A store on a fresh database, and what keeps that database alive.
 struct Backend {
     store: Arc<dyn Store>,
@@ -84,6 +88,8 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    parameters_with_versions_and_conflicts,
+    secrets_unique_by_arn_and_name,
     discovery_namespaces_unique_and_in_use,
     iam_entities_unique_without_case_and_versioned,
     iam_keys_have_owners_status_and_sessions,

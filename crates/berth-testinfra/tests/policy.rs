@@ -66,6 +66,9 @@ fn the_pure_crates_depend_only_on_their_allow_list() {
         // The DNS server (not pure: it serves sockets) answers from the
         // records it is given: no store, no wire shapes.
         ("berth-dns", &["async-trait", "hickory-server", "thiserror", "tokio", "tracing"]),
+        // Secrets at rest and their resolution (the API and the agent share
+        // it): the store's traits, a cipher, no HTTP and no wire shapes.
+        ("berth-secrets", &["berth-model", "berth-store", "chacha20poly1305", "rand", "serde_json", "thiserror", "zeroize"]),
     ];
     for (krate, allow) in allowed {
         let extra: Vec<String> = dependencies(krate).into_iter().filter(|d| !allow.contains(&d.as_str())).collect();
