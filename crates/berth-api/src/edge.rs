@@ -20,7 +20,8 @@ use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, iam, logs, scheduler, 
 use tracing::Instrument as _;
 
 use crate::ApiError;
-use crate::caller::Caller;
+use crate::authz::{self, GlobalKeys};
+use crate::caller::{Caller, IamRequest};
 use crate::metrics::Metrics;
 use crate::protocol::{JSON_1_0, Protocol, RPC_V2_CBOR, SMITHY_PROTOCOL};
 use crate::sigv4;
@@ -411,6 +412,7 @@ async fn handle(
     let signed = sigv4::parse(&parts)?;
     let caller = authenticate(api, &signed, &parts, &body, service).await?;
     tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
+    let allowed = Allowed { api, caller: &caller, global: global_keys(&parts) };
     let op = operation.unwrap_or_default();
     let json: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
     let out = match (service, protocol) {
@@ -420,6 +422,7 @@ async fn handle(
             let action = scheduler::Action::from_rest(&op, &r)
                 .map_err(rest_error)?
                 .ok_or_else(|| not_served("scheduler", &op, scheduler::Action::NAMES))?;
+            allowed.check(authz::others::scheduler(api.account(), &action)).await?;
             let key = api.store.get_access_key(&signed.access_key_id).await?;
             let call = crate::scheduler::Call { api, key_created_at: key.map_or(0, |k| k.created_at) };
             return Ok(Answer::Rest(crate::scheduler::dispatch(&call, action).await?.to_rest()));
@@ -428,6 +431,7 @@ async fn handle(
             let action = ecs::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            allowed.check(authz::ecs::requests(api, &action).await?).await?;
             let call = crate::ecs::Call { api, body_len: body.len() };
             let value = crate::ecs::dispatch(&call, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
@@ -436,6 +440,7 @@ async fn handle(
             let action = logs::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            allowed.check(authz::logs::table(api.account(), &action)).await?;
             let value = crate::logs::dispatch(&crate::logs::Call { api }, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -443,6 +448,7 @@ async fn handle(
             let action = berth::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
+            allowed.check(authz::others::berth(&action)).await?;
             let value = crate::berth::dispatch(api, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -450,6 +456,7 @@ async fn handle(
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = ec2::Action::from_query(&q)?.ok_or_else(|| not_served("ec2", q.action(), ec2::Action::NAMES))?;
+            allowed.check(authz::ec2::table(api.account(), &action)).await?;
             if q.scalar::<bool>("DryRun")? == Some(true) {
                 return Err(ApiError::service("DryRunOperation", "Request would have succeeded, but DryRun flag is set."));
             }
@@ -460,12 +467,14 @@ async fn handle(
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = sts::Action::from_query(&q)?.ok_or_else(|| not_served("sts", q.action(), sts::Action::NAMES))?;
+            allowed.check(authz::others::sts(&action)).await?;
             crate::sts::dispatch(api, &caller, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::Iam, _) => {
             let q = query_input(&parts, &body)?;
             record_action(op_name, service, q.action());
             let action = iam::Action::from_query(&q)?.ok_or_else(|| not_served("iam", q.action(), iam::Action::NAMES))?;
+            allowed.check(authz::iam::requests(api, &caller, &action).await?).await?;
             let call = crate::iam::Call { api, caller: &caller };
             crate::iam::dispatch(&call, action).await?.to_xml(request_id).into_bytes()
         }
@@ -474,12 +483,14 @@ async fn handle(
             record_action(op_name, service, q.action());
             let action = elbv2::Action::from_query(&q)?
                 .ok_or_else(|| not_served("elasticloadbalancing", q.action(), elbv2::Action::NAMES))?;
+            allowed.check(authz::elbv2::table(api.account(), &action)).await?;
             crate::elbv2::dispatch(api, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::Acm, _) => {
             let action = acm::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| not_served("acm", &op, acm::Action::NAMES))?;
+            allowed.check(authz::acm::table(&action)).await?;
             let out = crate::acm::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -487,6 +498,7 @@ async fn handle(
             let action = servicediscovery::Action::parse(&op, json)
                 .map_err(|e| crate::servicediscovery::parse_error(parse_error(e)))?
                 .ok_or_else(|| not_served("servicediscovery", &op, servicediscovery::Action::NAMES))?;
+            allowed.check(authz::servicediscovery::table(api.account(), &action)).await?;
             let value = crate::servicediscovery::dispatch(api, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -495,12 +507,14 @@ async fn handle(
             record_action(op_name, service, q.action());
             let action = cloudwatch::Action::from_query(&q)?
                 .ok_or_else(|| not_served("monitoring", q.action(), cloudwatch::Action::NAMES))?;
+            allowed.check(authz::others::cloudwatch(&action)).await?;
             crate::cloudwatch::dispatch(api, action).await?.to_xml(request_id).into_bytes()
         }
         (Service::CloudWatch, Protocol::Json { .. }) => {
             let action = cloudwatch::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
+            allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
@@ -511,6 +525,7 @@ async fn handle(
             let action = cloudwatch::Action::from_deserializer(&op, value)
                 .map_err(|e| ApiError::Serialization(format!("The request body is not the operation's CBOR input: {e}")))?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
+            allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
             let mut buf = Vec::new();
             ciborium::into_writer(&out, &mut buf)
@@ -556,6 +571,27 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes.")))
+}
+
+/// The caller and the request's global keys, to check each parsed action
+/// against before it is dispatched.
+struct Allowed<'a> {
+    api: &'a Api,
+    caller: &'a Caller,
+    global: GlobalKeys,
+}
+
+impl Allowed<'_> {
+    async fn check(&self, requests: Vec<IamRequest>) -> Result<(), ApiError> {
+        authz::authorize(self.api, self.caller, &requests, &self.global).await
+    }
+}
+
+/// aws:SourceIp is the TCP peer (when the server was started with
+/// connect info); Berth serves plain HTTP (aws:SecureTransport false).
+fn global_keys(parts: &axum::http::request::Parts) -> GlobalKeys {
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+    GlobalKeys { source_ip: peer.map(|c| c.0.ip()), secure_transport: false, now: time::OffsetDateTime::now_utc() }
 }
 
 /// Verifies a request's signature with its key (which must be usable:

@@ -53,6 +53,12 @@ pub enum ApiError {
     /// The request body is over the documented limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The caller's policies do not allow the action (AWS's message, naming
+    /// the principal, the action and the resource). Each protocol writes
+    /// its own code: AccessDeniedException (JSON, CBOR, REST-JSON),
+    /// AccessDenied (Query), UnauthorizedOperation (EC2).
+    #[error("{0}")]
+    AccessDenied(String),
     /// Something failed inside Berth; details go to the log only.
     #[error("internal error")]
     Internal(#[from] StoreError),
@@ -91,6 +97,7 @@ impl ApiError {
             Self::Serialization(_) => "SerializationException",
             Self::UnknownOperation(_) => "UnknownOperationException",
             Self::TooLarge(_) => "RequestEntityTooLargeException",
+            Self::AccessDenied(_) => "AccessDeniedException",
             Self::Internal(_) => "ServerException",
         }
     }

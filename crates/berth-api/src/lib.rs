@@ -14,6 +14,7 @@
 //! over the store.
 
 mod acm;
+mod authz;
 mod berth;
 pub mod caller;
 mod cloudwatch;

@@ -99,6 +99,8 @@ impl Protocol {
                 AuthError::ExpiredToken => "ExpiredToken",
             },
             ApiError::UnknownOperation(_) if xml => "InvalidAction",
+            ApiError::AccessDenied(_) if self == Self::Ec2 => "UnauthorizedOperation",
+            ApiError::AccessDenied(_) if xml => "AccessDenied",
             ApiError::Unsupported(_) => match self {
                 Self::Ec2 => "UnsupportedOperation",
                 Self::Query => "InvalidAction",
@@ -125,7 +127,9 @@ impl Protocol {
             _ => None,
         };
         let status = match (self, e) {
-            (Self::Query | Self::Ec2 | Self::RestJson { .. }, ApiError::Auth(_)) => StatusCode::FORBIDDEN,
+            (Self::Query | Self::Ec2 | Self::RestJson { .. }, ApiError::Auth(_) | ApiError::AccessDenied(_)) => {
+                StatusCode::FORBIDDEN
+            }
             (Self::RestJson { .. }, ApiError::UnknownOperation(_)) => StatusCode::NOT_FOUND,
             _ => modeled.and_then(|m| StatusCode::from_u16(m.status).ok()).unwrap_or_else(|| e.status()),
         };

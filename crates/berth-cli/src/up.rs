@@ -163,6 +163,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%endpoint, data_dir = %dir.path.display(), "berth is up");
 
+    // The peer's address is aws:SourceIp in IAM conditions.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     if let Some((stop, handle)) = agent {
         let _ = stop.send(());

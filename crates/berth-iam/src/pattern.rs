@@ -25,18 +25,18 @@ pub(crate) fn expand(pattern: &str, vars: Vars<'_>) -> Option<Vec<Tok>> {
     let mut out = Vec::with_capacity(pattern.len());
     let mut rest = pattern;
     while let Some(c) = rest.chars().next() {
-        if let (Some(vars), Some(body)) = (vars, rest.strip_prefix("${")) {
-            if let Some(end) = body.find('}') {
-                let inner = &body[..end];
-                rest = &body[end + 1..];
-                match inner {
-                    "*" => out.push(Tok::Lit('*')),
-                    "?" => out.push(Tok::Lit('?')),
-                    "$" => out.push(Tok::Lit('$')),
-                    _ => out.extend(variable(inner, vars)?.chars().map(Tok::Lit)),
-                }
-                continue;
+        if let (Some(vars), Some(body)) = (vars, rest.strip_prefix("${"))
+            && let Some(end) = body.find('}')
+        {
+            let inner = &body[..end];
+            rest = &body[end + 1..];
+            match inner {
+                "*" => out.push(Tok::Lit('*')),
+                "?" => out.push(Tok::Lit('?')),
+                "$" => out.push(Tok::Lit('$')),
+                _ => out.extend(variable(inner, vars)?.chars().map(Tok::Lit)),
             }
+            continue;
         }
         out.push(match c {
             '*' => Tok::Star,
