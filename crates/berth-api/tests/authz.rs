@@ -217,3 +217,23 @@ async fn an_explicit_deny_beats_an_allow() {
     let a = ecs(&h, &root(), "DescribeClusters", json!({"clusters": ["keep"]})).await;
     assert_eq!(a.json()["clusters"][0]["status"], "ACTIVE");
 }
+
+#[tokio::test]
+async fn resource_tags_are_condition_keys() {
+    let h = harness().await;
+    let tagged = |name: &str, env: &str| json!({"clusterName": name, "tags": [{"key": "env", "value": env}]});
+    assert_eq!(ecs(&h, &root(), "CreateCluster", tagged("sandbox", "dev")).await.status, 200);
+    assert_eq!(ecs(&h, &root(), "CreateCluster", tagged("live", "prod")).await.status, 200);
+    let dev_only = user(&h, "dev-only", &json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ecs:DescribeClusters", "ecs:DeleteCluster"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/env": "dev"}}}]}))
+    .await;
+    let a = ecs(&h, &dev_only, "DescribeClusters", json!({"clusters": ["sandbox"]})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // Each cluster is checked with its own tags.
+    let a = ecs(&h, &dev_only, "DescribeClusters", json!({"clusters": ["sandbox", "live"]})).await;
+    assert!(a.json()["message"].as_str().is_some_and(|m| m.contains("cluster/live because")), "{}", a.body);
+    let a = ecs(&h, &dev_only, "DeleteCluster", json!({"cluster": "live"})).await;
+    assert_eq!(a.json()["__type"], "AccessDeniedException", "{}", a.body);
+    assert_eq!(ecs(&h, &dev_only, "DeleteCluster", json!({"cluster": "sandbox"})).await.status, 200);
+}
