@@ -51,7 +51,7 @@ EC2_OPS=$EC2_OPS,DeleteSecurityGroup,DeleteSubnet,DeleteTags,DescribeAccountAttr
 EC2_OPS=$EC2_OPS,DescribeNetworkInterfaces,DescribeRegions,DescribeSecurityGroupRules,DescribeSecurityGroups
 EC2_OPS=$EC2_OPS,DescribeSubnets,DescribeTags,DescribeVpcs,RevokeSecurityGroupEgress,RevokeSecurityGroupIngress
 "$VENV/bin/python" tools/codegen/gen_wire.py ec2 2016-11-15 crates/berth-wire/src/ec2.rs --operations "$EC2_OPS" --check
-"$VENV/bin/python" tools/codegen/gen_wire.py sts 2011-06-15 crates/berth-wire/src/sts.rs --operations GetCallerIdentity --check
+"$VENV/bin/python" tools/codegen/gen_wire.py sts 2011-06-15 crates/berth-wire/src/sts.rs --operations AssumeRole,GetCallerIdentity,GetSessionToken --check
 "$VENV/bin/python" tools/codegen/gen_wire.py cloudwatch 2010-08-01 crates/berth-wire/src/cloudwatch.rs --operations ListMetrics --check
 "$VENV/bin/python" tools/codegen/gen_wire.py scheduler 2021-06-30 crates/berth-wire/src/scheduler.rs --operations GetSchedule,ListScheduleGroups,ListSchedules --check
 # ELBv2 and ACM: the load balancer control plane's operations.
@@ -64,6 +64,17 @@ ELB_OPS=$ELB_OPS,ModifyTargetGroup,ModifyTargetGroupAttributes,RegisterTargets,R
 "$VENV/bin/python" tools/codegen/gen_wire.py elbv2 2015-12-01 crates/berth-wire/src/elbv2.rs --operations "$ELB_OPS" --check
 ACM_OPS=AddTagsToCertificate,DeleteCertificate,DescribeCertificate,GetCertificate,ImportCertificate,ListCertificates,ListTagsForCertificate
 "$VENV/bin/python" tools/codegen/gen_wire.py acm 2015-12-08 crates/berth-wire/src/acm.rs --operations "$ACM_OPS" --check
+# IAM (global, AWS Query): users, keys, roles, policies, tags (groups generated, not served yet).
+IAM_OPS=AddUserToGroup,AttachGroupPolicy,AttachRolePolicy,AttachUserPolicy,CreateAccessKey,CreateGroup
+IAM_OPS=$IAM_OPS,CreatePolicy,CreatePolicyVersion,CreateRole,CreateUser,DeleteAccessKey,DeleteGroup,DeleteGroupPolicy
+IAM_OPS=$IAM_OPS,DeletePolicy,DeletePolicyVersion,DeleteRole,DeleteRolePolicy,DeleteUser,DeleteUserPolicy,DetachGroupPolicy
+IAM_OPS=$IAM_OPS,DetachRolePolicy,DetachUserPolicy,GetAccessKeyLastUsed,GetGroup,GetGroupPolicy,GetPolicy,GetPolicyVersion
+IAM_OPS=$IAM_OPS,GetRole,GetRolePolicy,GetUser,GetUserPolicy,ListAccessKeys,ListAttachedGroupPolicies,ListAttachedRolePolicies
+IAM_OPS=$IAM_OPS,ListAttachedUserPolicies,ListGroupPolicies,ListGroups,ListGroupsForUser,ListPolicies,ListPolicyVersions
+IAM_OPS=$IAM_OPS,ListRolePolicies,ListRoleTags,ListRoles,ListUserPolicies,ListUserTags,ListUsers,PutGroupPolicy
+IAM_OPS=$IAM_OPS,PutRolePolicy,PutUserPolicy,RemoveUserFromGroup,SetDefaultPolicyVersion,TagRole,TagUser,UntagRole
+IAM_OPS=$IAM_OPS,UntagUser,UpdateAccessKey,UpdateAssumeRolePolicy,UpdateRole,UpdateUser
+"$VENV/bin/python" tools/codegen/gen_wire.py iam 2010-05-08 crates/berth-wire/src/iam.rs --operations "$IAM_OPS" --check
 # Cloud Map (servicediscovery): DiscoverInstances' `data-` host prefix is the same endpoint at Berth.
 SD_OPS=CreateHttpNamespace,CreatePrivateDnsNamespace,CreatePublicDnsNamespace,CreateService,DeleteNamespace,DeleteService
 SD_OPS=$SD_OPS,DeregisterInstance,DiscoverInstances,DiscoverInstancesRevision,GetInstance,GetInstancesHealthStatus

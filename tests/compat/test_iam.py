@@ -56,9 +56,9 @@ def client_as(berth, service, creds, validate=True):
     return shapes.install(session.client(service, endpoint_url=berth.endpoint, config=config))
 
 
-def trust(principal):
+def trust(principal, actions="sts:AssumeRole"):
     return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]})
+        {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": actions}]})
 
 
 ALLOW_ASSUME = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -254,6 +254,11 @@ def test_assume_role_and_trust_policies(berth):
     c = iam(berth)
     acct = account(berth)
     role = c.create_role(RoleName="deployer", AssumeRolePolicyDocument=trust(acct))["Role"]
+    # Session tags need sts:TagSession in the trust policy.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sts(berth).assume_role(RoleArn=role["Arn"], RoleSessionName="tagged", Tags=[{"Key": "run", "Value": "1"}])
+    assert code(e) == "AccessDenied" and "sts:TagSession" in message(e)
+    c.update_assume_role_policy(RoleName="deployer", PolicyDocument=trust(acct, ["sts:AssumeRole", "sts:TagSession"]))
     c.put_role_policy(RoleName="deployer", PolicyName="ecs", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecs:*", "Resource": "*"}]}))
 
@@ -273,7 +278,7 @@ def test_assume_role_and_trust_policies(berth):
         assert code(e) == "InvalidClientTokenId", token
 
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        sts(berth).assume_role(RoleArn=role["Arn"], RoleSessionName="x", DurationSeconds=900)
+        sts(berth).assume_role(RoleArn=role["Arn"], RoleSessionName="bad/name")
     assert code(e) == "ValidationError"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         sts(berth).assume_role(RoleArn=role["Arn"], RoleSessionName="long", DurationSeconds=7200)

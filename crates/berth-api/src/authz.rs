@@ -100,17 +100,19 @@ pub(crate) async fn authorize(
                 resource,
                 keys: &keys,
             };
-            let because = match (berth_iam::evaluate(&identity, None, &req), &session) {
-                (Decision::ExplicitDeny, _) => "with an explicit deny in an identity-based policy".to_owned(),
-                (Decision::ImplicitDeny, _) => format!("because no identity-based policy allows the {} action", r.action),
-                (Decision::Allow, None) => continue,
+            let session_decision = session.as_ref().map(|s| match s {
+                Some(doc) => berth_iam::evaluate(&[doc.as_ref()], None, &req),
                 // A session policy that does not parse allows nothing.
-                (Decision::Allow, Some(None)) => format!("because no session policy allows the {} action", r.action),
-                (Decision::Allow, Some(Some(s))) => match berth_iam::evaluate(&[s.as_ref()], None, &req) {
-                    Decision::Allow => continue,
-                    Decision::ExplicitDeny => "with an explicit deny in a session policy".to_owned(),
-                    Decision::ImplicitDeny => format!("because no session policy allows the {} action", r.action),
-                },
+                None => Decision::ImplicitDeny,
+            });
+            let because = match (berth_iam::evaluate(&identity, None, &req), session_decision) {
+                (Decision::ExplicitDeny, _) => "with an explicit deny in an identity-based policy".to_owned(),
+                (_, Some(Decision::ExplicitDeny)) => "with an explicit deny in a session policy".to_owned(),
+                (Decision::ImplicitDeny, _) => format!("because no identity-based policy allows the {} action", r.action),
+                (Decision::Allow, None | Some(Decision::Allow)) => continue,
+                (Decision::Allow, Some(Decision::ImplicitDeny)) => {
+                    format!("because no session policy allows the {} action", r.action)
+                }
             };
             let mut message =
                 format!("User: {} is not authorized to perform: {} on resource: {resource} {because}", caller.arn, r.action);
@@ -286,6 +288,10 @@ pub(crate) mod tests {
             format!("User: arn:aws:sts::123456789012:assumed-role/ops/s is not authorized to perform: ecs:RunTask on resource: {RUN} because no session policy allows the ecs:RunTask action")
         );
         assert!(authorize(&api, &session, &[ask_any("ecs", "ListTasks")], &global()).await.is_ok());
+        // An explicit deny anywhere is what the message names.
+        session.policies = vec![("p".into(), READ_ONLY.into())];
+        session.session_policy = Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ecs:*","Resource":"*"}]}"#.into());
+        assert!(denied(authorize(&api, &session, &run, &global()).await).ends_with("with an explicit deny in a session policy"));
         // aws:PrincipalArn of a session is its role; principal tags and the source address are keys
         let by_role = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:ListClusters","Resource":"*",
             "Condition":{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::123456789012:role/ops"},"StringEquals":{"aws:PrincipalTag/team":"web"},"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}"#;

@@ -449,7 +449,7 @@ async fn handle(
             let action = ecs::Action::parse(&op, json)
                 .map_err(parse_error)?
                 .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {op}")))?;
-            allowed.check(authz::ecs::requests(api, &action).await?).await?;
+            allowed.check(authz::ecs::requests(api, &caller, &action).await?).await?;
             let call = crate::ecs::Call { api, body_len: body.len() };
             let value = crate::ecs::dispatch(&call, action).await?;
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use berth_iam::{Decision, PolicyDocument};
-use berth_model::iam::{self, EntityKind, IamError, SessionPrincipal};
+use berth_model::iam::{self, EntityKind, IamError, KeyOwner, SessionPrincipal};
 use berth_store::{SessionSpec, TemporaryCredentials};
 use berth_wire::sts::{
     Action, AssumeRoleRequest, AssumeRoleResponse, AssumedRoleUser, Credentials, GetCallerIdentityResponse,
@@ -205,6 +205,11 @@ async fn session_token(api: &Api, caller: &Caller, r: GetSessionTokenRequest) ->
             return Err(ApiError::service("AccessDenied", "Cannot call GetSessionToken with session credentials"));
         }
     };
+    // A session of GetSessionToken is its user, but it cannot make another.
+    let key = api.store.get_key(&caller.access_key_id).await?;
+    if key.is_some_and(|k| matches!(k.owner, KeyOwner::Session(_))) {
+        return Err(ApiError::service("AccessDenied", "Cannot call GetSessionToken with session credentials"));
+    }
     if r.serial_number.is_some() || r.token_code.is_some() {
         return Err(ApiError::Unsupported("Berth does not support MFA devices yet.".into()));
     }

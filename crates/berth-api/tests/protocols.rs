@@ -11,7 +11,7 @@ use axum::body::Body;
 use berth_api::{Api, ApiConfig, router};
 use berth_model::Account;
 use berth_store::{AccessKey, Store};
-use berth_testinfra::sign::{Creds, sign};
+use berth_testinfra::sign::{Creds, SignOptions, sign, sign_with};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
@@ -209,6 +209,50 @@ async fn query_errors_are_query_documents() {
     assert_query_error(&send(&h, unsigned).await, 403, "MissingAuthenticationToken");
     let a = send(&h, form_with("sts", b"Action=GetCallerIdentity", "not-the-secret")).await;
     assert_query_error(&a, 403, "SignatureDoesNotMatch");
+}
+
+/// A session's key signs with its token until it expires: then
+/// ExpiredToken in Query, ExpiredTokenException in JSON; a wrong token, or
+/// none, is an invalid token.
+#[tokio::test]
+async fn expired_and_wrong_session_tokens_are_refused_in_each_protocol() {
+    let h = harness().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let spec = |duration_secs| berth_store::SessionSpec {
+        principal: berth_model::iam::SessionPrincipal::Root,
+        duration_secs,
+        policy: None,
+        tags: Default::default(),
+    };
+    let live = berth_store::issue_session(h.store.as_ref(), spec(900), now).await.expect("session");
+    let ended = berth_store::issue_session(h.store.as_ref(), spec(60), now - 120).await.expect("session");
+    let with_token = |creds: &berth_store::TemporaryCredentials, token: Option<&str>, json: bool| {
+        let mut req = http::Request::builder().method("POST").uri("http://berth.test/").header("host", "berth.test");
+        let (service, body) = if json {
+            req = req.header("content-type", "application/x-amz-json-1.1").header("x-amz-target", "AmazonEC2ContainerServiceV20141113.ListClusters");
+            ("ecs", b"{}".to_vec())
+        } else {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+            ("sts", b"Action=GetCallerIdentity&Version=2011-06-15".to_vec())
+        };
+        let mut req = req.body(body).expect("request");
+        let keys = Creds { access_key_id: creds.access_key_id.clone(), secret_access_key: creds.secret_access_key.clone() };
+        let options = SignOptions { session_token: token.map(str::to_owned), ..SignOptions::default() };
+        sign_with(&mut req, &keys, "us-east-1", service, SystemTime::now(), &options).expect("sign");
+        req
+    };
+    let a = send(&h, with_token(&live, Some(&live.session_token), false)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert!(a.text().contains("<Arn>arn:aws:iam::123456789012:root</Arn>"), "{}", a.text());
+    let a = send(&h, with_token(&ended, Some(&ended.session_token), false)).await;
+    assert_query_error(&a, 403, "ExpiredToken");
+    assert_eq!(element(&a.text(), "Message"), Some("The security token included in the request is expired"));
+    let a = send(&h, with_token(&ended, Some(&ended.session_token), true)).await;
+    assert_eq!(a.json()["__type"], "ExpiredTokenException", "{}", a.text());
+    for token in [None, Some("not-the-token")] {
+        let a = send(&h, with_token(&live, token, false)).await;
+        assert_query_error(&a, 403, "InvalidClientTokenId");
+    }
 }
 
 #[tokio::test]

@@ -63,6 +63,8 @@ fn the_pure_crates_depend_only_on_their_allow_list() {
         ("berth-control", &["berth-model", "futures-util", "tokio", "tracing"]),
         // The runtime boundary: types and pure rules.
         ("berth-runtime-api", &["async-trait", "serde", "thiserror"]),
+        // The IAM policy language: documents in, decisions out.
+        ("berth-iam", &["ipnet", "serde_json", "thiserror", "time"]),
         // The DNS server (not pure: it serves sockets) answers from the
         // records it is given: no store, no wire shapes.
         ("berth-dns", &["async-trait", "hickory-server", "thiserror", "tokio", "tracing"]),
@@ -101,7 +103,7 @@ fn the_pure_crates_do_no_io() {
         "reqwest",
         "hyper",
     ];
-    for krate in ["berth-model", "berth-control", "berth-runtime-api"] {
+    for krate in ["berth-model", "berth-control", "berth-runtime-api", "berth-iam"] {
         for (path, code) in sources(&workspace().join("crates").join(krate).join("src")) {
             for needle in IO {
                 assert!(!code.contains(needle), "{} does I/O ({needle}); {krate} must not", relative(&path));

@@ -1,14 +1,15 @@
 //! What each ECS action asks of IAM (Service Authorization Reference,
 //! "Actions defined by Amazon Elastic Container Service"): the resource
 //! ARN, the `ecs:cluster` key of task and service actions, request tags,
-//! and `iam:PassRole` for the roles a call hands to ECS.
+//! the resources' own tags (`aws:ResourceTag/…`, from the store), and
+//! `iam:PassRole` for the roles a call hands to ECS.
 
 use berth_model::Account;
 use berth_model::arn::{ResourceArn, cluster_name, task_definition_ref};
 use berth_wire::ecs::{Action, Tag, TaskOverride};
 
 use super::{ask, ask_any, with_tag_keys, with_tags};
-use crate::caller::IamRequest;
+use crate::caller::{Caller, IamRequest};
 use crate::{Api, ApiError};
 
 /// The task definition revision a call names, as the store has it: its
@@ -21,8 +22,13 @@ pub(crate) struct TaskDefinitionFacts {
 }
 
 /// The requests of `action`, reading the task definition it names (for
-/// its revision's ARN and the roles it passes).
-pub(crate) async fn requests(api: &Api, action: &Action) -> Result<Vec<IamRequest>, ApiError> {
+/// its revision's ARN and the roles it passes) and the tags of the
+/// resources it names (`aws:ResourceTag/…`). The root is allowed
+/// everything: nothing is read for it.
+pub(crate) async fn requests(api: &Api, caller: &Caller, action: &Action) -> Result<Vec<IamRequest>, ApiError> {
+    if caller.is_root() {
+        return Ok(Vec::new());
+    }
     let named = match action {
         Action::RunTask(r) => Some(&r.task_definition),
         Action::StartTask(r) => Some(&r.task_definition),
@@ -34,7 +40,55 @@ pub(crate) async fn requests(api: &Api, action: &Action) -> Result<Vec<IamReques
         Some(param) => lookup(api, param).await?,
         None => None,
     };
-    Ok(table(api.account(), action, facts.as_ref()))
+    resource_tags(api, table(api.account(), action, facts.as_ref())).await
+}
+
+/// `aws:ResourceTag/KEY` and `ecs:ResourceTag/KEY` of each ECS resource a
+/// request names, from the store; a request on several resources with
+/// tags becomes one request per resource (each with its own tags).
+async fn resource_tags(api: &Api, requests: Vec<IamRequest>) -> Result<Vec<IamRequest>, ApiError> {
+    let mut out = Vec::with_capacity(requests.len());
+    for r in requests {
+        if !r.action.starts_with("ecs:") {
+            out.push(r);
+            continue;
+        }
+        let mut each = Vec::with_capacity(r.resources.len());
+        for resource in &r.resources {
+            each.push((resource.clone(), tags_of(api, resource).await?));
+        }
+        if each.iter().all(|(_, tags)| tags.is_empty()) {
+            out.push(r);
+            continue;
+        }
+        for (resource, tags) in each {
+            let mut one = IamRequest { resources: vec![resource], ..r.clone() };
+            for (k, v) in tags {
+                one = one.key(&format!("aws:ResourceTag/{k}"), [v.clone()]).key(&format!("ecs:ResourceTag/{k}"), [v]);
+            }
+            out.push(one);
+        }
+    }
+    Ok(out)
+}
+
+/// The tags of the cluster, task definition, task or service an ECS ARN
+/// names (none for one the store does not have).
+async fn tags_of(api: &Api, arn: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let wire = |tags: Option<Vec<Tag>>| -> Vec<(String, String)> {
+        tags.into_iter().flatten().filter_map(|t| Some((t.key?, t.value.unwrap_or_default()))).collect()
+    };
+    let model = |tags: Vec<berth_model::task::Tag>| tags.into_iter().map(|t| (t.key, t.value)).collect();
+    let store = api.store.as_ref();
+    Ok(match ResourceArn::parse(api.account(), arn) {
+        Ok(ResourceArn::Cluster { name }) => store.get_cluster(&name).await?.map(|c| wire(c.value.tags)).unwrap_or_default(),
+        Ok(ResourceArn::TaskDefinition { family, revision }) => {
+            store.get_task_definition(&family, revision).await?.map(|t| wire(Some(t.value.tags))).unwrap_or_default()
+        }
+        Ok(ResourceArn::Task { .. }) => store.get_task(arn).await?.map(|t| model(t.value.tags)).unwrap_or_default(),
+        Ok(ResourceArn::Service { .. }) => store.get_service(arn).await?.map(|s| model(s.value.tags)).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    })
 }
 
 async fn lookup(api: &Api, param: &str) -> Result<Option<TaskDefinitionFacts>, ApiError> {

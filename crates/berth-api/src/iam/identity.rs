@@ -133,11 +133,124 @@ pub(crate) async fn policies_of(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
-    use berth_model::iam::Session;
-    use berth_store::AccessKey;
+    use berth_model::iam::{ManagedPolicy, PolicyVersion, Role, Session, User};
+    use berth_model::Account;
+    use berth_store::{AccessKey, SessionSpec};
 
     use super::*;
+    use crate::ApiConfig;
+
+    const ACCOUNT: &str = "123456789012";
+
+    async fn api() -> (Api, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("berth.db").display())).await.unwrap();
+        let account = Account { region: "us-east-1".into(), account_id: ACCOUNT.into() };
+        (Api::new(stores, ApiConfig::new(account)), dir)
+    }
+
+    fn managed(name: &str, default: &str) -> ManagedPolicy {
+        let version = |id: &str| PolicyVersion { version_id: id.into(), document: format!("doc-{id}"), create_date: 0.0 };
+        ManagedPolicy {
+            name: name.into(),
+            id: format!("ANPA{name:0>17}"),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:policy/{name}"),
+            create_date: 0.0,
+            update_date: 0.0,
+            description: None,
+            default_version: default.into(),
+            versions: vec![version("v1"), version("v2")],
+            next_version: 3,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+
+    #[tokio::test]
+    async fn a_users_key_carries_its_inline_then_attached_default_versions() {
+        let (api, _dir) = api().await;
+        let store = api.store.as_ref();
+        store.put_policy(&managed("read", "v2"), None).await.unwrap();
+        let user = User {
+            name: "ci".into(),
+            id: "AIDA00000000000000001".into(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:user/ci"),
+            create_date: 0.0,
+            tags: BTreeMap::from([("team".into(), "build".into())]),
+            inline_policies: BTreeMap::from([("own".into(), "doc-own".into())]),
+            // One attached policy deleted since: skipped.
+            attached: vec![format!("arn:aws:iam::{ACCOUNT}:policy/read"), ADMIN.into(), format!("arn:aws:iam::{ACCOUNT}:policy/gone")],
+        };
+        store.put_user(&user, None).await.unwrap();
+        let record = key(KeyOwner::User { name: "CI".into() }, KeyStatus::Active);
+        let caller = resolve(&api, &record).await.unwrap();
+        assert_eq!(caller.kind, CallerKind::User { name: "ci".into() });
+        assert_eq!((caller.arn.as_str(), caller.user_id.as_str()), (user.arn.as_str(), user.id.as_str()));
+        let names: Vec<&str> = caller.policies.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["own", &format!("arn:aws:iam::{ACCOUNT}:policy/read"), ADMIN]);
+        assert_eq!(caller.policies[1].1, "doc-v2", "the default version");
+        assert_eq!(caller.policies[2].1, berth_iam::managed::get(ADMIN).unwrap().document);
+        assert_eq!(caller.tags, user.tags);
+        assert_eq!(caller.session_policy, None);
+
+        let root = resolve(&api, &key(KeyOwner::Root, KeyStatus::Active)).await.unwrap();
+        assert!(root.is_root() && root.policies.is_empty());
+        assert_eq!((root.arn.as_str(), root.user_id.as_str()), (&*format!("arn:aws:iam::{ACCOUNT}:root"), ACCOUNT));
+        let nobody = resolve(&api, &key(KeyOwner::User { name: "gone".into() }, KeyStatus::Active)).await;
+        assert!(matches!(nobody, Err(ApiError::Auth(AuthError::UnrecognizedClient))));
+    }
+
+    #[tokio::test]
+    async fn a_role_session_carries_the_roles_policies_its_session_policy_and_tags() {
+        let (api, _dir) = api().await;
+        let store = api.store.as_ref();
+        let role = Role {
+            name: "app".into(),
+            id: "AROA00000000000000001".into(),
+            path: "/svc/".into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:role/svc/app"),
+            create_date: 0.0,
+            assume_role_policy: "{}".into(),
+            description: None,
+            max_session_duration: 3600,
+            tags: BTreeMap::from([("env".into(), "prod".into()), ("team".into(), "a".into())]),
+            inline_policies: BTreeMap::from([("logs".into(), "doc-logs".into())]),
+            attached: vec![ADMIN.into()],
+        };
+        let written = store.put_role(&role, None).await.unwrap();
+        let principal = SessionPrincipal::Role {
+            role_name: "app".into(),
+            role_arn: role.arn.clone(),
+            role_id: role.id.clone(),
+            session_name: "s1".into(),
+        };
+        let spec = SessionSpec {
+            principal,
+            duration_secs: 900,
+            policy: Some("session-doc".into()),
+            tags: BTreeMap::from([("Team".into(), "b".into())]),
+        };
+        let creds = berth_store::issue_session(store, spec, 0).await.unwrap();
+        let record = store.get_key(&creds.access_key_id).await.unwrap().unwrap();
+        let caller = resolve(&api, &record).await.unwrap();
+        assert_eq!(caller.arn, format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/s1"));
+        assert_eq!(caller.user_id, "AROA00000000000000001:s1");
+        assert_eq!(caller.kind, CallerKind::AssumedRole { role_arn: role.arn.clone(), role_name: "app".into(), session_name: "s1".into() });
+        assert_eq!(caller.policies.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["logs", ADMIN]);
+        assert_eq!(caller.session_policy.as_deref(), Some("session-doc"));
+        let tags: Vec<(&str, &str)> = caller.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(tags, [("Team", "b"), ("env", "prod")], "session tags over the role's, without case");
+
+        // A role deleted and made again is another role: its old sessions end.
+        store.delete_role("app", written.version).await.unwrap();
+        store.put_role(&Role { id: "AROA00000000000000002".into(), ..role }, None).await.unwrap();
+        assert!(matches!(resolve(&api, &record).await, Err(ApiError::Auth(AuthError::UnrecognizedClient))));
+    }
 
     fn key(owner: KeyOwner, status: KeyStatus) -> KeyRecord {
         KeyRecord { key: AccessKey { access_key_id: "AKIA".into(), secret_access_key: "s".into(), created_at: 0 }, owner, status }
