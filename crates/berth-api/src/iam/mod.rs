@@ -74,10 +74,13 @@ fn url_encoded(doc: &str) -> String {
     utf8_percent_encode(doc, UNRESERVED).to_string()
 }
 
+/// A page of a listing: its items, `IsTruncated`, the next `Marker`.
+type Listed<T> = (Vec<T>, Option<bool>, Option<String>);
+
 /// A page of `items` (sorted by `key`) after `marker` (the key of the
 /// last item of the previous page), at most `max_items` (1..=1000,
 /// default 100): the page, whether more follow, and the next marker.
-fn page<T>(items: Vec<T>, marker: Option<&str>, max_items: Option<i32>, key: impl Fn(&T) -> String) -> Result<(Vec<T>, Option<bool>, Option<String>), ApiError> {
+fn page<T>(items: Vec<T>, marker: Option<&str>, max_items: Option<i32>, key: impl Fn(&T) -> String) -> Result<Listed<T>, ApiError> {
     let limit = match max_items {
         None => 100,
         Some(n @ 1..=1000) => n as usize,

@@ -12,7 +12,7 @@ use berth_store::StoreError;
 use berth_wire::iam as w;
 use berth_wire::iam::{Action, Output};
 
-use super::{Call, RETRIES, check_policy, invalid, now, page, path, path_prefix, tag_pairs, url_encoded, wire_tags};
+use super::{Call, Listed, RETRIES, check_policy, invalid, now, page, path, path_prefix, tag_pairs, url_encoded, wire_tags};
 use crate::ApiError;
 
 /// At most this many managed policies attached to a user or role.
@@ -208,8 +208,6 @@ async fn get_inline(call: &Call<'_>, kind: EntityKind, holder: &str, name: &str)
     let doc = h.parts().inline.get(name).cloned().ok_or_else(|| no_inline(kind, name))?;
     Ok(url_encoded(&doc))
 }
-
-type Listed<T> = (Vec<T>, Option<bool>, Option<String>);
 
 async fn list_inline(call: &Call<'_>, kind: EntityKind, holder: &str, marker: Option<&str>, max: Option<i32>) -> Result<Listed<String>, ApiError> {
     let (mut h, _) = read(call, kind, holder).await?;
