@@ -26,9 +26,9 @@ def test_sts_get_caller_identity_with_the_cli_and_boto3(berth):
     assert got["Arn"] == "arn:aws:iam::%s:root" % ACCOUNT and got["Account"] == ACCOUNT
     assert got["ResponseMetadata"]["RequestId"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        sts.assume_role(RoleArn="arn:aws:iam::%s:role/x" % ACCOUNT, RoleSessionName="session")
+        sts.get_federation_token(Name="session")
     assert e.value.response["Error"]["Code"] == "InvalidAction"
-    assert "AssumeRole" in e.value.response["Error"]["Message"]
+    assert "GetFederationToken" in e.value.response["Error"]["Message"]
 
 
 def cloudwatch_speaking(berth, protocol, tmp_path):
