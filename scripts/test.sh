@@ -62,7 +62,7 @@ ELB_OPS=$ELB_OPS,ModifyTargetGroup,ModifyTargetGroupAttributes,RegisterTargets,R
 "$VENV/bin/python" tools/codegen/gen_wire.py elbv2 2015-12-01 crates/berth-wire/src/elbv2.rs --operations "$ELB_OPS" --check
 ACM_OPS=AddTagsToCertificate,DeleteCertificate,DescribeCertificate,GetCertificate,ImportCertificate,ListCertificates,ListTagsForCertificate
 "$VENV/bin/python" tools/codegen/gen_wire.py acm 2015-12-08 crates/berth-wire/src/acm.rs --operations "$ACM_OPS" --check
-# IAM (global, AWS Query): users, keys, roles, policies, tags (groups generated, not served yet).
+# IAM (global, AWS Query): users, keys, roles, groups, policies, tags.
 IAM_OPS=AddUserToGroup,AttachGroupPolicy,AttachRolePolicy,AttachUserPolicy,CreateAccessKey,CreateGroup
 IAM_OPS=$IAM_OPS,CreatePolicy,CreatePolicyVersion,CreateRole,CreateUser,DeleteAccessKey,DeleteGroup,DeleteGroupPolicy
 IAM_OPS=$IAM_OPS,DeletePolicy,DeletePolicyVersion,DeleteRole,DeleteRolePolicy,DeleteUser,DeleteUserPolicy,DetachGroupPolicy

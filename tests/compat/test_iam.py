@@ -359,3 +359,48 @@ def test_aws_cli_and_berth_whoami(berth):
     assert user["Arn"] == "arn:aws:iam::%s:user/cli-user" % me["Account"] and user["UserId"].startswith("AIDA")
     table = subprocess.run(whoami[:-2], check=True, capture_output=True, text=True, timeout=60, env=env).stdout
     assert "cli-user" in table and "ARN" in table
+
+
+def test_groups_give_their_members_policies(berth):
+    c = iam(berth)
+    acct = account(berth)
+    g = c.create_group(GroupName="devs", Path="/eng/")["Group"]
+    assert g["Arn"] == "arn:aws:iam::%s:group/eng/devs" % acct and g["GroupId"].startswith("AGPA")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_group(GroupName="DEVS")
+    assert code(e) == "EntityAlreadyExists"
+    c.create_user(UserName="ann")
+    key = c.create_access_key(UserName="ann")["AccessKey"]
+    ecs = client_as(berth, "ecs", key)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.list_clusters()
+    assert code(e) == "AccessDeniedException", "no policy yet"
+
+    list_ecs = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecs:List*", "Resource": "*"}]}
+    c.put_group_policy(GroupName="devs", PolicyName="list", PolicyDocument=json.dumps(list_ecs))
+    assert c.get_group_policy(GroupName="devs", PolicyName="list")["PolicyDocument"] == list_ecs
+    c.add_user_to_group(GroupName="devs", UserName="ann")
+    assert [x["GroupName"] for x in c.list_groups_for_user(UserName="ann")["Groups"]] == ["devs"]
+    assert [u["UserName"] for u in c.get_group(GroupName="devs")["Users"]] == ["ann"]
+    assert ecs.list_clusters()["clusterArns"] == [], "the group's policy applies to its member"
+    c.attach_group_policy(GroupName="devs", PolicyArn=ADMIN)
+    assert c.list_attached_group_policies(GroupName="devs")["AttachedPolicies"] == [
+        {"PolicyName": "AdministratorAccess", "PolicyArn": ADMIN}]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_group(GroupName="devs")
+    assert code(e) == "DeleteConflict" and message(e) == "Cannot delete entity, must remove users from group first."
+    for k in c.list_access_keys(UserName="ann")["AccessKeyMetadata"]:
+        c.delete_access_key(UserName="ann", AccessKeyId=k["AccessKeyId"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_user(UserName="ann")
+    assert code(e) == "DeleteConflict" and "groups" in message(e)
+    c.remove_user_from_group(GroupName="devs", UserName="ann")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_group(GroupName="devs")
+    assert code(e) == "DeleteConflict" and message(e) == "Cannot delete entity, must detach all policies first."
+    c.detach_group_policy(GroupName="devs", PolicyArn=ADMIN)
+    c.delete_group_policy(GroupName="devs", PolicyName="list")
+    c.delete_group(GroupName="devs")
+    assert c.list_groups()["Groups"] == []
+    c.delete_user(UserName="ann")

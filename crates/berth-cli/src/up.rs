@@ -335,17 +335,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn store_urls_are_printed_without_passwords() {
-        assert_eq!(redact("postgres://berth:hunter2@db:5432/berth"), "postgres://berth@db:5432/berth");
-        assert_eq!(redact("sqlite:///var/lib/berth/berth.db"), "sqlite:///var/lib/berth/berth.db");
-    }
-}
-
 /// `BERTH_TEST_MIN_SESSION_SECONDS`: a test knob (never set otherwise)
 /// that lowers the shortest session AssumeRole and GetSessionToken give
 /// below STS's 900 s, so a test can watch credentials expire.
@@ -357,5 +346,16 @@ fn test_min_session_seconds() -> anyhow::Result<Option<i64>> {
             anyhow::ensure!((1..=900).contains(&n), "BERTH_TEST_MIN_SESSION_SECONDS must be 1 to 900, not {n}");
             Ok(Some(n))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn store_urls_are_printed_without_passwords() {
+        assert_eq!(redact("postgres://berth:hunter2@db:5432/berth"), "postgres://berth@db:5432/berth");
+        assert_eq!(redact("sqlite:///var/lib/berth/berth.db"), "sqlite:///var/lib/berth/berth.db");
     }
 }

@@ -33,6 +33,7 @@ pub const MAX_MANAGED_POLICY_CHARS: usize = 6144;
 /// Characters of all a user's (or role's) inline policies together.
 pub const MAX_USER_INLINE_CHARS: usize = 2048;
 pub const MAX_ROLE_INLINE_CHARS: usize = 10_240;
+pub const MAX_GROUP_INLINE_CHARS: usize = 5120;
 /// Characters of a role's trust policy.
 pub const MAX_TRUST_POLICY_CHARS: usize = 2048;
 /// Characters of an AssumeRole session policy.
@@ -76,6 +77,7 @@ impl IamError {
 pub enum EntityKind {
     User,
     Role,
+    Group,
     Policy,
 }
 
@@ -84,6 +86,7 @@ impl EntityKind {
         match self {
             Self::User => "user",
             Self::Role => "role",
+            Self::Group => "group",
             Self::Policy => "policy",
         }
     }
@@ -93,6 +96,7 @@ impl EntityKind {
         match self {
             Self::User => "AIDA",
             Self::Role => "AROA",
+            Self::Group => "AGPA",
             Self::Policy => "ANPA",
         }
     }
@@ -221,6 +225,25 @@ pub struct User {
     #[serde(default)]
     pub inline_policies: BTreeMap<String, String>,
     /// Attached managed policies (customer's or AWS's), by ARN, in order.
+    #[serde(default)]
+    pub attached: Vec<String>,
+    /// The groups it is a member of, by name.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// An IAM group: policies its member users get.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub name: String,
+    /// `AGPA…`.
+    pub id: String,
+    pub path: String,
+    pub arn: String,
+    pub create_date: f64,
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, String>,
     #[serde(default)]
     pub attached: Vec<String>,
 }

@@ -1,14 +1,15 @@
--- IAM: users, roles and customer managed policies, and whose each
--- access key is.
+-- IAM: users, roles, groups and customer managed policies, and whose
+-- each access key is.
 --
--- `iam_entities` holds the three kinds of record (`kind` is `user`,
--- `role` or `policy`), keyed by kind and name in lower case (IAM's names
--- are unique in the account without case); `id` is IAM's unique id
--- (AIDA…, AROA…, ANPA…). The body is the model's record as JSON with a
--- formatVersion: a user's or role's inline policies and the ARNs of the
--- managed policies attached to it are members of its body, a policy's
--- versions members of its. (DeletePolicy finds attachments by reading
--- the users and roles; an account has few.)
+-- `iam_entities` holds the four kinds of record (`kind` is `user`,
+-- `role`, `group` or `policy`), keyed by kind and name in lower case
+-- (IAM's names are unique in the account without case); `id` is IAM's
+-- unique id (AIDA…, AROA…, AGPA…, ANPA…). The body is the model's record
+-- as JSON with a formatVersion: a user's, role's or group's inline
+-- policies and the ARNs of the managed policies attached to it are
+-- members of its body, a user's groups members of its, a policy's
+-- versions members of its. (DeletePolicy finds attachments, DeleteGroup
+-- members, by reading the others; an account has few.)
 --
 -- `access_keys` (migration 1) held only the root key. Each key now says
 -- whose it is: `user_name` NULL and `session` NULL is the account's root

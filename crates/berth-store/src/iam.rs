@@ -1,4 +1,4 @@
-//! IAM's records (users, roles, customer managed policies) and access
+//! IAM's records (users, roles, groups, customer managed policies) and access
 //! keys with their owners, and STS sessions: [`IamStore`], and
 //! [`issue_session`] / [`issue_role_session`], which make a session's
 //! temporary key (the STS API and the control plane's task-role
@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use berth_model::iam::{KeyOwner, KeyStatus, ManagedPolicy, Role, Session, SessionPrincipal, User};
+use berth_model::iam::{Group, KeyOwner, KeyStatus, ManagedPolicy, Role, Session, SessionPrincipal, User};
 use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 
@@ -43,6 +43,12 @@ pub trait IamStore: Send + Sync {
     async fn list_roles(&self) -> Result<Vec<Versioned<Role>>, StoreError>;
     /// Deletes a role at the version read, and its sessions' keys.
     async fn delete_role(&self, name: &str, expected_version: i64) -> Result<bool, StoreError>;
+
+    /// Groups, as users (their members are named in the users' records).
+    async fn put_group(&self, group: &Group, expected_version: Option<i64>) -> Result<Versioned<Group>, StoreError>;
+    async fn get_group(&self, name: &str) -> Result<Option<Versioned<Group>>, StoreError>;
+    async fn list_groups(&self) -> Result<Vec<Versioned<Group>>, StoreError>;
+    async fn delete_group(&self, name: &str, expected_version: i64) -> Result<bool, StoreError>;
 
     async fn put_policy(&self, policy: &ManagedPolicy, expected_version: Option<i64>) -> Result<Versioned<ManagedPolicy>, StoreError>;
     async fn get_policy(&self, name: &str) -> Result<Option<Versioned<ManagedPolicy>>, StoreError>;

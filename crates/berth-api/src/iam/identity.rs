@@ -7,7 +7,8 @@
 //!   may do anything);
 //! - a user's key, or a session of GetSessionToken made with one: `User`,
 //!   the user's inline policies, then the default versions of the managed
-//!   policies attached to it (the account's, or AWS's by ARN);
+//!   policies attached to it (the account's, or AWS's by ARN), then the same
+//!   of each of its groups;
 //! - an AssumeRole session's key: `AssumedRole`
 //!   (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`, user id
 //!   `AROA…:SESSION`), the role's policies as above, the session policy,
@@ -103,10 +104,21 @@ async fn user_caller(api: &Api, access_key_id: &str, name: &str) -> Result<Calle
         arn: user.arn.clone(),
         user_id: user.id.clone(),
         kind: CallerKind::User { name: user.name.clone() },
-        policies: policies_of(api.store.as_ref(), &user.inline_policies, &user.attached).await?,
+        policies: user_policies(api.store.as_ref(), &user).await?,
         session_policy: None,
         tags: user.tags,
     })
+}
+
+/// A user's own policies, then each of its groups' (a group gone since is skipped).
+async fn user_policies(store: &dyn Store, user: &iam::User) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out = policies_of(store, &user.inline_policies, &user.attached).await?;
+    for name in &user.groups {
+        if let Some(g) = store.get_group(name).await? {
+            out.extend(policies_of(store, &g.value.inline_policies, &g.value.attached).await?);
+        }
+    }
+    Ok(out)
 }
 
 /// Inline policies (name, document), then each attached managed policy's
@@ -135,7 +147,7 @@ pub(crate) async fn policies_of(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
-    use berth_model::iam::{ManagedPolicy, PolicyVersion, Role, Session, User};
+    use berth_model::iam::{Group, ManagedPolicy, PolicyVersion, Role, Session, User};
     use berth_model::Account;
     use berth_store::{AccessKey, SessionSpec};
 
@@ -185,14 +197,25 @@ mod tests {
             inline_policies: BTreeMap::from([("own".into(), "doc-own".into())]),
             // One attached policy deleted since: skipped.
             attached: vec![format!("arn:aws:iam::{ACCOUNT}:policy/read"), ADMIN.into(), format!("arn:aws:iam::{ACCOUNT}:policy/gone")],
+            groups: vec!["devs".into(), "gone".into()],
         };
+        let group = Group {
+            name: "devs".into(),
+            id: "AGPA00000000000000001".into(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:group/devs"),
+            create_date: 0.0,
+            inline_policies: BTreeMap::from([("group-own".into(), "doc-group".into())]),
+            attached: vec![ADMIN.into()],
+        };
+        store.put_group(&group, None).await.unwrap();
         store.put_user(&user, None).await.unwrap();
         let record = key(KeyOwner::User { name: "CI".into() }, KeyStatus::Active);
         let caller = resolve(&api, &record).await.unwrap();
         assert_eq!(caller.kind, CallerKind::User { name: "ci".into() });
         assert_eq!((caller.arn.as_str(), caller.user_id.as_str()), (user.arn.as_str(), user.id.as_str()));
         let names: Vec<&str> = caller.policies.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["own", &format!("arn:aws:iam::{ACCOUNT}:policy/read"), ADMIN]);
+        assert_eq!(names, ["own", &format!("arn:aws:iam::{ACCOUNT}:policy/read"), ADMIN, "group-own", ADMIN], "then its groups'");
         assert_eq!(caller.policies[1].1, "doc-v2", "the default version");
         assert_eq!(caller.policies[2].1, berth_iam::managed::get(ADMIN).unwrap().document);
         assert_eq!(caller.tags, user.tags);

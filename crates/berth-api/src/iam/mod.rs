@@ -1,12 +1,12 @@
 //! IAM (`iam`, AWS Query, a global service): users and their access
-//! keys ([`users`]), roles ([`roles`]), inline and managed policies,
-//! attachments and tags of users and roles ([`policies`]), and who a
-//! request's key belongs to ([`identity`]).
+//! keys ([`users`]), roles ([`roles`]), groups ([`groups`]), inline and
+//! managed policies, attachments and tags of users, roles and groups
+//! ([`policies`]), and who a request's key belongs to ([`identity`]).
 //!
 //! Policy documents are validated by `berth_iam` (MalformedPolicyDocument
 //! with its message) and kept as given; IAM answers them URL-encoded
 //! (botocore decodes them). Lists page with `Marker`/`MaxItems` (1..1000,
-//! default 100) and say `IsTruncated`. Groups are not served yet.
+//! default 100) and say `IsTruncated`.
 
 use berth_model::iam::IamError;
 use berth_wire::iam::{Action, Output};
@@ -15,6 +15,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::caller::Caller;
 use crate::{Api, ApiError};
 
+mod groups;
 pub(crate) mod identity;
 mod policies;
 mod roles;
@@ -57,6 +58,13 @@ pub(crate) async fn dispatch(call: &Call<'_>, action: Action) -> Result<Output, 
         A::UpdateRole(r) => roles::update(call, r).await?,
         A::UpdateAssumeRolePolicy(r) => roles::update_trust(call, r).await?,
         A::DeleteRole(r) => roles::delete(call, r).await?,
+        A::CreateGroup(r) => groups::create(call, r).await?,
+        A::GetGroup(r) => groups::get(call, r).await?,
+        A::ListGroups(r) => groups::list(call, r).await?,
+        A::DeleteGroup(r) => groups::delete(call, r).await?,
+        A::AddUserToGroup(r) => groups::add_user(call, r).await?,
+        A::RemoveUserFromGroup(r) => groups::remove_user(call, r).await?,
+        A::ListGroupsForUser(r) => groups::for_user(call, r).await?,
         other => policies::dispatch(call, other).await?,
     })
 }
@@ -74,10 +82,13 @@ fn url_encoded(doc: &str) -> String {
     utf8_percent_encode(doc, UNRESERVED).to_string()
 }
 
+/// A page of a listing: its items, `IsTruncated`, the next `Marker`.
+type Listed<T> = (Vec<T>, Option<bool>, Option<String>);
+
 /// A page of `items` (sorted by `key`) after `marker` (the key of the
 /// last item of the previous page), at most `max_items` (1..=1000,
 /// default 100): the page, whether more follow, and the next marker.
-fn page<T>(items: Vec<T>, marker: Option<&str>, max_items: Option<i32>, key: impl Fn(&T) -> String) -> Result<(Vec<T>, Option<bool>, Option<String>), ApiError> {
+fn page<T>(items: Vec<T>, marker: Option<&str>, max_items: Option<i32>, key: impl Fn(&T) -> String) -> Result<Listed<T>, ApiError> {
     let limit = match max_items {
         None => 100,
         Some(n @ 1..=1000) => n as usize,

@@ -1,18 +1,18 @@
-//! Policies: users' and roles' inline policies, the managed policies
-//! attached to them, their tags (one set of handlers for both kinds of
-//! holder), and customer managed policies with their versions (at most
+//! Policies: users', roles' and groups' inline policies, the managed
+//! policies attached to them, users' and roles' tags (one set of handlers
+//! for every kind of holder), and customer managed policies with their versions (at most
 //! five; the default one is what applies). AWS's managed policies
 //! (`arn:aws:iam::aws:policy/…`, `berth_iam::managed`) can be attached
 //! and listed (Scope=AWS) but not changed.
 
 use std::collections::BTreeMap;
 
-use berth_model::iam::{self, EntityKind, IamError, ManagedPolicy, PolicyVersion, Role, User};
+use berth_model::iam::{self, EntityKind, Group, IamError, ManagedPolicy, PolicyVersion, Role, User};
 use berth_store::StoreError;
 use berth_wire::iam as w;
 use berth_wire::iam::{Action, Output};
 
-use super::{Call, RETRIES, check_policy, invalid, now, page, path, path_prefix, tag_pairs, url_encoded, wire_tags};
+use super::{Call, Listed, RETRIES, check_policy, invalid, now, page, path, path_prefix, tag_pairs, url_encoded, wire_tags};
 use crate::ApiError;
 
 /// At most this many managed policies attached to a user or role.
@@ -20,10 +20,27 @@ const MAX_ATTACHED: usize = 10;
 
 pub(super) async fn dispatch(call: &Call<'_>, action: Action) -> Result<Output, ApiError> {
     use Action as A;
-    use EntityKind::{Role as R, User as U};
+    use EntityKind::{Group as G, Role as R, User as U};
     Ok(match action {
         A::PutUserPolicy(r) => put_inline(call, U, &r.user_name, r.policy_name, r.policy_document).await.map(|()| Output::PutUserPolicy)?,
         A::PutRolePolicy(r) => put_inline(call, R, &r.role_name, r.policy_name, r.policy_document).await.map(|()| Output::PutRolePolicy)?,
+        A::PutGroupPolicy(r) => put_inline(call, G, &r.group_name, r.policy_name, r.policy_document).await.map(|()| Output::PutGroupPolicy)?,
+        A::GetGroupPolicy(r) => {
+            let policy_document = get_inline(call, G, &r.group_name, &r.policy_name).await?;
+            Output::GetGroupPolicy(w::GetGroupPolicyResponse { group_name: r.group_name, policy_name: r.policy_name, policy_document })
+        }
+        A::ListGroupPolicies(r) => {
+            let (policy_names, is_truncated, marker) = list_inline(call, G, &r.group_name, r.marker.as_deref(), r.max_items).await?;
+            Output::ListGroupPolicies(w::ListGroupPoliciesResponse { policy_names, is_truncated, marker })
+        }
+        A::DeleteGroupPolicy(r) => delete_inline(call, G, &r.group_name, &r.policy_name).await.map(|()| Output::DeleteGroupPolicy)?,
+        A::AttachGroupPolicy(r) => attach(call, G, &r.group_name, &r.policy_arn).await.map(|()| Output::AttachGroupPolicy)?,
+        A::DetachGroupPolicy(r) => detach(call, G, &r.group_name, &r.policy_arn).await.map(|()| Output::DetachGroupPolicy)?,
+        A::ListAttachedGroupPolicies(r) => {
+            let (attached_policies, is_truncated, marker) =
+                list_attached(call, G, &r.group_name, r.path_prefix.as_deref(), r.marker.as_deref(), r.max_items).await?;
+            Output::ListAttachedGroupPolicies(w::ListAttachedGroupPoliciesResponse { attached_policies: Some(attached_policies), is_truncated, marker })
+        }
         A::GetUserPolicy(r) => {
             let policy_document = get_inline(call, U, &r.user_name, &r.policy_name).await?;
             Output::GetUserPolicy(w::GetUserPolicyResponse { user_name: r.user_name, policy_name: r.policy_name, policy_document })
@@ -120,24 +137,26 @@ pub(super) async fn dispatch(call: &Call<'_>, action: Action) -> Result<Output, 
     })
 }
 
-/// A user or a role, as far as its policies and tags go.
+/// A user, role or group, as far as its policies and tags go.
 enum Holder {
     User(User),
     Role(Role),
+    Group(Group),
 }
 
-/// What the policy handlers change of a holder.
+/// What the policy handlers change of a holder (groups have no tags).
 struct Parts<'a> {
     inline: &'a mut BTreeMap<String, String>,
     attached: &'a mut Vec<String>,
-    tags: &'a mut BTreeMap<String, String>,
+    tags: Option<&'a mut BTreeMap<String, String>>,
 }
 
 impl Holder {
     fn parts(&mut self) -> Parts<'_> {
         match self {
-            Self::User(u) => Parts { inline: &mut u.inline_policies, attached: &mut u.attached, tags: &mut u.tags },
-            Self::Role(r) => Parts { inline: &mut r.inline_policies, attached: &mut r.attached, tags: &mut r.tags },
+            Self::User(u) => Parts { inline: &mut u.inline_policies, attached: &mut u.attached, tags: Some(&mut u.tags) },
+            Self::Role(r) => Parts { inline: &mut r.inline_policies, attached: &mut r.attached, tags: Some(&mut r.tags) },
+            Self::Group(g) => Parts { inline: &mut g.inline_policies, attached: &mut g.attached, tags: None },
         }
     }
 }
@@ -147,6 +166,10 @@ async fn read(call: &Call<'_>, kind: EntityKind, name: &str) -> Result<(Holder, 
         EntityKind::Role => {
             let v = super::roles::load(call, name).await?;
             (Holder::Role(v.value), v.version)
+        }
+        EntityKind::Group => {
+            let v = super::groups::load(call, name).await?;
+            (Holder::Group(v.value), v.version)
         }
         _ => {
             let v = super::users::load(call, name).await?;
@@ -164,6 +187,7 @@ async fn edit(call: &Call<'_>, kind: EntityKind, name: &str, change: impl Fn(&mu
         let written = match &holder {
             Holder::User(u) => call.api.store.put_user(u, Some(version)).await.map(drop),
             Holder::Role(r) => call.api.store.put_role(r, Some(version)).await.map(drop),
+            Holder::Group(g) => call.api.store.put_group(g, Some(version)).await.map(drop),
         };
         match written {
             Ok(()) => return Ok(()),
@@ -179,6 +203,7 @@ async fn edit(call: &Call<'_>, kind: EntityKind, name: &str, change: impl Fn(&mu
 fn inline_limit(kind: EntityKind) -> usize {
     match kind {
         EntityKind::Role => iam::MAX_ROLE_INLINE_CHARS,
+        EntityKind::Group => iam::MAX_GROUP_INLINE_CHARS,
         _ => iam::MAX_USER_INLINE_CHARS,
     }
 }
@@ -191,7 +216,11 @@ async fn put_inline(call: &Call<'_>, kind: EntityKind, holder: &str, name: Strin
         p.inline.insert(name.clone(), doc.clone());
         let total: usize = p.inline.values().map(|d| d.chars().filter(|c| !c.is_whitespace()).count()).sum();
         if total > max {
-            let what = if kind == EntityKind::Role { "RolePolicySize" } else { "UserPolicySize" };
+            let what = match kind {
+                EntityKind::Role => "RolePolicySize",
+                EntityKind::Group => "GroupPolicySize",
+                _ => "UserPolicySize",
+            };
             return Err(IamError::LimitExceeded(format!("Maximum policy size of {max} bytes exceeded for {what}.")).into());
         }
         Ok(())
@@ -208,8 +237,6 @@ async fn get_inline(call: &Call<'_>, kind: EntityKind, holder: &str, name: &str)
     let doc = h.parts().inline.get(name).cloned().ok_or_else(|| no_inline(kind, name))?;
     Ok(url_encoded(&doc))
 }
-
-type Listed<T> = (Vec<T>, Option<bool>, Option<String>);
 
 async fn list_inline(call: &Call<'_>, kind: EntityKind, holder: &str, marker: Option<&str>, max: Option<i32>) -> Result<Listed<String>, ApiError> {
     let (mut h, _) = read(call, kind, holder).await?;
@@ -232,7 +259,11 @@ async fn attach(call: &Call<'_>, kind: EntityKind, holder: &str, arn: &str) -> R
             return Ok(());
         }
         if p.attached.len() >= MAX_ATTACHED {
-            let what = if kind == EntityKind::Role { "PoliciesPerRole" } else { "PoliciesPerUser" };
+            let what = match kind {
+                EntityKind::Role => "PoliciesPerRole",
+                EntityKind::Group => "PoliciesPerGroup",
+                _ => "PoliciesPerUser",
+            };
             return Err(IamError::LimitExceeded(format!("Cannot exceed quota for {what}: {MAX_ATTACHED}")).into());
         }
         p.attached.push(arn.to_owned());
@@ -277,7 +308,9 @@ async fn list_attached(
 async fn tag(call: &Call<'_>, kind: EntityKind, holder: &str, tags: &[w::Tag]) -> Result<(), ApiError> {
     let new = tag_pairs(Some(tags));
     edit(call, kind, holder, |p| {
-        *p.tags = iam::merge_tags(p.tags, &new)?;
+        if let Some(tags) = p.tags.as_mut() {
+            **tags = iam::merge_tags(tags, &new)?;
+        }
         Ok(())
     })
     .await
@@ -285,7 +318,9 @@ async fn tag(call: &Call<'_>, kind: EntityKind, holder: &str, tags: &[w::Tag]) -
 
 async fn untag(call: &Call<'_>, kind: EntityKind, holder: &str, keys: &[String]) -> Result<(), ApiError> {
     edit(call, kind, holder, |p| {
-        p.tags.retain(|k, _| !keys.iter().any(|d| d.eq_ignore_ascii_case(k)));
+        if let Some(tags) = p.tags.as_mut() {
+            tags.retain(|k, _| !keys.iter().any(|d| d.eq_ignore_ascii_case(k)));
+        }
         Ok(())
     })
     .await
@@ -293,7 +328,7 @@ async fn untag(call: &Call<'_>, kind: EntityKind, holder: &str, keys: &[String])
 
 async fn list_tags(call: &Call<'_>, kind: EntityKind, holder: &str, marker: Option<&str>, max: Option<i32>) -> Result<Listed<w::Tag>, ApiError> {
     let (mut h, _) = read(call, kind, holder).await?;
-    let tags = wire_tags(h.parts().tags);
+    let tags = h.parts().tags.map(|t| wire_tags(t)).unwrap_or_default();
     page(tags, marker, max, |t| t.key.clone())
 }
 
@@ -359,12 +394,14 @@ fn wire_version(p: &ManagedPolicy, v: &PolicyVersion, with_document: bool) -> w:
     }
 }
 
-/// How many users and roles have each managed policy attached, by ARN.
+/// How many users, roles and groups have each managed policy attached, by ARN.
 async fn attachment_counts(call: &Call<'_>) -> Result<BTreeMap<String, i32>, ApiError> {
     let mut counts = BTreeMap::new();
     let users = call.api.store.list_users().await?;
     let roles = call.api.store.list_roles().await?;
-    for arn in users.iter().flat_map(|u| &u.value.attached).chain(roles.iter().flat_map(|r| &r.value.attached)) {
+    let groups = call.api.store.list_groups().await?;
+    let attached = users.iter().flat_map(|u| &u.value.attached).chain(roles.iter().flat_map(|r| &r.value.attached));
+    for arn in attached.chain(groups.iter().flat_map(|g| &g.value.attached)) {
         *counts.entry(arn.clone()).or_insert(0) += 1;
     }
     Ok(counts)

@@ -45,6 +45,7 @@ pub(super) async fn create(call: &Call<'_>, r: w::CreateUserRequest) -> Result<O
         tags,
         inline_policies: Default::default(),
         attached: Vec::new(),
+        groups: Vec::new(),
     };
     match call.api.store.put_user(&user, None).await {
         Ok(_) => Ok(Output::CreateUser(w::CreateUserResponse { user: Some(wire(&user, true)) })),
@@ -112,6 +113,9 @@ pub(super) async fn delete(call: &Call<'_>, r: w::DeleteUserRequest) -> Result<O
         }
         if !v.value.attached.is_empty() {
             return conflict("detach all policies");
+        }
+        if !v.value.groups.is_empty() {
+            return conflict("remove user from all groups");
         }
         match call.api.store.delete_user(&v.value.name, v.version).await {
             Ok(_) => return Ok(Output::DeleteUser),

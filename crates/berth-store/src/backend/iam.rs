@@ -4,7 +4,7 @@
 //! session.
 
 use async_trait::async_trait;
-use berth_model::iam::{KeyOwner, KeyStatus, ManagedPolicy, Role, Session, User};
+use berth_model::iam::{Group, KeyOwner, KeyStatus, ManagedPolicy, Role, Session, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Row as _;
@@ -36,6 +36,7 @@ macro_rules! entity {
 }
 entity!(User, "user");
 entity!(Role, "role");
+entity!(Group, "group");
 entity!(ManagedPolicy, "policy");
 
 fn entity_row<T: Entity>(r: &AnyRow) -> Result<Versioned<T>, StoreError> {
@@ -168,6 +169,19 @@ impl IamStore for SqlStore {
     async fn delete_role(&self, name: &str, expected_version: i64) -> Result<bool, StoreError> {
         // A deleted role's sessions end with it: their keys resolve to no role.
         self.delete_entity::<Role>(name, expected_version, false).await
+    }
+
+    async fn put_group(&self, group: &Group, expected_version: Option<i64>) -> Result<Versioned<Group>, StoreError> {
+        self.put_entity(group, expected_version).await
+    }
+    async fn get_group(&self, name: &str) -> Result<Option<Versioned<Group>>, StoreError> {
+        self.get_entity(name).await
+    }
+    async fn list_groups(&self) -> Result<Vec<Versioned<Group>>, StoreError> {
+        self.list_entities().await
+    }
+    async fn delete_group(&self, name: &str, expected_version: i64) -> Result<bool, StoreError> {
+        self.delete_entity::<Group>(name, expected_version, false).await
     }
 
     async fn put_policy(&self, policy: &ManagedPolicy, expected_version: Option<i64>) -> Result<Versioned<ManagedPolicy>, StoreError> {

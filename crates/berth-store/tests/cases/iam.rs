@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_model::iam::{KeyOwner, KeyStatus, ManagedPolicy, PolicyVersion, Role, SessionPrincipal, User};
+use berth_model::iam::{Group, KeyOwner, KeyStatus, ManagedPolicy, PolicyVersion, Role, SessionPrincipal, User};
 use berth_store::iam::{KeyRecord, new_key_pair, token_hash};
 use berth_store::{AccessKey, StoreError};
 
@@ -19,6 +19,7 @@ fn user(name: &str, id: &str) -> User {
         tags: BTreeMap::new(),
         inline_policies: BTreeMap::new(),
         attached: Vec::new(),
+        groups: Vec::new(),
     }
 }
 
@@ -53,7 +54,20 @@ pub async fn iam_entities_unique_without_case_and_versioned(db: Backend) {
     let names: Vec<String> = s.list_users().await.expect("list").into_iter().map(|v| v.value.name).collect();
     assert_eq!(names, ["alice", "Bob"]);
 
-    // A role of the same name is another kind: no clash.
+    // A group, and a role, of the same name are other kinds: no clash.
+    let group = Group {
+        name: "bob".into(),
+        id: "AGPA00000000000000001".into(),
+        path: "/".into(),
+        arn: "arn:aws:iam::123456789012:group/bob".into(),
+        create_date: 1.0,
+        inline_policies: BTreeMap::new(),
+        attached: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+    };
+    let g = s.put_group(&group, None).await.expect("group");
+    assert_eq!(s.get_group("BOB").await.expect("get").map(|v| v.value), Some(group.clone()));
+    assert_eq!(s.list_groups().await.expect("list").len(), 1);
+    assert!(s.delete_group("bob", g.version).await.expect("delete group"));
     s.put_role(&role("bob"), None).await.expect("role");
     assert_eq!(s.get_role("bob").await.expect("get").map(|v| v.value.tags.len()), Some(1));
 
