@@ -25,6 +25,7 @@ def test_sts_get_caller_identity_with_the_cli_and_boto3(berth):
     got = sts.get_caller_identity()
     assert got["Arn"] == "arn:aws:iam::%s:root" % ACCOUNT and got["Account"] == ACCOUNT
     assert got["ResponseMetadata"]["RequestId"]
+    # An operation STS has that Berth does not serve.
     with pytest.raises(botocore.exceptions.ClientError) as e:
         sts.get_federation_token(Name="session")
     assert e.value.response["Error"]["Code"] == "InvalidAction"

@@ -1,5 +1,5 @@
 //! What each IAM action asks of IAM: the user, role, group or policy it
-//! acts on, by ARN (a user's and a role's with their path, from the store;
+//! acts on, by ARN (a user's, role's and group's with their path, from the store;
 //! an action on one's own user, e.g. CreateAccessKey without UserName, the
 //! caller's), request tags, and `iam:PolicyARN` for attachments; the List*
 //! of the account have no resource.
@@ -24,7 +24,7 @@ pub(crate) enum Target<'a> {
     Account,
 }
 
-/// The requests of `action`, reading the named user's or role's ARN.
+/// The requests of `action`, reading the named user's, role's or group's ARN.
 pub(crate) async fn requests(api: &Api, caller: &Caller, action: &Action) -> Result<Vec<IamRequest>, ApiError> {
     let account = api.account();
     let resource = match target(action) {
@@ -36,6 +36,10 @@ pub(crate) async fn requests(api: &Api, caller: &Caller, action: &Action) -> Res
         Target::Role(name) => match api.store.get_role(name).await? {
             Some(r) => r.value.arn,
             None => iam_arn(account, "role", None, name),
+        },
+        Target::Group(name) => match api.store.get_group(name).await? {
+            Some(g) => g.value.arn,
+            None => iam_arn(account, "group", None, name),
         },
         other => resource(account, &other),
     };
