@@ -20,7 +20,6 @@ use berth_wire::secretsmanager::{
 };
 use serde_json::Value;
 
-use crate::caller::IamRequest;
 use crate::{Api, ApiError};
 
 const MAX_VALUE_BYTES: usize = 65_536;
@@ -94,74 +93,8 @@ pub(crate) async fn dispatch(api: &Api, action: Action) -> Result<Value, ApiErro
     })
 }
 
-/// What a call asks of IAM (the Service Authorization Reference's
-/// resources for Secrets Manager): the secret's ARN — the stored secret's
-/// full ARN when the SecretId names one, else the id as an ARN; for
-/// CreateSecret `…:secret:NAME-??????` (what `NAME-*` and `NAME-??????`
-/// in a policy match); `*` for ListSecrets. Condition keys:
-/// `secretsmanager:SecretId`, `…:Name`, `…:VersionId`, `…:VersionStage`,
-/// the secret's tags as `secretsmanager:ResourceTag/…` and
-/// `aws:ResourceTag/…`, tags given as `aws:RequestTag/…`, `aws:TagKeys`.
-#[allow(dead_code)] // until the edge authorizes every call (issue 15's IAM work calls it)
-pub(crate) async fn iam_request(api: &Api, action: &Action) -> Result<IamRequest, ApiError> {
-    let account = api.account();
-    let prefix = format!("arn:aws:secretsmanager:{}:{}:secret:", account.region, account.account_id);
-    let request = |op: &str, resource: String| IamRequest::new(format!("secretsmanager:{op}"), [resource]);
-    let with_tags = |r: IamRequest, tags: &[Tag]| {
-        let keys: Vec<String> = tags.iter().filter_map(|t| t.key.clone()).collect();
-        let r = tags.iter().fold(r, |r, t| {
-            r.key(&format!("aws:RequestTag/{}", t.key.as_deref().unwrap_or("")), [t.value.clone().unwrap_or_default()])
-        });
-        if keys.is_empty() { r } else { r.key("aws:TagKeys", keys) }
-    };
-    let (op, id) = match action {
-        Action::CreateSecret(r) => {
-            let req = request("CreateSecret", format!("{prefix}{}-??????", r.name)).key("secretsmanager:Name", [r.name.clone()]);
-            return Ok(with_tags(req, r.tags.as_deref().unwrap_or_default()));
-        }
-        Action::ListSecrets(_) => return Ok(request("ListSecrets", "*".to_owned())),
-        Action::GetSecretValue(r) => ("GetSecretValue", &r.secret_id),
-        Action::PutSecretValue(r) => ("PutSecretValue", &r.secret_id),
-        Action::UpdateSecret(r) => ("UpdateSecret", &r.secret_id),
-        Action::DescribeSecret(r) => ("DescribeSecret", &r.secret_id),
-        Action::ListSecretVersionIds(r) => ("ListSecretVersionIds", &r.secret_id),
-        Action::DeleteSecret(r) => ("DeleteSecret", &r.secret_id),
-        Action::RestoreSecret(r) => ("RestoreSecret", &r.secret_id),
-        Action::TagResource(r) => ("TagResource", &r.secret_id),
-        Action::UntagResource(r) => ("UntagResource", &r.secret_id),
-    };
-    let found = lookup::find_secret(api.store.as_ref(), id).await?.map(|v| v.value);
-    let arn = match &found {
-        Some(s) => s.arn.clone(),
-        None if id.starts_with("arn:") => id.clone(),
-        None => format!("{prefix}{id}"),
-    };
-    let mut req = request(op, arn).key("secretsmanager:SecretId", [id.clone()]);
-    for (k, v) in found.iter().flat_map(|s| &s.tags) {
-        req = req.key(&format!("secretsmanager:ResourceTag/{k}"), [v.clone()]).key(&format!("aws:ResourceTag/{k}"), [v.clone()]);
-    }
-    Ok(match action {
-        Action::GetSecretValue(r) => {
-            let req = req.key("secretsmanager:VersionStage", [r.version_stage.clone().unwrap_or_else(|| AWSCURRENT.to_owned())]);
-            match &r.version_id {
-                Some(v) => req.key("secretsmanager:VersionId", [v.clone()]),
-                None => req,
-            }
-        }
-        Action::TagResource(r) => with_tags(req, &r.tags),
-        Action::UntagResource(r) => req.key("aws:TagKeys", r.tag_keys.iter().cloned()),
-        _ => req,
-    })
-}
-
 fn check_tag(key: &str, value: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
-        return Err(invalid(format!("Tag key '{key}' must be 1 to 128 characters and its value at most 256.")));
-    }
-    if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
-        return Err(invalid(format!("Tag key '{key}' uses the reserved prefix 'aws:'.")));
-    }
-    Ok(())
+    berth_model::tags::check_pair(key, value).map_err(invalid)
 }
 
 /// A secret by SecretId (name, ARN, partial ARN). One whose recovery

@@ -22,7 +22,6 @@ use berth_wire::ssm::{
 };
 use serde_json::Value;
 
-use crate::caller::IamRequest;
 use crate::{Api, ApiError};
 
 const DEFAULT_KEY_ID: &str = "alias/aws/ssm";
@@ -139,36 +138,6 @@ pub(crate) async fn dispatch(api: &Api, action: Action) -> Result<Value, ApiErro
     })
 }
 
-/// What a call asks of IAM (the Service Authorization Reference's
-/// resources for SSM): the parameter ARNs it reads or writes (selectors
-/// dropped), the path's ARN for GetParametersByPath, `*` for
-/// DescribeParameters; tags given as `aws:RequestTag/…` and `aws:TagKeys`.
-#[allow(dead_code)] // until the edge authorizes every call (issue 15's IAM work calls it)
-pub(crate) fn iam_request(account: &berth_model::Account, action: &Action) -> IamRequest {
-    let arn = |reference: &str| lookup::parameter_ref_arn(account, reference);
-    let request = |op: &str, resources: Vec<String>| IamRequest::new(format!("ssm:{op}"), resources);
-    let with_tags = |r: IamRequest, tags: &[Tag]| {
-        let r = tags.iter().fold(r, |r, t| r.key(&format!("aws:RequestTag/{}", t.key), [t.value.clone()]));
-        if tags.is_empty() { r } else { r.key("aws:TagKeys", tags.iter().map(|t| t.key.clone())) }
-    };
-    match action {
-        Action::PutParameter(r) => with_tags(request("PutParameter", vec![arn(&r.name)]), r.tags.as_deref().unwrap_or_default()),
-        Action::GetParameter(r) => request("GetParameter", vec![arn(&r.name)]),
-        Action::GetParameters(r) => request("GetParameters", r.names.iter().map(|n| arn(n)).collect()),
-        Action::GetParametersByPath(r) => request("GetParametersByPath", vec![arn(r.path.trim_end_matches('/'))]),
-        Action::DeleteParameter(r) => request("DeleteParameter", vec![arn(&r.name)]),
-        Action::DeleteParameters(r) => request("DeleteParameters", r.names.iter().map(|n| arn(n)).collect()),
-        Action::DescribeParameters(_) => request("DescribeParameters", vec!["*".to_owned()]),
-        Action::GetParameterHistory(r) => request("GetParameterHistory", vec![arn(&r.name)]),
-        Action::LabelParameterVersion(r) => request("LabelParameterVersion", vec![arn(&r.name)]),
-        Action::AddTagsToResource(r) => with_tags(request("AddTagsToResource", vec![arn(&r.resource_id)]), &r.tags),
-        Action::RemoveTagsFromResource(r) => {
-            request("RemoveTagsFromResource", vec![arn(&r.resource_id)]).key("aws:TagKeys", r.tag_keys.iter().cloned())
-        }
-        Action::ListTagsForResource(r) => request("ListTagsForResource", vec![arn(&r.resource_id)]),
-    }
-}
-
 fn tagged_parameter(t: &ResourceTypeForTagging) -> Result<(), ApiError> {
     if *t == ResourceTypeForTagging::Parameter {
         Ok(())
@@ -205,13 +174,7 @@ async fn edit(
 }
 
 fn check_tag(key: &str, value: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
-        return Err(invalid(format!("Tag key '{key}' must be 1 to 128 characters and its value at most 256.")));
-    }
-    if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
-        return Err(invalid(format!("Tag key '{key}' uses the reserved prefix 'aws:'.")));
-    }
-    Ok(())
+    berth_model::tags::check_pair(key, value).map_err(invalid)
 }
 
 /// SSM's rules for a parameter name.
@@ -728,32 +691,6 @@ async fn label(api: &Api, r: LabelParameterVersionRequest) -> Result<LabelParame
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iam_requests_name_the_parameters() {
-        let a = berth_model::Account { region: "us-east-1".into(), account_id: "123456789012".into() };
-        let get = Action::GetParameters(berth_wire::ssm::GetParametersRequest {
-            names: vec!["/app/db:3".into(), "plain".into()],
-            with_decryption: Some(true),
-        });
-        let r = iam_request(&a, &get);
-        assert_eq!(r.action, "ssm:GetParameters");
-        assert_eq!(
-            r.resources,
-            ["arn:aws:ssm:us-east-1:123456789012:parameter/app/db", "arn:aws:ssm:us-east-1:123456789012:parameter/plain"]
-        );
-        let path = Action::GetParametersByPath(GetParametersByPathRequest { path: "/app/".into(), ..Default::default() });
-        assert_eq!(iam_request(&a, &path).resources, ["arn:aws:ssm:us-east-1:123456789012:parameter/app"]);
-        let put = Action::PutParameter(PutParameterRequest {
-            name: "/p".into(),
-            value: "v".into(),
-            tags: Some(vec![Tag { key: "team".into(), value: "a".into() }]),
-            ..Default::default()
-        });
-        let r = iam_request(&a, &put);
-        assert_eq!(r.keys["aws:requesttag/team"], ["a"]);
-        assert_eq!(r.keys["aws:tagkeys"], ["team"]);
-    }
 
     #[test]
     fn names() {

@@ -12,6 +12,19 @@ fn reserved(s: &str) -> bool {
     s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
 }
 
+/// One tag as most AWS services check it: key 1..=128 and value
+/// 0..=256 characters, no `aws:` prefix on the key; the message says
+/// which rule it breaks (the service picks its error code).
+pub fn check_pair(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || key.chars().count() > MAX_KEY || value.chars().count() > MAX_VALUE {
+        return Err(format!("Tag key '{key}' must be 1 to {MAX_KEY} characters and its value at most {MAX_VALUE}."));
+    }
+    if reserved(key) {
+        return Err(format!("Tag key '{key}' uses the reserved prefix 'aws:'."));
+    }
+    Ok(())
+}
+
 /// Checks tags as ECS does: key 1..=128 and value 0..=256 characters, no
 /// `aws:` prefix, at most 50 per resource, no duplicate keys.
 pub fn validate(tags: &[Tag]) -> Result<(), ModelError> {

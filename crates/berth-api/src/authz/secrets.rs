@@ -4,10 +4,15 @@
 //! and DeleteParameters), and the secret's full ARN, random suffix and
 //! all (a name or a partial ARN is looked up; one that names no secret is
 //! asked as written — `secret:NAME` for a name — so a caller learns that
-//! it does not exist only when allowed to ask). DescribeParameters and
-//! ListSecrets have no resource.
+//! it does not exist only when allowed to ask); CreateSecret asks
+//! `secret:NAME-??????` (what `NAME-*` and `NAME-??????` in a policy
+//! match). DescribeParameters and ListSecrets have no resource. Secrets
+//! Manager's condition keys: `secretsmanager:SecretId`, `…:Name`,
+//! `…:VersionId`, `…:VersionStage`, the secret's tags as
+//! `secretsmanager:ResourceTag/…` and `aws:ResourceTag/…`.
 
 use berth_model::Account;
+use berth_model::secrets::AWSCURRENT;
 use berth_secrets::lookup::{find_secret, parameter_ref_arn};
 use berth_wire::{secretsmanager as sm, ssm};
 
@@ -23,7 +28,7 @@ pub(crate) fn ssm(account: &Account, action: &ssm::Action) -> Vec<IamRequest> {
     let r = match action {
         A::GetParameter(r) => one(&r.name),
         A::GetParameters(r) => on(&mut r.names.iter()),
-        A::GetParametersByPath(r) => one(&r.path),
+        A::GetParametersByPath(r) => one(&r.path.trim_end_matches('/').to_owned()),
         A::GetParameterHistory(r) => one(&r.name),
         A::LabelParameterVersion(r) => one(&r.name),
         A::PutParameter(r) => tagged(one(&r.name), r.tags.as_deref().unwrap_or_default()),
@@ -40,7 +45,11 @@ pub(crate) fn ssm(account: &Account, action: &ssm::Action) -> Vec<IamRequest> {
 pub(crate) async fn secretsmanager(api: &Api, action: &sm::Action) -> Result<Vec<IamRequest>, ApiError> {
     use sm::Action as A;
     let id = match action {
-        A::CreateSecret(r) => &r.name,
+        A::CreateSecret(c) => {
+            let r = ask("secretsmanager", action.name(), [arn(api.account(), "secretsmanager", &format!("secret:{}-??????", c.name))])
+                .key("secretsmanager:Name", [c.name.clone()]);
+            return Ok(vec![with_tags(r, pairs(c.tags.as_deref().unwrap_or_default()))]);
+        }
         A::DeleteSecret(r) => &r.secret_id,
         A::DescribeSecret(r) => &r.secret_id,
         A::GetSecretValue(r) => &r.secret_id,
@@ -52,14 +61,24 @@ pub(crate) async fn secretsmanager(api: &Api, action: &sm::Action) -> Result<Vec
         A::UpdateSecret(r) => &r.secret_id,
         A::ListSecrets(_) => return Ok(vec![ask_any("secretsmanager", action.name())]),
     };
-    let resource = match find_secret(api.store.as_ref(), id).await? {
-        Some(s) => s.value.arn,
+    let found = find_secret(api.store.as_ref(), id).await?.map(|v| v.value);
+    let resource = match &found {
+        Some(s) => s.arn.clone(),
         None if id.starts_with("arn:") => id.clone(),
         None => arn(api.account(), "secretsmanager", &format!("secret:{id}")),
     };
-    let r = ask("secretsmanager", action.name(), [resource]);
+    let mut r = ask("secretsmanager", action.name(), [resource]).key("secretsmanager:SecretId", [id.clone()]);
+    for (k, v) in found.iter().flat_map(|s| &s.tags) {
+        r = r.key(&format!("secretsmanager:ResourceTag/{k}"), [v.clone()]).key(&format!("aws:ResourceTag/{k}"), [v.clone()]);
+    }
     Ok(vec![match action {
-        A::CreateSecret(c) => with_tags(r, pairs(c.tags.as_deref().unwrap_or_default())),
+        A::GetSecretValue(g) => {
+            let r = r.key("secretsmanager:VersionStage", [g.version_stage.clone().unwrap_or_else(|| AWSCURRENT.to_owned())]);
+            match &g.version_id {
+                Some(v) => r.key("secretsmanager:VersionId", [v.clone()]),
+                None => r,
+            }
+        }
         A::TagResource(t) => with_tags(r, pairs(&t.tags)),
         A::UntagResource(u) => with_tag_keys(r, &u.tag_keys),
         _ => r,
