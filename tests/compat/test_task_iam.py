@@ -220,6 +220,12 @@ def test_a_task_reads_its_roles_credentials_at_169_254_170_2_and_only_its_own(be
 
 def environ_of(marker):
     """The environment of the process whose environment has MARKER=marker."""
+    found = process_with(marker)
+    return found[1] if found else None
+
+
+def process_with(marker):
+    """(pid, environment) of the process whose environment has MARKER=marker."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -229,7 +235,7 @@ def environ_of(marker):
         except OSError:
             continue
         if ("MARKER=" + marker).encode() in env:
-            return dict(e.decode().split("=", 1) for e in env if b"=" in e)
+            return pid, dict(e.decode().split("=", 1) for e in env if b"=" in e)
     return None
 
 
@@ -447,3 +453,62 @@ def test_a_private_image_is_pulled_with_repository_credentials(berth, session, p
     t = stopped(ecs, run(ecs, "absent"))
     assert t["stopCode"] == "TaskFailedToStart", t
     assert t["stoppedReason"].startswith(PREFIX) and "ResourceNotFoundException" in t["stoppedReason"], t["stoppedReason"]
+
+
+# A container that prints AWS_ENDPOINT_URL and its role's credentials, then
+# waits for the test to drop a raw HTTP request at /tmp/req (through
+# /proc/PID/root) and sends it to that endpoint, printing the answer.
+RELAY = ('echo "endpoint=$AWS_ENDPOINT_URL"; '
+         '(printf "GET %s HTTP/1.0\\r\\nHost: 169.254.170.2\\r\\n\\r\\n" "$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"; sleep 3) '
+         '| nc -w 5 169.254.170.2 80 > /tmp/r; '
+         'while read -r l || [ -n "$l" ]; do echo "resp: $l"; done < /tmp/r; echo done; '
+         'while [ ! -f /tmp/req ]; do sleep 0.2; done; '
+         'hp="${AWS_ENDPOINT_URL#http://}"; '
+         '(cat /tmp/req; sleep 3) | nc -w 5 "${hp%:*}" "${hp##*:}" > /tmp/api; '
+         'while read -r l || [ -n "$l" ]; do echo "api: $l"; done < /tmp/api; echo relayed; '
+         "trap 'exit 0' TERM; sleep 600 & wait")
+
+
+def test_an_sdk_in_the_task_reaches_berth_at_aws_endpoint_url_as_its_role(berth, session):
+    """What an SDK inside the task does: AWS_ENDPOINT_URL (Berth's API on the
+    task's gateway) and the role's credentials from 169.254.170.2; the call,
+    signed with them (by botocore, outside: busybox cannot sign) and sent from
+    inside the task, is answered for the role's session."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    iam, ecs, logs = session.client("iam"), berth.ecs(), berth.logs()
+    role_arn = role(iam, "compat-sdk", [{"Effect": "Allow", "Action": ["ecs:ListClusters"], "Resource": "*"}])
+    marker = "sdk-%d" % os.getpid()
+    ecs.register_task_definition(**task_definition(
+        "sdk", RELAY, task={"taskRoleArn": role_arn}, logConfiguration=awslogs("sdk"),
+        environment=[{"name": "MARKER", "value": marker}]))
+    arn = run(ecs, "sdk")
+    got = lines(logs, "sdk", arn, lambda ls: "done" in ls)
+    endpoint = next(l for l in got if l.startswith("endpoint="))[len("endpoint="):]
+    ip = ecs.describe_tasks(tasks=[arn])["tasks"][0]["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]
+    assert endpoint == "http://%s.1:51679" % ip.rsplit(".", 1)[0], endpoint
+    _, creds = answer(got)
+
+    body = "Action=GetCallerIdentity&Version=2011-06-15"
+    req = AWSRequest(method="POST", url=endpoint + "/", data=body,
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["Token"]), "sts", "us-east-1").add_auth(req)
+    head = "".join("%s: %s\r\n" % (k, v) for k, v in req.headers.items())
+    raw = "POST / HTTP/1.0\r\nHost: %s\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        endpoint[len("http://"):], head, len(body), body)
+    found = process_with(marker)
+    assert found is not None, "the container's process"
+    pid, env = found
+    assert env["AWS_ENDPOINT_URL"] == endpoint
+    root = "/proc/%s/root/tmp" % pid
+    with open(root + "/req.part", "w") as f:
+        f.write(raw)
+    os.rename(root + "/req.part", root + "/req")
+    got = lines(logs, "sdk", arn, lambda ls: "relayed" in ls)
+    answered = "\n".join(l for l in got if l.startswith("api: "))
+    assert " 200 " in answered.splitlines()[0], answered
+    assert "arn:aws:sts::%s:assumed-role/compat-sdk/%s" % (ACCOUNT, arn.rsplit("/", 1)[1]) in answered, answered
+    ecs.stop_task(task=arn)
+

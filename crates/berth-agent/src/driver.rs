@@ -249,6 +249,7 @@ impl Driver {
                 (Some(n), Some(_)) => n.credentials_uri(target.arn),
                 _ => None,
             };
+            let endpoint = self.network.as_ref().and_then(|n| n.api_endpoint(net.gateway));
             for c in &mut spec.containers {
                 if let Some(uri) = &credentials_uri {
                     c.environment.insert(crate::credentials::RELATIVE_URI_VAR.to_owned(), uri.clone());
@@ -263,7 +264,9 @@ impl Driver {
                     ("AWS_REGION", region.to_owned()),
                     ("AWS_DEFAULT_REGION", region.to_owned()),
                 ];
-                for (k, v) in env {
+                // Berth's API where the task can reach it (SDKs read AWS_ENDPOINT_URL).
+                let endpoint = endpoint.iter().map(|e| ("AWS_ENDPOINT_URL", e.clone()));
+                for (k, v) in env.into_iter().chain(endpoint) {
                     c.environment.entry(k.to_owned()).or_insert(v);
                 }
             }

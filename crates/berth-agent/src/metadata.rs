@@ -54,6 +54,8 @@ struct Inner {
     credentials: crate::credentials::Cache,
     /// Gateway addresses listened on.
     listening: Mutex<HashSet<Ipv4Addr>>,
+    /// Berth's API, served behind the metadata routes (see `with_api`).
+    api: std::sync::OnceLock<Router>,
 }
 
 impl MetadataServer {
@@ -71,8 +73,26 @@ impl MetadataServer {
                 credentials_key,
                 credentials: crate::credentials::Cache::default(),
                 listening: Mutex::default(),
+                api: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Also serves `api` (Berth's AWS API router) on each gateway, behind
+    /// the metadata and credentials routes: an SDK in a task reaches
+    /// Berth there ([`MetadataServer::api_endpoint`], given to containers
+    /// as `AWS_ENDPOINT_URL`) and signs with its task role's credentials.
+    /// Called before the first [`MetadataServer::listen`].
+    pub fn with_api(self, api: Router) -> Self {
+        // Set once, at construction.
+        let _ = self.inner.api.set(api);
+        self
+    }
+
+    /// `AWS_ENDPOINT_URL` for tasks behind `gateway`, if Berth's API is
+    /// served there.
+    pub fn api_endpoint(&self, gateway: Ipv4Addr) -> Option<String> {
+        self.inner.api.get().map(|_| format!("http://{gateway}:{METADATA_PORT}"))
     }
 
     /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` for the task: its
@@ -113,6 +133,10 @@ impl MetadataServer {
             .route("/v4/{id}/task/stats", get(task_stats))
             .route("/v2/credentials/{id}", get(task_credentials))
             .with_state(self.clone());
+        let app = match self.inner.api.get() {
+            Some(api) => app.fallback_service(api.clone()),
+            None => app,
+        };
         tracing::info!(%addr, "task metadata endpoint");
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {

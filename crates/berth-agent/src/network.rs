@@ -350,6 +350,12 @@ impl NodeNetwork {
         self.metadata.as_ref().map(|m| m.credentials_uri(task_arn))
     }
 
+    /// `AWS_ENDPOINT_URL` for tasks behind `gateway`: Berth's API on the
+    /// gateway, if this node serves it there.
+    pub fn api_endpoint(&self, gateway: std::net::Ipv4Addr) -> Option<String> {
+        self.metadata.as_ref().and_then(|m| m.api_endpoint(gateway))
+    }
+
     /// What the task's containers are given (from its record: the
     /// attachment follows from its address).
     pub async fn task_network(&self, task: &Task) -> Option<TaskNetwork> {

@@ -623,7 +623,7 @@ impl Allowed<'_> {
 
 /// aws:SourceIp is the TCP peer (when the server was started with
 /// connect info); Berth serves plain HTTP (aws:SecureTransport false).
-fn global_keys(parts: &axum::http::request::Parts) -> GlobalKeys {
+pub(crate) fn global_keys(parts: &axum::http::request::Parts) -> GlobalKeys {
     let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
     GlobalKeys { source_ip: peer.map(|c| c.0.ip()), secure_transport: false, now: time::OffsetDateTime::now_utc() }
 }

@@ -9,7 +9,7 @@ use axum::body::Body;
 use berth_api::{Api, ApiConfig, router};
 use berth_model::Account;
 use berth_store::AccessKey;
-use berth_testinfra::sign::{Creds, sign};
+use berth_testinfra::sign::{Creds, SignOptions, sign, sign_with};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -236,4 +236,35 @@ async fn resource_tags_are_condition_keys() {
     let a = ecs(&h, &dev_only, "DeleteCluster", json!({"cluster": "live"})).await;
     assert_eq!(a.json()["__type"], "AccessDeniedException", "{}", a.body);
     assert_eq!(ecs(&h, &dev_only, "DeleteCluster", json!({"cluster": "sandbox"})).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_image_upload_needs_its_berth_action() {
+    let h = harness().await;
+    let ecs_only = user(&h, "ecs-only", &json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ecs:*", "Resource": "*"}]}))
+    .await;
+    let upload = |creds: &Creds| {
+        let mut req = http::Request::builder()
+            .method("PUT")
+            .uri(format!("http://berth.test{}?name=x/y:1", berth_wire::berth::IMPORT_PATH))
+            .header("host", "berth.test")
+            .body(b"not a tarball".to_vec())
+            .expect("request");
+        let options = SignOptions { content_sha256_header: true, ..Default::default() };
+        sign_with(&mut req, creds, "us-east-1", berth_wire::berth::SIGNING_NAME, SystemTime::now(), &options).expect("sign");
+        req
+    };
+    let answer = |req: http::Request<Vec<u8>>| async {
+        let resp = router(h.api.clone()).oneshot(req.map(Body::from)).await.expect("response");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        Answer { status, body: String::from_utf8_lossy(&bytes).into_owned() }
+    };
+    let a = answer(upload(&ecs_only)).await;
+    assert_eq!(a.json()["__type"], "AccessDeniedException", "{}", a.body);
+    assert!(a.json()["message"].as_str().is_some_and(|m| m.contains("perform: berth:ImportImage")), "{}", a.body);
+    // The root key gets past authorization (this API has no image cache: the next refusal).
+    let a = answer(upload(&root())).await;
+    assert_ne!(a.json()["__type"], "AccessDeniedException", "{}", a.body);
 }

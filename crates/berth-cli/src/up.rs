@@ -145,7 +145,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .context("cannot open the image cache")?,
         );
         api = api.with_images(images.clone());
-        Some(start_agent(&args, &dir, stores, images, cipher).await?)
+        // Tasks reach the same API on their gateway (AWS_ENDPOINT_URL).
+        Some(start_agent(&args, &dir, stores, images, cipher, berth_api::router(api.clone())).await?)
     };
     let app = berth_api::router(api);
 
@@ -186,6 +187,7 @@ async fn start_agent(
     stores: Stores,
     images: std::sync::Arc<berth_image::ImageStore>,
     cipher: std::sync::Arc<berth_secrets::Cipher>,
+    api: axum::Router,
 ) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
     use std::sync::Arc;
 
@@ -209,7 +211,8 @@ async fn start_agent(
     let credentials_key = berth_agent::credentials::EndpointKey::load_or_create(&dir.path.join("task-credentials.key"))
         .context("cannot read or make the task credentials key")?;
     let metadata =
-        berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone(), credentials_key);
+        berth_agent::metadata::MetadataServer::new(plane.clone(), runtime.clone(), node.id.clone(), credentials_key)
+            .with_api(api);
     let network = berth_agent::network::NodeNetwork::new(
         plane.clone(),
         node.id.clone(),

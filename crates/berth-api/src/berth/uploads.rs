@@ -6,6 +6,8 @@
 //! the SHA-256 the client claims in `X-Amz-Content-Sha256` (required
 //! here); the body is then streamed to the image cache's staging
 //! directory, hashed on the way, and used only if it hashes to the claim.
+//! As for every call, the caller's policies must allow the upload
+//! (`berth:ImportImage`, `berth:LoadImage`) before a byte is read.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,6 +68,14 @@ async fn handle(api: &Api, kind: Upload, name: Option<String>, req: Request) -> 
     let key = crate::iam::identity::usable_key(api, &signed.access_key_id, signed.session_token.as_deref(), now.unix_timestamp()).await?;
     let scope = sigv4::Scope { region: &api.config.account.region, service: SIGNING_NAME };
     sigv4::verify_for_payload(&signed, &parts, &claimed, &key.key.secret_access_key, &scope, now)?;
+    // As every call: the caller's policies must allow it (berth:ImportImage, berth:LoadImage).
+    let caller = crate::iam::identity::resolve(api, &key).await?;
+    let action = match kind {
+        Upload::Import => "ImportImage",
+        Upload::Load => "LoadImage",
+    };
+    let asked = [crate::authz::ask_any("berth", action)];
+    crate::authz::authorize(api, &caller, &asked, &crate::edge::global_keys(&parts)).await?;
     tracing::info!(access_key_id = %signed.access_key_id, upload = ?kind, name = ?name, "image upload");
     if kind == Upload::Import && name.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::invalid_parameter("Import needs ?name=NAME: the reference to give the image."));
