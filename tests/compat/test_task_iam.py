@@ -512,3 +512,31 @@ def test_an_sdk_in_the_task_reaches_berth_at_aws_endpoint_url_as_its_role(berth,
     assert "arn:aws:sts::%s:assumed-role/compat-sdk/%s" % (ACCOUNT, arn.rsplit("/", 1)[1]) in answered, answered
     ecs.stop_task(task=arn)
 
+
+
+def test_awslogs_is_written_as_the_execution_role(berth, session):
+    """With an execution role, Berth writes awslogs as that role: without
+    logs permissions the task fails as ECS fails it; with AWS's
+    AmazonECSTaskExecutionRolePolicy its output arrives."""
+    iam, ecs, logs = session.client("iam"), berth.ecs(), berth.logs()
+    mute = role(iam, "compat-exec-mute", [{"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": "*"}])
+    ecs.register_task_definition(**task_definition("mute", "echo written-as-role", task={"executionRoleArn": mute},
+                                                   logConfiguration=awslogs("mute")))
+    t = stopped(ecs, run(ecs, "mute"))
+    assert t["stopCode"] == "TaskFailedToStart", t
+    reason = t["stoppedReason"]
+    assert reason.startswith("ResourceInitializationError: failed to validate logger args: "), reason
+    assert "AccessDeniedException: User: arn:aws:sts::%s:assumed-role/compat-exec-mute/%s is not authorized to perform: " \
+           "logs:CreateLogGroup on resource: arn:aws:logs:us-east-1:%s:log-group:%s:log-stream:" % (
+               ACCOUNT, t["taskArn"].rsplit("/", 1)[1], ACCOUNT, GROUP) in reason, reason
+    assert "containers" not in t or all(c.get("lastStatus") != "RUNNING" and "exitCode" not in c for c in t["containers"])
+
+    # AWS's policy allows streams and events, not groups (awslogs-create-group needs its own statement).
+    writer = role(iam, "compat-exec-logs", [{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"}])
+    iam.attach_role_policy(RoleName="compat-exec-logs",
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
+    ecs.register_task_definition(**task_definition("writer", "echo written-as-role", task={"executionRoleArn": writer},
+                                                   logConfiguration=awslogs("writer")))
+    arn = run(ecs, "writer")
+    assert "written-as-role" in lines(logs, "writer", arn, lambda ls: "written-as-role" in ls)
+    assert stopped(ecs, arn)["containers"][0]["exitCode"] == 0

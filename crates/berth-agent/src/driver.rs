@@ -213,6 +213,10 @@ impl Driver {
         if let Some(reason) = spec::unsupported_volumes(&definition) {
             return self.fail(target, &reason).await;
         }
+        if let Some(reason) = self.logs.authorize(&target.id, &definition, &task.arn.account).await? {
+            tracing::info!(task = %target.arn, "the execution role may not write the task's logs");
+            return self.fail(target, &reason).await;
+        }
         if let Some(reason) = self.logs.prepare(&target.id, &definition).await? {
             return self.fail(target, &reason).await;
         }

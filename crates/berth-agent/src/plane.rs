@@ -122,6 +122,12 @@ pub trait NodeControlPlane: Send + Sync {
         value_from: &str,
     ) -> Result<SecretValue, PlaneError>;
 
+    /// Whether `role_arn`'s policies allow a session `session_name` of it
+    /// (Berth acting as a task's execution role) `action` on `resource`;
+    /// `Refused` carries IAM's denial ("User: … is not authorized to
+    /// perform: …").
+    async fn role_may(&self, role_arn: &str, session_name: &str, action: &str, resource: &str) -> Result<(), PlaneError>;
+
     // --- networking ---
 
     async fn subnet(&self, id: &str) -> Result<Option<SubnetRecord>, StoreError>;
@@ -198,6 +204,24 @@ impl StorePlane {
             Some(r) if r.value.arn == role_arn || r.value.name == role_arn => Ok(r.value),
             _ => Err(PlaneError::Refused(format!("role {role_arn} does not exist"))),
         }
+    }
+
+    /// IAM's denial of `action` on `resource` to a session of `role`
+    /// named `session_name`, or `None` if its policies allow it.
+    async fn denial(
+        &self,
+        role: &berth_model::iam::Role,
+        session_name: &str,
+        action: &str,
+        resource: &str,
+    ) -> Result<Option<String>, PlaneError> {
+        let why = match self.role_allows(role, action, resource).await? {
+            berth_iam::Decision::Allow => return Ok(None),
+            berth_iam::Decision::ExplicitDeny => "with an explicit deny in an identity-based policy".to_owned(),
+            berth_iam::Decision::ImplicitDeny => format!("because no identity-based policy allows the {action} action"),
+        };
+        let principal = format!("arn:aws:sts::{}:assumed-role/{}/{session_name}", account_of(&role.arn), role.name);
+        Ok(Some(format!("User: {principal} is not authorized to perform: {action} on resource: {resource} {why}")))
     }
 
     /// Whether `role`'s policies (inline, and attached: AWS managed or the
@@ -283,21 +307,12 @@ impl NodeControlPlane for StorePlane {
             Err(e) => return Err(e),
         };
         let action = berth_secrets::resource_action(value_from);
-        let principal = format!("arn:aws:sts::{}:assumed-role/{}/{session_name}", account_of(&role.arn), role.name);
-        let check = |decision: berth_iam::Decision, resource: &str| match decision {
-            berth_iam::Decision::Allow => Ok(()),
-            denial => {
-                let why = if denial == berth_iam::Decision::ExplicitDeny {
-                    "with an explicit deny in an identity-based policy".to_owned()
-                } else {
-                    format!("because no identity-based policy allows the {action} action")
-                };
-                let message = format!("User: {principal} is not authorized to perform: {action} on resource: {resource} {why}");
-                Err(refused(berth_secrets::ResolveError::denied(value_from, message)))
-            }
+        let check = |denial: Option<String>| match denial {
+            None => Ok(()),
+            Some(message) => Err(refused(berth_secrets::ResolveError::denied(value_from, message))),
         };
         let resource = berth_secrets::resource_arn(account, value_from);
-        check(self.role_allows(&role, action, &resource).await?, &resource)?;
+        check(self.denial(&role, session_name, action, &resource).await?)?;
         let Some(cipher) = &self.cipher else {
             return Err(PlaneError::Refused(format!(
                 "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval \
@@ -312,9 +327,17 @@ impl NodeControlPlane for StorePlane {
         })?;
         // A partial secret ARN names the whole one: the role must allow that too.
         if resolved.resource_arn != resource {
-            check(self.role_allows(&role, action, &resolved.resource_arn).await?, &resolved.resource_arn)?;
+            check(self.denial(&role, session_name, action, &resolved.resource_arn).await?)?;
         }
         Ok(SecretValue::new(resolved.value.as_str().to_owned()))
+    }
+
+    async fn role_may(&self, role_arn: &str, session_name: &str, action: &str, resource: &str) -> Result<(), PlaneError> {
+        let role = self.role(role_arn).await?;
+        match self.denial(&role, session_name, action, resource).await? {
+            None => Ok(()),
+            Some(message) => Err(PlaneError::Refused(message)),
+        }
     }
 
     async fn live_tasks(&self, node_id: &str) -> Result<Vec<Versioned<Task>>, StoreError> {

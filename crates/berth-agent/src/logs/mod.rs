@@ -49,7 +49,7 @@ use berth_model::lifecycle::TaskStatus;
 use berth_runtime_api::{TaskId, TaskRuntime};
 use berth_store::StoreError;
 
-use crate::plane::NodeControlPlane;
+use crate::plane::{NodeControlPlane, PlaneError};
 use berth_wire::ecs::TaskDefinition;
 
 pub use config::{Destination, GROUP_MISSING, destination, destinations};
@@ -107,6 +107,47 @@ impl Shipper {
             if let Some(reason) = ensure_stream(self.plane.as_ref(), dest).await? {
                 tracing::info!(task = %task, group = %dest.group, "log group missing; the task cannot start");
                 return Ok(Some(reason.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// PENDING, before [`LogShipper::prepare`]: with an execution role
+    /// Berth writes a task's awslogs as that role, as ECS does, so its
+    /// policies must allow `logs:CreateLogGroup` (with
+    /// `awslogs-create-group`), `logs:CreateLogStream` and
+    /// `logs:PutLogEvents` on the stream. Returns ECS's reason when they do
+    /// not. Without an execution role Berth ships anyway (ECS refuses such
+    /// a Fargate definition: a documented divergence).
+    pub async fn authorize(
+        &self,
+        task: &TaskId,
+        definition: &TaskDefinition,
+        account: &berth_model::Account,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(role) = definition.execution_role_arn.as_deref() else { return Ok(None) };
+        // Unusable options are prepare's to tell.
+        let Ok(dests) = destinations(definition, task.as_str()) else { return Ok(None) };
+        for dest in &dests {
+            let group = format!("arn:aws:logs:{}:{}:log-group:{}:log-stream:", account.region, account.account_id, dest.group);
+            let stream = format!("{group}{}", dest.stream);
+            let creating = "create stream has been retried 1 times: failed to create Cloudwatch log stream";
+            let asks = [
+                dest.create_group.then_some(("logs:CreateLogGroup", &group, "failed to create Cloudwatch log group")),
+                Some(("logs:CreateLogStream", &stream, creating)),
+                Some(("logs:PutLogEvents", &stream, "failed to put log events to Cloudwatch")),
+            ];
+            for (action, resource, what) in asks.into_iter().flatten() {
+                match self.plane.role_may(role, task.as_str(), action, resource).await {
+                    Ok(()) => {}
+                    Err(PlaneError::Refused(why)) => {
+                        return Ok(Some(format!(
+                            "ResourceInitializationError: failed to validate logger args: {what}: \
+                             AccessDeniedException: {why} : exit status 1"
+                        )));
+                    }
+                    Err(PlaneError::Store(e)) => return Err(e),
+                }
             }
         }
         Ok(None)
