@@ -9,6 +9,7 @@ mod lb;
 mod logs;
 mod network;
 mod out;
+mod serve;
 mod service;
 mod up;
 mod xml;
