@@ -9,7 +9,6 @@ mod lb;
 mod logs;
 mod network;
 mod out;
-mod serve;
 mod service;
 mod up;
 mod xml;

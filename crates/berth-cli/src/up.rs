@@ -116,7 +116,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // down cleanly, not kill the process with the default action.
     let shutdown = shutdown_signal()?;
     // Before anything opens descriptors: the agent and the edge share them.
-    let nofile = crate::serve::raise_nofile_limit();
+    let nofile = berth_agent::serve::raise_nofile_limit();
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
         anyhow::bail!("--account-id must be 12 digits, got {:?}", args.account_id);
     }
@@ -184,9 +184,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%endpoint, data_dir = %dir.path.display(), "berth is up");
 
-    let limits = crate::serve::EdgeLimits {
+    let limits = berth_agent::serve::EdgeLimits {
         header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
-        max_connections: crate::serve::connection_limit(usize::try_from(args.max_connections).unwrap_or(usize::MAX), nofile),
+        max_connections: berth_agent::serve::connection_limit(usize::try_from(args.max_connections).unwrap_or(usize::MAX), nofile),
     };
     if (limits.max_connections as u64) < args.max_connections {
         tracing::warn!(
@@ -197,7 +197,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     tracing::info!(max_connections = limits.max_connections, open_file_limit = nofile, "serving");
     // The peer's address is aws:SourceIp in IAM conditions (ConnectInfo).
-    crate::serve::serve(listener, app, limits, shutdown).await;
+    berth_agent::serve::serve(listener, app, limits, shutdown).await;
     if let Some((stop, handle)) = agent {
         let _ = stop.send(());
         let _ = handle.await;

@@ -1,4 +1,6 @@
-//! The HTTP edge's accept loop: a request's head must arrive within the
+//! The accept loop of Berth's HTTP servers (the API's edge in `berth up`,
+//! and each subnet's task metadata endpoint, which tasks can reach): a
+//! request's head must arrive within the
 //! header read timeout (which also closes idle keep-alive connections), at
 //! most `max_connections` connections are open at once (the rest wait in
 //! the kernel's listen backlog, costing Berth no descriptor), and the
