@@ -404,3 +404,20 @@ def test_groups_give_their_members_policies(berth):
     c.delete_group(GroupName="devs")
     assert c.list_groups()["Groups"] == []
     c.delete_user(UserName="ann")
+
+
+def test_source_ip_is_the_tcp_peer(berth):
+    """aws:SourceIp is the connection's peer (the edge keeps it for every
+    request): allowed from loopback, denied when only 10.0.0.0/8 may call."""
+    c = iam(berth)
+    for name, cidr in (("from-loopback", "127.0.0.0/8"), ("from-ten", "10.0.0.0/8")):
+        c.create_user(UserName=name)
+        c.put_user_policy(UserName=name, PolicyName="ip", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecs:ListClusters", "Resource": "*",
+                                                    "Condition": {"IpAddress": {"aws:SourceIp": cidr}}}]}))
+    loopback = client_as(berth, "ecs", c.create_access_key(UserName="from-loopback")["AccessKey"])
+    assert loopback.list_clusters()["clusterArns"] == []
+    ten = client_as(berth, "ecs", c.create_access_key(UserName="from-ten")["AccessKey"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ten.list_clusters()
+    assert code(e) == "AccessDeniedException"

@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod network;
 pub mod plane;
 mod spec;
+pub mod serve;
 mod step;
 
 use std::collections::HashSet;

@@ -38,6 +38,11 @@ use serde_json::{Value, json};
 /// The port of the metadata endpoint on each gateway address.
 pub const METADATA_PORT: u16 = 51679;
 
+/// Each subnet's metadata endpoint serves at most 256 connections at once
+/// (more wait in its backlog of 128), each head within 10 s.
+const METADATA_LIMITS: crate::serve::EdgeLimits =
+    crate::serve::EdgeLimits { header_read_timeout: std::time::Duration::from_secs(10), max_connections: 256 };
+
 /// The metadata endpoint of one node.
 #[derive(Clone)]
 pub struct MetadataServer {
@@ -139,9 +144,8 @@ impl MetadataServer {
         };
         tracing::info!(%addr, "task metadata endpoint");
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
-                tracing::error!(%addr, error = %e, "task metadata endpoint stopped");
-            }
+            // Tasks are not trusted to close their connections.
+            crate::serve::serve(listener, app, METADATA_LIMITS, std::future::pending()).await;
         });
         Ok(())
     }

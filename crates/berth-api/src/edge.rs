@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// control character escaped (`\u0001` is 6 bytes), it can be six times that.
 pub const DEFAULT_MAX_LOGS_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// How long a request's whole body may take to arrive (image uploads:
+/// the longest pause between two chunks).
+pub const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub account: Account,
@@ -43,6 +47,9 @@ pub struct ApiConfig {
     pub max_logs_body_bytes: usize,
     /// The largest image tarball `berth image import|load` may upload.
     pub max_upload_bytes: u64,
+    /// How long a request body may take to arrive; for image uploads, the
+    /// longest pause between chunks. Past it: RequestTimeout(Exception).
+    pub body_read_timeout: std::time::Duration,
     /// The shortest STS session AssumeRole and GetSessionToken give (STS:
     /// 900 s). Only tests lower it, to see a session expire.
     pub min_session_seconds: i64,
@@ -55,6 +62,7 @@ impl ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_logs_body_bytes: DEFAULT_MAX_LOGS_BODY_BYTES,
             max_upload_bytes: crate::berth::uploads::DEFAULT_MAX_UPLOAD_BYTES,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             min_session_seconds: berth_model::iam::MIN_SESSION_SECONDS,
         }
     }
@@ -426,7 +434,7 @@ async fn handle(
         Service::Logs => api.config.max_logs_body_bytes,
         _ => api.config.max_body_bytes,
     };
-    let body = read_body(body, limit).await?;
+    let body = read_body(body, limit, api.config.body_read_timeout).await?;
     let signed = sigv4::parse(&parts)?;
     let caller = authenticate(api, &signed, &parts, &body, service).await?;
     tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
@@ -601,10 +609,19 @@ fn not_served(service: &str, op: &str, names: &[&str]) -> ApiError {
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
+async fn read_body(body: Body, limit: usize, timeout: std::time::Duration) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
         .await
+        .map_err(|_| body_timeout())?
         .map_err(|_| ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes.")))
+}
+
+/// The answer to a body that stops arriving (S3's words for it).
+pub(crate) fn body_timeout() -> ApiError {
+    ApiError::Timeout(
+        "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed."
+            .into(),
+    )
 }
 
 /// The caller and the request's global keys, to check each parsed action

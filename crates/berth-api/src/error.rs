@@ -53,6 +53,9 @@ pub enum ApiError {
     /// The request body is over the documented limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The request body did not arrive in time (`ApiConfig::body_read_timeout`).
+    #[error("{0}")]
+    Timeout(String),
     /// The caller's policies do not allow the action (AWS's message, naming
     /// the principal, the action and the resource). Each protocol writes
     /// its own code: AccessDeniedException (JSON, CBOR, REST-JSON),
@@ -97,6 +100,7 @@ impl ApiError {
             Self::Serialization(_) => "SerializationException",
             Self::UnknownOperation(_) => "UnknownOperationException",
             Self::TooLarge(_) => "RequestEntityTooLargeException",
+            Self::Timeout(_) => "RequestTimeoutException",
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::Internal(_) => "ServerException",
         }
@@ -106,6 +110,7 @@ impl ApiError {
         match self {
             Self::Auth(e) => StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN),
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -109,6 +109,7 @@ impl Protocol {
             ApiError::UnknownService(_) if xml => "UnknownService",
             ApiError::Serialization(_) if xml => "MalformedQueryString",
             ApiError::TooLarge(_) if xml => "RequestEntityTooLarge",
+            ApiError::Timeout(_) if xml => "RequestTimeout",
             ApiError::Internal(_) if self == Self::Ec2 => "InternalError",
             ApiError::Internal(_) if xml => "InternalFailure",
             other => other.aws_type(),

@@ -77,6 +77,20 @@ pub struct UpArgs {
     /// scripts/microvm-kernel.sh) [default: /var/lib/berth/microvm/kernel].
     #[arg(long, env = "BERTH_GUEST_KERNEL")]
     guest_kernel: Option<PathBuf>,
+    /// Seconds a request's line and headers may take to arrive; also how
+    /// long an idle keep-alive connection stays open.
+    #[arg(long, env = "BERTH_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout: u64,
+    /// Seconds a request's body may take to arrive (image uploads: the
+    /// longest pause between chunks); past it, a RequestTimeout error.
+    #[arg(long, env = "BERTH_BODY_READ_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    body_read_timeout: u64,
+    /// Connections the API serves at once; more wait in the kernel's
+    /// listen backlog. Berth raises its open-file limit to the hard limit
+    /// at start and caps this at half of it, so the node agent keeps
+    /// descriptors for its own work.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
 }
 
 /// `--isolation`.
@@ -101,6 +115,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that comes as soon as we are up must shut
     // down cleanly, not kill the process with the default action.
     let shutdown = shutdown_signal()?;
+    // Before anything opens descriptors: the agent and the edge share them.
+    let nofile = berth_agent::serve::raise_nofile_limit();
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
         anyhow::bail!("--account-id must be 12 digits, got {:?}", args.account_id);
     }
@@ -129,6 +145,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
     let mut config = ApiConfig::new(account);
+    config.body_read_timeout = std::time::Duration::from_secs(args.body_read_timeout);
     if let Some(min) = test_min_session_seconds()? {
         tracing::warn!(min_session_seconds = min, "BERTH_TEST_MIN_SESSION_SECONDS lowers STS's shortest session: for tests only");
         config.min_session_seconds = min;
@@ -167,9 +184,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%endpoint, data_dir = %dir.path.display(), "berth is up");
 
-    // The peer's address is aws:SourceIp in IAM conditions.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let limits = berth_agent::serve::EdgeLimits {
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+        max_connections: berth_agent::serve::connection_limit(usize::try_from(args.max_connections).unwrap_or(usize::MAX), nofile),
+    };
+    if (limits.max_connections as u64) < args.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_file_limit = nofile,
+            "--max-connections is capped at half the open-file limit"
+        );
+    }
+    tracing::info!(max_connections = limits.max_connections, open_file_limit = nofile, "serving");
+    // The peer's address is aws:SourceIp in IAM conditions (ConnectInfo).
+    berth_agent::serve::serve(listener, app, limits, shutdown).await;
     if let Some((stop, handle)) = agent {
         let _ = stop.send(());
         let _ = handle.await;

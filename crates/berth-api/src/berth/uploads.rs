@@ -86,7 +86,7 @@ async fn handle(api: &Api, kind: Upload, name: Option<String>, req: Request) -> 
         .prefix("upload-")
         .tempfile_in(images.staging_dir())
         .map_err(|e| internal("creating a staging file", &e))?;
-    let received = receive(body, staging.path(), api.config.max_upload_bytes).await?;
+    let received = receive(body, staging.path(), api.config.max_upload_bytes, api.config.body_read_timeout).await?;
     if received != claimed {
         return Err(ApiError::ecs(
             "XAmzContentSHA256Mismatch",
@@ -100,13 +100,15 @@ async fn handle(api: &Api, kind: Upload, name: Option<String>, req: Request) -> 
     Ok(ImagesResponse { images: loaded.iter().map(detail).collect() })
 }
 
-/// Streams `body` into `path` (at most `limit` bytes) and returns its hex SHA-256.
-async fn receive(body: axum::body::Body, path: &Path, limit: u64) -> Result<String, ApiError> {
+/// Streams `body` into `path` (at most `limit` bytes, with pauses of at
+/// most `idle` between chunks: a big upload may take long, a stalled one
+/// may not) and returns its hex SHA-256.
+async fn receive(body: axum::body::Body, path: &Path, limit: u64, idle: std::time::Duration) -> Result<String, ApiError> {
     let mut file = tokio::fs::File::create(path).await.map_err(|e| internal("opening the staging file", &e))?;
     let mut hash = Sha256::new();
     let mut len: u64 = 0;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = tokio::time::timeout(idle, stream.next()).await.map_err(|_| crate::edge::body_timeout())? {
         let chunk = chunk.map_err(|_| ApiError::Serialization("The upload broke off before its end.".into()))?;
         len += chunk.len() as u64;
         if len > limit {
