@@ -289,4 +289,65 @@ mod tests {
         let g = ApiError::service("InvalidGroup.NotFound", "no");
         assert_eq!(Protocol::Ec2.code(&g), "InvalidGroup.NotFound");
     }
+
+    mod fuzz {
+        //! `cbor_to_json` on random bytes and on random CBOR values
+        //! (nested, tagged, with byte strings and non-text keys): a JSON
+        //! value or a `SerializationException`, never a panic.
+        use super::super::*;
+        use ciborium::Value as C;
+        use proptest::prelude::*;
+
+        fn cbor_value() -> impl Strategy<Value = C> {
+            let leaf = prop_oneof![
+                Just(C::Null),
+                any::<bool>().prop_map(C::Bool),
+                any::<i64>().prop_map(|i| C::Integer(i.into())),
+                any::<u64>().prop_map(|i| C::Integer(i.into())),
+                any::<f64>().prop_map(C::Float),
+                ".{0,8}".prop_map(C::Text),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(C::Bytes),
+            ];
+            leaf.prop_recursive(6, 64, 5, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(C::Array),
+                    proptest::collection::vec((prop_oneof![".{0,6}".prop_map(C::Text), inner.clone()], inner.clone()), 0..4).prop_map(C::Map),
+                    (0u64..4, inner).prop_map(|(t, v)| C::Tag(t, Box::new(v))),
+                ]
+            })
+        }
+
+        fn check(bytes: &[u8]) {
+            if let Err(e) = cbor_to_json(bytes) {
+                assert!(matches!(e, ApiError::Serialization(_)), "{e:?}");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                check(&bytes);
+            }
+
+            #[test]
+            fn random_values(v in cbor_value(), trailing in proptest::collection::vec(any::<u8>(), 0..2)) {
+                let mut bytes = Vec::new();
+                ciborium::into_writer(&C::Map(vec![(C::Text("a".into()), v)]), &mut bytes).expect("encode");
+                check(&bytes);
+                bytes.extend(trailing);
+                check(&bytes);
+            }
+        }
+
+        /// Deep nesting: refused with an error, not a stack overflow.
+        #[test]
+        fn deep_nesting() {
+            let mut bytes = vec![0xa1, 0x61, b'a'];
+            bytes.extend(std::iter::repeat_n(0x81, 100_000));
+            bytes.push(0xf6);
+            check(&bytes);
+        }
+    }
 }
