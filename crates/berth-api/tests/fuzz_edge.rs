@@ -200,31 +200,37 @@ fn aws_shaped(content_type: &str, body: &[u8]) -> bool {
         || text.contains("<Code>")
 }
 
+async fn api() -> (Api, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
+    stores
+        .records
+        .insert_access_key(&AccessKey { access_key_id: ROOT.into(), secret_access_key: ROOT_SECRET.into(), created_at: 0 })
+        .await
+        .expect("insert key");
+    (Api::new(stores, ApiConfig::new(Account { region: "us-east-1".into(), account_id: "123456789012".into() })), dir)
+}
+
+/// The case's request, signed with the root key, through the router:
+/// status, content type, body.
+async fn answer(api: &Api, case: &Case) -> Option<(u16, String, bytes::Bytes)> {
+    let (mut req, service) = request(case)?;
+    let creds = Creds { access_key_id: ROOT.into(), secret_access_key: ROOT_SECRET.into() };
+    sign(&mut req, &creds, "us-east-1", service, SystemTime::now()).expect("sign");
+    let resp = router(api.clone()).oneshot(req.map(Body::from)).await.expect("response");
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Some((status, ct, bytes))
+}
+
 #[test]
 fn the_edge_answers_random_requests_with_aws_errors() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let api = rt.block_on(async {
-        let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
-        stores
-            .records
-            .insert_access_key(&AccessKey { access_key_id: ROOT.into(), secret_access_key: ROOT_SECRET.into(), created_at: 0 })
-            .await
-            .expect("insert key");
-        Api::new(stores, ApiConfig::new(Account { region: "us-east-1".into(), account_id: "123456789012".into() }))
-    });
-    let creds = Creds { access_key_id: ROOT.into(), secret_access_key: ROOT_SECRET.into() };
+    let (api, _dir) = rt.block_on(api());
     let mut runner = TestRunner::new(config(64));
     let result = runner.run(&case(), |case| {
-        let Some((mut req, service)) = request(&case) else { return Ok(()) };
-        sign(&mut req, &creds, "us-east-1", service, SystemTime::now()).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let (status, content_type, body) = rt.block_on(async {
-            let resp = router(api.clone()).oneshot(req.map(Body::from)).await.expect("response");
-            let status = resp.status().as_u16();
-            let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-            (status, ct, bytes)
-        });
+        let Some((status, content_type, body)) = rt.block_on(answer(&api, &case)) else { return Ok(()) };
         prop_assert!(status < 500, "{case:?}: {status} {}", String::from_utf8_lossy(&body));
         prop_assert!((200..300).contains(&status) || (400..500).contains(&status), "{case:?}: {status}");
         if status >= 400 {
@@ -234,6 +240,21 @@ fn the_edge_answers_random_requests_with_aws_errors() {
     });
     if let Err(e) = result {
         panic!("{e}");
+    }
+}
+
+/// Found by the fuzz test: a method a route does not take (`PUT /`)
+/// answered axum's 405 with an empty body.
+#[test]
+fn other_methods_on_known_paths_answer_aws_errors() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (api, _dir) = rt.block_on(api());
+    for (method, path) in [("PUT", "/"), ("DELETE", "/"), ("GET", "/service/GraniteServiceVersion20100801/operation/ListMetrics"),
+                           ("POST", "/healthz"), ("GET", berth_wire::berth::IMPORT_PATH)] {
+        let case = Case::Path { path: path.into(), method, target: String::new(), body: Vec::new() };
+        let (status, content_type, body) = rt.block_on(answer(&api, &case)).expect("a request");
+        assert!((400..500).contains(&status), "{method} {path}: {status}");
+        assert!(aws_shaped(&content_type, &body), "{method} {path}: {status} {content_type} {}", String::from_utf8_lossy(&body));
     }
 }
 
