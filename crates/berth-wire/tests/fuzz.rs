@@ -230,10 +230,10 @@ proptest! {
         let form: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
         let q = QueryInput::parse(form.as_bytes());
         prop_assert!(q.is_ok(), "{name}: an encoded form refused: {form}");
-        if let Ok(q) = q {
-            if let Err(e) = parse(&q) {
-                prop_assert!(!e.is_empty());
-            }
+        if let Ok(q) = q
+            && let Err(e) = parse(&q)
+        {
+            prop_assert!(!e.is_empty());
         }
     }
 
