@@ -209,7 +209,7 @@ impl Protocol {
 pub fn cbor_to_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let bad = |m: String| ApiError::Serialization(format!("The request body is not valid CBOR: {m}"));
     let mut reader = body;
-    let value: ciborium::Value = ciborium::from_reader(&mut reader).map_err(|e| bad(e.to_string()))?;
+    let value: ciborium::Value = ciborium::from_reader(&mut reader).map_err(|e| bad(cbor_error(e)))?;
     if !reader.is_empty() {
         return Err(bad(format!("{} bytes after the first data item", reader.len())));
     }
@@ -217,6 +217,18 @@ pub fn cbor_to_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
         return Err(bad("the input must be a map".into()));
     }
     convert(value, 0).map_err(bad)
+}
+
+/// ciborium's error in words (its `Display` is its `Debug`).
+fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
+    use ciborium::de::Error;
+    match e {
+        Error::Io(_) => "the body ends inside a data item".into(),
+        Error::Syntax(at) => format!("malformed at byte {at}"),
+        Error::Semantic(Some(at), m) => format!("{m} (at byte {at})"),
+        Error::Semantic(None, m) => m,
+        Error::RecursionLimitExceeded => "nested too deeply".into(),
+    }
 }
 
 fn convert(v: ciborium::Value, depth: usize) -> Result<serde_json::Value, String> {
@@ -319,8 +331,21 @@ mod tests {
 
         fn check(bytes: &[u8]) {
             if let Err(e) = cbor_to_json(bytes) {
-                assert!(matches!(e, ApiError::Serialization(_)), "{e:?}");
+                let ApiError::Serialization(m) = &e else { panic!("{e:?}") };
+                // Words, not ciborium's Debug forms (found by this test).
+                assert!(!m.contains("Semantic(") && !m.contains("Io(") && !m.contains("Syntax("), "{m}");
             }
+        }
+
+        #[test]
+        fn errors_are_words() {
+            let msg = |b: &[u8]| match cbor_to_json(b) {
+                Err(ApiError::Serialization(m)) => m,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(msg(&[0xa1, 0x61]), "The request body is not valid CBOR: the body ends inside a data item");
+            assert_eq!(msg(&[0xff]), "The request body is not valid CBOR: invalid type: break, expected non-break");
+            assert_eq!(msg(&[0x1c]), "The request body is not valid CBOR: malformed at byte 0");
         }
 
         proptest! {
