@@ -117,15 +117,17 @@ impl Api {
 /// `GET /?Action=…` (Query), Smithy RPC v2 CBOR at
 /// `POST /service/NAME/operation/OP`, REST-JSON at its services' own
 /// routes (every other signed request); Berth's image uploads;
-/// `GET /healthz`, `GET /metrics`.
+/// `GET /healthz`, `GET /metrics`. Another method on any of these paths
+/// goes to the AWS edge too (which answers it with an AWS error), not to
+/// axum's empty 405.
 pub fn router(api: Api) -> Router {
     Router::new()
-        .route("/", post(aws).get(aws))
-        .route("/service/{service}/operation/{operation}", post(aws))
-        .route(berth::IMPORT_PATH, put(crate::berth::uploads::import))
-        .route(berth::LOAD_PATH, put(crate::berth::uploads::load))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
+        .route("/", post(aws).get(aws).fallback(aws))
+        .route("/service/{service}/operation/{operation}", post(aws).fallback(aws))
+        .route(berth::IMPORT_PATH, put(crate::berth::uploads::import).fallback(aws))
+        .route(berth::LOAD_PATH, put(crate::berth::uploads::load).fallback(aws))
+        .route("/healthz", get(|| async { "ok\n" }).fallback(aws))
+        .route("/metrics", get(metrics).fallback(aws))
         .fallback(aws)
         .with_state(api)
 }

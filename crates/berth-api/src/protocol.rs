@@ -210,7 +210,7 @@ impl Protocol {
 pub fn cbor_to_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let bad = |m: String| ApiError::Serialization(format!("The request body is not valid CBOR: {m}"));
     let mut reader = body;
-    let value: ciborium::Value = ciborium::from_reader(&mut reader).map_err(|e| bad(e.to_string()))?;
+    let value: ciborium::Value = ciborium::from_reader(&mut reader).map_err(|e| bad(cbor_error(e)))?;
     if !reader.is_empty() {
         return Err(bad(format!("{} bytes after the first data item", reader.len())));
     }
@@ -218,6 +218,18 @@ pub fn cbor_to_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
         return Err(bad("the input must be a map".into()));
     }
     convert(value, 0).map_err(bad)
+}
+
+/// ciborium's error in words (its `Display` is its `Debug`).
+fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
+    use ciborium::de::Error;
+    match e {
+        Error::Io(_) => "the body ends inside a data item".into(),
+        Error::Syntax(at) => format!("malformed at byte {at}"),
+        Error::Semantic(Some(at), m) => format!("{m} (at byte {at})"),
+        Error::Semantic(None, m) => m,
+        Error::RecursionLimitExceeded => "nested too deeply".into(),
+    }
 }
 
 fn convert(v: ciborium::Value, depth: usize) -> Result<serde_json::Value, String> {
@@ -289,5 +301,79 @@ mod tests {
         assert_eq!(Protocol::Cbor { query_compatible: true }.code(&u), "UnknownOperationException");
         let g = ApiError::service("InvalidGroup.NotFound", "no");
         assert_eq!(Protocol::Ec2.code(&g), "InvalidGroup.NotFound");
+    }
+
+    mod fuzz {
+        //! `cbor_to_json` on random bytes and on random CBOR values
+        //! (nested, tagged, with byte strings and non-text keys): a JSON
+        //! value or a `SerializationException`, never a panic.
+        use super::super::*;
+        use ciborium::Value as C;
+        use proptest::prelude::*;
+
+        fn cbor_value() -> impl Strategy<Value = C> {
+            let leaf = prop_oneof![
+                Just(C::Null),
+                any::<bool>().prop_map(C::Bool),
+                any::<i64>().prop_map(|i| C::Integer(i.into())),
+                any::<u64>().prop_map(|i| C::Integer(i.into())),
+                any::<f64>().prop_map(C::Float),
+                ".{0,8}".prop_map(C::Text),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(C::Bytes),
+            ];
+            leaf.prop_recursive(6, 64, 5, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(C::Array),
+                    proptest::collection::vec((prop_oneof![".{0,6}".prop_map(C::Text), inner.clone()], inner.clone()), 0..4).prop_map(C::Map),
+                    (0u64..4, inner).prop_map(|(t, v)| C::Tag(t, Box::new(v))),
+                ]
+            })
+        }
+
+        fn check(bytes: &[u8]) {
+            if let Err(e) = cbor_to_json(bytes) {
+                let ApiError::Serialization(m) = &e else { panic!("{e:?}") };
+                // Words, not ciborium's Debug forms (found by this test).
+                assert!(!m.contains("Semantic(") && !m.contains("Io(") && !m.contains("Syntax("), "{m}");
+            }
+        }
+
+        #[test]
+        fn errors_are_words() {
+            let msg = |b: &[u8]| match cbor_to_json(b) {
+                Err(ApiError::Serialization(m)) => m,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(msg(&[0xa1, 0x61]), "The request body is not valid CBOR: the body ends inside a data item");
+            assert_eq!(msg(&[0xff]), "The request body is not valid CBOR: invalid type: break, expected non-break");
+            assert_eq!(msg(&[0x1c]), "The request body is not valid CBOR: malformed at byte 0");
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                check(&bytes);
+            }
+
+            #[test]
+            fn random_values(v in cbor_value(), trailing in proptest::collection::vec(any::<u8>(), 0..2)) {
+                let mut bytes = Vec::new();
+                ciborium::into_writer(&C::Map(vec![(C::Text("a".into()), v)]), &mut bytes).expect("encode");
+                check(&bytes);
+                bytes.extend(trailing);
+                check(&bytes);
+            }
+        }
+
+        /// Deep nesting: refused with an error, not a stack overflow.
+        #[test]
+        fn deep_nesting() {
+            let mut bytes = vec![0xa1, 0x61, b'a'];
+            bytes.extend(std::iter::repeat_n(0x81, 100_000));
+            bytes.push(0xf6);
+            check(&bytes);
+        }
     }
 }

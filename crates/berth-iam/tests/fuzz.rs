@@ -79,8 +79,17 @@ fn request_keys() -> impl Strategy<Value = BTreeMap<String, Vec<String>>> {
     )
 }
 
+/// 512 cases, unless `PROPTEST_CASES` says otherwise (the long run).
+fn config(default_cases: u32) -> ProptestConfig {
+    let mut c = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = default_cases;
+    }
+    c
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(config(512))]
 
     #[test]
     fn arbitrary_text_is_refused_without_panic(text in ".{0,200}") {

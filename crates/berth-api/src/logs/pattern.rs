@@ -142,4 +142,38 @@ mod tests {
             assert!(FilterPattern::parse(bad).is_err(), "{bad:?}");
         }
     }
+
+    mod fuzz {
+        //! Random patterns, from CloudWatch's syntax characters and from
+        //! any text: a pattern or a `PatternError` whose message says
+        //! "Invalid filter pattern" (the handler answers it as
+        //! `InvalidParameterException`), and a parsed pattern matches
+        //! random messages without panicking. `PROPTEST_CASES` raises the
+        //! 256 cases.
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn check(pattern: &str, message: &str) {
+            match FilterPattern::parse(pattern) {
+                Ok(p) => {
+                    let _ = p.matches(message);
+                }
+                Err(e) => assert!(e.to_string().starts_with("Invalid filter pattern: "), "{e}"),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn syntax_characters(pattern in r#"[ "\\?\-{}\[\]%$.=a-cé\t]{0,40}"#, message in ".{0,40}") {
+                check(&pattern, &message);
+            }
+
+            #[test]
+            fn any_text(pattern in "\\PC{0,60}", message in "\\PC{0,60}") {
+                check(&pattern, &message);
+            }
+        }
+    }
 }
