@@ -44,6 +44,10 @@ pub struct TaskManifest {
     pub oci_runtime: PathBuf,
     /// The OCI runtime's state root (`--root`).
     pub oci_root: PathBuf,
+    /// The cap of each container output file ([`crate::logcap`]); absent
+    /// (older manifests) or 0: no cap.
+    #[serde(default)]
+    pub log_file_max_bytes: u64,
 }
 
 impl TaskManifest {
@@ -54,6 +58,7 @@ impl TaskManifest {
             spec,
             oci_runtime,
             oci_root,
+            log_file_max_bytes: 0,
         }
     }
 

@@ -40,6 +40,7 @@ use crate::cgroup::Cgroups;
 use crate::deps::{Facts, Gate, gate};
 use crate::health::{Outcome, record as record_check};
 use crate::layout::{ContainerDir, TaskDir, oci_id};
+use crate::logcap;
 use crate::oci_cli::OciCli;
 use crate::manifest::{ProcessId, TaskManifest, write_json};
 use berth_runtime_api::ContainerSpec;
@@ -170,6 +171,9 @@ struct Shim {
     /// No more containers start (the stop marker, or a failed start).
     stopping: bool,
     started_at: Instant,
+    /// The cap of each output file (0: none) and when to look next.
+    log_cap: u64,
+    next_log_check: Instant,
 }
 
 /// One container.
@@ -229,6 +233,8 @@ impl Shim {
             slots,
             stopping: false,
             started_at: Instant::now(),
+            log_cap: record.log_file_max_bytes,
+            next_log_check: Instant::now() + logcap::CHECK_EVERY,
         })
     }
 
@@ -295,6 +301,14 @@ impl Shim {
             }
             self.resolve_dependencies();
             self.run_checks();
+            if Instant::now() >= self.next_log_check {
+                self.next_log_check = Instant::now() + logcap::CHECK_EVERY;
+                for slot in &self.slots {
+                    if matches!(slot.phase, Phase::Running { .. }) {
+                        cap_logs(&slot.dir, self.log_cap);
+                    }
+                }
+            }
             let live = self
                 .slots
                 .iter()
@@ -340,6 +354,8 @@ impl Shim {
                     finished_at: SystemTime::now(),
                 };
                 write_or_log(&slot.dir.exit_file(), &exit);
+                // What it wrote last is capped too.
+                cap_logs(&slot.dir, self.log_cap);
                 slot.phase = Phase::Exited { code };
                 if let Some(check) = &mut slot.check {
                     // A check still running in a dead container will fail.
@@ -487,6 +503,9 @@ impl Shim {
         if self.slots.iter().any(|s| s.phase == Phase::Waiting) {
             earliest(now + WAITING_TICK);
         }
+        if self.log_cap > 0 && self.slots.iter().any(|s| matches!(s.phase, Phase::Running { .. })) {
+            earliest(self.next_log_check);
+        }
         for slot in &self.slots {
             if let (Phase::Running { .. }, Some(check)) = (slot.phase, &slot.check) {
                 earliest(
@@ -508,6 +527,20 @@ impl Shim {
         // Drain the signalfd; `reap` collects every exit however many
         // signals were merged.
         while let Ok(Some(_)) = signals.read_signal() {}
+    }
+}
+
+/// Rotates the container's output files past `max` bytes (0: no cap).
+fn cap_logs(dir: &ContainerDir, max: u64) {
+    if max == 0 {
+        return;
+    }
+    for path in [dir.stdout(), dir.stderr()] {
+        match logcap::cap(&path, max) {
+            Ok(false) => {}
+            Ok(true) => eprintln!("berth-shim: {} passed {max} bytes; rotated", path.display()),
+            Err(e) => eprintln!("berth-shim: capping {}: {e}", path.display()),
+        }
     }
 }
 
