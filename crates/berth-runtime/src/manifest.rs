@@ -277,9 +277,12 @@ mod tests {
         write_json(&path, &m).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(json["formatVersion"], MANIFEST_FORMAT);
-        // Version 1 is version 0 plus the version: nothing else moved.
+        // Version 1 is version 0 plus the version and fields read with a
+        // default when absent: nothing else moved.
+        assert_eq!(json["logFileMaxBytes"], 0);
         let mut without = json.clone();
         without.as_object_mut().unwrap().remove("formatVersion");
+        without.as_object_mut().unwrap().remove("logFileMaxBytes");
         assert_eq!(without, v0());
         assert_eq!(TaskManifest::read(&path).unwrap(), Some(m));
     }
