@@ -20,7 +20,10 @@
 //! dir is removed ships everything left, the unfinished last line too.
 //! A crash between an append and its offsets write ships that one batch
 //! again on restart: at most one batch per stream is duplicated, never is
-//! one lost.
+//! one lost — within the task's shipping budget ([`budget`]: lines past
+//! it are dropped and told in the stream) and the runtime's cap on the
+//! files (a file rotated while the tailer is behind loses what it had not
+//! read; a file shorter than its offset is read again from its start).
 //!
 //! The driver calls in three places, once each:
 //! - [`Shipper::resume`] when it takes a task up (also after an agent
