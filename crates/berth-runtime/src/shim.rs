@@ -19,9 +19,10 @@
 //! 5. exits when no container runs or waits. Releasing mounts, cgroups and
 //!    runtime state is the agent's job.
 //!
-//! The server sleeps in `poll` on a signalfd for SIGCHLD, so an idle task
-//! costs no wake-ups; it wakes for health checks and, while containers
-//! wait for dependencies, every 100 ms.
+//! The server sleeps in `poll` on a signalfd for SIGCHLD; it wakes for
+//! health checks, every second to cap the containers' output files
+//! ([`crate::logcap`], two `stat`s per container; not with a cap of 0)
+//! and, while containers wait for dependencies, every 100 ms.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
