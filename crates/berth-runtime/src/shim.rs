@@ -354,9 +354,9 @@ impl Shim {
                     oom_killed: oom_kills > 0,
                     finished_at: SystemTime::now(),
                 };
-                write_or_log(&slot.dir.exit_file(), &exit);
-                // What it wrote last is capped too.
+                // What it wrote last is capped too, before its end is told.
                 cap_logs(&slot.dir, self.log_cap);
+                write_or_log(&slot.dir.exit_file(), &exit);
                 slot.phase = Phase::Exited { code };
                 if let Some(check) = &mut slot.check {
                     // A check still running in a dead container will fail.
