@@ -64,3 +64,32 @@ def test_aws_logs_get_log_events_returns_a_tasks_lines(tasks_berth, tmp_path):
     assert t["stopCode"] == "TaskFailedToStart"
     assert t["stoppedReason"].startswith("ResourceInitializationError: failed to validate logger args: ")
     assert "The specified log group does not exist." in t["stoppedReason"]
+
+
+def test_a_flood_is_shipped_within_the_budget_and_its_drop_told_in_the_stream(tasks_berth):
+    """`yes` into awslogs: 20 MiB at once, far past the default 1 MiB/s a
+    task ships; what is over is dropped, counted in a notice line."""
+    b = tasks_berth
+    ecs, logs = b.ecs(), b.logs()
+    total = 20 * 1024 * 1024 // 11  # lines of "0123456789\n"
+    ecs.register_task_definition(**definition(
+        "flood", "yes 0123456789 | head -c %d; sleep 1" % (total * 11),
+        logConfiguration={"logDriver": "awslogs", "options": OPTIONS}))
+    arn = ecs.run_task(taskDefinition="flood", networkConfiguration=NETWORK)["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    stream = "prefix/main/" + arn.rsplit("/", 1)[1]
+    messages, token = [], None
+    while True:
+        kw = {"nextToken": token} if token else {"startFromHead": True}
+        page = logs.get_log_events(logGroupName=GROUP, logStreamName=stream, **kw)
+        messages += [e["message"] for e in page["events"]]
+        if page["nextForwardToken"] == token:
+            break
+        token = page["nextForwardToken"]
+    notices = [m for m in messages if m.startswith("[berth] dropped ")]
+    shipped = len(messages) - len(notices)
+    assert notices, "the drop is told in the stream"
+    assert all(m.endswith(" over the shipping limit of 1048576 bytes/s") for m in notices)
+    dropped = sum(int(m.split()[2]) for m in notices)
+    assert shipped + dropped == total
+    assert shipped * (10 + 26) < 30 * 1048576, "at most the budget per second the task lived, and a second's burst"

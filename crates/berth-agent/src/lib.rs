@@ -51,6 +51,9 @@ pub struct AgentConfig {
     /// How often the agent looks for work without a notice (changes made
     /// by another process), and how often drivers re-read their task.
     pub poll_interval: Duration,
+    /// Each task's awslogs shipping budget, bytes per second
+    /// ([`logs::DEFAULT_BYTES_PER_SECOND`] by default).
+    pub log_bytes_per_second: u64,
 }
 
 /// The agent of one node.
@@ -86,7 +89,7 @@ impl Agent {
         runtime: Arc<dyn TaskRuntime>,
         config: AgentConfig,
     ) -> Self {
-        let logs = Arc::new(logs::Shipper::new(plane.clone(), runtime.clone()));
+        let logs = Arc::new(logs::Shipper::new(plane.clone(), runtime.clone()).with_budget(config.log_bytes_per_second));
         Self { plane, images, runtime, config, drivers: Arc::default(), logs, network: None }
     }
 

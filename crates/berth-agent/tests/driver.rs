@@ -224,7 +224,11 @@ impl World {
             status: NodeStatus::Active,
             heartbeat_at: 0,
         };
-        let config = AgentConfig { node, poll_interval: Duration::from_secs(1) };
+        let config = AgentConfig {
+            node,
+            poll_interval: Duration::from_secs(1),
+            log_bytes_per_second: berth_agent::logs::DEFAULT_BYTES_PER_SECOND,
+        };
         let agent = Arc::new(Agent::new(self.stores.clone(), self.images.clone(), self.runtime.clone(), config));
         agent.register().await.unwrap();
         agent

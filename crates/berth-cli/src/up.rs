@@ -39,6 +39,14 @@ pub struct UpArgs {
     /// The Availability Zone this node's tasks report [default: REGION + "a"].
     #[arg(long, env = "BERTH_ZONE")]
     zone: Option<String>,
+    /// The most bytes a container's stdout or stderr file holds before it
+    /// is rotated to NAME.1 (sandbox isolation; 0: no cap).
+    #[arg(long, env = "BERTH_LOG_FILE_MAX_BYTES", default_value_t = berth_runtime::DEFAULT_LOG_FILE_MAX_BYTES)]
+    log_file_max_bytes: u64,
+    /// The most bytes per second a task's awslogs output is shipped at
+    /// (as PutLogEvents counts them); lines past it are dropped and counted.
+    #[arg(long, env = "BERTH_LOG_SHIP_RATE", default_value_t = berth_agent::logs::DEFAULT_BYTES_PER_SECOND)]
+    log_ship_rate: u64,
     /// Run the API and store only, without this host's node agent.
     #[arg(long)]
     no_agent: bool,
@@ -231,7 +239,11 @@ async fn start_agent(
     let runtime = task_runtime(args, dir)?;
     // Placements and stop requests reach the agent as store notices at
     // once; the poll only catches what notices cannot carry.
-    let config = berth_agent::AgentConfig { node: node.clone(), poll_interval: std::time::Duration::from_secs(1) };
+    let config = berth_agent::AgentConfig {
+        node: node.clone(),
+        poll_interval: std::time::Duration::from_secs(1),
+        log_bytes_per_second: args.log_ship_rate,
+    };
     // Containers' secrets are opened with the key the API seals them under.
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
         Arc::new(berth_agent::plane::StorePlane::new(stores.clone()).with_cipher(cipher));
@@ -314,7 +326,11 @@ fn task_runtime(args: &UpArgs, dir: &DataDir) -> anyhow::Result<std::sync::Arc<d
             }
         }
     }
-    let runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime")))
+    let config = berth_runtime::RuntimeConfig {
+        log_file_max_bytes: args.log_file_max_bytes,
+        ..berth_runtime::RuntimeConfig::in_dir(&dir.path.join("runtime"))
+    };
+    let runtime = berth_runtime::SandboxRuntime::new(config)
         .context("no task runtime on this host (install runc, or run with --no-agent)")?;
     tracing::info!(runtime = ?runtime.probe(), "task runtime");
     Ok(std::sync::Arc::new(runtime))

@@ -24,7 +24,13 @@ pub struct RuntimeConfig {
     /// The process limit of a task (and of each of its containers) when
     /// the spec sets none.
     pub pids_limit: i64,
+    /// The most bytes a container's `stdout.log` or `stderr.log` holds
+    /// before it is rotated to `NAME.1` ([`crate::logcap`]); 0: no cap.
+    pub log_file_max_bytes: u64,
 }
+
+/// The default cap of a container's output file: 64 MiB.
+pub const DEFAULT_LOG_FILE_MAX_BYTES: u64 = 64 << 20;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -42,6 +48,7 @@ impl RuntimeConfig {
             shim: None,
             init: PathBuf::from("/usr/bin/tini-static"),
             pids_limit: 1024,
+            log_file_max_bytes: DEFAULT_LOG_FILE_MAX_BYTES,
         }
     }
 }

@@ -73,6 +73,7 @@ mod deps;
 mod error;
 mod health;
 pub mod layout;
+pub mod logcap;
 pub mod manifest;
 pub mod oci;
 mod oci_cli;
@@ -84,7 +85,7 @@ mod spec;
 pub mod user;
 
 pub use cgroup::CgroupVersion;
-pub use config::RuntimeConfig;
+pub use config::{DEFAULT_LOG_FILE_MAX_BYTES, RuntimeConfig};
 pub use error::SandboxError;
 pub use manifest::{MANIFEST_FORMAT, TaskManifest};
 pub use probe::Probe;

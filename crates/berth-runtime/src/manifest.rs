@@ -44,6 +44,10 @@ pub struct TaskManifest {
     pub oci_runtime: PathBuf,
     /// The OCI runtime's state root (`--root`).
     pub oci_root: PathBuf,
+    /// The cap of each container output file ([`crate::logcap`]); absent
+    /// (older manifests) or 0: no cap.
+    #[serde(default)]
+    pub log_file_max_bytes: u64,
 }
 
 impl TaskManifest {
@@ -54,6 +58,7 @@ impl TaskManifest {
             spec,
             oci_runtime,
             oci_root,
+            log_file_max_bytes: 0,
         }
     }
 
@@ -272,9 +277,12 @@ mod tests {
         write_json(&path, &m).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(json["formatVersion"], MANIFEST_FORMAT);
-        // Version 1 is version 0 plus the version: nothing else moved.
+        // Version 1 is version 0 plus the version and fields read with a
+        // default when absent: nothing else moved.
+        assert_eq!(json["logFileMaxBytes"], 0);
         let mut without = json.clone();
         without.as_object_mut().unwrap().remove("formatVersion");
+        without.as_object_mut().unwrap().remove("logFileMaxBytes");
         assert_eq!(without, v0());
         assert_eq!(TaskManifest::read(&path).unwrap(), Some(m));
     }

@@ -247,11 +247,14 @@ impl Inner {
             }
             Err(e) => return Err(SandboxError::io("creating", dir.path())(e)),
         }
-        let record = TaskManifest::new(
-            spec.clone(),
-            self.probe.oci_runtime.clone(),
-            self.config.oci_root.clone(),
-        );
+        let record = TaskManifest {
+            log_file_max_bytes: self.config.log_file_max_bytes,
+            ..TaskManifest::new(
+                spec.clone(),
+                self.probe.oci_runtime.clone(),
+                self.config.oci_root.clone(),
+            )
+        };
         let started = Instant::now();
         match self.prepare(&record, &dir).and_then(|()| self.launch(&dir)) {
             Ok(()) => {

@@ -19,9 +19,10 @@
 //! 5. exits when no container runs or waits. Releasing mounts, cgroups and
 //!    runtime state is the agent's job.
 //!
-//! The server sleeps in `poll` on a signalfd for SIGCHLD, so an idle task
-//! costs no wake-ups; it wakes for health checks and, while containers
-//! wait for dependencies, every 100 ms.
+//! The server sleeps in `poll` on a signalfd for SIGCHLD; it wakes for
+//! health checks, every second to cap the containers' output files
+//! ([`crate::logcap`], two `stat`s per container; not with a cap of 0)
+//! and, while containers wait for dependencies, every 100 ms.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -40,6 +41,7 @@ use crate::cgroup::Cgroups;
 use crate::deps::{Facts, Gate, gate};
 use crate::health::{Outcome, record as record_check};
 use crate::layout::{ContainerDir, TaskDir, oci_id};
+use crate::logcap;
 use crate::oci_cli::OciCli;
 use crate::manifest::{ProcessId, TaskManifest, write_json};
 use berth_runtime_api::ContainerSpec;
@@ -170,6 +172,9 @@ struct Shim {
     /// No more containers start (the stop marker, or a failed start).
     stopping: bool,
     started_at: Instant,
+    /// The cap of each output file (0: none) and when to look next.
+    log_cap: u64,
+    next_log_check: Instant,
 }
 
 /// One container.
@@ -229,6 +234,8 @@ impl Shim {
             slots,
             stopping: false,
             started_at: Instant::now(),
+            log_cap: record.log_file_max_bytes,
+            next_log_check: Instant::now() + logcap::CHECK_EVERY,
         })
     }
 
@@ -295,6 +302,14 @@ impl Shim {
             }
             self.resolve_dependencies();
             self.run_checks();
+            if Instant::now() >= self.next_log_check {
+                self.next_log_check = Instant::now() + logcap::CHECK_EVERY;
+                for slot in &self.slots {
+                    if matches!(slot.phase, Phase::Running { .. }) {
+                        cap_logs(&slot.dir, self.log_cap);
+                    }
+                }
+            }
             let live = self
                 .slots
                 .iter()
@@ -339,6 +354,8 @@ impl Shim {
                     oom_killed: oom_kills > 0,
                     finished_at: SystemTime::now(),
                 };
+                // What it wrote last is capped too, before its end is told.
+                cap_logs(&slot.dir, self.log_cap);
                 write_or_log(&slot.dir.exit_file(), &exit);
                 slot.phase = Phase::Exited { code };
                 if let Some(check) = &mut slot.check {
@@ -487,6 +504,9 @@ impl Shim {
         if self.slots.iter().any(|s| s.phase == Phase::Waiting) {
             earliest(now + WAITING_TICK);
         }
+        if self.log_cap > 0 && self.slots.iter().any(|s| matches!(s.phase, Phase::Running { .. })) {
+            earliest(self.next_log_check);
+        }
         for slot in &self.slots {
             if let (Phase::Running { .. }, Some(check)) = (slot.phase, &slot.check) {
                 earliest(
@@ -508,6 +528,20 @@ impl Shim {
         // Drain the signalfd; `reap` collects every exit however many
         // signals were merged.
         while let Ok(Some(_)) = signals.read_signal() {}
+    }
+}
+
+/// Rotates the container's output files past `max` bytes (0: no cap).
+fn cap_logs(dir: &ContainerDir, max: u64) {
+    if max == 0 {
+        return;
+    }
+    for path in [dir.stdout(), dir.stderr()] {
+        match logcap::cap(&path, max) {
+            Ok(false) => {}
+            Ok(true) => eprintln!("berth-shim: {} passed {max} bytes; rotated", path.display()),
+            Err(e) => eprintln!("berth-shim: capping {}: {e}", path.display()),
+        }
     }
 }
 

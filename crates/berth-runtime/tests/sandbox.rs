@@ -786,3 +786,50 @@ async fn a_task_volume_is_shared_between_its_containers_and_goes_with_the_task()
     h.runtime.remove(&spec.task_id).await.unwrap();
     assert!(common::leftovers(&spec.task_id, &h.state_dir()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_files_are_capped_while_the_container_writes() {
+    let Some(()) = require_root("output_files_are_capped_while_the_container_writes") else {
+        return;
+    };
+    const CAP: u64 = 4 << 20;
+    const CHUNK: u64 = 4 << 20;
+    let mut h = Harness::new();
+    h.runtime = berth_runtime::SandboxRuntime::new(berth_runtime::RuntimeConfig {
+        log_file_max_bytes: CAP,
+        ..common::Harness::config(h.dir.path())
+    })
+    .unwrap();
+    // 120 MiB in 4 MiB chunks, 0.2 s apart: far more than the cap.
+    let script = format!(
+        "i=0; while [ $i -lt 30 ]; do yes 0123456789abcdef | head -c {CHUNK}; sleep 0.2; i=$((i+1)); done; \
+         echo after the rotations"
+    );
+    let spec = h.task("cap", h.sh("main", &script));
+    let _guard = h.guard(&spec.task_id);
+    h.runtime.start(&spec).await.unwrap();
+    let paths = berth_runtime_api::TaskRuntime::logs(&h.runtime, &spec.task_id, "main");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let copy = berth_runtime::logcap::rotated(&paths.stdout);
+    let mut largest = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while h.runtime.status(&spec.task_id).await.unwrap().container("main").is_some_and(|c| !c.is_done()) {
+        assert!(Instant::now() < deadline, "the writer never finished");
+        largest = largest.max(size(&paths.stdout)).max(size(&copy));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A check every second: the file passes the cap by at most what one
+    // second writes (5 chunks here) and the chunk being written.
+    let slack = 6 * CHUNK;
+    assert!(largest <= CAP + slack, "a file reached {largest} bytes (cap {CAP})");
+    assert!(size(&copy) > 0, "the file was rotated");
+    assert!(size(&paths.stdout) <= CAP, "left under the cap: {}", size(&paths.stdout));
+    assert!(
+        std::fs::read_to_string(&paths.stdout).unwrap().ends_with("after the rotations\n")
+            || std::fs::read_to_string(&copy).unwrap().ends_with("after the rotations\n"),
+        "the last line is kept"
+    );
+    h.runtime.stop(&spec.task_id).await.unwrap();
+    h.runtime.remove(&spec.task_id).await.unwrap();
+    assert!(common::leftovers(&spec.task_id, &h.state_dir()).is_empty());
+}

@@ -20,7 +20,10 @@
 //! dir is removed ships everything left, the unfinished last line too.
 //! A crash between an append and its offsets write ships that one batch
 //! again on restart: at most one batch per stream is duplicated, never is
-//! one lost.
+//! one lost — within the task's shipping budget ([`budget`]: lines past
+//! it are dropped and told in the stream) and the runtime's cap on the
+//! files (a file rotated while the tailer is behind loses what it had not
+//! read; a file shorter than its offset is read again from its start).
 //!
 //! The driver calls in three places, once each:
 //! - [`Shipper::resume`] when it takes a task up (also after an agent
@@ -36,6 +39,7 @@
 //! core on it (`idle_polling_is_cheap` below), so a short poll is kept
 //! over inotify and its watches.
 
+mod budget;
 mod config;
 mod lines;
 mod stream;
@@ -52,6 +56,7 @@ use berth_store::StoreError;
 use crate::plane::{NodeControlPlane, PlaneError};
 use berth_wire::ecs::TaskDefinition;
 
+pub use budget::{Budget, DEFAULT_BYTES_PER_SECOND};
 pub use config::{Destination, GROUP_MISSING, destination, destinations};
 pub use lines::MAX_MESSAGE_BYTES;
 use stream::{ContainerLog, ensure_stream};
@@ -71,12 +76,20 @@ pub struct Shipper {
     epoch: tokio::time::Instant,
     /// The tasks being shipped, by task id.
     tails: Mutex<HashMap<String, Arc<Tail>>>,
+    /// Each task's shipping budget, bytes per second.
+    bytes_per_second: u64,
 }
 
 /// One task's streams, and whether its final flush has begun.
 struct Tail {
-    streams: tokio::sync::Mutex<Vec<ContainerLog>>,
+    streams: tokio::sync::Mutex<Streams>,
     finishing: AtomicBool,
+}
+
+/// A task's streams and the budget they share.
+struct Streams {
+    logs: Vec<ContainerLog>,
+    budget: Budget,
 }
 
 impl Shipper {
@@ -91,7 +104,16 @@ impl Shipper {
             poll,
             epoch: tokio::time::Instant::now(),
             tails: Mutex::default(),
+            bytes_per_second: DEFAULT_BYTES_PER_SECOND,
         }
+    }
+
+    /// Each task ships at most `bytes_per_second` (CloudWatch's bytes: a
+    /// message's UTF-8 plus 26 per event); lines past it are dropped and
+    /// counted.
+    pub fn with_budget(mut self, bytes_per_second: u64) -> Self {
+        self.bytes_per_second = bytes_per_second;
+        self
     }
 
     /// PENDING, before the containers start: makes every awslogs
@@ -192,8 +214,9 @@ impl Shipper {
         {
             // Waits for a step the tailer is taking; it takes no more.
             let mut streams = tail.streams.lock().await;
-            for s in streams.iter_mut() {
-                s.ship(self.plane.as_ref(), true).await?;
+            let Streams { logs, budget } = &mut *streams;
+            for s in logs.iter_mut() {
+                s.ship(self.plane.as_ref(), budget, true).await?;
             }
         }
         self.tails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(task.as_str());
@@ -217,13 +240,14 @@ impl Shipper {
         if dests.is_empty() {
             return Ok(None);
         }
-        let streams = dests
+        let logs = dests
             .into_iter()
             .map(|d| {
                 let paths = self.runtime.logs(task, &d.container);
                 ContainerLog::open(d, &paths)
             })
             .collect();
+        let streams = Streams { logs, budget: Budget::new(self.bytes_per_second, std::time::Instant::now()) };
         Ok(Some(Arc::new(Tail { streams: tokio::sync::Mutex::new(streams), finishing: AtomicBool::new(false) })))
     }
 }
@@ -245,6 +269,7 @@ async fn follow(
         }
         // A line without its newline is shipped once its container is
         // done; ask the runtime only while such a line waits.
+        let Streams { logs: streams, budget } = &mut *streams;
         let exited: Vec<String> = if streams.iter().any(|s| s.partial) {
             match runtime.status(&task).await {
                 Ok(status) => status.containers.into_iter().filter(|c| c.state.is_done()).map(|c| c.name).collect(),
@@ -256,7 +281,7 @@ async fn follow(
         for s in streams.iter_mut() {
             let done = exited.contains(&s.dest.container);
             // Failures are logged by the stream and retried on the next step.
-            let _ = s.ship(logs.as_ref(), done).await;
+            let _ = s.ship(logs.as_ref(), budget, done).await;
         }
     }
 }
@@ -489,6 +514,76 @@ mod tests {
         assert_eq!(w.events("/ecs/app", "ecs/main/t1").await.len(), 5);
     }
 
+    /// `[berth] dropped N lines (M bytes) …` → (N, M).
+    fn dropped(notice: &str) -> Option<(u64, u64)> {
+        let rest = notice.strip_prefix("[berth] dropped ")?;
+        let (n, rest) = rest.split_once(" lines (")?;
+        let (m, _) = rest.split_once(" bytes)")?;
+        Some((n.parse().ok()?, m.parse().ok()?))
+    }
+
+    #[tokio::test]
+    async fn a_flood_ships_within_the_budget_and_tells_what_it_dropped() {
+        const RATE: u64 = 300_000;
+        let w = World::new().await;
+        w.group("/ecs/app").await;
+        let (arn, id, definition) = w.task("t9", &[("main", OPTS)]).await;
+        let shipper = w.shipper().with_budget(RATE);
+        shipper.prepare(&id, &definition).await.unwrap();
+        let started = Instant::now();
+        shipper.resume(&arn, &id).await.unwrap();
+        // 20 MiB of 100-byte lines (99 and the newline), written at once.
+        let line = format!("{}\n", "y".repeat(99));
+        let lines = 20 * (1 << 20) / line.len();
+        w.write(&id, "main", false, line.repeat(lines).as_bytes());
+        shipper.finish(&arn, &id).await.unwrap();
+        let elapsed = started.elapsed().as_secs_f64();
+        let events = w.events("/ecs/app", "ecs/main/t9").await;
+        let (notices, shipped): (Vec<_>, Vec<_>) = events.iter().partition(|e| e.starts_with("[berth]"));
+        let shipped_bytes: u64 = shipped.iter().map(|m| budget::cost(m)).sum();
+        // A full bucket (a second's budget) at the start, then the rate.
+        assert!(
+            shipped_bytes as f64 <= RATE as f64 * (elapsed + 1.0),
+            "{shipped_bytes} bytes shipped in {elapsed:.2} s at {RATE} bytes/s"
+        );
+        assert!(shipped.len() >= 2_000, "the budget's worth is shipped: {}", shipped.len());
+        assert!(!notices.is_empty(), "the drop is told in the stream");
+        let (mut n, mut m) = (0, 0);
+        for notice in &notices {
+            let (a, b) = dropped(notice).unwrap();
+            assert!(notice.ends_with("over the shipping limit of 300000 bytes/s"), "{notice}");
+            n += a;
+            m += b;
+        }
+        assert_eq!(n as usize + shipped.len(), lines, "every line is shipped or counted");
+        assert_eq!(m, n * budget::cost(&line[..99]));
+        let offsets: Offsets = serde_json::from_slice(
+            &std::fs::read(w.runtime.logs(&id, "main").stdout.with_file_name(OFFSETS_FILE)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(offsets.stdout as usize, lines * line.len(), "the tailer moved past what it dropped");
+    }
+
+    #[tokio::test]
+    async fn a_file_truncated_by_the_runtime_is_shipped_again_from_its_start() {
+        let w = World::new().await;
+        w.group("/ecs/app").await;
+        let (arn, id, definition) = w.task("t10", &[("main", OPTS)]).await;
+        let shipper = w.shipper();
+        shipper.prepare(&id, &definition).await.unwrap();
+        shipper.resume(&arn, &id).await.unwrap();
+        w.write(&id, "main", false, b"before one\nbefore two\n");
+        w.wait_for("/ecs/app", "ecs/main/t10", 2).await;
+        // As the runtime caps the file: copy, then truncate in place.
+        let path = w.runtime.logs(&id, "main").stdout;
+        std::fs::copy(&path, path.with_extension("log.1")).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        w.write(&id, "main", false, b"after\n");
+        assert_eq!(w.wait_for("/ecs/app", "ecs/main/t10", 3).await, ["before one", "before two", "after"]);
+        shipper.finish(&arn, &id).await.unwrap();
+        assert_eq!(w.events("/ecs/app", "ecs/main/t10").await.len(), 3);
+    }
+
     #[test]
     fn after_a_restart_shipping_resumes_where_it_stopped() {
         let rt = || tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -586,7 +681,9 @@ mod tests {
         let w = World::new().await;
         w.group("/ecs/app").await;
         let (arn, id, definition) = w.task("t8", &[("main", OPTS)]).await;
-        let shipper = w.shipper();
+        // 3.1 MiB as CloudWatch counts it, written at once: over the
+        // default budget's second (see the flood test), so a larger one.
+        let shipper = w.shipper().with_budget(64 << 20);
         shipper.prepare(&id, &definition).await.unwrap();
         shipper.resume(&arn, &id).await.unwrap();
         // 1.6 MiB: several reads and batches, one line longer than an event.

@@ -11,6 +11,7 @@ use berth_store::{LogGroupRecord, NewLogEvent, StoreError};
 
 use crate::plane::NodeControlPlane;
 
+use super::budget::{Budget, cost};
 use super::config::{Destination, GROUP_MISSING};
 use super::lines::{self, split};
 
@@ -64,6 +65,14 @@ impl Source {
                 return (Vec::new(), true);
             }
         };
+        if len < self.offset {
+            // Shorter than what was shipped: the runtime capped the file
+            // (copied it to `NAME.1`, then truncated it). What was not
+            // shipped yet is in the copy, not in the stream.
+            tracing::warn!(path = %self.path.display(), shipped = self.offset, now = len,
+                "container output was rotated; shipping the new file from its start");
+            self.offset = 0;
+        }
         let want = len.saturating_sub(self.offset).min(READ_CHUNK);
         if want == 0 {
             return (Vec::new(), true);
@@ -140,8 +149,10 @@ impl ContainerLog {
     /// exited, so a last line without its newline is shipped too.
     /// Returns early (keeping what was not shipped for the next call) if
     /// the store fails.
-    pub async fn ship(&mut self, store: &dyn NodeControlPlane, done: bool) -> Result<(), StoreError> {
-        let result = self.ship_all(store, done).await;
+    /// Lines past the task's `budget` are dropped (the offsets move past
+    /// them) and told of in a notice line in the stream.
+    pub async fn ship(&mut self, store: &dyn NodeControlPlane, budget: &mut Budget, done: bool) -> Result<(), StoreError> {
+        let result = self.ship_all(store, budget, done).await;
         match (&result, self.failing) {
             (Err(e), false) => {
                 tracing::warn!(group = %self.dest.group, stream = %self.dest.stream, error = %e,
@@ -154,7 +165,7 @@ impl ContainerLog {
         result
     }
 
-    async fn ship_all(&mut self, store: &dyn NodeControlPlane, done: bool) -> Result<(), StoreError> {
+    async fn ship_all(&mut self, store: &dyn NodeControlPlane, budget: &mut Budget, done: bool) -> Result<(), StoreError> {
         loop {
             let mut events = Vec::new();
             // For each event: which source, and the offset just past it.
@@ -170,9 +181,18 @@ impl ContainerLog {
                 self.partial |= source_all && used < buf.len();
                 consumed[i] = source.offset + used as u64;
                 for line in lines {
+                    if !budget.take(cost(&line.message), std::time::Instant::now()) {
+                        continue;
+                    }
                     ends.push((i, source.offset + line.end as u64));
                     events.push(NewLogEvent { timestamp: now, message: line.message });
                 }
+            }
+            if let Some(notice) = budget.notice(std::time::Instant::now(), done && all) {
+                tracing::warn!(group = %self.dest.group, stream = %self.dest.stream, "{notice}");
+                // Last, so the offset it carries is past every line read.
+                ends.push((0, consumed[0]));
+                events.push(NewLogEvent { timestamp: now, message: notice });
             }
             if !events.is_empty() {
                 self.last_timestamp = now;
