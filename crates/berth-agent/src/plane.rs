@@ -227,16 +227,10 @@ impl StorePlane {
     /// Whether `role`'s policies (inline, and attached: AWS managed or the
     /// account's) allow `action` on `resource`.
     async fn role_allows(&self, role: &berth_model::iam::Role, action: &str, resource: &str) -> Result<berth_iam::Decision, PlaneError> {
-        let mut texts: Vec<String> = role.inline_policies.values().cloned().collect();
-        for arn in &role.attached {
-            if let Some(aws) = berth_iam::managed::get(arn) {
-                texts.push(aws.document.to_owned());
-            } else if let Some(p) = self.store.get_policy(arn.rsplit('/').next().unwrap_or(arn)).await? {
-                texts.extend(p.value.default_document().map(str::to_owned));
-            }
-        }
+        let aws_managed = |arn: &str| berth_iam::managed::get(arn).map(|p| p.document);
+        let texts = berth_store::policy_documents(self.store.as_ref(), &role.inline_policies, &role.attached, aws_managed).await?;
         // Stored documents were validated when they were put.
-        let docs: Vec<berth_iam::PolicyDocument> = texts.iter().filter_map(|t| berth_iam::PolicyDocument::parse(t).ok()).collect();
+        let docs: Vec<berth_iam::PolicyDocument> = texts.iter().filter_map(|(_, t)| berth_iam::PolicyDocument::parse(t).ok()).collect();
         let refs: Vec<&berth_iam::PolicyDocument> = docs.iter().collect();
         let keys = std::collections::BTreeMap::from([("aws:principalarn".to_owned(), vec![role.arn.clone()])]);
         let req = berth_iam::Request { principal_arn: &role.arn, principal_account: account_of(&role.arn), action, resource, keys: &keys };

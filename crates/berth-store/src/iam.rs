@@ -16,6 +16,34 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{AccessKey, Store, StoreError, Versioned};
 
+/// The identity-based policies of an entity with these inline policies
+/// and attached managed policies (ARNs): (name or ARN, document), inline
+/// first, then each attached policy's default version — AWS's from
+/// `aws_managed` (the caller passes `berth_iam::managed`'s lookup), the
+/// account's from the store. One gone since it was attached, or a
+/// policy of that name at another path, is skipped. The edge (a caller's
+/// policies) and the agent (an execution role's) share it.
+pub async fn policy_documents(
+    store: &dyn Store,
+    inline: &std::collections::BTreeMap<String, String>,
+    attached: &[String],
+    aws_managed: fn(&str) -> Option<&'static str>,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out: Vec<(String, String)> = inline.iter().map(|(n, d)| (n.clone(), d.clone())).collect();
+    for arn in attached {
+        if let Some(doc) = aws_managed(arn) {
+            out.push((arn.clone(), doc.to_owned()));
+        } else if let Some(name) = arn.rsplit('/').next()
+            && let Some(p) = store.get_policy(name).await?
+            && &p.value.arn == arn
+            && let Some(doc) = p.value.default_document()
+        {
+            out.push((arn.clone(), doc.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 /// An access key with whose it is and whether it may sign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {

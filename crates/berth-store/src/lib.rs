@@ -46,7 +46,7 @@ pub mod secrets;
 
 pub use backend::open;
 pub use discovery::DiscoveryStore;
-pub use iam::{IamStore, KeyRecord, SessionSpec, TemporaryCredentials, issue_role_session, issue_session};
+pub use iam::{IamStore, KeyRecord, SessionSpec, TemporaryCredentials, issue_role_session, issue_session, policy_documents};
 pub use secrets::SecretStore;
 pub use logs::{
     Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,

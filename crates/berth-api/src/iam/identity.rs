@@ -121,27 +121,19 @@ async fn user_policies(store: &dyn Store, user: &iam::User) -> Result<Vec<(Strin
     Ok(out)
 }
 
-/// Inline policies (name, document), then each attached managed policy's
-/// default version (ARN, document): the account's from the store, AWS's
-/// from `berth_iam::managed`. One gone since it was attached is skipped.
+/// An entity's policies (see [`berth_store::policy_documents`]), AWS's
+/// managed ones from `berth_iam::managed`.
 pub(crate) async fn policies_of(
     store: &dyn Store,
     inline: &BTreeMap<String, String>,
     attached: &[String],
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let mut out: Vec<(String, String)> = inline.iter().map(|(n, d)| (n.clone(), d.clone())).collect();
-    for arn in attached {
-        if let Some(p) = berth_iam::managed::get(arn) {
-            out.push((arn.clone(), p.document.to_owned()));
-        } else if let Some(name) = arn.rsplit('/').next()
-            && let Some(p) = store.get_policy(name).await?
-            && &p.value.arn == arn
-            && let Some(doc) = p.value.default_document()
-        {
-            out.push((arn.clone(), doc.to_owned()));
-        }
-    }
-    Ok(out)
+    berth_store::policy_documents(store, inline, attached, aws_managed).await
+}
+
+/// AWS's managed policy `arn`'s document.
+fn aws_managed(arn: &str) -> Option<&'static str> {
+    berth_iam::managed::get(arn).map(|p| p.document)
 }
 
 #[cfg(test)]
