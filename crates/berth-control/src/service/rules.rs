@@ -39,6 +39,12 @@ use berth_model::service::Registration;
 /// exit, and what counts as a failure must not depend on which won.
 pub const STARTUP_SECS: f64 = 10.0;
 
+/// A circuit breaker's rollback completes no sooner than this many
+/// seconds after the failure, as long as a new task must run before it
+/// counts ([`STARTUP_SECS`]): the failed deployment stays shown
+/// meanwhile.
+pub const ROLLBACK_SETTLE_SECS: f64 = STARTUP_SECS;
+
 /// The circuit breaker's threshold: half the desired count rounded up, at
 /// least 3, at most 200.
 pub fn failure_threshold(desired: u32) -> u32 {
@@ -515,15 +521,18 @@ fn finish_deployments(
         || alive_in(None);
     let desired = s.desired_count;
     let nothing_draining = s.draining.is_empty();
+    let held = rollback_hold(s);
     let Some(p) = s.primary_mut() else { return None };
     let tasks = by_deployment.get(&Some(p.number)).map(Vec::as_slice).unwrap_or_default();
     let healthy: Vec<&&Task> = tasks.iter().filter(|t| healthy(t)).collect();
     // A deployment completes on tasks that ran past their start, not on
     // ones RUNNING for an instant before they crash.
     let young = healthy.iter().filter(|t| !ran(t, now)).filter_map(|t| t.times.started_at).reduce(f64::min);
+    let held_now = held.filter(|&until| now < until);
     let settled = !others_live
         && healthy.len() as u32 == desired
         && young.is_none()
+        && held_now.is_none()
         && p.pending_count == 0
         && stop.is_empty()
         && nothing_draining
@@ -565,7 +574,22 @@ fn finish_deployments(
         s.push_event(id, message, now);
     }
     s.trim_history();
-    young.map(|started| started + STARTUP_SECS)
+    young.map(|started| started + STARTUP_SECS).into_iter().chain(held_now).reduce(f64::min)
+}
+
+/// When the PRIMARY, if the circuit breaker rolled back to it, may
+/// complete: [`ROLLBACK_SETTLE_SECS`] after the deployment it replaced
+/// failed. ECS shows the failed deployment (ACTIVE, rolloutState
+/// FAILED) beside the rollback while the rollback is in progress, and
+/// a rollback to tasks that still run is not done in the instant it
+/// begins: a poller of DescribeServices sees how the deployment ended.
+fn rollback_hold(s: &Service) -> Option<f64> {
+    let p = s.primary()?;
+    if !p.rollback || p.rollout_state != RolloutState::InProgress {
+        return None;
+    }
+    let failed = s.deployments.iter().find(|d| Some(d.number) == p.source && d.rollout_state == RolloutState::Failed)?;
+    failed.finished_at.map(|at| at + ROLLBACK_SETTLE_SECS)
 }
 
 fn say_stopped(s: &mut Service, stop: &[Stop], env: &mut Env<'_>) {

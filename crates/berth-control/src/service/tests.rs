@@ -9,6 +9,7 @@ use berth_model::testing;
 
 use super::*;
 
+
 const NOW: f64 = 1_000_000.0;
 
 fn revision(n: i32) -> TaskDefinitionArn {
@@ -292,9 +293,19 @@ fn the_breaker_fails_the_deployment_and_rolls_back_to_the_completed_one() {
     let said = messages(&p.service);
     assert!(said.contains(&"(service web) (deployment ecs-svc/2) deployment failed: tasks failed to start."), "{said:?}");
     assert!(said.contains(&"(service web) rolling back to deployment ecs-svc/1."), "{said:?}");
-    // The old tasks are the primary's again: nothing to launch, and with
-    // nothing left in the failed deployment the rollback is done.
+    // The old tasks are the primary's again: nothing to launch. The
+    // rollback is in progress for a while, the failed deployment shown
+    // beside it (ACTIVE, FAILED), as ECS shows it to a poller.
     assert_eq!(p.launch, 0);
+    assert_eq!((failed.status, failed.rollout_state), (DeploymentStatus::Active, RolloutState::Failed));
+    assert_eq!(primary.rollout_state, RolloutState::InProgress);
+    assert_eq!(p.wake_at, Some(NOW + ROLLBACK_SETTLE_SECS), "looked at again when the rollback may complete");
+    let p = plan_at(&p.service, &tasks, NOW + ROLLBACK_SETTLE_SECS - 1.0);
+    assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::InProgress);
+    assert_eq!(p.service.deployment(2).unwrap().rollout_state, RolloutState::Failed);
+    assert_eq!(p.service.deployment(2).unwrap().status, DeploymentStatus::Active, "still shown");
+    // With nothing left in the failed deployment, the rollback is done.
+    let p = plan_at(&p.service, &tasks, NOW + ROLLBACK_SETTLE_SECS);
     assert_eq!(p.service.deployment(2).unwrap().status, DeploymentStatus::Inactive);
     assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::Completed);
 }
@@ -315,7 +326,7 @@ fn a_failed_deployment_stays_shown_until_its_rollback_completes() {
     assert_eq!((failed.status, failed.rollout_state), (DeploymentStatus::Active, RolloutState::Failed));
     assert_eq!(p.launch, 1, "the rollback refills the slot the bad revision took");
     tasks.push(task(30, 1, TaskStatus::Running, 60.0));
-    let p = plan(&p.service, &tasks);
+    let p = plan_at(&p.service, &tasks, NOW + ROLLBACK_SETTLE_SECS);
     assert_eq!(p.service.primary().unwrap().rollout_state, RolloutState::Completed);
     assert_eq!(p.service.deployment(2).unwrap().status, DeploymentStatus::Inactive, "gone once the rollback is done");
 }
