@@ -177,8 +177,10 @@ pub fn task(
     let mut spec = TaskSpec::new(id, containers);
     spec.cpu = Some(size.cpu);
     spec.memory_mib = Some(u64::from(size.memory));
+    spec.ephemeral_storage_gib = Some(berth_model::task::ephemeral_storage_gib(definition, overrides));
     spec
 }
+
 
 /// The task's role: RunTask's override, else the definition's.
 pub fn task_role(definition: Option<&TaskDefinition>, overrides: &TaskOverrides) -> Option<String> {

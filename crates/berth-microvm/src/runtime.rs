@@ -481,7 +481,9 @@ impl Inner {
                 std::fs::File::create(dir.join(f)).map_err(MicroVmError::io("creating", &dir.join(f)))?;
             }
         }
-        disk::scratch_disk(&layout.rw_disk(), self.config.ephemeral_storage_mib)?;
+        // The task's own size when it gives one (the agent always does).
+        let scratch_mib = spec.ephemeral_storage_gib.map_or(self.config.ephemeral_storage_mib, |g| u64::from(g) * 1024);
+        disk::scratch_disk(&layout.rw_disk(), scratch_mib)?;
         disks.push(Disk { path: layout.rw_disk(), serial: berth_guest::RW_DISK.into(), read_only: false });
         // Files the agent gives containers by bind mount (/etc/hosts, ...)
         // are copied into the guest.

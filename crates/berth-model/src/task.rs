@@ -298,6 +298,25 @@ pub struct Task {
     /// How the task's guest runs, for runtimes with guests (`kvm`, `tcg`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accelerator: Option<String>,
+    /// Its ephemeral storage in GiB ([`ephemeral_storage_gib`]); absent
+    /// for tasks stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_gib: Option<u32>,
+}
+
+/// Fargate's ephemeral storage when neither the definition nor RunTask
+/// gives one.
+pub const DEFAULT_EPHEMERAL_STORAGE_GIB: u32 = 20;
+
+/// A task's ephemeral storage: RunTask's override, else the definition's
+/// `ephemeralStorage.sizeInGiB`, else Fargate's 20 GiB.
+pub fn ephemeral_storage_gib(definition: &TaskDefinition, overrides: &TaskOverrides) -> u32 {
+    overrides
+        .ephemeral_storage_gib
+        .or_else(|| definition.ephemeral_storage.as_ref().map(|e| e.size_in_gi_b))
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_EPHEMERAL_STORAGE_GIB)
 }
 
 impl Task {
@@ -487,6 +506,7 @@ pub fn validate_overrides(definition: &TaskDefinition, overrides: &TaskOverrides
 pub fn build(new: NewTask<'_>) -> Result<Task, ModelError> {
     validate_overrides(new.definition, &new.overrides)?;
     let size = size(new.definition, &new.overrides)?;
+    let storage_gib = ephemeral_storage_gib(new.definition, &new.overrides);
     let arn = new.account.task(new.cluster_name, new.id);
     let definition_arn = new
         .definition
@@ -552,6 +572,7 @@ pub fn build(new: NewTask<'_>) -> Result<Task, ModelError> {
         times: TaskTimes { created_at: new.now, ..TaskTimes::default() },
         runtime: RuntimeKind::Sandbox,
         accelerator: None,
+        ephemeral_storage_gib: Some(storage_gib),
     })
 }
 

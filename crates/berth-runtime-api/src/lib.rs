@@ -35,6 +35,6 @@ pub use report::{
 };
 pub use runtime::TaskRuntime;
 pub use spec::{
-    BindMount, Condition, ContainerSpec, DEFAULT_PATH, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    BindMount, Condition, ContainerSpec, MAX_EPHEMERAL_STORAGE_GIB, DEFAULT_PATH, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT,
     Dependency, HealthCheck, ImageConfig, TaskId, TaskSpec, Ulimit, VolumeMount,
 };

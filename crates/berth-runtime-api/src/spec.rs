@@ -76,6 +76,9 @@ fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Fargate's largest ephemeral storage.
+pub const MAX_EPHEMERAL_STORAGE_GIB: u32 = 200;
+
 /// One task: containers sharing a task cgroup and a network namespace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -95,6 +98,11 @@ pub struct TaskSpec {
     pub hostname: Option<String>,
     /// The containers, started in this order.
     pub containers: Vec<ContainerSpec>,
+    /// Ephemeral storage in GiB (Fargate's `ephemeralStorage.sizeInGiB`):
+    /// the containers' writable layers and the task's volumes together
+    /// hold at most this much. Unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_gib: Option<u32>,
 }
 
 impl TaskSpec {
@@ -108,6 +116,7 @@ impl TaskSpec {
             netns: None,
             hostname: None,
             containers,
+            ephemeral_storage_gib: None,
         }
     }
 }
@@ -435,6 +444,9 @@ impl TaskSpec {
         if self.containers.is_empty() {
             return bad("a task needs at least one container".into());
         }
+        if let Some(gib) = self.ephemeral_storage_gib.filter(|g| !(1..=MAX_EPHEMERAL_STORAGE_GIB).contains(g)) {
+            return bad(format!("ephemeral storage of {gib} GiB: it must be 1 to {MAX_EPHEMERAL_STORAGE_GIB} GiB"));
+        }
         let mut names = std::collections::BTreeSet::new();
         for c in &self.containers {
             if !valid_name(&c.name, 64) {
@@ -572,6 +584,19 @@ mod tests {
         assert_eq!(c.args().unwrap(), ["sh"]);
         let empty = ContainerSpec::new("b", vec![], ImageConfig::default());
         assert!(empty.args().is_err());
+    }
+
+    #[test]
+    fn ephemeral_storage_is_1_to_200_gib() {
+        let mut t = TaskSpec::new(TaskId::new("t").unwrap(), vec![ContainerSpec::new("a", vec![], image())]);
+        for (gib, ok) in [(None, true), (Some(1), true), (Some(200), true), (Some(0), false), (Some(201), false)] {
+            t.ephemeral_storage_gib = gib;
+            assert_eq!(t.validate().is_ok(), ok, "{gib:?}");
+        }
+        // A manifest written before the field loads as unlimited.
+        let mut json = serde_json::to_value(&t).unwrap();
+        json.as_object_mut().unwrap().remove("ephemeralStorageGib");
+        assert_eq!(serde_json::from_value::<TaskSpec>(json).unwrap().ephemeral_storage_gib, None);
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub enum SandboxError {
         /// The runtime's own error message.
         message: String,
     },
+    /// The task's ephemeral storage could not be made.
+    #[error("ephemeral storage: {0}")]
+    Scratch(String),
     /// The shim could not start the task.
     #[error("shim: {0}")]
     Shim(String),

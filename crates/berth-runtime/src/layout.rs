@@ -7,10 +7,13 @@
 //! task.json *                the TaskManifest (format version, spec, runtime binary, root)
 //! shim.pid * shim.log        the shim's "pid starttime" and its own log
 //! stopping                   written by `stop`: start no more containers
-//! volumes/<volume>/          a task volume, bind-mounted into the containers that mount it
+//! scratch.img                the task's ephemeral storage, loop-mounted at scratch/
+//!                            ([`crate::scratch`]; absent when not enforced)
+//! scratch/
+//!   volumes/<volume>/        a task volume, bind-mounted into the containers that mount it
+//!   containers/<name>/upper/ work/   a container's overlay writable layer
 //! containers/<name>/
 //!   bundle/config.json       OCI bundle; bundle/rootfs is the overlay
-//!   upper/ work/             the overlay's writable layer
 //!   stdout.log stderr.log    the container's output
 //!   init.pid runc.log        written by the OCI runtime
 //!   exit.json *              the ContainerExit, written by the shim
@@ -63,9 +66,30 @@ impl TaskDir {
         self.0.join("stopping")
     }
 
+    /// The task's ephemeral storage: where its volumes and its
+    /// containers' writable layers live.
+    pub fn scratch(&self) -> PathBuf {
+        self.0.join("scratch")
+    }
+
+    /// The image file mounted at [`Self::scratch`], when enforced.
+    pub fn scratch_image(&self) -> PathBuf {
+        self.0.join("scratch.img")
+    }
+
     /// The task's volumes.
     pub fn volumes(&self) -> PathBuf {
-        self.0.join("volumes")
+        self.scratch().join("volumes")
+    }
+
+    /// A container's overlay upper dir.
+    pub fn upper(&self, container: &str) -> PathBuf {
+        self.scratch().join("containers").join(container).join("upper")
+    }
+
+    /// A container's overlay work dir.
+    pub fn work(&self, container: &str) -> PathBuf {
+        self.scratch().join("containers").join(container).join("work")
     }
 
     /// A container's directory.
@@ -94,14 +118,6 @@ impl ContainerDir {
     /// The OCI config.
     pub fn config(&self) -> PathBuf {
         self.0.join("bundle/config.json")
-    }
-    /// The overlay's upper dir.
-    pub fn upper(&self) -> PathBuf {
-        self.0.join("upper")
-    }
-    /// The overlay's work dir.
-    pub fn work(&self) -> PathBuf {
-        self.0.join("work")
     }
     /// Captured stdout.
     pub fn stdout(&self) -> PathBuf {

@@ -80,6 +80,7 @@ mod oci_cli;
 pub mod probe;
 pub mod rootfs;
 mod sandbox;
+pub mod scratch;
 pub mod shim;
 mod spec;
 pub mod user;

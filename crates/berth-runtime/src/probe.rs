@@ -26,6 +26,8 @@ pub struct Probe {
     pub cgroups: CgroupVersion,
     /// The shim binary.
     pub shim: PathBuf,
+    /// How a task's ephemeral storage is made here.
+    pub scratch: crate::scratch::Scratch,
 }
 
 const CANDIDATES: [&str; 2] = ["crun", "runc"];
@@ -54,6 +56,7 @@ pub fn probe(config: &RuntimeConfig, cgroups: &Cgroups) -> Result<Probe, Sandbox
                     oci_runtime: binary,
                     cgroups: cgroups.version(),
                     shim,
+                    scratch: crate::scratch::Scratch::probe(),
                 });
             }
             Err(e) => {

@@ -21,7 +21,7 @@ use crate::layout::{TaskDir, oci_id};
 use crate::manifest::{ProcessId, TaskManifest, read_json, write_json};
 use crate::oci_cli::OciCli;
 use crate::probe::{Probe, probe};
-use crate::{RuntimeConfig, SandboxError, oci, rootfs, spec, user};
+use crate::{RuntimeConfig, SandboxError, oci, rootfs, scratch, spec, user};
 
 const MIB: u64 = 1024 * 1024;
 /// How long a container may take to die after SIGKILL before stop gives up
@@ -147,6 +147,21 @@ impl TaskRuntime for SandboxRuntime {
         let mut settle_until = None;
         loop {
             let status = self.inner.status(task)?;
+            let running = status.containers.iter().any(|c| matches!(c.state, ContainerState::Running { .. }));
+            if !status.is_finished() && running && self.inner.shim(task).is_none() {
+                // Nobody supervises these containers any more: their
+                // exits would go unrecorded, their health unchecked and
+                // their output uncapped. They are killed (their state is
+                // then Lost) and the task ends.
+                tracing::warn!(task = %task, "the task's shim is gone: killing its unsupervised containers");
+                let t = task.clone();
+                self.blocking(move |i| {
+                    let record = i.record(&t)?;
+                    i.terminate(&record, Some(Duration::ZERO)).map(drop)
+                })
+                .await?;
+                continue;
+            }
             if status.is_finished() {
                 let until = *settle_until.get_or_insert_with(|| Instant::now() + SETTLE);
                 if !status.any_waiting() || Instant::now() >= until {
@@ -294,6 +309,7 @@ impl Inner {
             .hostname
             .clone()
             .unwrap_or_else(|| spec.task_id.to_string());
+        self.probe.scratch.create(&dir.scratch_image(), &dir.scratch(), spec.ephemeral_storage_gib)?;
         let volumes = dir.volumes();
         for v in spec.volumes() {
             let d = volumes.join(v);
@@ -301,10 +317,11 @@ impl Inner {
         }
         for c in &spec.containers {
             let cdir = dir.container(&c.name);
-            for d in [cdir.rootfs(), cdir.upper(), cdir.work()] {
+            let (upper, work) = (dir.upper(&c.name), dir.work(&c.name));
+            for d in [cdir.rootfs(), upper.clone(), work.clone()] {
                 std::fs::create_dir_all(&d).map_err(SandboxError::io("creating", &d))?;
             }
-            rootfs::mount_overlay(&c.layers, &cdir.upper(), &cdir.work(), &cdir.rootfs())?;
+            rootfs::mount_overlay(&c.layers, &upper, &work, &cdir.rootfs())?;
             let init = if c.init_process_enabled {
                 if !self.config.init.is_file() {
                     return Err(SandboxError::invalid(format!(
@@ -528,19 +545,28 @@ impl Inner {
                 first_error.get_or_insert(e);
             }
         }
+        let mut overlays_gone = true;
         for c in &record.spec.containers {
             let cdir = dir.container(&c.name);
             match rootfs::unmount(&cdir.rootfs()) {
                 Ok(()) => {
-                    for d in [cdir.bundle(), cdir.upper(), cdir.work()] {
-                        if let Err(e) = remove_dir(&d) {
-                            first_error.get_or_insert(e);
-                        }
+                    if let Err(e) = remove_dir(&cdir.bundle()) {
+                        first_error.get_or_insert(e);
                     }
                 }
                 Err(e) => {
+                    overlays_gone = false;
                     first_error.get_or_insert(e);
                 }
+            }
+        }
+        // The writable layers and volumes go with the task's storage,
+        // once no overlay uses it (a task of an older Berth kept its
+        // layers in containers/NAME/: the task directory's removal takes
+        // them).
+        if overlays_gone {
+            if let Err(e) = scratch::release(&dir.scratch_image(), &dir.scratch()).and_then(|()| remove_dir(&dir.scratch())) {
+                first_error.get_or_insert(e);
             }
         }
         if let Err(e) = self.cgroups.task(task).remove() {

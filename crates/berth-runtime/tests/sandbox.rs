@@ -622,6 +622,9 @@ async fn a_dead_shim_still_lets_the_task_be_stopped_and_released() {
         ),
         "unsupervised but running: {status:?}"
     );
+    // Nobody records its exit: wait kills it and reports the task ended.
+    let status = tokio::time::timeout(Duration::from_secs(15), h.runtime.wait(&spec.task_id)).await.unwrap().unwrap();
+    assert_eq!(status.container("main"), Some(&ContainerState::Lost), "{status:?}");
     let status = h.runtime.stop(&spec.task_id).await.unwrap();
     assert_eq!(
         status.container("main"),

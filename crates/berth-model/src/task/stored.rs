@@ -354,6 +354,7 @@ fn from_v0(r: V0Record) -> Result<Task, StoredTaskError> {
         },
         runtime: RuntimeKind::Sandbox,
         accelerator: None,
+        ephemeral_storage_gib: None,
     })
 }
 

@@ -210,6 +210,13 @@ pub fn leftovers(task: &TaskId, state_dir: &Path) -> Vec<String> {
             ));
         }
     }
+    // A loop device still backed by the task's ephemeral storage image.
+    for dev in std::fs::read_dir("/sys/block").into_iter().flatten().flatten() {
+        let backing = std::fs::read_to_string(dev.path().join("loop/backing_file")).unwrap_or_default();
+        if backing.contains(task_dir.to_str().unwrap()) {
+            found.push(format!("loop device {}: {}", dev.file_name().to_string_lossy(), backing.trim()));
+        }
+    }
     let oci_state = state_dir.join("oci");
     for entry in std::fs::read_dir(&oci_state)
         .into_iter()

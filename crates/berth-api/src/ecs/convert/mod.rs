@@ -75,6 +75,10 @@ pub fn task(t: &Task, version: i64) -> wire::Task {
         stopped_reason: t.stop.as_ref().map(|s| s.reason.clone()),
         version: Some(version),
         attributes: isolation(t),
+        ephemeral_storage: t.ephemeral_storage_gib.map(|g| wire::EphemeralStorage { size_in_gi_b: g as i32 }),
+        fargate_ephemeral_storage: t
+            .ephemeral_storage_gib
+            .map(|g| wire::TaskEphemeralStorage { size_in_gi_b: Some(g as i32), ..Default::default() }),
         ..wire::Task::default()
     }
 }
