@@ -203,9 +203,17 @@ impl Driver {
     async fn start(&self, target: &mut Target<'_>, task: &Task) -> Result<(), DriverError> {
         if self.runtime.list().await?.contains(&target.id) {
             let report = self.runtime.recover(&target.id).await?;
-            target.attached = true;
-            tracing::info!(task = %target.arn, "re-attached to a task started before an agent restart");
-            return self.advance(target, &[TaskEvent::ContainersStarted], |t| step::record_states(t, &report.containers)).await;
+            if step::interrupted_start(&report) {
+                // An agent that died while starting it left its state but
+                // nothing running (the shim never took over): start afresh.
+                tracing::info!(task = %target.arn, "a start interrupted by an agent restart: starting the task again");
+                self.runtime.stop(&target.id).await?;
+                self.runtime.remove(&target.id).await?;
+            } else {
+                target.attached = true;
+                tracing::info!(task = %target.arn, "re-attached to a task started before an agent restart");
+                return self.advance(target, &[TaskEvent::ContainersStarted], |t| step::record_states(t, &report.containers)).await;
+            }
         }
         let Some(definition) = self.definition(task).await? else {
             return self.fail(target, "TaskDefinition not found: it was deleted before the task started.").await;

@@ -72,6 +72,20 @@ pub fn next_step(task: &Task, report: Option<&TaskReport>) -> Step {
     }
 }
 
+/// A PENDING task the runtime holds but in which nothing ever ran nor
+/// runs (every container Lost: no exit recorded, no process): its start
+/// was cut short by an agent restart, and it is started again rather
+/// than ended.
+pub fn interrupted_start(report: &TaskReport) -> bool {
+    !report.containers.is_empty() && report.containers.iter().all(|c| c.state == ContainerState::Lost)
+}
+
+/// Why a task ends whose essential container nobody saw end: its
+/// supervisor (the shim, or the guest) was killed, and the runtime
+/// killed what it left unsupervised.
+pub const LOST_REASON: &str =
+    "Essential container in task exited: the task's supervisor on the node died, so its containers were stopped and their exit status is unknown";
+
 /// Why a finished task ends: an essential container that will never start
 /// makes it TaskFailedToStart with that container's reason; otherwise an
 /// essential container exited.
@@ -81,7 +95,14 @@ pub fn ending(report: &TaskReport) -> Ending {
         _ => None,
     });
     let ran = report.containers.iter().any(|c| matches!(c.state, ContainerState::Exited(_) | ContainerState::Running { .. }));
+    let lost = report.containers.iter().any(|c| c.essential && c.state == ContainerState::Lost);
     match never_started {
+        None if lost => Ending {
+            event: TaskEvent::EssentialContainerExited,
+            code: StopCode::EssentialContainerExited,
+            reason: LOST_REASON.to_owned(),
+            ran,
+        },
         Some(reason) => Ending { event: TaskEvent::StartFailed, code: StopCode::TaskFailedToStart, reason, ran },
         None => Ending {
             event: TaskEvent::EssentialContainerExited,
@@ -291,6 +312,25 @@ mod tests {
         assert!(e.reason.contains("dependency"));
         let e = ending(&report(&[(true, exited(1))]));
         assert_eq!((e.event, e.code), (TaskEvent::EssentialContainerExited, StopCode::EssentialContainerExited));
+        assert_eq!(e.reason, "Essential container in task exited");
+    }
+
+    #[test]
+    fn a_start_cut_short_is_one_where_nothing_ran() {
+        assert!(interrupted_start(&report(&[(true, ContainerState::Lost), (false, ContainerState::Lost)])));
+        assert!(!interrupted_start(&report(&[(true, ContainerState::Lost), (false, exited(0))])), "something ran");
+        assert!(!interrupted_start(&report(&[(true, RUN)])));
+        assert!(!interrupted_start(&report(&[])));
+    }
+
+    #[test]
+    fn a_lost_essential_container_says_its_supervisor_died() {
+        let e = ending(&report(&[(false, exited(0)), (true, ContainerState::Lost)]));
+        assert_eq!((e.event, e.code), (TaskEvent::EssentialContainerExited, StopCode::EssentialContainerExited));
+        assert_eq!(e.reason, LOST_REASON);
+        // A lost non-essential container is not the task's end's cause.
+        let e = ending(&report(&[(false, ContainerState::Lost), (true, exited(1))]));
+        assert_eq!(e.reason, "Essential container in task exited");
     }
 
     #[test]

@@ -69,7 +69,33 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
         },
         None => None,
     };
-    let result = launch(call, &req, &cluster_name, &definition, capacity_provider.as_deref(), network, &task_tags).await;
+    // With a token, the tasks' ids are the token's: a retry after a
+    // server died between placing them and settling the token makes no
+    // second set (it finds the first and places only what is missing).
+    let count = usize::try_from(count).unwrap_or(1);
+    let (ids, found) = match token {
+        Some(token) => {
+            let ids = client_token::task_ids(&cluster_arn, token, &client_token::digest(&req)?, count);
+            let arns: Vec<String> = ids.iter().map(|id| call.account().task(&cluster_name, id).to_string()).collect();
+            (ids, call.store().get_tasks(&arns).await?)
+        }
+        None => ((0..count).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect(), Vec::new()),
+    };
+    let missing: Vec<String> = ids.into_iter().filter(|id| !found.iter().any(|t| t.value.id() == id)).collect();
+    let result = if missing.is_empty() {
+        Ok(RunTaskResponse { tasks: Some(Vec::new()), failures: Some(Vec::new()) })
+    } else {
+        launch(call, &req, &missing, &cluster_name, &definition, capacity_provider.as_deref(), network, &task_tags).await
+    };
+    let result = result.map(|mut r| {
+        if !found.is_empty() {
+            tracing::info!(cluster = %cluster_name, found = found.len(), "run task: a retry found the tasks its token placed");
+            let mut tasks: Vec<_> = found.iter().map(|t| convert::task(&t.value, t.version)).collect();
+            tasks.extend(r.tasks.take().unwrap_or_default());
+            r.tasks = Some(tasks);
+        }
+        r
+    });
     if let Some(token) = token {
         let placed: Option<Vec<String>> = match &result {
             Ok(r) => Some(r.tasks.iter().flatten().filter_map(|t| t.task_arn.clone()).collect()),
@@ -83,25 +109,25 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
 }
 
 /// Builds the `count` tasks and places them.
+#[allow(clippy::too_many_arguments)]
 async fn launch(
     call: &Call<'_>,
     req: &RunTaskRequest,
+    ids: &[String],
     cluster_name: &str,
     definition: &berth_model::records::TaskDefinitionRecord,
     capacity_provider: Option<&str>,
     network: Option<network::TaskNetwork>,
     task_tags: &[berth_wire::ecs::Tag],
 ) -> Result<RunTaskResponse, ApiError> {
-    let count = req.count.unwrap_or(1);
     let now = now_epoch();
     let overrides = convert::overrides_from_wire(req.overrides.as_ref());
     let mut new_tasks = Vec::new();
-    for _ in 0..count {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+    for id in ids {
         new_tasks.push(new_task::build(NewTask {
             account: call.account(),
             cluster_name,
-            id: &id,
+            id,
             definition: &definition.definition,
             overrides: overrides.clone(),
             started_by: req.started_by.as_deref(),
@@ -162,6 +188,20 @@ mod client_token {
             )));
         }
         Ok(())
+    }
+
+    /// The ids of the `count` tasks a RunTask with `token` makes: the
+    /// same for a retry of the same request, so a retry after a crash
+    /// finds the tasks the first attempt placed. (A token is kept 24 h;
+    /// its reuse after that, with the same parameters, finds the old
+    /// tasks if they are still stored.)
+    pub(super) fn task_ids(cluster_arn: &str, token: &str, digest: &str, count: usize) -> Vec<String> {
+        (0..count)
+            .map(|i| {
+                let seed = format!("{cluster_arn}\n{token}\n{digest}\n{i}");
+                hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..16])
+            })
+            .collect()
     }
 
     /// The request's parameters without its token, as a digest.
@@ -229,6 +269,18 @@ mod client_token {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn a_tokens_task_ids_are_its_own_and_stable() {
+            let a = task_ids("arn:c", "t", "d", 3);
+            assert_eq!(a, task_ids("arn:c", "t", "d", 3), "a retry makes the same ids");
+            assert_eq!(a.len(), 3);
+            assert!(a.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+            assert_eq!(a.iter().collect::<std::collections::BTreeSet<_>>().len(), 3);
+            for other in [task_ids("arn:c2", "t", "d", 1), task_ids("arn:c", "t2", "d", 1), task_ids("arn:c", "t", "d2", 1)] {
+                assert!(!a.contains(&other[0]));
+            }
+        }
 
         #[test]
         fn tokens_are_1_to_64_printable_ascii_characters() {
