@@ -224,3 +224,64 @@ impl World {
         self.berth = BerthProcess::start(bin(), &self.dir.path().join("data"), args, &[]).unwrap();
     }
 }
+
+/// A tmpfs of `size` at `path`, unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(path).status().unwrap();
+        assert!(ok.success(), "mounting a tmpfs at {}", path.display());
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_store_answers_server_exception_loses_nothing_and_recovers() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: a_full_disk_under_the_store_answers_server_exception_loses_nothing_and_recovers: needs root (a tmpfs)");
+        assert!(std::env::var_os("CI").is_none(), "must run in CI");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("disk"), "48m");
+    let data = disk.0.join("data");
+    let mut b = BerthProcess::start(bin(), &data, &["--no-agent"], &[]).unwrap();
+    let create = |b: &BerthProcess, name: &str| b.ecs("CreateCluster", &json!({"clusterName": name})).unwrap();
+    let names = |b: &BerthProcess| -> BTreeSet<String> {
+        let (status, v) = b.ecs("ListClusters", &json!({})).unwrap();
+        assert_eq!(status, 200, "{v}");
+        v["clusterArns"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().rsplit('/').next().unwrap().to_owned()).collect()
+    };
+    let (status, _) = create(&b, "before");
+    assert_eq!(status, 200);
+
+    // The disk fills up (the store's WAL has nowhere to grow).
+    let filler = disk.0.join("filler");
+    let _ = std::process::Command::new("dd").arg("if=/dev/zero").arg(format!("of={}", filler.display())).arg("bs=1M").output().unwrap();
+    for i in 0..3 {
+        let (status, v) = create(&b, &format!("during{i}"));
+        assert_eq!(status, 500, "a write that cannot be stored: {v}");
+        assert_eq!(v["__type"], "ServerException", "AWS's shape: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.contains("sqlite") && !m.contains("disk")), "internals stay inside: {v}");
+    }
+    assert_eq!(names(&b), BTreeSet::from(["before".to_owned()]), "reads go on; what was committed is there");
+
+    // Space returns: writes work again at once.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, v) = create(&b, "after");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(names(&b), BTreeSet::from(["after".to_owned(), "before".to_owned()]));
+    // And the store is whole for the next Berth.
+    b.terminate().unwrap();
+    let b = BerthProcess::start(bin(), &data, &["--no-agent"], &[]).unwrap();
+    assert_eq!(names(&b), BTreeSet::from(["after".to_owned(), "before".to_owned()]), "nothing lost, nothing half-written");
+    drop(b);
+}
