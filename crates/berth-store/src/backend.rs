@@ -1469,20 +1469,20 @@ impl LogStore for SqlStore {
         // The group's row and then its streams' rows are locked before
         // anything goes, so a stream being created in the group, or
         // events being appended to one, finish first (and go too) or wait
-        // and find nothing.
+        // and find nothing. Then the group takes a name no client can
+        // give or list (a tombstone): it is gone for clients, and the
+        // name free, from this commit on.
         let sql = format!("SELECT id FROM log_groups WHERE name = $1{}", self.dialect.for_update());
         let id: Option<i64> = sqlx::query_scalar(&sql).bind(name).fetch_optional(&mut *tx).await?;
         let Some(id) = id else { return Ok(false) };
         let sql = format!("SELECT id FROM log_streams WHERE group_id = $1{}", self.dialect.for_update());
         sqlx::query(&sql).bind(id).fetch_all(&mut *tx).await?;
-        for sql in [
-            "DELETE FROM log_events WHERE group_id = $1",
-            "DELETE FROM log_streams WHERE group_id = $1",
-            "DELETE FROM log_groups WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-        }
+        sqlx::query("UPDATE log_groups SET name = $2 WHERE id = $1").bind(id).bind(tombstone(id)).execute(&mut *tx).await?;
         tx.commit().await?;
+        // Its events and streams go in batches, each a short transaction
+        // of its own, so that deleting millions of events never holds
+        // the store (the agent's heartbeat, other writes) for long.
+        self.purge_log_group(id).await?;
         Ok(true)
     }
 
@@ -1492,6 +1492,7 @@ impl LogStore for SqlStore {
         let sql = format!(
             "SELECT {LOG_GROUP_COLUMNS} FROM log_groups g \
              WHERE ($1 IS NULL OR substr(g.name, 1, length($1)) = $1) AND ($2 IS NULL OR g.name{c} > $2) \
+             AND substr(g.name, 1, 1) <> ':' \
              ORDER BY g.name{c} LIMIT $3"
         );
         let rows =
@@ -1645,7 +1646,11 @@ impl LogStore for SqlStore {
             "SELECT {LOG_STREAM_COLUMNS}, s.id, s.group_id FROM log_streams s JOIN log_groups g ON g.id = s.group_id \
              WHERE g.name = $1 AND s.name = $2"
         );
-        let row = sqlx::query(&sql).bind(group).bind(stream).fetch_one(&mut *tx).await?;
+        // None: a DeleteLogGroup renamed the group while this append
+        // waited for the stream's row (PostgreSQL read the name before the
+        // wait): the append lost to the delete and is undone.
+        let row = sqlx::query(&sql).bind(group).bind(stream).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Err(StoreError::NotFound(format!("log stream {group}/{stream}"))) };
         let record = log_stream(&row)?;
         let stream_id: i64 = row.try_get(8)?;
         let group_id: i64 = row.try_get(9)?;
@@ -1838,6 +1843,13 @@ impl LogStore for SqlStore {
     }
 
     async fn expire_log_events(&self, now_ms: i64) -> Result<u64, StoreError> {
+        // Groups whose deletion a crash cut short are finished first.
+        let doomed: Vec<i64> = sqlx::query_scalar("SELECT id FROM log_groups WHERE substr(name, 1, 1) = ':'")
+            .fetch_all(&self.read)
+            .await?;
+        for id in doomed {
+            self.purge_log_group(id).await?;
+        }
         let groups: Vec<(i64, i64)> =
             sqlx::query_as("SELECT id, retention_days FROM log_groups WHERE retention_days IS NOT NULL")
                 .fetch_all(&self.read)
@@ -1867,7 +1879,47 @@ impl LogStore for SqlStore {
     }
 }
 
+/// The name a log group being deleted takes: `:` is in no name CloudWatch
+/// takes, and lists leave such names out.
+fn tombstone(id: i64) -> String {
+    format!(":deleting:{id}")
+}
+
 impl SqlStore {
+    /// Deletes a (tombstoned) log group's events, [`EXPIRE_BATCH`] per
+    /// transaction, then its streams and its row. Idempotent: a crash
+    /// part way leaves the tombstone, which [`LogStore::expire_log_events`]
+    /// finishes.
+    async fn purge_log_group(&self, id: i64) -> Result<(), StoreError> {
+        let streams: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM log_streams WHERE group_id = $1").bind(id).fetch_all(&self.write).await?;
+        for stream_id in streams {
+            loop {
+                let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+                let seqs: Vec<i64> =
+                    sqlx::query_scalar("SELECT seq FROM log_events WHERE stream_id = $1 ORDER BY seq LIMIT $2")
+                        .bind(stream_id)
+                        .bind(EXPIRE_BATCH)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                if let Some(&last) = seqs.last() {
+                    sqlx::query("DELETE FROM log_events WHERE stream_id = $1 AND seq <= $2")
+                        .bind(stream_id)
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                if (seqs.len() as i64) < EXPIRE_BATCH {
+                    break;
+                }
+            }
+            sqlx::query("DELETE FROM log_streams WHERE id = $1").bind(stream_id).execute(&self.write).await?;
+        }
+        sqlx::query("DELETE FROM log_groups WHERE id = $1").bind(id).execute(&self.write).await?;
+        Ok(())
+    }
+
     /// Deletes up to [`EXPIRE_BATCH`] of a stream's events older than
     /// `cutoff`, in one transaction holding the stream's row (appends wait).
     /// Returns how many went and whether there may be more.
