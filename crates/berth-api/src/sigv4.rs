@@ -354,7 +354,12 @@ fn check_scope(req: &SignedRequest, expected: &Scope<'_>) -> Result<(), AuthErro
     let scope = &req.credential_scope;
     let mut problems = Vec::new();
     if scope.region != expected.region {
-        problems.push(format!("Credential should be scoped to a valid region, not '{}'.", scope.region));
+        // AWS's words, then what to do: Berth serves one region.
+        problems.push(format!(
+            "Credential should be scoped to a valid region, not '{}'. This Berth serves region '{}' only \
+             (berth up --region): sign for it (AWS_REGION={}, or --region {}).",
+            scope.region, expected.region, expected.region, expected.region
+        ));
     }
     if scope.service != expected.service {
         problems.push(format!("Credential should be scoped to correct service: '{}'.", expected.service));
@@ -1007,7 +1012,11 @@ mod tests {
     fn wrong_region_fails() {
         let mut req = ecs_request(b"{}");
         sign(&mut req, &creds(SECRET), "eu-west-1", "ecs", SystemTime::from(NOW)).unwrap();
-        assert_eq!(invalid(&req), "Credential should be scoped to a valid region, not 'eu-west-1'.");
+        assert_eq!(
+            invalid(&req),
+            "Credential should be scoped to a valid region, not 'eu-west-1'. This Berth serves region 'us-east-1' \
+             only (berth up --region): sign for it (AWS_REGION=us-east-1, or --region us-east-1)."
+        );
     }
 
     #[test]
@@ -1025,7 +1034,8 @@ mod tests {
         sign(&mut req, &creds(SECRET), "eu-west-1", "logs", SystemTime::from(NOW)).unwrap();
         assert_eq!(
             invalid(&req),
-            "Credential should be scoped to a valid region, not 'eu-west-1'. \
+            "Credential should be scoped to a valid region, not 'eu-west-1'. This Berth serves region 'us-east-1' \
+             only (berth up --region): sign for it (AWS_REGION=us-east-1, or --region us-east-1). \
              Credential should be scoped to correct service: 'ecs'."
         );
     }
