@@ -4,7 +4,8 @@
 //! clientToken finds its task, none lost, none made twice; nothing of a
 //! stopped task left on the host), and `kill -9` of a task's shim (the
 //! task is STOPPED with a clear reason, its cgroup, mounts and network
-//! released). Busybox from a real registry on loopback; needs root.
+//! released), a full disk under the store; and a bounded load of 20
+//! clients. Busybox from a real registry on loopback; needs root.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -284,4 +285,97 @@ fn a_full_disk_under_the_store_answers_server_exception_loses_nothing_and_recove
     let b = BerthProcess::start(bin(), &data, &["--no-agent"], &[]).unwrap();
     assert_eq!(names(&b), BTreeSet::from(["after".to_owned(), "before".to_owned()]), "nothing lost, nothing half-written");
     drop(b);
+}
+
+/// The p-th percentile of `xs` (sorted here).
+fn percentile(xs: &mut [Duration], p: f64) -> Duration {
+    xs.sort();
+    xs.get(((xs.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
+}
+
+/// 20 clients on loopback for `BERTH_LOAD_SECONDS` (15 here; the long
+/// form is 60), each running a task, describing it until it runs,
+/// stopping it, and again: no 5xx, the latencies per action printed,
+/// and after the cleanup no task left running nor anything on the host.
+#[test]
+fn twenty_clients_mixing_run_describe_and_stop_get_no_server_error() {
+    if !can_run("twenty_clients_mixing_run_describe_and_stop_get_no_server_error") {
+        return;
+    }
+    let w = World::start_with(ROOMY);
+    register_sleeper(&w, "load");
+    let seconds: u64 = std::env::var("BERTH_LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
+    let until = Instant::now() + Duration::from_secs(seconds);
+    type Seen = Vec<(&'static str, u16, Duration)>;
+    let seen: Vec<Seen> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..20)
+            .map(|client| {
+                let b = &w.berth;
+                s.spawn(move || {
+                    let mut seen: Seen = Vec::new();
+                    let mut call = |op: &'static str, body: Value| -> Value {
+                        let t = Instant::now();
+                        let (status, v) = b.ecs(op, &body).unwrap_or_else(|e| panic!("{op}: no answer: {e}"));
+                        seen.push((op, status, t.elapsed()));
+                        assert!(status < 500, "{op}: {status} {v}");
+                        v
+                    };
+                    let mut round = 0;
+                    while Instant::now() < until {
+                        round += 1;
+                        let v = call("RunTask", run_body("load", &format!("load-{client}-{round}")));
+                        let Some(arn) = v["tasks"][0]["taskArn"].as_str().map(str::to_owned) else {
+                            // No room just now (RESOURCE:*): a 200 with failures.
+                            assert!(!v["failures"].as_array().unwrap().is_empty(), "{v}");
+                            std::thread::sleep(Duration::from_millis(200));
+                            continue;
+                        };
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        loop {
+                            let t = call("DescribeTasks", json!({"tasks": [arn]}));
+                            let status = t["tasks"][0]["lastStatus"].as_str().unwrap_or_default().to_owned();
+                            if status == "RUNNING" || status == "STOPPED" || Instant::now() > deadline {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        call("ListTasks", json!({"desiredStatus": "RUNNING"}));
+                        call("StopTask", json!({"task": arn, "reason": "load test"}));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let all: Vec<&(&str, u16, Duration)> = seen.iter().flatten().collect();
+    for op in ["RunTask", "DescribeTasks", "ListTasks", "StopTask"] {
+        let mut times: Vec<Duration> = all.iter().filter(|s| s.0 == op).map(|s| s.2).collect();
+        let n = times.len();
+        let (p50, p99, max) = (percentile(&mut times, 0.5), percentile(&mut times, 0.99), times.last().copied().unwrap_or_default());
+        eprintln!("load: {op}: {n} calls, p50 {p50:?}, p99 {p99:?}, max {max:?}");
+        assert!(n > 0, "{op} was called");
+    }
+    let server_errors = all.iter().filter(|s| s.1 >= 500).count();
+    assert_eq!(server_errors, 0);
+    eprintln!("load: {} calls from 20 clients in {seconds} s, no 5xx", all.len());
+
+    // Cleanup: every task stopped, nothing of any left on the host.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let tasks = loop {
+        let tasks = all_tasks(&w.berth);
+        let live: Vec<&Value> = tasks.values().filter(|t| t["lastStatus"] != "STOPPED").collect();
+        if live.is_empty() {
+            break tasks;
+        }
+        for t in &live {
+            let _ = w.berth.ecs("StopTask", &json!({"task": t["taskArn"]}));
+        }
+        assert!(Instant::now() < deadline, "tasks still not STOPPED: {live:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("load: {} tasks ran", tasks.len());
+    for arn in tasks.keys() {
+        assert_eq!(held_on_host(&task_id(arn)), Vec::<PathBuf>::new());
+    }
 }
