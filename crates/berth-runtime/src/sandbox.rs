@@ -564,10 +564,10 @@ impl Inner {
         // once no overlay uses it (a task of an older Berth kept its
         // layers in containers/NAME/: the task directory's removal takes
         // them).
-        if overlays_gone {
-            if let Err(e) = scratch::release(&dir.scratch_image(), &dir.scratch()).and_then(|()| remove_dir(&dir.scratch())) {
-                first_error.get_or_insert(e);
-            }
+        if overlays_gone
+            && let Err(e) = scratch::release(&dir.scratch_image(), &dir.scratch()).and_then(|()| remove_dir(&dir.scratch()))
+        {
+            first_error.get_or_insert(e);
         }
         if let Err(e) = self.cgroups.task(task).remove() {
             first_error.get_or_insert(e);
