@@ -1,20 +1,15 @@
-//! CloudWatch (`monitoring`): ListMetrics, over each of the three
-//! protocols its model lists (Smithy RPC v2 CBOR, AWS JSON 1.0 in query
-//! compatibility, AWS Query). Berth keeps no CloudWatch metrics yet (a
-//! task's usage is at `GET /metrics` in Prometheus form), so the list is
-//! empty; the filters are still checked as CloudWatch checks them.
+//! CloudWatch metrics: PutMetricData, GetMetricStatistics, GetMetricData,
+//! ListMetrics.
 
 use berth_wire::cloudwatch::{Action, ListMetricsInput, ListMetricsOutput, Output};
 
 use crate::{Api, ApiError};
 
-pub(crate) async fn dispatch(_api: &Api, action: Action) -> Result<Output, ApiError> {
-    match action {
-        Action::ListMetrics(r) => list_metrics(r).map(Output::ListMetrics),
-    }
+pub(super) async fn dispatch(_api: &Api, action: Action) -> Result<Output, ApiError> {
+    Err(ApiError::Unsupported(format!("Berth does not support the monitoring operation {} yet.", action.name())))
 }
 
-fn list_metrics(r: ListMetricsInput) -> Result<ListMetricsOutput, ApiError> {
+pub(super) async fn list_metrics(_api: &Api, r: ListMetricsInput) -> Result<ListMetricsOutput, ApiError> {
     let invalid = |m: String| ApiError::service("InvalidParameterValue", m);
     if let Some(ns) = &r.namespace
         && (ns.is_empty() || ns.len() > 255 || ns.starts_with(':'))
