@@ -439,6 +439,8 @@ async fn handle(
     let body = read_body(body, limit, api.config.body_read_timeout).await?;
     let signed = sigv4::parse(&parts)?;
     let caller = authenticate(api, &signed, &parts, &body, service).await?;
+    // Signed as sent; read as meant (botocore gzips big PutMetricData bodies).
+    let body = decoded_body(&parts, body, limit)?;
     tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
     let allowed = Allowed { api, caller: &caller, global: global_keys(&parts) };
     let op = operation.unwrap_or_default();
@@ -616,6 +618,30 @@ async fn read_body(body: Body, limit: usize, timeout: std::time::Duration) -> Re
         .await
         .map_err(|_| body_timeout())?
         .map_err(|_| ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes.")))
+}
+
+/// The body without its `Content-Encoding: gzip` (which AWS SDKs use for
+/// operations with request compression, as CloudWatch's PutMetricData),
+/// at most `limit` bytes once decompressed; other bodies as they came.
+fn decoded_body(parts: &axum::http::request::Parts, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    use std::io::Read as _;
+    let gzip = parts
+        .headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("gzip")));
+    if !gzip {
+        return Ok(body);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::Serialization(format!("The request body is not valid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes once decompressed.")));
+    }
+    Ok(Bytes::from(out))
 }
 
 /// The answer to a body that stops arriving (S3's words for it).

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fargate;
 pub mod iam;
 pub mod lifecycle;
+pub mod metric_math;
 pub mod metrics;
 pub mod network;
 pub mod node;

@@ -357,18 +357,27 @@ pub fn percentile(values: &[(f64, f64)], p: f64) -> Option<f64> {
     values.last().map(|v| v.0)
 }
 
+/// Where the periods of a query from `start_ms` begin: CloudWatch rounds
+/// the start time down to the whole minute for periods of a minute or
+/// more, and to a multiple of the period for shorter ones.
+pub fn period_origin(start_ms: i64, period_s: u32) -> i64 {
+    let grain = i64::from(period_s.clamp(1, 60)) * 1000;
+    start_ms.div_euclid(grain) * grain
+}
+
 /// The datapoints in `[start_ms, end_ms)` as statistics per period of
-/// `period_s` seconds, periods aligned to multiples of the period since
-/// the epoch (as CloudWatch aligns them), oldest first; periods without
-/// data are left out. `unit`: only datapoints of that unit count.
+/// `period_s` seconds, the periods counted from [`period_origin`], oldest
+/// first; periods without data are left out. `unit`: only datapoints of
+/// that unit count.
 pub fn aggregate(points: &[Datapoint], start_ms: i64, end_ms: i64, period_s: u32, unit: Option<&str>) -> Vec<PeriodStats> {
     let width = i64::from(period_s.max(1)) * 1000;
+    let origin = period_origin(start_ms, period_s);
     let mut periods = BTreeMap::<i64, PeriodStats>::new();
     for p in points {
-        if p.timestamp_ms < start_ms || p.timestamp_ms >= end_ms || unit.is_some_and(|u| u != p.unit) {
+        if p.timestamp_ms < origin || p.timestamp_ms >= end_ms || unit.is_some_and(|u| u != p.unit) {
             continue;
         }
-        let start = p.timestamp_ms.div_euclid(width) * width;
+        let start = origin + (p.timestamp_ms - origin).div_euclid(width) * width;
         match periods.get_mut(&start) {
             Some(s) => s.sample.merge(&p.sample),
             None => {
@@ -459,6 +468,11 @@ mod tests {
         // The unit filter.
         assert!(aggregate(&pts, 0, 120_000, 60, Some("Bytes")).is_empty());
         assert_eq!(aggregate(&pts, 0, 120_000, 60, Some("Milliseconds")).len(), 2);
+        // Periods count from the start, rounded down to the minute.
+        let two = aggregate(&pts, 60_500, 300_000, 120, None);
+        assert_eq!(two.iter().map(|p| p.start_ms).collect::<Vec<_>>(), vec![60_000]);
+        assert_eq!(two[0].get(Statistic::SampleCount), Some(5.0));
+        assert_eq!(period_origin(12_345, 5), 10_000);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! alarms and resource tags in [`alarms`].
 
 mod alarms;
-mod metrics;
+pub(crate) mod metrics;
+mod retention;
+
+pub use retention::run_metric_retention;
 
 use berth_wire::cloudwatch::{Action, Output};
 
@@ -13,8 +16,7 @@ use crate::{Api, ApiError};
 
 pub(crate) async fn dispatch(api: &Api, action: Action) -> Result<Output, ApiError> {
     match action {
-        Action::ListMetrics(r) => metrics::list_metrics(api, r).await.map(Output::ListMetrics),
-        Action::PutMetricData(_) | Action::GetMetricStatistics(_) | Action::GetMetricData(_) => {
+        Action::ListMetrics(_) | Action::PutMetricData(_) | Action::GetMetricStatistics(_) | Action::GetMetricData(_) => {
             metrics::dispatch(api, action).await
         }
         Action::PutMetricAlarm(_)
