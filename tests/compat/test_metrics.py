@@ -214,13 +214,28 @@ def usage_berth():
             import_busybox(b, d)
             yield b
         finally:
-            ecs = b.ecs()
-            for arn in ecs.list_services(cluster="default")["serviceArns"]:
-                ecs.delete_service(cluster="default", service=arn, force=True)
-            for arn in ecs.list_tasks(cluster="default", desiredStatus="RUNNING")["taskArns"]:
-                ecs.stop_task(cluster="default", task=arn, reason="teardown")
-            b.stop()
-            release_test_network(b.data_dir)
+            try:
+                drain(b.ecs())
+            finally:
+                b.stop()
+                release_test_network(b.data_dir)
+
+
+def drain(ecs, timeout=60):
+    """Deletes every service (force), stops every task, and waits until all are STOPPED."""
+    for arn in ecs.list_services(cluster="default")["serviceArns"]:
+        ecs.delete_service(cluster="default", service=arn, force=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        arns = ecs.list_tasks(cluster="default", desiredStatus="RUNNING")["taskArns"]
+        for arn in arns:
+            ecs.stop_task(cluster="default", task=arn, reason="teardown")
+        stopped = ecs.list_tasks(cluster="default", desiredStatus="STOPPED")["taskArns"]
+        tasks = ecs.describe_tasks(cluster="default", tasks=stopped)["tasks"] if stopped else []
+        if not arns and all(t["lastStatus"] == "STOPPED" for t in tasks):
+            return
+        assert time.monotonic() < deadline, "tasks not STOPPED within %d s: %s" % (timeout, [t["lastStatus"] for t in tasks])
+        time.sleep(0.5)
 
 
 @needs_root
@@ -271,4 +286,4 @@ def test_a_cpu_spinning_service_shows_its_cpu_utilization(usage_berth):
     insights = cw.list_metrics(Namespace="ECS/ContainerInsights",
                                Dimensions=[{"Name": "TaskDefinitionFamily", "Value": "spin"}])["Metrics"]
     assert {m["MetricName"] for m in insights} >= {"CpuUtilized", "CpuReserved", "MemoryUtilized", "MemoryReserved", "RunningTaskCount"}
-    ecs.delete_service(cluster="default", service="spin", force=True)
+    drain(ecs)
