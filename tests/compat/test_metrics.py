@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import time
+import urllib.request
 
 import botocore.exceptions
 import pytest
@@ -286,4 +287,18 @@ def test_a_cpu_spinning_service_shows_its_cpu_utilization(usage_berth):
     insights = cw.list_metrics(Namespace="ECS/ContainerInsights",
                                Dimensions=[{"Name": "TaskDefinitionFamily", "Value": "spin"}])["Metrics"]
     assert {m["MetricName"] for m in insights} >= {"CpuUtilized", "CpuReserved", "MemoryUtilized", "MemoryReserved", "RunningTaskCount"}
+
+    # Prometheus gauges at /metrics, beside the request counters.
+    text = urllib.request.urlopen(usage_berth.endpoint + "/metrics", timeout=10).read().decode()
+    assert "berth_api_requests_total{" in text
+    gauges = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            gauges[name] = float(value)
+    assert gauges['berth_service_cpu_utilization_percent{cluster="default",service="spin"}'] >= 80, text
+    assert gauges['berth_service_running_tasks{cluster="default",service="spin"}'] == 1
+    task = [k for k in gauges if k.startswith('berth_task_cpu_used_units{cluster="default",service="spin",task="')]
+    assert any(k.endswith('container="main"}') for k in task) and any(k.endswith('container=""}') for k in task), task
+    assert [v for k, v in gauges.items() if k.startswith("berth_task_cpu_reserved_units") and 'service="spin"' in k] == [256.0]
     drain(ecs)

@@ -121,7 +121,7 @@ impl Agent {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = 0;
         let mut changes = self.plane.watch_tasks();
-        let sampler = tokio::spawn(usage::run(self.plane.clone(), self.runtime.clone(), self.config.node.id.clone(), self.config.usage));
+        let sampler = tokio::spawn(usage::run(self.plane.clone(), self.runtime.clone(), self.config.node.id.clone(), self.config.usage.clone()));
         loop {
             // A pass on each notice of a task that has no driver yet (a new
             // placement), and every poll interval for what notices miss.

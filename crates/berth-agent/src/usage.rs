@@ -14,16 +14,15 @@
 //!   with `ClusterName, ServiceName` and with `ClusterName,
 //!   TaskDefinitionFamily`.
 //!
-//! [`Window`] is the pure part (samples in, datapoints out); [`run`] the
-//! loop around it.
+//! `berth_model::usage::Window` is the pure part (samples in, datapoints
+//! out); [`run`] the loop around it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_model::lifecycle::TaskStatus;
-use berth_model::metrics::{Datapoint, Dimensions, MetricKey, Sample};
-use berth_model::task::Task;
+use berth_model::usage::{TaskGauge, TaskSample, UsageBoard, Window, cpu_units};
 use berth_runtime_api::{TaskId, TaskRuntime};
 
 use crate::plane::NodeControlPlane;
@@ -33,118 +32,18 @@ use crate::plane::NodeControlPlane;
 pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 pub const DEFAULT_PUBLISH_EVERY: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UsageConfig {
     pub sample_every: Duration,
     pub publish_every: Duration,
+    /// Where each tick's per-task and per-container gauges go (for
+    /// Prometheus at `GET /metrics`).
+    pub board: Option<Arc<UsageBoard>>,
 }
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        Self { sample_every: DEFAULT_SAMPLE_EVERY, publish_every: DEFAULT_PUBLISH_EVERY }
-    }
-}
-
-/// One task's usage over one sampling interval.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskSample {
-    pub cluster: String,
-    /// `None` for a task no service started.
-    pub service: Option<String>,
-    pub family: String,
-    /// CPU units reserved (1024 a core) and used over the interval.
-    pub cpu_reserved: f64,
-    pub cpu_used: f64,
-    /// MiB reserved and in use.
-    pub memory_reserved: f64,
-    pub memory_used: f64,
-}
-
-/// A group's sums at one sample.
-#[derive(Debug, Clone, Copy, Default)]
-struct Sums {
-    cpu_used: f64,
-    cpu_reserved: f64,
-    memory_used: f64,
-    memory_reserved: f64,
-    tasks: f64,
-}
-
-/// The samples of one publishing window, by group (dimensions), as
-/// statistic sets of each metric.
-#[derive(Debug, Default)]
-pub struct Window {
-    sets: BTreeMap<MetricKey, (String, Sample)>,
-}
-
-fn dims(pairs: &[(&str, &str)]) -> Dimensions {
-    Dimensions::new(pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))).unwrap_or_default()
-}
-
-impl Window {
-    /// Adds one sampling tick: every task's sample of that tick.
-    pub fn add_tick(&mut self, samples: &[TaskSample]) {
-        let mut services = BTreeMap::<(String, String), Sums>::new();
-        let mut clusters = BTreeMap::<String, Sums>::new();
-        let mut families = BTreeMap::<(String, String), Sums>::new();
-        for s in samples {
-            let add = |sums: &mut Sums| {
-                sums.cpu_used += s.cpu_used;
-                sums.cpu_reserved += s.cpu_reserved;
-                sums.memory_used += s.memory_used;
-                sums.memory_reserved += s.memory_reserved;
-                sums.tasks += 1.0;
-            };
-            if let Some(service) = &s.service {
-                add(services.entry((s.cluster.clone(), service.clone())).or_default());
-                add(clusters.entry(s.cluster.clone()).or_default());
-            }
-            add(families.entry((s.cluster.clone(), s.family.clone())).or_default());
-        }
-        let percent = |used: f64, reserved: f64| if reserved > 0.0 { used / reserved * 100.0 } else { 0.0 };
-        for ((cluster, service), sums) in &services {
-            let d = dims(&[("ClusterName", cluster), ("ServiceName", service)]);
-            self.utilization(&d, sums, percent);
-            self.insights(&d, sums);
-        }
-        for (cluster, sums) in &clusters {
-            self.utilization(&dims(&[("ClusterName", cluster)]), sums, percent);
-        }
-        for ((cluster, family), sums) in &families {
-            self.insights(&dims(&[("ClusterName", cluster), ("TaskDefinitionFamily", family)]), sums);
-        }
-    }
-
-    fn utilization(&mut self, d: &Dimensions, sums: &Sums, percent: impl Fn(f64, f64) -> f64) {
-        self.add("AWS/ECS", "CPUUtilization", d, "Percent", percent(sums.cpu_used, sums.cpu_reserved));
-        self.add("AWS/ECS", "MemoryUtilization", d, "Percent", percent(sums.memory_used, sums.memory_reserved));
-    }
-
-    fn insights(&mut self, d: &Dimensions, sums: &Sums) {
-        const NS: &str = "ECS/ContainerInsights";
-        self.add(NS, "CpuUtilized", d, "None", sums.cpu_used);
-        self.add(NS, "CpuReserved", d, "None", sums.cpu_reserved);
-        self.add(NS, "MemoryUtilized", d, "Megabytes", sums.memory_used);
-        self.add(NS, "MemoryReserved", d, "Megabytes", sums.memory_reserved);
-        self.add(NS, "RunningTaskCount", d, "Count", sums.tasks);
-    }
-
-    fn add(&mut self, namespace: &str, name: &str, d: &Dimensions, unit: &str, value: f64) {
-        let key = MetricKey::new(namespace, name, d.clone());
-        match self.sets.get_mut(&key) {
-            Some((_, s)) => s.merge(&Sample::set(1.0, value, value, value)),
-            None => {
-                self.sets.insert(key, (unit.to_owned(), Sample::set(1.0, value, value, value)));
-            }
-        }
-    }
-
-    /// The window's datapoints at `timestamp_ms`, emptying it.
-    pub fn take(&mut self, timestamp_ms: i64) -> Vec<Datapoint> {
-        std::mem::take(&mut self.sets)
-            .into_iter()
-            .map(|(key, (unit, sample))| Datapoint { key, timestamp_ms, unit, resolution_s: 60, sample })
-            .collect()
+        Self { sample_every: DEFAULT_SAMPLE_EVERY, publish_every: DEFAULT_PUBLISH_EVERY, board: None }
     }
 }
 
@@ -157,21 +56,6 @@ struct Last {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// One task's sample from its counters: CPU time used over `seconds`,
-/// memory in use now.
-pub fn task_sample(task: &Task, cpu_ns_delta: u64, seconds: f64, memory_bytes: u64) -> TaskSample {
-    let cores = cpu_ns_delta as f64 / 1e9 / seconds.max(1e-3);
-    TaskSample {
-        cluster: task.arn.cluster.clone(),
-        service: task.group.strip_prefix("service:").map(str::to_owned),
-        family: task.definition_arn.family.clone(),
-        cpu_reserved: f64::from(task.size.cpu),
-        cpu_used: cores * 1024.0,
-        memory_reserved: f64::from(task.size.memory),
-        memory_used: memory_bytes as f64 / (1024.0 * 1024.0),
-    }
 }
 
 /// Samples and publishes until the agent ends (the caller aborts it).
@@ -192,19 +76,48 @@ pub async fn run(plane: Arc<dyn NodeControlPlane>, runtime: Arc<dyn TaskRuntime>
             }
         };
         let mut samples = Vec::new();
+        let mut gauges = Vec::new();
         let mut seen = HashMap::new();
         for t in tasks.iter().map(|v| &v.value).filter(|t| t.status() == TaskStatus::Running) {
             let Ok(id) = TaskId::new(t.id()) else { continue };
             let Ok(stats) = runtime.stats(&id).await else { continue };
             let now = std::time::Instant::now();
             let arn = t.arn.to_string();
+            let service = t.group.strip_prefix("service:").map(str::to_owned);
+            let gauge = |container: Option<&str>, key: &str, cpu_ns: u64, memory: u64| {
+                let cpu_used = last.get(key).map_or(0.0, |prev: &Last| {
+                    cpu_units(cpu_ns.saturating_sub(prev.cpu_ns), now.duration_since(prev.at).as_secs_f64())
+                });
+                let whole = container.is_none();
+                TaskGauge {
+                    cluster: t.arn.cluster.clone(),
+                    service: service.clone(),
+                    task: t.id().to_owned(),
+                    container: container.map(str::to_owned),
+                    cpu_used,
+                    cpu_reserved: if whole { f64::from(t.size.cpu) } else { 0.0 },
+                    memory_used_bytes: memory as f64,
+                    memory_reserved_bytes: if whole { f64::from(t.size.memory) * 1024.0 * 1024.0 } else { 0.0 },
+                }
+            };
+            if config.board.is_some() {
+                gauges.push(gauge(None, &arn, stats.task.cpu_ns, stats.task.memory_bytes));
+                for (name, u) in &stats.containers {
+                    let key = format!("{arn}/{name}");
+                    gauges.push(gauge(Some(name), &key, u.cpu_ns, u.memory_bytes));
+                    seen.insert(key, Last { cpu_ns: u.cpu_ns, at: now });
+                }
+            }
             if let Some(prev) = last.get(&arn) {
                 let seconds = now.duration_since(prev.at).as_secs_f64();
-                samples.push(task_sample(t, stats.task.cpu_ns.saturating_sub(prev.cpu_ns), seconds, stats.task.memory_bytes));
+                samples.push(TaskSample::of(t, stats.task.cpu_ns.saturating_sub(prev.cpu_ns), seconds, stats.task.memory_bytes));
             }
             seen.insert(arn, Last { cpu_ns: stats.task.cpu_ns, at: now });
         }
         last = seen;
+        if let Some(board) = &config.board {
+            board.set(gauges);
+        }
         if !samples.is_empty() {
             window.add_tick(&samples);
         }
@@ -221,49 +134,3 @@ pub async fn run(plane: Arc<dyn NodeControlPlane>, runtime: Arc<dyn TaskRuntime>
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(service: Option<&str>, cpu_used: f64, cpu_reserved: f64) -> TaskSample {
-        TaskSample {
-            cluster: "c".into(),
-            service: service.map(str::to_owned),
-            family: "f".into(),
-            cpu_reserved,
-            cpu_used,
-            memory_reserved: 512.0,
-            memory_used: 128.0,
-        }
-    }
-
-    fn find<'a>(points: &'a [Datapoint], ns: &str, name: &str, d: &[(&str, &str)]) -> &'a Datapoint {
-        points
-            .iter()
-            .find(|p| p.key.namespace == ns && p.key.metric_name == name && p.key.dimensions == dims(d))
-            .unwrap_or_else(|| panic!("{ns} {name} {d:?}"))
-    }
-
-    #[test]
-    fn service_utilization_is_used_over_reserved_summed_per_tick() {
-        let mut w = Window::default();
-        // Two ticks: a spinning 256-unit task and an idle 1024-unit one.
-        w.add_tick(&[sample(Some("web"), 256.0, 256.0), sample(Some("web"), 0.0, 1024.0), sample(None, 10.0, 256.0)]);
-        w.add_tick(&[sample(Some("web"), 256.0, 256.0), sample(Some("web"), 256.0, 1024.0)]);
-        let points = w.take(60_000);
-        let cpu = find(&points, "AWS/ECS", "CPUUtilization", &[("ClusterName", "c"), ("ServiceName", "web")]);
-        assert_eq!(cpu.timestamp_ms, 60_000);
-        assert_eq!(cpu.unit, "Percent");
-        assert_eq!(cpu.sample.count, 2.0);
-        assert_eq!(cpu.sample.min, 20.0);
-        assert_eq!(cpu.sample.max, 40.0);
-        assert_eq!(cpu.sample.sum, 60.0);
-        let mem = find(&points, "AWS/ECS", "MemoryUtilization", &[("ClusterName", "c")]);
-        assert_eq!(mem.sample.max, 25.0);
-        let running = find(&points, "ECS/ContainerInsights", "RunningTaskCount", &[("ClusterName", "c"), ("TaskDefinitionFamily", "f")]);
-        assert_eq!((running.sample.min, running.sample.max), (2.0, 3.0), "tasks of no service count for the family");
-        let reserved = find(&points, "ECS/ContainerInsights", "CpuReserved", &[("ClusterName", "c"), ("ServiceName", "web")]);
-        assert_eq!(reserved.sample.max, 1280.0);
-        assert!(w.take(0).is_empty(), "taking empties the window");
-    }
-}

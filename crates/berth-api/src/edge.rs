@@ -80,6 +80,8 @@ pub struct Api {
     pub(crate) images: Option<Arc<berth_image::ImageStore>>,
     /// Seals and opens SecureString parameters and secret values.
     pub(crate) cipher: Arc<berth_secrets::Cipher>,
+    /// Tasks' latest usage, rendered at `GET /metrics` beside the counters.
+    pub(crate) usage: Option<Arc<berth_model::usage::UsageBoard>>,
 }
 
 impl Api {
@@ -91,7 +93,15 @@ impl Api {
             metrics: Arc::default(),
             images: None,
             cipher: Arc::new(berth_secrets::Cipher::ephemeral()),
+            usage: None,
         }
+    }
+
+    /// Renders the node agent's usage gauges (per task, container and
+    /// service) at `GET /metrics`.
+    pub fn with_usage(mut self, board: Arc<berth_model::usage::UsageBoard>) -> Self {
+        self.usage = Some(board);
+        self
     }
 
     /// Seals secrets under `cipher` (the data dir's key); without it, a
@@ -133,7 +143,11 @@ pub fn router(api: Api) -> Router {
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.metrics.render()).into_response()
+    let mut text = api.metrics.render();
+    if let Some(board) = &api.usage {
+        text.push_str(&board.render());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// The services Berth serves.

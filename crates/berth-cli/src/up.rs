@@ -174,9 +174,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             berth_image::ImageStore::open(dir.path.join("images"), args.image_config())
                 .context("cannot open the image cache")?,
         );
-        api = api.with_images(images.clone());
+        let usage = std::sync::Arc::new(berth_model::usage::UsageBoard::default());
+        api = api.with_images(images.clone()).with_usage(usage.clone());
         // Tasks reach the same API on their gateway (AWS_ENDPOINT_URL).
-        Some(start_agent(&args, &dir, stores, images, cipher, berth_api::router(api.clone())).await?)
+        Some(start_agent(&args, &dir, stores, images, cipher, usage, berth_api::router(api.clone())).await?)
     };
     let app = berth_api::router(api);
 
@@ -228,6 +229,7 @@ async fn start_agent(
     stores: Stores,
     images: std::sync::Arc<berth_image::ImageStore>,
     cipher: std::sync::Arc<berth_secrets::Cipher>,
+    usage: std::sync::Arc<berth_model::usage::UsageBoard>,
     api: axum::Router,
 ) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
     use std::sync::Arc;
@@ -248,7 +250,7 @@ async fn start_agent(
         node: node.clone(),
         poll_interval: std::time::Duration::from_secs(1),
         log_bytes_per_second: args.log_ship_rate,
-        usage: usage_config(args)?,
+        usage: berth_agent::usage::UsageConfig { board: Some(usage), ..usage_config(args)? },
     };
     // Containers' secrets are opened with the key the API seals them under.
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =

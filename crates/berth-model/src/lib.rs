@@ -27,6 +27,7 @@ pub mod task;
 pub mod task_definition;
 #[doc(hidden)]
 pub mod testing;
+pub mod usage;
 
 pub use arn::Account;
 pub use error::ModelError;
