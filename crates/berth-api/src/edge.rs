@@ -572,7 +572,7 @@ async fn handle(
         }
         (Service::CloudWatch, Protocol::Json { .. }) => {
             let action = cloudwatch::Action::parse(&op, json)
-                .map_err(parse_error)?
+                .map_err(|e| cloudwatch_input_error(&e.to_string(), "The request body could not be read"))?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
             allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
@@ -583,7 +583,7 @@ async fn handle(
             let cbor: &[u8] = if body.is_empty() { &[0xa0] } else { &body };
             let value = crate::protocol::cbor_to_json(cbor)?;
             let action = cloudwatch::Action::from_deserializer(&op, value)
-                .map_err(|e| ApiError::Serialization(format!("The request body is not the operation's CBOR input: {e}")))?
+                .map_err(|e| cloudwatch_input_error(&e.to_string(), "The request body is not the operation's CBOR input"))?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
             allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
@@ -713,6 +713,17 @@ async fn authenticate(
 /// errors: malformed JSON and wrong member types are a
 /// SerializationException; a missing required member or a value outside an
 /// enumeration is an InvalidParameterException naming it.
+/// A CloudWatch body that does not decode: a required member missing is
+/// CloudWatch's MissingParameter (as over Query), anything else a
+/// SerializationException.
+fn cloudwatch_input_error(message: &str, what: &str) -> ApiError {
+    let message = message.split(" at line ").next().unwrap_or(message).replace('`', "'");
+    match message.strip_prefix("missing field ") {
+        Some(field) => ApiError::service("MissingParameter", format!("The request must contain the parameter {}.", field.trim_matches('\''))),
+        None => ApiError::Serialization(format!("{what}: {message}")),
+    }
+}
+
 fn parse_error(e: serde_json::Error) -> ApiError {
     let msg = e.to_string();
     let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
