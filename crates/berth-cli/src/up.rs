@@ -277,7 +277,12 @@ async fn start_agent(
     )
     .context("no task networking on this host (needs root, bridges, network namespaces, nftables and br_netfilter)")?;
     // The load balancers' nodes live on this host's bridges.
-    tokio::spawn(berth_agent::balancers::run_balancers(stores.records.clone(), network.clone(), std::future::pending()));
+    tokio::spawn(berth_agent::balancers::run_balancers(
+        stores.records.clone(),
+        network.clone(),
+        config.usage.publish_every,
+        std::future::pending(),
+    ));
     // Berth's DNS server on each subnet's gateway (tasks' resolv.conf
     // names it): Cloud Map names, tasks' private DNS names, and the host's
     // resolvers for subnets with egress. It binds a gateway once its
