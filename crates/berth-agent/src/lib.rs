@@ -25,6 +25,7 @@ pub mod plane;
 mod spec;
 pub mod serve;
 mod step;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,9 @@ pub struct AgentConfig {
     /// Each task's awslogs shipping budget, bytes per second
     /// ([`logs::DEFAULT_BYTES_PER_SECOND`] by default).
     pub log_bytes_per_second: u64,
+    /// How often tasks' usage is sampled and published as CloudWatch
+    /// metrics ([`usage`]).
+    pub usage: usage::UsageConfig,
 }
 
 /// The agent of one node.
@@ -117,6 +121,7 @@ impl Agent {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = 0;
         let mut changes = self.plane.watch_tasks();
+        let sampler = tokio::spawn(usage::run(self.plane.clone(), self.runtime.clone(), self.config.node.id.clone(), self.config.usage.clone()));
         loop {
             // A pass on each notice of a task that has no driver yet (a new
             // placement), and every poll interval for what notices miss.
@@ -152,6 +157,7 @@ impl Agent {
                 tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "agent pass failed");
             }
         }
+        sampler.abort();
         tracing::info!("agent stopped; its tasks keep running");
     }
 

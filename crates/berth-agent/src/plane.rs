@@ -166,6 +166,11 @@ pub trait NodeControlPlane: Send + Sync {
         events: &[NewLogEvent],
         ingestion_time: i64,
     ) -> Result<LogStreamRecord, StoreError>;
+
+    // --- usage: CloudWatch datapoints the agent publishes ---
+
+    /// Stores datapoints (see [`berth_store::MetricStore::put_datapoints`]).
+    async fn put_datapoints(&self, points: &[berth_model::metrics::Datapoint], now_ms: i64) -> Result<(), StoreError>;
 }
 
 /// The service principal ECS's task roles must trust.
@@ -419,5 +424,9 @@ impl NodeControlPlane for StorePlane {
         ingestion_time: i64,
     ) -> Result<LogStreamRecord, StoreError> {
         self.logs.put_log_events(group, stream, events, ingestion_time).await
+    }
+
+    async fn put_datapoints(&self, points: &[berth_model::metrics::Datapoint], now_ms: i64) -> Result<(), StoreError> {
+        self.store.put_datapoints(points, now_ms).await
     }
 }

@@ -228,6 +228,7 @@ impl World {
             node,
             poll_interval: Duration::from_secs(1),
             log_bytes_per_second: berth_agent::logs::DEFAULT_BYTES_PER_SECOND,
+            usage: berth_agent::usage::UsageConfig::default(),
         };
         let agent = Arc::new(Agent::new(self.stores.clone(), self.images.clone(), self.runtime.clone(), config));
         agent.register().await.unwrap();

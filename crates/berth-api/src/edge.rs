@@ -80,6 +80,8 @@ pub struct Api {
     pub(crate) images: Option<Arc<berth_image::ImageStore>>,
     /// Seals and opens SecureString parameters and secret values.
     pub(crate) cipher: Arc<berth_secrets::Cipher>,
+    /// Tasks' latest usage, rendered at `GET /metrics` beside the counters.
+    pub(crate) usage: Option<Arc<berth_model::usage::UsageBoard>>,
 }
 
 impl Api {
@@ -91,7 +93,15 @@ impl Api {
             metrics: Arc::default(),
             images: None,
             cipher: Arc::new(berth_secrets::Cipher::ephemeral()),
+            usage: None,
         }
+    }
+
+    /// Renders the node agent's usage gauges (per task, container and
+    /// service) at `GET /metrics`.
+    pub fn with_usage(mut self, board: Arc<berth_model::usage::UsageBoard>) -> Self {
+        self.usage = Some(board);
+        self
     }
 
     /// Seals secrets under `cipher` (the data dir's key); without it, a
@@ -133,7 +143,11 @@ pub fn router(api: Api) -> Router {
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.metrics.render()).into_response()
+    let mut text = api.metrics.render();
+    if let Some(board) = &api.usage {
+        text.push_str(&board.render());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// The services Berth serves.
@@ -439,6 +453,8 @@ async fn handle(
     let body = read_body(body, limit, api.config.body_read_timeout).await?;
     let signed = sigv4::parse(&parts)?;
     let caller = authenticate(api, &signed, &parts, &body, service).await?;
+    // Signed as sent; read as meant (botocore gzips big PutMetricData bodies).
+    let body = decoded_body(&parts, body, limit)?;
     tracing::Span::current().record("access_key_id", signed.access_key_id.as_str());
     let allowed = Allowed { api, caller: &caller, global: global_keys(&parts) };
     let op = operation.unwrap_or_default();
@@ -556,7 +572,7 @@ async fn handle(
         }
         (Service::CloudWatch, Protocol::Json { .. }) => {
             let action = cloudwatch::Action::parse(&op, json)
-                .map_err(parse_error)?
+                .map_err(|e| cloudwatch_input_error(&e.to_string(), "The request body could not be read"))?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
             allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
@@ -567,7 +583,7 @@ async fn handle(
             let cbor: &[u8] = if body.is_empty() { &[0xa0] } else { &body };
             let value = crate::protocol::cbor_to_json(cbor)?;
             let action = cloudwatch::Action::from_deserializer(&op, value)
-                .map_err(|e| ApiError::Serialization(format!("The request body is not the operation's CBOR input: {e}")))?
+                .map_err(|e| cloudwatch_input_error(&e.to_string(), "The request body is not the operation's CBOR input"))?
                 .ok_or_else(|| not_served("monitoring", &op, cloudwatch::Action::NAMES))?;
             allowed.check(authz::others::cloudwatch(&action)).await?;
             let out = crate::cloudwatch::dispatch(api, action).await?;
@@ -616,6 +632,30 @@ async fn read_body(body: Body, limit: usize, timeout: std::time::Duration) -> Re
         .await
         .map_err(|_| body_timeout())?
         .map_err(|_| ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes.")))
+}
+
+/// The body without its `Content-Encoding: gzip` (which AWS SDKs use for
+/// operations with request compression, as CloudWatch's PutMetricData),
+/// at most `limit` bytes once decompressed; other bodies as they came.
+fn decoded_body(parts: &axum::http::request::Parts, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    use std::io::Read as _;
+    let gzip = parts
+        .headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("gzip")));
+    if !gzip {
+        return Ok(body);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::Serialization(format!("The request body is not valid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes once decompressed.")));
+    }
+    Ok(Bytes::from(out))
 }
 
 /// The answer to a body that stops arriving (S3's words for it).
@@ -673,6 +713,17 @@ async fn authenticate(
 /// errors: malformed JSON and wrong member types are a
 /// SerializationException; a missing required member or a value outside an
 /// enumeration is an InvalidParameterException naming it.
+/// A CloudWatch body that does not decode: a required member missing is
+/// CloudWatch's MissingParameter (as over Query), anything else a
+/// SerializationException.
+fn cloudwatch_input_error(message: &str, what: &str) -> ApiError {
+    let message = message.split(" at line ").next().unwrap_or(message).replace('`', "'");
+    match message.strip_prefix("missing field ") {
+        Some(field) => ApiError::service("MissingParameter", format!("The request must contain the parameter {}.", field.trim_matches('\''))),
+        None => ApiError::Serialization(format!("{what}: {message}")),
+    }
+}
+
 fn parse_error(e: serde_json::Error) -> ApiError {
     let msg = e.to_string();
     let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();

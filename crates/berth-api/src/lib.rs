@@ -40,5 +40,6 @@ mod sts;
 pub use berth::network::ensure_defaults as ensure_network_defaults;
 pub use edge::{Api, ApiConfig, router};
 pub use error::ApiError;
+pub use cloudwatch::run_metric_retention;
 pub use dns::run_dns;
 pub use services::run_services;

@@ -332,8 +332,11 @@ async fn malformed_cbor_gets_cbor_errors() {
         assert_cbor_error(&a, "SerializationException");
     }
     // An operation CloudWatch has that Berth does not serve, and one it has not.
-    let msg = assert_cbor_error(&send(&h, cbor_request(svc, "GetMetricData", cbor(&ciborium::Value::Map(vec![])))).await, "UnknownOperationException");
-    assert!(msg.contains("GetMetricData"), "{msg}");
+    let msg = assert_cbor_error(&send(&h, cbor_request(svc, "GetDashboard", cbor(&ciborium::Value::Map(vec![])))).await, "UnknownOperationException");
+    assert!(msg.contains("GetDashboard"), "{msg}");
+    // A required member missing is CloudWatch's MissingParameter.
+    let msg = assert_cbor_error(&send(&h, cbor_request(svc, "GetMetricData", cbor(&ciborium::Value::Map(vec![])))).await, "MissingParameter");
+    assert!(msg.contains("MetricDataQueries"), "{msg}");
     let msg = assert_cbor_error(&send(&h, cbor_request(svc, "Nope", vec![])).await, "UnknownOperationException");
     assert!(msg.contains("Nope"), "{msg}");
     // A Smithy service Berth does not serve.
@@ -353,9 +356,12 @@ async fn json_names_a_service_berth_does_not_serve() {
     let v = a.json();
     assert_eq!(v["__type"], "UnknownOperationException");
     assert!(v["message"].as_str().unwrap().contains("'AmazonSQS'"), "{v}");
-    let a = send(&h, json_request("GraniteServiceVersion20100801.PutMetricData", "1.0", "{}", "monitoring")).await;
+    let a = send(&h, json_request("GraniteServiceVersion20100801.PutDashboard", "1.0", "{}", "monitoring")).await;
     assert_eq!(a.json()["__type"], "UnknownOperationException");
-    assert!(a.json()["message"].as_str().unwrap().contains("PutMetricData"));
+    assert!(a.json()["message"].as_str().unwrap().contains("PutDashboard"));
+    let a = send(&h, json_request("GraniteServiceVersion20100801.PutMetricData", "1.0", "{}", "monitoring")).await;
+    assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("MissingParameter")), "{}", a.text());
+    assert!(a.json()["message"].as_str().unwrap().contains("Namespace"));
     let a = send(&h, json_request("GraniteServiceVersion20100801.ListMetrics", "1.0", "{not json", "monitoring")).await;
     assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("SerializationException")));
 }
@@ -791,4 +797,62 @@ async fn acm_refuses_what_is_not_a_certificate_and_answers_unknown_arns() {
     assert_eq!(a.json()["CertificateSummaryList"], serde_json::json!([]));
     let a = send(&h, call("RequestCertificate", r#"{"DomainName":"x"}"#.into())).await;
     assert_eq!(a.json()["__type"], "UnknownOperationException", "{}", a.text());
+}
+
+fn gzip_json_request(target: &str, body: &str) -> http::Request<Vec<u8>> {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).expect("gzip");
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("http://berth.test/")
+        .header("host", "berth.test")
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("content-encoding", "gzip")
+        .header("x-amz-target", target)
+        .header("x-amzn-query-mode", "true")
+        .body(gz.finish().expect("gzip"))
+        .expect("request");
+    signed(req, "monitoring", SECRET)
+}
+
+/// PutMetricData as botocore sends a big one (gzip), then its statistics;
+/// CloudWatch's validation codes over JSON; a body that is not gzip.
+#[tokio::test]
+async fn cloudwatch_put_gzipped_then_statistics_and_validation_errors() {
+    let h = harness().await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let minute = now / 60 * 60;
+    let data: Vec<String> = (1..=300).map(|v| format!(r#"{{"MetricName":"Work","Value":{v},"Timestamp":{}}}"#, minute)).collect();
+    let body = format!(r#"{{"Namespace":"App","MetricData":[{}]}}"#, data.join(","));
+    let a = send(&h, gzip_json_request("GraniteServiceVersion20100801.PutMetricData", &body)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let q = format!(
+        r#"{{"Namespace":"App","MetricName":"Work","StartTime":{},"EndTime":{},"Period":60,"Statistics":["Sum","SampleCount"],"ExtendedStatistics":[]}}"#,
+        minute,
+        minute + 60
+    );
+    let a = send(&h, json_request("GraniteServiceVersion20100801.GetMetricStatistics", "1.0", &q, "monitoring")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["Datapoints"][0]["Sum"], 45150.0, "{v}");
+    assert_eq!(v["Datapoints"][0]["SampleCount"], 300.0, "{v}");
+    assert_eq!(v["Datapoints"][0]["Unit"], "None", "{v}");
+
+    let both = r#"{"Namespace":"App","MetricData":[{"MetricName":"m","Value":1,"Values":[1]}]}"#;
+    let a = send(&h, json_request("GraniteServiceVersion20100801.PutMetricData", "1.0", both, "monitoring")).await;
+    assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("InvalidParameterCombination")), "{}", a.text());
+    assert_eq!(a.header("x-amzn-query-error"), "InvalidParameterCombination;Sender");
+    let reserved = r#"{"Namespace":"AWS/EC2","MetricData":[{"MetricName":"m","Value":1}]}"#;
+    let a = send(&h, json_request("GraniteServiceVersion20100801.PutMetricData", "1.0", reserved, "monitoring")).await;
+    assert_eq!(a.json()["__type"], "InvalidParameterValue", "{}", a.text());
+    let nan_magnitude = r#"{"Namespace":"App","MetricData":[{"MetricName":"m","Value":1e300}]}"#;
+    let a = send(&h, json_request("GraniteServiceVersion20100801.PutMetricData", "1.0", nan_magnitude, "monitoring")).await;
+    assert_eq!(a.json()["__type"], "InvalidParameterValue", "{}", a.text());
+
+    let mut req = gzip_json_request("GraniteServiceVersion20100801.ListMetrics", "{}");
+    *req.body_mut() = b"not gzip".to_vec();
+    let req = signed(req, "monitoring", SECRET);
+    let a = send(&h, req).await;
+    assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("SerializationException")), "{}", a.text());
 }

@@ -25,6 +25,7 @@ mod pull;
 mod report;
 mod stats;
 mod throughput;
+mod usage;
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ enum Command {
     Pull,
     /// 6. The load balancer's data plane (berth-lb) vs a direct connection: added latency, requests/s.
     Proxy,
+    /// 7. The usage sampler's CPU cost at 300 idle tasks (synthetic cgroups).
+    Usage,
 }
 
 /// The counts and sizes (defaults: the benchmark as specified).
@@ -136,6 +139,9 @@ pub struct Opts {
     /// The subnet RunTask names (awsvpcConfiguration).
     #[arg(long, default_value = "subnet-default", global = true)]
     subnet: String,
+    /// Sampling ticks of the usage benchmark (0: 120, ten minutes' worth at 5 s).
+    #[arg(long, default_value_t = 0, global = true)]
+    usage_ticks: usize,
 }
 
 impl Opts {
@@ -155,6 +161,7 @@ impl Opts {
         self.proxy_requests = 500;
         self.proxy_connections = 8;
         self.proxy_seconds = 1;
+        self.usage_ticks = 24;
         self
     }
 }
@@ -210,8 +217,8 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     world::handle_signals()?;
-    // The proxy benchmark runs in this process on loopback: no berth, no root.
-    let needs_berth = cli.command != Command::Proxy;
+    // The proxy and usage benchmarks run in this process: no berth, no root.
+    let needs_berth = !matches!(cli.command, Command::Proxy | Command::Usage);
     anyhow::ensure!(!needs_berth || nix::unistd::geteuid().is_root(), "berth-bench needs root (mounts, cgroups, namespaces)");
     // One run at a time: runs share the bench's subnet, nftables table and
     // cgroup names, and would skew each other's figures anyway.
@@ -251,13 +258,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut ctx = Ctx { bins, work, opts, images: None, report: std::mem::take(&mut report), bench: "setup" };
 
     type Bench = fn(&mut Ctx) -> anyhow::Result<()>;
-    let benches: [(&'static str, Command, Bench); 6] = [
+    let benches: [(&'static str, Command, Bench); 7] = [
         ("launch", Command::Launch, launch::run),
         ("throughput", Command::Throughput, throughput::run),
         ("density", Command::Density, density::run),
         ("control-plane", Command::ControlPlane, control::run),
         ("pull", Command::Pull, pull::run_bench),
         ("proxy", Command::Proxy, proxy::run),
+        ("usage", Command::Usage, usage::run),
     ];
     for (name, command, bench) in benches {
         if cli.command != Command::All && cli.command != command {

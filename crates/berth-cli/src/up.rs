@@ -47,6 +47,10 @@ pub struct UpArgs {
     /// (as PutLogEvents counts them); lines past it are dropped and counted.
     #[arg(long, env = "BERTH_LOG_SHIP_RATE", default_value_t = berth_agent::logs::DEFAULT_BYTES_PER_SECOND)]
     log_ship_rate: u64,
+    /// Seconds between two samples of each task's cgroup usage (CPU,
+    /// memory), published each minute as CloudWatch metrics.
+    #[arg(long, env = "BERTH_USAGE_SAMPLE_SECONDS", default_value_t = 5)]
+    usage_sample_seconds: u64,
     /// Run the API and store only, without this host's node agent.
     #[arg(long)]
     no_agent: bool,
@@ -146,6 +150,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // CloudWatch Logs retention: events past their group's retention go
     // every EXPIRY_INTERVAL, for as long as the process lives.
     tokio::spawn(berth_api::logs::run_expiry(stores.logs.clone(), std::future::pending()));
+    tokio::spawn(berth_api::run_metric_retention(stores.records.clone(), std::future::pending()));
     // The service controller: keeps every service's tasks as its
     // deployments say. Level-triggered, so stopping it at exit (with the
     // process) loses nothing: the next start carries on from the store.
@@ -169,9 +174,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             berth_image::ImageStore::open(dir.path.join("images"), args.image_config())
                 .context("cannot open the image cache")?,
         );
-        api = api.with_images(images.clone());
+        let usage = std::sync::Arc::new(berth_model::usage::UsageBoard::default());
+        api = api.with_images(images.clone()).with_usage(usage.clone());
         // Tasks reach the same API on their gateway (AWS_ENDPOINT_URL).
-        Some(start_agent(&args, &dir, stores, images, cipher, berth_api::router(api.clone())).await?)
+        Some(start_agent(&args, &dir, stores, images, cipher, usage, berth_api::router(api.clone())).await?)
     };
     let app = berth_api::router(api);
 
@@ -223,6 +229,7 @@ async fn start_agent(
     stores: Stores,
     images: std::sync::Arc<berth_image::ImageStore>,
     cipher: std::sync::Arc<berth_secrets::Cipher>,
+    usage: std::sync::Arc<berth_model::usage::UsageBoard>,
     api: axum::Router,
 ) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
     use std::sync::Arc;
@@ -243,6 +250,7 @@ async fn start_agent(
         node: node.clone(),
         poll_interval: std::time::Duration::from_secs(1),
         log_bytes_per_second: args.log_ship_rate,
+        usage: berth_agent::usage::UsageConfig { board: Some(usage), ..usage_config(args)? },
     };
     // Containers' secrets are opened with the key the API seals them under.
     let plane: Arc<dyn berth_agent::plane::NodeControlPlane> =
@@ -269,7 +277,12 @@ async fn start_agent(
     )
     .context("no task networking on this host (needs root, bridges, network namespaces, nftables and br_netfilter)")?;
     // The load balancers' nodes live on this host's bridges.
-    tokio::spawn(berth_agent::balancers::run_balancers(stores.records.clone(), network.clone(), std::future::pending()));
+    tokio::spawn(berth_agent::balancers::run_balancers(
+        stores.records.clone(),
+        network.clone(),
+        config.usage.publish_every,
+        std::future::pending(),
+    ));
     // Berth's DNS server on each subnet's gateway (tasks' resolv.conf
     // names it): Cloud Map names, tasks' private DNS names, and the host's
     // resolvers for subnets with egress. It binds a gateway once its
@@ -389,6 +402,26 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
     })
+}
+
+/// How usage is sampled: every `--usage-sample-seconds`, published each
+/// minute; `BERTH_TEST_METRICS_PERIOD_SECONDS` (a test knob, never set
+/// otherwise) publishes every N seconds instead, sampling at least every
+/// N/3, so a test sees datapoints without waiting minutes.
+fn usage_config(args: &UpArgs) -> anyhow::Result<berth_agent::usage::UsageConfig> {
+    anyhow::ensure!((1..=60).contains(&args.usage_sample_seconds), "--usage-sample-seconds must be 1 to 60");
+    let mut config = berth_agent::usage::UsageConfig {
+        sample_every: std::time::Duration::from_secs(args.usage_sample_seconds),
+        ..Default::default()
+    };
+    if let Ok(v) = std::env::var("BERTH_TEST_METRICS_PERIOD_SECONDS") {
+        let n: u64 = v.parse().with_context(|| format!("BERTH_TEST_METRICS_PERIOD_SECONDS={v} is not a number of seconds"))?;
+        anyhow::ensure!((1..=60).contains(&n), "BERTH_TEST_METRICS_PERIOD_SECONDS must be 1 to 60, not {n}");
+        tracing::warn!(seconds = n, "BERTH_TEST_METRICS_PERIOD_SECONDS shortens the usage publishing period: for tests only");
+        config.publish_every = std::time::Duration::from_secs(n);
+        config.sample_every = config.sample_every.min(std::time::Duration::from_secs((n / 3).max(1)));
+    }
+    Ok(config)
 }
 
 /// `BERTH_TEST_MIN_SESSION_SECONDS`: a test knob (never set otherwise)

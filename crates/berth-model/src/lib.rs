@@ -15,6 +15,8 @@ pub mod error;
 pub mod fargate;
 pub mod iam;
 pub mod lifecycle;
+pub mod metric_math;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod records;
@@ -25,6 +27,7 @@ pub mod task;
 pub mod task_definition;
 #[doc(hidden)]
 pub mod testing;
+pub mod usage;
 
 pub use arn::Account;
 pub use error::ModelError;

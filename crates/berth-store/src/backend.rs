@@ -58,6 +58,7 @@ use crate::{
 };
 
 mod elb;
+mod metrics;
 mod secrets;
 
 /// The notices of each record kind: one broadcast channel per kind, so a
@@ -97,6 +98,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "run task tokens", include_str!("../migrations/0008_run_task_tokens.sql")),
     (9, "iam", include_str!("../migrations/0009_iam.sql")),
     (10, "secrets", include_str!("../migrations/0010_secrets.sql")),
+    (11, "metrics", include_str!("../migrations/0011_metrics.sql")),
 ];
 
 /// How long an SQLite connection waits for another process's lock.

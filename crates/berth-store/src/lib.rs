@@ -42,11 +42,13 @@ mod backend;
 pub mod discovery;
 pub mod iam;
 mod logs;
+pub mod metrics;
 pub mod secrets;
 
 pub use backend::open;
 pub use discovery::DiscoveryStore;
 pub use iam::{IamStore, KeyRecord, SessionSpec, TemporaryCredentials, issue_role_session, issue_session, policy_documents};
+pub use metrics::{MetricQuery, MetricSeries, MetricStore, PruneReport};
 pub use secrets::SecretStore;
 pub use logs::{
     Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,
@@ -344,7 +346,7 @@ pub struct ClusterUsage {
 /// Persistence of Berth's model. Implementations must make each method
 /// atomic: it either applies whole or not at all.
 #[async_trait]
-pub trait Store: DiscoveryStore + IamStore + SecretStore + Send + Sync + 'static {
+pub trait Store: DiscoveryStore + IamStore + MetricStore + SecretStore + Send + Sync + 'static {
     // --- clusters (keyed by name) ---
 
     /// Inserts a new cluster at version 1. If a cluster of that name

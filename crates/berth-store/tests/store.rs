@@ -32,6 +32,10 @@ use discovery_cases::*;
 mod iam_cases;
 use iam_cases::*;
 
+#[path = "cases/metrics.rs"]
+mod metrics_cases;
+use metrics_cases::*;
+
 #[path = "cases/secrets.rs"]
 mod secrets_cases;
 use secrets_cases::*;
@@ -90,6 +94,9 @@ macro_rules! both_backends {
 both_backends!(
     parameters_with_versions_and_conflicts,
     secrets_unique_by_arn_and_name,
+    metric_datapoints_by_exact_dimensions_and_range,
+    list_metrics_filters_and_recent_activity,
+    prune_rolls_up_by_age_and_deletes_the_oldest,
     discovery_namespaces_unique_and_in_use,
     iam_entities_unique_without_case_and_versioned,
     iam_keys_have_owners_status_and_sessions,

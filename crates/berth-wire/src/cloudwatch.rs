@@ -24,12 +24,512 @@ pub const PROTOCOLS: &[&str] = &["smithy-rpc-v2-cbor", "json", "query"];
 /// The XML namespace of response documents.
 pub const XML_NAMESPACE: &str = "http://monitoring.amazonaws.com/doc/2010-08-01/";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum ActionsSuppressedBy {
+    #[default]
+    #[serde(rename = "WaitPeriod")]
+    WaitPeriod,
+    #[serde(rename = "ExtensionPeriod")]
+    ExtensionPeriod,
+    #[serde(rename = "Alarm")]
+    Alarm,
+}
+
+impl ActionsSuppressedBy {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["WaitPeriod", "ExtensionPeriod", "Alarm"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::WaitPeriod => "WaitPeriod",
+            Self::ExtensionPeriod => "ExtensionPeriod",
+            Self::Alarm => "Alarm",
+        }
+    }
+}
+
+impl std::fmt::Display for ActionsSuppressedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ActionsSuppressedBy {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for ActionsSuppressedBy {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlarmHistoryItem {
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmContributorId", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_contributor_id: Option<String>,
+    #[serde(rename = "AlarmType", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_type: Option<AlarmType>,
+    #[serde(rename = "Timestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub timestamp: Option<f64>,
+    #[serde(rename = "HistoryItemType", default, skip_serializing_if = "Option::is_none")]
+    pub history_item_type: Option<HistoryItemType>,
+    #[serde(rename = "HistorySummary", default, skip_serializing_if = "Option::is_none")]
+    pub history_summary: Option<String>,
+    #[serde(rename = "HistoryData", default, skip_serializing_if = "Option::is_none")]
+    pub history_data: Option<String>,
+    #[serde(rename = "AlarmContributorAttributes", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_contributor_attributes: Option<BTreeMap<String, String>>,
+}
+
+impl ToXml for AlarmHistoryItem {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.alarm_name { w.scalar("AlarmName", v); }
+        if let Some(v) = &self.alarm_contributor_id { w.scalar("AlarmContributorId", v); }
+        if let Some(v) = &self.alarm_type { w.scalar("AlarmType", v); }
+        if let Some(v) = &self.timestamp { w.timestamp("Timestamp", *v); }
+        if let Some(v) = &self.history_item_type { w.scalar("HistoryItemType", v); }
+        if let Some(v) = &self.history_summary { w.scalar("HistorySummary", v); }
+        if let Some(v) = &self.history_data { w.scalar("HistoryData", v); }
+        if let Some(v) = &self.alarm_contributor_attributes { w.start("AlarmContributorAttributes"); for (a0, b0) in v.iter() { w.start("entry"); w.scalar("key", a0); w.scalar("value", b0); w.end("entry"); } w.end("AlarmContributorAttributes"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlarmPromQLCriteria {
+    #[serde(rename = "Query")]
+    pub query: String,
+    #[serde(rename = "PendingPeriod", default, skip_serializing_if = "Option::is_none")]
+    pub pending_period: Option<i32>,
+    #[serde(rename = "RecoveryPeriod", default, skip_serializing_if = "Option::is_none")]
+    pub recovery_period: Option<i32>,
+}
+
+impl FromQuery for AlarmPromQLCriteria {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            query: q.required(q.scalar::<String>(&key(prefix, "Query"))?, &key(prefix, "Query"))?,
+            pending_period: q.scalar::<i32>(&key(prefix, "PendingPeriod"))?,
+            recovery_period: q.scalar::<i32>(&key(prefix, "RecoveryPeriod"))?,
+        })
+    }
+}
+
+impl ToXml for AlarmPromQLCriteria {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        { let v = &self.query; w.scalar("Query", v); }
+        if let Some(v) = &self.pending_period { w.scalar("PendingPeriod", v); }
+        if let Some(v) = &self.recovery_period { w.scalar("RecoveryPeriod", v); }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum AlarmType {
+    #[default]
+    #[serde(rename = "CompositeAlarm")]
+    CompositeAlarm,
+    #[serde(rename = "MetricAlarm")]
+    MetricAlarm,
+}
+
+impl AlarmType {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["CompositeAlarm", "MetricAlarm"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::CompositeAlarm => "CompositeAlarm",
+            Self::MetricAlarm => "MetricAlarm",
+        }
+    }
+}
+
+impl std::fmt::Display for AlarmType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlarmType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for AlarmType {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum ComparisonOperator {
+    #[default]
+    #[serde(rename = "GreaterThanOrEqualToThreshold")]
+    GreaterThanOrEqualToThreshold,
+    #[serde(rename = "GreaterThanThreshold")]
+    GreaterThanThreshold,
+    #[serde(rename = "LessThanThreshold")]
+    LessThanThreshold,
+    #[serde(rename = "LessThanOrEqualToThreshold")]
+    LessThanOrEqualToThreshold,
+    #[serde(rename = "LessThanLowerOrGreaterThanUpperThreshold")]
+    LessThanLowerOrGreaterThanUpperThreshold,
+    #[serde(rename = "LessThanLowerThreshold")]
+    LessThanLowerThreshold,
+    #[serde(rename = "GreaterThanUpperThreshold")]
+    GreaterThanUpperThreshold,
+}
+
+impl ComparisonOperator {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold", "LessThanLowerOrGreaterThanUpperThreshold", "LessThanLowerThreshold", "GreaterThanUpperThreshold"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            Self::GreaterThanThreshold => "GreaterThanThreshold",
+            Self::LessThanThreshold => "LessThanThreshold",
+            Self::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+            Self::LessThanLowerOrGreaterThanUpperThreshold => "LessThanLowerOrGreaterThanUpperThreshold",
+            Self::LessThanLowerThreshold => "LessThanLowerThreshold",
+            Self::GreaterThanUpperThreshold => "GreaterThanUpperThreshold",
+        }
+    }
+}
+
+impl std::fmt::Display for ComparisonOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ComparisonOperator {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for ComparisonOperator {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CompositeAlarm {
+    #[serde(rename = "ActionsEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "AlarmActions", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmArn", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    #[serde(rename = "AlarmConfigurationUpdatedTimestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub alarm_configuration_updated_timestamp: Option<f64>,
+    #[serde(rename = "AlarmDescription", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmRule", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_rule: Option<String>,
+    #[serde(rename = "InsufficientDataActions", default, skip_serializing_if = "Option::is_none")]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "OKActions", default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "StateReason", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(rename = "StateReasonData", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_data: Option<String>,
+    #[serde(rename = "StateUpdatedTimestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub state_updated_timestamp: Option<f64>,
+    #[serde(rename = "StateValue", default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "StateTransitionedTimestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub state_transitioned_timestamp: Option<f64>,
+    #[serde(rename = "ActionsSuppressedBy", default, skip_serializing_if = "Option::is_none")]
+    pub actions_suppressed_by: Option<ActionsSuppressedBy>,
+    #[serde(rename = "ActionsSuppressedReason", default, skip_serializing_if = "Option::is_none")]
+    pub actions_suppressed_reason: Option<String>,
+    #[serde(rename = "ActionsSuppressor", default, skip_serializing_if = "Option::is_none")]
+    pub actions_suppressor: Option<String>,
+    #[serde(rename = "ActionsSuppressorWaitPeriod", default, skip_serializing_if = "Option::is_none")]
+    pub actions_suppressor_wait_period: Option<i32>,
+    #[serde(rename = "ActionsSuppressorExtensionPeriod", default, skip_serializing_if = "Option::is_none")]
+    pub actions_suppressor_extension_period: Option<i32>,
+}
+
+impl ToXml for CompositeAlarm {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.actions_enabled { w.scalar("ActionsEnabled", v); }
+        if let Some(v) = &self.alarm_actions { w.start("AlarmActions"); for e0 in v.iter() { w.scalar("member", e0); } w.end("AlarmActions"); }
+        if let Some(v) = &self.alarm_arn { w.scalar("AlarmArn", v); }
+        if let Some(v) = &self.alarm_configuration_updated_timestamp { w.timestamp("AlarmConfigurationUpdatedTimestamp", *v); }
+        if let Some(v) = &self.alarm_description { w.scalar("AlarmDescription", v); }
+        if let Some(v) = &self.alarm_name { w.scalar("AlarmName", v); }
+        if let Some(v) = &self.alarm_rule { w.scalar("AlarmRule", v); }
+        if let Some(v) = &self.insufficient_data_actions { w.start("InsufficientDataActions"); for e0 in v.iter() { w.scalar("member", e0); } w.end("InsufficientDataActions"); }
+        if let Some(v) = &self.ok_actions { w.start("OKActions"); for e0 in v.iter() { w.scalar("member", e0); } w.end("OKActions"); }
+        if let Some(v) = &self.state_reason { w.scalar("StateReason", v); }
+        if let Some(v) = &self.state_reason_data { w.scalar("StateReasonData", v); }
+        if let Some(v) = &self.state_updated_timestamp { w.timestamp("StateUpdatedTimestamp", *v); }
+        if let Some(v) = &self.state_value { w.scalar("StateValue", v); }
+        if let Some(v) = &self.state_transitioned_timestamp { w.timestamp("StateTransitionedTimestamp", *v); }
+        if let Some(v) = &self.actions_suppressed_by { w.scalar("ActionsSuppressedBy", v); }
+        if let Some(v) = &self.actions_suppressed_reason { w.scalar("ActionsSuppressedReason", v); }
+        if let Some(v) = &self.actions_suppressor { w.scalar("ActionsSuppressor", v); }
+        if let Some(v) = &self.actions_suppressor_wait_period { w.scalar("ActionsSuppressorWaitPeriod", v); }
+        if let Some(v) = &self.actions_suppressor_extension_period { w.scalar("ActionsSuppressorExtensionPeriod", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ConcurrentModificationException {
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ConflictException {
+    #[serde(rename = "Message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Datapoint {
+    #[serde(rename = "Timestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub timestamp: Option<f64>,
+    #[serde(rename = "SampleCount", default, skip_serializing_if = "Option::is_none")]
+    pub sample_count: Option<f64>,
+    #[serde(rename = "Average", default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<f64>,
+    #[serde(rename = "Sum", default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    #[serde(rename = "Minimum", default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    #[serde(rename = "Maximum", default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+    #[serde(rename = "ExtendedStatistics", default, skip_serializing_if = "Option::is_none")]
+    pub extended_statistics: Option<BTreeMap<String, f64>>,
+}
+
+impl ToXml for Datapoint {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.timestamp { w.timestamp("Timestamp", *v); }
+        if let Some(v) = &self.sample_count { w.scalar("SampleCount", v); }
+        if let Some(v) = &self.average { w.scalar("Average", v); }
+        if let Some(v) = &self.sum { w.scalar("Sum", v); }
+        if let Some(v) = &self.minimum { w.scalar("Minimum", v); }
+        if let Some(v) = &self.maximum { w.scalar("Maximum", v); }
+        if let Some(v) = &self.unit { w.scalar("Unit", v); }
+        if let Some(v) = &self.extended_statistics { w.start("ExtendedStatistics"); for (a0, b0) in v.iter() { w.start("entry"); w.scalar("key", a0); w.scalar("value", b0); w.end("entry"); } w.end("ExtendedStatistics"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeleteAlarmsInput {
+    #[serde(rename = "AlarmNames")]
+    pub alarm_names: Vec<String>,
+}
+
+impl FromQuery for DeleteAlarmsInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            alarm_names: q.required(q.list(&key(prefix, "AlarmNames"), &format!("{}.member", &key(prefix, "AlarmNames")), |q, k0: String| q.scalar::<String>(&k0))?, &key(prefix, "AlarmNames"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DescribeAlarmHistoryInput {
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmContributorId", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_contributor_id: Option<String>,
+    #[serde(rename = "AlarmTypes", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_types: Option<Vec<AlarmType>>,
+    #[serde(rename = "HistoryItemType", default, skip_serializing_if = "Option::is_none")]
+    pub history_item_type: Option<HistoryItemType>,
+    #[serde(rename = "StartDate", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub start_date: Option<f64>,
+    #[serde(rename = "EndDate", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub end_date: Option<f64>,
+    #[serde(rename = "MaxRecords", default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<i32>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "ScanBy", default, skip_serializing_if = "Option::is_none")]
+    pub scan_by: Option<ScanBy>,
+}
+
+impl FromQuery for DescribeAlarmHistoryInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            alarm_name: q.scalar::<String>(&key(prefix, "AlarmName"))?,
+            alarm_contributor_id: q.scalar::<String>(&key(prefix, "AlarmContributorId"))?,
+            alarm_types: q.list(&key(prefix, "AlarmTypes"), &format!("{}.member", &key(prefix, "AlarmTypes")), |q, k0: String| q.scalar::<AlarmType>(&k0))?,
+            history_item_type: q.scalar::<HistoryItemType>(&key(prefix, "HistoryItemType"))?,
+            start_date: q.timestamp(&key(prefix, "StartDate"))?,
+            end_date: q.timestamp(&key(prefix, "EndDate"))?,
+            max_records: q.scalar::<i32>(&key(prefix, "MaxRecords"))?,
+            next_token: q.scalar::<String>(&key(prefix, "NextToken"))?,
+            scan_by: q.scalar::<ScanBy>(&key(prefix, "ScanBy"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DescribeAlarmHistoryOutput {
+    #[serde(rename = "AlarmHistoryItems", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_history_items: Option<Vec<AlarmHistoryItem>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl ToXml for DescribeAlarmHistoryOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.alarm_history_items { w.start("AlarmHistoryItems"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("AlarmHistoryItems"); }
+        if let Some(v) = &self.next_token { w.scalar("NextToken", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DescribeAlarmsForMetricInput {
+    #[serde(rename = "MetricName")]
+    pub metric_name: String,
+    #[serde(rename = "Namespace")]
+    pub namespace: String,
+    #[serde(rename = "Statistic", default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    #[serde(rename = "ExtendedStatistic", default, skip_serializing_if = "Option::is_none")]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Period", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+}
+
+impl FromQuery for DescribeAlarmsForMetricInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            metric_name: q.required(q.scalar::<String>(&key(prefix, "MetricName"))?, &key(prefix, "MetricName"))?,
+            namespace: q.required(q.scalar::<String>(&key(prefix, "Namespace"))?, &key(prefix, "Namespace"))?,
+            statistic: q.scalar::<Statistic>(&key(prefix, "Statistic"))?,
+            extended_statistic: q.scalar::<String>(&key(prefix, "ExtendedStatistic"))?,
+            dimensions: q.list(&key(prefix, "Dimensions"), &format!("{}.member", &key(prefix, "Dimensions")), |q, k0: String| q.structure::<Dimension>(&k0))?,
+            period: q.scalar::<i32>(&key(prefix, "Period"))?,
+            unit: q.scalar::<StandardUnit>(&key(prefix, "Unit"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DescribeAlarmsForMetricOutput {
+    #[serde(rename = "MetricAlarms", default, skip_serializing_if = "Option::is_none")]
+    pub metric_alarms: Option<Vec<MetricAlarm>>,
+}
+
+impl ToXml for DescribeAlarmsForMetricOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.metric_alarms { w.start("MetricAlarms"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("MetricAlarms"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DescribeAlarmsInput {
+    #[serde(rename = "AlarmNames", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_names: Option<Vec<String>>,
+    #[serde(rename = "AlarmNamePrefix", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name_prefix: Option<String>,
+    #[serde(rename = "AlarmTypes", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_types: Option<Vec<AlarmType>>,
+    #[serde(rename = "ChildrenOfAlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub children_of_alarm_name: Option<String>,
+    #[serde(rename = "ParentsOfAlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub parents_of_alarm_name: Option<String>,
+    #[serde(rename = "StateValue", default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "ActionPrefix", default, skip_serializing_if = "Option::is_none")]
+    pub action_prefix: Option<String>,
+    #[serde(rename = "MaxRecords", default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<i32>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl FromQuery for DescribeAlarmsInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            alarm_names: q.list(&key(prefix, "AlarmNames"), &format!("{}.member", &key(prefix, "AlarmNames")), |q, k0: String| q.scalar::<String>(&k0))?,
+            alarm_name_prefix: q.scalar::<String>(&key(prefix, "AlarmNamePrefix"))?,
+            alarm_types: q.list(&key(prefix, "AlarmTypes"), &format!("{}.member", &key(prefix, "AlarmTypes")), |q, k0: String| q.scalar::<AlarmType>(&k0))?,
+            children_of_alarm_name: q.scalar::<String>(&key(prefix, "ChildrenOfAlarmName"))?,
+            parents_of_alarm_name: q.scalar::<String>(&key(prefix, "ParentsOfAlarmName"))?,
+            state_value: q.scalar::<StateValue>(&key(prefix, "StateValue"))?,
+            action_prefix: q.scalar::<String>(&key(prefix, "ActionPrefix"))?,
+            max_records: q.scalar::<i32>(&key(prefix, "MaxRecords"))?,
+            next_token: q.scalar::<String>(&key(prefix, "NextToken"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DescribeAlarmsOutput {
+    #[serde(rename = "CompositeAlarms", default, skip_serializing_if = "Option::is_none")]
+    pub composite_alarms: Option<Vec<CompositeAlarm>>,
+    #[serde(rename = "MetricAlarms", default, skip_serializing_if = "Option::is_none")]
+    pub metric_alarms: Option<Vec<MetricAlarm>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl ToXml for DescribeAlarmsOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.composite_alarms { w.start("CompositeAlarms"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("CompositeAlarms"); }
+        if let Some(v) = &self.metric_alarms { w.start("MetricAlarms"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("MetricAlarms"); }
+        if let Some(v) = &self.next_token { w.scalar("NextToken", v); }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Dimension {
     #[serde(rename = "Name")]
     pub name: String,
     #[serde(rename = "Value")]
     pub value: String,
+}
+
+impl FromQuery for Dimension {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            name: q.required(q.scalar::<String>(&key(prefix, "Name"))?, &key(prefix, "Name"))?,
+            value: q.required(q.scalar::<String>(&key(prefix, "Value"))?, &key(prefix, "Value"))?,
+        })
+    }
 }
 
 impl ToXml for Dimension {
@@ -59,13 +559,341 @@ impl FromQuery for DimensionFilter {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DisableAlarmActionsInput {
+    #[serde(rename = "AlarmNames")]
+    pub alarm_names: Vec<String>,
+}
+
+impl FromQuery for DisableAlarmActionsInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            alarm_names: q.required(q.list(&key(prefix, "AlarmNames"), &format!("{}.member", &key(prefix, "AlarmNames")), |q, k0: String| q.scalar::<String>(&k0))?, &key(prefix, "AlarmNames"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EnableAlarmActionsInput {
+    #[serde(rename = "AlarmNames")]
+    pub alarm_names: Vec<String>,
+}
+
+impl FromQuery for EnableAlarmActionsInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            alarm_names: q.required(q.list(&key(prefix, "AlarmNames"), &format!("{}.member", &key(prefix, "AlarmNames")), |q, k0: String| q.scalar::<String>(&k0))?, &key(prefix, "AlarmNames"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Entity {
+    #[serde(rename = "KeyAttributes", default, skip_serializing_if = "Option::is_none")]
+    pub key_attributes: Option<BTreeMap<String, String>>,
+    #[serde(rename = "Attributes", default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl FromQuery for Entity {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            key_attributes: q.map(&format!("{}.entry", &key(prefix, "KeyAttributes")), |q, k0: String| Ok(match (q.scalar::<String>(&format!("{}.key", k0))?, q.scalar::<String>(&format!("{}.value", k0))?) { (Some(a), Some(b)) => Some((a, b)), _ => None }))?,
+            attributes: q.map(&format!("{}.entry", &key(prefix, "Attributes")), |q, k0: String| Ok(match (q.scalar::<String>(&format!("{}.key", k0))?, q.scalar::<String>(&format!("{}.value", k0))?) { (Some(a), Some(b)) => Some((a, b)), _ => None }))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EntityMetricData {
+    #[serde(rename = "Entity", default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<Entity>,
+    #[serde(rename = "MetricData", default, skip_serializing_if = "Option::is_none")]
+    pub metric_data: Option<Vec<MetricDatum>>,
+}
+
+impl FromQuery for EntityMetricData {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            entity: q.structure::<Entity>(&key(prefix, "Entity"))?,
+            metric_data: q.list(&key(prefix, "MetricData"), &format!("{}.member", &key(prefix, "MetricData")), |q, k0: String| q.structure::<MetricDatum>(&k0))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EvaluationCriteria {
+    #[serde(rename = "PromQLCriteria", default, skip_serializing_if = "Option::is_none")]
+    pub prom_ql_criteria: Option<AlarmPromQLCriteria>,
+}
+
+impl FromQuery for EvaluationCriteria {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            prom_ql_criteria: q.structure::<AlarmPromQLCriteria>(&key(prefix, "PromQLCriteria"))?,
+        })
+    }
+}
+
+impl ToXml for EvaluationCriteria {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.prom_ql_criteria { w.start("PromQLCriteria"); v.write_members(w); w.end("PromQLCriteria"); }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum EvaluationState {
+    #[default]
+    #[serde(rename = "PARTIAL_DATA")]
+    PartialData,
+    #[serde(rename = "EVALUATION_FAILURE")]
+    EvaluationFailure,
+    #[serde(rename = "EVALUATION_ERROR")]
+    EvaluationError,
+}
+
+impl EvaluationState {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["PARTIAL_DATA", "EVALUATION_FAILURE", "EVALUATION_ERROR"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::PartialData => "PARTIAL_DATA",
+            Self::EvaluationFailure => "EVALUATION_FAILURE",
+            Self::EvaluationError => "EVALUATION_ERROR",
+        }
+    }
+}
+
+impl std::fmt::Display for EvaluationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EvaluationState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for EvaluationState {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetMetricDataInput {
+    #[serde(rename = "MetricDataQueries")]
+    pub metric_data_queries: Vec<MetricDataQuery>,
+    #[serde(rename = "StartTime", serialize_with = "crate::codec::cbor::timestamp")]
+    pub start_time: f64,
+    #[serde(rename = "EndTime", serialize_with = "crate::codec::cbor::timestamp")]
+    pub end_time: f64,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "ScanBy", default, skip_serializing_if = "Option::is_none")]
+    pub scan_by: Option<ScanBy>,
+    #[serde(rename = "MaxDatapoints", default, skip_serializing_if = "Option::is_none")]
+    pub max_datapoints: Option<i32>,
+    #[serde(rename = "LabelOptions", default, skip_serializing_if = "Option::is_none")]
+    pub label_options: Option<LabelOptions>,
+}
+
+impl FromQuery for GetMetricDataInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            metric_data_queries: q.required(q.list(&key(prefix, "MetricDataQueries"), &format!("{}.member", &key(prefix, "MetricDataQueries")), |q, k0: String| q.structure::<MetricDataQuery>(&k0))?, &key(prefix, "MetricDataQueries"))?,
+            start_time: q.required(q.timestamp(&key(prefix, "StartTime"))?, &key(prefix, "StartTime"))?,
+            end_time: q.required(q.timestamp(&key(prefix, "EndTime"))?, &key(prefix, "EndTime"))?,
+            next_token: q.scalar::<String>(&key(prefix, "NextToken"))?,
+            scan_by: q.scalar::<ScanBy>(&key(prefix, "ScanBy"))?,
+            max_datapoints: q.scalar::<i32>(&key(prefix, "MaxDatapoints"))?,
+            label_options: q.structure::<LabelOptions>(&key(prefix, "LabelOptions"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetMetricDataOutput {
+    #[serde(rename = "MetricDataResults", default, skip_serializing_if = "Option::is_none")]
+    pub metric_data_results: Option<Vec<MetricDataResult>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "Messages", default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<MessageData>>,
+}
+
+impl ToXml for GetMetricDataOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.metric_data_results { w.start("MetricDataResults"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("MetricDataResults"); }
+        if let Some(v) = &self.next_token { w.scalar("NextToken", v); }
+        if let Some(v) = &self.messages { w.start("Messages"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("Messages"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetMetricStatisticsInput {
+    #[serde(rename = "Namespace")]
+    pub namespace: String,
+    #[serde(rename = "MetricName")]
+    pub metric_name: String,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "StartTime", serialize_with = "crate::codec::cbor::timestamp")]
+    pub start_time: f64,
+    #[serde(rename = "EndTime", serialize_with = "crate::codec::cbor::timestamp")]
+    pub end_time: f64,
+    #[serde(rename = "Period")]
+    pub period: i32,
+    #[serde(rename = "Statistics", default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<Vec<Statistic>>,
+    #[serde(rename = "ExtendedStatistics", default, skip_serializing_if = "Option::is_none")]
+    pub extended_statistics: Option<Vec<String>>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+}
+
+impl FromQuery for GetMetricStatisticsInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            namespace: q.required(q.scalar::<String>(&key(prefix, "Namespace"))?, &key(prefix, "Namespace"))?,
+            metric_name: q.required(q.scalar::<String>(&key(prefix, "MetricName"))?, &key(prefix, "MetricName"))?,
+            dimensions: q.list(&key(prefix, "Dimensions"), &format!("{}.member", &key(prefix, "Dimensions")), |q, k0: String| q.structure::<Dimension>(&k0))?,
+            start_time: q.required(q.timestamp(&key(prefix, "StartTime"))?, &key(prefix, "StartTime"))?,
+            end_time: q.required(q.timestamp(&key(prefix, "EndTime"))?, &key(prefix, "EndTime"))?,
+            period: q.required(q.scalar::<i32>(&key(prefix, "Period"))?, &key(prefix, "Period"))?,
+            statistics: q.list(&key(prefix, "Statistics"), &format!("{}.member", &key(prefix, "Statistics")), |q, k0: String| q.scalar::<Statistic>(&k0))?,
+            extended_statistics: q.list(&key(prefix, "ExtendedStatistics"), &format!("{}.member", &key(prefix, "ExtendedStatistics")), |q, k0: String| q.scalar::<String>(&k0))?,
+            unit: q.scalar::<StandardUnit>(&key(prefix, "Unit"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetMetricStatisticsOutput {
+    #[serde(rename = "Label", default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(rename = "Datapoints", default, skip_serializing_if = "Option::is_none")]
+    pub datapoints: Option<Vec<Datapoint>>,
+}
+
+impl ToXml for GetMetricStatisticsOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.label { w.scalar("Label", v); }
+        if let Some(v) = &self.datapoints { w.start("Datapoints"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("Datapoints"); }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum HistoryItemType {
+    #[default]
+    #[serde(rename = "ConfigurationUpdate")]
+    ConfigurationUpdate,
+    #[serde(rename = "StateUpdate")]
+    StateUpdate,
+    #[serde(rename = "Action")]
+    Action,
+    #[serde(rename = "AlarmContributorStateUpdate")]
+    AlarmContributorStateUpdate,
+    #[serde(rename = "AlarmContributorAction")]
+    AlarmContributorAction,
+}
+
+impl HistoryItemType {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["ConfigurationUpdate", "StateUpdate", "Action", "AlarmContributorStateUpdate", "AlarmContributorAction"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ConfigurationUpdate => "ConfigurationUpdate",
+            Self::StateUpdate => "StateUpdate",
+            Self::Action => "Action",
+            Self::AlarmContributorStateUpdate => "AlarmContributorStateUpdate",
+            Self::AlarmContributorAction => "AlarmContributorAction",
+        }
+    }
+}
+
+impl std::fmt::Display for HistoryItemType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HistoryItemType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for HistoryItemType {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct InternalServiceFault {
     #[serde(rename = "Message", default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InvalidFormatFault {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InvalidNextToken {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InvalidParameterCombinationException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct InvalidParameterValueException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LabelOptions {
+    #[serde(rename = "Timezone", default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+impl FromQuery for LabelOptions {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            timezone: q.scalar::<String>(&key(prefix, "Timezone"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LimitExceededFault {
     #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -123,6 +951,50 @@ impl ToXml for ListMetricsOutput {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ListTagsForResourceInput {
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: String,
+}
+
+impl FromQuery for ListTagsForResourceInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            resource_arn: q.required(q.scalar::<String>(&key(prefix, "ResourceARN"))?, &key(prefix, "ResourceARN"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ListTagsForResourceOutput {
+    #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl ToXml for ListTagsForResourceOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.tags { w.start("Tags"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("Tags"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MessageData {
+    #[serde(rename = "Code", default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl ToXml for MessageData {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.code { w.scalar("Code", v); }
+        if let Some(v) = &self.value { w.scalar("Value", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Metric {
     #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -132,12 +1004,387 @@ pub struct Metric {
     pub dimensions: Option<Vec<Dimension>>,
 }
 
+impl FromQuery for Metric {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            namespace: q.scalar::<String>(&key(prefix, "Namespace"))?,
+            metric_name: q.scalar::<String>(&key(prefix, "MetricName"))?,
+            dimensions: q.list(&key(prefix, "Dimensions"), &format!("{}.member", &key(prefix, "Dimensions")), |q, k0: String| q.structure::<Dimension>(&k0))?,
+        })
+    }
+}
+
 impl ToXml for Metric {
     fn write_members(&self, w: &mut XmlWriter) {
         let _ = &w;
         if let Some(v) = &self.namespace { w.scalar("Namespace", v); }
         if let Some(v) = &self.metric_name { w.scalar("MetricName", v); }
         if let Some(v) = &self.dimensions { w.start("Dimensions"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("Dimensions"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricAlarm {
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmArn", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    #[serde(rename = "AlarmDescription", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "AlarmConfigurationUpdatedTimestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub alarm_configuration_updated_timestamp: Option<f64>,
+    #[serde(rename = "ActionsEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "OKActions", default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmActions", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "InsufficientDataActions", default, skip_serializing_if = "Option::is_none")]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "StateValue", default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "StateReason", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(rename = "StateReasonData", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_data: Option<String>,
+    #[serde(rename = "StateUpdatedTimestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub state_updated_timestamp: Option<f64>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "Statistic", default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    #[serde(rename = "ExtendedStatistic", default, skip_serializing_if = "Option::is_none")]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Period", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+    #[serde(rename = "EvaluationPeriods", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_periods: Option<i32>,
+    #[serde(rename = "DatapointsToAlarm", default, skip_serializing_if = "Option::is_none")]
+    pub datapoints_to_alarm: Option<i32>,
+    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(rename = "ComparisonOperator", default, skip_serializing_if = "Option::is_none")]
+    pub comparison_operator: Option<ComparisonOperator>,
+    #[serde(rename = "TreatMissingData", default, skip_serializing_if = "Option::is_none")]
+    pub treat_missing_data: Option<String>,
+    #[serde(rename = "EvaluateLowSampleCountPercentile", default, skip_serializing_if = "Option::is_none")]
+    pub evaluate_low_sample_count_percentile: Option<String>,
+    #[serde(rename = "Metrics", default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricDataQuery>>,
+    #[serde(rename = "ThresholdMetricId", default, skip_serializing_if = "Option::is_none")]
+    pub threshold_metric_id: Option<String>,
+    #[serde(rename = "EvaluationState", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_state: Option<EvaluationState>,
+    #[serde(rename = "StateTransitionedTimestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub state_transitioned_timestamp: Option<f64>,
+    #[serde(rename = "EvaluationCriteria", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_criteria: Option<EvaluationCriteria>,
+    #[serde(rename = "EvaluationInterval", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_interval: Option<i32>,
+}
+
+impl ToXml for MetricAlarm {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.alarm_name { w.scalar("AlarmName", v); }
+        if let Some(v) = &self.alarm_arn { w.scalar("AlarmArn", v); }
+        if let Some(v) = &self.alarm_description { w.scalar("AlarmDescription", v); }
+        if let Some(v) = &self.alarm_configuration_updated_timestamp { w.timestamp("AlarmConfigurationUpdatedTimestamp", *v); }
+        if let Some(v) = &self.actions_enabled { w.scalar("ActionsEnabled", v); }
+        if let Some(v) = &self.ok_actions { w.start("OKActions"); for e0 in v.iter() { w.scalar("member", e0); } w.end("OKActions"); }
+        if let Some(v) = &self.alarm_actions { w.start("AlarmActions"); for e0 in v.iter() { w.scalar("member", e0); } w.end("AlarmActions"); }
+        if let Some(v) = &self.insufficient_data_actions { w.start("InsufficientDataActions"); for e0 in v.iter() { w.scalar("member", e0); } w.end("InsufficientDataActions"); }
+        if let Some(v) = &self.state_value { w.scalar("StateValue", v); }
+        if let Some(v) = &self.state_reason { w.scalar("StateReason", v); }
+        if let Some(v) = &self.state_reason_data { w.scalar("StateReasonData", v); }
+        if let Some(v) = &self.state_updated_timestamp { w.timestamp("StateUpdatedTimestamp", *v); }
+        if let Some(v) = &self.metric_name { w.scalar("MetricName", v); }
+        if let Some(v) = &self.namespace { w.scalar("Namespace", v); }
+        if let Some(v) = &self.statistic { w.scalar("Statistic", v); }
+        if let Some(v) = &self.extended_statistic { w.scalar("ExtendedStatistic", v); }
+        if let Some(v) = &self.dimensions { w.start("Dimensions"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("Dimensions"); }
+        if let Some(v) = &self.period { w.scalar("Period", v); }
+        if let Some(v) = &self.unit { w.scalar("Unit", v); }
+        if let Some(v) = &self.evaluation_periods { w.scalar("EvaluationPeriods", v); }
+        if let Some(v) = &self.datapoints_to_alarm { w.scalar("DatapointsToAlarm", v); }
+        if let Some(v) = &self.threshold { w.scalar("Threshold", v); }
+        if let Some(v) = &self.comparison_operator { w.scalar("ComparisonOperator", v); }
+        if let Some(v) = &self.treat_missing_data { w.scalar("TreatMissingData", v); }
+        if let Some(v) = &self.evaluate_low_sample_count_percentile { w.scalar("EvaluateLowSampleCountPercentile", v); }
+        if let Some(v) = &self.metrics { w.start("Metrics"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("Metrics"); }
+        if let Some(v) = &self.threshold_metric_id { w.scalar("ThresholdMetricId", v); }
+        if let Some(v) = &self.evaluation_state { w.scalar("EvaluationState", v); }
+        if let Some(v) = &self.state_transitioned_timestamp { w.timestamp("StateTransitionedTimestamp", *v); }
+        if let Some(v) = &self.evaluation_criteria { w.start("EvaluationCriteria"); v.write_members(w); w.end("EvaluationCriteria"); }
+        if let Some(v) = &self.evaluation_interval { w.scalar("EvaluationInterval", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricDataQuery {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "MetricStat", default, skip_serializing_if = "Option::is_none")]
+    pub metric_stat: Option<MetricStat>,
+    #[serde(rename = "Expression", default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    #[serde(rename = "Label", default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(rename = "ReturnData", default, skip_serializing_if = "Option::is_none")]
+    pub return_data: Option<bool>,
+    #[serde(rename = "Period", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "AccountId", default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+impl FromQuery for MetricDataQuery {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            id: q.required(q.scalar::<String>(&key(prefix, "Id"))?, &key(prefix, "Id"))?,
+            metric_stat: q.structure::<MetricStat>(&key(prefix, "MetricStat"))?,
+            expression: q.scalar::<String>(&key(prefix, "Expression"))?,
+            label: q.scalar::<String>(&key(prefix, "Label"))?,
+            return_data: q.scalar::<bool>(&key(prefix, "ReturnData"))?,
+            period: q.scalar::<i32>(&key(prefix, "Period"))?,
+            account_id: q.scalar::<String>(&key(prefix, "AccountId"))?,
+        })
+    }
+}
+
+impl ToXml for MetricDataQuery {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        { let v = &self.id; w.scalar("Id", v); }
+        if let Some(v) = &self.metric_stat { w.start("MetricStat"); v.write_members(w); w.end("MetricStat"); }
+        if let Some(v) = &self.expression { w.scalar("Expression", v); }
+        if let Some(v) = &self.label { w.scalar("Label", v); }
+        if let Some(v) = &self.return_data { w.scalar("ReturnData", v); }
+        if let Some(v) = &self.period { w.scalar("Period", v); }
+        if let Some(v) = &self.account_id { w.scalar("AccountId", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricDataResult {
+    #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "Label", default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(rename = "Timestamps", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_list_opt")]
+    pub timestamps: Option<Vec<f64>>,
+    #[serde(rename = "Values", default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f64>>,
+    #[serde(rename = "StatusCode", default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<StatusCode>,
+    #[serde(rename = "Messages", default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<MessageData>>,
+}
+
+impl ToXml for MetricDataResult {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        if let Some(v) = &self.id { w.scalar("Id", v); }
+        if let Some(v) = &self.label { w.scalar("Label", v); }
+        if let Some(v) = &self.timestamps { w.start("Timestamps"); for e0 in v.iter() { w.timestamp("member", *e0); } w.end("Timestamps"); }
+        if let Some(v) = &self.values { w.start("Values"); for e0 in v.iter() { w.scalar("member", e0); } w.end("Values"); }
+        if let Some(v) = &self.status_code { w.scalar("StatusCode", v); }
+        if let Some(v) = &self.messages { w.start("Messages"); for e0 in v.iter() { w.start("member"); e0.write_members(w); w.end("member"); } w.end("Messages"); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricDatum {
+    #[serde(rename = "MetricName")]
+    pub metric_name: String,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Timestamp", default, skip_serializing_if = "Option::is_none", serialize_with = "crate::codec::cbor::timestamp_opt")]
+    pub timestamp: Option<f64>,
+    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(rename = "StatisticValues", default, skip_serializing_if = "Option::is_none")]
+    pub statistic_values: Option<StatisticSet>,
+    #[serde(rename = "Values", default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f64>>,
+    #[serde(rename = "Counts", default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Vec<f64>>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+    #[serde(rename = "StorageResolution", default, skip_serializing_if = "Option::is_none")]
+    pub storage_resolution: Option<i32>,
+}
+
+impl FromQuery for MetricDatum {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            metric_name: q.required(q.scalar::<String>(&key(prefix, "MetricName"))?, &key(prefix, "MetricName"))?,
+            dimensions: q.list(&key(prefix, "Dimensions"), &format!("{}.member", &key(prefix, "Dimensions")), |q, k0: String| q.structure::<Dimension>(&k0))?,
+            timestamp: q.timestamp(&key(prefix, "Timestamp"))?,
+            value: q.scalar::<f64>(&key(prefix, "Value"))?,
+            statistic_values: q.structure::<StatisticSet>(&key(prefix, "StatisticValues"))?,
+            values: q.list(&key(prefix, "Values"), &format!("{}.member", &key(prefix, "Values")), |q, k0: String| q.scalar::<f64>(&k0))?,
+            counts: q.list(&key(prefix, "Counts"), &format!("{}.member", &key(prefix, "Counts")), |q, k0: String| q.scalar::<f64>(&k0))?,
+            unit: q.scalar::<StandardUnit>(&key(prefix, "Unit"))?,
+            storage_resolution: q.scalar::<i32>(&key(prefix, "StorageResolution"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricStat {
+    #[serde(rename = "Metric")]
+    pub metric: Metric,
+    #[serde(rename = "Period")]
+    pub period: i32,
+    #[serde(rename = "Stat")]
+    pub stat: String,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+}
+
+impl FromQuery for MetricStat {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            metric: q.required(q.structure::<Metric>(&key(prefix, "Metric"))?, &key(prefix, "Metric"))?,
+            period: q.required(q.scalar::<i32>(&key(prefix, "Period"))?, &key(prefix, "Period"))?,
+            stat: q.required(q.scalar::<String>(&key(prefix, "Stat"))?, &key(prefix, "Stat"))?,
+            unit: q.scalar::<StandardUnit>(&key(prefix, "Unit"))?,
+        })
+    }
+}
+
+impl ToXml for MetricStat {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        { let v = &self.metric; w.start("Metric"); v.write_members(w); w.end("Metric"); }
+        { let v = &self.period; w.scalar("Period", v); }
+        { let v = &self.stat; w.scalar("Stat", v); }
+        if let Some(v) = &self.unit { w.scalar("Unit", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MissingRequiredParameterException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PutMetricAlarmInput {
+    #[serde(rename = "AlarmName")]
+    pub alarm_name: String,
+    #[serde(rename = "AlarmDescription", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "ActionsEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "OKActions", default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmActions", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "InsufficientDataActions", default, skip_serializing_if = "Option::is_none")]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "Statistic", default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    #[serde(rename = "ExtendedStatistic", default, skip_serializing_if = "Option::is_none")]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Period", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+    #[serde(rename = "EvaluationPeriods", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_periods: Option<i32>,
+    #[serde(rename = "DatapointsToAlarm", default, skip_serializing_if = "Option::is_none")]
+    pub datapoints_to_alarm: Option<i32>,
+    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(rename = "ComparisonOperator", default, skip_serializing_if = "Option::is_none")]
+    pub comparison_operator: Option<ComparisonOperator>,
+    #[serde(rename = "TreatMissingData", default, skip_serializing_if = "Option::is_none")]
+    pub treat_missing_data: Option<String>,
+    #[serde(rename = "EvaluateLowSampleCountPercentile", default, skip_serializing_if = "Option::is_none")]
+    pub evaluate_low_sample_count_percentile: Option<String>,
+    #[serde(rename = "Metrics", default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricDataQuery>>,
+    #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(rename = "ThresholdMetricId", default, skip_serializing_if = "Option::is_none")]
+    pub threshold_metric_id: Option<String>,
+    #[serde(rename = "EvaluationCriteria", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_criteria: Option<EvaluationCriteria>,
+    #[serde(rename = "EvaluationInterval", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_interval: Option<i32>,
+}
+
+impl FromQuery for PutMetricAlarmInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            alarm_name: q.required(q.scalar::<String>(&key(prefix, "AlarmName"))?, &key(prefix, "AlarmName"))?,
+            alarm_description: q.scalar::<String>(&key(prefix, "AlarmDescription"))?,
+            actions_enabled: q.scalar::<bool>(&key(prefix, "ActionsEnabled"))?,
+            ok_actions: q.list(&key(prefix, "OKActions"), &format!("{}.member", &key(prefix, "OKActions")), |q, k0: String| q.scalar::<String>(&k0))?,
+            alarm_actions: q.list(&key(prefix, "AlarmActions"), &format!("{}.member", &key(prefix, "AlarmActions")), |q, k0: String| q.scalar::<String>(&k0))?,
+            insufficient_data_actions: q.list(&key(prefix, "InsufficientDataActions"), &format!("{}.member", &key(prefix, "InsufficientDataActions")), |q, k0: String| q.scalar::<String>(&k0))?,
+            metric_name: q.scalar::<String>(&key(prefix, "MetricName"))?,
+            namespace: q.scalar::<String>(&key(prefix, "Namespace"))?,
+            statistic: q.scalar::<Statistic>(&key(prefix, "Statistic"))?,
+            extended_statistic: q.scalar::<String>(&key(prefix, "ExtendedStatistic"))?,
+            dimensions: q.list(&key(prefix, "Dimensions"), &format!("{}.member", &key(prefix, "Dimensions")), |q, k0: String| q.structure::<Dimension>(&k0))?,
+            period: q.scalar::<i32>(&key(prefix, "Period"))?,
+            unit: q.scalar::<StandardUnit>(&key(prefix, "Unit"))?,
+            evaluation_periods: q.scalar::<i32>(&key(prefix, "EvaluationPeriods"))?,
+            datapoints_to_alarm: q.scalar::<i32>(&key(prefix, "DatapointsToAlarm"))?,
+            threshold: q.scalar::<f64>(&key(prefix, "Threshold"))?,
+            comparison_operator: q.scalar::<ComparisonOperator>(&key(prefix, "ComparisonOperator"))?,
+            treat_missing_data: q.scalar::<String>(&key(prefix, "TreatMissingData"))?,
+            evaluate_low_sample_count_percentile: q.scalar::<String>(&key(prefix, "EvaluateLowSampleCountPercentile"))?,
+            metrics: q.list(&key(prefix, "Metrics"), &format!("{}.member", &key(prefix, "Metrics")), |q, k0: String| q.structure::<MetricDataQuery>(&k0))?,
+            tags: q.list(&key(prefix, "Tags"), &format!("{}.member", &key(prefix, "Tags")), |q, k0: String| q.structure::<Tag>(&k0))?,
+            threshold_metric_id: q.scalar::<String>(&key(prefix, "ThresholdMetricId"))?,
+            evaluation_criteria: q.structure::<EvaluationCriteria>(&key(prefix, "EvaluationCriteria"))?,
+            evaluation_interval: q.scalar::<i32>(&key(prefix, "EvaluationInterval"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PutMetricDataInput {
+    #[serde(rename = "Namespace")]
+    pub namespace: String,
+    #[serde(rename = "MetricData", default, skip_serializing_if = "Option::is_none")]
+    pub metric_data: Option<Vec<MetricDatum>>,
+    #[serde(rename = "EntityMetricData", default, skip_serializing_if = "Option::is_none")]
+    pub entity_metric_data: Option<Vec<EntityMetricData>>,
+    #[serde(rename = "StrictEntityValidation", default, skip_serializing_if = "Option::is_none")]
+    pub strict_entity_validation: Option<bool>,
+}
+
+impl FromQuery for PutMetricDataInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            namespace: q.required(q.scalar::<String>(&key(prefix, "Namespace"))?, &key(prefix, "Namespace"))?,
+            metric_data: q.list(&key(prefix, "MetricData"), &format!("{}.member", &key(prefix, "MetricData")), |q, k0: String| q.structure::<MetricDatum>(&k0))?,
+            entity_metric_data: q.list(&key(prefix, "EntityMetricData"), &format!("{}.member", &key(prefix, "EntityMetricData")), |q, k0: String| q.structure::<EntityMetricData>(&k0))?,
+            strict_entity_validation: q.scalar::<bool>(&key(prefix, "StrictEntityValidation"))?,
+        })
     }
 }
 
@@ -179,10 +1426,466 @@ impl XmlScalar for RecentlyActive {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ResourceNotFound {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ResourceNotFoundException {
+    #[serde(rename = "ResourceType", default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    #[serde(rename = "ResourceId", default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum ScanBy {
+    #[default]
+    #[serde(rename = "TimestampDescending")]
+    TimestampDescending,
+    #[serde(rename = "TimestampAscending")]
+    TimestampAscending,
+}
+
+impl ScanBy {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["TimestampDescending", "TimestampAscending"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::TimestampDescending => "TimestampDescending",
+            Self::TimestampAscending => "TimestampAscending",
+        }
+    }
+}
+
+impl std::fmt::Display for ScanBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ScanBy {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for ScanBy {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SetAlarmStateInput {
+    #[serde(rename = "AlarmName")]
+    pub alarm_name: String,
+    #[serde(rename = "StateValue")]
+    pub state_value: StateValue,
+    #[serde(rename = "StateReason")]
+    pub state_reason: String,
+    #[serde(rename = "StateReasonData", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_data: Option<String>,
+}
+
+impl FromQuery for SetAlarmStateInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            alarm_name: q.required(q.scalar::<String>(&key(prefix, "AlarmName"))?, &key(prefix, "AlarmName"))?,
+            state_value: q.required(q.scalar::<StateValue>(&key(prefix, "StateValue"))?, &key(prefix, "StateValue"))?,
+            state_reason: q.required(q.scalar::<String>(&key(prefix, "StateReason"))?, &key(prefix, "StateReason"))?,
+            state_reason_data: q.scalar::<String>(&key(prefix, "StateReasonData"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum StandardUnit {
+    #[default]
+    #[serde(rename = "Seconds")]
+    Seconds,
+    #[serde(rename = "Microseconds")]
+    Microseconds,
+    #[serde(rename = "Milliseconds")]
+    Milliseconds,
+    #[serde(rename = "Bytes")]
+    Bytes,
+    #[serde(rename = "Kilobytes")]
+    Kilobytes,
+    #[serde(rename = "Megabytes")]
+    Megabytes,
+    #[serde(rename = "Gigabytes")]
+    Gigabytes,
+    #[serde(rename = "Terabytes")]
+    Terabytes,
+    #[serde(rename = "Bits")]
+    Bits,
+    #[serde(rename = "Kilobits")]
+    Kilobits,
+    #[serde(rename = "Megabits")]
+    Megabits,
+    #[serde(rename = "Gigabits")]
+    Gigabits,
+    #[serde(rename = "Terabits")]
+    Terabits,
+    #[serde(rename = "Percent")]
+    Percent,
+    #[serde(rename = "Count")]
+    Count,
+    #[serde(rename = "Bytes/Second")]
+    BytesSecond,
+    #[serde(rename = "Kilobytes/Second")]
+    KilobytesSecond,
+    #[serde(rename = "Megabytes/Second")]
+    MegabytesSecond,
+    #[serde(rename = "Gigabytes/Second")]
+    GigabytesSecond,
+    #[serde(rename = "Terabytes/Second")]
+    TerabytesSecond,
+    #[serde(rename = "Bits/Second")]
+    BitsSecond,
+    #[serde(rename = "Kilobits/Second")]
+    KilobitsSecond,
+    #[serde(rename = "Megabits/Second")]
+    MegabitsSecond,
+    #[serde(rename = "Gigabits/Second")]
+    GigabitsSecond,
+    #[serde(rename = "Terabits/Second")]
+    TerabitsSecond,
+    #[serde(rename = "Count/Second")]
+    CountSecond,
+    #[serde(rename = "None")]
+    None,
+}
+
+impl StandardUnit {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Seconds => "Seconds",
+            Self::Microseconds => "Microseconds",
+            Self::Milliseconds => "Milliseconds",
+            Self::Bytes => "Bytes",
+            Self::Kilobytes => "Kilobytes",
+            Self::Megabytes => "Megabytes",
+            Self::Gigabytes => "Gigabytes",
+            Self::Terabytes => "Terabytes",
+            Self::Bits => "Bits",
+            Self::Kilobits => "Kilobits",
+            Self::Megabits => "Megabits",
+            Self::Gigabits => "Gigabits",
+            Self::Terabits => "Terabits",
+            Self::Percent => "Percent",
+            Self::Count => "Count",
+            Self::BytesSecond => "Bytes/Second",
+            Self::KilobytesSecond => "Kilobytes/Second",
+            Self::MegabytesSecond => "Megabytes/Second",
+            Self::GigabytesSecond => "Gigabytes/Second",
+            Self::TerabytesSecond => "Terabytes/Second",
+            Self::BitsSecond => "Bits/Second",
+            Self::KilobitsSecond => "Kilobits/Second",
+            Self::MegabitsSecond => "Megabits/Second",
+            Self::GigabitsSecond => "Gigabits/Second",
+            Self::TerabitsSecond => "Terabits/Second",
+            Self::CountSecond => "Count/Second",
+            Self::None => "None",
+        }
+    }
+}
+
+impl std::fmt::Display for StandardUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StandardUnit {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for StandardUnit {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum StateValue {
+    #[default]
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "ALARM")]
+    Alarm,
+    #[serde(rename = "INSUFFICIENT_DATA")]
+    InsufficientData,
+}
+
+impl StateValue {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["OK", "ALARM", "INSUFFICIENT_DATA"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Alarm => "ALARM",
+            Self::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+impl std::fmt::Display for StateValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StateValue {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for StateValue {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum Statistic {
+    #[default]
+    #[serde(rename = "SampleCount")]
+    SampleCount,
+    #[serde(rename = "Average")]
+    Average,
+    #[serde(rename = "Sum")]
+    Sum,
+    #[serde(rename = "Minimum")]
+    Minimum,
+    #[serde(rename = "Maximum")]
+    Maximum,
+}
+
+impl Statistic {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::SampleCount => "SampleCount",
+            Self::Average => "Average",
+            Self::Sum => "Sum",
+            Self::Minimum => "Minimum",
+            Self::Maximum => "Maximum",
+        }
+    }
+}
+
+impl std::fmt::Display for Statistic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Statistic {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for Statistic {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StatisticSet {
+    #[serde(rename = "SampleCount")]
+    pub sample_count: f64,
+    #[serde(rename = "Sum")]
+    pub sum: f64,
+    #[serde(rename = "Minimum")]
+    pub minimum: f64,
+    #[serde(rename = "Maximum")]
+    pub maximum: f64,
+}
+
+impl FromQuery for StatisticSet {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            sample_count: q.required(q.scalar::<f64>(&key(prefix, "SampleCount"))?, &key(prefix, "SampleCount"))?,
+            sum: q.required(q.scalar::<f64>(&key(prefix, "Sum"))?, &key(prefix, "Sum"))?,
+            minimum: q.required(q.scalar::<f64>(&key(prefix, "Minimum"))?, &key(prefix, "Minimum"))?,
+            maximum: q.required(q.scalar::<f64>(&key(prefix, "Maximum"))?, &key(prefix, "Maximum"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum StatusCode {
+    #[default]
+    #[serde(rename = "Complete")]
+    Complete,
+    #[serde(rename = "InternalError")]
+    InternalError,
+    #[serde(rename = "PartialData")]
+    PartialData,
+    #[serde(rename = "Forbidden")]
+    Forbidden,
+}
+
+impl StatusCode {
+    /// Every value the model allows, in the model's order.
+    pub const VALUES: &'static [&'static str] = &["Complete", "InternalError", "PartialData", "Forbidden"];
+
+    /// The wire spelling of this value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Complete => "Complete",
+            Self::InternalError => "InternalError",
+            Self::PartialData => "PartialData",
+            Self::Forbidden => "Forbidden",
+        }
+    }
+}
+
+impl std::fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StatusCode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| ())
+    }
+}
+
+impl XmlScalar for StatusCode {
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+impl FromQuery for Tag {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            key: q.required(q.scalar::<String>(&key(prefix, "Key"))?, &key(prefix, "Key"))?,
+            value: q.required(q.scalar::<String>(&key(prefix, "Value"))?, &key(prefix, "Value"))?,
+        })
+    }
+}
+
+impl ToXml for Tag {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+        { let v = &self.key; w.scalar("Key", v); }
+        { let v = &self.value; w.scalar("Value", v); }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: String,
+    #[serde(rename = "Tags")]
+    pub tags: Vec<Tag>,
+}
+
+impl FromQuery for TagResourceInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            resource_arn: q.required(q.scalar::<String>(&key(prefix, "ResourceARN"))?, &key(prefix, "ResourceARN"))?,
+            tags: q.required(q.list(&key(prefix, "Tags"), &format!("{}.member", &key(prefix, "Tags")), |q, k0: String| q.structure::<Tag>(&k0))?, &key(prefix, "Tags"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TagResourceOutput {
+}
+
+impl ToXml for TagResourceOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UntagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: String,
+    #[serde(rename = "TagKeys")]
+    pub tag_keys: Vec<String>,
+}
+
+impl FromQuery for UntagResourceInput {
+    fn from_query(q: &QueryInput, prefix: &str) -> Result<Self, QueryError> {
+        let _ = (&q, &prefix);
+        Ok(Self {
+            resource_arn: q.required(q.scalar::<String>(&key(prefix, "ResourceARN"))?, &key(prefix, "ResourceARN"))?,
+            tag_keys: q.required(q.list(&key(prefix, "TagKeys"), &format!("{}.member", &key(prefix, "TagKeys")), |q, k0: String| q.scalar::<String>(&k0))?, &key(prefix, "TagKeys"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UntagResourceOutput {
+}
+
+impl ToXml for UntagResourceOutput {
+    fn write_members(&self, w: &mut XmlWriter) {
+        let _ = &w;
+    }
+}
+
 /// Every operation of the service, parsed with its typed request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    DeleteAlarms(DeleteAlarmsInput),
+    DescribeAlarmHistory(DescribeAlarmHistoryInput),
+    DescribeAlarms(DescribeAlarmsInput),
+    DescribeAlarmsForMetric(DescribeAlarmsForMetricInput),
+    DisableAlarmActions(DisableAlarmActionsInput),
+    EnableAlarmActions(EnableAlarmActionsInput),
+    GetMetricData(GetMetricDataInput),
+    GetMetricStatistics(GetMetricStatisticsInput),
     ListMetrics(ListMetricsInput),
+    ListTagsForResource(ListTagsForResourceInput),
+    PutMetricAlarm(PutMetricAlarmInput),
+    PutMetricData(PutMetricDataInput),
+    SetAlarmState(SetAlarmStateInput),
+    TagResource(TagResourceInput),
+    UntagResource(UntagResourceInput),
 }
 
 impl Action {
@@ -192,7 +1895,21 @@ impl Action {
     /// The operation's name, as in `X-Amz-Target`.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::DeleteAlarms(_) => "DeleteAlarms",
+            Self::DescribeAlarmHistory(_) => "DescribeAlarmHistory",
+            Self::DescribeAlarms(_) => "DescribeAlarms",
+            Self::DescribeAlarmsForMetric(_) => "DescribeAlarmsForMetric",
+            Self::DisableAlarmActions(_) => "DisableAlarmActions",
+            Self::EnableAlarmActions(_) => "EnableAlarmActions",
+            Self::GetMetricData(_) => "GetMetricData",
+            Self::GetMetricStatistics(_) => "GetMetricStatistics",
             Self::ListMetrics(_) => "ListMetrics",
+            Self::ListTagsForResource(_) => "ListTagsForResource",
+            Self::PutMetricAlarm(_) => "PutMetricAlarm",
+            Self::PutMetricData(_) => "PutMetricData",
+            Self::SetAlarmState(_) => "SetAlarmState",
+            Self::TagResource(_) => "TagResource",
+            Self::UntagResource(_) => "UntagResource",
         }
     }
 
@@ -200,7 +1917,21 @@ impl Action {
     /// `Ok(None)` means the model has no such operation.
     pub fn parse(name: &str, body: &[u8]) -> Result<Option<Self>, serde_json::Error> {
         Ok(Some(match name {
+            "DeleteAlarms" => Self::DeleteAlarms(serde_json::from_slice(body)?),
+            "DescribeAlarmHistory" => Self::DescribeAlarmHistory(serde_json::from_slice(body)?),
+            "DescribeAlarms" => Self::DescribeAlarms(serde_json::from_slice(body)?),
+            "DescribeAlarmsForMetric" => Self::DescribeAlarmsForMetric(serde_json::from_slice(body)?),
+            "DisableAlarmActions" => Self::DisableAlarmActions(serde_json::from_slice(body)?),
+            "EnableAlarmActions" => Self::EnableAlarmActions(serde_json::from_slice(body)?),
+            "GetMetricData" => Self::GetMetricData(serde_json::from_slice(body)?),
+            "GetMetricStatistics" => Self::GetMetricStatistics(serde_json::from_slice(body)?),
             "ListMetrics" => Self::ListMetrics(serde_json::from_slice(body)?),
+            "ListTagsForResource" => Self::ListTagsForResource(serde_json::from_slice(body)?),
+            "PutMetricAlarm" => Self::PutMetricAlarm(serde_json::from_slice(body)?),
+            "PutMetricData" => Self::PutMetricData(serde_json::from_slice(body)?),
+            "SetAlarmState" => Self::SetAlarmState(serde_json::from_slice(body)?),
+            "TagResource" => Self::TagResource(serde_json::from_slice(body)?),
+            "UntagResource" => Self::UntagResource(serde_json::from_slice(body)?),
             _ => return Ok(None),
         }))
     }
@@ -209,7 +1940,21 @@ impl Action {
     /// CBOR). `Ok(None)` means the model has no such operation.
     pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Option<Self>, D::Error> {
         Ok(Some(match name {
+            "DeleteAlarms" => Self::DeleteAlarms(Deserialize::deserialize(d)?),
+            "DescribeAlarmHistory" => Self::DescribeAlarmHistory(Deserialize::deserialize(d)?),
+            "DescribeAlarms" => Self::DescribeAlarms(Deserialize::deserialize(d)?),
+            "DescribeAlarmsForMetric" => Self::DescribeAlarmsForMetric(Deserialize::deserialize(d)?),
+            "DisableAlarmActions" => Self::DisableAlarmActions(Deserialize::deserialize(d)?),
+            "EnableAlarmActions" => Self::EnableAlarmActions(Deserialize::deserialize(d)?),
+            "GetMetricData" => Self::GetMetricData(Deserialize::deserialize(d)?),
+            "GetMetricStatistics" => Self::GetMetricStatistics(Deserialize::deserialize(d)?),
             "ListMetrics" => Self::ListMetrics(Deserialize::deserialize(d)?),
+            "ListTagsForResource" => Self::ListTagsForResource(Deserialize::deserialize(d)?),
+            "PutMetricAlarm" => Self::PutMetricAlarm(Deserialize::deserialize(d)?),
+            "PutMetricData" => Self::PutMetricData(Deserialize::deserialize(d)?),
+            "SetAlarmState" => Self::SetAlarmState(Deserialize::deserialize(d)?),
+            "TagResource" => Self::TagResource(Deserialize::deserialize(d)?),
+            "UntagResource" => Self::UntagResource(Deserialize::deserialize(d)?),
             _ => return Ok(None),
         }))
     }
@@ -219,7 +1964,21 @@ impl Action {
     /// that name (see [`Self::NAMES`] for the model's).
     pub fn from_query(q: &QueryInput) -> Result<Option<Self>, QueryError> {
         Ok(Some(match q.action() {
+            "DeleteAlarms" => Self::DeleteAlarms(DeleteAlarmsInput::from_query(q, "")?),
+            "DescribeAlarmHistory" => Self::DescribeAlarmHistory(DescribeAlarmHistoryInput::from_query(q, "")?),
+            "DescribeAlarms" => Self::DescribeAlarms(DescribeAlarmsInput::from_query(q, "")?),
+            "DescribeAlarmsForMetric" => Self::DescribeAlarmsForMetric(DescribeAlarmsForMetricInput::from_query(q, "")?),
+            "DisableAlarmActions" => Self::DisableAlarmActions(DisableAlarmActionsInput::from_query(q, "")?),
+            "EnableAlarmActions" => Self::EnableAlarmActions(EnableAlarmActionsInput::from_query(q, "")?),
+            "GetMetricData" => Self::GetMetricData(GetMetricDataInput::from_query(q, "")?),
+            "GetMetricStatistics" => Self::GetMetricStatistics(GetMetricStatisticsInput::from_query(q, "")?),
             "ListMetrics" => Self::ListMetrics(ListMetricsInput::from_query(q, "")?),
+            "ListTagsForResource" => Self::ListTagsForResource(ListTagsForResourceInput::from_query(q, "")?),
+            "PutMetricAlarm" => Self::PutMetricAlarm(PutMetricAlarmInput::from_query(q, "")?),
+            "PutMetricData" => Self::PutMetricData(PutMetricDataInput::from_query(q, "")?),
+            "SetAlarmState" => Self::SetAlarmState(SetAlarmStateInput::from_query(q, "")?),
+            "TagResource" => Self::TagResource(TagResourceInput::from_query(q, "")?),
+            "UntagResource" => Self::UntagResource(UntagResourceInput::from_query(q, "")?),
             _ => return Ok(None),
         }))
     }
@@ -229,14 +1988,42 @@ impl Action {
 /// protocol the request came in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    DeleteAlarms,
+    DescribeAlarmHistory(DescribeAlarmHistoryOutput),
+    DescribeAlarms(DescribeAlarmsOutput),
+    DescribeAlarmsForMetric(DescribeAlarmsForMetricOutput),
+    DisableAlarmActions,
+    EnableAlarmActions,
+    GetMetricData(GetMetricDataOutput),
+    GetMetricStatistics(GetMetricStatisticsOutput),
     ListMetrics(ListMetricsOutput),
+    ListTagsForResource(ListTagsForResourceOutput),
+    PutMetricAlarm,
+    PutMetricData,
+    SetAlarmState,
+    TagResource(TagResourceOutput),
+    UntagResource(UntagResourceOutput),
 }
 
 impl Output {
     /// The operation's name.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::DeleteAlarms => "DeleteAlarms",
+            Self::DescribeAlarmHistory(_) => "DescribeAlarmHistory",
+            Self::DescribeAlarms(_) => "DescribeAlarms",
+            Self::DescribeAlarmsForMetric(_) => "DescribeAlarmsForMetric",
+            Self::DisableAlarmActions => "DisableAlarmActions",
+            Self::EnableAlarmActions => "EnableAlarmActions",
+            Self::GetMetricData(_) => "GetMetricData",
+            Self::GetMetricStatistics(_) => "GetMetricStatistics",
             Self::ListMetrics(_) => "ListMetrics",
+            Self::ListTagsForResource(_) => "ListTagsForResource",
+            Self::PutMetricAlarm => "PutMetricAlarm",
+            Self::PutMetricData => "PutMetricData",
+            Self::SetAlarmState => "SetAlarmState",
+            Self::TagResource(_) => "TagResource",
+            Self::UntagResource(_) => "UntagResource",
         }
     }
 
@@ -245,7 +2032,21 @@ impl Output {
     pub fn to_xml(&self, request_id: &str) -> String {
         let mut w = XmlWriter::document(&format!("{}Response", self.name()), XML_NAMESPACE);
         match self {
+            Self::DeleteAlarms => {}
+            Self::DescribeAlarmHistory(v) => { w.start("DescribeAlarmHistoryResult"); v.write_members(&mut w); w.end("DescribeAlarmHistoryResult"); }
+            Self::DescribeAlarms(v) => { w.start("DescribeAlarmsResult"); v.write_members(&mut w); w.end("DescribeAlarmsResult"); }
+            Self::DescribeAlarmsForMetric(v) => { w.start("DescribeAlarmsForMetricResult"); v.write_members(&mut w); w.end("DescribeAlarmsForMetricResult"); }
+            Self::DisableAlarmActions => {}
+            Self::EnableAlarmActions => {}
+            Self::GetMetricData(v) => { w.start("GetMetricDataResult"); v.write_members(&mut w); w.end("GetMetricDataResult"); }
+            Self::GetMetricStatistics(v) => { w.start("GetMetricStatisticsResult"); v.write_members(&mut w); w.end("GetMetricStatisticsResult"); }
             Self::ListMetrics(v) => { w.start("ListMetricsResult"); v.write_members(&mut w); w.end("ListMetricsResult"); }
+            Self::ListTagsForResource(v) => { w.start("ListTagsForResourceResult"); v.write_members(&mut w); w.end("ListTagsForResourceResult"); }
+            Self::PutMetricAlarm => {}
+            Self::PutMetricData => {}
+            Self::SetAlarmState => {}
+            Self::TagResource(v) => { w.start("TagResourceResult"); v.write_members(&mut w); w.end("TagResourceResult"); }
+            Self::UntagResource(v) => { w.start("UntagResourceResult"); v.write_members(&mut w); w.end("UntagResourceResult"); }
         }
         w.start("ResponseMetadata");
         w.scalar("RequestId", &request_id.to_owned());
@@ -257,7 +2058,21 @@ impl Output {
 impl Serialize for Output {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
+            Self::DeleteAlarms => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+            Self::DescribeAlarmHistory(v) => v.serialize(s),
+            Self::DescribeAlarms(v) => v.serialize(s),
+            Self::DescribeAlarmsForMetric(v) => v.serialize(s),
+            Self::DisableAlarmActions => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+            Self::EnableAlarmActions => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+            Self::GetMetricData(v) => v.serialize(s),
+            Self::GetMetricStatistics(v) => v.serialize(s),
             Self::ListMetrics(v) => v.serialize(s),
+            Self::ListTagsForResource(v) => v.serialize(s),
+            Self::PutMetricAlarm => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+            Self::PutMetricData => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+            Self::SetAlarmState => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+            Self::TagResource(v) => v.serialize(s),
+            Self::UntagResource(v) => v.serialize(s),
         }
     }
 }

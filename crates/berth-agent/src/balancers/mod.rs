@@ -23,6 +23,7 @@
 //! across a fleet of agents is an open item.
 
 mod config;
+pub mod metrics;
 mod sockets;
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,7 +47,12 @@ pub use sockets::NetnsSockets;
 pub const RESYNC: Duration = Duration::from_secs(5);
 
 /// Runs the load balancers' nodes until `shutdown` resolves.
-pub async fn run_balancers(store: Arc<dyn Store>, network: Arc<NodeNetwork>, shutdown: impl Future<Output = ()> + Send) {
+pub async fn run_balancers(
+    store: Arc<dyn Store>,
+    network: Arc<NodeNetwork>,
+    publish_every: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let kinds = [
         RecordKind::LoadBalancer,
         RecordKind::Listener,
@@ -59,20 +65,75 @@ pub async fn run_balancers(store: Arc<dyn Store>, network: Arc<NodeNetwork>, shu
         kinds.map(|k| from_notices(store.watch(k), |_| Some(()), || async { vec![()] }).boxed()),
     );
     let triggers = stream::select(stream::iter([()]), triggers);
-    let nodes = BalancerNodes { store, network, nodes: Mutex::default() };
+    let nodes = BalancerNodes { store: store.clone(), network, nodes: Arc::default() };
+    let publisher = tokio::spawn(publish_metrics(store, nodes.nodes.clone(), publish_every));
     let config = RunnerConfig { concurrency: 1, backoff: Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(30) } };
     Runner::new("balancers", nodes, config).run(triggers, shutdown).await;
+    publisher.abort();
+}
+
+/// Every `every`, the nodes' counters as `AWS/ApplicationELB` datapoints
+/// (see [`metrics`]), summed over each load balancer's nodes.
+async fn publish_metrics(store: Arc<dyn Store>, nodes: Arc<Mutex<HashMap<String, Node>>>, every: Duration) {
+    let mut before = BTreeMap::new();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let groups: HashMap<String, berth_model::elb::TargetGroup> = match store.list_target_groups().await {
+            Ok(g) => g.into_iter().map(|t| (t.value.arn.clone(), t.value)).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "load balancer metrics: listing target groups failed");
+                continue;
+            }
+        };
+        let mut sums = BTreeMap::<(String, String), berth_lb::GroupCounters>::new();
+        for node in nodes.lock().await.values() {
+            for (arn, c) in node.balancer.counters() {
+                let Some(tg) = groups.get(&arn) else { continue };
+                let key = (node.load_balancer.clone(), format!("targetgroup/{}/{}", tg.name, tg.id));
+                let sum = sums.entry(key).or_default();
+                sum.request_count += c.request_count;
+                sum.target_2xx += c.target_2xx;
+                sum.target_5xx += c.target_5xx;
+                sum.target_response_time_count += c.target_response_time_count;
+                sum.target_response_time_us_sum += c.target_response_time_us_sum;
+                // Each node checks every target: the same counts, not more.
+                sum.healthy_host_count = sum.healthy_host_count.max(c.healthy_host_count);
+                sum.unhealthy_host_count = sum.unhealthy_host_count.max(c.unhealthy_host_count);
+            }
+        }
+        if sums.is_empty() {
+            before = sums;
+            continue;
+        }
+        let readings: Vec<metrics::GroupReading> = sums
+            .iter()
+            .map(|((lb, tg), c)| metrics::GroupReading { load_balancer: lb.clone(), target_group: tg.clone(), counters: *c })
+            .collect();
+        let now_ms = (crate::now_epoch() * 1000.0) as i64;
+        let width = every.as_millis().max(1) as i64;
+        let window_start = now_ms.div_euclid(width) * width - width;
+        let points = metrics::datapoints(&before, &readings, window_start);
+        if let Err(e) = store.put_datapoints(&points, now_ms).await {
+            tracing::warn!(error = %e, "load balancer metrics: publishing failed");
+        }
+        before = sums;
+    }
 }
 
 /// The nodes running here, by interface id.
 struct BalancerNodes {
     store: Arc<dyn Store>,
     network: Arc<NodeNetwork>,
-    nodes: Mutex<HashMap<String, Node>>,
+    nodes: Arc<Mutex<HashMap<String, Node>>>,
 }
 
 struct Node {
     balancer: Arc<Balancer>,
+    /// Its load balancer as ALB's metrics name it: `app/NAME/ID`.
+    load_balancer: String,
     health_writer: tokio::task::JoinHandle<()>,
 }
 
@@ -123,7 +184,8 @@ impl Reconcile<()> for BalancerNodes {
                 let id = interface_id(&lb.id, &n.subnet_id);
                 wanted.push(id.clone());
                 if !nodes.contains_key(&id) {
-                    match self.start_node(&id, &n.subnet_id, n.address, lb.security_groups.clone()).await {
+                    let name = format!("{}/{}/{}", if lb.lb_type == berth_model::elb::LbType::Network { "net" } else { "app" }, lb.name, lb.id);
+                    match self.start_node(&id, &n.subnet_id, n.address, lb.security_groups.clone(), name).await {
                         Ok(node) => {
                             nodes.insert(id.clone(), node);
                         }
@@ -182,6 +244,7 @@ impl BalancerNodes {
         subnet_id: &str,
         address: Ipv4Addr,
         groups: Vec<String>,
+        load_balancer: String,
     ) -> Result<Node, String> {
         let subnet = self
             .store
@@ -194,7 +257,7 @@ impl BalancerNodes {
         let balancer = Arc::new(Balancer::new(sockets));
         let health_writer = tokio::spawn(write_health(self.store.clone(), balancer.clone()));
         tracing::info!(interface = id, %address, "load balancer node up");
-        Ok(Node { balancer, health_writer })
+        Ok(Node { balancer, load_balancer, health_writer })
     }
 }
 

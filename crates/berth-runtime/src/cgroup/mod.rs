@@ -77,7 +77,9 @@ impl Cgroups {
         Self::from_mountinfo(&text)
     }
 
-    fn from_mountinfo(text: &str) -> Result<Self, SandboxError> {
+    /// The mounts a `/proc/self/mountinfo` text lists (the benchmark reads
+    /// synthetic cgroup trees through this).
+    pub fn from_mountinfo(text: &str) -> Result<Self, SandboxError> {
         let mut controllers = BTreeMap::new();
         let mut hierarchies = Vec::new();
         let mut unified_root = None;
