@@ -53,6 +53,7 @@ EC2_OPS=$EC2_OPS,DescribeSubnets,DescribeTags,DescribeVpcs,RevokeSecurityGroupEg
 "$VENV/bin/python" tools/codegen/gen_wire.py ec2 2016-11-15 crates/berth-wire/src/ec2.rs --operations "$EC2_OPS" --check
 "$VENV/bin/python" tools/codegen/gen_wire.py sts 2011-06-15 crates/berth-wire/src/sts.rs --operations AssumeRole,GetCallerIdentity,GetSessionToken --check
 "$VENV/bin/python" tools/codegen/gen_wire.py cloudwatch 2010-08-01 crates/berth-wire/src/cloudwatch.rs --operations ListMetrics,PutMetricData,GetMetricData,GetMetricStatistics,PutMetricAlarm,DescribeAlarms,DescribeAlarmsForMetric,DescribeAlarmHistory,SetAlarmState,EnableAlarmActions,DisableAlarmActions,DeleteAlarms,TagResource,UntagResource,ListTagsForResource --check
+"$VENV/bin/python" tools/codegen/gen_wire.py ce 2017-10-25 crates/berth-wire/src/ce.rs --operations GetCostAndUsage --check
 "$VENV/bin/python" tools/codegen/gen_wire.py scheduler 2021-06-30 crates/berth-wire/src/scheduler.rs --operations GetSchedule,ListScheduleGroups,ListSchedules --check
 # ELBv2 and ACM: the load balancer control plane's operations.
 ELB_OPS=AddTags,CreateListener,CreateLoadBalancer,CreateRule,CreateTargetGroup,DeleteListener,DeleteLoadBalancer

@@ -36,6 +36,9 @@ pub type Secrets = Vec<(String, SecretValue)>;
 
 /// What ECS's reasons for secrets and registry logins that could not be
 /// read begin with.
+/// The longest stopTimeout Fargate honours, in seconds.
+pub const MAX_STOP_TIMEOUT_SECS: i32 = 120;
+
 pub const SECRETS_REASON: &str = "ResourceInitializationError: unable to pull secrets or registry auth: ";
 
 /// The registry login a `repositoryCredentials.credentialsParameter`
@@ -86,7 +89,10 @@ pub fn container(def: &ContainerDefinition, overrides: &TaskOverrides, image: &P
             hard_limit: u64::try_from(u.hard_limit).unwrap_or(0),
         })
         .collect();
-    spec.stop_timeout = def.stop_timeout.map(|s| Duration::from_secs(u64::try_from(s.max(0)).unwrap_or(0)));
+    // Fargate waits at most 120 s after SIGTERM (a Spot task's two-minute
+    // warning is the same wait).
+    spec.stop_timeout =
+        def.stop_timeout.map(|s| Duration::from_secs(u64::try_from(s.clamp(0, MAX_STOP_TIMEOUT_SECS)).unwrap_or(0)));
     spec.init_process_enabled =
         def.linux_parameters.as_ref().and_then(|l| l.init_process_enabled).unwrap_or(false);
     spec.cpu = over.and_then(|o| o.cpu).or(def.cpu).and_then(|c| u32::try_from(c).ok()).filter(|c| *c > 0);
@@ -290,6 +296,9 @@ mod tests {
         assert!(!c.essential);
         assert!(c.init_process_enabled);
         assert_eq!(c.stop_timeout, Some(Duration::from_secs(7)));
+        let long = ContainerDefinition { stop_timeout: Some(600), ..def.clone() };
+        let spec = container(&long, &TaskOverrides::default(), &pulled(), &[]);
+        assert_eq!(spec.stop_timeout, Some(Duration::from_secs(120)), "Fargate's stopTimeout is at most 120 s");
         assert_eq!(c.image.cmd, Some(vec!["sh".into()]));
         assert_eq!(c.image.working_dir.as_deref(), Some("/srv"));
         assert_eq!(c.layers, vec![PathBuf::from("/layers/a")]);

@@ -222,6 +222,8 @@ impl World {
             cpu: 4096,
             memory: 8192,
             status: NodeStatus::Active,
+            spot_cpu: 0,
+            spot_memory: 0,
             heartbeat_at: 0,
         };
         let config = AgentConfig {

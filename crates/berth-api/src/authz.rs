@@ -8,6 +8,7 @@
 //! The account's root key is allowed everything.
 
 pub(crate) mod acm;
+pub(crate) mod ce;
 pub(crate) mod ec2;
 pub(crate) mod ecs;
 pub(crate) mod elbv2;

@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use berth_model::Account;
 use berth_store::{LogStore, Store, Stores};
 use berth_wire::codec::{QueryInput, RestError, RestRequest, RestResponse, RestRoute, rest};
-use berth_wire::{acm, berth, cloudwatch, ec2, ecs, elbv2, iam, logs, scheduler, secretsmanager, servicediscovery, ssm, sts};
+use berth_wire::{acm, berth, ce, cloudwatch, ec2, ecs, elbv2, iam, logs, scheduler, secretsmanager, servicediscovery, ssm, sts};
 use tracing::Instrument as _;
 
 use crate::ApiError;
@@ -53,6 +53,8 @@ pub struct ApiConfig {
     /// The shortest STS session AssumeRole and GetSessionToken give (STS:
     /// 900 s). Only tests lower it, to see a session expire.
     pub min_session_seconds: i64,
+    /// What Fargate usage costs (`berth cost`, Cost Explorer).
+    pub prices: berth_model::metering::PriceTable,
 }
 
 impl ApiConfig {
@@ -64,6 +66,7 @@ impl ApiConfig {
             max_upload_bytes: crate::berth::uploads::DEFAULT_MAX_UPLOAD_BYTES,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             min_session_seconds: berth_model::iam::MIN_SESSION_SECONDS,
+            prices: berth_model::metering::PriceTable::default(),
         }
     }
 }
@@ -166,10 +169,11 @@ enum Service {
     Iam,
     Ssm,
     SecretsManager,
+    CostExplorer,
 }
 
 impl Service {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 14] = [
         Self::Ecs,
         Self::Logs,
         Self::Berth,
@@ -183,6 +187,7 @@ impl Service {
         Self::Iam,
         Self::Ssm,
         Self::SecretsManager,
+        Self::CostExplorer,
     ];
 
     /// The SigV4 signing name of the service (from its model).
@@ -202,6 +207,7 @@ impl Service {
             Self::Iam => iam::SIGNING_NAME,
             Self::Ssm => "ssm",
             Self::SecretsManager => "secretsmanager",
+            Self::CostExplorer => "ce",
         }
     }
 
@@ -217,6 +223,7 @@ impl Service {
             Self::CloudMap => Some(servicediscovery::TARGET_PREFIX),
             Self::Ssm => Some(ssm::TARGET_PREFIX),
             Self::SecretsManager => Some(secretsmanager::TARGET_PREFIX),
+            Self::CostExplorer => Some(ce::TARGET_PREFIX),
             Self::Ec2 | Self::Sts | Self::Scheduler | Self::Elbv2 | Self::Iam => None,
         }
     }
@@ -560,6 +567,14 @@ async fn handle(
                 .ok_or_else(|| not_served("secretsmanager", &op, secretsmanager::Action::NAMES))?;
             allowed.check(authz::secrets::secretsmanager(api, &action).await?).await?;
             let out = crate::secretsmanager::dispatch(api, action).await?;
+            serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (Service::CostExplorer, _) => {
+            let action = ce::Action::parse(&op, json)
+                .map_err(parse_error)?
+                .ok_or_else(|| not_served("ce", &op, ce::Action::NAMES))?;
+            allowed.check(authz::ce::table(&action)).await?;
+            let out = crate::ce::dispatch(api, action).await?;
             serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
         }
         (Service::CloudWatch, Protocol::Query | Protocol::Ec2 | Protocol::RestJson { .. }) => {

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use berth_control::placement;
-use berth_control::runner::from_notices;
+use berth_control::runner::{every, from_notices};
 use berth_control::service::{self as control, Launched, RESYNC, ServiceTarget, TargetState, Targets, Written};
 use berth_model::arn::ServiceArn;
 use berth_model::discovery::{ATTR_IPV4, ATTR_PORT, Instance, OperationType};
 use berth_model::elb::{self, HealthState, RegisteredTarget};
-use berth_model::service::{PropagateTags, Registration, Service, ServiceStatus, deployment_id};
+use berth_model::capacity;
+use berth_model::service::{CapacityProviderItem, PropagateTags, Registration, Service, ServiceStatus, deployment_id};
 use berth_model::task::{self as model_task, NewTask, StopCode, Tag, Task};
 use berth_store::{Page, RecordKind, Store, StoreError, TaskFilter};
 use futures_util::{Stream, StreamExt, stream};
@@ -60,14 +61,7 @@ fn triggers(store: Arc<dyn Store>, owners: Owners, groups: Groups) -> impl Strea
         .flat_map(stream::iter);
     let health = from_notices(store.watch(RecordKind::TargetHealth), move |n| Some(of_health(&n.key)), || async { Vec::new() })
         .flat_map(stream::iter);
-    let resync = stream::unfold((lister, true), |(lister, first)| async move {
-        if !first {
-            tokio::time::sleep(RESYNC).await;
-        }
-        let keys = lister().await;
-        Some((stream::iter(keys), (lister, false)))
-    })
-    .flatten();
+    let resync = every(RESYNC, lister);
     stream::select(stream::select(stream::select(services, tasks), stream::select(targets, health)), resync)
 }
 
@@ -350,8 +344,14 @@ impl ServiceTarget for StoreServices {
         let started_by = deployment_id(number);
         let group = service.task_group();
         let now = now_epoch();
+        // The deployment's strategy over its live tasks: bases first, then
+        // by weight (a replaced Spot task comes back on Spot).
+        let strategy: &[CapacityProviderItem] =
+            if d.launch.launch_type { &[] } else { &d.launch.capacity_provider_strategy };
+        let running = self.provider_counts(service, &started_by, strategy).await?;
+        let providers = capacity::assign(strategy, &running, count);
         let mut new_tasks = Vec::new();
-        for _ in 0..count {
+        for i in 0..count as usize {
             let id = uuid::Uuid::new_v4().simple().to_string();
             let built = model_task::build(NewTask {
                 account: &service.arn.account,
@@ -363,7 +363,7 @@ impl ServiceTarget for StoreServices {
                 group: Some(&group),
                 tags: tags.clone(),
                 enable_execute_command: service.enable_execute_command,
-                capacity_provider: d.launch.capacity_provider(),
+                capacity_provider: providers.get(i).map(|p| strategy[*p].capacity_provider.as_str()),
                 network: d.network.clone().map(|n| (n, uuid::Uuid::new_v4().to_string())),
                 now,
             });
@@ -394,6 +394,43 @@ impl ServiceTarget for StoreServices {
             Ok(_) => Ok(Written::Done),
             Err(StoreError::Conflict) => Ok(Written::Conflict),
             Err(e) => Err(e),
+        }
+    }
+}
+
+impl StoreServices {
+    /// How many live tasks of the deployment `started_by` each strategy
+    /// item's provider runs (those wanted running).
+    async fn provider_counts(
+        &self,
+        service: &Service,
+        started_by: &str,
+        strategy: &[CapacityProviderItem],
+    ) -> Result<Vec<u32>, StoreError> {
+        if strategy.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = TaskFilter {
+            cluster_arn: Some(service.cluster_arn().to_string()),
+            started_by: Some(started_by.to_owned()),
+            desired_status: Some(berth_model::lifecycle::DesiredStatus::Running),
+            live_only: true,
+            ..TaskFilter::default()
+        };
+        let mut counts = vec![0; strategy.len()];
+        let mut after = None;
+        loop {
+            let rows = self.store.list_tasks(&filter, Page { after: after.clone(), limit: 500 }).await?;
+            for t in &rows {
+                let provider = t.value.capacity_provider.as_deref().unwrap_or(capacity::FARGATE);
+                if let Some(i) = strategy.iter().position(|s| s.capacity_provider == provider) {
+                    counts[i] += 1;
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == 500 => after = Some(last.value.arn.to_string()),
+                _ => return Ok(counts),
+            }
         }
     }
 }

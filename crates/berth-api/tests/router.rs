@@ -337,6 +337,8 @@ async fn the_service_controller_fills_the_node_and_says_when_no_room_is_left() {
         cpu: 1024,
         memory: 4096,
         status: berth_model::node::NodeStatus::Active,
+        spot_cpu: 0,
+        spot_memory: 0,
         heartbeat_at: now,
     };
     h.store.upsert_node(&node).await.expect("node");

@@ -23,8 +23,14 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-/// A store with one node of `cpu` units and `memory` MiB.
+/// A store with one node of `cpu` units and `memory` MiB, none of it Spot.
 async fn harness(cpu: u32, memory: u32) -> Harness {
+    harness_with_spot(cpu, memory, 0, 0).await
+}
+
+/// A store with one node of `cpu` units and `memory` MiB, of which
+/// `spot_cpu`/`spot_memory` are offered as FARGATE_SPOT capacity.
+async fn harness_with_spot(cpu: u32, memory: u32, spot_cpu: u32, spot_memory: u32) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let stores = berth_store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open store");
     let store = stores.records.clone();
@@ -39,6 +45,8 @@ async fn harness(cpu: u32, memory: u32) -> Harness {
             cpu,
             memory,
             status: NodeStatus::Active,
+            spot_cpu,
+            spot_memory,
             heartbeat_at: now_secs(),
         })
         .await
@@ -152,7 +160,7 @@ async fn run_task_input_errors() {
 
 #[tokio::test]
 async fn stop_describe_and_list_filters() {
-    let h = harness(4096, 8192).await;
+    let h = harness_with_spot(4096, 8192, 2048, 4096).await;
     register(&h, "256", "512").await;
     let (_, v) = ecs(&h, "RunTask", json!({"taskDefinition": "sleeper", "count": 3, "networkConfiguration": net(),
         "capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]})).await;

@@ -218,6 +218,8 @@ async fn heartbeat(store: &dyn Store) -> anyhow::Result<()> {
                 cpu: 1_000_000_000,
                 memory: 1_000_000_000,
                 status: NodeStatus::Active,
+                spot_cpu: 0,
+                spot_memory: 0,
                 heartbeat_at: now,
             })
             .await?;

@@ -1,6 +1,7 @@
 //! The `berth` binary.
 
 mod client;
+mod cost;
 mod datadir;
 mod iam;
 mod image;
@@ -10,6 +11,7 @@ mod logs;
 mod network;
 mod out;
 mod service;
+mod spot;
 mod up;
 mod xml;
 
@@ -41,6 +43,10 @@ enum Command {
     Lb(lb::LbArgs),
     /// IAM: whoami (who the configured credentials sign as).
     Iam(iam::IamArgs),
+    /// Fargate Spot: interrupt (reclaim Spot capacity from running tasks).
+    Spot(spot::SpotArgs),
+    /// What tasks cost: per-second Fargate usage priced by the price table.
+    Cost(cost::CostArgs),
     /// The micro-VM guest kernel: fetch (Debian's cloud kernel) or build (a minimal one).
     Kernel(kernel::KernelArgs),
 }
@@ -74,6 +80,8 @@ fn main() -> anyhow::Result<()> {
         Command::Service(args) => runtime.block_on(service::run(args)),
         Command::Lb(args) => runtime.block_on(lb::run(args)),
         Command::Iam(args) => runtime.block_on(iam::run(args)),
+        Command::Spot(args) => runtime.block_on(spot::run(args)),
+        Command::Cost(args) => runtime.block_on(cost::run(args)),
         Command::Kernel(args) => kernel::run(args),
     }
 }

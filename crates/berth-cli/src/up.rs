@@ -36,6 +36,16 @@ pub struct UpArgs {
     /// Memory in MiB this node offers to tasks [default: host memory less 10%, at least 512 MiB].
     #[arg(long, env = "BERTH_NODE_MEMORY")]
     node_memory: Option<u32>,
+    /// The share (0 to 1) of this node's CPU and memory offered as
+    /// FARGATE_SPOT capacity: Spot tasks are placed within it, on-demand
+    /// (FARGATE) tasks in the rest. 0: no Spot capacity.
+    #[arg(long, env = "BERTH_SPOT_SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    spot_share: f64,
+    /// Random Spot interruptions, for testing resilience: each running
+    /// FARGATE_SPOT task is interrupted at this rate per hour it runs
+    /// (e.g. 2: twice an hour on average). 0: only `berth spot interrupt`.
+    #[arg(long, env = "BERTH_SPOT_INTERRUPTION_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    spot_interruption_rate: f64,
     /// The Availability Zone this node's tasks report [default: REGION + "a"].
     #[arg(long, env = "BERTH_ZONE")]
     zone: Option<String>,
@@ -156,8 +166,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // process) loses nothing: the next start carries on from the store.
     tokio::spawn(berth_api::run_services(stores.records.clone(), std::future::pending()));
 
+    // The meter: every task's usage records, per second, in the store.
+    tokio::spawn(berth_api::run_meter(stores.records.clone(), std::future::pending()));
+    if args.spot_interruption_rate > 0.0 {
+        tracing::warn!(per_hour = args.spot_interruption_rate, "random Spot interruptions are on");
+        tokio::spawn(berth_api::spot::run_interrupter(stores.records.clone(), args.spot_interruption_rate, std::future::pending()));
+    }
+
     let account = Account { region: args.region.clone(), account_id: args.account_id.clone() };
     let mut config = ApiConfig::new(account);
+    config.prices = read_prices(&dir.path.join(PRICES_FILE))?;
     config.body_read_timeout = std::time::Duration::from_secs(args.body_read_timeout);
     if let Some(min) = test_min_session_seconds()? {
         tracing::warn!(min_session_seconds = min, "BERTH_TEST_MIN_SESSION_SECONDS lowers STS's shortest session: for tests only");
@@ -221,6 +239,35 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The price table's file in the data dir (JSON; see README "Reading the bill").
+const PRICES_FILE: &str = "prices.json";
+
+/// Fargate's default prices, with the data dir's `prices.json` over them
+/// region by region when it exists.
+fn read_prices(path: &std::path::Path) -> anyhow::Result<berth_model::metering::PriceTable> {
+    use berth_model::metering::PriceTable;
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let overrides: PriceTable =
+                serde_json::from_slice(&bytes).with_context(|| format!("{} is not a price table", path.display()))?;
+            tracing::info!(path = %path.display(), regions = overrides.regions.len(), "price table overrides");
+            Ok(PriceTable::with_overrides(overrides))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PriceTable::default()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+    }
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s} is not a number"))?;
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{s} is not between 0 and 1")) }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s} is not a number"))?;
+    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("{s} is not a rate of 0 or more per hour")) }
+}
+
 /// Registers this host as a node and starts its agent. Tasks belong to
 /// their shims: stopping the agent (or killing berth) leaves them running.
 async fn start_agent(
@@ -235,11 +282,15 @@ async fn start_agent(
     use std::sync::Arc;
 
     let capacity = berth_agent::host_capacity();
+    let cpu = args.node_cpu.unwrap_or(capacity.cpu);
+    let memory = args.node_memory.unwrap_or(capacity.memory);
     let node = Node {
         id: dir.node_id()?,
         zone: args.zone.clone().unwrap_or_else(|| format!("{}a", args.region)),
-        cpu: args.node_cpu.unwrap_or(capacity.cpu),
-        memory: args.node_memory.unwrap_or(capacity.memory),
+        cpu,
+        memory,
+        spot_cpu: berth_model::node::spot_part(cpu, args.spot_share),
+        spot_memory: berth_model::node::spot_part(memory, args.spot_share),
         status: NodeStatus::Active,
         heartbeat_at: 0,
     };

@@ -62,7 +62,11 @@ pub async fn apply<T: PlacementTarget>(
 
 /// What a task reserves on its node.
 pub fn demand(task: &Task) -> Demand {
-    Demand { cpu: task.size.cpu, memory: task.size.memory }
+    Demand {
+        cpu: task.size.cpu,
+        memory: task.size.memory,
+        spot: berth_model::capacity::is_spot(task.capacity_provider.as_deref()),
+    }
 }
 
 async fn commit<T: PlacementTarget>(
@@ -144,6 +148,7 @@ mod tests {
             memory_used: 0,
             tasks: 0,
             schedulable: true,
+            spot: scheduler::SpotPool::default(),
         }
     }
 

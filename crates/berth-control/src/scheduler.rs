@@ -5,6 +5,9 @@
 //! placed one after another against the capacity the earlier ones took,
 //! spread over zones first (as Fargate spreads tasks over Availability
 //! Zones), then onto the node with the most free memory.
+//!
+//! A node may offer part of its capacity as Fargate Spot (`spot`): Spot
+//! demands are placed within that part, on-demand ones within the rest.
 
 use std::collections::BTreeMap;
 
@@ -22,15 +25,39 @@ pub struct Node {
     pub tasks: u32,
     /// Only schedulable nodes take new tasks (not draining, heartbeat fresh).
     pub schedulable: bool,
+    /// The Spot part of the totals, and what Spot tasks use of it (part
+    /// of the totals' use).
+    pub spot: SpotPool,
+}
+
+/// The part of a node's capacity offered as Fargate Spot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpotPool {
+    pub cpu_total: u32,
+    pub memory_total: u32,
+    pub cpu_used: u32,
+    pub memory_used: u32,
 }
 
 impl Node {
-    fn cpu_free(&self) -> u32 {
-        self.cpu_total.saturating_sub(self.cpu_used)
+    /// CPU free for a demand of this kind: in the Spot part for Spot, in
+    /// the rest for on-demand.
+    fn cpu_free_for(&self, spot: bool) -> u32 {
+        free_in_part(self.cpu_total, self.cpu_used, self.spot.cpu_total, self.spot.cpu_used, spot)
     }
 
-    fn memory_free(&self) -> u32 {
-        self.memory_total.saturating_sub(self.memory_used)
+    fn memory_free_for(&self, spot: bool) -> u32 {
+        free_in_part(self.memory_total, self.memory_used, self.spot.memory_total, self.spot.memory_used, spot)
+    }
+
+    fn take(&mut self, demand: Demand) {
+        self.cpu_used += demand.cpu;
+        self.memory_used += demand.memory;
+        if demand.spot {
+            self.spot.cpu_used += demand.cpu;
+            self.spot.memory_used += demand.memory;
+        }
+        self.tasks += 1;
     }
 }
 
@@ -40,11 +67,22 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
 }
 
+/// What is free of one resource in the Spot part (`spot`) or in the rest.
+fn free_in_part(total: u32, used: u32, spot_total: u32, spot_used: u32, spot: bool) -> u32 {
+    if spot {
+        spot_total.saturating_sub(spot_used)
+    } else {
+        total.saturating_sub(spot_total).saturating_sub(used.saturating_sub(spot_used))
+    }
+}
+
 /// What one task needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Demand {
     pub cpu: u32,
     pub memory: u32,
+    /// A FARGATE_SPOT task: placed in nodes' Spot part.
+    pub spot: bool,
 }
 
 /// Why a task could not be placed, in ECS's failure reasons.
@@ -83,29 +121,33 @@ fn place_one(nodes: &mut [Node], demand: Demand) -> Result<String, Shortage> {
     let best = nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.cpu_free() >= demand.cpu && n.memory_free() >= demand.memory)
+        .filter(|(_, n)| room(n, demand))
         // Least-loaded zone, then most free memory, then most free CPU, then id.
         .min_by(|(_, a), (_, b)| {
-            (zone_load[a.zone.as_str()], std::cmp::Reverse(a.memory_free()), std::cmp::Reverse(a.cpu_free()), &a.id)
-                .cmp(&(zone_load[b.zone.as_str()], std::cmp::Reverse(b.memory_free()), std::cmp::Reverse(b.cpu_free()), &b.id))
+            let key = |n: &Node| {
+                (std::cmp::Reverse(n.memory_free_for(demand.spot)), std::cmp::Reverse(n.cpu_free_for(demand.spot)))
+            };
+            (zone_load[a.zone.as_str()], key(a), &a.id).cmp(&(zone_load[b.zone.as_str()], key(b), &b.id))
         })
         .map(|(i, _)| i);
     match best {
         Some(i) => {
             let n = &mut nodes[i];
-            n.cpu_used += demand.cpu;
-            n.memory_used += demand.memory;
-            n.tasks += 1;
+            n.take(demand);
             Ok(n.id.clone())
         }
-        None if nodes.iter().any(|n| n.cpu_free() >= demand.cpu) => Err(Shortage::Memory),
+        None if nodes.iter().any(|n| n.cpu_free_for(demand.spot) >= demand.cpu) => Err(Shortage::Memory),
         None => Err(Shortage::Cpu),
     }
 }
 
+fn room(node: &Node, demand: Demand) -> bool {
+    node.cpu_free_for(demand.spot) >= demand.cpu && node.memory_free_for(demand.spot) >= demand.memory
+}
+
 /// The applier's re-check: does `demand` still fit on `node` as stored now?
 pub fn fits(node: &Node, demand: Demand) -> bool {
-    node.schedulable && node.cpu_free() >= demand.cpu && node.memory_free() >= demand.memory
+    node.schedulable && room(node, demand)
 }
 
 #[cfg(test)]
@@ -122,10 +164,34 @@ mod tests {
             memory_used: 0,
             tasks: 0,
             schedulable: true,
+            spot: SpotPool::default(),
         }
     }
 
-    const SMALL: Demand = Demand { cpu: 256, memory: 512 };
+    const SMALL: Demand = Demand { cpu: 256, memory: 512, spot: false };
+    const SPOT: Demand = Demand { cpu: 256, memory: 512, spot: true };
+
+    #[test]
+    fn spot_tasks_stay_in_the_spot_part_and_on_demand_in_the_rest() {
+        let mut n = node("a", "z1", 1024, 2048);
+        n.spot = SpotPool { cpu_total: 512, memory_total: 1024, ..SpotPool::default() };
+        let snap = Snapshot { nodes: vec![n.clone()] };
+        let plan = place(&snap, &[SPOT; 3]);
+        assert_eq!(plan.iter().filter(|p| p.is_ok()).count(), 2, "512 Spot units hold two: {plan:?}");
+        assert_eq!(plan[2], Err(Shortage::Cpu));
+        let plan = place(&snap, &[SMALL, SMALL, SMALL, SPOT, SPOT]);
+        assert_eq!(plan[2], Err(Shortage::Cpu), "on-demand tasks keep out of the Spot part");
+        assert!(plan[3].is_ok() && plan[4].is_ok());
+        // A node with no Spot part takes no Spot task.
+        assert_eq!(place(&Snapshot { nodes: vec![node("b", "z1", 4096, 8192)] }, &[SPOT]), vec![Err(Shortage::Cpu)]);
+        // The applier's re-check counts Spot use apart.
+        n.cpu_used = 512;
+        n.memory_used = 1024;
+        n.spot.cpu_used = 512;
+        n.spot.memory_used = 1024;
+        assert!(!fits(&n, SPOT));
+        assert!(fits(&n, SMALL));
+    }
 
     #[test]
     fn never_over_commits_within_one_call() {
@@ -139,8 +205,8 @@ mod tests {
     #[test]
     fn reasons_say_which_resource_is_short() {
         let snap = Snapshot { nodes: vec![node("a", "z1", 4096, 1024)] };
-        assert_eq!(place(&snap, &[Demand { cpu: 512, memory: 2048 }]), vec![Err(Shortage::Memory)]);
-        assert_eq!(place(&snap, &[Demand { cpu: 8192, memory: 512 }]), vec![Err(Shortage::Cpu)]);
+        assert_eq!(place(&snap, &[Demand { cpu: 512, memory: 2048, spot: false }]), vec![Err(Shortage::Memory)]);
+        assert_eq!(place(&snap, &[Demand { cpu: 8192, memory: 512, spot: false }]), vec![Err(Shortage::Cpu)]);
         assert_eq!(Shortage::Cpu.reason(), "RESOURCE:CPU");
         assert_eq!(Shortage::Memory.reason(), "RESOURCE:MEMORY");
         assert_eq!(place(&Snapshot::default(), &[SMALL]), vec![Err(Shortage::Cpu)]);

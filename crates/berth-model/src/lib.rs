@@ -8,6 +8,7 @@
 //! registered) and clusters.
 
 pub mod arn;
+pub mod capacity;
 pub mod cluster;
 pub mod elb;
 pub mod discovery;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod fargate;
 pub mod iam;
 pub mod lifecycle;
+pub mod metering;
 pub mod metric_math;
 pub mod metrics;
 pub mod network;

@@ -78,6 +78,10 @@ pub enum TaskEvent {
     Activated,
     /// StopTask, a service scaling in, or a node draining.
     StopRequested,
+    /// Fargate Spot takes its capacity back: the two-minute warning. The
+    /// task keeps its status (desiredStatus becomes STOPPED, stopCode
+    /// TerminationNotice); the stop follows as for StopRequested.
+    SpotInterrupted,
     /// It could not be started (pull failure, bad spec, resources).
     StartFailed,
     /// An essential container exited.
@@ -120,8 +124,14 @@ pub fn transition(from: TaskStatus, event: TaskEvent) -> Result<TaskStatus, Inva
         (S::Deactivating | S::Stopping, E::ContainersStopped) => S::Deprovisioning,
         (S::Deprovisioning, E::Deprovisioned) => S::Stopped,
 
+        // The warning leaves a serving task where it is: a stop follows.
+        (S::Activating | S::Running, E::SpotInterrupted) => from,
+
         // Stopping twice, or an exit while already stopping, changes nothing.
-        (S::Deactivating | S::Stopping | S::Deprovisioning, E::StopRequested | E::EssentialContainerExited) => from,
+        (
+            S::Deactivating | S::Stopping | S::Deprovisioning,
+            E::StopRequested | E::EssentialContainerExited | E::SpotInterrupted,
+        ) => from,
 
         _ => return Err(InvalidTransition { from, event }),
     };
@@ -214,26 +224,32 @@ mod tests {
         (S::Activating, E::StopRequested, S::Deactivating),
         (S::Activating, E::StartFailed, S::Deactivating),
         (S::Activating, E::EssentialContainerExited, S::Deactivating),
+        (S::Activating, E::SpotInterrupted, S::Activating),
         (S::Running, E::StopRequested, S::Deactivating),
         (S::Running, E::StartFailed, S::Deactivating),
         (S::Running, E::EssentialContainerExited, S::Deactivating),
+        (S::Running, E::SpotInterrupted, S::Running),
         (S::Deactivating, E::Deactivated, S::Stopping),
         (S::Deactivating, E::ContainersStopped, S::Deprovisioning),
         (S::Deactivating, E::StopRequested, S::Deactivating),
         (S::Deactivating, E::EssentialContainerExited, S::Deactivating),
+        (S::Deactivating, E::SpotInterrupted, S::Deactivating),
         (S::Stopping, E::ContainersStopped, S::Deprovisioning),
         (S::Stopping, E::StopRequested, S::Stopping),
         (S::Stopping, E::EssentialContainerExited, S::Stopping),
+        (S::Stopping, E::SpotInterrupted, S::Stopping),
         (S::Deprovisioning, E::Deprovisioned, S::Stopped),
         (S::Deprovisioning, E::StopRequested, S::Deprovisioning),
         (S::Deprovisioning, E::EssentialContainerExited, S::Deprovisioning),
+        (S::Deprovisioning, E::SpotInterrupted, S::Deprovisioning),
     ];
 
-    const EVENTS: [E; 9] = [
+    const EVENTS: [E; 10] = [
         E::Provisioned,
         E::ContainersStarted,
         E::Activated,
         E::StopRequested,
+        E::SpotInterrupted,
         E::StartFailed,
         E::EssentialContainerExited,
         E::Deactivated,

@@ -34,6 +34,13 @@ pub struct Node {
     /// Memory in MiB offered to tasks (less the host's reserve).
     pub memory: u32,
     pub status: NodeStatus,
+    /// The part of `cpu`/`memory` offered as FARGATE_SPOT capacity
+    /// (`berth up --spot-share`): Spot tasks are placed within it,
+    /// on-demand tasks in the rest.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spot_cpu: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spot_memory: u32,
     /// Last heartbeat, seconds since the epoch.
     pub heartbeat_at: i64,
 }
@@ -41,6 +48,15 @@ pub struct Node {
 /// A node whose agent has not heartbeated for this long takes no tasks
 /// (agents heartbeat every 10 s).
 pub const STALE_AFTER_SECS: i64 = 60;
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// The Spot part of a capacity: `share` (0 to 1) of it, rounded down.
+pub fn spot_part(total: u32, share: f64) -> u32 {
+    (f64::from(total) * share.clamp(0.0, 1.0)).floor() as u32
+}
 
 impl Node {
     /// Whether the scheduler may place tasks on it at `now` (seconds).

@@ -171,17 +171,6 @@ pub struct Launch {
     pub platform_version: String,
 }
 
-impl Launch {
-    /// The capacity provider a new task records (the strategy's item with
-    /// the largest base, then weight), if any.
-    pub fn capacity_provider(&self) -> Option<&str> {
-        self.capacity_provider_strategy
-            .iter()
-            .max_by_key(|i| (i.base, i.weight))
-            .map(|i| i.capacity_provider.as_str())
-    }
-}
-
 /// A load balancer target group a service registers its tasks with
 /// (`containerName`'s `containerPort` at the task's address).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -367,11 +367,43 @@ impl Task {
         Ok(to)
     }
 
+    /// What an event means beyond `lastStatus`: a task that ends (by
+    /// itself, or by a Spot interruption) is wanted STOPPED; the Spot
+    /// warning's stopCode TerminationNotice becomes SpotInterruption when
+    /// the task has stopped, as Fargate reports it.
     fn settle_desired(&mut self, event: TaskEvent) {
         let ended = matches!(event, TaskEvent::StartFailed | TaskEvent::EssentialContainerExited);
+        if event == TaskEvent::SpotInterrupted && self.desired == DesiredStatus::Running {
+            self.stop.get_or_insert_with(|| StopReason {
+                code: StopCode::TerminationNotice,
+                reason: crate::capacity::SPOT_INTERRUPTED_REASON.to_owned(),
+            });
+            self.desired = DesiredStatus::Stopped;
+        }
         if ended || self.status == TaskStatus::Stopped {
             self.desired = DesiredStatus::Stopped;
         }
+        if self.status == TaskStatus::Stopped
+            && let Some(stop) = self.stop.as_mut().filter(|s| s.code == StopCode::TerminationNotice)
+        {
+            stop.code = StopCode::SpotInterruption;
+        }
+    }
+
+    /// Fargate Spot takes the task's capacity back (the two-minute
+    /// warning): through the transition function, desiredStatus STOPPED
+    /// with lastStatus unchanged, stopCode TerminationNotice. `false` (and
+    /// nothing changes) for a task that is not serving or already wanted
+    /// stopped.
+    pub fn interrupt(&mut self, now: f64) -> bool {
+        if self.desired == DesiredStatus::Stopped {
+            return false;
+        }
+        if self.apply(TaskEvent::SpotInterrupted).is_err() {
+            return false;
+        }
+        self.times.stopping_at = Some(now);
+        true
     }
 
     /// Someone wants the task stopped (StopTask, a service). `false` when
@@ -693,6 +725,29 @@ pub(crate) mod tests {
         let mut failed = build(new_task(&acct, &def, TaskOverrides::default())).unwrap();
         failed.apply(TaskEvent::StartFailed).unwrap();
         assert_eq!(failed.desired(), DesiredStatus::Stopped);
+    }
+
+    #[test]
+    fn a_spot_interruption_warns_then_ends_as_spot_interruption() {
+        let (acct, def) = (account(), definition());
+        let mut t = build(new_task(&acct, &def, TaskOverrides::default())).unwrap();
+        assert!(!t.interrupt(1.0), "a task that does not serve yet is not interrupted");
+        t.apply_all(&[TaskEvent::Provisioned, TaskEvent::ContainersStarted, TaskEvent::Activated]).unwrap();
+        assert!(t.interrupt(7.0));
+        assert_eq!((t.status(), t.desired()), (TaskStatus::Running, DesiredStatus::Stopped));
+        let stop = t.stop.clone().unwrap();
+        assert_eq!((stop.code, stop.reason.as_str()), (StopCode::TerminationNotice, "Your Spot Task was interrupted."));
+        assert_eq!(t.times.stopping_at, Some(7.0));
+        assert!(!t.interrupt(8.0), "a second warning changes nothing");
+        // The exit its SIGTERM causes does not replace the reason.
+        t.apply(TaskEvent::StopRequested).unwrap();
+        t.apply(TaskEvent::EssentialContainerExited).unwrap();
+        t.set_stop_reason(StopCode::EssentialContainerExited, "Essential container in task exited");
+        t.apply_all(&[TaskEvent::Deactivated, TaskEvent::ContainersStopped]).unwrap();
+        assert_eq!(t.stop.as_ref().unwrap().code, StopCode::TerminationNotice, "still the warning until STOPPED");
+        t.apply(TaskEvent::Deprovisioned).unwrap();
+        let stop = t.stop.as_ref().unwrap();
+        assert_eq!((stop.code, stop.reason.as_str()), (StopCode::SpotInterruption, "Your Spot Task was interrupted."));
     }
 
     #[test]

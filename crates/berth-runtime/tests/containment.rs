@@ -39,12 +39,17 @@ async fn a_fork_bomb_is_held_by_the_pids_limit_and_the_host_stays_responsive() {
     h.runtime.start(&spec).await.unwrap();
     let current = pids_file(spec.task_id.as_str(), "pids.current");
     let (mut peak, mut slowest) = (0u64, Duration::ZERO);
-    let until = Instant::now() + Duration::from_secs(4);
+    // Watch until the bomb has sat at its limit for a second (at most
+    // 15 s: a loaded CI host forks slowly).
+    let mut until = Instant::now() + Duration::from_secs(15);
     let mut reached = false;
     while Instant::now() < until {
         let n: u64 = std::fs::read_to_string(&current).map(|s| s.trim().parse().unwrap_or(0)).unwrap_or(0);
         peak = peak.max(n);
-        reached |= n >= 60;
+        if !reached && n >= 60 {
+            reached = true;
+            until = until.min(Instant::now() + Duration::from_secs(1));
+        }
         // The host: a process of ours starts and ends promptly.
         let t = Instant::now();
         assert!(std::process::Command::new("/bin/true").status().unwrap().success());
@@ -55,7 +60,9 @@ async fn a_fork_bomb_is_held_by_the_pids_limit_and_the_host_stays_responsive() {
     eprintln!("fork bomb: peak {peak} pids (limit 64), slowest host spawn {slowest:?}, pids.events {events:?}");
     assert!(reached, "the bomb reached the limit (peak {peak}): it ran");
     assert!(peak <= 64, "held at the limit: {peak}");
-    assert!(slowest < Duration::from_millis(500), "the host stayed responsive: a spawn took {slowest:?}");
+    // Generous: other tests share the host; a spawn starved by the bomb
+    // would wait for the bomb's end (600 s), not seconds.
+    assert!(slowest < Duration::from_secs(5), "the host stayed responsive: a spawn took {slowest:?}");
     let t = Instant::now();
     h.runtime.stop_blocking(&spec.task_id, Some(Duration::ZERO)).unwrap();
     eprintln!("stopping the bomb took {:?}", t.elapsed());

@@ -44,12 +44,14 @@ pub mod iam;
 mod logs;
 pub mod metrics;
 pub mod secrets;
+pub mod usage;
 
 pub use backend::open;
 pub use discovery::DiscoveryStore;
 pub use iam::{IamStore, KeyRecord, SessionSpec, TemporaryCredentials, issue_role_session, issue_session, policy_documents};
 pub use metrics::{MetricQuery, MetricSeries, MetricStore, PruneReport};
 pub use secrets::SecretStore;
+pub use usage::UsageStore;
 pub use logs::{
     Direction, EventFilter, EventKey, EventRange, FilteredEvents, LOG_EVENT_OVERHEAD_BYTES, LogEventRecord,
     LogGroupRecord, LogStore, LogStreamCursor, LogStreamOrder, LogStreamQuery, LogStreamRecord, NewLogEvent,
@@ -288,6 +290,8 @@ pub struct TaskFilter {
     pub desired_status: Option<DesiredStatus>,
     pub launch_type: Option<String>,
     pub node_id: Option<String>,
+    /// The task's capacity provider (FARGATE_SPOT for Spot tasks).
+    pub capacity_provider: Option<String>,
     /// Leave out tasks whose lastStatus is STOPPED.
     pub live_only: bool,
 }
@@ -299,6 +303,9 @@ pub struct NodeUsage {
     pub cpu_used: u32,
     pub memory_used: u32,
     pub tasks: u32,
+    /// What its live FARGATE_SPOT tasks reserve (part of the above).
+    pub spot_cpu_used: u32,
+    pub spot_memory_used: u32,
 }
 
 /// A stored API access key (SigV4). The secret is needed in the clear to
@@ -346,7 +353,7 @@ pub struct ClusterUsage {
 /// Persistence of Berth's model. Implementations must make each method
 /// atomic: it either applies whole or not at all.
 #[async_trait]
-pub trait Store: DiscoveryStore + IamStore + MetricStore + SecretStore + Send + Sync + 'static {
+pub trait Store: DiscoveryStore + IamStore + MetricStore + SecretStore + UsageStore + Send + Sync + 'static {
     // --- clusters (keyed by name) ---
 
     /// Inserts a new cluster at version 1. If a cluster of that name

@@ -140,6 +140,8 @@ both_backends!(
     lbs_listeners_rules_unique_names_ports_priorities,
     targets_register_drain_and_carry_the_data_planes_health,
     certificates_keep_their_key_apart,
+    spot_tasks_are_counted_apart_and_listed_by_provider,
+    usage_records_are_replaced_per_task_and_survive_a_reopen,
 );
 
 // --- fixtures ---
@@ -246,7 +248,7 @@ fn task(arn: &str, cluster_arn: &str, status: TaskStatus) -> Task {
 }
 
 fn node(id: &str, cpu: u32, memory: u32) -> Node {
-    Node { id: id.to_owned(), zone: "eu-central-1a".to_owned(), cpu, memory, status: NodeStatus::Active, heartbeat_at: 1 }
+    Node { id: id.to_owned(), zone: "eu-central-1a".to_owned(), cpu, memory, status: NodeStatus::Active, spot_cpu: 0, spot_memory: 0, heartbeat_at: 1 }
 }
 
 fn service(arn: &str, cluster_arn: &str, status: ServiceStatus) -> Service {
@@ -849,6 +851,69 @@ async fn nodes_register_and_report_usage(db: Backend) {
     assert_eq!((usage[0].node.id.as_str(), usage[0].cpu_used, usage[0].memory_used, usage[0].tasks), ("n1", 768, 1536, 2));
     assert_eq!((usage[1].node.id.as_str(), usage[1].cpu_used, usage[1].memory_used, usage[1].tasks), ("n2", 0, 0, 0), "a STOPPED task reserves nothing");
     assert_eq!(s.get_task(&t("1")).await.expect("get").expect("placed").value.node_id.as_deref(), Some("n1"));
+}
+
+async fn spot_tasks_are_counted_apart_and_listed_by_provider(db: Backend) {
+    let s = db.store.as_ref();
+    s.upsert_node(&Node { spot_cpu: 1024, spot_memory: 2048, ..node("n1", 2048, 4096) }).await.expect("register");
+    let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    let t = |id: &str| format!("arn:aws:ecs:eu-central-1:111122223333:task/a/{id}");
+    let mut spot = sized(task(&t("s"), cluster, TaskStatus::Running), 512, 1024);
+    spot.capacity_provider = Some("FARGATE_SPOT".into());
+    s.place_task(&spot, "n1", &fits(512, 1024)).await.expect("place");
+    s.place_task(&sized(task(&t("o"), cluster, TaskStatus::Running), 256, 512), "n1", &fits(256, 512)).await.expect("place");
+    let usage = &s.list_nodes().await.expect("list")[0];
+    assert_eq!((usage.node.spot_cpu, usage.node.spot_memory), (1024, 2048), "the node's Spot part is kept");
+    assert_eq!((usage.cpu_used, usage.memory_used, usage.spot_cpu_used, usage.spot_memory_used), (768, 1536, 512, 1024));
+    let only_spot = TaskFilter { capacity_provider: Some("FARGATE_SPOT".into()), ..Default::default() };
+    let listed = s.list_tasks(&only_spot, Page { after: None, limit: 10 }).await.expect("list");
+    assert_eq!(listed.iter().map(|v| v.value.arn.to_string()).collect::<Vec<_>>(), [t("s")]);
+}
+
+async fn usage_records_are_replaced_per_task_and_survive_a_reopen(mut db: Backend) {
+    use berth_model::metering;
+    let cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/a";
+    let arn = "arn:aws:ecs:eu-central-1:111122223333:task/a/0123456789abcdef0123456789abcdef";
+    let mut t = task(arn, cluster, TaskStatus::Running);
+    // Pulled 100 s before an hour ends; still running 300 s later.
+    let hour = 1_767_225_600;
+    t.times.pull_started_at = Some((hour + 3500) as f64);
+    let live = metering::records(&t, "eu-central-1", (hour + 3800) as f64);
+    assert_eq!(live.iter().map(|r| (r.hour, r.seconds, r.closed)).collect::<Vec<_>>(), [(hour, 100, false), (hour + 3600, 200, false)]);
+    db.store.put_task_usage(arn, &live).await.expect("put");
+    // Written again (a repeated reconcile): nothing doubles.
+    db.store.put_task_usage(arn, &live).await.expect("put again");
+    assert_eq!(db.store.open_usage_tasks().await.expect("open"), [arn.to_owned()]);
+
+    // Berth restarts; the task had stopped 250 s after its pull began.
+    db.reopen().await;
+    let before = db.store.list_usage(0, i64::MAX).await.expect("list");
+    assert_eq!(before, live, "records survive a restart");
+    t.apply_all(&[TaskEvent::StopRequested, TaskEvent::Deactivated, TaskEvent::ContainersStopped, TaskEvent::Deprovisioned])
+        .expect("to STOPPED");
+    t.times.stopped_at = Some((hour + 3500) as f64 + 250.5);
+    let done = metering::records(&t, "eu-central-1", (hour + 9000) as f64);
+    db.store.put_task_usage(arn, &done).await.expect("close");
+    let after = db.store.list_usage(0, i64::MAX).await.expect("list");
+    assert_eq!(after.iter().map(|r| r.seconds).sum::<i64>(), 251, "each second once: 250.5 s rounded up");
+    assert!(after.iter().all(|r| r.closed));
+    assert_eq!(after.len(), 2);
+    assert!(db.store.open_usage_tasks().await.expect("open").is_empty());
+    // Only the hours asked for.
+    assert_eq!(db.store.list_usage(hour + 3600, hour + 7200).await.expect("list").len(), 1);
+
+    // A live record that ran past where the task really stopped is gone
+    // once the final records are written.
+    let other = "arn:aws:ecs:eu-central-1:111122223333:task/a/ffffffffffffffffffffffffffffffff";
+    let mut late = task(other, cluster, TaskStatus::Running);
+    late.times.pull_started_at = Some((hour + 3590) as f64);
+    db.store.put_task_usage(other, &metering::records(&late, "eu-central-1", (hour + 3700) as f64)).await.expect("put");
+    late.apply_all(&[TaskEvent::StopRequested, TaskEvent::Deactivated, TaskEvent::ContainersStopped, TaskEvent::Deprovisioned])
+        .expect("to STOPPED");
+    late.times.stopped_at = Some((hour + 3595) as f64);
+    db.store.put_task_usage(other, &metering::records(&late, "eu-central-1", (hour + 3700) as f64)).await.expect("close");
+    let mine: Vec<_> = db.store.list_usage(0, i64::MAX).await.expect("list").into_iter().filter(|r| r.task_arn == other).collect();
+    assert_eq!(mine.iter().map(|r| (r.hour, r.seconds)).collect::<Vec<_>>(), [(hour, 10), (hour + 3600, 50)], "the minute, from its start");
 }
 
 async fn placement_never_over_commits_a_node(db: Backend) {

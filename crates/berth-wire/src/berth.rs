@@ -223,6 +223,8 @@ pub struct EmptyResponse {}
 /// Every operation of Berth's operator API, with its typed request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    InterruptSpotTasks(InterruptSpotTasksRequest),
+    GetCostReport(GetCostReportRequest),
     PullImage(PullImageRequest),
     ListImages(ListImagesRequest),
     RemoveImage(RemoveImageRequest),
@@ -241,6 +243,8 @@ impl Action {
     /// operation Berth's API does not have.
     pub fn parse(name: &str, body: &[u8]) -> Result<Option<Self>, serde_json::Error> {
         Ok(Some(match name {
+            "InterruptSpotTasks" => Self::InterruptSpotTasks(serde_json::from_slice(body)?),
+            "GetCostReport" => Self::GetCostReport(serde_json::from_slice(body)?),
             "PullImage" => Self::PullImage(serde_json::from_slice(body)?),
             "ListImages" => Self::ListImages(serde_json::from_slice(body)?),
             "RemoveImage" => Self::RemoveImage(serde_json::from_slice(body)?),
@@ -259,6 +263,8 @@ impl Action {
     /// The operation's name.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::InterruptSpotTasks(_) => "InterruptSpotTasks",
+            Self::GetCostReport(_) => "GetCostReport",
             Self::PullImage(_) => "PullImage",
             Self::ListImages(_) => "ListImages",
             Self::RemoveImage(_) => "RemoveImage",
@@ -272,6 +278,80 @@ impl Action {
             Self::RevokeSecurityGroupIngress(_) => "RevokeSecurityGroupIngress",
         }
     }
+}
+
+/// `berth spot interrupt`: Fargate Spot takes capacity back. Either
+/// `taskArn` (that Spot task) or `count` (that many running Spot tasks,
+/// 1 when neither is given).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterruptSpotTasksRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterruptSpotTasksResponse {
+    /// The tasks that got the two-minute warning.
+    pub task_arns: Vec<String>,
+    /// Each as the interruption wrote it (in `taskArns`' order).
+    #[serde(default)]
+    pub tasks: Vec<InterruptedTask>,
+}
+
+/// A task as its interruption left it: still RUNNING, wanted STOPPED,
+/// stopCode TerminationNotice.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterruptedTask {
+    pub task_arn: String,
+    pub last_status: String,
+    pub desired_status: String,
+    pub stop_code: String,
+    pub stopped_reason: String,
+}
+
+/// `berth cost`: Fargate usage and cost since `since` (epoch seconds),
+/// per period (`hourly` or `daily`) and per `by` (`cluster`, `service`,
+/// `family`, `capacity-provider` or `tag:KEY`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetCostReportRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<String>,
+}
+
+/// One row of a cost report: a period and a group's usage and cost.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostRow {
+    /// The period's start and end (epoch seconds).
+    pub start: i64,
+    pub end: i64,
+    /// The group's value (`""` for usage without it, e.g. an untagged task).
+    pub key: String,
+    /// Task-seconds billed.
+    pub seconds: i64,
+    pub vcpu_hours: f64,
+    pub gb_hours: f64,
+    pub storage_gb_hours: f64,
+    /// USD.
+    pub cost: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetCostReportResponse {
+    pub by: String,
+    pub granularity: String,
+    pub rows: Vec<CostRow>,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 pub mod acm;
 pub mod berth;
+pub mod ce;
 pub mod cloudwatch;
 pub mod codec;
 pub mod ec2;

@@ -122,6 +122,7 @@ pub(crate) fn table(account: &Account, action: &Action, td: Option<&TaskDefiniti
         }
         Action::UpdateCluster(r) => vec![ecs(vec![cluster_arn(account, Some(&r.cluster))])],
         Action::UpdateClusterSettings(r) => vec![ecs(vec![cluster_arn(account, Some(&r.cluster))])],
+        Action::PutClusterCapacityProviders(r) => vec![ecs(vec![cluster_arn(account, Some(&r.cluster))])],
         Action::DeleteCluster(r) => vec![ecs(vec![cluster_arn(account, Some(&r.cluster))])],
         Action::RegisterTaskDefinition(r) => {
             let mut out = vec![tagged(ask_any("ecs", op), r.tags.iter().flatten())];

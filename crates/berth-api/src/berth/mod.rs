@@ -15,6 +15,8 @@ use crate::{Api, ApiError};
 
 pub(crate) async fn dispatch(api: &Api, action: Action) -> Result<Value, ApiError> {
     match action {
+        Action::InterruptSpotTasks(r) => json(crate::spot::interrupt(api.store.as_ref(), r).await?),
+        Action::GetCostReport(r) => json(crate::cost::get_report(api, r).await?),
         Action::PullImage(r) => json(images::pull(api, r).await?),
         Action::ListImages(r) => json(images::list(api, r).await?),
         Action::RemoveImage(r) => json(images::remove(api, r).await?),

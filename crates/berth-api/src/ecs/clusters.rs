@@ -1,10 +1,11 @@
 //! CreateCluster, DescribeClusters, ListClusters, UpdateCluster,
 //! UpdateClusterSettings, DeleteCluster.
 
-use berth_model::{arn, cluster, tags};
+use berth_model::{arn, capacity, cluster, tags};
 use berth_store::{Page, StoreError, Versioned};
 use berth_wire::ecs::{
-    Cluster, ClusterField, CreateClusterRequest, CreateClusterResponse, DeleteClusterRequest, DeleteClusterResponse,
+    CapacityProviderStrategyItem, Cluster, ClusterField, PutClusterCapacityProvidersRequest,
+    PutClusterCapacityProvidersResponse, CreateClusterRequest, CreateClusterResponse, DeleteClusterRequest, DeleteClusterResponse,
     DescribeClustersRequest, DescribeClustersResponse, Failure, KeyValuePair, ListClustersRequest, ListClustersResponse,
     UpdateClusterRequest, UpdateClusterResponse, UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
 };
@@ -22,17 +23,16 @@ pub async fn create(call: &Call<'_>, req: CreateClusterRequest) -> Result<Create
     cluster::validate_settings(&settings)?;
     let new_tags = req.tags.clone().unwrap_or_default();
     tags::validate(&new_tags)?;
-    for cp in req.capacity_providers.iter().flatten() {
-        if cp != "FARGATE" && cp != "FARGATE_SPOT" {
-            return Err(ApiError::invalid_parameter(format!(
-                "The specified capacity provider {cp} does not exist. Berth offers FARGATE and FARGATE_SPOT."
-            )));
-        }
-    }
     let mut fresh = cluster::new_cluster(call.account(), &name, settings, new_tags);
+    // Fargate's two providers are on every cluster unless the request
+    // names the ones it wants.
+    if let Some(providers) = req.capacity_providers.clone() {
+        fresh.capacity_providers = Some(providers);
+    }
+    let default = req.default_capacity_provider_strategy.clone().unwrap_or_default();
+    check_providers(fresh.capacity_providers.as_deref().unwrap_or_default(), &default)?;
     fresh.configuration = req.configuration;
-    fresh.capacity_providers = Some(req.capacity_providers.unwrap_or_default());
-    fresh.default_capacity_provider_strategy = Some(req.default_capacity_provider_strategy.unwrap_or_default());
+    fresh.default_capacity_provider_strategy = Some(default);
     let stored = with_retry(|| async {
         match call.store().get_cluster(&name).await? {
             // ECS returns an existing active cluster unchanged.
@@ -107,6 +107,32 @@ pub async fn update(call: &Call<'_>, req: UpdateClusterRequest) -> Result<Update
     })
     .await?;
     Ok(UpdateClusterResponse { cluster: Some(with_counts(call, updated.value, &all_fields()).await?) })
+}
+
+/// PutClusterCapacityProviders: the cluster's providers and its default
+/// strategy, replaced together.
+pub async fn put_capacity_providers(
+    call: &Call<'_>,
+    req: PutClusterCapacityProvidersRequest,
+) -> Result<PutClusterCapacityProvidersResponse, ApiError> {
+    check_providers(&req.capacity_providers, &req.default_capacity_provider_strategy)?;
+    let name = arn::cluster_name(call.account(), Some(&req.cluster))?;
+    let updated = with_retry(|| async {
+        let current = active(call, &name).await?;
+        let mut c = current.value;
+        c.capacity_providers = Some(req.capacity_providers.clone());
+        c.default_capacity_provider_strategy = Some(req.default_capacity_provider_strategy.clone());
+        Ok(call.store().update_cluster(&c, current.version).await?)
+    })
+    .await?;
+    Ok(PutClusterCapacityProvidersResponse { cluster: Some(with_counts(call, updated.value, &all_fields()).await?) })
+}
+
+/// A cluster's providers and default strategy, as ECS checks them.
+fn check_providers(providers: &[String], default: &[CapacityProviderStrategyItem]) -> Result<(), ApiError> {
+    super::tasks::check_capacity(None, default)?;
+    capacity::validate_cluster_providers(providers, &super::convert::strategy_from_wire(default))?;
+    Ok(())
 }
 
 pub async fn update_settings(

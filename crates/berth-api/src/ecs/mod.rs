@@ -60,6 +60,7 @@ pub(crate) async fn dispatch(call: &Call<'_>, action: Action) -> Result<Value, A
         Action::DescribeTasks(r) => json(tasks::describe(call, r).await?),
         Action::ListTasks(r) => json(tasks::list(call, r).await?),
         Action::DescribeCapacityProviders(r) => json(capacity::describe(call, r).await?),
+        Action::PutClusterCapacityProviders(r) => json(clusters::put_capacity_providers(call, r).await?),
         Action::CreateService(r) => json(services::create(call, r).await?),
         Action::UpdateService(r) => json(services::update(call, r).await?),
         Action::DeleteService(r) => json(services::delete(call, r).await?),

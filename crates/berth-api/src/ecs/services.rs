@@ -55,7 +55,14 @@ pub async fn create(call: &Call<'_>, req: CreateServiceRequest) -> Result<Create
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
     let definition = active_definition(call, definition_ref).await?;
     let network = network(call, &definition, req.network_configuration.as_ref()).await?;
-    let launch = launch(req.launch_type, req.capacity_provider_strategy.as_deref(), req.platform_version.as_deref(), None)?;
+    let mut launch = launch(req.launch_type, req.capacity_provider_strategy.as_deref(), req.platform_version.as_deref(), None)?;
+    // Neither a launch type nor a strategy: the cluster's default strategy.
+    if req.launch_type.is_none() && launch.capacity_provider_strategy.is_empty() {
+        let default = cluster.value.default_capacity_provider_strategy.as_deref().unwrap_or_default();
+        launch.capacity_provider_strategy = convert::strategy_from_wire(default);
+    }
+    let associated = cluster.value.capacity_providers.clone().unwrap_or_default();
+    berth_model::capacity::validate_strategy(&launch.capacity_provider_strategy, Some(&associated))?;
     let new_tags = req.tags.clone().unwrap_or_default();
     tags::validate(&new_tags)?;
     let mut deployment_configuration = model::DeploymentConfiguration::default();

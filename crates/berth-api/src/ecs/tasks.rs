@@ -10,7 +10,9 @@
 use berth_control::placement::{self, Commit, PlacementTarget};
 use berth_control::scheduler::{self, Demand, Snapshot};
 use berth_model::arn::{self, ResourceArn};
+use berth_model::capacity;
 use berth_model::lifecycle::DesiredStatus;
+use berth_model::service::CapacityProviderItem;
 use berth_model::network::{self, AwsVpcRequest};
 use berth_model::task::{self as new_task, NewTask, StopCode};
 use berth_model::tags;
@@ -36,12 +38,14 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
             new_task::MAX_COUNT
         )));
     }
-    let capacity_provider = capacity_provider(req.launch_type, req.capacity_provider_strategy.as_deref().unwrap_or_default())?;
+    check_capacity(req.launch_type, req.capacity_provider_strategy.as_deref().unwrap_or_default())?;
     let cluster = match req.cluster.as_deref() {
         None | Some("") => clusters::ensure_default(call).await?,
         Some(p) => clusters::active(call, &arn::cluster_name(call.account(), Some(p))?).await?,
     };
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
+    let strategy =
+        run_strategy(&cluster.value, req.launch_type, req.capacity_provider_strategy.as_deref().unwrap_or_default())?;
     let definition = task_definitions::lookup(call, &req.task_definition).await?.value;
     if definition.definition.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::ecs("ClientException", "TaskDefinition is inactive"));
@@ -81,11 +85,19 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
         }
         None => ((0..count).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect(), Vec::new()),
     };
-    let missing: Vec<String> = ids.into_iter().filter(|id| !found.iter().any(|t| t.value.id() == id)).collect();
+    // Base first, then by weight, over this call's tasks (a retry gives
+    // each missing task the provider the first attempt would have).
+    let providers = capacity::assign(&strategy, &[], u32::try_from(count).unwrap_or(1));
+    let missing: Vec<(String, Option<&str>)> = ids
+        .into_iter()
+        .enumerate()
+        .filter(|(_, id)| !found.iter().any(|t| t.value.id() == id))
+        .map(|(i, id)| (id, providers.get(i).map(|p| strategy[*p].capacity_provider.as_str())))
+        .collect();
     let result = if missing.is_empty() {
         Ok(RunTaskResponse { tasks: Some(Vec::new()), failures: Some(Vec::new()) })
     } else {
-        launch(call, &req, &missing, &cluster_name, &definition, capacity_provider.as_deref(), network, &task_tags).await
+        launch(call, &req, &missing, &cluster_name, &definition, network, &task_tags).await
     };
     let result = result.map(|mut r| {
         if !found.is_empty() {
@@ -113,17 +125,16 @@ pub async fn run(call: &Call<'_>, req: RunTaskRequest) -> Result<RunTaskResponse
 async fn launch(
     call: &Call<'_>,
     req: &RunTaskRequest,
-    ids: &[String],
+    ids: &[(String, Option<&str>)],
     cluster_name: &str,
     definition: &berth_model::records::TaskDefinitionRecord,
-    capacity_provider: Option<&str>,
     network: Option<network::TaskNetwork>,
     task_tags: &[berth_wire::ecs::Tag],
 ) -> Result<RunTaskResponse, ApiError> {
     let now = now_epoch();
     let overrides = convert::overrides_from_wire(req.overrides.as_ref());
     let mut new_tasks = Vec::new();
-    for id in ids {
+    for (id, capacity_provider) in ids {
         new_tasks.push(new_task::build(NewTask {
             account: call.account(),
             cluster_name,
@@ -134,7 +145,7 @@ async fn launch(
             group: req.group.as_deref(),
             tags: convert::tags_from_wire(task_tags),
             enable_execute_command: req.enable_execute_command.unwrap_or(false),
-            capacity_provider,
+            capacity_provider: *capacity_provider,
             // Security groups as resolved (the default group when none was given).
             network: network.clone().map(|net| (net, uuid::Uuid::new_v4().to_string())),
             now,
@@ -354,21 +365,39 @@ fn as_scheduler_node(u: &NodeUsage, now: i64) -> scheduler::Node {
         memory_used: u.memory_used,
         tasks: u.tasks,
         schedulable: u.node.schedulable(now),
+        spot: scheduler::SpotPool {
+            cpu_total: u.node.spot_cpu,
+            memory_total: u.node.spot_memory,
+            cpu_used: u.spot_cpu_used,
+            memory_used: u.spot_memory_used,
+        },
     }
 }
 
-/// Berth runs Fargate tasks: launchType FARGATE, or a capacity provider
-/// strategy of FARGATE/FARGATE_SPOT. Returns the provider to record.
-fn capacity_provider(
+/// The strategy RunTask's tasks are split by: the request's, else the
+/// cluster's default (none for launchType FARGATE, or when neither is
+/// given). Checked as ECS checks it, against the providers associated
+/// with the cluster.
+fn run_strategy(
+    cluster: &berth_wire::ecs::Cluster,
     launch_type: Option<LaunchType>,
     strategy: &[CapacityProviderStrategyItem],
-) -> Result<Option<String>, ApiError> {
+) -> Result<Vec<CapacityProviderItem>, ApiError> {
     check_capacity(launch_type, strategy)?;
-    let best = strategy.iter().max_by_key(|i| (i.base.unwrap_or(0), i.weight.unwrap_or(0)));
-    Ok(best.map(|i| i.capacity_provider.clone()))
+    let associated = cluster.capacity_providers.clone().unwrap_or_default();
+    if !strategy.is_empty() {
+        let items = convert::strategy_from_wire(strategy);
+        capacity::validate_strategy(&items, Some(&associated))?;
+        return Ok(items);
+    }
+    if launch_type.is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(convert::strategy_from_wire(cluster.default_capacity_provider_strategy.as_deref().unwrap_or_default()))
 }
 
-/// A launch type or capacity provider strategy Berth can honour.
+/// A launch type or capacity provider strategy Berth can honour: launch
+/// type FARGATE, or a strategy of Fargate's providers (never both).
 pub(super) fn check_capacity(
     launch_type: Option<LaunchType>,
     strategy: &[CapacityProviderStrategyItem],
@@ -383,13 +412,14 @@ pub(super) fn check_capacity(
         ))),
         (None, false) => {
             for item in strategy {
-                if item.capacity_provider != "FARGATE" && item.capacity_provider != "FARGATE_SPOT" {
+                let name = &item.capacity_provider;
+                if item.weight.is_some_and(|w| w < 0) || item.base.is_some_and(|b| b < 0) {
                     return Err(ApiError::invalid_parameter(format!(
-                        "The specified capacity provider {} was not found. Berth offers FARGATE and FARGATE_SPOT.",
-                        item.capacity_provider
+                        "The base and weight of capacity provider {name} cannot be negative."
                     )));
                 }
             }
+            capacity::validate_strategy(&convert::strategy_from_wire(strategy), None)?;
             Ok(())
         }
     }
@@ -477,6 +507,7 @@ pub async fn list(call: &Call<'_>, req: ListTasksRequest) -> Result<ListTasksRes
         desired_status: Some(desired_status),
         launch_type: req.launch_type.map(|l| l.as_str().to_owned()),
         node_id: None,
+        capacity_provider: None,
         live_only: false,
     };
     let rows = call.store().list_tasks(&filter, Page { after, limit: limit + 1 }).await?;

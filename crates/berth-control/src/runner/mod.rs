@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use queue::Queue;
-pub use triggers::from_notices;
+pub use triggers::{every, from_notices};
 
 /// What a runner's keys must be: cheap to clone, comparable (the queue is
 /// ordered by time, then key), printable (spans and logs name the key).

@@ -39,3 +39,22 @@ where
         }
     })
 }
+
+/// Every key `list` gives, at once and then every `period`: a
+/// controller's resync, which catches whatever notices could not carry.
+pub fn every<K, L, Fut>(period: std::time::Duration, list: L) -> impl Stream<Item = K> + Send
+where
+    K: Send,
+    L: FnMut() -> Fut + Send,
+    Fut: Future<Output = Vec<K>> + Send,
+{
+    use futures_util::StreamExt as _;
+    stream::unfold((list, true), move |(mut list, first)| async move {
+        if !first {
+            tokio::time::sleep(period).await;
+        }
+        let keys = list().await;
+        Some((stream::iter(keys), (list, false)))
+    })
+    .flatten()
+}

@@ -612,9 +612,18 @@ fn ending_by_itself(t: &Task) -> bool {
     t.status() != TaskStatus::Stopped && t.desired() == DesiredStatus::Stopped && !requested(t)
 }
 
-/// Stopped at the scheduler's or a user's request.
+/// Stopped at the scheduler's or a user's request, or interrupted by
+/// Fargate Spot (the platform's request: not a failure of the task).
 fn requested(t: &Task) -> bool {
-    matches!(t.stop.as_ref().map(|r| r.code), Some(StopCode::UserInitiated | StopCode::ServiceSchedulerInitiated))
+    matches!(
+        t.stop.as_ref().map(|r| r.code),
+        Some(
+            StopCode::UserInitiated
+                | StopCode::ServiceSchedulerInitiated
+                | StopCode::TerminationNotice
+                | StopCode::SpotInterruption
+        )
+    )
 }
 
 /// Alive and wanted running.

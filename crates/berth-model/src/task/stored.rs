@@ -124,6 +124,7 @@ struct V0Task {
     stopping_at: Option<f64>,
     execution_stopped_at: Option<f64>,
     stopped_at: Option<f64>,
+    ephemeral_storage: Option<V0EphemeralStorage>,
 }
 
 #[derive(Deserialize, Default)]
@@ -354,7 +355,7 @@ fn from_v0(r: V0Record) -> Result<Task, StoredTaskError> {
         },
         runtime: RuntimeKind::Sandbox,
         accelerator: None,
-        ephemeral_storage_gib: None,
+        ephemeral_storage_gib: t.ephemeral_storage.and_then(|e| e.size_in_gib).and_then(|g| u32::try_from(g).ok()),
     })
 }
 
