@@ -2,13 +2,16 @@
 //! credentials, signs requests with SigV4 (AWS's own `aws-sigv4`, as the
 //! SDKs do) and turns AWS error bodies into errors.
 //!
-//! Where things come from, first found wins:
-//! - endpoint: `--endpoint`, `BERTH_ENDPOINT`, the data dir's `config`
-//!   (`endpoint_url`, written by `berth up`);
+//! Where things come from, first found wins, as the aws CLI reads them
+//! (the profile is `AWS_PROFILE`, else `default`):
+//! - endpoint: `--endpoint`, `BERTH_ENDPOINT`, `AWS_ENDPOINT_URL`, the
+//!   profile's `endpoint_url` in `AWS_CONFIG_FILE`, the data dir's
+//!   `config` (written by `berth up`);
 //! - credentials: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
-//!   (`AWS_SESSION_TOKEN`), the data dir's `credentials` (profile default);
-//! - region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the data dir's `config`,
-//!   `us-east-1`.
+//!   (`AWS_SESSION_TOKEN`), the profile in `AWS_SHARED_CREDENTIALS_FILE`,
+//!   the data dir's `credentials` (profile default);
+//! - region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region` in
+//!   `AWS_CONFIG_FILE`, the data dir's `config`, `us-east-1`.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -63,33 +66,55 @@ pub struct ServiceError {
 impl Client {
     pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
         let dir = args.data_dir.clone().unwrap_or_else(datadir::default_dir);
-        let config = read_ini(&dir.join("config"));
-        let endpoint = match &args.endpoint {
-            Some(e) => e.clone(),
-            None => config.get("endpoint_url").cloned().with_context(|| {
-                format!(
-                    "no Berth endpoint: give --endpoint or BERTH_ENDPOINT, or start `berth up` (it writes {})",
-                    dir.join("config").display()
-                )
-            })?,
+        let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+        // The exported AWS files first (as the aws CLI reads them), then
+        // what `berth up` wrote to the data dir.
+        let mut configs: Vec<Ini> = Vec::new();
+        if let Some(path) = env("AWS_CONFIG_FILE") {
+            configs.push(read_ini(Path::new(&path), &profile, IniKind::Config));
+        }
+        configs.push(read_ini(&dir.join("config"), "default", IniKind::Config));
+        let config = |key: &str| configs.iter().find_map(|c| c.get(key).cloned());
+        let endpoint = match args.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")).or_else(|| config("endpoint_url")) {
+            Some(e) => e,
+            None => bail!(
+                "no Berth endpoint: give --endpoint or BERTH_ENDPOINT, or start `berth up` (it writes {})",
+                dir.join("config").display()
+            ),
         };
         let region = env("AWS_REGION")
             .or_else(|| env("AWS_DEFAULT_REGION"))
-            .or_else(|| config.get("region").cloned())
+            .or_else(|| config("region"))
             .unwrap_or_else(|| "us-east-1".into());
+        let mut sources: Vec<(PathBuf, Ini)> = Vec::new();
+        if let Some(path) = env("AWS_SHARED_CREDENTIALS_FILE") {
+            let path = PathBuf::from(path);
+            let ini = read_ini(&path, &profile, IniKind::Credentials);
+            sources.push((path, ini));
+        }
+        let path = dir.join("credentials");
+        sources.push((path.clone(), read_ini(&path, "default", IniKind::Credentials)));
         let (access_key_id, secret_access_key, session_token) =
             match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
                 (Some(id), Some(secret)) => (id, secret, env("AWS_SESSION_TOKEN")),
                 _ => {
-                    let path = dir.join("credentials");
-                    let creds = read_ini(&path);
-                    match (creds.get("aws_access_key_id"), creds.get("aws_secret_access_key")) {
-                        (Some(id), Some(secret)) => (id.clone(), secret.clone(), None),
-                        _ => bail!(
-                            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use the data dir \
-                             `berth up` wrote them to ({} not readable)",
-                            path.display()
-                        ),
+                    let found = sources.iter().find_map(|(_, c)| {
+                        Some((
+                            c.get("aws_access_key_id")?.clone(),
+                            c.get("aws_secret_access_key")?.clone(),
+                            c.get("aws_session_token").cloned(),
+                        ))
+                    });
+                    match found {
+                        Some(creds) => creds,
+                        None => {
+                            let tried: Vec<String> = sources.iter().map(|(p, _)| p.display().to_string()).collect();
+                            bail!(
+                                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use the data dir \
+                                 `berth up` wrote them to (none in {}; profile {profile})",
+                                tried.join(", ")
+                            )
+                        }
                     }
                 }
             };
@@ -251,15 +276,29 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The `[default]` section of an AWS-style INI file (empty if unreadable).
-fn read_ini(path: &Path) -> std::collections::HashMap<String, String> {
+type Ini = std::collections::HashMap<String, String>;
+
+/// Which AWS file an INI is: profiles are `[profile NAME]` in the config
+/// file (but `[default]`), `[NAME]` in the credentials file.
+#[derive(Clone, Copy)]
+enum IniKind {
+    Config,
+    Credentials,
+}
+
+/// One profile's section of an AWS-style INI file (empty if unreadable).
+fn read_ini(path: &Path, profile: &str, kind: IniKind) -> Ini {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut in_default = false;
-    let mut out = std::collections::HashMap::new();
+    let header = match kind {
+        IniKind::Config if profile != "default" => format!("[profile {profile}]"),
+        _ => format!("[{profile}]"),
+    };
+    let mut inside = false;
+    let mut out = Ini::new();
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
-            in_default = line == "[default]";
-        } else if let (true, Some((k, v))) = (in_default, line.split_once('=')) {
+            inside = line.split_whitespace().collect::<Vec<_>>().join(" ") == header;
+        } else if let (true, Some((k, v))) = (inside, line.split_once('=')) {
             out.insert(k.trim().to_owned(), v.trim().to_owned());
         }
     }
@@ -271,7 +310,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ini_default_profile_only() {
+    fn ini_profiles_as_the_aws_cli_reads_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config");
         std::fs::write(
@@ -279,9 +318,16 @@ mod tests {
             "[profile other]\nregion = eu-west-1\n[default]\nregion = us-east-2\nendpoint_url = http://127.0.0.1:1\n",
         )
         .unwrap();
-        let ini = read_ini(&path);
+        let ini = read_ini(&path, "default", IniKind::Config);
         assert_eq!(ini.get("region").map(String::as_str), Some("us-east-2"));
         assert_eq!(ini.get("endpoint_url").map(String::as_str), Some("http://127.0.0.1:1"));
-        assert!(read_ini(&dir.path().join("missing")).is_empty());
+        let other = read_ini(&path, "other", IniKind::Config);
+        assert_eq!(other.get("region").map(String::as_str), Some("eu-west-1"));
+        assert!(other.get("endpoint_url").is_none(), "a profile does not inherit default's keys");
+        assert!(read_ini(&path, "other", IniKind::Credentials).is_empty(), "credentials files name profiles bare");
+        let creds = dir.path().join("credentials");
+        std::fs::write(&creds, "[default]\naws_access_key_id = A\n[other]\naws_access_key_id = B\n").unwrap();
+        assert_eq!(read_ini(&creds, "other", IniKind::Credentials).get("aws_access_key_id").map(String::as_str), Some("B"));
+        assert!(read_ini(&dir.path().join("missing"), "default", IniKind::Config).is_empty());
     }
 }

@@ -187,3 +187,41 @@ fn second_up_on_the_same_store_from_another_data_dir_is_refused() {
     let (status, _) = first.ecs("ListClusters", &json!({})).unwrap();
     assert_eq!(status, 200, "the first server is unharmed");
 }
+
+/// The client subcommands read the exported AWS files and profile as the
+/// aws CLI does, before the data dir's.
+#[test]
+fn client_subcommands_honour_aws_config_file_and_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = BerthProcess::start(bin(), &dir.path().join("data"), &[], &[]).unwrap();
+    let creds = b.creds().unwrap();
+    let (config, credentials) = (dir.path().join("aws-config"), dir.path().join("aws-credentials"));
+    std::fs::write(&config, format!("[default]\nregion = eu-west-3\n[profile berth]\nregion = us-east-1\nendpoint_url = {}\n", b.endpoint))
+        .unwrap();
+    std::fs::write(
+        &credentials,
+        format!(
+            "[default]\naws_access_key_id = AKIDWRONG\naws_secret_access_key = wrong\n[berth]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            creds.access_key_id, creds.secret_access_key
+        ),
+    )
+    .unwrap();
+    let empty = dir.path().join("no-data-dir");
+    let whoami = |envs: &[(&str, &std::ffi::OsStr)]| {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(["iam", "whoami", "--data-dir"]).arg(&empty);
+        for var in ["BERTH_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(envs.iter().copied()).output().unwrap()
+    };
+    let files = [("AWS_CONFIG_FILE", config.as_os_str()), ("AWS_SHARED_CREDENTIALS_FILE", credentials.as_os_str())];
+    let out = whoami(&[files[0], files[1], ("AWS_PROFILE", "berth".as_ref())]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("arn:aws:iam::000000000000:root"), "{stdout}");
+    // Without the profile: the default one, which names no endpoint here.
+    let out = whoami(&files);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Berth endpoint"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -4,7 +4,8 @@
 //! clientToken finds its task, none lost, none made twice; nothing of a
 //! stopped task left on the host), and `kill -9` of a task's shim (the
 //! task is STOPPED with a clear reason, its cgroup, mounts and network
-//! released), a full disk under the store; and a bounded load of 20
+//! released), `kill -9` of a container's process from the host (its
+//! exit code, 137, recorded), a full disk under the store; and a bounded load of 20
 //! clients. Busybox from a real registry on loopback; needs root.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
@@ -215,6 +216,27 @@ fn kill_9_of_a_tasks_shim_stops_the_task_with_a_clear_reason_and_releases_it() {
     assert_eq!(held_on_host(&id), Vec::<PathBuf>::new(), "released: {t:#}");
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(&id), "no mount of the task left");
+}
+
+#[test]
+fn a_container_process_killed_from_the_host_has_its_exit_code_recorded() {
+    if !can_run("a_container_process_killed_from_the_host_has_its_exit_code_recorded") {
+        return;
+    }
+    let w = World::start();
+    register_sleeper(&w, "victim");
+    let v = w.ecs("RunTask", run_body("victim", "victim-1"));
+    let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
+    let t = w.wait_for(&arn, "RUNNING", Duration::from_secs(60));
+    // runtimeId is NAME-PID, PID the container's init as the host sees it.
+    let runtime_id = t["containers"][0]["runtimeId"].as_str().unwrap();
+    let init: i32 = runtime_id.rsplit('-').next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let t = w.wait_for(&arn, "STOPPED", Duration::from_secs(60));
+    assert_eq!(t["containers"][0]["exitCode"], 137, "128 + SIGKILL, as ECS reports it: {t:#}");
+    assert_eq!(t["stopCode"], "EssentialContainerExited", "{t:#}");
+    assert_eq!(t["desiredStatus"], "STOPPED", "{t:#}");
+    assert_eq!(held_on_host(&task_id(&arn)), Vec::<PathBuf>::new(), "released: {t:#}");
 }
 
 impl World {
