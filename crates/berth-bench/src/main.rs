@@ -17,6 +17,7 @@ mod baseline;
 mod client;
 mod control;
 mod density;
+mod flood;
 mod launch;
 mod machine;
 mod procfs;
@@ -81,6 +82,8 @@ enum Command {
     Proxy,
     /// 7. The usage sampler's CPU cost at 300 idle tasks (synthetic cgroups).
     Usage,
+    /// 8. DescribeTasks latency while one task floods awslogs, and the store's growth.
+    Flood,
 }
 
 /// The counts and sizes (defaults: the benchmark as specified).
@@ -142,6 +145,12 @@ pub struct Opts {
     /// Sampling ticks of the usage benchmark (0: 120, ten minutes' worth at 5 s).
     #[arg(long, default_value_t = 0, global = true)]
     usage_ticks: usize,
+    /// DescribeTasks calls per figure of the log-flood benchmark.
+    #[arg(long, default_value_t = 2000, global = true)]
+    flood_calls: usize,
+    /// Seconds the log-flood benchmark's task floods.
+    #[arg(long, default_value_t = 30, global = true)]
+    flood_seconds: u64,
 }
 
 impl Opts {
@@ -162,6 +171,8 @@ impl Opts {
         self.proxy_connections = 8;
         self.proxy_seconds = 1;
         self.usage_ticks = 24;
+        self.flood_calls = 200;
+        self.flood_seconds = 8;
         self
     }
 }
@@ -258,7 +269,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut ctx = Ctx { bins, work, opts, images: None, report: std::mem::take(&mut report), bench: "setup" };
 
     type Bench = fn(&mut Ctx) -> anyhow::Result<()>;
-    let benches: [(&'static str, Command, Bench); 7] = [
+    let benches: [(&'static str, Command, Bench); 8] = [
         ("launch", Command::Launch, launch::run),
         ("throughput", Command::Throughput, throughput::run),
         ("density", Command::Density, density::run),
@@ -266,6 +277,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         ("pull", Command::Pull, pull::run_bench),
         ("proxy", Command::Proxy, proxy::run),
         ("usage", Command::Usage, usage::run),
+        ("flood", Command::Flood, flood::run),
     ];
     for (name, command, bench) in benches {
         if cli.command != Command::All && cli.command != command {
